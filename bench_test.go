@@ -1,0 +1,102 @@
+package mmdb
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"testing"
+)
+
+// Benchmarks for the foundation. Run:
+//
+//	go test -run '^$' -bench . -benchtime 2s .
+//
+// Results and the commands that produced them are in BENCHMARKS.md.
+
+func benchDB(b *testing.B, n, dim int) (*DB, [][]float32) {
+	b.Helper()
+	db, _ := openTest(b, Modality{Name: "v", Dim: dim, Metric: Cosine})
+	r := rand.New(rand.NewPCG(9, 9))
+	const batch = 10000
+	for start := 0; start < n; start += batch {
+		items := make([]Item, 0, batch)
+		for i := start; i < min(n, start+batch); i++ {
+			items = append(items, Item{ID: fmt.Sprintf("i%d", i), Vectors: map[string][]float32{"v": randVec(r, dim)}})
+		}
+		if err := db.Put(ctx, items...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	qs := make([][]float32, 64)
+	for i := range qs {
+		qs[i] = randVec(r, dim)
+	}
+	return db, qs
+}
+
+// BenchmarkSearchExact: one exact top-10 query over n vectors (ns/op is
+// per query).
+func BenchmarkSearchExact(b *testing.B) {
+	for _, c := range []struct{ n, dim int }{{500, 512}, {100_000, 128}} {
+		b.Run(fmt.Sprintf("%dx%d", c.n, c.dim), func(b *testing.B) {
+			db, qs := benchDB(b, c.n, c.dim)
+			b.ResetTimer()
+			i := 0
+			for b.Loop() {
+				if _, err := db.Search(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}, K: 10, Exact: true}); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkPut: items/s for batches of 1, 100 and 10,000 items of 512-d
+// vectors, with the default fsync on every commit and with NoSync; also
+// the file's bytes per item.
+func BenchmarkPut(b *testing.B) {
+	for _, noSync := range []bool{false, true} {
+		for _, batch := range []int{1, 100, 10_000} {
+			name := fmt.Sprintf("sync/batch=%d", batch)
+			if noSync {
+				name = fmt.Sprintf("nosync/batch=%d", batch)
+			}
+			b.Run(name, func(b *testing.B) {
+				path := b.TempDir() + "/put.mmdb"
+				db, err := Open(path, &Options{NoSync: noSync})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				if err := db.DefineModality(Modality{Name: "v", Dim: 512, Metric: Cosine}); err != nil {
+					b.Fatal(err)
+				}
+				r := rand.New(rand.NewPCG(5, 5))
+				pool := make([][]float32, 256)
+				for i := range pool {
+					pool[i] = randVec(r, 512)
+				}
+				next := 0
+				items := make([]Item, batch)
+				b.ResetTimer()
+				for b.Loop() {
+					for j := range items {
+						items[j] = Item{ID: fmt.Sprintf("item-%09d", next), Attrs: map[string]any{"n": next},
+							Vectors: map[string][]float32{"v": pool[next%len(pool)]}}
+						next++
+					}
+					if err := db.Put(ctx, items...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(next)/b.Elapsed().Seconds(), "items/s")
+				db.Close()
+				if fi, err := os.Stat(path); err == nil && next >= 1000 {
+					b.ReportMetric(float64(fi.Size())/float64(next), "file-bytes/item")
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/mmdb-go/mmdb"
+)
+
+var concepts = []string{"dog", "cat", "car", "beach", "pizza", "guitar", "mountain", "bicycle", "clock", "tree", "boat", "bird"}
+
+// synthCorpus makes items whose image and text vectors come from one shared
+// latent per concept (as a CLIP-like encoder pair would give, with a
+// modality gap between them), and whose audio vectors live in a space of
+// their own.
+func synthCorpus(n int, seed uint64) []mmdb.Item {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	const dim, adim = 64, 24
+	gauss := func(d int, s float64) []float32 {
+		v := make([]float32, d)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * s)
+		}
+		return v
+	}
+	centres := make([][]float32, len(concepts))
+	sounds := make([][]float32, len(concepts))
+	for k := range concepts {
+		centres[k] = gauss(dim, 1)
+		sounds[k] = gauss(adim, 1)
+	}
+	gapImg, gapTxt := gauss(dim, 0.35), gauss(dim, 0.35)
+	items := make([]mmdb.Item, n)
+	for i := range items {
+		k := i % len(concepts)
+		latent := centres[k]
+		own := gauss(dim, 0.45) // what makes this item itself
+		img, txt := make([]float32, dim), make([]float32, dim)
+		ni, nt := gauss(dim, 0.35), gauss(dim, 0.35)
+		for j := range dim {
+			img[j] = latent[j] + own[j] + ni[j] + gapImg[j]
+			txt[j] = latent[j] + own[j] + nt[j] + gapTxt[j]
+		}
+		it := mmdb.Item{
+			ID:      fmt.Sprintf("%s-%04d", concepts[k], i),
+			Attrs:   map[string]any{"concept": concepts[k], "year": 2000 + i%25},
+			Vectors: map[string][]float32{"image": img, "text": txt},
+		}
+		if i%3 == 0 { // a third of the items also have a sound
+			a := gauss(adim, 0.5)
+			for j := range a {
+				a[j] += sounds[k][j]
+			}
+			it.Vectors["audio"] = a
+		}
+		items[i] = it
+	}
+	return items
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "demo [-dir DIR] [-items N]", stderr)
+	dir := fs.String("dir", "", "where to create demo.mmdb (default: a temporary directory, removed afterwards)")
+	n := fs.Int("items", 3000, "number of synthetic items")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *n < len(concepts) {
+		return fmt.Errorf("%w: -items must be at least %d", errUsage, len(concepts))
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "mmdb-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	path := filepath.Join(*dir, "demo.mmdb")
+	os.Remove(path)
+	db, err := mmdb.Open(path, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	for _, m := range []mmdb.Modality{
+		{Name: "image", Dim: 64, Metric: mmdb.Cosine, Space: "synthetic-clip"},
+		{Name: "text", Dim: 64, Metric: mmdb.Cosine, Space: "synthetic-clip"},
+		{Name: "audio", Dim: 24, Metric: mmdb.Cosine, Space: "synthetic-mfcc"},
+	} {
+		if err := db.DefineModality(m); err != nil {
+			return err
+		}
+	}
+	items := synthCorpus(*n, 42)
+	if err := db.Put(ctx, items...); err != nil {
+		return err
+	}
+	fi, _ := os.Stat(path)
+	fmt.Fprintf(stdout, "Built %s: %d items, %.1f MiB\n\n", path, db.Count(), float64(fi.Size())/(1<<20))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "modality\tdim\tmetric\tspace")
+	for _, m := range db.Modalities() {
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\n", m.Name, m.Dim, m.Metric, m.Space)
+	}
+	tw.Flush()
+
+	probe := items[1] // a "cat"
+	fmt.Fprintf(stdout, "\nText-to-image: the 8 images nearest to the text of %q\n", probe.ID)
+	hits, err := db.Search(ctx, mmdb.Query{Target: "image", Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}}, K: 8})
+	if err != nil {
+		return err
+	}
+	if err := printHits(ctx, db, stdout, hits); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(stdout, "\nSelf-evaluation: each item's text looks for its own image among all images")
+	for _, pair := range [][2]string{{"text", "image"}, {"image", "text"}} {
+		rep, err := db.Evaluate(ctx, pair[0], pair[1], nil)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, " ", rep)
+	}
+
+	fmt.Fprintln(stdout, "\nText-to-audio: audio comes from another encoder, so there is no direct route:")
+	_, err = db.Search(ctx, mmdb.Query{Target: "audio", Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}}})
+	if !errors.Is(err, mmdb.ErrNoRoute) {
+		return fmt.Errorf("expected ErrNoRoute, got %v", err)
+	}
+	fmt.Fprintln(stdout, " ", err)
+	return nil
+}
+
+func printHits(ctx context.Context, db *mmdb.DB, w io.Writer, hits []mmdb.Hit) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  rank\tid\tconcept\tscore")
+	for i, h := range hits {
+		it, err := db.Get(ctx, h.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%v\t%.3f\n", i+1, h.ID, it.Attrs["concept"], h.Score)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestRunExitCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		{"no args", nil, 2, "", "usage: mmdb"},
+		{"help", []string{"help"}, 0, "", "commands:"},
+		{"unknown", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{"version", []string{"version"}, 0, "mmdb dev", ""},
+		{"bad flag", []string{"demo", "-nope"}, 2, "", "flag provided but not defined"},
+		{"too few items", []string{"demo", "-items", "3"}, 2, "", "at least 12"},
+		{"demo", []string{"demo", "-items", "600", "-dir", ""}, 0, "Text-to-image", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), tc.args, &out, &errb)
+			assert.Equal(t, tc.code, code, "stderr: %s", errb.String())
+			assert.Contains(t, out.String(), tc.out)
+			assert.Contains(t, errb.String(), tc.err)
+		})
+	}
+}
+
+// The demo's corpus shares a space between text and image: its
+// self-evaluation must be far above chance, and text-to-audio must be
+// refused with ErrNoRoute rather than answered wrongly.
+func TestDemoOutput(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"demo", "-items", "1200", "-dir", t.TempDir()}, &out, &errb)
+	assert.Equal(t, 0, code, errb.String())
+	s := out.String()
+	assert.Contains(t, s, "1200 items")
+	assert.Contains(t, s, "text->image over 1000 queries x 1200 targets")
+	assert.Contains(t, s, "no route between modalities")
+	assert.Regexp(t, `1\s+cat-0001\s+cat`, s, "an item's own image ranks first for its text")
+}

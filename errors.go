@@ -1,0 +1,45 @@
+package mmdb
+
+import (
+	"errors"
+
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/mmdb-go/mmdb/storage"
+)
+
+// Sentinel errors. Every error mmdb returns for one of these conditions
+// wraps the matching value, with a message naming the item, modality or
+// file concerned.
+var (
+	// ErrClosed: the DB has been closed.
+	ErrClosed = errors.New("mmdb: database is closed")
+	// ErrNotFound: no item has the given ID.
+	ErrNotFound = errors.New("not found")
+	// ErrUnknownModality: a name that DefineModality never defined.
+	ErrUnknownModality = errors.New("unknown modality")
+	// ErrModalityConflict: DefineModality with an existing name but another
+	// Dim, Metric or Space.
+	ErrModalityConflict = errors.New("modality already defined differently")
+	// ErrInvalidID: an empty ID, an ID over MaxIDLen bytes, or one that is
+	// not valid UTF-8.
+	ErrInvalidID = errors.New("invalid item ID")
+	// ErrNoRoute: the probe's modality cannot reach the target's.
+	ErrNoRoute = errors.New("no route between modalities")
+	// ErrInvalidQuery: a malformed Query.
+	ErrInvalidQuery = errors.New("invalid query")
+
+	// ErrDimension: a vector's length differs from its modality's Dim.
+	ErrDimension = modality.ErrDimension
+	// ErrInvalidVector: NaN or Inf values, or a zero vector under Cosine.
+	ErrInvalidVector = modality.ErrInvalidVector
+	// ErrInvalidSchema: a malformed Modality definition.
+	ErrInvalidSchema = modality.ErrInvalidSchema
+	// ErrAttribute: an attribute name or value mmdb cannot store.
+	ErrAttribute = storage.ErrAttribute
+	// ErrNotDatabase: Open found a file that is not an mmdb database.
+	ErrNotDatabase = storage.ErrNotDatabase
+	// ErrVersion: Open found a file written by a newer mmdb.
+	ErrVersion = storage.ErrVersion
+	// ErrCorrupt: a stored record could not be decoded.
+	ErrCorrupt = storage.ErrCorrupt
+)

@@ -1,0 +1,143 @@
+package hnsw
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Serialised indexes are framed as: 4-byte magic naming the engine, uint32
+// format version, the engine's payload, then a CRC-32C of everything before
+// it. Loaders read the whole frame, check the checksum first, and only then
+// parse, with every length checked against what remains: damaged input is
+// an error, never a panic or a huge allocation.
+
+// frameWriter accumulates a frame in memory and writes it with its checksum.
+type frameWriter struct {
+	buf []byte
+}
+
+func newFrame(magic string, version uint32) *frameWriter {
+	f := &frameWriter{buf: make([]byte, 0, 1<<16)}
+	f.buf = append(f.buf, magic...)
+	f.u32(version)
+	return f
+}
+
+func (f *frameWriter) u32(v uint32) { f.buf = binary.LittleEndian.AppendUint32(f.buf, v) }
+func (f *frameWriter) u64(v uint64) { f.buf = binary.LittleEndian.AppendUint64(f.buf, v) }
+
+func (f *frameWriter) f32s(v []float32) {
+	for _, x := range v {
+		f.u32(math.Float32bits(x))
+	}
+}
+
+func (f *frameWriter) u32s(v []uint32) {
+	for _, x := range v {
+		f.u32(x)
+	}
+}
+
+func (f *frameWriter) writeTo(w io.Writer) error {
+	f.buf = binary.LittleEndian.AppendUint32(f.buf, crc32.Checksum(f.buf, castagnoli))
+	_, err := w.Write(f.buf)
+	return err
+}
+
+// frameReader parses a frame whose checksum has been verified.
+type frameReader struct {
+	b   []byte
+	err error
+}
+
+// openFrame reads r to the end, verifies magic, version and checksum, and
+// returns a reader positioned on the payload.
+func openFrame(r io.Reader, magic string, version uint32) (*frameReader, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < len(magic)+8 {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrFormat, len(b))
+	}
+	if string(b[:len(magic)]) != magic {
+		return nil, fmt.Errorf("%w: magic %q, want %q", ErrFormat, b[:len(magic)], magic)
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: checksum mismatch (truncated or corrupted)", ErrFormat)
+	}
+	fr := &frameReader{b: body[len(magic):]}
+	if v := fr.u32(); v != version {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, version)
+	}
+	return fr, nil
+}
+
+func (f *frameReader) need(n uint64) bool {
+	if f.err != nil {
+		return false
+	}
+	if uint64(len(f.b)) < n {
+		f.err = fmt.Errorf("%w: truncated payload", ErrFormat)
+		return false
+	}
+	return true
+}
+
+func (f *frameReader) u32() uint32 {
+	if !f.need(4) {
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(f.b)
+	f.b = f.b[4:]
+	return v
+}
+
+func (f *frameReader) u64() uint64 {
+	if !f.need(8) {
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(f.b)
+	f.b = f.b[8:]
+	return v
+}
+
+// f32s reads n floats; n is checked against the remaining bytes before
+// anything is allocated.
+func (f *frameReader) f32s(n uint64) []float32 {
+	if !f.need(4 * n) {
+		return nil
+	}
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(f.b[4*i:]))
+	}
+	f.b = f.b[4*n:]
+	return out
+}
+
+func (f *frameReader) u32s(n uint64) []uint32 {
+	if !f.need(4 * n) {
+		return nil
+	}
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(f.b[4*i:])
+	}
+	f.b = f.b[4*n:]
+	return out
+}
+
+// done reports the first error, or one if bytes are left over.
+func (f *frameReader) done() error {
+	if f.err == nil && len(f.b) != 0 {
+		f.err = fmt.Errorf("%w: %d unexpected trailing bytes", ErrFormat, len(f.b))
+	}
+	return f.err
+}

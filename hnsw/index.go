@@ -1,0 +1,61 @@
+package hnsw
+
+import (
+	"errors"
+	"io"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// Result is one neighbour: an internal ID and its distance to the query
+// under the index's metric (smaller is closer).
+type Result struct {
+	ID   uint32
+	Dist float32
+}
+
+// SearchOptions tune one search.
+type SearchOptions struct {
+	// Ef is the beam width of a graph search; zero uses the index default.
+	// Ignored by exact engines.
+	Ef int
+	// Allow, when non-nil, restricts results to the IDs it holds.
+	Allow *roaring.Bitmap
+	// Exact asks for a brute-force scan over the index's own vectors:
+	// 100% recall, cost linear in the index size.
+	Exact bool
+}
+
+// Index is a nearest-neighbour index over the vectors of one modality.
+// Implementations are safe for concurrent use.
+type Index interface {
+	// Add inserts vec under id, replacing any vector id already had. vec
+	// must have the index's dimension; the index keeps its own copy.
+	Add(id uint32, vec []float32) error
+	// Delete removes id and reports whether it was present.
+	Delete(id uint32) bool
+	// Search returns up to k nearest neighbours of q, closest first.
+	Search(q []float32, k int, opts SearchOptions) []Result
+	// Vector returns a copy of id's vector.
+	Vector(id uint32) ([]float32, bool)
+	// Len is the number of live vectors.
+	Len() int
+	// Dim is the vector dimension.
+	Dim() int
+	// Metric is the distance the index ranks by.
+	Metric() modality.Metric
+	// Save writes the index in its binary format.
+	Save(w io.Writer) error
+	// Load replaces the index's contents with what Save wrote. Damaged or
+	// truncated input gives an error wrapping ErrFormat, never a panic.
+	Load(r io.Reader) error
+}
+
+var (
+	// ErrFormat: serialised index data is damaged, truncated or of another
+	// engine or version.
+	ErrFormat = errors.New("hnsw: bad index data")
+	// ErrDimension: a vector's length differs from the index's dimension.
+	ErrDimension = errors.New("hnsw: wrong dimension")
+)

@@ -1,0 +1,114 @@
+package hnsw
+
+// maxHeap is a bounded max-heap on Dist: it keeps the k smallest results
+// seen, with the worst of them on top so it can be evicted in O(log k).
+// Hand-written rather than container/heap to avoid interface calls on the
+// search path.
+type maxHeap []Result
+
+func (h *maxHeap) push(r Result) {
+	*h = append(*h, r)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if s[p].Dist >= s[i].Dist {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *maxHeap) pop() Result {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	*h = s[:n]
+	siftDownMax(s[:n], 0)
+	return top
+}
+
+func siftDownMax(s []Result, i int) {
+	n := len(s)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		c := l
+		if r := l + 1; r < n && s[r].Dist > s[l].Dist {
+			c = r
+		}
+		if s[i].Dist >= s[c].Dist {
+			return
+		}
+		s[i], s[c] = s[c], s[i]
+		i = c
+	}
+}
+
+// offer adds r if the heap holds fewer than k results or r beats the worst.
+func (h *maxHeap) offer(r Result, k int) {
+	if len(*h) < k {
+		h.push(r)
+		return
+	}
+	if r.Dist < (*h)[0].Dist {
+		(*h)[0] = r
+		siftDownMax(*h, 0)
+	}
+}
+
+// sorted empties the heap into a slice ordered closest first.
+func (h *maxHeap) sorted() []Result {
+	out := make([]Result, len(*h))
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = h.pop()
+	}
+	return out
+}
+
+// minHeap is a min-heap on Dist: the candidate queue of a graph search.
+type minHeap []Result
+
+func (h *minHeap) push(r Result) {
+	*h = append(*h, r)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if s[p].Dist <= s[i].Dist {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *minHeap) pop() Result {
+	s := *h
+	top := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	*h = s
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		c := l
+		if r := l + 1; r < n && s[r].Dist < s[l].Dist {
+			c = r
+		}
+		if s[i].Dist <= s[c].Dist {
+			break
+		}
+		s[i], s[c] = s[c], s[i]
+		i = c
+	}
+	return top
+}

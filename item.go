@@ -1,0 +1,323 @@
+package mmdb
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"unicode/utf8"
+
+	"github.com/mmdb-go/mmdb/storage"
+)
+
+// MaxIDLen is the longest item ID, in bytes.
+const MaxIDLen = 512
+
+// Item is one stored object: an ID, attributes, and at most one vector per
+// modality. An item may carry any subset of the defined modalities.
+type Item struct {
+	// ID is the caller's identifier: 1 to MaxIDLen bytes of UTF-8.
+	ID string
+	// Attrs are filterable attributes. Values must be strings, integers,
+	// floats, bools or []string; they are stored as string, int64, float64,
+	// bool and []string, which is what Get returns.
+	Attrs map[string]any
+	// Vectors maps a modality name to the item's vector of that modality.
+	// Cosine vectors are stored normalised to unit length.
+	Vectors map[string][]float32
+}
+
+// prepared is an item validated and converted for storage.
+type prepared struct {
+	ext   string
+	attrs map[string]any
+	vecs  [][]float32 // by schema index; nil where the item has none
+}
+
+// change is a committed write, to apply to the in-memory state.
+type change struct {
+	id      uint32
+	ext     string
+	deleted bool
+	isNew   bool
+	vecs    [][]float32
+}
+
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidID, len(id), MaxIDLen)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: not valid UTF-8", ErrInvalidID)
+	}
+	return nil
+}
+
+// prepareLocked validates one item against the schema; db.mu is held.
+func (db *DB) prepareLocked(it Item) (prepared, error) {
+	if err := validateID(it.ID); err != nil {
+		return prepared{}, fmt.Errorf("item %q: %w", it.ID, err)
+	}
+	attrs, err := storage.CanonicalAttrs(it.Attrs)
+	if err != nil {
+		return prepared{}, fmt.Errorf("item %q: %w", it.ID, err)
+	}
+	p := prepared{ext: it.ID, attrs: attrs, vecs: make([][]float32, len(db.schema))}
+	for name, v := range it.Vectors {
+		m, _, err := db.modalityLocked(name)
+		if err != nil {
+			return prepared{}, fmt.Errorf("item %q: %w", it.ID, err)
+		}
+		pv, err := m.Prepare(v)
+		if err != nil {
+			return prepared{}, fmt.Errorf("item %q: modality %q: %w", it.ID, name, err)
+		}
+		p.vecs[db.byName[name]] = pv
+	}
+	return p, nil
+}
+
+// Put stores items, replacing any existing item with the same ID (its old
+// attributes and vectors are all replaced). The batch is atomic: every item
+// is validated first, and one bad item means nothing is written. Within a
+// batch, a later item with a repeated ID wins.
+func (db *DB) Put(ctx context.Context, items ...Item) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	preps := make([]prepared, len(items))
+	for i, it := range items {
+		p, err := db.prepareLocked(it)
+		if err != nil {
+			db.mu.RUnlock()
+			return fmt.Errorf("mmdb: put: batch position %d: %w", i, err)
+		}
+		preps[i] = p
+	}
+	names := db.modalityNamesLocked()
+	db.mu.RUnlock()
+
+	changes := make([]change, 0, len(preps))
+	err := db.store.Update(func(tx *storage.Tx) error {
+		for i, p := range preps {
+			if i%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			id, exists := tx.LookupID(p.ext)
+			if !exists {
+				var err error
+				if id, err = tx.AllocID(p.ext); err != nil {
+					return err
+				}
+			}
+			if err := tx.PutRecord(id, storage.Record{ID: p.ext, Attrs: p.attrs}); err != nil {
+				return fmt.Errorf("item %q: %w", p.ext, err)
+			}
+			for mi, v := range p.vecs {
+				var err error
+				if v != nil {
+					err = tx.PutVector(names[mi], id, v)
+				} else if exists {
+					err = tx.DeleteVector(names[mi], id)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			changes = append(changes, change{id: id, ext: p.ext, isNew: !exists, vecs: p.vecs})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mmdb: put: %w", err)
+	}
+	db.apply(changes)
+	return nil
+}
+
+// apply brings the in-memory state up to date with committed changes.
+// Only writers call it, in commit order, under writeMu.
+func (db *DB) apply(changes []change) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for _, c := range changes {
+		if c.deleted {
+			db.extIDs[c.id] = ""
+			db.count--
+			for _, idx := range db.indexes {
+				idx.Delete(c.id)
+			}
+			continue
+		}
+		for int(c.id) >= len(db.extIDs) {
+			db.extIDs = append(db.extIDs, "")
+		}
+		if db.extIDs[c.id] == "" {
+			db.count++
+		}
+		db.extIDs[c.id] = c.ext
+		for mi, idx := range db.indexes {
+			if mi < len(c.vecs) && c.vecs[mi] != nil {
+				// Dimensions were validated, so Add cannot fail here.
+				_ = idx.Add(c.id, c.vecs[mi])
+			} else if !c.isNew {
+				idx.Delete(c.id)
+			}
+		}
+	}
+}
+
+func (db *DB) modalityNamesLocked() []string {
+	names := make([]string, len(db.schema))
+	for i, m := range db.schema {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// Get returns the item with the given ID, or an error wrapping ErrNotFound.
+func (db *DB) Get(ctx context.Context, id string) (Item, error) {
+	if err := ctx.Err(); err != nil {
+		return Item{}, err
+	}
+	names, err := db.readNames()
+	if err != nil {
+		return Item{}, err
+	}
+	var it Item
+	err = db.store.View(func(tx *storage.Tx) error {
+		iid, ok := tx.LookupID(id)
+		if !ok {
+			return fmt.Errorf("item %q: %w", id, ErrNotFound)
+		}
+		r, ok, err := tx.Record(iid)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: ID map points at missing item %d", ErrCorrupt, iid)
+		}
+		it = readItem(tx, iid, r, names)
+		return nil
+	})
+	if err != nil {
+		return Item{}, fmt.Errorf("mmdb: get: %w", err)
+	}
+	return it, nil
+}
+
+// readItem assembles an item from its record and stored vectors.
+func readItem(tx *storage.Tx, iid uint32, r storage.Record, names []string) Item {
+	it := Item{ID: r.ID, Attrs: r.Attrs}
+	for _, name := range names {
+		if v, ok := tx.Vector(name, iid); ok {
+			if it.Vectors == nil {
+				it.Vectors = map[string][]float32{}
+			}
+			it.Vectors[name] = v
+		}
+	}
+	return it
+}
+
+func (db *DB) readNames() ([]string, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	return db.modalityNamesLocked(), nil
+}
+
+// Delete removes items by ID. It is atomic: if any ID is unknown, it fails
+// with ErrNotFound and deletes nothing.
+func (db *DB) Delete(ctx context.Context, ids ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	names, err := db.readNames()
+	if err != nil {
+		return err
+	}
+	var changes []change
+	err = db.store.Update(func(tx *storage.Tx) error {
+		seen := map[string]bool{}
+		for _, ext := range ids {
+			if seen[ext] {
+				continue
+			}
+			seen[ext] = true
+			iid, ok := tx.LookupID(ext)
+			if !ok {
+				return fmt.Errorf("item %q: %w", ext, ErrNotFound)
+			}
+			if err := tx.DeleteItem(iid, ext, names); err != nil {
+				return err
+			}
+			changes = append(changes, change{id: iid, ext: ext, deleted: true})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mmdb: delete: %w", err)
+	}
+	db.apply(changes)
+	return nil
+}
+
+// itemsPage is how many items Items reads per read transaction.
+const itemsPage = 256
+
+// Items iterates over every item in insertion order. It reads in pages of
+// short read transactions, so the loop body may write to the database;
+// items written or deleted during the iteration may or may not be seen.
+// Iteration stops at the first error, which is yielded with a zero Item.
+func (db *DB) Items(ctx context.Context) iter.Seq2[Item, error] {
+	return func(yield func(Item, error) bool) {
+		var next uint32
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(Item{}, err)
+				return
+			}
+			names, err := db.readNames()
+			if err != nil {
+				yield(Item{}, err)
+				return
+			}
+			page := make([]Item, 0, itemsPage)
+			err = db.store.View(func(tx *storage.Tx) error {
+				return tx.ForEachRecord(next, func(iid uint32, r storage.Record) (bool, error) {
+					page = append(page, readItem(tx, iid, r, names))
+					next = iid + 1
+					return len(page) < itemsPage, nil
+				})
+			})
+			if err != nil {
+				yield(Item{}, fmt.Errorf("mmdb: items: %w", err))
+				return
+			}
+			for _, it := range page {
+				if !yield(it, nil) {
+					return
+				}
+			}
+			if len(page) < itemsPage {
+				return
+			}
+		}
+	}
+}

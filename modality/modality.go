@@ -1,0 +1,164 @@
+package modality
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+)
+
+// Metric is how two vectors of a modality are compared.
+type Metric uint8
+
+const (
+	// Cosine compares directions: vectors are normalised on the way in and
+	// compared by dot product. Score is the cosine similarity, distance is
+	// 1 - cosine.
+	Cosine Metric = iota + 1
+	// Dot is the raw inner product: score is the dot product, distance is
+	// its negation. Use it when the encoder's norms carry meaning.
+	Dot
+	// L2 is Euclidean distance. Score is the negated distance.
+	L2
+)
+
+// String returns the metric's lower-case name.
+func (m Metric) String() string {
+	switch m {
+	case Cosine:
+		return "cosine"
+	case Dot:
+		return "dot"
+	case L2:
+		return "l2"
+	}
+	return fmt.Sprintf("metric(%d)", uint8(m))
+}
+
+// ParseMetric is the inverse of Metric.String.
+func ParseMetric(s string) (Metric, error) {
+	switch s {
+	case "cosine", "Cosine", "COSINE":
+		return Cosine, nil
+	case "dot", "Dot", "DOT", "ip":
+		return Dot, nil
+	case "l2", "L2", "euclidean":
+		return L2, nil
+	}
+	return 0, fmt.Errorf("%w: unknown metric %q (want cosine, dot or l2)", ErrInvalidSchema, s)
+}
+
+// Valid reports whether m is one of the defined metrics.
+func (m Metric) Valid() bool { return m >= Cosine && m <= L2 }
+
+// Sentinel errors. Errors returned by this package wrap one of these, so
+// callers test them with errors.Is.
+var (
+	// ErrDimension: a vector's length differs from its modality's Dim.
+	ErrDimension = errors.New("wrong dimension")
+	// ErrInvalidVector: a vector holds NaN or Inf, or is zero under Cosine.
+	ErrInvalidVector = errors.New("invalid vector")
+	// ErrInvalidSchema: a Modality definition is malformed.
+	ErrInvalidSchema = errors.New("invalid modality definition")
+)
+
+// MaxDim bounds a modality's dimension; larger vectors are almost always a
+// mistake (a flattened image, a wrong axis) and would make records huge.
+const MaxDim = 65536
+
+var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_\-]{0,63}$`)
+
+// Modality is the schema of one kind of embedding.
+type Modality struct {
+	// Name identifies the modality on items and in queries ("image").
+	Name string `msgpack:"name" json:"name"`
+	// Dim is the vector length every item's vector must have.
+	Dim int `msgpack:"dim" json:"dim"`
+	// Metric is how vectors are compared.
+	Metric Metric `msgpack:"metric" json:"metric"`
+	// Space names the embedding space ("clip-vit-b16"). Modalities that share
+	// a Space are directly comparable. Empty means a space of its own,
+	// named after the modality.
+	Space string `msgpack:"space" json:"space"`
+}
+
+// SpaceName returns the modality's Space, or its Name when Space is empty.
+func (m Modality) SpaceName() string {
+	if m.Space == "" {
+		return m.Name
+	}
+	return m.Space
+}
+
+// Validate checks the definition itself.
+func (m Modality) Validate() error {
+	if !nameRE.MatchString(m.Name) {
+		return fmt.Errorf("%w: name %q must be 1-64 letters, digits, '_' or '-', starting with a letter or '_'", ErrInvalidSchema, m.Name)
+	}
+	if m.Dim <= 0 || m.Dim > MaxDim {
+		return fmt.Errorf("%w: modality %q: dimension %d out of range 1..%d", ErrInvalidSchema, m.Name, m.Dim, MaxDim)
+	}
+	if !m.Metric.Valid() {
+		return fmt.Errorf("%w: modality %q: metric must be Cosine, Dot or L2", ErrInvalidSchema, m.Name)
+	}
+	return nil
+}
+
+// Compatible reports whether two modalities can be compared directly:
+// same space, same dimension and same metric.
+func (m Modality) Compatible(o Modality) bool {
+	return m.SpaceName() == o.SpaceName() && m.Dim == o.Dim && m.Metric == o.Metric
+}
+
+// Prepare validates v against the modality and returns the vector to store:
+// a copy, normalised to unit length under Cosine. The input is not modified.
+// Errors wrap ErrDimension or ErrInvalidVector and say what is wrong.
+func (m Modality) Prepare(v []float32) ([]float32, error) {
+	if len(v) != m.Dim {
+		return nil, fmt.Errorf("%w: got %d values, modality %q wants %d", ErrDimension, len(v), m.Name, m.Dim)
+	}
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, fmt.Errorf("%w: value %d is %v", ErrInvalidVector, i, x)
+		}
+	}
+	out := make([]float32, len(v))
+	copy(out, v)
+	if m.Metric == Cosine {
+		n := Norm(out)
+		if n == 0 || math.IsInf(float64(n), 0) {
+			return nil, fmt.Errorf("%w: zero vector cannot be compared by cosine", ErrInvalidVector)
+		}
+		scale(out, 1/n)
+	}
+	return out, nil
+}
+
+// Distance returns the distance between a and b under m: 1 - dot for Cosine
+// (both already unit length), -dot for Dot, and the squared Euclidean
+// distance for L2. Smaller is closer. Indexes rank by this value.
+func (m Metric) Distance(a, b []float32) float32 {
+	switch m {
+	case L2:
+		return L2Sq(a, b)
+	case Dot:
+		return -DotProduct(a, b)
+	default:
+		return 1 - DotProduct(a, b)
+	}
+}
+
+// Score converts an index distance into what users see: the score (higher
+// is better: cosine similarity, dot product, or negated Euclidean distance)
+// and the reported distance (1 - cosine, -dot, or Euclidean distance).
+func (m Metric) Score(dist float32) (score, distance float32) {
+	switch m {
+	case L2:
+		d := float32(math.Sqrt(float64(max(dist, 0))))
+		return -d, d
+	case Dot:
+		return -dist, dist
+	default:
+		return 1 - dist, dist
+	}
+}

@@ -1,0 +1,167 @@
+package modality
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func naiveDot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func naiveL2(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		d := a[i] - b[i]
+		s += d * d
+	}
+	return s
+}
+
+func randVec(r *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return v
+}
+
+func TestKernelsMatchNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 3, 7, 8, 9, 15, 16, 17, 64, 100, 128, 512, 513} {
+		a, b := randVec(r, n), randVec(r, n)
+		tol := 1e-4 * float64(n+1)
+		assert.InDelta(t, naiveDot(a, b), DotProduct(a, b), tol, "dot n=%d", n)
+		assert.InDelta(t, naiveL2(a, b), L2Sq(a, b), tol, "l2 n=%d", n)
+	}
+}
+
+func TestMetricDistanceAndScore(t *testing.T) {
+	a := []float32{1, 0}
+	b := []float32{0.6, 0.8}
+	tests := []struct {
+		m                   Metric
+		dist, score, report float32
+	}{
+		{Cosine, 0.4, 0.6, 0.4},
+		{Dot, -0.6, 0.6, -0.6},
+		{L2, 0.8, -float32(math.Sqrt(0.8)), float32(math.Sqrt(0.8))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.m.String(), func(t *testing.T) {
+			d := tc.m.Distance(a, b)
+			assert.InDelta(t, tc.dist, d, 1e-6)
+			s, rep := tc.m.Score(d)
+			assert.InDelta(t, tc.score, s, 1e-6)
+			assert.InDelta(t, tc.report, rep, 1e-6)
+		})
+	}
+}
+
+func TestPrepare(t *testing.T) {
+	cos := Modality{Name: "text", Dim: 3, Metric: Cosine}
+	l2 := Modality{Name: "audio", Dim: 3, Metric: L2}
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	tests := []struct {
+		name string
+		m    Modality
+		in   []float32
+		err  error
+		msg  string
+	}{
+		{"short", cos, []float32{1, 2}, ErrDimension, "got 2 values"},
+		{"long", cos, []float32{1, 2, 3, 4}, ErrDimension, "wants 3"},
+		{"nan", cos, []float32{1, nan, 3}, ErrInvalidVector, "value 1 is NaN"},
+		{"inf", l2, []float32{inf, 0, 0}, ErrInvalidVector, "value 0 is +Inf"},
+		{"zero cosine", cos, []float32{0, 0, 0}, ErrInvalidVector, "zero vector"},
+		{"zero l2 ok", l2, []float32{0, 0, 0}, nil, ""},
+		{"ok", cos, []float32{3, 0, 4}, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := append([]float32(nil), tc.in...)
+			out, err := tc.m.Prepare(in)
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+				assert.Contains(t, err.Error(), tc.msg)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.in, in, "input must not be modified")
+			if tc.m.Metric == Cosine {
+				assert.InDelta(t, 1, Norm(out), 1e-6)
+				assert.InDelta(t, 0.6, out[0], 1e-7)
+			} else {
+				assert.Equal(t, tc.in, out)
+			}
+		})
+	}
+}
+
+func TestModalityValidate(t *testing.T) {
+	tests := []struct {
+		m  Modality
+		ok bool
+	}{
+		{Modality{Name: "image", Dim: 512, Metric: Cosine, Space: "clip"}, true},
+		{Modality{Name: "", Dim: 512, Metric: Cosine}, false},
+		{Modality{Name: "has space", Dim: 512, Metric: Cosine}, false},
+		{Modality{Name: "x", Dim: 0, Metric: Cosine}, false},
+		{Modality{Name: "x", Dim: MaxDim + 1, Metric: Cosine}, false},
+		{Modality{Name: "x", Dim: 4}, false},
+	}
+	for _, tc := range tests {
+		err := tc.m.Validate()
+		if tc.ok {
+			assert.NoError(t, err, "%+v", tc.m)
+		} else {
+			assert.ErrorIs(t, err, ErrInvalidSchema, "%+v", tc.m)
+		}
+	}
+	assert.Equal(t, "x", Modality{Name: "x"}.SpaceName())
+	m, err := ParseMetric("l2")
+	require.NoError(t, err)
+	assert.Equal(t, L2, m)
+	_, err = ParseMetric("manhattan")
+	assert.ErrorIs(t, err, ErrInvalidSchema)
+}
+
+var sink float32
+
+func benchKernel(b *testing.B, n int, f func(a, b []float32) float32) {
+	r := rand.New(rand.NewPCG(3, 4))
+	x, y := randVec(r, n), randVec(r, n)
+	b.SetBytes(int64(8 * n))
+	b.ResetTimer()
+	for b.Loop() {
+		sink += f(x, y)
+	}
+}
+
+// The naive variants are the baseline the unrolled kernels are measured
+// against: go test -bench 'Dot|L2' ./modality
+func BenchmarkDot(b *testing.B) {
+	for _, n := range []int{128, 512} {
+		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, DotProduct) })
+		b.Run("naive/"+itoa(n), func(b *testing.B) { benchKernel(b, n, naiveDot) })
+	}
+}
+
+func BenchmarkL2(b *testing.B) {
+	for _, n := range []int{128, 512} {
+		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, L2Sq) })
+		b.Run("naive/"+itoa(n), func(b *testing.B) { benchKernel(b, n, naiveL2) })
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,153 @@
+package mmdb
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/storage"
+)
+
+// DefaultK is the number of hits Search returns when Query.K is zero.
+const DefaultK = 10
+
+// Query asks for the items whose Target vectors are nearest to the probes.
+type Query struct {
+	// Target is the modality to rank: "image" finds images.
+	Target string
+	// Probes are what to search with. Exactly one probe is supported for
+	// now; fusing several arrives with the query planner.
+	Probes []Probe
+	// K is the number of hits to return; zero means DefaultK.
+	K int
+	// Exact forces a brute-force scan: 100% recall, cost linear in the
+	// number of target vectors.
+	Exact bool
+	// Ef is the beam width of an approximate index search; zero uses the
+	// default. Ignored by exact scans.
+	Ef int
+}
+
+// Probe is one query vector: given directly, or taken from a stored item.
+type Probe struct {
+	// Modality is the probe vector's modality ("text").
+	Modality string
+	// Vector is the probe itself. Set either Vector or ItemID.
+	Vector []float32
+	// ItemID names a stored item whose Modality vector is the probe.
+	ItemID string
+	// Weight scales this probe's contribution when several are fused.
+	Weight float32
+}
+
+// Hit is one search result.
+type Hit struct {
+	// ID is the item's external ID.
+	ID string
+	// Score: higher is better. Cosine similarity, dot product, or the
+	// negated Euclidean distance, by the target's metric.
+	Score float32
+	// Distance: lower is better. 1 - cosine, -dot, or Euclidean distance.
+	Distance float32
+}
+
+// Search runs q and returns up to K hits, best first.
+//
+// A probe reaches the target directly when both modalities share a Space,
+// dimension and metric; otherwise Search fails with ErrNoRoute.
+func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	k := q.K
+	if k == 0 {
+		k = DefaultK
+	}
+	if k < 0 {
+		return nil, fmt.Errorf("mmdb: search: %w: K = %d", ErrInvalidQuery, q.K)
+	}
+	if len(q.Probes) != 1 {
+		return nil, fmt.Errorf("mmdb: search: %w: %d probes; exactly one is supported (fusion of several is not implemented yet)", ErrInvalidQuery, len(q.Probes))
+	}
+	vec, err := db.probeVector(q.Probes[0])
+	if err != nil {
+		return nil, fmt.Errorf("mmdb: search: %w", err)
+	}
+
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	tm, idx, err := db.modalityLocked(q.Target)
+	if err != nil {
+		return nil, fmt.Errorf("mmdb: search: target: %w", err)
+	}
+	pm, _, err := db.modalityLocked(q.Probes[0].Modality)
+	if err != nil {
+		return nil, fmt.Errorf("mmdb: search: probe: %w", err)
+	}
+	if err := directRoute(pm, tm); err != nil {
+		return nil, fmt.Errorf("mmdb: search: %w", err)
+	}
+	res := idx.Search(vec, k, hnsw.SearchOptions{Ef: q.Ef, Exact: q.Exact})
+	hits := make([]Hit, 0, len(res))
+	for _, r := range res {
+		s, d := tm.Metric.Score(r.Dist)
+		hits = append(hits, Hit{ID: db.extIDs[r.ID], Score: s, Distance: d})
+	}
+	return hits, nil
+}
+
+// directRoute reports whether probe vectors of p can search t's index as
+// they are, and if not, exactly why.
+func directRoute(p, t Modality) error {
+	switch {
+	case p.SpaceName() != t.SpaceName():
+		return fmt.Errorf("%w: %s is in space %q, %s in space %q; vectors from different encoders are not comparable (align them, or search through items that carry both)",
+			ErrNoRoute, p.Name, p.SpaceName(), t.Name, t.SpaceName())
+	case p.Dim != t.Dim:
+		return fmt.Errorf("%w: %s and %s share space %q but have dimensions %d and %d", ErrNoRoute, p.Name, t.Name, p.SpaceName(), p.Dim, t.Dim)
+	case p.Metric != t.Metric:
+		return fmt.Errorf("%w: %s and %s share space %q but use metrics %v and %v", ErrNoRoute, p.Name, t.Name, p.SpaceName(), p.Metric, t.Metric)
+	}
+	return nil
+}
+
+// probeVector resolves a probe to a validated, normalised vector.
+func (db *DB) probeVector(p Probe) ([]float32, error) {
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	m, _, err := db.modalityLocked(p.Modality)
+	db.mu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("probe: %w", err)
+	}
+	switch {
+	case p.ItemID != "" && p.Vector != nil:
+		return nil, fmt.Errorf("%w: probe sets both Vector and ItemID", ErrInvalidQuery)
+	case p.ItemID == "" && p.Vector == nil:
+		return nil, fmt.Errorf("%w: probe sets neither Vector nor ItemID", ErrInvalidQuery)
+	case p.Vector != nil:
+		v, err := m.Prepare(p.Vector)
+		if err != nil {
+			return nil, fmt.Errorf("probe of modality %q: %w", p.Modality, err)
+		}
+		return v, nil
+	}
+	var v []float32
+	err = db.store.View(func(tx *storage.Tx) error {
+		iid, ok := tx.LookupID(p.ItemID)
+		if !ok {
+			return fmt.Errorf("probe item %q: %w", p.ItemID, ErrNotFound)
+		}
+		if v, ok = tx.Vector(p.Modality, iid); !ok {
+			return fmt.Errorf("probe item %q has no %s vector: %w", p.ItemID, p.Modality, ErrNotFound)
+		}
+		return nil
+	})
+	return v, err
+}

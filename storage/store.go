@@ -1,0 +1,193 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/vmihailenco/msgpack/v5"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// FormatVersion is the on-disk format this build writes. Files with a
+// higher version were written by a newer mmdb and are refused rather than
+// misread.
+const FormatVersion = 1
+
+const magic = "mmdb"
+
+var (
+	bucketMeta  = []byte("meta")
+	bucketIDs   = []byte("ids")
+	bucketItems = []byte("items")
+	keyMagic    = []byte("magic")
+	keyVersion  = []byte("version")
+	keyNextID   = []byte("nextid")
+	keySchema   = []byte("schema")
+)
+
+// Sentinel errors.
+var (
+	// ErrNotDatabase: the file exists but is not an mmdb database.
+	ErrNotDatabase = errors.New("not an mmdb database")
+	// ErrVersion: the file was written by a newer format version.
+	ErrVersion = errors.New("unsupported format version")
+	// ErrCorrupt: a stored value could not be decoded.
+	ErrCorrupt = errors.New("corrupt record")
+	// ErrIDSpace: all 2^32-1 internal IDs have been handed out.
+	ErrIDSpace = errors.New("internal ID space exhausted")
+)
+
+// Options configure Open.
+type Options struct {
+	// Timeout is how long to wait for another process's lock on the file.
+	// Zero waits forever, as bbolt does.
+	Timeout time.Duration
+	// NoSync skips fsync after each commit. Much faster bulk loads; a power
+	// failure (not a process crash) may lose the latest commits.
+	NoSync bool
+	// ReadOnly opens the file with a shared lock and refuses writes.
+	ReadOnly bool
+}
+
+// Store is an open database file.
+type Store struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Open opens or creates the database file at path. An existing file is
+// checked before anything is written to it: a file that is not an mmdb
+// database, or that a newer format wrote, is refused with ErrNotDatabase or
+// ErrVersion and left byte-for-byte as it was.
+func Open(path string, opts *Options) (*Store, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	fi, statErr := os.Stat(path)
+	existed := statErr == nil && fi.Size() > 0
+	if statErr == nil && fi.IsDir() {
+		return nil, fmt.Errorf("open %s: is a directory", path)
+	}
+	if !existed && opts.ReadOnly {
+		return nil, fmt.Errorf("open %s: %w", path, os.ErrNotExist)
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:  opts.Timeout,
+		NoSync:   opts.NoSync,
+		ReadOnly: opts.ReadOnly,
+	})
+	if err != nil {
+		if existed && !errors.Is(err, os.ErrPermission) && !errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: %w (%v)", path, ErrNotDatabase, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{bolt: bdb, path: path}
+	if existed {
+		err = bdb.View(checkHeader)
+	} else {
+		err = bdb.Update(initialise)
+	}
+	if err != nil {
+		bdb.Close()
+		if !existed {
+			os.Remove(path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func checkHeader(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || string(meta.Get(keyMagic)) != magic {
+		return fmt.Errorf("%w: a bbolt file without mmdb's meta bucket", ErrNotDatabase)
+	}
+	v := meta.Get(keyVersion)
+	if len(v) != 4 {
+		return fmt.Errorf("%w: missing format version", ErrNotDatabase)
+	}
+	if ver := binary.BigEndian.Uint32(v); ver > FormatVersion {
+		return fmt.Errorf("%w: file has format %d, this build reads up to %d; upgrade mmdb", ErrVersion, ver, FormatVersion)
+	}
+	for _, b := range [][]byte{bucketIDs, bucketItems} {
+		if tx.Bucket(b) == nil {
+			return fmt.Errorf("%w: bucket %q is missing", ErrNotDatabase, b)
+		}
+	}
+	return nil
+}
+
+func initialise(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucket(bucketMeta)
+	if err != nil {
+		return err
+	}
+	for _, b := range [][]byte{bucketIDs, bucketItems} {
+		if _, err := tx.CreateBucket(b); err != nil {
+			return err
+		}
+	}
+	if err := meta.Put(keyMagic, []byte(magic)); err != nil {
+		return err
+	}
+	if err := meta.Put(keyVersion, be32(FormatVersion)); err != nil {
+		return err
+	}
+	return meta.Put(keyNextID, be32(0))
+}
+
+// Path returns the file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the file.
+func (s *Store) Close() error { return s.bolt.Close() }
+
+// Bolt exposes the underlying bbolt handle for maintenance (snapshots,
+// consistency checks). Ordinary reads and writes go through View and Update.
+func (s *Store) Bolt() *bolt.DB { return s.bolt }
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(fn func(*Tx) error) error {
+	return s.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// Update runs fn in a read-write transaction, committed if fn returns nil
+// and rolled back otherwise: all of fn's writes land, or none.
+func (s *Store) Update(fn func(*Tx) error) error {
+	return s.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// Schema is a convenience read of the stored modalities.
+func (s *Store) Schema() ([]modality.Modality, error) {
+	var out []modality.Modality
+	err := s.View(func(tx *Tx) error {
+		var err error
+		out, err = tx.Schema()
+		return err
+	})
+	return out, err
+}
+
+func be32(v uint32) []byte {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return b[:]
+}
+
+// decodeSchema and encodeSchema keep the modality list as msgpack.
+func decodeSchema(b []byte) ([]modality.Modality, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var ms []modality.Modality
+	if err := msgpack.Unmarshal(b, &ms); err != nil {
+		return nil, fmt.Errorf("%w: schema: %v", ErrCorrupt, err)
+	}
+	return ms, nil
+}

@@ -1,0 +1,191 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/vmihailenco/msgpack/v5"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Tx is a transaction on the store. Slices it returns are copies and stay
+// valid after the transaction ends, except where a method says otherwise.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+func vecBucketName(mod string) []byte { return []byte("vec/" + mod) }
+
+// Schema returns the stored modalities in definition order.
+func (t *Tx) Schema() ([]modality.Modality, error) {
+	return decodeSchema(t.tx.Bucket(bucketMeta).Get(keySchema))
+}
+
+// DefineModality appends m to the schema and creates its vector bucket.
+// The caller checks for conflicts with existing definitions.
+func (t *Tx) DefineModality(m modality.Modality) error {
+	ms, err := t.Schema()
+	if err != nil {
+		return err
+	}
+	ms = append(ms, m)
+	b, err := msgpack.Marshal(ms)
+	if err != nil {
+		return err
+	}
+	if _, err := t.tx.CreateBucketIfNotExists(vecBucketName(m.Name)); err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketMeta).Put(keySchema, b)
+}
+
+// LookupID returns the internal ID of an external ID.
+func (t *Tx) LookupID(ext string) (uint32, bool) {
+	v := t.tx.Bucket(bucketIDs).Get([]byte(ext))
+	if len(v) != 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(v), true
+}
+
+// NextID returns the next internal ID that AllocID would hand out.
+func (t *Tx) NextID() uint32 {
+	return binary.BigEndian.Uint32(t.tx.Bucket(bucketMeta).Get(keyNextID))
+}
+
+// AllocID maps ext to a fresh internal ID.
+func (t *Tx) AllocID(ext string) (uint32, error) {
+	id := t.NextID()
+	if id == math.MaxUint32 {
+		return 0, ErrIDSpace
+	}
+	if err := t.tx.Bucket(bucketMeta).Put(keyNextID, be32(id+1)); err != nil {
+		return 0, err
+	}
+	if err := t.tx.Bucket(bucketIDs).Put([]byte(ext), be32(id)); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// PutRecord stores the record of internal ID id.
+func (t *Tx) PutRecord(id uint32, r Record) error {
+	b, err := EncodeRecord(r)
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketItems).Put(be32(id), b)
+}
+
+// Record reads the record of internal ID id.
+func (t *Tx) Record(id uint32) (Record, bool, error) {
+	b := t.tx.Bucket(bucketItems).Get(be32(id))
+	if b == nil {
+		return Record{}, false, nil
+	}
+	r, err := DecodeRecord(b)
+	return r, err == nil, err
+}
+
+// DeleteItem removes an item's record, its ID mapping and every vector it
+// has in the given modalities.
+func (t *Tx) DeleteItem(id uint32, ext string, mods []string) error {
+	if err := t.tx.Bucket(bucketItems).Delete(be32(id)); err != nil {
+		return err
+	}
+	if err := t.tx.Bucket(bucketIDs).Delete([]byte(ext)); err != nil {
+		return err
+	}
+	for _, m := range mods {
+		if err := t.DeleteVector(m, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutVector stores v as item id's vector of modality mod.
+func (t *Tx) PutVector(mod string, id uint32, v []float32) error {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil {
+		return fmt.Errorf("storage: no bucket for modality %q", mod)
+	}
+	return b.Put(be32(id), EncodeVector(v))
+}
+
+// DeleteVector removes item id's vector of modality mod, if any.
+func (t *Tx) DeleteVector(mod string, id uint32) error {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil {
+		return nil
+	}
+	return b.Delete(be32(id))
+}
+
+// Vector returns item id's vector of modality mod.
+func (t *Tx) Vector(mod string, id uint32) ([]float32, bool) {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil {
+		return nil, false
+	}
+	v := b.Get(be32(id))
+	if v == nil {
+		return nil, false
+	}
+	return DecodeVector(v), true
+}
+
+// ForEachVector calls fn for every stored vector of modality mod in
+// internal-ID order. vec is a fresh copy that fn may keep.
+func (t *Tx) ForEachVector(mod string, fn func(id uint32, vec []float32) error) error {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		if len(k) != 4 || len(v)%4 != 0 {
+			return fmt.Errorf("%w: vec/%s key %x", ErrCorrupt, mod, k)
+		}
+		return fn(binary.BigEndian.Uint32(k), DecodeVector(v))
+	})
+}
+
+// ForEachRecord calls fn for every item with internal ID >= from, in
+// internal-ID order, until fn returns false or an error.
+func (t *Tx) ForEachRecord(from uint32, fn func(id uint32, r Record) (bool, error)) error {
+	c := t.tx.Bucket(bucketItems).Cursor()
+	for k, v := c.Seek(be32(from)); k != nil; k, v = c.Next() {
+		if len(k) != 4 {
+			return fmt.Errorf("%w: items key %x", ErrCorrupt, k)
+		}
+		r, err := DecodeRecord(v)
+		if err != nil {
+			return fmt.Errorf("item %d: %w", binary.BigEndian.Uint32(k), err)
+		}
+		more, err := fn(binary.BigEndian.Uint32(k), r)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// EncodeVector returns v as raw little-endian float32 bytes.
+func EncodeVector(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+// DecodeVector is the inverse of EncodeVector. len(b) must be a multiple of 4.
+func DecodeVector(b []byte) []float32 {
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
