@@ -69,7 +69,7 @@ func (f *Flat) Search(q []float32, k int, opts SearchOptions) []Result {
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	h := make(maxHeap, 0, k+1)
+	h := make(maxHeap, 0, min(k, 1024)+1)
 	d := f.dim
 	for i, id := range f.ids {
 		if opts.Allow != nil && !opts.Allow.Contains(id) {

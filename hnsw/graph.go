@@ -1,0 +1,711 @@
+package hnsw
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// Config tunes an HNSW graph. Zero fields take the defaults.
+type Config struct {
+	// M is the number of links a node keeps on the upper layers; layer 0
+	// keeps up to 2M. Default 16.
+	M int
+	// EfConstruction is the beam width used while inserting. Default 200.
+	EfConstruction int
+	// EfSearch is the default beam width of a search. Default 64.
+	EfSearch int
+	// Seed makes level draws, and so a single-threaded build, repeatable.
+	Seed uint64
+}
+
+// Defaults for Config.
+const (
+	DefaultM              = 16
+	DefaultEfConstruction = 200
+	DefaultEfSearch       = 64
+	// CompactAt is the share of tombstoned nodes at which Delete compacts
+	// the graph.
+	CompactAt = 0.20
+	maxLevel  = 31
+	maxEf     = 1 << 16
+	noNode    = math.MaxUint32
+)
+
+func (c Config) withDefaults() Config {
+	if c.M <= 0 {
+		c.M = DefaultM
+	}
+	if c.M < 2 {
+		c.M = 2
+	}
+	if c.EfConstruction <= 0 {
+		c.EfConstruction = DefaultEfConstruction
+	}
+	if c.EfSearch <= 0 {
+		c.EfSearch = DefaultEfSearch
+	}
+	c.M = min(c.M, 1024)
+	c.EfConstruction = min(c.EfConstruction, maxEf)
+	c.EfSearch = min(c.EfSearch, maxEf)
+	return c
+}
+
+// HNSW is a hierarchical navigable small world graph (Malkov & Yashunin,
+// 2018) over the vectors of one modality.
+//
+// Layout: nodes live in slots; a slot's vector is vecs[slot*dim:], its
+// layer-0 links are the fixed block links0[slot*(2M+1):] holding a count and
+// up to 2M neighbour slots, and its upper-layer links are blocks of M+1 in
+// upper[slot]. No maps or per-hop allocation on the search path.
+//
+// Concurrency: searches and inserts hold mu shared; only growing the arrays,
+// compaction and Load hold it exclusively. Link blocks are read with atomic
+// loads and written with atomic stores under the owning node's lock, so a
+// search never blocks on an insert; a reader may see a list mid-update, but
+// every slot it sees is a valid, fully written node (a node's vector, level
+// and links are written before any link to it is published).
+type HNSW struct {
+	mu     sync.RWMutex
+	cfg    Config
+	dim    int
+	metric modality.Metric
+	dist   func(a, b []float32) float32
+	m, m0  int // link capacity on upper layers and on layer 0
+	ml     float64
+
+	// Slot arrays, reallocated only under mu held exclusively.
+	vecs    []float32
+	ids     []uint32   // slot -> caller's ID
+	levels  []uint8    // slot -> top layer
+	links0  []uint32   // slot*(m0+1): count, then neighbours
+	upper   [][]uint32 // slot -> (level)*(m+1) blocks for layers 1..level
+	deleted []uint32   // slot -> 1 if tombstoned (atomic)
+	nodeMu  []sync.Mutex
+
+	// entry packs the entry point's level (high 32 bits) and slot; noNode
+	// in the slot half means empty. Changed under epMu.
+	entry atomic.Uint64
+	epMu  sync.Mutex
+
+	slotMu     sync.Mutex // guards everything below
+	slotOf     map[uint32]uint32
+	used       int      // slots handed out, live or tombstoned
+	free       []uint32 // compacted slots ready for reuse
+	tombstones int
+	rng        *rand.Rand
+
+	visited sync.Pool
+}
+
+// NewHNSW returns an empty graph.
+func NewHNSW(dim int, metric modality.Metric, cfg Config) *HNSW {
+	cfg = cfg.withDefaults()
+	h := &HNSW{
+		cfg:    cfg,
+		dim:    dim,
+		metric: metric,
+		m:      cfg.M,
+		m0:     2 * cfg.M,
+		ml:     1 / math.Log(float64(cfg.M)),
+		slotOf: map[uint32]uint32{},
+		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
+	}
+	switch metric {
+	case modality.L2:
+		h.dist = modality.L2Sq
+	case modality.Dot:
+		h.dist = func(a, b []float32) float32 { return -modality.DotProduct(a, b) }
+	default:
+		h.dist = func(a, b []float32) float32 { return 1 - modality.DotProduct(a, b) }
+	}
+	h.entry.Store(noNode)
+	return h
+}
+
+// Config returns the graph's configuration with defaults filled in.
+func (h *HNSW) Config() Config { return h.cfg }
+
+// Dim implements Index.
+func (h *HNSW) Dim() int { return h.dim }
+
+// Metric implements Index.
+func (h *HNSW) Metric() modality.Metric { return h.metric }
+
+// Len implements Index.
+func (h *HNSW) Len() int {
+	h.slotMu.Lock()
+	defer h.slotMu.Unlock()
+	return len(h.slotOf)
+}
+
+func (h *HNSW) vec(slot uint32) []float32 {
+	o := int(slot) * h.dim
+	return h.vecs[o : o+h.dim : o+h.dim]
+}
+
+// block returns slot's link block on layer l: count, then neighbours.
+func (h *HNSW) block(slot uint32, l int) []uint32 {
+	if l == 0 {
+		o := int(slot) * (h.m0 + 1)
+		return h.links0[o : o+h.m0+1 : o+h.m0+1]
+	}
+	o := (l - 1) * (h.m + 1)
+	return h.upper[slot][o : o+h.m+1 : o+h.m+1]
+}
+
+func (h *HNSW) capAt(l int) int {
+	if l == 0 {
+		return h.m0
+	}
+	return h.m
+}
+
+// grow makes room for at least n slots. mu must be held exclusively.
+func (h *HNSW) grow(n int) {
+	if n <= len(h.ids) {
+		return
+	}
+	c := max(n, 2*len(h.ids), 1024)
+	h.vecs = append(make([]float32, 0, c*h.dim), h.vecs...)[:c*h.dim]
+	h.ids = append(make([]uint32, 0, c), h.ids...)[:c]
+	h.levels = append(make([]uint8, 0, c), h.levels...)[:c]
+	h.links0 = append(make([]uint32, 0, c*(h.m0+1)), h.links0...)[:c*(h.m0+1)]
+	h.upper = append(make([][]uint32, 0, c), h.upper...)[:c]
+	h.deleted = append(make([]uint32, 0, c), h.deleted...)[:c]
+	// No node lock is held while mu is held exclusively, so fresh zero
+	// mutexes are equivalent to the old ones.
+	h.nodeMu = make([]sync.Mutex, c)
+}
+
+func (h *HNSW) randomLevel() int {
+	l := int(-math.Log(1-h.rng.Float64()) * h.ml)
+	return min(l, maxLevel)
+}
+
+// claim reserves a slot and draws its level. It returns ok=false when the
+// arrays are full and must grow first. The slot stays flagged deleted, so
+// no search returns it, until insert publishes it.
+func (h *HNSW) claim() (slot uint32, level int, ok bool) {
+	h.slotMu.Lock()
+	defer h.slotMu.Unlock()
+	if n := len(h.free); n > 0 {
+		slot = h.free[n-1]
+		h.free = h.free[:n-1]
+	} else if h.used < len(h.ids) {
+		slot = uint32(h.used)
+		h.used++
+	} else {
+		return 0, 0, false
+	}
+	atomic.StoreUint32(&h.deleted[slot], 1)
+	return slot, h.randomLevel(), true
+}
+
+// publish maps id to its freshly linked slot and makes it visible to
+// searches. A node id had before becomes a tombstone and is unlinked.
+func (h *HNSW) publish(id, slot uint32) {
+	h.slotMu.Lock()
+	old, had := h.slotOf[id]
+	h.slotOf[id] = slot
+	if had {
+		atomic.StoreUint32(&h.deleted[old], 1)
+		h.tombstones++
+	}
+	atomic.StoreUint32(&h.deleted[slot], 0)
+	h.slotMu.Unlock()
+	if had {
+		h.unlink(old)
+	}
+}
+
+// Add implements Index. An existing id is replaced: the new vector is
+// inserted as a fresh node, then the old node becomes a tombstone and its
+// neighbours are re-linked. Concurrent Adds of the same id: the last to
+// finish wins. Safe to call from many goroutines at once: that is how
+// AddParallel builds on every core.
+func (h *HNSW) Add(id uint32, vec []float32) error {
+	if len(vec) != h.dim {
+		return fmt.Errorf("%w: %d, want %d", ErrDimension, len(vec), h.dim)
+	}
+	h.mu.RLock()
+	slot, level, ok := h.claim()
+	for !ok {
+		h.mu.RUnlock()
+		h.mu.Lock()
+		h.slotMu.Lock()
+		need := h.used + 1
+		h.slotMu.Unlock()
+		h.grow(need)
+		h.mu.Unlock()
+		h.mu.RLock()
+		slot, level, ok = h.claim()
+	}
+	defer h.mu.RUnlock()
+	h.insert(slot, id, vec, level)
+	h.publish(id, slot)
+	h.maybeCompactLocked()
+	return nil
+}
+
+// insert links a claimed slot into the graph (mu held shared).
+func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
+	copy(h.vecs[int(slot)*h.dim:], vec)
+	h.ids[slot] = id
+	h.levels[slot] = uint8(level)
+	clear(h.block(slot, 0)) // a reused slot may hold old links
+	if level > 0 {
+		h.upper[slot] = make([]uint32, level*(h.m+1))
+	} else {
+		h.upper[slot] = nil
+	}
+	q := h.vec(slot)
+
+	ep := h.entry.Load()
+	if uint32(ep) == noNode || level > int(ep>>32) {
+		// A new top level (or the first node) changes the entry point: do
+		// the whole insert under epMu so two such inserts cannot race.
+		h.epMu.Lock()
+		defer h.epMu.Unlock()
+		ep = h.entry.Load()
+		if uint32(ep) == noNode {
+			h.entry.Store(uint64(level)<<32 | uint64(slot))
+			return
+		}
+	}
+	epSlot, epLevel := uint32(ep), int(ep>>32)
+
+	cur := Result{ID: epSlot, Dist: h.dist(q, h.vec(epSlot))}
+	for l := epLevel; l > level; l-- {
+		cur = h.greedy(q, cur, l)
+	}
+	vis := h.getVisited()
+	defer h.visited.Put(vis)
+	eps := []Result{cur}
+	for l := min(level, epLevel); l >= 0; l-- {
+		found := h.searchLayer(q, eps, h.cfg.EfConstruction, l, nil, false, vis)
+		neigh := h.selectNeighbours(found, h.m)
+		h.setLinks(slot, l, neigh)
+		for _, n := range neigh {
+			h.addLink(n.ID, slot, n.Dist, l)
+		}
+		eps = found
+	}
+	if level > epLevel {
+		h.entry.Store(uint64(level)<<32 | uint64(slot))
+	}
+}
+
+// greedy walks layer l from cur to a local minimum (ef = 1).
+func (h *HNSW) greedy(q []float32, cur Result, l int) Result {
+	for changed := true; changed; {
+		changed = false
+		b := h.block(cur.ID, l)
+		n := atomic.LoadUint32(&b[0])
+		for i := uint32(1); i <= n; i++ {
+			e := atomic.LoadUint32(&b[i])
+			if d := h.dist(q, h.vec(e)); d < cur.Dist {
+				cur, changed = Result{ID: e, Dist: d}, true
+			}
+		}
+	}
+	return cur
+}
+
+// searchLayer is the beam search of Algorithm 2 on layer l, returning up
+// to ef results closest first. Nodes that are tombstoned (when
+// skipDeleted) or outside allow are walked through but never returned, as
+// in hnswlib; while fewer than ef results are found the walk goes on.
+func (h *HNSW) searchLayer(q []float32, eps []Result, ef, l int, allow func(slot uint32) bool, skipDeleted bool, vis *visitedSet) []Result {
+	vis.reset(len(h.ids))
+	hint := min(ef, 512) // ef may be huge; let the heaps grow if needed
+	cand := make(minHeap, 0, 2*hint)
+	res := make(maxHeap, 0, hint+1)
+	accept := func(s uint32) bool {
+		if skipDeleted && atomic.LoadUint32(&h.deleted[s]) != 0 {
+			return false
+		}
+		return allow == nil || allow(s)
+	}
+	for _, e := range eps {
+		if vis.visit(e.ID) {
+			cand.push(e)
+			if accept(e.ID) {
+				res.offer(e, ef)
+			}
+		}
+	}
+	for len(cand) > 0 {
+		c := cand.pop()
+		if len(res) >= ef && c.Dist > res[0].Dist {
+			break
+		}
+		b := h.block(c.ID, l)
+		n := atomic.LoadUint32(&b[0])
+		for i := uint32(1); i <= n; i++ {
+			e := atomic.LoadUint32(&b[i])
+			if !vis.visit(e) {
+				continue
+			}
+			d := h.dist(q, h.vec(e))
+			if len(res) < ef || d < res[0].Dist {
+				cand.push(Result{ID: e, Dist: d})
+				if accept(e) {
+					res.offer(Result{ID: e, Dist: d}, ef)
+				}
+			}
+		}
+	}
+	return res.sorted()
+}
+
+// selectNeighbours is the heuristic of Algorithm 4: walk candidates closest
+// first and keep one only if it is closer to the base than to every
+// neighbour already kept. It spreads links across directions, which keeps
+// clustered data navigable. cands must be sorted closest first.
+func (h *HNSW) selectNeighbours(cands []Result, m int) []Result {
+	if len(cands) <= m {
+		return cands
+	}
+	out := make([]Result, 0, m)
+	for _, c := range cands {
+		good := true
+		cv := h.vec(c.ID)
+		for _, s := range out {
+			if h.dist(cv, h.vec(s.ID)) < c.Dist {
+				good = false
+				break
+			}
+		}
+		if good {
+			out = append(out, c)
+			if len(out) == m {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// setLinks replaces slot's list on layer l.
+func (h *HNSW) setLinks(slot uint32, l int, neigh []Result) {
+	h.nodeMu[slot].Lock()
+	h.writeBlock(h.block(slot, l), neigh)
+	h.nodeMu[slot].Unlock()
+}
+
+// writeBlock stores neighbours then the count, so a concurrent reader sees
+// valid slots whatever it reads.
+func (h *HNSW) writeBlock(b []uint32, neigh []Result) {
+	for i, n := range neigh {
+		atomic.StoreUint32(&b[i+1], n.ID)
+	}
+	atomic.StoreUint32(&b[0], uint32(len(neigh)))
+}
+
+// addLink adds a link from node to newSlot on layer l, pruning node's list
+// with the heuristic when it is full.
+func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
+	h.nodeMu[node].Lock()
+	defer h.nodeMu[node].Unlock()
+	b := h.block(node, l)
+	n := int(b[0])
+	for i := 1; i <= n; i++ {
+		if b[i] == newSlot {
+			return
+		}
+	}
+	if c := h.capAt(l); n < c {
+		atomic.StoreUint32(&b[n+1], newSlot)
+		atomic.StoreUint32(&b[0], uint32(n+1))
+		return
+	}
+	nv := h.vec(node)
+	cands := make([]Result, 0, n+1)
+	cands = append(cands, Result{ID: newSlot, Dist: d})
+	for i := 1; i <= n; i++ {
+		cands = append(cands, Result{ID: b[i], Dist: h.dist(nv, h.vec(b[i]))})
+	}
+	sortResults(cands)
+	h.writeBlock(b, h.selectNeighbours(cands, h.capAt(l)))
+}
+
+// sortResults sorts closest first (insertion sort: lists are short).
+func sortResults(r []Result) {
+	for i := 1; i < len(r); i++ {
+		for j := i; j > 0 && r[j].Dist < r[j-1].Dist; j-- {
+			r[j], r[j-1] = r[j-1], r[j]
+		}
+	}
+}
+
+// Search implements Index.
+func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
+	if k <= 0 || len(q) != h.dim {
+		return nil
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var allow func(uint32) bool
+	if opts.Allow != nil {
+		allow = func(s uint32) bool { return opts.Allow.Contains(h.ids[s]) }
+	}
+	if opts.Exact {
+		return h.scan(q, k, allow)
+	}
+	ep := h.entry.Load()
+	if uint32(ep) == noNode {
+		return nil
+	}
+	ef := opts.Ef
+	if ef <= 0 {
+		ef = h.cfg.EfSearch
+	}
+	ef = max(ef, k)
+	if opts.Allow != nil {
+		// Fewer allowed nodes means fewer results per step of the walk:
+		// widen the beam in proportion, up to the whole graph.
+		live := h.Len()
+		allowed := int(opts.Allow.GetCardinality())
+		if allowed == 0 {
+			return nil
+		}
+		if allowed < live {
+			ef = min(int(float64(ef)*float64(live)/float64(allowed)), live, max(ef, 4096))
+		}
+	}
+	cur := Result{ID: uint32(ep), Dist: h.dist(q, h.vec(uint32(ep)))}
+	for l := int(ep >> 32); l > 0; l-- {
+		cur = h.greedy(q, cur, l)
+	}
+	vis := h.getVisited()
+	res := h.searchLayer(q, []Result{cur}, ef, 0, allow, true, vis)
+	h.visited.Put(vis)
+	if len(res) > k {
+		res = res[:k]
+	}
+	for i := range res {
+		res[i].ID = h.ids[res[i].ID]
+	}
+	return res
+}
+
+// scan is the exact search over live nodes (mu held shared).
+func (h *HNSW) scan(q []float32, k int, allow func(uint32) bool) []Result {
+	h.slotMu.Lock()
+	used := h.used
+	h.slotMu.Unlock()
+	top := make(maxHeap, 0, min(k, 1024)+1)
+	for s := range uint32(used) {
+		if atomic.LoadUint32(&h.deleted[s]) != 0 || (allow != nil && !allow(s)) {
+			continue
+		}
+		top.offer(Result{ID: s, Dist: h.dist(q, h.vec(s))}, k)
+	}
+	res := top.sorted()
+	for i := range res {
+		res[i].ID = h.ids[res[i].ID]
+	}
+	return res
+}
+
+// Vector implements Index.
+func (h *HNSW) Vector(id uint32) ([]float32, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	h.slotMu.Lock()
+	s, ok := h.slotOf[id]
+	h.slotMu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	return append([]float32(nil), h.vec(s)...), true
+}
+
+// Delete implements Index: the node becomes a tombstone, excluded from
+// results at once and still walkable, and the nodes it links to are
+// re-linked around it. When tombstones pass CompactAt of the nodes, the
+// graph is compacted.
+func (h *HNSW) Delete(id uint32) bool {
+	h.mu.RLock()
+	h.slotMu.Lock()
+	s, ok := h.slotOf[id]
+	if ok {
+		delete(h.slotOf, id)
+		atomic.StoreUint32(&h.deleted[s], 1)
+		h.tombstones++
+	}
+	h.slotMu.Unlock()
+	if ok {
+		h.unlink(s)
+	}
+	h.maybeCompactLocked()
+	h.mu.RUnlock()
+	return ok
+}
+
+// unlink repairs the lists that point at the tombstoned slot d: each of
+// d's neighbours that links back to d gets d's other neighbours as
+// candidates in its place, chosen by the heuristic. (Links in HNSW are
+// mostly mutual, so d's out-neighbours are most of its in-neighbours; the
+// rest are scrubbed at compaction.)
+func (h *HNSW) unlink(d uint32) {
+	for l := int(h.levels[d]); l >= 0; l-- {
+		h.nodeMu[d].Lock()
+		db := h.block(d, l)
+		dn := append([]uint32(nil), db[1:1+db[0]]...)
+		h.nodeMu[d].Unlock()
+		for _, n := range dn {
+			if atomic.LoadUint32(&h.deleted[n]) != 0 {
+				continue
+			}
+			h.replaceLink(n, d, dn, l)
+		}
+	}
+}
+
+func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
+	h.nodeMu[n].Lock()
+	defer h.nodeMu[n].Unlock()
+	b := h.block(n, l)
+	cnt := int(b[0])
+	found := false
+	nv := h.vec(n)
+	cands := make([]Result, 0, cnt+len(dn))
+	seen := func(s uint32) bool {
+		for _, c := range cands {
+			if c.ID == s {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 1; i <= cnt; i++ {
+		if b[i] == d {
+			found = true
+			continue
+		}
+		cands = append(cands, Result{ID: b[i], Dist: h.dist(nv, h.vec(b[i]))})
+	}
+	if !found {
+		return
+	}
+	for _, s := range dn {
+		if s == n || s == d || atomic.LoadUint32(&h.deleted[s]) != 0 || seen(s) {
+			continue
+		}
+		cands = append(cands, Result{ID: s, Dist: h.dist(nv, h.vec(s))})
+	}
+	sortResults(cands)
+	h.writeBlock(b, h.selectNeighbours(cands, h.capAt(l)))
+}
+
+// maybeCompactLocked compacts when tombstones pass CompactAt. Called with
+// mu held shared; it upgrades to exclusive for the compaction itself.
+func (h *HNSW) maybeCompactLocked() {
+	h.slotMu.Lock()
+	due := h.tombstones > 0 && float64(h.tombstones) > CompactAt*float64(h.used-len(h.free))
+	h.slotMu.Unlock()
+	if !due {
+		return
+	}
+	h.mu.RUnlock()
+	h.mu.Lock()
+	h.compact()
+	h.mu.Unlock()
+	h.mu.RLock()
+}
+
+// compact scrubs every link to a tombstone, frees tombstoned slots for
+// reuse, and moves the entry point off a tombstone. mu is held
+// exclusively, so no search or insert is running. Cost: one pass over the
+// link lists, no distance computations.
+func (h *HNSW) compact() {
+	h.slotMu.Lock()
+	defer h.slotMu.Unlock()
+	if h.tombstones == 0 {
+		return
+	}
+	isFree := make([]bool, h.used)
+	for _, s := range h.free {
+		isFree[s] = true
+	}
+	best, bestLevel := uint32(noNode), -1
+	for s := range uint32(h.used) {
+		if isFree[s] {
+			continue
+		}
+		if h.deleted[s] != 0 {
+			h.free = append(h.free, s)
+			isFree[s] = true
+			h.levels[s], h.upper[s] = 0, nil
+			b := h.block(s, 0)
+			b[0] = 0
+			continue
+		}
+	}
+	for s := range uint32(h.used) {
+		if isFree[s] {
+			continue
+		}
+		for l := int(h.levels[s]); l >= 0; l-- {
+			b := h.block(s, l)
+			w := 1
+			for i := 1; i <= int(b[0]); i++ {
+				if !isFree[b[i]] {
+					b[w] = b[i]
+					w++
+				}
+			}
+			b[0] = uint32(w - 1)
+		}
+		if int(h.levels[s]) > bestLevel {
+			best, bestLevel = s, int(h.levels[s])
+		}
+	}
+	h.tombstones = 0
+	if best == noNode {
+		h.entry.Store(noNode)
+	} else {
+		h.entry.Store(uint64(bestLevel)<<32 | uint64(best))
+	}
+}
+
+// visitedSet marks visited slots with a generation stamp, so clearing it
+// between searches is one increment instead of a memset.
+type visitedSet struct {
+	stamp []uint32
+	gen   uint32
+}
+
+func (h *HNSW) getVisited() *visitedSet {
+	if v, ok := h.visited.Get().(*visitedSet); ok {
+		return v
+	}
+	return &visitedSet{}
+}
+
+func (v *visitedSet) reset(n int) {
+	if len(v.stamp) < n {
+		v.stamp = make([]uint32, n)
+		v.gen = 0
+	}
+	v.gen++
+	if v.gen == 0 { // wrapped: clear for real
+		clear(v.stamp)
+		v.gen = 1
+	}
+}
+
+// visit marks s and reports whether it was unvisited.
+func (v *visitedSet) visit(s uint32) bool {
+	if v.stamp[s] == v.gen {
+		return false
+	}
+	v.stamp[s] = v.gen
+	return true
+}

@@ -1,0 +1,173 @@
+package hnsw
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+const (
+	hnswMagic   = "MMHN"
+	hnswVersion = 1
+)
+
+// Save implements Index. The format (version 1, little-endian) is: magic
+// "MMHN", version, dim, metric, M, efConstruction, efSearch, used slots,
+// entry point, free-slot count and list; then per slot its ID and level
+// (bit 31: tombstone); all vectors; all layer-0 blocks; the upper-layer
+// blocks of each slot with a level above 0; and a CRC-32C of it all.
+// Loading is a few bulk copies: no distance is recomputed.
+func (h *HNSW) Save(w io.Writer) error {
+	h.mu.RLock()
+	h.slotMu.Lock()
+	f := newFrame(hnswMagic, hnswVersion)
+	used := h.used
+	f.u32(uint32(h.dim))
+	f.u32(uint32(h.metric))
+	f.u32(uint32(h.m))
+	f.u32(uint32(h.cfg.EfConstruction))
+	f.u32(uint32(h.cfg.EfSearch))
+	f.u64(uint64(used))
+	f.u64(h.entry.Load())
+	f.u32(uint32(len(h.free)))
+	f.u32s(h.free)
+	for s := range used {
+		lv := uint32(h.levels[s])
+		if h.deleted[s] != 0 {
+			lv |= 1 << 31
+		}
+		f.u32(h.ids[s])
+		f.u32(lv)
+	}
+	f.f32s(h.vecs[:used*h.dim])
+	f.u32s(h.links0[:used*(h.m0+1)])
+	for s := range used {
+		if h.levels[s] > 0 {
+			f.u32s(h.upper[s])
+		}
+	}
+	h.slotMu.Unlock()
+	h.mu.RUnlock()
+	return f.writeTo(w)
+}
+
+// Load implements Index. The saved dimension and metric must match the
+// index's; M and the ef settings are taken from the data. Every count,
+// level and link is checked, so damaged input is an error wrapping
+// ErrFormat, never a panic or an out-of-range walk later.
+func (h *HNSW) Load(r io.Reader) error {
+	fr, err := openFrame(r, hnswMagic, hnswVersion)
+	if err != nil {
+		return err
+	}
+	dim, metric := int(fr.u32()), modality.Metric(fr.u32())
+	m, efc, efs := int(fr.u32()), int(fr.u32()), int(fr.u32())
+	used64, entry := fr.u64(), fr.u64()
+	if fr.err != nil {
+		return fr.err
+	}
+	if dim != h.dim || metric != h.metric {
+		return fmt.Errorf("%w: saved dim %d metric %v, index has dim %d metric %v", ErrFormat, dim, metric, h.dim, h.metric)
+	}
+	if m < 2 || m > 1024 || efc <= 0 || efc > maxEf || efs <= 0 || efs > maxEf {
+		return fmt.Errorf("%w: M %d, efConstruction %d, efSearch %d out of range", ErrFormat, m, efc, efs)
+	}
+	if used64 > uint64(len(fr.b))/4 { // each slot takes at least 4 bytes
+		return fmt.Errorf("%w: %d slots cannot fit in %d bytes", ErrFormat, used64, len(fr.b))
+	}
+	used := int(used64)
+	nfree := uint64(fr.u32())
+	free := fr.u32s(nfree)
+	meta := fr.u32s(2 * used64)
+	vecs := fr.f32s(used64 * uint64(dim))
+	m0 := 2 * m
+	links0 := fr.u32s(used64 * uint64(m0+1))
+	if fr.err != nil {
+		return fr.err
+	}
+	n := NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64})
+	n.grow(used)
+	n.used = used
+	copy(n.vecs, vecs)
+	copy(n.links0, links0)
+	n.free = free
+	isFree := make([]bool, used)
+	for _, s := range free {
+		if int(s) >= used || isFree[s] {
+			return fmt.Errorf("%w: bad free slot %d", ErrFormat, s)
+		}
+		isFree[s] = true
+	}
+	// A link on layer l must lead to a live slot that reaches layer l, or
+	// a later walk would index past the target's blocks.
+	checkBlock := func(b []uint32, l int) error {
+		if c := n.capAt(l); int(b[0]) > c {
+			return fmt.Errorf("%w: link count %d over capacity %d", ErrFormat, b[0], c)
+		}
+		for _, t := range b[1 : 1+b[0]] {
+			if int(t) >= used || isFree[t] || int(n.levels[t]) < l {
+				return fmt.Errorf("%w: bad link to slot %d on layer %d", ErrFormat, t, l)
+			}
+		}
+		return nil
+	}
+	for s := range used {
+		id, lv := meta[2*s], meta[2*s+1]
+		level := int(lv &^ (1 << 31))
+		if level > maxLevel {
+			return fmt.Errorf("%w: slot %d has level %d", ErrFormat, s, level)
+		}
+		n.ids[s], n.levels[s] = id, uint8(level)
+		if lv&(1<<31) != 0 {
+			n.deleted[s] = 1
+			if !isFree[s] {
+				n.tombstones++
+			}
+		} else {
+			if isFree[s] {
+				return fmt.Errorf("%w: free slot %d is live", ErrFormat, s)
+			}
+			if _, dup := n.slotOf[id]; dup {
+				return fmt.Errorf("%w: ID %d is live in two slots", ErrFormat, id)
+			}
+			n.slotOf[id] = uint32(s)
+		}
+		if level > 0 {
+			n.upper[s] = fr.u32s(uint64(level * (m + 1)))
+			if fr.err != nil {
+				return fr.err
+			}
+		}
+	}
+	if err := fr.done(); err != nil {
+		return err
+	}
+	for s := range used {
+		for l := 0; l <= int(n.levels[s]); l++ {
+			if err := checkBlock(n.block(uint32(s), l), l); err != nil {
+				return err
+			}
+		}
+	}
+	if es := uint32(entry); es != noNode {
+		if int(es) >= used || isFree[es] || int(entry>>32) != int(n.levels[es]) {
+			return fmt.Errorf("%w: bad entry point", ErrFormat)
+		}
+	} else if len(n.slotOf) > 0 {
+		return fmt.Errorf("%w: no entry point for %d nodes", ErrFormat, len(n.slotOf))
+	}
+	n.entry.Store(entry)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.slotMu.Lock()
+	defer h.slotMu.Unlock()
+	h.cfg, h.m, h.m0, h.ml = n.cfg, n.m, n.m0, n.ml
+	h.vecs, h.ids, h.levels, h.links0, h.upper, h.deleted, h.nodeMu = n.vecs, n.ids, n.levels, n.links0, n.upper, n.deleted, n.nodeMu
+	h.entry.Store(entry)
+	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones
+	h.rng = rand.New(rand.NewPCG(h.cfg.Seed, used64))
+	return nil
+}
