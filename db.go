@@ -1,6 +1,7 @@
 package mmdb
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -33,12 +34,17 @@ type Options struct {
 	NoSync bool
 	// ReadOnly opens the file shared and refuses writes.
 	ReadOnly bool
+	// Index tunes every modality's HNSW graph: M (links per node, default
+	// 16), EfConstruction (default 200) and EfSearch (the default beam
+	// width of a search, 64). Higher values trade speed for recall.
+	Index hnsw.Config
 }
 
 // DB is an open mmdb database. It is safe for concurrent use.
 type DB struct {
 	store    *storage.Store
 	readOnly bool
+	indexCfg hnsw.Config
 
 	// writeMu serialises writers: one bbolt write transaction at a time,
 	// and index updates in commit order.
@@ -68,7 +74,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: %w", err)
 	}
-	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}}
+	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index}
 	if err := db.load(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("mmdb: open %s: %w", path, err)
@@ -98,14 +104,19 @@ func (db *DB) load() error {
 			return err
 		}
 		for i, m := range db.schema {
-			idx := db.indexes[i]
+			var ids []uint32
+			var vecs [][]float32
 			if err := tx.ForEachVector(m.Name, func(id uint32, v []float32) error {
 				if len(v) != m.Dim {
 					return fmt.Errorf("%w: item %d: %s vector has %d values, want %d", ErrCorrupt, id, m.Name, len(v), m.Dim)
 				}
-				return idx.Add(id, v)
+				ids, vecs = append(ids, id), append(vecs, v)
+				return nil
 			}); err != nil {
 				return err
+			}
+			if err := hnsw.AddParallel(context.Background(), db.indexes[i], ids, vecs, 0, nil); err != nil {
+				return fmt.Errorf("building the %s index: %w", m.Name, err)
 			}
 		}
 		return nil
@@ -115,11 +126,7 @@ func (db *DB) load() error {
 func (db *DB) addModality(m Modality) {
 	db.byName[m.Name] = len(db.schema)
 	db.schema = append(db.schema, m)
-	db.indexes = append(db.indexes, newIndex(m))
-}
-
-func newIndex(m Modality) hnsw.Index {
-	return hnsw.NewFlat(m.Dim, m.Metric)
+	db.indexes = append(db.indexes, hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg))
 }
 
 // Close releases the file. Calls after Close return ErrClosed; a second

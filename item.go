@@ -6,6 +6,7 @@ import (
 	"iter"
 	"unicode/utf8"
 
+	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/storage"
 )
 
@@ -147,17 +148,16 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 }
 
 // apply brings the in-memory state up to date with committed changes.
-// Only writers call it, in commit order, under writeMu.
+// Only writers call it, in commit order, under writeMu. The ID map is
+// updated under db.mu, but the indexes (which are safe for concurrent use)
+// are updated without it, in parallel, so searches go on during a large
+// batch. An ID is mapped before its vectors enter an index and unmapped
+// after they leave, so a search never returns a vector it cannot name.
 func (db *DB) apply(changes []change) {
 	db.mu.Lock()
-	defer db.mu.Unlock()
+	indexes := db.indexes
 	for _, c := range changes {
 		if c.deleted {
-			db.extIDs[c.id] = ""
-			db.count--
-			for _, idx := range db.indexes {
-				idx.Delete(c.id)
-			}
 			continue
 		}
 		for int(c.id) >= len(db.extIDs) {
@@ -167,15 +167,39 @@ func (db *DB) apply(changes []change) {
 			db.count++
 		}
 		db.extIDs[c.id] = c.ext
-		for mi, idx := range db.indexes {
-			if mi < len(c.vecs) && c.vecs[mi] != nil {
-				// Dimensions were validated, so Add cannot fail here.
-				_ = idx.Add(c.id, c.vecs[mi])
-			} else if !c.isNew {
+	}
+	db.mu.Unlock()
+
+	// Later changes to the same item win: keep the last of each ID.
+	last := make(map[uint32]int, len(changes))
+	for i, c := range changes {
+		last[c.id] = i
+	}
+	for mi, idx := range indexes {
+		var ids []uint32
+		var vecs [][]float32
+		for i, c := range changes {
+			if last[c.id] != i {
+				continue
+			}
+			if !c.deleted && mi < len(c.vecs) && c.vecs[mi] != nil {
+				ids, vecs = append(ids, c.id), append(vecs, c.vecs[mi])
+			} else if !c.isNew || c.deleted {
 				idx.Delete(c.id)
 			}
 		}
+		// Dimensions were validated, so Add cannot fail here.
+		_ = hnsw.AddParallel(context.Background(), idx, ids, vecs, 0, nil)
 	}
+
+	db.mu.Lock()
+	for _, c := range changes {
+		if c.deleted && db.extIDs[c.id] != "" {
+			db.extIDs[c.id] = ""
+			db.count--
+		}
+	}
+	db.mu.Unlock()
 }
 
 func (db *DB) modalityNamesLocked() []string {

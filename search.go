@@ -20,11 +20,12 @@ type Query struct {
 	Probes []Probe
 	// K is the number of hits to return; zero means DefaultK.
 	K int
-	// Exact forces a brute-force scan: 100% recall, cost linear in the
-	// number of target vectors.
+	// Exact forces a brute-force scan instead of the HNSW index: 100%
+	// recall, cost linear in the number of target vectors.
 	Exact bool
-	// Ef is the beam width of an approximate index search; zero uses the
-	// default. Ignored by exact scans.
+	// Ef is the beam width of the HNSW search: higher means better recall
+	// and slower queries. Zero uses Options.Index.EfSearch (default 64).
+	// Ignored by exact scans.
 	Ef int
 }
 
@@ -93,6 +94,9 @@ func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
 	res := idx.Search(vec, k, hnsw.SearchOptions{Ef: q.Ef, Exact: q.Exact})
 	hits := make([]Hit, 0, len(res))
 	for _, r := range res {
+		if int(r.ID) >= len(db.extIDs) || db.extIDs[r.ID] == "" {
+			continue // mid-write: the item's vectors are leaving the index
+		}
 		s, d := tm.Metric.Score(r.Dist)
 		hits = append(hits, Hit{ID: db.extIDs[r.ID], Score: s, Distance: d})
 	}

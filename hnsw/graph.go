@@ -285,15 +285,25 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	}
 	vis := h.getVisited()
 	defer h.visited.Put(vis)
+	// Choose the neighbours on every layer first, then write the node's own
+	// lists, and only then link other nodes to it: a concurrent search that
+	// reaches the node on any layer finds all of its lists already in place
+	// (linking layer by layer would leave it a dead end below).
+	top := min(level, epLevel)
+	neigh := make([][]Result, top+1)
 	eps := []Result{cur}
-	for l := min(level, epLevel); l >= 0; l-- {
+	for l := top; l >= 0; l-- {
 		found := h.searchLayer(q, eps, h.cfg.EfConstruction, l, nil, false, vis)
-		neigh := h.selectNeighbours(found, h.m)
-		h.setLinks(slot, l, neigh)
-		for _, n := range neigh {
+		neigh[l] = h.selectNeighbours(found, h.m)
+		eps = found
+	}
+	for l := top; l >= 0; l-- {
+		h.setLinks(slot, l, neigh[l])
+	}
+	for l := top; l >= 0; l-- {
+		for _, n := range neigh[l] {
 			h.addLink(n.ID, slot, n.Dist, l)
 		}
-		eps = found
 	}
 	if level > epLevel {
 		h.entry.Store(uint64(level)<<32 | uint64(slot))
@@ -709,3 +719,4 @@ func (v *visitedSet) visit(s uint32) bool {
 	v.stamp[s] = v.gen
 	return true
 }
+

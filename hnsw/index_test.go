@@ -305,6 +305,13 @@ func TestConcurrentSearchAndWrite(t *testing.T) {
 				}
 				q := data[r.IntN(len(data))]
 				res := g.Search(q, 10, SearchOptions{})
+				if len(res) != 10 {
+					// Found by the DB's own concurrency test: a node
+					// reachable before its lower layers were linked made
+					// searches dead-end with no results.
+					t.Errorf("search during writes returned %d results", len(res))
+					return
+				}
 				for i := 1; i < len(res); i++ {
 					if res[i].Dist < res[i-1].Dist {
 						t.Errorf("unsorted results")

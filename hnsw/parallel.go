@@ -1,0 +1,60 @@
+package hnsw
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// AddParallel adds vecs[i] under ids[i] from several goroutines (workers
+// <= 0 means one per CPU): the bulk path for imports and rebuilds. Index
+// implementations are safe for concurrent Adds; HNSW's per-node locks let
+// the inserts proceed side by side. progress, if non-nil, is called now and
+// then with the number of vectors added so far. It stops early when ctx is
+// cancelled, and returns the first error.
+func AddParallel(ctx context.Context, idx Index, ids []uint32, vecs [][]float32, workers int, progress func(done int)) error {
+	if len(ids) != len(vecs) {
+		return fmt.Errorf("hnsw: %d ids for %d vectors", len(ids), len(vecs))
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = max(1, min(workers, len(ids)/64)) // tiny batches: not worth the goroutines
+	var next, done atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	const chunk = 32
+	for range workers {
+		wg.Go(func() {
+			for {
+				if ctx.Err() != nil {
+					once.Do(func() { firstErr = ctx.Err() })
+					return
+				}
+				start := int(next.Add(chunk)) - chunk
+				if start >= len(ids) {
+					return
+				}
+				end := min(start+chunk, len(ids))
+				for i := start; i < end; i++ {
+					if err := idx.Add(ids[i], vecs[i]); err != nil {
+						once.Do(func() { firstErr = fmt.Errorf("id %d: %w", ids[i], err) })
+						return
+					}
+				}
+				d := done.Add(int64(end - start))
+				if progress != nil && (d/chunk)%64 == 0 {
+					progress(int(d))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr == nil && progress != nil {
+		progress(len(ids))
+	}
+	return firstErr
+}
