@@ -1,6 +1,7 @@
 // Command mmdb is the command line of the mmdb embedded vector database.
 //
 //	mmdb demo [-dir DIR] [-items N]   build a small multimodal database and query it
+//	mmdb bench [-data ...]            measure the index engines (see BENCHMARKS.md)
 //	mmdb version                      print the version
 //
 // Exit codes: 0 ok, 1 error, 2 usage.
@@ -26,6 +27,7 @@ type command struct {
 
 var commands = []command{
 	{"demo", "build a synthetic multimodal database and run cross-modal searches", runDemo},
+	{"bench", "measure recall, speed, build rate and memory of the index engines", runBench},
 	{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 		fmt.Fprintln(stdout, "mmdb", version)
 		return nil

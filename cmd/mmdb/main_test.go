@@ -23,6 +23,9 @@ func TestRunExitCodes(t *testing.T) {
 		{"bad flag", []string{"demo", "-nope"}, 2, "", "flag provided but not defined"},
 		{"too few items", []string{"demo", "-items", "3"}, 2, "", "at least 12"},
 		{"demo", []string{"demo", "-items", "600", "-dir", ""}, 0, "Text-to-image", ""},
+		// A tiny run of the benchmark so its harness cannot rot.
+		{"bench smoke", []string{"bench", "-data", "tiny", "-ef", "32", "-threads", "1,2", "-q"}, 0, "| tiny | hnsw | 32 |", ""},
+		{"bench bad ef", []string{"bench", "-ef", "x"}, 2, "", "not a positive integer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

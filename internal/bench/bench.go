@@ -1,0 +1,203 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+)
+
+// Config selects what Run measures.
+type Config struct {
+	Engines []string // "hnsw", "coder", "flat"
+	Efs     []int    // beam widths to sweep
+	Threads []int    // build thread counts
+	M       int      // links per node (default 16)
+	EfC     int      // efConstruction (default 200)
+	K       int      // recall@K (default 10)
+	// Progress, if non-nil, receives a line per step (to stderr).
+	Progress io.Writer
+}
+
+// Row is one engine at one ef on one dataset.
+type Row struct {
+	Dataset, Engine string
+	Ef              int
+	Recall          float64
+	QPS             float64
+}
+
+// Build is one engine's build on one dataset.
+type Build struct {
+	Dataset, Engine string
+	Threads         int
+	InsertsPerSec   float64
+	BytesPerVector  float64
+	SaveSec         float64
+	LoadSec         float64
+}
+
+// Report holds everything Run measured.
+type Report struct {
+	Rows   []Row
+	Builds []Build
+}
+
+func newIndex(engine string, d Dataset, cfg Config) (hnsw.Index, error) {
+	dim := len(d.Base[0])
+	hc := hnsw.Config{M: cfg.M, EfConstruction: cfg.EfC, Seed: 1}
+	switch engine {
+	case "hnsw":
+		return hnsw.NewHNSW(dim, d.Metric, hc), nil
+	case "coder":
+		return hnsw.NewCoder(dim, d.Metric, hc), nil
+	case "flat":
+		return hnsw.NewFlat(dim, d.Metric), nil
+	}
+	return nil, fmt.Errorf("unknown engine %q (want hnsw, coder or flat)", engine)
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, format+"\n", args...)
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// Run measures every engine of cfg on d.
+func Run(ctx context.Context, d Dataset, cfg Config) (Report, error) {
+	if cfg.K == 0 {
+		cfg.K = 10
+	}
+	if len(cfg.Threads) == 0 {
+		cfg.Threads = []int{1}
+	}
+	truth := d.Truth
+	if truth == nil {
+		cfg.logf("%s: exact ground truth for %d queries", d.Name, len(d.Queries))
+		truth = exactTruth(d, cfg.K)
+	}
+	ids := make([]uint32, len(d.Base))
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	var rep Report
+	for _, eng := range cfg.Engines {
+		var idx hnsw.Index
+		for _, th := range cfg.Threads {
+			if eng == "coder" && th > 1 {
+				continue // coder/hnsw is not safe for concurrent inserts
+			}
+			before := heapInUse()
+			i, err := newIndex(eng, d, cfg)
+			if err != nil {
+				return rep, err
+			}
+			cfg.logf("%s: building %s with %d thread(s)", d.Name, eng, th)
+			start := time.Now()
+			if err := hnsw.AddParallel(ctx, i, ids, d.Base, th, nil); err != nil {
+				return rep, err
+			}
+			el := time.Since(start).Seconds()
+			b := Build{Dataset: d.Name, Engine: eng, Threads: th, InsertsPerSec: float64(len(ids)) / el}
+			b.BytesPerVector = float64(heapInUse()-min(before, heapInUse())) / float64(len(ids))
+			var buf bytes.Buffer
+			start = time.Now()
+			if err := i.Save(&buf); err != nil {
+				return rep, err
+			}
+			b.SaveSec = time.Since(start).Seconds()
+			fresh, _ := newIndex(eng, d, cfg)
+			start = time.Now()
+			if err := fresh.Load(bytes.NewReader(buf.Bytes())); err != nil {
+				return rep, fmt.Errorf("%s load: %w", eng, err)
+			}
+			b.LoadSec = time.Since(start).Seconds()
+			rep.Builds = append(rep.Builds, b)
+			idx = i
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
+		}
+		efs := cfg.Efs
+		if eng == "flat" {
+			efs = []int{0}
+		}
+		for _, ef := range efs {
+			r := Row{Dataset: d.Name, Engine: eng, Ef: ef}
+			r.Recall, r.QPS = measure(idx, d.Queries, truth, cfg.K, ef)
+			cfg.logf("%s: %s ef=%d recall@%d %.3f, %.0f q/s", d.Name, eng, ef, cfg.K, r.Recall, r.QPS)
+			rep.Rows = append(rep.Rows, r)
+		}
+	}
+	return rep, nil
+}
+
+func exactTruth(d Dataset, k int) [][]int32 {
+	flat := hnsw.NewFlat(len(d.Base[0]), d.Metric)
+	for i, v := range d.Base {
+		flat.Add(uint32(i), v)
+	}
+	out := make([][]int32, len(d.Queries))
+	for i, q := range d.Queries {
+		for _, r := range flat.Search(q, k, hnsw.SearchOptions{}) {
+			out[i] = append(out[i], int32(r.ID))
+		}
+	}
+	return out
+}
+
+// measure runs every query once on one goroutine for speed (repeating
+// short sets until 0.5 s have passed), and computes recall@k.
+func measure(idx hnsw.Index, qs [][]float32, truth [][]int32, k, ef int) (recall, qps float64) {
+	opts := hnsw.SearchOptions{Ef: ef, Exact: ef == 0}
+	hit := 0
+	for i, q := range qs {
+		got := idx.Search(q, k, opts)
+		want := truth[i][:min(k, len(truth[i]))]
+		for _, g := range got {
+			if slices.Contains(want, int32(g.ID)) {
+				hit++
+			}
+		}
+	}
+	recall = float64(hit) / float64(len(qs)*k)
+	n := 0
+	start := time.Now()
+	for time.Since(start) < 500*time.Millisecond || n < len(qs) {
+		idx.Search(qs[n%len(qs)], k, opts)
+		n++
+	}
+	return recall, float64(n) / time.Since(start).Seconds()
+}
+
+// Markdown renders the report as two tables.
+func (r Report) Markdown() string {
+	var b strings.Builder
+	b.WriteString("| dataset | engine | ef | recall@10 | queries/s (1 thread) |\n| --- | --- | --- | --- | --- |\n")
+	for _, x := range r.Rows {
+		ef := fmt.Sprint(x.Ef)
+		if x.Engine == "flat" {
+			ef = "exact"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.3f | %.0f |\n", x.Dataset, x.Engine, ef, x.Recall, x.QPS)
+	}
+	b.WriteString("\n| dataset | engine | build threads | inserts/s | heap bytes/vector | save s | load s |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, x := range r.Builds {
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f | %.3f | %.3f |\n", x.Dataset, x.Engine, x.Threads, x.InsertsPerSec, x.BytesPerVector, x.SaveSec, x.LoadSec)
+	}
+	return b.String()
+}
