@@ -719,4 +719,3 @@ func (v *visitedSet) visit(s uint32) bool {
 	v.stamp[s] = v.gen
 	return true
 }
-
