@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -74,7 +75,6 @@ type HNSW struct {
 	cfg    Config
 	dim    int
 	metric modality.Metric
-	dist   func(a, b []float32) float32
 	m, m0  int // link capacity on upper layers and on layer 0
 	ml     float64
 
@@ -99,7 +99,7 @@ type HNSW struct {
 	tombstones int
 	rng        *rand.Rand
 
-	visited sync.Pool
+	searchers sync.Pool // *searcher
 }
 
 // NewHNSW returns an empty graph.
@@ -114,14 +114,6 @@ func NewHNSW(dim int, metric modality.Metric, cfg Config) *HNSW {
 		ml:     1 / math.Log(float64(cfg.M)),
 		slotOf: map[uint32]uint32{},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
-	}
-	switch metric {
-	case modality.L2:
-		h.dist = modality.L2Sq
-	case modality.Dot:
-		h.dist = func(a, b []float32) float32 { return -modality.DotProduct(a, b) }
-	default:
-		h.dist = func(a, b []float32) float32 { return 1 - modality.DotProduct(a, b) }
 	}
 	h.entry.Store(noNode)
 	return h
@@ -141,6 +133,18 @@ func (h *HNSW) Len() int {
 	h.slotMu.Lock()
 	defer h.slotMu.Unlock()
 	return len(h.slotOf)
+}
+
+// dist is the metric's distance, written as a switch rather than a
+// function value so the compiler can inline it into the search loops.
+func (h *HNSW) dist(a, b []float32) float32 {
+	switch h.metric {
+	case modality.L2:
+		return modality.L2Sq(a, b)
+	case modality.Dot:
+		return -modality.DotProduct(a, b)
+	}
+	return 1 - modality.DotProduct(a, b)
 }
 
 func (h *HNSW) vec(slot uint32) []float32 {
@@ -283,8 +287,8 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	for l := epLevel; l > level; l-- {
 		cur = h.greedy(q, cur, l)
 	}
-	vis := h.getVisited()
-	defer h.visited.Put(vis)
+	sc := h.getSearcher()
+	defer h.searchers.Put(sc)
 	// Choose the neighbours on every layer first, then write the node's own
 	// lists, and only then link other nodes to it: a concurrent search that
 	// reaches the node on any layer finds all of its lists already in place
@@ -293,7 +297,7 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	neigh := make([][]Result, top+1)
 	eps := []Result{cur}
 	for l := top; l >= 0; l-- {
-		found := h.searchLayer(q, eps, h.cfg.EfConstruction, l, nil, false, vis)
+		found := h.searchLayer(q, eps, h.cfg.EfConstruction, l, nil, false, sc)
 		neigh[l] = h.selectNeighbours(found, h.m)
 		eps = found
 	}
@@ -327,24 +331,18 @@ func (h *HNSW) greedy(q []float32, cur Result, l int) Result {
 }
 
 // searchLayer is the beam search of Algorithm 2 on layer l, returning up
-// to ef results closest first. Nodes that are tombstoned (when
-// skipDeleted) or outside allow are walked through but never returned, as
-// in hnswlib; while fewer than ef results are found the walk goes on.
-func (h *HNSW) searchLayer(q []float32, eps []Result, ef, l int, allow func(slot uint32) bool, skipDeleted bool, vis *visitedSet) []Result {
+// to ef results closest first, in sc.out (valid until sc is used again).
+// Nodes that are tombstoned (when skipDeleted) or outside allow are walked
+// through but never returned, as in hnswlib; while fewer than ef results
+// are found the walk goes on.
+func (h *HNSW) searchLayer(q []float32, eps []Result, ef, l int, allow *roaring.Bitmap, skipDeleted bool, sc *searcher) []Result {
+	vis := &sc.vis
 	vis.reset(len(h.ids))
-	hint := min(ef, 512) // ef may be huge; let the heaps grow if needed
-	cand := make(minHeap, 0, 2*hint)
-	res := make(maxHeap, 0, hint+1)
-	accept := func(s uint32) bool {
-		if skipDeleted && atomic.LoadUint32(&h.deleted[s]) != 0 {
-			return false
-		}
-		return allow == nil || allow(s)
-	}
+	cand, res := sc.cand[:0], sc.res[:0]
 	for _, e := range eps {
 		if vis.visit(e.ID) {
 			cand.push(e)
-			if accept(e.ID) {
+			if (!skipDeleted || atomic.LoadUint32(&h.deleted[e.ID]) == 0) && (allow == nil || allow.Contains(h.ids[e.ID])) {
 				res.offer(e, ef)
 			}
 		}
@@ -364,13 +362,21 @@ func (h *HNSW) searchLayer(q []float32, eps []Result, ef, l int, allow func(slot
 			d := h.dist(q, h.vec(e))
 			if len(res) < ef || d < res[0].Dist {
 				cand.push(Result{ID: e, Dist: d})
-				if accept(e) {
+				if (!skipDeleted || atomic.LoadUint32(&h.deleted[e]) == 0) && (allow == nil || allow.Contains(h.ids[e])) {
 					res.offer(Result{ID: e, Dist: d}, ef)
 				}
 			}
 		}
 	}
-	return res.sorted()
+	out := sc.out[:0]
+	for range res {
+		out = append(out, Result{})
+	}
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = res.pop()
+	}
+	sc.cand, sc.res, sc.out = cand, res, out
+	return out
 }
 
 // selectNeighbours is the heuristic of Algorithm 4: walk candidates closest
@@ -379,7 +385,7 @@ func (h *HNSW) searchLayer(q []float32, eps []Result, ef, l int, allow func(slot
 // clustered data navigable. cands must be sorted closest first.
 func (h *HNSW) selectNeighbours(cands []Result, m int) []Result {
 	if len(cands) <= m {
-		return cands
+		return append([]Result(nil), cands...)
 	}
 	out := make([]Result, 0, m)
 	for _, c := range cands {
@@ -460,12 +466,8 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	var allow func(uint32) bool
-	if opts.Allow != nil {
-		allow = func(s uint32) bool { return opts.Allow.Contains(h.ids[s]) }
-	}
 	if opts.Exact {
-		return h.scan(q, k, allow)
+		return h.scan(q, k, opts.Allow)
 	}
 	ep := h.entry.Load()
 	if uint32(ep) == noNode {
@@ -492,26 +494,24 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	for l := int(ep >> 32); l > 0; l-- {
 		cur = h.greedy(q, cur, l)
 	}
-	vis := h.getVisited()
-	res := h.searchLayer(q, []Result{cur}, ef, 0, allow, true, vis)
-	h.visited.Put(vis)
-	if len(res) > k {
-		res = res[:k]
-	}
+	sc := h.getSearcher()
+	found := h.searchLayer(q, []Result{cur}, ef, 0, opts.Allow, true, sc)
+	res := make([]Result, min(k, len(found)))
 	for i := range res {
-		res[i].ID = h.ids[res[i].ID]
+		res[i] = Result{ID: h.ids[found[i].ID], Dist: found[i].Dist}
 	}
+	h.searchers.Put(sc)
 	return res
 }
 
 // scan is the exact search over live nodes (mu held shared).
-func (h *HNSW) scan(q []float32, k int, allow func(uint32) bool) []Result {
+func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 	h.slotMu.Lock()
 	used := h.used
 	h.slotMu.Unlock()
 	top := make(maxHeap, 0, min(k, 1024)+1)
 	for s := range uint32(used) {
-		if atomic.LoadUint32(&h.deleted[s]) != 0 || (allow != nil && !allow(s)) {
+		if atomic.LoadUint32(&h.deleted[s]) != 0 || (allow != nil && !allow.Contains(h.ids[s])) {
 			continue
 		}
 		top.offer(Result{ID: s, Dist: h.dist(q, h.vec(s))}, k)
@@ -685,18 +685,27 @@ func (h *HNSW) compact() {
 	}
 }
 
+// searcher holds the reusable state of one search: pooled, so a search
+// allocates nothing but its result slice.
+type searcher struct {
+	vis  visitedSet
+	cand minHeap
+	res  maxHeap
+	out  []Result
+}
+
+func (h *HNSW) getSearcher() *searcher {
+	if sc, ok := h.searchers.Get().(*searcher); ok {
+		return sc
+	}
+	return &searcher{}
+}
+
 // visitedSet marks visited slots with a generation stamp, so clearing it
 // between searches is one increment instead of a memset.
 type visitedSet struct {
 	stamp []uint32
 	gen   uint32
-}
-
-func (h *HNSW) getVisited() *visitedSet {
-	if v, ok := h.visited.Get().(*visitedSet); ok {
-		return v
-	}
-	return &visitedSet{}
 }
 
 func (v *visitedSet) reset(n int) {

@@ -42,6 +42,10 @@ func TestKernelsMatchNaive(t *testing.T) {
 		tol := 1e-4 * float64(n+1)
 		assert.InDelta(t, naiveDot(a, b), DotProduct(a, b), tol, "dot n=%d", n)
 		assert.InDelta(t, naiveL2(a, b), L2Sq(a, b), tol, "l2 n=%d", n)
+		assert.InDelta(t, naiveDot(a, b), dotGo(a, b), tol, "portable dot n=%d", n)
+		assert.InDelta(t, naiveL2(a, b), l2Go(a, b), tol, "portable l2 n=%d", n)
+		// b may be longer than a: only len(a) values count.
+		assert.InDelta(t, naiveDot(a, b), DotProduct(a, append(b, 100)), tol)
 	}
 }
 
@@ -150,16 +154,21 @@ func benchKernel(b *testing.B, n int, f func(a, b []float32) float32) {
 
 // The naive variants are the baseline the unrolled kernels are measured
 // against: go test -bench 'Dot|L2' ./modality
+// "kernel" is what DotProduct and L2Sq run on this machine (vek's AVX2
+// code where available), "unrolled" the portable Go fallback.
 func BenchmarkDot(b *testing.B) {
+	b.Logf("SIMD kernels: %v", simd)
 	for _, n := range []int{128, 512} {
-		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, DotProduct) })
+		b.Run("kernel/"+itoa(n), func(b *testing.B) { benchKernel(b, n, DotProduct) })
+		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, dotGo) })
 		b.Run("naive/"+itoa(n), func(b *testing.B) { benchKernel(b, n, naiveDot) })
 	}
 }
 
 func BenchmarkL2(b *testing.B) {
 	for _, n := range []int{128, 512} {
-		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, L2Sq) })
+		b.Run("kernel/"+itoa(n), func(b *testing.B) { benchKernel(b, n, L2Sq) })
+		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, l2Go) })
 		b.Run("naive/"+itoa(n), func(b *testing.B) { benchKernel(b, n, naiveL2) })
 	}
 }

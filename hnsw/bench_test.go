@@ -1,0 +1,59 @@
+package hnsw
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// Micro-benchmarks of the engine on a 20k x 128 clustered set. The full
+// sweep (100k x 128, 50k x 512, sift5k, with recall) is `mmdb bench`.
+//
+//	go test -run '^$' -bench . ./hnsw
+
+var (
+	benchOnce  sync.Once
+	benchGraph *HNSW
+	benchData  [][]float32
+)
+
+func benchSetup(b *testing.B) (*HNSW, [][]float32) {
+	benchOnce.Do(func() {
+		benchData = clustered(21000, 128, 200, 21)
+		benchGraph = NewHNSW(128, modality.Cosine, Config{Seed: 1})
+		ids := make([]uint32, 20000)
+		for i := range ids {
+			ids[i] = uint32(i)
+		}
+		if err := AddParallel(context.Background(), benchGraph, ids, benchData[:20000], 0, nil); err != nil {
+			panic(err)
+		}
+	})
+	return benchGraph, benchData[20000:]
+}
+
+func BenchmarkSearch(b *testing.B) {
+	g, qs := benchSetup(b)
+	for _, ef := range []int{16, 64} {
+		b.Run(fmt.Sprintf("ef=%d", ef), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				g.Search(qs[i%len(qs)], 10, SearchOptions{Ef: ef})
+				i++
+			}
+		})
+	}
+}
+
+func BenchmarkInsert(b *testing.B) {
+	data := clustered(5000, 128, 50, 23)
+	g := NewHNSW(128, modality.Cosine, Config{Seed: 1})
+	i := 0
+	for b.Loop() {
+		g.Add(uint32(i), data[i%len(data)])
+		i++
+	}
+}
