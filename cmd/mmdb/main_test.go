@@ -24,7 +24,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"too few items", []string{"demo", "-items", "3"}, 2, "", "at least 12"},
 		{"demo", []string{"demo", "-items", "600", "-dir", ""}, 0, "Text-to-image", ""},
 		// A tiny run of the benchmark so its harness cannot rot.
-		{"bench smoke", []string{"bench", "-data", "tiny", "-ef", "32", "-threads", "1,2", "-q"}, 0, "| tiny | hnsw | 32 |", ""},
+		{"bench smoke", []string{"bench", "-data", "tiny", "-ef", "32", "-threads", "1,2", "-q"}, 0, "| tiny | hnsw | 32 | 100% |", ""},
 		{"bench bad ef", []string{"bench", "-ef", "x"}, 2, "", "not a positive integer"},
 	}
 	for _, tc := range tests {
