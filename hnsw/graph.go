@@ -478,17 +478,12 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 		ef = h.cfg.EfSearch
 	}
 	ef = max(ef, k)
-	if opts.Allow != nil {
-		// Fewer allowed nodes means fewer results per step of the walk:
-		// widen the beam in proportion, up to the whole graph.
-		live := h.Len()
-		allowed := int(opts.Allow.GetCardinality())
-		if allowed == 0 {
-			return nil
-		}
-		if allowed < live {
-			ef = min(int(float64(ef)*float64(live)/float64(allowed)), live, max(ef, 4096))
-		}
+	// With an allow-list, ef is deliberately not widened: the walk already
+	// goes on until ef allowed nodes are found, which widens the search by
+	// itself. Widening ef by (live/allowed)^0.5 or ^1 on top cost 4-10x the
+	// time for at most +0.003 recall@10 (BenchmarkAllowList).
+	if opts.Allow != nil && opts.Allow.IsEmpty() {
+		return nil
 	}
 	cur := Result{ID: uint32(ep), Dist: h.dist(q, h.vec(uint32(ep)))}
 	for l := int(ep >> 32); l > 0; l-- {
