@@ -1,8 +1,8 @@
 package mmdb
 
 import (
-	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -36,15 +36,37 @@ type Options struct {
 	ReadOnly bool
 	// Index tunes every modality's HNSW graph: M (links per node, default
 	// 16), EfConstruction (default 200) and EfSearch (the default beam
-	// width of a search, 64). Higher values trade speed for recall.
+	// width of a search, 64). Higher values trade speed for recall. A graph
+	// loaded from a checkpoint keeps the settings it was built with.
 	Index hnsw.Config
+	// CheckpointEvery is how many logged vector changes may accumulate
+	// before the graphs are saved into the file (DefaultCheckpointEvery when
+	// zero). Open replays at most this many changes; a checkpoint costs a
+	// write of every changed graph. Graphs are also saved on Close.
+	CheckpointEvery int
+	// Logger, if set, receives what Open did with each index (loaded,
+	// replayed, rebuilt and why) and checkpoint timings.
+	Logger *slog.Logger
+	// Progress, if set, is called during long work (index rebuilds) with
+	// the stage, the work done and the total.
+	Progress func(stage string, done, total int)
 }
+
+// DefaultCheckpointEvery is the default for Options.CheckpointEvery.
+const DefaultCheckpointEvery = 50_000
 
 // DB is an open mmdb database. It is safe for concurrent use.
 type DB struct {
 	store    *storage.Store
 	readOnly bool
 	indexCfg hnsw.Config
+	opts     Options
+
+	// Guarded by writeMu: the sequence number of the last change applied to
+	// the indexes, and the one each modality's saved graph covers.
+	appliedSeq uint64
+	ckptSeq    []uint64
+	report     []IndexReport
 
 	// writeMu serialises writers: one bbolt write transaction at a time,
 	// and index updates in commit order.
@@ -74,16 +96,42 @@ func Open(path string, opts *Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: %w", err)
 	}
-	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index}
+	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts}
+	if db.opts.CheckpointEvery <= 0 {
+		db.opts.CheckpointEvery = DefaultCheckpointEvery
+	}
 	if err := db.load(); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("mmdb: open %s: %w", path, err)
 	}
+	rebuilt := false
+	for _, r := range db.report {
+		rebuilt = rebuilt || r.Action == "rebuilt"
+	}
+	if rebuilt && !db.readOnly {
+		// Save the rebuilt graphs now, so the next Open is fast again.
+		db.writeMu.Lock()
+		err = db.checkpointLocked()
+		db.writeMu.Unlock()
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("mmdb: open %s: saving rebuilt indexes: %w", path, err)
+		}
+	}
 	return db, nil
 }
 
-// load reads the schema, the ID map and every vector into memory.
-func (db *DB) load() error {
+// load reads the schema and the ID map, then brings up each modality's
+// index: from its checkpoint plus the log when it can, else rebuilt from
+// the stored vectors.
+func (db *DB) load() (err error) {
+	defer func() {
+		// bbolt panics on some kinds of page damage; a damaged file must
+		// give an error, never take the caller's process down.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrCorrupt, p)
+		}
+	}()
 	return db.store.View(func(tx *storage.Tx) error {
 		ms, err := tx.Schema()
 		if err != nil {
@@ -103,21 +151,14 @@ func (db *DB) load() error {
 		}); err != nil {
 			return err
 		}
-		for i, m := range db.schema {
-			var ids []uint32
-			var vecs [][]float32
-			if err := tx.ForEachVector(m.Name, func(id uint32, v []float32) error {
-				if len(v) != m.Dim {
-					return fmt.Errorf("%w: item %d: %s vector has %d values, want %d", ErrCorrupt, id, m.Name, len(v), m.Dim)
-				}
-				ids, vecs = append(ids, id), append(vecs, v)
-				return nil
-			}); err != nil {
+		db.appliedSeq = tx.Seq()
+		for i := range db.schema {
+			rep, err := db.loadIndex(tx, i)
+			if err != nil {
 				return err
 			}
-			if err := hnsw.AddParallel(context.Background(), db.indexes[i], ids, vecs, 0, nil); err != nil {
-				return fmt.Errorf("building the %s index: %w", m.Name, err)
-			}
+			db.report = append(db.report, rep)
+			db.logReport(rep)
 		}
 		return nil
 	})
@@ -127,21 +168,36 @@ func (db *DB) addModality(m Modality) {
 	db.byName[m.Name] = len(db.schema)
 	db.schema = append(db.schema, m)
 	db.indexes = append(db.indexes, hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg))
+	db.ckptSeq = append(db.ckptSeq, 0)
 }
 
-// Close releases the file. Calls after Close return ErrClosed; a second
-// Close is a no-op.
+// Close saves every index changed since its last checkpoint into the file
+// and releases it. Calls after Close return ErrClosed; a second Close is a
+// no-op.
 func (db *DB) Close() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.closed {
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
 		return nil
 	}
+	var ckErr error
+	if !db.readOnly {
+		ckErr = db.checkpointLocked()
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	db.closed = true
 	db.indexes = nil
-	return db.store.Close()
+	if err := db.store.Close(); err != nil {
+		return err
+	}
+	if ckErr != nil {
+		return fmt.Errorf("mmdb: close: saving indexes (they will be rebuilt or replayed on the next Open; no data is lost): %w", ckErr)
+	}
+	return nil
 }
 
 // Path returns the database file's path.

@@ -40,6 +40,9 @@ var (
 	ErrNotDatabase = storage.ErrNotDatabase
 	// ErrVersion: Open found a file written by a newer mmdb.
 	ErrVersion = storage.ErrVersion
+	// ErrLocked: the file is open in another handle or process (bbolt
+	// allows one writer per file) and Options.Timeout passed.
+	ErrLocked = storage.ErrLocked
 	// ErrCorrupt: a stored record could not be decoded.
 	ErrCorrupt = storage.ErrCorrupt
 )

@@ -108,6 +108,7 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 	db.mu.RUnlock()
 
 	changes := make([]change, 0, len(preps))
+	var seq uint64
 	err := db.store.Update(func(tx *storage.Tx) error {
 		for i, p := range preps {
 			if i%1024 == 0 {
@@ -126,34 +127,42 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 				return fmt.Errorf("item %q: %w", p.ext, err)
 			}
 			for mi, v := range p.vecs {
-				var err error
 				if v != nil {
-					err = tx.PutVector(names[mi], id, v)
-				} else if exists {
-					err = tx.DeleteVector(names[mi], id)
-				}
-				if err != nil {
-					return err
+					if err := tx.PutVector(names[mi], id, v); err != nil {
+						return err
+					}
+					if _, err := tx.LogChange(id, names[mi], storage.OpPut); err != nil {
+						return err
+					}
+				} else if exists && tx.HasVector(names[mi], id) {
+					if err := tx.DeleteVector(names[mi], id); err != nil {
+						return err
+					}
+					if _, err := tx.LogChange(id, names[mi], storage.OpDelete); err != nil {
+						return err
+					}
 				}
 			}
 			changes = append(changes, change{id: id, ext: p.ext, isNew: !exists, vecs: p.vecs})
 		}
+		seq = tx.Seq()
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("mmdb: put: %w", err)
 	}
-	db.apply(changes)
+	db.apply(changes, seq)
 	return nil
 }
 
-// apply brings the in-memory state up to date with committed changes.
-// Only writers call it, in commit order, under writeMu. The ID map is
+// apply brings the in-memory state up to date with changes committed up
+// to log sequence number seq. Only writers call it, in commit order, under
+// writeMu. The ID map is
 // updated under db.mu, but the indexes (which are safe for concurrent use)
 // are updated without it, in parallel, so searches go on during a large
 // batch. An ID is mapped before its vectors enter an index and unmapped
 // after they leave, so a search never returns a vector it cannot name.
-func (db *DB) apply(changes []change) {
+func (db *DB) apply(changes []change, seq uint64) {
 	db.mu.Lock()
 	indexes := db.indexes
 	for _, c := range changes {
@@ -200,6 +209,8 @@ func (db *DB) apply(changes []change) {
 		}
 	}
 	db.mu.Unlock()
+	db.appliedSeq = seq
+	db.maybeCheckpointLocked()
 }
 
 func (db *DB) modalityNamesLocked() []string {
@@ -277,6 +288,7 @@ func (db *DB) Delete(ctx context.Context, ids ...string) error {
 		return err
 	}
 	var changes []change
+	var seq uint64
 	err = db.store.Update(func(tx *storage.Tx) error {
 		seen := map[string]bool{}
 		for _, ext := range ids {
@@ -288,17 +300,25 @@ func (db *DB) Delete(ctx context.Context, ids ...string) error {
 			if !ok {
 				return fmt.Errorf("item %q: %w", ext, ErrNotFound)
 			}
+			for _, name := range names {
+				if tx.HasVector(name, iid) {
+					if _, err := tx.LogChange(iid, name, storage.OpDelete); err != nil {
+						return err
+					}
+				}
+			}
 			if err := tx.DeleteItem(iid, ext, names); err != nil {
 				return err
 			}
 			changes = append(changes, change{id: iid, ext: ext, deleted: true})
 		}
+		seq = tx.Seq()
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("mmdb: delete: %w", err)
 	}
-	db.apply(changes)
+	db.apply(changes, seq)
 	return nil
 }
 

@@ -38,6 +38,9 @@ var (
 	ErrVersion = errors.New("unsupported format version")
 	// ErrCorrupt: a stored value could not be decoded.
 	ErrCorrupt = errors.New("corrupt record")
+	// ErrLocked: another process (or another handle in this one) has the
+	// file open, and the lock was not released within Options.Timeout.
+	ErrLocked = errors.New("database file is locked by another handle")
 	// ErrIDSpace: all 2^32-1 internal IDs have been handed out.
 	ErrIDSpace = errors.New("internal ID space exhausted")
 )
@@ -82,14 +85,25 @@ func Open(path string, opts *Options) (*Store, error) {
 		ReadOnly: opts.ReadOnly,
 	})
 	if err != nil {
-		if existed && !errors.Is(err, os.ErrPermission) && !errors.Is(err, berrors.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
+		}
+		if existed && !errors.Is(err, os.ErrPermission) {
 			return nil, fmt.Errorf("open %s: %w (%v)", path, ErrNotDatabase, err)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &Store{bolt: bdb, path: path}
 	if existed {
-		err = bdb.View(checkHeader)
+		err = bdb.View(func(tx *bolt.Tx) error {
+			// A file cut short (a partial copy, a full disk) still has a
+			// valid header, and bbolt would panic on the first page past
+			// the end: compare the size the header claims with the file's.
+			if tx.Size() > fi.Size() {
+				return fmt.Errorf("%w: truncated: the file is %d bytes, its header says %d", ErrNotDatabase, fi.Size(), tx.Size())
+			}
+			return checkHeader(tx)
+		})
 	} else {
 		err = bdb.Update(initialise)
 	}

@@ -189,3 +189,23 @@ func DecodeVector(b []byte) []float32 {
 	}
 	return v
 }
+
+// ForEachID calls fn for every entry of the external -> internal ID map.
+func (t *Tx) ForEachID(fn func(ext string, id uint32) error) error {
+	return t.tx.Bucket(bucketIDs).ForEach(func(k, v []byte) error {
+		if len(v) != 4 {
+			return fmt.Errorf("%w: ids entry %q", ErrCorrupt, k)
+		}
+		return fn(string(k), binary.BigEndian.Uint32(v))
+	})
+}
+
+// Check runs bbolt's own consistency check of the file's pages and
+// returns every problem it reports.
+func (t *Tx) Check() []error {
+	var errs []error
+	for err := range t.tx.Check() {
+		errs = append(errs, err)
+	}
+	return errs
+}

@@ -1,0 +1,127 @@
+package mmdb
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/mmdb-go/mmdb/storage"
+)
+
+// CheckReport lists what Check found.
+type CheckReport struct {
+	// Items is the number of items.
+	Items int `json:"items"`
+	// Vectors counts stored vectors per modality.
+	Vectors map[string]int `json:"vectors"`
+	// Problems describes each inconsistency; empty means all is well.
+	Problems []string `json:"problems"`
+}
+
+// OK reports whether Check found no problem.
+func (r CheckReport) OK() bool { return len(r.Problems) == 0 }
+
+// maxProblems bounds the report: past it, the database is plainly broken.
+const maxProblems = 1000
+
+// Check verifies the database: bbolt's own page-level check, that the ID
+// maps agree both ways, that every stored vector has an item and the right
+// length, and that each index holds exactly the stored vectors, bit for
+// bit. It blocks writers while it runs (readers go on). The error is for
+// failures to run the check; what it finds is in the report.
+func (db *DB) Check(ctx context.Context) (CheckReport, error) {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return CheckReport{}, ErrClosed
+	}
+	schema, indexes := db.schema, db.indexes
+	extIDs := append([]string(nil), db.extIDs...)
+	count := db.count
+	db.mu.RUnlock()
+
+	rep := CheckReport{Vectors: map[string]int{}}
+	add := func(format string, args ...any) {
+		if len(rep.Problems) < maxProblems {
+			rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...))
+		}
+	}
+	err := db.store.View(func(tx *storage.Tx) error {
+		for _, err := range tx.Check() {
+			add("bbolt: %v", err)
+		}
+		// ID map, both ways.
+		byID := map[uint32]string{}
+		if err := tx.ForEachID(func(ext string, id uint32) error {
+			byID[id] = ext
+			r, ok, err := tx.Record(id)
+			switch {
+			case err != nil:
+				add("item %q (internal %d): %v", ext, id, err)
+			case !ok:
+				add("ID %q maps to internal %d, which has no record", ext, id)
+			case r.ID != ext:
+				add("ID %q maps to internal %d, whose record says %q", ext, id, r.ID)
+			}
+			return ctx.Err()
+		}); err != nil {
+			return err
+		}
+		if err := tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
+			rep.Items++
+			if back, ok := tx.LookupID(r.ID); !ok || back != id {
+				add("record %d (%q) is not in the ID map", id, r.ID)
+			}
+			if int(id) >= len(extIDs) || extIDs[id] != r.ID {
+				add("record %d (%q) is not in the in-memory ID map", id, r.ID)
+			}
+			return true, ctx.Err()
+		}); err != nil {
+			return err
+		}
+		if rep.Items != count {
+			add("%d records but Count() is %d", rep.Items, count)
+		}
+		// Vectors against records and indexes.
+		for i, m := range schema {
+			n := 0
+			if err := tx.ForEachVector(m.Name, func(id uint32, v []float32) error {
+				n++
+				if _, ok := byID[id]; !ok {
+					add("%s vector of internal %d belongs to no item", m.Name, id)
+				}
+				if len(v) != m.Dim {
+					add("%s vector of internal %d has %d values, want %d", m.Name, id, len(v), m.Dim)
+					return nil
+				}
+				iv, ok := indexes[i].Vector(id)
+				if !ok {
+					add("%s vector of %q is missing from its index", m.Name, byID[id])
+					return nil
+				}
+				for j := range v {
+					if math.Float32bits(v[j]) != math.Float32bits(iv[j]) {
+						add("%s vector of %q differs from its index copy", m.Name, byID[id])
+						break
+					}
+				}
+				return ctx.Err()
+			}); err != nil {
+				return err
+			}
+			rep.Vectors[m.Name] = n
+			if l := indexes[i].Len(); l != n {
+				add("%s index holds %d vectors, the file %d", m.Name, l, n)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("mmdb: check: %w", err)
+	}
+	sort.Strings(rep.Problems)
+	return rep, nil
+}

@@ -1,0 +1,215 @@
+package mmdb
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/storage"
+)
+
+// IndexReport says how Open brought up one modality's index.
+type IndexReport struct {
+	// Modality is the modality's name.
+	Modality string
+	// Action is "loaded" (from its checkpoint, plus Replayed log entries)
+	// or "rebuilt" (from the stored vectors).
+	Action string
+	// Reason says why an index was rebuilt: no checkpoint, a damaged or
+	// stale one, or one that disagreed with the stored vectors.
+	Reason string
+	// Replayed is the number of logged changes applied on top of the
+	// checkpoint.
+	Replayed int
+	// Vectors is the number of vectors in the index.
+	Vectors int
+	// Took is how long it took.
+	Took time.Duration
+}
+
+// OpenReport returns what Open did with each modality's index.
+func (db *DB) OpenReport() []IndexReport {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	return append([]IndexReport(nil), db.report...)
+}
+
+func (db *DB) logReport(r IndexReport) {
+	if db.opts.Logger == nil {
+		return
+	}
+	attrs := []any{"modality", r.Modality, "vectors", r.Vectors, "replayed", r.Replayed, "took", r.Took}
+	if r.Action == "rebuilt" {
+		db.opts.Logger.Warn("mmdb: index rebuilt from stored vectors", append(attrs, "reason", r.Reason)...)
+	} else {
+		db.opts.Logger.Info("mmdb: index loaded from checkpoint", attrs...)
+	}
+}
+
+// loadIndex brings up modality i's index inside Open's read transaction. A
+// checkpoint is used when it loads, is not older than the retained log,
+// and agrees with the stored vectors after replay; otherwise the index is
+// rebuilt from the vectors. A derived structure never stops Open.
+func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
+	m := db.schema[i]
+	start := time.Now()
+	rep := IndexReport{Modality: m.Name, Action: "loaded"}
+	stored := tx.CountVectors(m.Name)
+	reason := "no checkpoint"
+	if graph, seq, ok := tx.Checkpoint(m.Name); ok {
+		idx := hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg)
+		if err := idx.Load(bytes.NewReader(graph)); err != nil {
+			reason = fmt.Sprintf("damaged checkpoint: %v", err)
+		} else if first := tx.FirstLogSeq(); seq < tx.Seq() && (first == 0 || first > seq+1) {
+			reason = fmt.Sprintf("stale checkpoint: covers change %d but the log starts at %d", seq, first)
+		} else if seq > tx.Seq() {
+			reason = fmt.Sprintf("checkpoint covers change %d, beyond the last logged change %d", seq, tx.Seq())
+		} else {
+			touched := map[uint32]struct{}{}
+			if err := tx.ForEachLog(seq, func(e storage.LogEntry) error {
+				if e.Modality == m.Name {
+					touched[e.ID] = struct{}{}
+				}
+				return nil
+			}); err != nil {
+				return rep, err
+			}
+			for id := range touched {
+				if v, ok := tx.Vector(m.Name, id); ok && len(v) == m.Dim {
+					if err := idx.Add(id, v); err != nil {
+						return rep, err
+					}
+				} else {
+					idx.Delete(id)
+				}
+			}
+			if idx.Len() == stored {
+				db.indexes[i] = idx
+				db.ckptSeq[i] = seq
+				rep.Replayed, rep.Vectors, rep.Took = len(touched), idx.Len(), time.Since(start)
+				return rep, nil
+			}
+			reason = fmt.Sprintf("checkpoint plus log holds %d vectors, the file %d", idx.Len(), stored)
+		}
+	}
+	// Rebuild from the stored vectors, on every core.
+	rep.Action, rep.Reason = "rebuilt", reason
+	idx := hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg)
+	ids := make([]uint32, 0, stored)
+	vecs := make([][]float32, 0, stored)
+	if err := tx.ForEachVector(m.Name, func(id uint32, v []float32) error {
+		if len(v) != m.Dim {
+			return fmt.Errorf("%w: item %d: %s vector has %d values, want %d", ErrCorrupt, id, m.Name, len(v), m.Dim)
+		}
+		ids, vecs = append(ids, id), append(vecs, v)
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	var progress func(int)
+	if db.opts.Progress != nil {
+		progress = func(done int) { db.opts.Progress("rebuild "+m.Name+" index", done, len(ids)) }
+	}
+	if err := hnsw.AddParallel(context.Background(), idx, ids, vecs, 0, progress); err != nil {
+		return rep, fmt.Errorf("building the %s index: %w", m.Name, err)
+	}
+	db.indexes[i] = idx
+	db.ckptSeq[i] = 0
+	rep.Vectors, rep.Took = idx.Len(), time.Since(start)
+	return rep, nil
+}
+
+// Checkpoint saves every index changed since its last checkpoint into the
+// file, so the next Open loads it instead of replaying or rebuilding.
+// mmdb checkpoints by itself every Options.CheckpointEvery changes and on
+// Close; call this before copying the file by other means.
+func (db *DB) Checkpoint(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	if _, err := db.readNames(); err != nil {
+		return err
+	}
+	if db.readOnly {
+		return fmt.Errorf("mmdb: checkpoint: database is read-only")
+	}
+	return db.checkpointLocked()
+}
+
+// checkpointLocked saves the changed graphs and trims the log, in one
+// transaction. writeMu is held, so the indexes reflect exactly appliedSeq.
+func (db *DB) checkpointLocked() error {
+	db.mu.RLock()
+	indexes, schema := db.indexes, db.schema
+	db.mu.RUnlock()
+	start := time.Now()
+	type saved struct {
+		i     int
+		graph []byte
+	}
+	var todo []saved
+	for i, idx := range indexes {
+		if db.ckptSeq[i] == db.appliedSeq && db.appliedSeq != 0 {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := idx.Save(&buf); err != nil {
+			return err
+		}
+		todo = append(todo, saved{i, buf.Bytes()})
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	seq := db.appliedSeq
+	err := db.store.Update(func(tx *storage.Tx) error {
+		for _, s := range todo {
+			if err := tx.PutCheckpoint(schema[s.i].Name, seq, s.graph); err != nil {
+				return err
+			}
+		}
+		// Keep the log past the oldest checkpoint that stays as it was.
+		saving := map[int]bool{}
+		for _, s := range todo {
+			saving[s.i] = true
+		}
+		oldest := seq
+		for i, c := range db.ckptSeq {
+			if !saving[i] {
+				oldest = min(oldest, c)
+			}
+		}
+		return tx.TrimLog(oldest)
+	})
+	if err != nil {
+		return fmt.Errorf("mmdb: checkpoint: %w", err)
+	}
+	for _, s := range todo {
+		db.ckptSeq[s.i] = seq
+	}
+	if db.opts.Logger != nil {
+		db.opts.Logger.Info("mmdb: checkpoint", "indexes", len(todo), "seq", seq, "took", time.Since(start))
+	}
+	return nil
+}
+
+// maybeCheckpointLocked checkpoints when the log has grown past
+// Options.CheckpointEvery since the oldest checkpoint. writeMu is held.
+func (db *DB) maybeCheckpointLocked() {
+	oldest := db.appliedSeq
+	for _, c := range db.ckptSeq {
+		oldest = min(oldest, c)
+	}
+	if db.appliedSeq-oldest < uint64(db.opts.CheckpointEvery) {
+		return
+	}
+	if err := db.checkpointLocked(); err != nil && db.opts.Logger != nil {
+		// The log still holds every change: a failed checkpoint costs
+		// replay time on the next Open, never data.
+		db.opts.Logger.Error("mmdb: checkpoint failed", "err", err)
+	}
+}

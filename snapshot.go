@@ -1,0 +1,169 @@
+package mmdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mmdb-go/mmdb/storage"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Snapshot writes a consistent copy of the database to path while writes
+// go on. It first checkpoints the indexes, so the copy opens without
+// rebuilding any (at most the few changes committed meanwhile are
+// replayed from the log). The copy is written to a temporary file beside
+// path, synced, and renamed into place: path holds either the old file or
+// the complete new one, never a partial copy.
+func (db *DB) Snapshot(ctx context.Context, path string) error {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("mmdb: snapshot: %s is a directory", path)
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("mmdb: snapshot: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := db.SnapshotTo(ctx, tmp); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("mmdb: snapshot: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("mmdb: snapshot: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("mmdb: snapshot: %w", err)
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+// SnapshotTo writes a consistent copy of the database to w, as Snapshot
+// does, and returns the number of bytes written.
+func (db *DB) SnapshotTo(ctx context.Context, w io.Writer) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if !db.readOnly {
+		if err := db.Checkpoint(ctx); err != nil {
+			return 0, fmt.Errorf("mmdb: snapshot: %w", err)
+		}
+	} else if _, err := db.readNames(); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := db.store.Bolt().View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(ctxWriter{ctx, w})
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("mmdb: snapshot: %w", err)
+	}
+	return n, nil
+}
+
+// ctxWriter stops a long copy when its context is cancelled.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
+// RestoreOptions tune Restore.
+type RestoreOptions struct {
+	// Overwrite allows replacing an existing file at the destination. The
+	// destination must not be open.
+	Overwrite bool
+}
+
+// ErrExists: Restore's destination exists and Overwrite was not set.
+var ErrExists = errors.New("destination exists")
+
+// Restore copies a snapshot to dst, ready to Open. The snapshot is checked
+// first (it must be an mmdb database this build can read); the copy is
+// written beside dst, synced, and renamed into place. It refuses to
+// replace an existing dst unless opts.Overwrite is set, and refuses a dst
+// that another process has open.
+func Restore(snapshot, dst string, opts *RestoreOptions) error {
+	if opts == nil {
+		opts = &RestoreOptions{}
+	}
+	check, err := storage.Open(snapshot, &storage.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("mmdb: restore: %w", err)
+	}
+	check.Close()
+	if fi, err := os.Stat(dst); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("mmdb: restore: %s is a directory", dst)
+		}
+		if !opts.Overwrite {
+			return fmt.Errorf("mmdb: restore: %s: %w (set Overwrite to replace it)", dst, ErrExists)
+		}
+		// Refuse to swap the file under a process that has it open.
+		b, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond, ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("mmdb: restore: %s is in use or unreadable: %w", dst, err)
+		}
+		b.Close()
+	}
+	src, err := os.Open(snapshot)
+	if err != nil {
+		return fmt.Errorf("mmdb: restore: %w", err)
+	}
+	defer src.Close()
+	dir := filepath.Dir(dst)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("mmdb: restore: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		return fmt.Errorf("mmdb: restore: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("mmdb: restore: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("mmdb: restore: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return fmt.Errorf("mmdb: restore: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("mmdb: restore: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
