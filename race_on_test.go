@@ -1,0 +1,5 @@
+//go:build race
+
+package mmdb
+
+const raceEnabled = true
