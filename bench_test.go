@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Benchmarks for the foundation. Run:
@@ -99,4 +101,83 @@ func BenchmarkPut(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkDurability measures, on 100k x 128: Open with valid checkpoints
+// against Open that must rebuild the graph (checkpoint removed), a
+// checkpoint of the whole graph, and a snapshot (time and size). It builds
+// its database first (about a minute), so run it alone:
+//
+//	go test -run '^$' -bench Durability -benchtime 1x -timeout 30m .
+func BenchmarkDurability(b *testing.B) {
+	dir := b.TempDir()
+	path := dir + "/open.mmdb"
+	db, err := Open(path, &Options{NoSync: true, CheckpointEvery: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.DefineModality(Modality{Name: "v", Dim: 128, Metric: Cosine}); err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	const n = 100_000
+	for start := 0; start < n; start += 10_000 {
+		items := make([]Item, 10_000)
+		for i := range items {
+			items[i] = Item{ID: fmt.Sprintf("i%d", start+i), Vectors: map[string][]float32{"v": randVec(r, 128)}}
+		}
+		if err := db.Put(ctx, items...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("checkpoint", func(b *testing.B) {
+		for b.Loop() {
+			db.ckptSeq[0] = 0 // force a full save each time
+			if err := db.Checkpoint(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("snapshot", func(b *testing.B) {
+		for b.Loop() {
+			if err := db.Snapshot(ctx, dir+"/snap.mmdb"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		fi, _ := os.Stat(dir + "/snap.mmdb")
+		b.ReportMetric(float64(fi.Size())/(1<<20), "MiB")
+	})
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("open/checkpointed", func(b *testing.B) {
+		for b.Loop() {
+			db, err := Open(path, &Options{ReadOnly: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if a := db.OpenReport()[0].Action; a != "loaded" {
+				b.Fatalf("index %s", a)
+			}
+			db.Close()
+		}
+	})
+	// Drop the checkpoint in a copy: Open must rebuild from the vectors.
+	rb := dir + "/rebuild.mmdb"
+	src, _ := Open(path, nil)
+	src.store.Bolt().Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("index/v")) })
+	src.store.Bolt().View(func(tx *bolt.Tx) error { return tx.CopyFile(rb, 0o600) })
+	src.Close()
+	b.Run("open/rebuild", func(b *testing.B) {
+		for b.Loop() {
+			db, err := Open(rb, &Options{ReadOnly: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if a := db.OpenReport()[0].Action; a != "rebuilt" {
+				b.Fatalf("index %s", a)
+			}
+			db.Close()
+		}
+	})
 }

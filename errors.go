@@ -12,7 +12,7 @@ import (
 // file concerned.
 var (
 	// ErrClosed: the DB has been closed.
-	ErrClosed = errors.New("mmdb: database is closed")
+	ErrClosed = storage.ErrClosed
 	// ErrNotFound: no item has the given ID.
 	ErrNotFound = errors.New("not found")
 	// ErrUnknownModality: a name that DefineModality never defined.

@@ -96,6 +96,16 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
 	_, tidx, _ := db.modalityLocked(target)
+	live := make([]uint32, 0, db.count)
+	for id, ext := range db.extIDs {
+		if ext != "" {
+			live = append(live, uint32(id))
+		}
+	}
+	db.mu.RUnlock()
+	// The indexes are safe for concurrent use: copy the vectors without
+	// holding the lock, so writers (and the readers queued behind them)
+	// are not held up for the whole copy.
 	var (
 		tvecs  []float32
 		tdim   = tidx.Dim()
@@ -103,23 +113,19 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		qvecs  [][]float32
 		ntargs int
 	)
-	for id, ext := range db.extIDs {
-		if ext == "" {
-			continue
-		}
-		tv, ok := tidx.Vector(uint32(id))
+	for _, id := range live {
+		tv, ok := tidx.Vector(id)
 		if !ok {
 			continue
 		}
 		tvecs = append(tvecs, tv...)
-		if pv, ok := pidx.Vector(uint32(id)); ok {
+		if pv, ok := pidx.Vector(id); ok {
 			qvecs = append(qvecs, pv)
 			own = append(own, ntargs)
 		}
 		ntargs++
 	}
 	metric := tidx.Metric()
-	db.mu.RUnlock()
 
 	if len(qvecs) == 0 {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w: no item carries both %s and %s", ErrInvalidQuery, probe, target)

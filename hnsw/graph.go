@@ -71,12 +71,15 @@ func (c Config) withDefaults() Config {
 // every slot it sees is a valid, fully written node (a node's vector, level
 // and links are written before any link to it is published).
 type HNSW struct {
-	mu     sync.RWMutex
-	cfg    Config
-	dim    int
-	metric modality.Metric
-	m, m0  int // link capacity on upper layers and on layer 0
-	ml     float64
+	mu sync.RWMutex
+	// writers is held shared by Add and Delete and exclusively by Save, so
+	// a save sees no half-inserted node while searches go on.
+	writers sync.RWMutex
+	cfg     Config
+	dim     int
+	metric  modality.Metric
+	m, m0   int // link capacity on upper layers and on layer 0
+	ml      float64
 
 	// Slot arrays, reallocated only under mu held exclusively.
 	vecs    []float32
@@ -236,6 +239,8 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 	if len(vec) != h.dim {
 		return fmt.Errorf("%w: %d, want %d", ErrDimension, len(vec), h.dim)
 	}
+	h.writers.RLock()
+	defer h.writers.RUnlock()
 	h.mu.RLock()
 	slot, level, ok := h.claim()
 	for !ok {
@@ -491,10 +496,7 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	}
 	sc := h.getSearcher()
 	found := h.searchLayer(q, []Result{cur}, ef, 0, opts.Allow, true, sc)
-	res := make([]Result, min(k, len(found)))
-	for i := range res {
-		res[i] = Result{ID: h.ids[found[i].ID], Dist: found[i].Dist}
-	}
+	res := h.toIDs(found, k)
 	h.searchers.Put(sc)
 	return res
 }
@@ -511,9 +513,29 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 		}
 		top.offer(Result{ID: s, Dist: h.dist(q, h.vec(s))}, k)
 	}
-	res := top.sorted()
-	for i := range res {
-		res[i].ID = h.ids[res[i].ID]
+	return h.toIDs(top.sorted(), k)
+}
+
+// toIDs maps slots to IDs, closest first, keeping the first k distinct
+// IDs: while an ID is being replaced, its old and new nodes can both be
+// live for a moment.
+func (h *HNSW) toIDs(found []Result, k int) []Result {
+	res := make([]Result, 0, min(k, len(found)))
+	for _, f := range found {
+		id := h.ids[f.ID]
+		dup := false
+		for _, r := range res {
+			if r.ID == id {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			res = append(res, Result{ID: id, Dist: f.Dist})
+			if len(res) == k {
+				break
+			}
+		}
 	}
 	return res
 }
@@ -536,6 +558,8 @@ func (h *HNSW) Vector(id uint32) ([]float32, bool) {
 // re-linked around it. When tombstones pass CompactAt of the nodes, the
 // graph is compacted.
 func (h *HNSW) Delete(id uint32) bool {
+	h.writers.RLock()
+	defer h.writers.RUnlock()
 	h.mu.RLock()
 	h.slotMu.Lock()
 	s, ok := h.slotOf[id]

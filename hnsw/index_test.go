@@ -312,16 +312,44 @@ func TestConcurrentSearchAndWrite(t *testing.T) {
 					t.Errorf("search during writes returned %d results", len(res))
 					return
 				}
-				for i := 1; i < len(res); i++ {
-					if res[i].Dist < res[i-1].Dist {
+				seen := map[uint32]bool{}
+				for i, r := range res {
+					if i > 0 && r.Dist < res[i-1].Dist {
 						t.Errorf("unsorted results")
 						return
 					}
+					// Found in review: while an ID is replaced, its old and
+					// new nodes were both returned.
+					if seen[r.ID] {
+						t.Errorf("ID %d returned twice", r.ID)
+						return
+					}
+					seen[r.ID] = true
 				}
 				g.Vector(uint32(r.IntN(500)))
 			}
 		})
 	}
+	// Saves taken while writers run must always load (found in review: a
+	// save could catch a half-inserted node and write a bad file).
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var buf bytes.Buffer
+			if err := g.Save(&buf); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := NewHNSW(dim, modality.Cosine, Config{}).Load(&buf); err != nil {
+				t.Errorf("a save taken during writes does not load: %v", err)
+				return
+			}
+		}
+	})
 	// Two writers add disjoint ranges in parallel, then one deletes and updates.
 	var ww sync.WaitGroup
 	for w := range 2 {

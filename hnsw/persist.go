@@ -20,6 +20,8 @@ const (
 // blocks of each slot with a level above 0; and a CRC-32C of it all.
 // Loading is a few bulk copies: no distance is recomputed.
 func (h *HNSW) Save(w io.Writer) error {
+	h.writers.Lock()
+	defer h.writers.Unlock()
 	h.mu.RLock()
 	h.slotMu.Lock()
 	f := newFrame(hnswMagic, hnswVersion)

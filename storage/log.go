@@ -57,6 +57,7 @@ func (t *Tx) LogChange(id uint32, mod string, op byte) (uint64, error) {
 	binary.BigEndian.PutUint32(v, id)
 	v[4] = op
 	v = append(v, mod...)
+	lb.FillPercent = appendFill
 	if err := lb.Put(be64(seq), v); err != nil {
 		return 0, err
 	}

@@ -79,7 +79,12 @@ func containerLen(dec *msgpack.Decoder, rd *bytes.Reader, isMap bool) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	if n > rd.Len() {
+	// A map entry takes at least two bytes, an array element one.
+	per := 1
+	if isMap {
+		per = 2
+	}
+	if n > rd.Len()/per {
 		return 0, fmt.Errorf("declared length %d exceeds the %d bytes left", n, rd.Len())
 	}
 	return n, nil
@@ -109,6 +114,9 @@ func decodeRecord(dec *msgpack.Decoder, rd *bytes.Reader) (Record, error) {
 			return r, fmt.Errorf("unknown field %q", key)
 		}
 	}
+	if r.ID == "" || !utf8.ValidString(r.ID) {
+		return r, fmt.Errorf("record without a valid ID")
+	}
 	return r, nil
 }
 
@@ -117,7 +125,7 @@ func decodeAttrs(dec *msgpack.Decoder, rd *bytes.Reader) (map[string]any, error)
 	if err != nil || n <= 0 {
 		return nil, err
 	}
-	attrs := make(map[string]any, n)
+	attrs := make(map[string]any, min(n, 64)) // grows as entries are read
 	for range n {
 		k, err := dec.DecodeString()
 		if err != nil {
@@ -134,11 +142,13 @@ func decodeAttrs(dec *msgpack.Decoder, rd *bytes.Reader) (map[string]any, error)
 			if err != nil {
 				return nil, err
 			}
-			list := make([]string, max(m, 0))
-			for i := range list {
-				if list[i], err = dec.DecodeString(); err != nil {
+			list := make([]string, 0, min(max(m, 0), 64))
+			for range max(m, 0) {
+				e, err := dec.DecodeString()
+				if err != nil {
 					return nil, err
 				}
+				list = append(list, e)
 			}
 			v = list
 		case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:

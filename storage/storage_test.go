@@ -67,6 +67,10 @@ func TestDecodeRecordRejectsGarbage(t *testing.T) {
 		"truncated": good[:len(good)-1],
 		"trailing":  append(append([]byte(nil), good...), 0xc0),
 		"not a map": {0x01},
+		"empty map": {0x80},
+		"nil":       {0xc0},
+		"nil ID":    {0x81, 0xa1, 'i', 0xc0},
+		"empty ID":  {0x81, 0xa1, 'i', 0xa0},
 	} {
 		_, err := DecodeRecord(b)
 		assert.ErrorIs(t, err, ErrCorrupt, name)

@@ -41,6 +41,8 @@ var (
 	// ErrLocked: another process (or another handle in this one) has the
 	// file open, and the lock was not released within Options.Timeout.
 	ErrLocked = errors.New("database file is locked by another handle")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("mmdb: database is closed")
 	// ErrIDSpace: all 2^32-1 internal IDs have been handed out.
 	ErrIDSpace = errors.New("internal ID space exhausted")
 )
@@ -168,13 +170,22 @@ func (s *Store) Bolt() *bolt.DB { return s.bolt }
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return closedErr(s.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) }))
 }
 
 // Update runs fn in a read-write transaction, committed if fn returns nil
 // and rolled back otherwise: all of fn's writes land, or none.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	return closedErr(s.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) }))
+}
+
+// closedErr reports bbolt's "not open" as ErrClosed: a call that raced
+// with Close gets the same error as one made after it.
+func closedErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
 }
 
 // Schema is a convenience read of the stored modalities.

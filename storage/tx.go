@@ -76,8 +76,15 @@ func (t *Tx) PutRecord(id uint32, r Record) error {
 	if err != nil {
 		return err
 	}
-	return t.tx.Bucket(bucketItems).Put(be32(id), b)
+	items := t.tx.Bucket(bucketItems)
+	items.FillPercent = appendFill
+	return items.Put(be32(id), b)
 }
+
+// appendFill is the page fill for buckets keyed by internal ID. Those keys
+// only grow, so pages are never split by an insert in the middle, and
+// bbolt's default of half-full pages would double the file for nothing.
+const appendFill = 0.95
 
 // Record reads the record of internal ID id.
 func (t *Tx) Record(id uint32) (Record, bool, error) {
@@ -112,6 +119,7 @@ func (t *Tx) PutVector(mod string, id uint32, v []float32) error {
 	if b == nil {
 		return fmt.Errorf("storage: no bucket for modality %q", mod)
 	}
+	b.FillPercent = appendFill
 	return b.Put(be32(id), EncodeVector(v))
 }
 

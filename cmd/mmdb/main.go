@@ -2,6 +2,9 @@
 //
 //	mmdb demo [-dir DIR] [-items N]   build a small multimodal database and query it
 //	mmdb bench [-data ...]            measure the index engines (see BENCHMARKS.md)
+//	mmdb snapshot DB OUT              consistent online copy
+//	mmdb restore SNAPSHOT DB          restore from a snapshot
+//	mmdb check DB                     verify; exit 1 on any problem
 //	mmdb version                      print the version
 //
 // Exit codes: 0 ok, 1 error, 2 usage.
@@ -15,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -28,6 +32,9 @@ type command struct {
 var commands = []command{
 	{"demo", "build a synthetic multimodal database and run cross-modal searches", runDemo},
 	{"bench", "measure recall, speed, build rate and memory of the index engines", runBench},
+	{"snapshot", "write a consistent copy of a database while it stays usable", runSnapshot},
+	{"restore", "restore a database from a snapshot", runRestore},
+	{"check", "verify a database; exit 1 on any problem", runCheck},
 	{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 		fmt.Fprintln(stdout, "mmdb", version)
 		return nil
@@ -36,6 +43,8 @@ var commands = []command{
 
 // errUsage marks errors in how the command was called (exit code 2).
 var errUsage = errors.New("usage")
+
+var errHelp = flag.ErrHelp
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: mmdb COMMAND [flags]\n\ncommands:")
@@ -67,11 +76,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return 0
 			case errors.Is(err, flag.ErrHelp):
 				return 0
+			case errors.Is(err, errProblems):
+				return 1
 			case errors.Is(err, errUsage):
-				fmt.Fprintln(stderr, "mmdb:", err)
+				fmt.Fprintln(stderr, prefixed(err))
 				return 2
 			default:
-				fmt.Fprintln(stderr, "mmdb:", err)
+				fmt.Fprintln(stderr, prefixed(err))
 				return 1
 			}
 		}
@@ -79,6 +90,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "mmdb: unknown command %q\n\n", args[0])
 	usage(stderr)
 	return 2
+}
+
+// prefixed names the program once, whether or not the error already does.
+func prefixed(err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, "mmdb: ") {
+		return msg
+	}
+	return "mmdb: " + msg
 }
 
 // newFlags makes a flag set that reports errors instead of exiting.

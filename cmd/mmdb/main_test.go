@@ -51,3 +51,43 @@ func TestDemoOutput(t *testing.T) {
 	assert.Contains(t, s, "no route between modalities")
 	assert.Regexp(t, `1\s+cat-0001\s+cat`, s, "an item's own image ranks first for its text")
 }
+
+func TestSnapshotRestoreCheckCommands(t *testing.T) {
+	dir := t.TempDir()
+	run1 := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, _, stderr := run1("demo", "-items", "300", "-dir", dir)
+	assert.Equal(t, 0, code, stderr)
+	db := dir + "/demo.mmdb"
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		{"check ok", []string{"check", db}, 0, "300 items", ""},
+		{"check json", []string{"check", "-json", db}, 0, `"problems": []`, ""},
+		{"snapshot", []string{"snapshot", db, dir + "/snap.mmdb"}, 0, "written to", ""},
+		{"check snapshot", []string{"check", dir + "/snap.mmdb"}, 0, ": ok", ""},
+		{"restore", []string{"restore", dir + "/snap.mmdb", dir + "/restored.mmdb"}, 0, "restored", ""},
+		{"restore refuses overwrite", []string{"restore", dir + "/snap.mmdb", dir + "/restored.mmdb"}, 1, "", "destination exists"},
+		{"restore force", []string{"restore", "-force", "-json", dir + "/snap.mmdb", dir + "/restored.mmdb"}, 0, `"restored"`, ""},
+		{"check restored", []string{"check", dir + "/restored.mmdb"}, 0, ": ok", ""},
+		{"check missing file", []string{"check", dir + "/nope.mmdb"}, 1, "", "does not exist"},
+		{"check usage", []string{"check"}, 2, "", "want 1 arguments"},
+		{"snapshot into a directory", []string{"snapshot", db, dir}, 1, "", "is a directory"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := run1(tc.args...)
+			assert.Equal(t, tc.code, code, "stdout %s stderr %s", out, errs)
+			assert.Contains(t, out, tc.out)
+			assert.Contains(t, errs, tc.err)
+		})
+	}
+}
