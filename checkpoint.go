@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/storage"
 )
@@ -86,6 +87,9 @@ func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
 				}
 			}
 			if idx.Len() == stored {
+				if err := db.fillHas(tx, i); err != nil {
+					return rep, err
+				}
 				db.indexes[i] = idx
 				db.ckptSeq[i] = seq
 				rep.Replayed, rep.Vectors, rep.Took = len(touched), idx.Len(), time.Since(start)
@@ -117,8 +121,18 @@ func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
 	}
 	db.indexes[i] = idx
 	db.ckptSeq[i] = 0
+	db.has[i] = roaring.BitmapOf(ids...)
 	rep.Vectors, rep.Took = idx.Len(), time.Since(start)
 	return rep, nil
+}
+
+// fillHas records which items have a vector of modality i: a key scan of
+// the vector bucket, no vectors decoded.
+func (db *DB) fillHas(tx *storage.Tx, i int) error {
+	bm := roaring.New()
+	err := tx.ForEachVectorID(db.schema[i].Name, func(id uint32) { bm.Add(id) })
+	db.has[i] = bm
+	return err
 }
 
 // Checkpoint saves every index changed since its last checkpoint into the

@@ -2,6 +2,8 @@ package mmdb
 
 import (
 	"fmt"
+
+	"github.com/RoaringBitmap/roaring/v2"
 	"log/slog"
 	"sync"
 	"time"
@@ -50,6 +52,10 @@ type Options struct {
 	// Progress, if set, is called during long work (index rebuilds) with
 	// the stage, the work done and the total.
 	Progress func(stage string, done, total int)
+	// ExactCutoff: when a filter leaves at most this many candidates, the
+	// planner scans them exactly instead of walking the graph
+	// (DefaultExactCutoff when zero; chosen by BenchmarkExactCutoff).
+	ExactCutoff int
 }
 
 // DefaultCheckpointEvery is the default for Options.CheckpointEvery.
@@ -82,6 +88,8 @@ type DB struct {
 	indexes []hnsw.Index
 	extIDs  []string // internal ID -> external ID; "" for deleted
 	count   int
+	live    *roaring.Bitmap   // internal IDs of live items
+	has     []*roaring.Bitmap // per modality: internal IDs with a vector
 }
 
 // Open opens the database at path, creating it if it does not exist, and
@@ -96,7 +104,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: %w", err)
 	}
-	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts}
+	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New()}
 	if db.opts.CheckpointEvery <= 0 {
 		db.opts.CheckpointEvery = DefaultCheckpointEvery
 	}
@@ -147,6 +155,7 @@ func (db *DB) load() (err error) {
 			}
 			db.extIDs[id] = r.ID
 			db.count++
+			db.live.Add(id)
 			return true, nil
 		}); err != nil {
 			return err
@@ -169,6 +178,7 @@ func (db *DB) addModality(m Modality) {
 	db.schema = append(db.schema, m)
 	db.indexes = append(db.indexes, hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg))
 	db.ckptSeq = append(db.ckptSeq, 0)
+	db.has = append(db.has, roaring.New())
 }
 
 // Close saves every index changed since its last checkpoint into the file

@@ -295,7 +295,8 @@ func TestPutReplacesAndDeleteRemoves(t *testing.T) {
 }
 
 func TestSearch(t *testing.T) {
-	db, _ := openTest(t, imgMod, txtMod, audioMod, Modality{Name: "big", Dim: 8, Metric: Cosine, Space: "clip"})
+	db, _ := openTest(t, imgMod, txtMod, audioMod, Modality{Name: "big", Dim: 8, Metric: Cosine, Space: "clip"},
+		Modality{Name: "smell", Dim: 2, Metric: L2, Space: "nose"})
 	require.NoError(t, db.Put(ctx,
 		Item{ID: "north", Vectors: map[string][]float32{"image": {0, 1, 0, 0}, "text": {0, 1, 0.1, 0}, "audio": {0, 0, 0}}},
 		Item{ID: "east", Vectors: map[string][]float32{"image": {1, 0, 0, 0}, "audio": {3, 4, 0}}},
@@ -319,6 +320,16 @@ func TestSearch(t *testing.T) {
 		assert.InDelta(t, 5, hits[1].Distance, 1e-6)
 		assert.InDelta(t, -5, hits[1].Score, 1e-6)
 	})
+	t.Run("different spaces pivot through shared items", func(t *testing.T) {
+		hits, err := db.Search(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0.1, 0, 0}}}, K: 2})
+		require.NoError(t, err)
+		require.Len(t, hits, 2)
+		assert.Equal(t, "east", hits[0].ID, "the nearest image's own sound ranks first")
+		plan, err := db.Explain(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}})
+		require.NoError(t, err)
+		assert.Equal(t, RoutePivot, plan.Probes[0].Route)
+		assert.Contains(t, plan.String(), "pivot route")
+	})
 	t.Run("probe by item", func(t *testing.T) {
 		hits, err := db.Search(ctx, Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "north"}}, K: 1})
 		require.NoError(t, err)
@@ -331,14 +342,18 @@ func TestSearch(t *testing.T) {
 		err  error
 		msg  string
 	}{
-		{"different spaces", Query{Target: "audio", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrNoRoute, `image is in space "clip", audio in space "mfcc"`},
+		{"different spaces, nothing shared", Query{Target: "smell", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrNoRoute, `image is in space "clip", smell in space "nose"`},
+		{"pivot impossible", Query{Target: "smell", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrNoRoute, "no item carries both image and smell"},
+		{"bad filter", Query{Target: "image", Filter: "year >", Probes: []Probe{{Modality: "text", ItemID: "north"}}}, ErrInvalidQuery, "column 7"},
+		{"bad fusion", Query{Target: "image", Fuse: "average", Probes: []Probe{{Modality: "text", ItemID: "north"}}}, ErrInvalidQuery, "unknown fusion"},
 		{"same space other dim", Query{Target: "big", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrNoRoute, "dimensions 4 and 8"},
-		{"unknown target", Query{Target: "smell", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrUnknownModality, `"smell"`},
-		{"unknown probe modality", Query{Target: "image", Probes: []Probe{{Modality: "smell", Vector: []float32{1}}}}, ErrUnknownModality, `"smell"`},
+		{"unknown target", Query{Target: "taste", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrUnknownModality, `"taste"`},
+		{"unknown probe modality", Query{Target: "image", Probes: []Probe{{Modality: "taste", Vector: []float32{1}}}}, ErrUnknownModality, `"taste"`},
 		{"probe item missing", Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "nope"}}}, ErrNotFound, `"nope"`},
 		{"probe item lacks modality", Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "east"}}}, ErrNotFound, "no text vector"},
 		{"bad probe vector", Query{Target: "image", Probes: []Probe{{Modality: "text", Vector: []float32{1}}}}, ErrDimension, "got 1 values"},
 		{"no probe", Query{Target: "image"}, ErrInvalidQuery, "0 probes"},
+		{"early fusion across spaces", Query{Target: "image", Fuse: "early", Probes: []Probe{{Modality: "text", ItemID: "north"}, {Modality: "audio", ItemID: "north"}}}, ErrInvalidQuery, "early fusion"},
 		{"both vector and item", Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "east", Vector: []float32{1, 0, 0, 0}}}}, ErrInvalidQuery, "both"},
 		{"negative K", Query{Target: "image", K: -1, Probes: []Probe{{Modality: "text", ItemID: "north"}}}, ErrInvalidQuery, "K = -1"},
 	}

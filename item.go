@@ -110,6 +110,7 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 	changes := make([]change, 0, len(preps))
 	var seq uint64
 	err := db.store.Update(func(tx *storage.Tx) error {
+		var post storage.PostingDelta
 		for i, p := range preps {
 			if i%1024 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -117,12 +118,22 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 				}
 			}
 			id, exists := tx.LookupID(p.ext)
-			if !exists {
+			var oldAttrs map[string]any
+			if exists {
+				old, ok, err := tx.Record(id)
+				if err != nil {
+					return fmt.Errorf("item %q: %w", p.ext, err)
+				}
+				if ok {
+					oldAttrs = old.Attrs
+				}
+			} else {
 				var err error
 				if id, err = tx.AllocID(p.ext); err != nil {
 					return err
 				}
 			}
+			post.Update(id, oldAttrs, p.attrs)
 			if err := tx.PutRecord(id, storage.Record{ID: p.ext, Attrs: p.attrs}); err != nil {
 				return fmt.Errorf("item %q: %w", p.ext, err)
 			}
@@ -144,6 +155,9 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 				}
 			}
 			changes = append(changes, change{id: id, ext: p.ext, isNew: !exists, vecs: p.vecs})
+		}
+		if err := tx.ApplyPostings(&post); err != nil {
+			return err
 		}
 		seq = tx.Seq()
 		return nil
@@ -176,6 +190,12 @@ func (db *DB) apply(changes []change, seq uint64) {
 			db.count++
 		}
 		db.extIDs[c.id] = c.ext
+		db.live.Add(c.id)
+		for mi := range db.has {
+			if mi < len(c.vecs) && c.vecs[mi] != nil {
+				db.has[mi].Add(c.id)
+			}
+		}
 	}
 	db.mu.Unlock()
 
@@ -184,6 +204,7 @@ func (db *DB) apply(changes []change, seq uint64) {
 	for i, c := range changes {
 		last[c.id] = i
 	}
+	var gone [][2]uint32 // (modality, id) pairs that lost their vector
 	for mi, idx := range indexes {
 		var ids []uint32
 		var vecs [][]float32
@@ -195,6 +216,7 @@ func (db *DB) apply(changes []change, seq uint64) {
 				ids, vecs = append(ids, c.id), append(vecs, c.vecs[mi])
 			} else if !c.isNew || c.deleted {
 				idx.Delete(c.id)
+				gone = append(gone, [2]uint32{uint32(mi), c.id})
 			}
 		}
 		// Dimensions were validated, so Add cannot fail here.
@@ -202,10 +224,14 @@ func (db *DB) apply(changes []change, seq uint64) {
 	}
 
 	db.mu.Lock()
+	for _, g := range gone {
+		db.has[g[0]].Remove(g[1])
+	}
 	for _, c := range changes {
 		if c.deleted && db.extIDs[c.id] != "" {
 			db.extIDs[c.id] = ""
 			db.count--
+			db.live.Remove(c.id)
 		}
 	}
 	db.mu.Unlock()
@@ -290,6 +316,7 @@ func (db *DB) Delete(ctx context.Context, ids ...string) error {
 	var changes []change
 	var seq uint64
 	err = db.store.Update(func(tx *storage.Tx) error {
+		var post storage.PostingDelta
 		seen := map[string]bool{}
 		for _, ext := range ids {
 			if seen[ext] {
@@ -299,6 +326,11 @@ func (db *DB) Delete(ctx context.Context, ids ...string) error {
 			iid, ok := tx.LookupID(ext)
 			if !ok {
 				return fmt.Errorf("item %q: %w", ext, ErrNotFound)
+			}
+			if old, ok, err := tx.Record(iid); err != nil {
+				return fmt.Errorf("item %q: %w", ext, err)
+			} else if ok {
+				post.Update(iid, old.Attrs, nil)
 			}
 			for _, name := range names {
 				if tx.HasVector(name, iid) {
@@ -311,6 +343,9 @@ func (db *DB) Delete(ctx context.Context, ids ...string) error {
 				return err
 			}
 			changes = append(changes, change{id: iid, ext: ext, deleted: true})
+		}
+		if err := tx.ApplyPostings(&post); err != nil {
+			return err
 		}
 		seq = tx.Seq()
 		return nil

@@ -1,10 +1,8 @@
 package mmdb
 
 import (
-	"context"
 	"fmt"
 
-	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/storage"
 )
 
@@ -15,8 +13,8 @@ const DefaultK = 10
 type Query struct {
 	// Target is the modality to rank: "image" finds images.
 	Target string
-	// Probes are what to search with. Exactly one probe is supported for
-	// now; fusing several arrives with the query planner.
+	// Probes are what to search with. Several probes, of any modalities,
+	// are fused into one ranking (see Fuse).
 	Probes []Probe
 	// K is the number of hits to return; zero means DefaultK.
 	K int
@@ -27,6 +25,15 @@ type Query struct {
 	// and slower queries. Zero uses Options.Index.EfSearch (default 64).
 	// Ignored by exact scans.
 	Ef int
+	// Filter restricts the hits to items whose attributes match: a string
+	// in the filter syntax ("year >= 2010 AND tags = 'dog'") or an
+	// expression built with the query package (query.Ge("year", 2010)).
+	Filter any
+	// Fuse names how several probes' rankings are merged: "rrf" (the
+	// default), "weighted", "dbsf", or "early" (one search with the
+	// weighted sum of the probe vectors; every probe must share the
+	// target's space).
+	Fuse string
 }
 
 // Probe is one query vector: given directly, or taken from a stored item.
@@ -37,7 +44,8 @@ type Probe struct {
 	Vector []float32
 	// ItemID names a stored item whose Modality vector is the probe.
 	ItemID string
-	// Weight scales this probe's contribution when several are fused.
+	// Weight scales this probe's contribution when several are fused;
+	// zero means 1.
 	Weight float32
 }
 
@@ -50,57 +58,6 @@ type Hit struct {
 	Score float32
 	// Distance: lower is better. 1 - cosine, -dot, or Euclidean distance.
 	Distance float32
-}
-
-// Search runs q and returns up to K hits, best first.
-//
-// A probe reaches the target directly when both modalities share a Space,
-// dimension and metric; otherwise Search fails with ErrNoRoute.
-func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	k := q.K
-	if k == 0 {
-		k = DefaultK
-	}
-	if k < 0 {
-		return nil, fmt.Errorf("mmdb: search: %w: K = %d", ErrInvalidQuery, q.K)
-	}
-	if len(q.Probes) != 1 {
-		return nil, fmt.Errorf("mmdb: search: %w: %d probes; exactly one is supported (fusion of several is not implemented yet)", ErrInvalidQuery, len(q.Probes))
-	}
-	vec, err := db.probeVector(q.Probes[0])
-	if err != nil {
-		return nil, fmt.Errorf("mmdb: search: %w", err)
-	}
-
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, ErrClosed
-	}
-	tm, idx, err := db.modalityLocked(q.Target)
-	if err != nil {
-		return nil, fmt.Errorf("mmdb: search: target: %w", err)
-	}
-	pm, _, err := db.modalityLocked(q.Probes[0].Modality)
-	if err != nil {
-		return nil, fmt.Errorf("mmdb: search: probe: %w", err)
-	}
-	if err := directRoute(pm, tm); err != nil {
-		return nil, fmt.Errorf("mmdb: search: %w", err)
-	}
-	res := idx.Search(vec, k, hnsw.SearchOptions{Ef: q.Ef, Exact: q.Exact})
-	hits := make([]Hit, 0, len(res))
-	for _, r := range res {
-		if int(r.ID) >= len(db.extIDs) || db.extIDs[r.ID] == "" {
-			continue // mid-write: the item's vectors are leaving the index
-		}
-		s, d := tm.Metric.Score(r.Dist)
-		hits = append(hits, Hit{ID: db.extIDs[r.ID], Score: s, Distance: d})
-	}
-	return hits, nil
 }
 
 // directRoute reports whether probe vectors of p can search t's index as

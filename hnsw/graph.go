@@ -505,8 +505,28 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 	h.slotMu.Lock()
 	used := h.used
+	// A small allow-list is walked by ID: the cost follows the allowed
+	// count, not the index size.
+	var slots []uint32
+	if allow != nil && allow.GetCardinality()*4 < uint64(used) {
+		slots = make([]uint32, 0, allow.GetCardinality())
+		it := allow.Iterator()
+		for it.HasNext() {
+			if s, ok := h.slotOf[it.Next()]; ok {
+				slots = append(slots, s)
+			}
+		}
+	}
 	h.slotMu.Unlock()
 	top := make(maxHeap, 0, min(k, 1024)+1)
+	if slots != nil {
+		for _, s := range slots {
+			if atomic.LoadUint32(&h.deleted[s]) == 0 {
+				top.offer(Result{ID: s, Dist: h.dist(q, h.vec(s))}, k)
+			}
+		}
+		return h.toIDs(top.sorted(), k)
+	}
 	for s := range uint32(used) {
 		if atomic.LoadUint32(&h.deleted[s]) != 0 || (allow != nil && !allow.Contains(h.ids[s])) {
 			continue

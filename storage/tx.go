@@ -217,3 +217,20 @@ func (t *Tx) Check() []error {
 	}
 	return errs
 }
+
+// ForEachVectorID calls fn with the internal ID of every stored vector of
+// modality mod, without reading the vectors.
+func (t *Tx) ForEachVectorID(mod string, fn func(id uint32)) error {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil {
+		return nil
+	}
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) != 4 {
+			return fmt.Errorf("%w: vec/%s key %x", ErrCorrupt, mod, k)
+		}
+		fn(binary.BigEndian.Uint32(k))
+	}
+	return nil
+}

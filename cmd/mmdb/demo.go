@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/mmdb-go/mmdb"
@@ -52,7 +52,7 @@ func synthCorpus(n int, seed uint64) []mmdb.Item {
 			Attrs:   map[string]any{"concept": concepts[k], "year": 2000 + i%25},
 			Vectors: map[string][]float32{"image": img, "text": txt},
 		}
-		if i%3 == 0 { // a third of the items also have a sound
+		if (i/len(concepts))%3 == 0 { // a third of each concept's items also have a sound
 			a := gauss(adim, 0.5)
 			for j := range a {
 				a[j] += sounds[k][j]
@@ -131,24 +131,49 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, " ", rep)
 	}
 
-	fmt.Fprintln(stdout, "\nText-to-audio: audio comes from another encoder, so there is no direct route:")
-	_, err = db.Search(ctx, mmdb.Query{Target: "audio", Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}}})
-	if !errors.Is(err, mmdb.ErrNoRoute) {
-		return fmt.Errorf("expected ErrNoRoute, got %v", err)
+	fmt.Fprintln(stdout, "\nText-to-audio: audio comes from another encoder, so the planner pivots through items that have both:")
+	aq := mmdb.Query{Target: "audio", Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}}, K: 5}
+	plan, err := db.Explain(ctx, aq)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(stdout, " ", err)
-	return nil
+	fmt.Fprint(stdout, indent(plan.String()))
+	hits, err = db.Search(ctx, aq)
+	if err != nil {
+		return err
+	}
+	if err := printHits(ctx, db, stdout, hits); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(stdout, "\nFiltered and fused: images near the text of a cat AND the image of a dog, years 2010-2014")
+	fq := mmdb.Query{Target: "image", K: 5, Filter: "year BETWEEN 2010 AND 2014",
+		Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}, {Modality: "image", ItemID: items[0].ID}}}
+	plan, err = db.Explain(ctx, fq)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, indent(plan.String()))
+	hits, err = db.Search(ctx, fq)
+	if err != nil {
+		return err
+	}
+	return printHits(ctx, db, stdout, hits)
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
 }
 
 func printHits(ctx context.Context, db *mmdb.DB, w io.Writer, hits []mmdb.Hit) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  rank\tid\tconcept\tscore")
+	fmt.Fprintln(tw, "  rank\tid\tconcept\tyear\tscore")
 	for i, h := range hits {
 		it, err := db.Get(ctx, h.ID)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%v\t%.3f\n", i+1, h.ID, it.Attrs["concept"], h.Score)
+		fmt.Fprintf(tw, "  %d\t%s\t%v\t%v\t%.3f\n", i+1, h.ID, it.Attrs["concept"], it.Attrs["year"], h.Score)
 	}
 	return tw.Flush()
 }

@@ -1,0 +1,471 @@
+package mmdb
+
+import (
+	"context"
+
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/mmdb-go/mmdb/query"
+	"github.com/mmdb-go/mmdb/storage"
+)
+
+// DefaultExactCutoff is the default Options.ExactCutoff.
+const DefaultExactCutoff = 2048
+
+// Routes from a probe's modality to the target's.
+const (
+	RouteDirect = "direct" // same space: search the target's index with the probe
+	RoutePivot  = "pivot"  // through items that carry both modalities
+)
+
+// pivotItems is how many of the probe modality's nearest items a pivot
+// route goes through.
+const pivotItems = 10
+
+// Plan is how a query will run (Explain) or ran (ExplainAnalyze).
+type Plan struct {
+	// Target is the modality ranked.
+	Target string
+	// K is the number of hits asked for.
+	K int
+	// Filter is the filter as parsed ("" for none), FilterMatches the
+	// number of target vectors it keeps, out of Candidates.
+	Filter        string
+	FilterMatches int
+	Candidates    int
+	// Strategy is "exact" (a scan of the candidates) or "hnsw" (the graph,
+	// with the filter as an allow-list), with Ef for the graph and Why.
+	Strategy string
+	Ef       int
+	Why      string
+	// Probes has one entry per probe: its route and why.
+	Probes []ProbePlan
+	// Fusion is how several probes' lists are merged ("" for one probe),
+	// and Depth how many hits each list contributes.
+	Fusion string
+	Depth  int
+	// Steps are the timed steps of ExplainAnalyze (empty for Explain).
+	Steps []Step
+}
+
+// ProbePlan is the route of one probe.
+type ProbePlan struct {
+	Modality string
+	Source   string // "vector" or the item ID it came from
+	Route    string // RouteDirect or RoutePivot
+	Weight   float32
+	Why      string
+}
+
+// Step is one timed part of an executed plan.
+type Step struct {
+	Name string
+	Took time.Duration
+	Rows int
+}
+
+// String renders the plan as an indented tree, the form EXPLAIN prints.
+func (p *Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SEARCH %s LIMIT %d\n", p.Target, p.K)
+	if p.Filter != "" {
+		fmt.Fprintf(&b, "  filter: %s -> %d of %d %s vectors\n", p.Filter, p.FilterMatches, p.Candidates, p.Target)
+	}
+	fmt.Fprintf(&b, "  strategy: %s", p.Strategy)
+	if p.Strategy == "hnsw" {
+		fmt.Fprintf(&b, " ef=%d", p.Ef)
+	}
+	fmt.Fprintf(&b, " (%s)\n", p.Why)
+	if p.Fusion != "" {
+		fmt.Fprintf(&b, "  fusion: %s over %d lists of up to %d\n", p.Fusion, len(p.Probes), p.Depth)
+	}
+	for _, pr := range p.Probes {
+		fmt.Fprintf(&b, "  probe %s (%s, weight %g): %s route, %s\n", pr.Modality, pr.Source, pr.Weight, pr.Route, pr.Why)
+	}
+	for _, s := range p.Steps {
+		fmt.Fprintf(&b, "  step %-28s %10s  %d rows\n", s.Name, s.Took.Round(time.Microsecond), s.Rows)
+	}
+	return b.String()
+}
+
+// planned is a plan plus what executing it needs.
+type planned struct {
+	plan   *Plan
+	tm     Modality
+	tidx   hnsw.Index
+	allow  *roaring.Bitmap // nil: no filter
+	probes []plannedProbe
+}
+
+type plannedProbe struct {
+	vec    []float32
+	pidx   hnsw.Index // the probe modality's index, for pivots
+	pm     Modality
+	ext    string          // the probe's own item, if given by ID
+	shared *roaring.Bitmap // pivot: items that carry both modalities
+}
+
+// Search runs q and returns up to K hits, best first.
+//
+// Each probe reaches the target by a route: direct when the probe's
+// modality shares the target's Space, dimension and metric; otherwise
+// pivot, through the probe modality's nearest items that also carry the
+// target modality. With no route, Search fails with ErrNoRoute naming what
+// is missing. A filter becomes a bitmap first; small candidate sets are
+// scanned exactly, large ones searched in the graph with the bitmap as an
+// allow-list. Several probes are fused (Query.Fuse). Explain shows the
+// plan.
+func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
+	p, err := db.plan(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("mmdb: search: %w", err)
+	}
+	hits, err := db.execute(ctx, p, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mmdb: search: %w", err)
+	}
+	return hits, nil
+}
+
+// Explain returns the plan Search would run for q, without running it.
+func (db *DB) Explain(ctx context.Context, q Query) (*Plan, error) {
+	p, err := db.plan(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("mmdb: explain: %w", err)
+	}
+	return p.plan, nil
+}
+
+// ExplainAnalyze runs q and returns its plan with the time of each step,
+// and the hits.
+func (db *DB) ExplainAnalyze(ctx context.Context, q Query) (*Plan, []Hit, error) {
+	start := time.Now()
+	p, err := db.plan(ctx, q)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mmdb: explain: %w", err)
+	}
+	p.plan.Steps = append(p.plan.Steps, Step{Name: "plan (filter, routes)", Took: time.Since(start), Rows: p.plan.FilterMatches})
+	hits, err := db.execute(ctx, p, &p.plan.Steps)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mmdb: explain: %w", err)
+	}
+	return p.plan, hits, nil
+}
+
+func (db *DB) exactCutoff() int {
+	if db.opts.ExactCutoff > 0 {
+		return db.opts.ExactCutoff
+	}
+	return DefaultExactCutoff
+}
+
+// plan validates q, evaluates its filter and picks routes and strategy.
+func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	k := q.K
+	if k == 0 {
+		k = DefaultK
+	}
+	if k < 0 {
+		return nil, fmt.Errorf("%w: K = %d", ErrInvalidQuery, q.K)
+	}
+	if len(q.Probes) == 0 {
+		return nil, fmt.Errorf("%w: 0 probes; give at least one", ErrInvalidQuery)
+	}
+	if !query.ValidFusion(q.Fuse) {
+		return nil, fmt.Errorf("%w: unknown fusion %q (want rrf, weighted, dbsf or early)", ErrInvalidQuery, q.Fuse)
+	}
+	filter, err := query.ToFilter(q.Filter)
+	if err != nil {
+		return nil, fmt.Errorf("%w: filter: %w", ErrInvalidQuery, err)
+	}
+	vecs := make([][]float32, len(q.Probes))
+	for i, pr := range q.Probes {
+		if vecs[i], err = db.probeVector(pr); err != nil {
+			return nil, err
+		}
+	}
+
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	tm, tidx, err := db.modalityLocked(q.Target)
+	if err != nil {
+		db.mu.RUnlock()
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	ti := db.byName[q.Target]
+	candidates := db.has[ti].Clone()
+	universe := db.live.Clone()
+	p := &planned{tm: tm, tidx: tidx, plan: &Plan{Target: q.Target, K: k, Candidates: int(candidates.GetCardinality())}}
+	for i, pr := range q.Probes {
+		pm, pidx, err := db.modalityLocked(pr.Modality)
+		if err != nil {
+			db.mu.RUnlock()
+			return nil, fmt.Errorf("probe: %w", err)
+		}
+		w := pr.Weight
+		if w == 0 {
+			w = 1
+		}
+		pp := ProbePlan{Modality: pm.Name, Source: "vector", Weight: w}
+		if pr.ItemID != "" {
+			pp.Source = "item " + pr.ItemID
+		}
+		var shared *roaring.Bitmap
+		if err := directRoute(pm, tm); err == nil {
+			pp.Route, pp.Why = RouteDirect, fmt.Sprintf("%s and %s share space %q", pm.Name, tm.Name, tm.SpaceName())
+		} else {
+			shared = roaring.And(db.has[db.byName[pm.Name]], db.has[ti])
+			both := shared.GetCardinality()
+			if both == 0 {
+				db.mu.RUnlock()
+				return nil, fmt.Errorf("%w; and no item carries both %s and %s to pivot through", err, pm.Name, tm.Name)
+			}
+			pp.Route = RoutePivot
+			pp.Why = fmt.Sprintf("spaces differ (%q, %q); through the %d nearest %s items, %d items carry both", pm.SpaceName(), tm.SpaceName(), pivotItems, pm.Name, both)
+		}
+		p.plan.Probes = append(p.plan.Probes, pp)
+		p.probes = append(p.probes, plannedProbe{vec: vecs[i], pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared})
+	}
+	db.mu.RUnlock()
+
+	if filter != nil {
+		bm, err := db.evalFilter(filter, universe)
+		if err != nil {
+			return nil, fmt.Errorf("filter: %w", err)
+		}
+		bm.And(candidates)
+		p.allow = bm
+		p.plan.Filter = filter.String()
+		p.plan.FilterMatches = int(bm.GetCardinality())
+	} else {
+		p.plan.FilterMatches = p.plan.Candidates
+	}
+
+	if len(q.Probes) > 1 {
+		p.plan.Fusion = q.Fuse
+		if p.plan.Fusion == "" {
+			p.plan.Fusion = query.FuseRRF
+		}
+		if p.plan.Fusion == query.FuseEarly {
+			for _, pp := range p.plan.Probes {
+				if pp.Route != RouteDirect {
+					return nil, fmt.Errorf("%w: early fusion needs every probe in the target's space; %s is not", ErrInvalidQuery, pp.Modality)
+				}
+			}
+		}
+	}
+	p.plan.Depth = k
+	if p.plan.Fusion != "" && p.plan.Fusion != query.FuseEarly || anyPivot(p.plan.Probes) {
+		p.plan.Depth = max(4*k, 40) // deep enough for fusion to matter
+	}
+
+	cutoff := db.exactCutoff()
+	switch {
+	case q.Exact:
+		p.plan.Strategy, p.plan.Why = "exact", "Query.Exact"
+	case p.plan.FilterMatches <= cutoff:
+		p.plan.Strategy = "exact"
+		p.plan.Why = fmt.Sprintf("%d candidates <= exact cutoff %d: a scan of them costs less than the graph", p.plan.FilterMatches, cutoff)
+	default:
+		p.plan.Strategy = "hnsw"
+		p.plan.Ef = q.Ef
+		if p.plan.Ef <= 0 {
+			p.plan.Ef = hnswEf(tidx)
+		}
+		p.plan.Ef = max(p.plan.Ef, p.plan.Depth)
+		p.plan.Why = fmt.Sprintf("%d candidates > exact cutoff %d", p.plan.FilterMatches, cutoff)
+		if p.allow != nil {
+			p.plan.Why += "; the filter is an allow-list inside the walk"
+		}
+	}
+	return p, nil
+}
+
+func anyPivot(ps []ProbePlan) bool {
+	for _, p := range ps {
+		if p.Route == RoutePivot {
+			return true
+		}
+	}
+	return false
+}
+
+func hnswEf(idx hnsw.Index) int {
+	if h, ok := idx.(*hnsw.HNSW); ok {
+		return h.Config().EfSearch
+	}
+	return hnsw.DefaultEfSearch
+}
+
+// execute runs a plan. steps, if non-nil, receives timings.
+func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, error) {
+	plan := p.plan
+	timed := func(name string, start time.Time, rows int) {
+		if steps != nil {
+			*steps = append(*steps, Step{Name: name, Took: time.Since(start), Rows: rows})
+		}
+	}
+	if p.allow != nil && p.allow.IsEmpty() {
+		return []Hit{}, nil
+	}
+	opts := hnsw.SearchOptions{Ef: plan.Ef, Allow: p.allow, Exact: plan.Strategy == "exact"}
+	search := func(vec []float32, depth int) []query.Ranked {
+		res := p.tidx.Search(vec, depth, opts)
+		out := make([]query.Ranked, len(res))
+		for i, r := range res {
+			s, _ := p.tm.Metric.Score(r.Dist)
+			out[i] = query.Ranked{ID: r.ID, Score: float64(s)}
+		}
+		return out
+	}
+
+	// Early fusion: one search with the weighted sum of the probe vectors.
+	if plan.Fusion == query.FuseEarly {
+		start := time.Now()
+		sum := make([]float32, p.tm.Dim)
+		for i, pr := range p.probes {
+			w := plan.Probes[i].Weight
+			for j, x := range pr.vec {
+				sum[j] += w * x
+			}
+		}
+		if p.tm.Metric == modality.Cosine && !modality.Normalize(sum) {
+			return nil, fmt.Errorf("%w: the weighted probe vectors sum to zero", ErrInvalidQuery)
+		}
+		list := search(sum, plan.K)
+		timed("early fusion search", start, len(list))
+		return db.hits(p, list, plan.K, false), nil
+	}
+
+	lists := make([][]query.Ranked, 0, len(p.probes))
+	weights := make([]float64, 0, len(p.probes))
+	for i, pr := range p.probes {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		var list []query.Ranked
+		if plan.Probes[i].Route == RouteDirect {
+			list = search(pr.vec, plan.Depth)
+			timed("search "+pr.pm.Name+" -> "+plan.Target, start, len(list))
+		} else {
+			list = db.pivot(p, pr, search)
+			timed("pivot "+pr.pm.Name+" -> "+plan.Target, start, len(list))
+		}
+		lists = append(lists, list)
+		weights = append(weights, float64(plan.Probes[i].Weight))
+	}
+	if len(lists) == 1 {
+		return db.hits(p, lists[0], plan.K, plan.Probes[0].Route == RoutePivot), nil
+	}
+	start := time.Now()
+	fused := query.Fuse(plan.Fusion, lists, weights)
+	timed("fuse ("+plan.Fusion+")", start, len(fused))
+	return db.hits(p, fused, plan.K, true), nil
+}
+
+// pivot searches the probe's own modality among the items that also carry
+// the target modality, takes the nearest ones' target vectors, searches
+// the target with each, and fuses the lists by RRF, weighted by how close
+// each pivot item is to the probe.
+func (db *DB) pivot(p *planned, pr plannedProbe, search func([]float32, int) []query.Ranked) []query.Ranked {
+	opts := hnsw.SearchOptions{Ef: hnsw.DefaultEfSearch, Allow: pr.shared}
+	if pr.shared.GetCardinality() <= uint64(db.exactCutoff()) {
+		opts.Exact = true
+	}
+	near := pr.pidx.Search(pr.vec, pivotItems, opts)
+	var lists [][]query.Ranked
+	var weights []float64
+	for _, n := range near {
+		tv, ok := p.tidx.Vector(n.ID)
+		if !ok {
+			continue // this neighbour has no vector of the target modality
+		}
+		s, _ := pr.pm.Metric.Score(n.Dist)
+		lists = append(lists, search(tv, p.plan.Depth))
+		weights = append(weights, math.Max(float64(s), 1e-3))
+		if len(lists) == pivotItems {
+			break
+		}
+	}
+	if len(lists) == 0 {
+		return nil
+	}
+	return query.Fuse(query.FuseRRF, lists, weights)
+}
+
+// hits maps internal IDs to external ones and scores to Hits. For fused
+// lists the score is the fusion score and Distance is NaN: no single
+// metric distance describes a fused rank.
+func (db *DB) hits(p *planned, list []query.Ranked, k int, fused bool) []Hit {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	out := make([]Hit, 0, min(k, len(list)))
+	for _, r := range list {
+		if int(r.ID) >= len(db.extIDs) || db.extIDs[r.ID] == "" {
+			continue // mid-write: the item's vectors are leaving the index
+		}
+		h := Hit{ID: db.extIDs[r.ID], Score: float32(r.Score)}
+		if fused {
+			h.Distance = float32(math.NaN())
+		} else {
+			h.Distance = distanceOf(p.tm.Metric, h.Score)
+		}
+		out = append(out, h)
+		if len(out) == k {
+			break
+		}
+	}
+	return out
+}
+
+// distanceOf inverts Metric.Score.
+func distanceOf(m modality.Metric, score float32) float32 {
+	switch m {
+	case modality.L2:
+		return -score
+	case modality.Dot:
+		return -score
+	}
+	return 1 - score
+}
+
+// evalFilter evaluates a filter over the attribute postings.
+func (db *DB) evalFilter(e query.Expr, universe *roaring.Bitmap) (*roaring.Bitmap, error) {
+	var out *roaring.Bitmap
+	err := db.store.View(func(tx *storage.Tx) error {
+		var err error
+		out, err = query.Eval(e, postingSource{tx, universe})
+		return err
+	})
+	return out, err
+}
+
+// postingSource answers filter lookups from a read transaction.
+type postingSource struct {
+	tx       *storage.Tx
+	universe *roaring.Bitmap
+}
+
+func (s postingSource) Universe() *roaring.Bitmap { return s.universe.Clone() }
+func (s postingSource) Equal(attr string, v any) (*roaring.Bitmap, error) {
+	return s.tx.PostingEqual(attr, v)
+}
+func (s postingSource) Range(attr string, lo, hi any, loInc, hiInc bool) (*roaring.Bitmap, error) {
+	return s.tx.PostingRange(attr, lo, hi, loInc, hiInc)
+}
+func (s postingSource) Exists(attr string) (*roaring.Bitmap, error) {
+	return s.tx.PostingExists(attr)
+}

@@ -1,0 +1,271 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Attribute postings: bucket post/<attribute> maps an encoded value to the
+// roaring bitmap of the internal IDs holding it. Values are encoded so that
+// byte order is value order within a kind: a kind byte ('b' bool, 'n'
+// number, 's' string), then the value. Numbers, integer or float, are one
+// kind, encoded as order-preserving float64 bits, so a range over a number
+// attribute is one cursor scan (integers are exact up to 2^53).
+
+// Value kinds in posting keys.
+const (
+	KindBool   byte = 'b'
+	KindNumber byte = 'n'
+	KindString byte = 's'
+)
+
+func postBucketName(attr string) []byte { return []byte("post/" + attr) }
+
+// EncodeValue returns the posting key of a canonical attribute value or a
+// filter literal (string, int64, float64, bool), and false for other types.
+func EncodeValue(v any) ([]byte, bool) {
+	switch x := v.(type) {
+	case string:
+		return append([]byte{KindString}, x...), true
+	case bool:
+		if x {
+			return []byte{KindBool, 1}, true
+		}
+		return []byte{KindBool, 0}, true
+	case int64:
+		return encodeNumber(float64(x)), true
+	case float64:
+		return encodeNumber(x), true
+	}
+	return nil, false
+}
+
+func encodeNumber(f float64) []byte {
+	if f == 0 {
+		f = 0 // fold -0 into +0
+	}
+	b := math.Float64bits(f)
+	if b>>63 == 1 {
+		b = ^b // negative: reverse the order
+	} else {
+		b |= 1 << 63
+	}
+	k := make([]byte, 9)
+	k[0] = KindNumber
+	binary.BigEndian.PutUint64(k[1:], b)
+	return k
+}
+
+// postingKeys lists the posting keys of one canonical attribute value: one
+// for a scalar, one per element for a string list.
+func postingKeys(v any) [][]byte {
+	if list, ok := v.([]string); ok {
+		keys := make([][]byte, 0, len(list))
+		for _, s := range list {
+			k, _ := EncodeValue(s)
+			keys = append(keys, k)
+		}
+		return keys
+	}
+	if k, ok := EncodeValue(v); ok {
+		return [][]byte{k}
+	}
+	return nil
+}
+
+// PostingDelta accumulates posting changes within a transaction, so a batch
+// that gives 10,000 items the same value rewrites that value's bitmap once.
+type PostingDelta struct {
+	m map[string]map[string]*postingChange
+}
+
+type postingChange struct{ add, rem *roaring.Bitmap }
+
+func (d *PostingDelta) at(attr string, key []byte) *postingChange {
+	if d.m == nil {
+		d.m = map[string]map[string]*postingChange{}
+	}
+	byKey := d.m[attr]
+	if byKey == nil {
+		byKey = map[string]*postingChange{}
+		d.m[attr] = byKey
+	}
+	c := byKey[string(key)]
+	if c == nil {
+		c = &postingChange{roaring.New(), roaring.New()}
+		byKey[string(key)] = c
+	}
+	return c
+}
+
+// Update records that item id's attributes change from old to new.
+func (d *PostingDelta) Update(id uint32, old, new map[string]any) {
+	for attr, v := range old {
+		for _, k := range postingKeys(v) {
+			c := d.at(attr, k)
+			c.add.Remove(id)
+			c.rem.Add(id)
+		}
+	}
+	for attr, v := range new {
+		for _, k := range postingKeys(v) {
+			c := d.at(attr, k)
+			c.rem.Remove(id)
+			c.add.Add(id)
+		}
+	}
+}
+
+// ApplyPostings writes the accumulated changes.
+func (t *Tx) ApplyPostings(d *PostingDelta) error {
+	for attr, byKey := range d.m {
+		b, err := t.tx.CreateBucketIfNotExists(postBucketName(attr))
+		if err != nil {
+			return err
+		}
+		for key, c := range byKey {
+			bm := roaring.New()
+			if cur := b.Get([]byte(key)); cur != nil {
+				if err := bm.UnmarshalBinary(cur); err != nil {
+					return fmt.Errorf("%w: posting %s: %v", ErrCorrupt, attr, err)
+				}
+			}
+			bm.AndNot(c.rem)
+			bm.Or(c.add)
+			if bm.IsEmpty() {
+				if err := b.Delete([]byte(key)); err != nil {
+					return err
+				}
+				continue
+			}
+			bm.RunOptimize()
+			data, err := bm.ToBytes()
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(key), data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func readBitmap(attr string, k, v []byte) (*roaring.Bitmap, error) {
+	bm := roaring.New()
+	if err := bm.UnmarshalBinary(v); err != nil {
+		return nil, fmt.Errorf("%w: posting %s/%x: %v", ErrCorrupt, attr, k, err)
+	}
+	return bm, nil
+}
+
+// PostingEqual returns the IDs whose attr holds v (an empty bitmap when
+// none do).
+func (t *Tx) PostingEqual(attr string, v any) (*roaring.Bitmap, error) {
+	b := t.tx.Bucket(postBucketName(attr))
+	k, ok := EncodeValue(v)
+	if b == nil || !ok {
+		return roaring.New(), nil
+	}
+	data := b.Get(k)
+	if data == nil {
+		return roaring.New(), nil
+	}
+	return readBitmap(attr, k, data)
+}
+
+// PostingRange returns the IDs whose attr holds a value between lo and hi
+// of the same kind as the non-nil bound(s); a nil bound is open. Bounds of
+// different kinds match nothing.
+func (t *Tx) PostingRange(attr string, lo, hi any, loInc, hiInc bool) (*roaring.Bitmap, error) {
+	out := roaring.New()
+	b := t.tx.Bucket(postBucketName(attr))
+	if b == nil {
+		return out, nil
+	}
+	var lk, hk []byte
+	var kind byte
+	if lo != nil {
+		var ok bool
+		if lk, ok = EncodeValue(lo); !ok {
+			return out, nil
+		}
+		kind = lk[0]
+	}
+	if hi != nil {
+		var ok bool
+		if hk, ok = EncodeValue(hi); !ok {
+			return out, nil
+		}
+		if kind != 0 && hk[0] != kind {
+			return out, nil
+		}
+		kind = hk[0]
+	}
+	if kind == 0 {
+		return out, nil
+	}
+	c := b.Cursor()
+	var k, v []byte
+	if lk != nil {
+		k, v = c.Seek(lk)
+	} else {
+		k, v = c.Seek([]byte{kind})
+	}
+	for ; k != nil && k[0] == kind; k, v = c.Next() {
+		if lk != nil && !loInc && bytes.Equal(k, lk) {
+			continue
+		}
+		if hk != nil {
+			if cmp := bytes.Compare(k, hk); cmp > 0 || cmp == 0 && !hiInc {
+				break
+			}
+		}
+		bm, err := readBitmap(attr, k, v)
+		if err != nil {
+			return nil, err
+		}
+		out.Or(bm)
+	}
+	return out, nil
+}
+
+// PostingExists returns the IDs that have attr at all.
+func (t *Tx) PostingExists(attr string) (*roaring.Bitmap, error) {
+	out := roaring.New()
+	b := t.tx.Bucket(postBucketName(attr))
+	if b == nil {
+		return out, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		bm, err := readBitmap(attr, k, v)
+		if err != nil {
+			return err
+		}
+		out.Or(bm)
+		return nil
+	})
+	return out, err
+}
+
+// ForEachPosting calls fn for every (attribute, encoded value, bitmap).
+func (t *Tx) ForEachPosting(fn func(attr string, key []byte, ids *roaring.Bitmap) error) error {
+	return t.tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if !bytes.HasPrefix(name, []byte("post/")) {
+			return nil
+		}
+		attr := string(name[5:])
+		return b.ForEach(func(k, v []byte) error {
+			bm, err := readBitmap(attr, k, v)
+			if err != nil {
+				return err
+			}
+			return fn(attr, k, bm)
+		})
+	})
+}
