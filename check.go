@@ -6,8 +6,16 @@ import (
 	"math"
 	"sort"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/storage"
 )
+
+func cardOf(b *roaring.Bitmap) uint64 {
+	if b == nil {
+		return 0
+	}
+	return b.GetCardinality()
+}
 
 // CheckReport lists what Check found.
 type CheckReport struct {
@@ -26,9 +34,9 @@ func (r CheckReport) OK() bool { return len(r.Problems) == 0 }
 const maxProblems = 1000
 
 // Check verifies the database: bbolt's own page-level check, that the ID
-// maps agree both ways, that every stored vector has an item and the right
-// length, and that each index holds exactly the stored vectors, bit for
-// bit. It blocks writers while it runs (readers go on). The error is for
+// maps agree both ways, that the attribute postings match the records,
+// that every stored vector has an item and the right length, and that each
+// index holds exactly the stored vectors, bit for bit. It blocks writers while it runs (readers go on). The error is for
 // failures to run the check; what it finds is in the report.
 func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 	db.writeMu.Lock()
@@ -70,8 +78,18 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 		}); err != nil {
 			return err
 		}
+		want := map[string]*roaring.Bitmap{} // attr + "\x00" + key -> ids
 		if err := tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
 			rep.Items++
+			for attr, v := range r.Attrs {
+				for _, k := range storage.PostingKeys(v) {
+					key := attr + "\x00" + string(k)
+					if want[key] == nil {
+						want[key] = roaring.New()
+					}
+					want[key].Add(id)
+				}
+			}
 			if back, ok := tx.LookupID(r.ID); !ok || back != id {
 				add("record %d (%q) is not in the ID map", id, r.ID)
 			}
@@ -84,6 +102,20 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 		}
 		if rep.Items != count {
 			add("%d records but Count() is %d", rep.Items, count)
+		}
+		// Attribute postings against the records.
+		if err := tx.ForEachPosting(func(attr string, k []byte, ids *roaring.Bitmap) error {
+			key := attr + "\x00" + string(k)
+			if w := want[key]; w == nil || !w.Equals(ids) {
+				add("posting %s=%x lists %d items, the records %d", attr, k, ids.GetCardinality(), cardOf(w))
+			}
+			delete(want, key)
+			return ctx.Err()
+		}); err != nil {
+			return err
+		}
+		for key, w := range want {
+			add("posting %q is missing for %d items", key, w.GetCardinality())
 		}
 		// Vectors against records and indexes.
 		for i, m := range schema {

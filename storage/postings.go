@@ -22,6 +22,9 @@ const (
 	KindBool   byte = 'b'
 	KindNumber byte = 'n'
 	KindString byte = 's'
+	// KindEmptyList marks an attribute holding an empty list: it has no
+	// element to post, but EXISTS must still find it.
+	KindEmptyList byte = 'L'
 )
 
 func postBucketName(attr string) []byte { return []byte("post/" + attr) }
@@ -61,10 +64,13 @@ func encodeNumber(f float64) []byte {
 	return k
 }
 
-// postingKeys lists the posting keys of one canonical attribute value: one
+// PostingKeys lists the posting keys of one canonical attribute value: one
 // for a scalar, one per element for a string list.
-func postingKeys(v any) [][]byte {
+func PostingKeys(v any) [][]byte {
 	if list, ok := v.([]string); ok {
+		if len(list) == 0 {
+			return [][]byte{{KindEmptyList}}
+		}
 		keys := make([][]byte, 0, len(list))
 		for _, s := range list {
 			k, _ := EncodeValue(s)
@@ -106,14 +112,14 @@ func (d *PostingDelta) at(attr string, key []byte) *postingChange {
 // Update records that item id's attributes change from old to new.
 func (d *PostingDelta) Update(id uint32, old, new map[string]any) {
 	for attr, v := range old {
-		for _, k := range postingKeys(v) {
+		for _, k := range PostingKeys(v) {
 			c := d.at(attr, k)
 			c.add.Remove(id)
 			c.rem.Add(id)
 		}
 	}
 	for attr, v := range new {
-		for _, k := range postingKeys(v) {
+		for _, k := range PostingKeys(v) {
 			c := d.at(attr, k)
 			c.rem.Remove(id)
 			c.add.Add(id)

@@ -1,0 +1,231 @@
+package mmdb
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/query"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+// randomAttrs draws attributes over the space query.RandomFilter uses.
+func randomAttrs(r *rand.Rand) map[string]any {
+	a := map[string]any{}
+	if r.IntN(5) > 0 {
+		if r.IntN(2) == 0 {
+			a["a"] = r.IntN(10)
+		} else {
+			a["a"] = float64(r.IntN(20)) / 2
+		}
+	}
+	if r.IntN(5) > 0 {
+		a["s"] = string(rune('p' + r.IntN(6)))
+	}
+	if r.IntN(3) > 0 {
+		a["b"] = r.IntN(2) == 0
+	}
+	if r.IntN(2) == 0 {
+		tags := []string{}
+		for range r.IntN(3) {
+			tags = append(tags, string(rune('p'+r.IntN(6))))
+		}
+		a["tags"] = tags
+	}
+	if r.IntN(6) == 0 {
+		a["m"] = int64(r.IntN(3))
+	}
+	return a
+}
+
+// Property test: the bitmap a filter evaluates to through the postings
+// equals a brute-force Match over every item's attributes, across
+// inserts, replacements and deletes.
+func TestFilterMatchesBruteForce(t *testing.T) {
+	db, _ := openTest(t, Modality{Name: "v", Dim: 2, Metric: L2})
+	r := rand.New(rand.NewPCG(7, 7))
+	const n = 400
+	put := func(i int) Item {
+		return Item{ID: fmt.Sprintf("i%03d", i), Attrs: randomAttrs(r), Vectors: map[string][]float32{"v": {float32(i), 0}}}
+	}
+	batch := make([]Item, n)
+	for i := range batch {
+		batch[i] = put(i)
+	}
+	require.NoError(t, db.Put(ctx, batch...))
+	for i := 0; i < n; i += 7 { // replace: old postings must go
+		require.NoError(t, db.Put(ctx, put(i)))
+	}
+	for i := 3; i < n; i += 11 {
+		require.NoError(t, db.Delete(ctx, fmt.Sprintf("i%03d", i)))
+	}
+	attrs := map[string]map[string]any{}
+	for it, err := range db.Items(ctx) {
+		require.NoError(t, err)
+		attrs[it.ID] = it.Attrs
+	}
+	for trial := range 300 {
+		f := query.RandomFilter(r, 3)
+		want := []string{}
+		for id, a := range attrs {
+			if query.Match(f, a) {
+				want = append(want, id)
+			}
+		}
+		for _, exact := range []bool{true, false} {
+			hits, err := db.Search(ctx, Query{Target: "v", Filter: f, K: n, Exact: exact, Ef: n,
+				Probes: []Probe{{Modality: "v", Vector: []float32{0, 0}}}})
+			require.NoError(t, err, f.String())
+			got := make([]string, len(hits))
+			for i, h := range hits {
+				got[i] = h.ID
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			require.Equal(t, want, got, "trial %d exact=%v filter %s", trial, exact, f)
+		}
+	}
+	chk, err := db.Check(ctx)
+	require.NoError(t, err)
+	assert.True(t, chk.OK(), chk.Problems)
+
+	// Check notices postings that disagree with the records.
+	require.NoError(t, db.store.Bolt().Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("post/s")).Delete([]byte("sq"))
+	}))
+	chk, err = db.Check(ctx)
+	require.NoError(t, err)
+	require.False(t, chk.OK())
+	assert.Contains(t, chk.Problems[0], "posting")
+}
+
+func TestStrategyFollowsFilteredCount(t *testing.T) {
+	path := t.TempDir() + "/s.mmdb"
+	db, err := Open(path, &Options{NoSync: true, ExactCutoff: 50})
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: 4, Metric: Cosine}))
+	r := rand.New(rand.NewPCG(1, 2))
+	items := make([]Item, 500)
+	for i := range items {
+		items[i] = Item{ID: fmt.Sprint(i), Attrs: map[string]any{"n": i}, Vectors: map[string][]float32{"v": randVec(r, 4)}}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	probe := []Probe{{Modality: "v", Vector: []float32{1, 0, 0, 0}}}
+	tests := []struct {
+		filter   any
+		strategy string
+		matches  int
+	}{
+		{"n < 40", "exact", 40},
+		{query.Lt("n", 400), "hnsw", 400},
+		{nil, "hnsw", 500},
+		{"n > 1000", "exact", 0},
+	}
+	for _, tc := range tests {
+		plan, err := db.Explain(ctx, Query{Target: "v", Probes: probe, Filter: tc.filter})
+		require.NoError(t, err)
+		assert.Equal(t, tc.strategy, plan.Strategy, "%v", tc.filter)
+		assert.Equal(t, tc.matches, plan.FilterMatches)
+		assert.Contains(t, plan.String(), "strategy: "+tc.strategy)
+		plan, hits, err := db.ExplainAnalyze(ctx, Query{Target: "v", Probes: probe, Filter: tc.filter, K: 5})
+		require.NoError(t, err)
+		assert.Len(t, hits, min(5, tc.matches))
+		assert.NotEmpty(t, plan.Steps)
+	}
+}
+
+// Two noisy probes of one concept, fused, find the concept's items better
+// than either probe alone.
+func TestFusionBeatsEachProbe(t *testing.T) {
+	db, _ := openTest(t, Modality{Name: "img", Dim: 32, Metric: Cosine, Space: "s"}, Modality{Name: "txt", Dim: 32, Metric: Cosine, Space: "s"})
+	r := rand.New(rand.NewPCG(3, 3))
+	const concepts, per = 20, 40
+	centres := make([][]float32, concepts)
+	for c := range centres {
+		centres[c] = randVec(r, 32)
+	}
+	noisy := func(c int, s float32) []float32 {
+		v := randVec(r, 32)
+		for j := range v {
+			v[j] = centres[c][j] + s*v[j]
+		}
+		return v
+	}
+	var items []Item
+	for c := range concepts {
+		for i := range per {
+			items = append(items, Item{ID: fmt.Sprintf("c%d-%d", c, i), Attrs: map[string]any{"c": c}, Vectors: map[string][]float32{"img": noisy(c, 0.8)}})
+		}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	precision := func(hits []Hit, c int) float64 {
+		ok := 0
+		for _, h := range hits {
+			var hc, hi int
+			fmt.Sscanf(h.ID, "c%d-%d", &hc, &hi)
+			if hc == c {
+				ok++
+			}
+		}
+		return float64(ok) / float64(len(hits))
+	}
+	var pA, pB, pRRF, pEarly float64
+	for c := range concepts {
+		a := Probe{Modality: "txt", Vector: noisy(c, 1.6)}
+		b := Probe{Modality: "img", Vector: noisy(c, 1.6)}
+		q := func(ps []Probe, fuse string) []Hit {
+			hits, err := db.Search(ctx, Query{Target: "img", Probes: ps, K: 20, Fuse: fuse, Exact: true})
+			require.NoError(t, err)
+			require.Len(t, hits, 20)
+			return hits
+		}
+		pA += precision(q([]Probe{a}, ""), c) / concepts
+		pB += precision(q([]Probe{b}, ""), c) / concepts
+		pRRF += precision(q([]Probe{a, b}, "rrf"), c) / concepts
+		pEarly += precision(q([]Probe{a, b}, "early"), c) / concepts
+	}
+	t.Logf("precision@20: probe A %.3f, probe B %.3f, RRF %.3f, early %.3f", pA, pB, pRRF, pEarly)
+	assert.Greater(t, pRRF, max(pA, pB))
+	assert.Greater(t, pEarly, max(pA, pB))
+}
+
+// coco500 text->image through every strategy, with a filter that keeps
+// every item, equals exact search.
+func TestCOCOEveryStrategyEqualsExact(t *testing.T) {
+	img, txt := loadCOCO(t, "features_clip.npy")
+	for _, cutoff := range []int{1, 100000} { // graph, and exact scan
+		path := t.TempDir() + "/c.mmdb"
+		db, err := Open(path, &Options{NoSync: true, ExactCutoff: cutoff})
+		require.NoError(t, err)
+		require.NoError(t, db.DefineModality(Modality{Name: "image", Dim: 512, Metric: Cosine, Space: "clip"}))
+		require.NoError(t, db.DefineModality(Modality{Name: "text", Dim: 512, Metric: Cosine, Space: "clip"}))
+		putCOCO(t, db, img, txt)
+		found := map[int]int{}
+		for i := range 500 {
+			id := fmt.Sprintf("coco-%03d", i)
+			q := Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: id}}, K: 10, Filter: "row >= 0"}
+			plan, err := db.Explain(ctx, q)
+			require.NoError(t, err)
+			require.Equal(t, 500, plan.FilterMatches)
+			hits, err := db.Search(ctx, q)
+			require.NoError(t, err)
+			for rank, h := range hits {
+				if h.ID == id {
+					for _, k := range []int{1, 5, 10} {
+						if rank < k {
+							found[k]++
+						}
+					}
+				}
+			}
+		}
+		assert.InDelta(t, 0.506, float64(found[1])/500, 0.002, "cutoff %d", cutoff)
+		assert.InDelta(t, 0.766, float64(found[5])/500, 0.002, "cutoff %d", cutoff)
+		assert.InDelta(t, 0.862, float64(found[10])/500, 0.002, "cutoff %d", cutoff)
+		db.Close()
+	}
+}

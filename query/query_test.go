@@ -1,0 +1,197 @@
+package query
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseFilter(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Expr
+	}{
+		{"year >= 2010", Ge("year", 2010)},
+		{"tags = 'dog'", Eq("tags", "dog")},
+		{"score < -0.5", Lt("score", -0.5)},
+		{"ok = TRUE AND n != 3", And(Eq("ok", true), Ne("n", 3))},
+		{"a = 1 OR b = 2 AND c = 3", Or(Eq("a", 1), And(Eq("b", 2), Eq("c", 3)))},
+		{"NOT (a = 1 OR b = 2)", Not(Or(Eq("a", 1), Eq("b", 2)))},
+		{"kind IN ('cat', 'dog')", In("kind", "cat", "dog")},
+		{"x BETWEEN 1 AND 2.5", Range("x", 1, 2.5)},
+		{"EXISTS caption", Has("caption")},
+		{"caption EXISTS", Has("caption")},
+		{"name = 'it''s'", Eq("name", "it's")},
+		{`"and" = 1`, Eq("and", 1)},
+		{"year <> 3", Ne("year", 3)},
+		{"a = 1 -- a comment", Eq("a", 1)},
+		{"big = 1e3", Eq("big", 1000.0)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := ParseFilter(tc.in)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			// String renders something that parses back to the same thing.
+			again, err := ParseFilter(got.String())
+			require.NoError(t, err, got.String())
+			assert.Equal(t, got, again)
+		})
+	}
+}
+
+func TestParseFilterErrors(t *testing.T) {
+	tests := []struct {
+		in, msg string
+		col     int
+	}{
+		{"year >", "expected a value", 7},
+		{"year 2010", "expected a comparison", 6},
+		{"(a = 1", "expected ')'", 7},
+		{"a = 1 b = 2", "expected AND, OR or end of filter", 7},
+		{"a IN 1", "expected '(' after IN", 6},
+		{"a BETWEEN 1 2", "expected AND in BETWEEN", 13},
+		{"a = 'open", "unterminated", 5},
+		{"a ! 1", "'!' must be followed by '='", 3},
+		{"= 1", "expected an attribute name", 1},
+		{"a = #", "unexpected character", 5},
+		{"", "expected an attribute name", 1},
+		{"a = 1e999", "bad number", 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			_, err := ParseFilter(tc.in)
+			require.ErrorIs(t, err, ErrSyntax)
+			var se *SyntaxError
+			require.True(t, errors.As(err, &se))
+			assert.Contains(t, err.Error(), tc.msg)
+			assert.Equal(t, tc.col, se.Pos+1, err.Error())
+		})
+	}
+	_, err := ParseFilter(strings.Repeat("(", 500) + "a = 1" + strings.Repeat(")", 500))
+	assert.ErrorIs(t, err, ErrSyntax, "nesting is bounded")
+}
+
+func TestValidate(t *testing.T) {
+	assert.NoError(t, Validate(And(Eq("a", 1), In("b", "x", 2.5, true))))
+	assert.ErrorIs(t, Validate(Eq("a", math.NaN())), ErrSyntax)
+	assert.ErrorIs(t, Validate(Eq("", 1)), ErrSyntax)
+	assert.ErrorIs(t, Validate(Eq("a", []int{1})), ErrSyntax)
+	_, err := ToFilter(42)
+	assert.ErrorIs(t, err, ErrSyntax)
+	e, err := ToFilter("")
+	assert.NoError(t, err)
+	assert.Nil(t, e)
+}
+
+func TestMatchSemantics(t *testing.T) {
+	item := map[string]any{"year": int64(2014), "score": 0.5, "tags": []string{"dog", "park"}, "ok": true, "name": "rex"}
+	tests := []struct {
+		f    string
+		want bool
+	}{
+		{"year = 2014", true},
+		{"year = 2014.0", true}, // numbers compare by value
+		{"year != 2014", false},
+		{"year > 2013 AND year < 2015", true},
+		{"score BETWEEN 0.5 AND 1", true},
+		{"tags = 'dog'", true},     // any element
+		{"tags != 'dog'", false},   // no element
+		{"tags != 'cat'", true},    // no element equals cat
+		{"tags IN ('cat', 'park')", true},
+		{"missing = 1", false},     // a missing attribute matches nothing...
+		{"missing != 1", false},    // ...not even !=
+		{"NOT missing = 1", true},
+		{"name = 1", false},        // kinds differ: not equal
+		{"name != 1", true},
+		{"name > 1", false},
+		{"ok = TRUE", true},
+		{"EXISTS tags AND NOT EXISTS missing", true},
+	}
+	for _, tc := range tests {
+		e, err := ParseFilter(tc.f)
+		require.NoError(t, err, tc.f)
+		assert.Equal(t, tc.want, Match(e, item), tc.f)
+	}
+}
+
+func TestFuseFormulas(t *testing.T) {
+	a := []Ranked{{1, 0.9}, {2, 0.5}, {3, 0.1}}
+	b := []Ranked{{2, 10}, {4, 8}}
+	t.Run("rrf", func(t *testing.T) {
+		got := Fuse(FuseRRF, [][]Ranked{a, b}, []float64{1, 2})
+		want := map[uint32]float64{
+			1: 1.0 / 61,
+			2: 1.0/62 + 2.0/61,
+			3: 1.0 / 63,
+			4: 2.0 / 62,
+		}
+		require.Len(t, got, 4)
+		assert.Equal(t, uint32(2), got[0].ID)
+		for _, r := range got {
+			assert.InDelta(t, want[r.ID], r.Score, 1e-12, "id %d", r.ID)
+		}
+	})
+	t.Run("weighted min-max", func(t *testing.T) {
+		got := Fuse(FuseWeighted, [][]Ranked{a, b}, nil)
+		want := map[uint32]float64{1: 1, 2: 0.5 + 1, 3: 0, 4: 0}
+		for _, r := range got {
+			assert.InDelta(t, want[r.ID], r.Score, 1e-12, "id %d", r.ID)
+		}
+		assert.Equal(t, uint32(2), got[0].ID)
+	})
+	t.Run("dbsf", func(t *testing.T) {
+		got := Fuse(FuseDBSF, [][]Ranked{a}, nil)
+		mu := (0.9 + 0.5 + 0.1) / 3
+		sd := math.Sqrt(((0.9-mu)*(0.9-mu) + (0.5-mu)*(0.5-mu) + (0.1-mu)*(0.1-mu)) / 3)
+		for _, r := range got {
+			s := map[uint32]float64{1: 0.9, 2: 0.5, 3: 0.1}[r.ID]
+			assert.InDelta(t, (s-(mu-3*sd))/(6*sd), r.Score, 1e-12)
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		assert.Empty(t, Fuse(FuseRRF, nil, nil))
+	})
+}
+
+// FuzzParseFilter: any input parses or fails with a *SyntaxError; what
+// parses renders to text that parses back to the same expression.
+func FuzzParseFilter(f *testing.F) {
+	for _, s := range []string{"year >= 2010 AND tags = 'dog'", "NOT (a IN (1, 2.5, 'x') OR b BETWEEN 1 AND 2)", "EXISTS c", `"we""ird" = FALSE`, "a = -1e-3"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e, err := ParseFilter(s)
+		if err != nil {
+			var se *SyntaxError
+			if !errors.As(err, &se) || se.Pos < 0 || se.Pos > len(s) {
+				t.Fatalf("bad error %v", err)
+			}
+			return
+		}
+		again, err := ParseFilter(e.String())
+		if err != nil {
+			t.Fatalf("%q rendered as %q, which does not parse: %v", s, e.String(), err)
+		}
+		if again.String() != e.String() {
+			t.Fatalf("round trip changed %q into %q", e.String(), again.String())
+		}
+	})
+}
+
+// randomFilter builds random expressions over a small attribute space; used
+// by the database's property test through RandomFilter.
+func TestRandomFilterRendersAndParses(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for range 200 {
+		e := RandomFilter(r, 3)
+		got, err := ParseFilter(e.String())
+		require.NoError(t, err, e.String())
+		assert.Equal(t, e.String(), got.String())
+	}
+}
