@@ -90,6 +90,7 @@ type DB struct {
 	count   int
 	live    *roaring.Bitmap   // internal IDs of live items
 	has     []*roaring.Bitmap // per modality: internal IDs with a vector
+	aligns  map[[2]string]*Alignment
 }
 
 // Open opens the database at path, creating it if it does not exist, and
@@ -104,7 +105,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: %w", err)
 	}
-	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New()}
+	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New(), aligns: map[[2]string]*Alignment{}}
 	if db.opts.CheckpointEvery <= 0 {
 		db.opts.CheckpointEvery = DefaultCheckpointEvery
 	}
@@ -158,6 +159,9 @@ func (db *DB) load() (err error) {
 			db.live.Add(id)
 			return true, nil
 		}); err != nil {
+			return err
+		}
+		if err := db.loadAlignments(tx); err != nil {
 			return err
 		}
 		db.appliedSeq = tx.Seq()

@@ -223,20 +223,33 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 			pp.Source = "item " + pr.ItemID
 		}
 		var shared *roaring.Bitmap
+		vec := vecs[i]
 		if err := directRoute(pm, tm); err == nil {
 			pp.Route, pp.Why = RouteDirect, fmt.Sprintf("%s and %s share space %q", pm.Name, tm.Name, tm.SpaceName())
+		} else if a := db.aligns[[2]string{pm.Name, tm.Name}]; a != nil {
+			pv, perr := tm.Prepare(a.project(vec))
+			if perr != nil {
+				db.mu.RUnlock()
+				return nil, fmt.Errorf("probe projected by the %s->%s alignment: %w", pm.Name, tm.Name, perr)
+			}
+			vec = pv
+			pp.Route = RouteAligned
+			pp.Why = fmt.Sprintf("spaces differ (%q, %q); projected by the stored %s->%s alignment", pm.SpaceName(), tm.SpaceName(), pm.Name, tm.Name)
+			if a.Method != "" {
+				pp.Why += " (" + a.Method + ")"
+			}
 		} else {
 			shared = roaring.And(db.has[db.byName[pm.Name]], db.has[ti])
 			both := shared.GetCardinality()
 			if both == 0 {
 				db.mu.RUnlock()
-				return nil, fmt.Errorf("%w; and no item carries both %s and %s to pivot through", err, pm.Name, tm.Name)
+				return nil, fmt.Errorf("%w; no %s->%s alignment is stored, and no item carries both to pivot through", err, pm.Name, tm.Name)
 			}
 			pp.Route = RoutePivot
 			pp.Why = fmt.Sprintf("spaces differ (%q, %q); through the %d nearest %s items, %d items carry both", pm.SpaceName(), tm.SpaceName(), pivotItems, pm.Name, both)
 		}
 		p.plan.Probes = append(p.plan.Probes, pp)
-		p.probes = append(p.probes, plannedProbe{vec: vecs[i], pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared})
+		p.probes = append(p.probes, plannedProbe{vec: vec, pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared})
 	}
 	db.mu.RUnlock()
 
@@ -260,8 +273,8 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 		}
 		if p.plan.Fusion == query.FuseEarly {
 			for _, pp := range p.plan.Probes {
-				if pp.Route != RouteDirect {
-					return nil, fmt.Errorf("%w: early fusion needs every probe in the target's space; %s is not", ErrInvalidQuery, pp.Modality)
+				if pp.Route == RoutePivot {
+					return nil, fmt.Errorf("%w: early fusion needs every probe in the target's space (directly or aligned); %s is not", ErrInvalidQuery, pp.Modality)
 				}
 			}
 		}
@@ -357,7 +370,7 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 		}
 		start := time.Now()
 		var list []query.Ranked
-		if plan.Probes[i].Route == RouteDirect {
+		if plan.Probes[i].Route != RoutePivot {
 			list = search(pr.vec, plan.Depth)
 			timed("search "+pr.pm.Name+" -> "+plan.Target, start, len(list))
 		} else {

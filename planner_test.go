@@ -229,3 +229,42 @@ func TestCOCOEveryStrategyEqualsExact(t *testing.T) {
 		db.Close()
 	}
 }
+
+// A stored projection gives the aligned route: a known permutation matrix
+// maps text space onto image space, with no item carrying both.
+func TestAlignedRoute(t *testing.T) {
+	db, path := openTest(t, Modality{Name: "text", Dim: 3, Metric: Cosine, Space: "a"}, Modality{Name: "image", Dim: 3, Metric: Cosine, Space: "b"})
+	require.NoError(t, db.Put(ctx,
+		Item{ID: "x", Vectors: map[string][]float32{"image": {0, 1, 0}}},
+		Item{ID: "y", Vectors: map[string][]float32{"image": {0, 0, 1}}},
+		Item{ID: "z", Vectors: map[string][]float32{"image": {1, 0, 0}}},
+	))
+	q := Query{Target: "image", Probes: []Probe{{Modality: "text", Vector: []float32{1, 0, 0.1}}}, K: 1}
+	_, err := db.Search(ctx, q)
+	require.ErrorIs(t, err, ErrNoRoute, "no alignment and nothing shared yet")
+
+	// text (t0, t1, t2) -> image (t2, t0, t1)
+	perm := Alignment{From: "text", To: "image", Method: "test permutation",
+		W: [][]float32{{0, 0, 1}, {1, 0, 0}, {0, 1, 0}}}
+	assert.ErrorIs(t, db.SetAlignment(Alignment{From: "text", To: "image", W: [][]float32{{1, 0}}}), ErrInvalidQuery)
+	assert.ErrorIs(t, db.SetAlignment(Alignment{From: "text", To: "sound", W: perm.W}), ErrUnknownModality)
+	require.NoError(t, db.SetAlignment(perm))
+	hits, err := db.Search(ctx, q)
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, "x", hits[0].ID, "text (1,0,0.1) projects to image (0.1,1,0)")
+
+	// Preferred to a pivot once items carry both, and kept across reopen.
+	require.NoError(t, db.Put(ctx, Item{ID: "both", Vectors: map[string][]float32{"text": {0, 1, 0}, "image": {0, 0, 1}}}))
+	require.NoError(t, db.Close())
+	db2, err := Open(path, nil)
+	require.NoError(t, err)
+	defer db2.Close()
+	plan, err := db2.Explain(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, RouteAligned, plan.Probes[0].Route)
+	assert.Contains(t, plan.String(), "test permutation")
+	hits, err = db2.Search(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, "x", hits[0].ID)
+}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -233,4 +234,30 @@ func (t *Tx) ForEachVectorID(mod string, fn func(id uint32)) error {
 		fn(binary.BigEndian.Uint32(k))
 	}
 	return nil
+}
+
+func alignBucketName(from, to string) []byte { return []byte("align/" + from + "/" + to) }
+
+var keyAlignMap = []byte("map")
+
+// PutAlignment stores the encoded projection from modality from to to.
+func (t *Tx) PutAlignment(from, to string, data []byte) error {
+	b, err := t.tx.CreateBucketIfNotExists(alignBucketName(from, to))
+	if err != nil {
+		return err
+	}
+	return b.Put(keyAlignMap, data)
+}
+
+// ForEachAlignment calls fn with every stored projection's encoding.
+func (t *Tx) ForEachAlignment(fn func(data []byte) error) error {
+	return t.tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if !bytes.HasPrefix(name, []byte("align/")) {
+			return nil
+		}
+		if v := b.Get(keyAlignMap); v != nil {
+			return fn(v)
+		}
+		return nil
+	})
 }
