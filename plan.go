@@ -432,7 +432,7 @@ func (db *DB) hits(p *planned, list []query.Ranked, k int, fused bool) []Hit {
 		}
 		h := Hit{ID: db.extIDs[r.ID], Score: float32(r.Score)}
 		if fused {
-			h.Distance = float32(math.NaN())
+			h.Distance = nan32()
 		} else {
 			h.Distance = distanceOf(p.tm.Metric, h.Score)
 		}
@@ -482,3 +482,5 @@ func (s postingSource) Range(attr string, lo, hi any, loInc, hiInc bool) (*roari
 func (s postingSource) Exists(attr string) (*roaring.Bitmap, error) {
 	return s.tx.PostingExists(attr)
 }
+
+func nan32() float32 { return float32(math.NaN()) }

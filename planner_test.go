@@ -268,3 +268,55 @@ func TestAlignedRoute(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "x", hits[0].ID)
 }
+
+func TestQueryStatements(t *testing.T) {
+	db, _ := openTest(t, imgMod, txtMod, audioMod)
+	require.NoError(t, db.Put(ctx,
+		Item{ID: "north", Attrs: map[string]any{"year": 2014, "tags": []string{"dog"}}, Vectors: map[string][]float32{"image": {0, 1, 0, 0}, "text": {0, 1, 0.1, 0}, "audio": {0, 0, 1}}},
+		Item{ID: "east", Attrs: map[string]any{"year": 2009}, Vectors: map[string][]float32{"image": {1, 0, 0, 0}, "text": {1, 0.2, 0, 0}, "audio": {3, 4, 0}}},
+		Item{ID: "south", Attrs: map[string]any{"year": 2020, "tags": []string{"cat"}}, Vectors: map[string][]float32{"image": {0, -1, 0, 0}}},
+	))
+	tests := []struct {
+		stmt  string
+		first string
+		count int
+		text  string
+	}{
+		{"SEARCH image NEAR text OF 'north' LIMIT 2", "north", 2, "north"},
+		{"SEARCH image NEAR text OF 'north' WHERE year >= 2015", "south", 1, "south"},
+		{"SEARCH image NEAR text [1, 0, 0, 0] LIMIT 1", "east", 1, "east"},
+		{"SEARCH audio NEAR image OF 'east' LIMIT 1", "east", 1, "east"}, // pivot
+		{"SEARCH image, audio NEAR text OF 'east' LIMIT 3", "east", 3, "east"},
+		{"SEARCH image NEAR text OF 'north' WEIGHT 2, image OF 'east' FUSE weighted LIMIT 3", "north", 3, "north"},
+		{"COUNT", "", 3, "3"},
+		{"COUNT WHERE tags = 'dog' OR year < 2010", "", 2, "2"},
+		{"EXPLAIN SEARCH audio NEAR image OF 'east'", "", 0, "pivot route"},
+		{"EXPLAIN ANALYZE SEARCH image NEAR text OF 'north' WHERE year > 2000", "", 3, "step"},
+		{"GET 'east'", "", 1, "east attrs=map[year:2009]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.stmt, func(t *testing.T) {
+			res, err := db.Query(ctx, tc.stmt)
+			require.NoError(t, err)
+			if tc.first != "" {
+				require.NotEmpty(t, res.Hits)
+				assert.Equal(t, tc.first, res.Hits[0].ID)
+				assert.Len(t, res.Hits, tc.count)
+			} else if res.Kind == "COUNT" || res.Kind == "GET" {
+				assert.Equal(t, tc.count, res.Count)
+			}
+			assert.Contains(t, res.String(), tc.text)
+		})
+	}
+	res, err := db.Query(ctx, "DELETE 'south';")
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Count)
+	assert.Equal(t, 2, db.Count())
+
+	_, err = db.Query(ctx, "SEARCH image NEAR text OF 'north' WHERE year >")
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	assert.ErrorIs(t, err, query.ErrSyntax)
+	assert.Contains(t, err.Error(), "column 47")
+	_, err = db.Query(ctx, "GET 'nope'")
+	assert.ErrorIs(t, err, ErrNotFound)
+}

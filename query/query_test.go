@@ -100,14 +100,14 @@ func TestMatchSemantics(t *testing.T) {
 		{"year != 2014", false},
 		{"year > 2013 AND year < 2015", true},
 		{"score BETWEEN 0.5 AND 1", true},
-		{"tags = 'dog'", true},     // any element
-		{"tags != 'dog'", false},   // no element
-		{"tags != 'cat'", true},    // no element equals cat
+		{"tags = 'dog'", true},   // any element
+		{"tags != 'dog'", false}, // no element
+		{"tags != 'cat'", true},  // no element equals cat
 		{"tags IN ('cat', 'park')", true},
-		{"missing = 1", false},     // a missing attribute matches nothing...
-		{"missing != 1", false},    // ...not even !=
+		{"missing = 1", false},  // a missing attribute matches nothing...
+		{"missing != 1", false}, // ...not even !=
 		{"NOT missing = 1", true},
-		{"name = 1", false},        // kinds differ: not equal
+		{"name = 1", false}, // kinds differ: not equal
 		{"name != 1", true},
 		{"name > 1", false},
 		{"ok = TRUE", true},
@@ -194,4 +194,58 @@ func TestRandomFilterRendersAndParses(t *testing.T) {
 		require.NoError(t, err, e.String())
 		assert.Equal(t, e.String(), got.String())
 	}
+}
+
+func TestParseStatement(t *testing.T) {
+	st, err := ParseStatement("EXPLAIN ANALYZE SEARCH image, audio NEAR text OF 'dog-1' WEIGHT 0.7, audio [0.5, -1, 2e-1] FUSE dbsf WHERE year >= 2010 AND tags = 'dog' LIMIT 5 EF 80 EXACT;")
+	require.NoError(t, err)
+	assert.Equal(t, &Statement{Kind: StmtSearch, Explain: true, Analyze: true, Targets: []string{"image", "audio"},
+		Probes: []StmtProbe{{Modality: "text", ItemID: "dog-1", Weight: 0.7}, {Modality: "audio", Vector: []float32{0.5, -1, 0.2}}},
+		Fuse:   "dbsf", Filter: And(Ge("year", 2010), Eq("tags", "dog")), Limit: 5, Ef: 80, Exact: true}, st)
+
+	for in, want := range map[string]*Statement{
+		"GET 'a'":            {Kind: StmtGet, IDs: []string{"a"}},
+		"delete 'a', 'b'":    {Kind: StmtDelete, IDs: []string{"a", "b"}},
+		"COUNT":              {Kind: StmtCount},
+		"COUNT WHERE x = 1;": {Kind: StmtCount, Filter: Eq("x", 1)},
+	} {
+		got, err := ParseStatement(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+
+	for in, msg := range map[string]string{
+		"SEARCH image text OF 'a'":               "expected NEAR",
+		"SEARCH image NEAR text 'a'":             "OF '<id>' or a vector",
+		"SEARCH image NEAR text OF 'a' LIMIT 0":  "positive integer",
+		"SEARCH image NEAR text OF 'a' FUSE max": "rrf, weighted, dbsf or early",
+		"SEARCH image NEAR text [1, 2":           "',' or ']'",
+		"GET a":                                  "an item ID in quotes",
+		"DROP TABLE items":                       "SEARCH, GET, DELETE, COUNT or EXPLAIN",
+		"COUNT WHERE":                            "expected an attribute name",
+		"GET 'a' 'b'":                            "end of statement",
+	} {
+		_, err := ParseStatement(in)
+		require.ErrorIs(t, err, ErrSyntax, in)
+		assert.Contains(t, err.Error(), msg, in)
+	}
+}
+
+func FuzzParseStatement(f *testing.F) {
+	for _, s := range []string{"SEARCH image NEAR text OF 'a' WHERE y > 1 LIMIT 3", "EXPLAIN SEARCH a, b NEAR c [1, 2] WEIGHT 2 FUSE early", "DELETE 'x', 'y'", "COUNT WHERE NOT EXISTS z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		st, err := ParseStatement(s)
+		if err != nil {
+			var se *SyntaxError
+			if !errors.As(err, &se) {
+				t.Fatalf("error is not a SyntaxError: %v", err)
+			}
+			return
+		}
+		if st.Kind == "" {
+			t.Fatal("parsed statement without a kind")
+		}
+	})
 }

@@ -1,0 +1,243 @@
+package query
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Statement kinds.
+const (
+	StmtSearch = "SEARCH"
+	StmtGet    = "GET"
+	StmtDelete = "DELETE"
+	StmtCount  = "COUNT"
+)
+
+// Statement is one parsed statement of the mmdb language:
+//
+//	SEARCH <target>[, <target>] NEAR <probe>[, <probe>] [FUSE rrf|weighted|dbsf|early]
+//	       [WHERE <filter>] [LIMIT <k>] [EF <n>] [EXACT]
+//	  probe: <modality> OF '<id>' [WEIGHT <w>] | <modality> [<v1>, <v2>, ...] [WEIGHT <w>]
+//	GET '<id>'
+//	DELETE '<id>'[, '<id>']
+//	COUNT [WHERE <filter>]
+//	EXPLAIN [ANALYZE] <statement>
+type Statement struct {
+	Kind    string
+	Explain bool
+	Analyze bool
+	Targets []string
+	Probes  []StmtProbe
+	Fuse    string
+	Filter  Expr
+	Limit   int
+	Ef      int
+	Exact   bool
+	IDs     []string // GET and DELETE
+}
+
+// StmtProbe is one probe of a SEARCH statement.
+type StmtProbe struct {
+	Modality string
+	ItemID   string
+	Vector   []float32
+	Weight   float32
+}
+
+// ParseStatement parses one statement; a trailing ';' is allowed.
+func ParseStatement(s string) (*Statement, error) {
+	toks, err := lex(s)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{toks: toks}
+	st := &Statement{}
+	if p.acceptKeyword("EXPLAIN") {
+		st.Explain = true
+		st.Analyze = p.acceptKeyword("ANALYZE")
+	}
+	switch {
+	case p.acceptKeyword("SEARCH"):
+		st.Kind = StmtSearch
+		err = p.parseSearch(st)
+	case p.acceptKeyword("GET"):
+		st.Kind = StmtGet
+		var id string
+		id, err = p.parseString("an item ID in quotes after GET")
+		st.IDs = []string{id}
+	case p.acceptKeyword("DELETE"):
+		st.Kind = StmtDelete
+		for {
+			var id string
+			if id, err = p.parseString("an item ID in quotes"); err != nil {
+				break
+			}
+			st.IDs = append(st.IDs, id)
+			if p.peek().kind != tComma {
+				break
+			}
+			p.next()
+		}
+	case p.acceptKeyword("COUNT"):
+		st.Kind = StmtCount
+		if p.acceptKeyword("WHERE") {
+			st.Filter, err = p.parseOr()
+		}
+	default:
+		return nil, p.fail("SEARCH, GET, DELETE, COUNT or EXPLAIN")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.peek().kind == tSemi {
+		p.next()
+	}
+	if p.peek().kind != tEOF {
+		return nil, p.fail("end of statement")
+	}
+	if st.Filter != nil {
+		if err := Validate(st.Filter); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func (p *parser) parseString(want string) (string, error) {
+	t := p.peek()
+	if t.kind != tString {
+		return "", p.fail(want)
+	}
+	p.next()
+	return t.text, nil
+}
+
+func (p *parser) parseName(want string) (string, error) {
+	t := p.peek()
+	if t.kind != tIdent {
+		return "", p.fail(want)
+	}
+	p.next()
+	return t.text, nil
+}
+
+func (p *parser) parseInt(want string) (int, error) {
+	t := p.peek()
+	if t.kind != tNumber {
+		return 0, p.fail(want)
+	}
+	n, err := strconv.Atoi(t.text)
+	if err != nil || n <= 0 {
+		return 0, &SyntaxError{t.pos, fmt.Sprintf("%s must be a positive integer, not %s", want, t.text)}
+	}
+	p.next()
+	return n, nil
+}
+
+func (p *parser) parseFloat(want string) (float64, error) {
+	t := p.peek()
+	if t.kind != tNumber {
+		return 0, p.fail(want)
+	}
+	f, err := strconv.ParseFloat(t.text, 32)
+	if err != nil {
+		return 0, &SyntaxError{t.pos, fmt.Sprintf("bad number %q", t.text)}
+	}
+	p.next()
+	return f, nil
+}
+
+func (p *parser) parseSearch(st *Statement) error {
+	for {
+		name, err := p.parseName("a target modality")
+		if err != nil {
+			return err
+		}
+		st.Targets = append(st.Targets, name)
+		if p.peek().kind != tComma {
+			break
+		}
+		p.next()
+	}
+	if !p.acceptKeyword("NEAR") {
+		return p.fail("NEAR")
+	}
+	for {
+		var pr StmtProbe
+		var err error
+		if pr.Modality, err = p.parseName("a probe modality"); err != nil {
+			return err
+		}
+		switch {
+		case p.acceptKeyword("OF"):
+			if pr.ItemID, err = p.parseString("an item ID in quotes after OF"); err != nil {
+				return err
+			}
+		case p.peek().kind == tLBracket:
+			p.next()
+			for {
+				f, err := p.parseFloat("a number")
+				if err != nil {
+					return err
+				}
+				pr.Vector = append(pr.Vector, float32(f))
+				if p.peek().kind == tComma {
+					p.next()
+					continue
+				}
+				if p.peek().kind != tRBracket {
+					return p.fail("',' or ']'")
+				}
+				p.next()
+				break
+			}
+		default:
+			return p.fail("OF '<id>' or a vector [ ... ] after the probe modality")
+		}
+		if p.acceptKeyword("WEIGHT") {
+			w, err := p.parseFloat("a weight")
+			if err != nil {
+				return err
+			}
+			pr.Weight = float32(w)
+		}
+		st.Probes = append(st.Probes, pr)
+		if p.peek().kind != tComma {
+			break
+		}
+		p.next()
+	}
+	for {
+		switch {
+		case p.acceptKeyword("FUSE"):
+			t := p.peek()
+			if t.kind != tIdent || !ValidFusion(t.text) {
+				return p.fail("rrf, weighted, dbsf or early after FUSE")
+			}
+			p.next()
+			st.Fuse = t.text
+		case p.acceptKeyword("WHERE"):
+			f, err := p.parseOr()
+			if err != nil {
+				return err
+			}
+			st.Filter = f
+		case p.acceptKeyword("LIMIT"):
+			n, err := p.parseInt("LIMIT")
+			if err != nil {
+				return err
+			}
+			st.Limit = n
+		case p.acceptKeyword("EF"):
+			n, err := p.parseInt("EF")
+			if err != nil {
+				return err
+			}
+			st.Ef = n
+		case p.acceptKeyword("EXACT"):
+			st.Exact = true
+		default:
+			return nil
+		}
+	}
+}

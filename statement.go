@@ -1,0 +1,190 @@
+package mmdb
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/mmdb-go/mmdb/query"
+)
+
+// Result is what a statement run by DB.Query returns.
+type Result struct {
+	// Kind is the statement: "SEARCH", "GET", "DELETE" or "COUNT".
+	Kind string
+	// Hits of a SEARCH.
+	Hits []Hit
+	// Item of a GET.
+	Item *Item
+	// Count of a COUNT, or the number of items a DELETE removed.
+	Count int
+	// Plans of an EXPLAIN (one per target), with step timings for
+	// EXPLAIN ANALYZE.
+	Plans []*Plan
+}
+
+// Query runs one statement of the mmdb language (see query.Statement):
+//
+//	SEARCH image NEAR text OF 'dog-1' WHERE year >= 2010 LIMIT 10
+//	SEARCH image NEAR text OF 'a' WEIGHT 0.7, audio OF 'b' WEIGHT 0.3 FUSE rrf
+//	SEARCH audio, image NEAR text [0.1, 0.2, ...] LIMIT 5
+//	EXPLAIN ANALYZE SEARCH audio NEAR image OF 'dog-1'
+//	GET 'dog-1'
+//	DELETE 'dog-1', 'dog-2'
+//	COUNT WHERE tags = 'dog'
+//
+// Parse errors wrap query.ErrSyntax and give the column. Several targets
+// are searched one by one and their rankings fused by RRF: an item ranks
+// high when any of its modalities matches.
+func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
+	st, err := query.ParseStatement(statement)
+	if err != nil {
+		return nil, fmt.Errorf("mmdb: %w: %w", ErrInvalidQuery, err)
+	}
+	res := &Result{Kind: st.Kind}
+	switch st.Kind {
+	case query.StmtGet:
+		if st.Explain {
+			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
+		}
+		it, err := db.Get(ctx, st.IDs[0])
+		if err != nil {
+			return nil, err
+		}
+		res.Item, res.Count = &it, 1
+	case query.StmtDelete:
+		if st.Explain {
+			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
+		}
+		if err := db.Delete(ctx, st.IDs...); err != nil {
+			return nil, err
+		}
+		res.Count = len(st.IDs)
+	case query.StmtCount:
+		n, err := db.countWhere(st.Filter)
+		if err != nil {
+			return nil, err
+		}
+		res.Count = n
+		if st.Explain {
+			f := "none"
+			if st.Filter != nil {
+				f = st.Filter.String()
+			}
+			res.Plans = []*Plan{{Target: "(items)", Filter: f, FilterMatches: n, Strategy: "postings", Why: "COUNT reads only the attribute postings"}}
+		}
+	case query.StmtSearch:
+		return db.querySearch(ctx, st)
+	}
+	return res, nil
+}
+
+// countWhere counts the items a filter keeps (all items without one).
+func (db *DB) countWhere(f query.Expr) (int, error) {
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return 0, ErrClosed
+	}
+	universe := db.live.Clone()
+	db.mu.RUnlock()
+	if f == nil {
+		return int(universe.GetCardinality()), nil
+	}
+	bm, err := db.evalFilter(f, universe)
+	if err != nil {
+		return 0, fmt.Errorf("mmdb: count: %w", err)
+	}
+	bm.And(universe)
+	return int(bm.GetCardinality()), nil
+}
+
+func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, error) {
+	res := &Result{Kind: st.Kind}
+	q := Query{K: st.Limit, Ef: st.Ef, Exact: st.Exact, Fuse: st.Fuse}
+	if st.Filter != nil {
+		q.Filter = st.Filter
+	}
+	for _, p := range st.Probes {
+		q.Probes = append(q.Probes, Probe{Modality: p.Modality, ItemID: p.ItemID, Vector: p.Vector, Weight: p.Weight})
+	}
+	var lists [][]Hit
+	for _, target := range st.Targets {
+		q.Target = target
+		switch {
+		case st.Explain && st.Analyze:
+			plan, hits, err := db.ExplainAnalyze(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			res.Plans = append(res.Plans, plan)
+			lists = append(lists, hits)
+		case st.Explain:
+			plan, err := db.Explain(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			res.Plans = append(res.Plans, plan)
+		default:
+			hits, err := db.Search(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			lists = append(lists, hits)
+		}
+	}
+	switch {
+	case len(lists) == 1:
+		res.Hits = lists[0]
+	case len(lists) > 1:
+		res.Hits = fuseHits(lists, max(q.K, DefaultK))
+	}
+	return res, nil
+}
+
+// fuseHits merges several targets' hit lists by RRF over external IDs.
+func fuseHits(lists [][]Hit, k int) []Hit {
+	ids := map[string]uint32{}
+	var names []string
+	ranked := make([][]query.Ranked, len(lists))
+	for i, l := range lists {
+		for _, h := range l {
+			id, ok := ids[h.ID]
+			if !ok {
+				id = uint32(len(names))
+				ids[h.ID] = id
+				names = append(names, h.ID)
+			}
+			ranked[i] = append(ranked[i], query.Ranked{ID: id, Score: float64(h.Score)})
+		}
+	}
+	fused := query.Fuse(query.FuseRRF, ranked, nil)
+	out := make([]Hit, 0, min(k, len(fused)))
+	for _, r := range fused[:min(k, len(fused))] {
+		out = append(out, Hit{ID: names[r.ID], Score: float32(r.Score), Distance: nan32()})
+	}
+	return out
+}
+
+// String renders a result for a terminal: plans, then hits or the count.
+func (r *Result) String() string {
+	var b strings.Builder
+	for _, p := range r.Plans {
+		b.WriteString(p.String())
+	}
+	switch {
+	case r.Item != nil:
+		fmt.Fprintf(&b, "%s attrs=%v", r.Item.ID, r.Item.Attrs)
+		for m, v := range r.Item.Vectors {
+			fmt.Fprintf(&b, " %s=[%d floats]", m, len(v))
+		}
+		b.WriteString("\n")
+	case r.Kind == query.StmtSearch:
+		for i, h := range r.Hits {
+			fmt.Fprintf(&b, "%3d  %-24s %.4f\n", i+1, h.ID, h.Score)
+		}
+	case r.Kind == query.StmtCount && len(r.Plans) == 0, r.Kind == query.StmtDelete:
+		fmt.Fprintf(&b, "%d\n", r.Count)
+	}
+	return b.String()
+}
