@@ -13,6 +13,10 @@ const DefaultK = 10
 type Query struct {
 	// Target is the modality to rank: "image" finds images.
 	Target string
+	// Targets, when set, ranks items by several modalities at once (one
+	// search each, fused by RRF over items: an item ranks high when any of
+	// its modalities matches); Target is then ignored.
+	Targets []string
 	// Probes are what to search with. Several probes, of any modalities,
 	// are fused into one ranking (see Fuse).
 	Probes []Probe

@@ -108,30 +108,35 @@ func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, er
 	for _, p := range st.Probes {
 		q.Probes = append(q.Probes, Probe{Modality: p.Modality, ItemID: p.ItemID, Vector: p.Vector, Weight: p.Weight})
 	}
+	if !st.Explain {
+		q.Target = st.Targets[0]
+		if len(st.Targets) > 1 {
+			q.Targets = st.Targets
+		}
+		hits, err := db.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		res.Hits = hits
+		return res, nil
+	}
 	var lists [][]Hit
 	for _, target := range st.Targets {
 		q.Target = target
-		switch {
-		case st.Explain && st.Analyze:
+		if st.Analyze {
 			plan, hits, err := db.ExplainAnalyze(ctx, q)
 			if err != nil {
 				return nil, err
 			}
 			res.Plans = append(res.Plans, plan)
 			lists = append(lists, hits)
-		case st.Explain:
-			plan, err := db.Explain(ctx, q)
-			if err != nil {
-				return nil, err
-			}
-			res.Plans = append(res.Plans, plan)
-		default:
-			hits, err := db.Search(ctx, q)
-			if err != nil {
-				return nil, err
-			}
-			lists = append(lists, hits)
+			continue
 		}
+		plan, err := db.Explain(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		res.Plans = append(res.Plans, plan)
 	}
 	switch {
 	case len(lists) == 1:
