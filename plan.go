@@ -59,6 +59,10 @@ type Plan struct {
 	Depth  int
 	// Steps are the timed steps of ExplainAnalyze (empty for Explain).
 	Steps []Step
+	// Recall is ExplainAnalyze's recall@K of this very query against the
+	// same query run with exact scans (1 when it ran exactly); 0 for
+	// Explain.
+	Recall float64
 }
 
 // ProbePlan is the route of one probe.
@@ -98,6 +102,9 @@ func (p *Plan) String() string {
 	for _, s := range p.Steps {
 		fmt.Fprintf(&b, "  step %-28s %10s  %d rows\n", s.Name, s.Took.Round(time.Microsecond), s.Rows)
 	}
+	if len(p.Steps) > 0 {
+		fmt.Fprintf(&b, "  recall@%d against exact: %.3f\n", p.K, p.Recall)
+	}
 	return b.String()
 }
 
@@ -108,6 +115,9 @@ type planned struct {
 	tidx   hnsw.Index
 	allow  *roaring.Bitmap // nil: no filter
 	probes []plannedProbe
+	// exactAll makes every search of the plan exact, pivots included: the
+	// reference run of ExplainAnalyze.
+	exactAll bool
 }
 
 type plannedProbe struct {
@@ -185,7 +195,38 @@ func (db *DB) ExplainAnalyze(ctx context.Context, q Query) (*Plan, []Hit, error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmdb: explain: %w", err)
 	}
+	p.plan.Recall = 1
+	if p.plan.Strategy != "exact" || anyPivot(p.plan.Probes) {
+		// Run the same plan with exact scans everywhere and compare.
+		exact := *p
+		ep := *p.plan
+		ep.Strategy, ep.Steps = "exact", nil
+		exact.plan, exact.exactAll = &ep, true
+		want, err := db.execute(ctx, &exact, nil)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mmdb: explain: exact rerun: %w", err)
+		}
+		p.plan.Recall = overlap(hits, want)
+	}
 	return p.plan, hits, nil
+}
+
+// overlap is the share of want's IDs that got holds.
+func overlap(got, want []Hit) float64 {
+	if len(want) == 0 {
+		return 1
+	}
+	in := make(map[string]bool, len(got))
+	for _, h := range got {
+		in[h.ID] = true
+	}
+	n := 0
+	for _, h := range want {
+		if in[h.ID] {
+			n++
+		}
+	}
+	return float64(n) / float64(len(want))
 }
 
 // exactCutoff is the candidate count at or below which the planner scans
@@ -428,7 +469,7 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 // each pivot item is to the probe.
 func (db *DB) pivot(p *planned, pr plannedProbe, search func([]float32, int) []query.Ranked) []query.Ranked {
 	opts := hnsw.SearchOptions{Ef: hnsw.DefaultEfSearch, Allow: pr.shared}
-	if n := int(pr.shared.GetCardinality()); n <= db.exactCutoff(hnsw.DefaultEfSearch, pr.pidx.Len()) {
+	if n := int(pr.shared.GetCardinality()); p.exactAll || n <= db.exactCutoff(hnsw.DefaultEfSearch, pr.pidx.Len()) {
 		opts.Exact = true
 	}
 	near := pr.pidx.Search(pr.vec, pivotItems, opts)

@@ -135,6 +135,8 @@ func TestStrategyFollowsFilteredCount(t *testing.T) {
 		require.NoError(t, err)
 		assert.Len(t, hits, min(5, tc.matches))
 		assert.NotEmpty(t, plan.Steps)
+		assert.GreaterOrEqual(t, plan.Recall, 0.8, "recall of this query against exact")
+		assert.Contains(t, plan.String(), "recall@5 against exact")
 	}
 }
 
