@@ -3,6 +3,7 @@ package mmdb
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -35,8 +36,14 @@ type EvalReport struct {
 	Recall map[int]float64
 	// MRR is the mean reciprocal rank of each query's own target.
 	MRR float64
-	// MedianRank is the median rank (1 is best) of each query's own target.
+	// MedianRank is the median rank (1 is best) of each query's own target;
+	// +Inf when more than half of a pivot evaluation's targets were not
+	// returned at all.
 	MedianRank float64
+	// Route is how probes reached the target: "direct" and "aligned" rank
+	// every target vector exactly; "pivot" ranks through the pivot route,
+	// as deep as its search goes.
+	Route string
 }
 
 // String formats the report on one line.
@@ -47,6 +54,9 @@ func (r EvalReport) String() string {
 	}
 	slices.Sort(ks)
 	s := fmt.Sprintf("%s->%s over %d queries x %d targets:", r.Probe, r.Target, r.N, r.Targets)
+	if r.Route != "" && r.Route != RouteDirect {
+		s = fmt.Sprintf("%s->%s (%s route) over %d queries x %d targets:", r.Probe, r.Target, r.Route, r.N, r.Targets)
+	}
 	for _, k := range ks {
 		s += fmt.Sprintf(" R@%d %.3f", k, r.Recall[k])
 	}
@@ -55,8 +65,11 @@ func (r EvalReport) String() string {
 
 // Evaluate measures how well probe vectors find their own item's target
 // vector. Every item that carries both modalities is a query (up to
-// MaxQueries); its probe vector ranks all target vectors exactly, and the
-// rank of the item's own target vector is recorded. Ties count against the
+// MaxQueries); its probe vector ranks all target vectors exactly (after
+// projection, on the aligned route), and the rank of the item's own target
+// vector is recorded. Between spaces with no alignment, the pivot route is
+// evaluated through Search, with each query's own item barred from the
+// items it pivots through. Ties count against the
 // query: a target scoring exactly as well as the right one ranks ahead of
 // it. This is how to check an encoder pair, or the database itself.
 func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOptions) (EvalReport, error) {
@@ -84,16 +97,21 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		return EvalReport{}, ErrClosed
 	}
 	pm, pidx, err := db.modalityLocked(probe)
+	var tm Modality
 	if err == nil {
-		var tm Modality
 		tm, _, err = db.modalityLocked(target)
-		if err == nil {
-			err = directRoute(pm, tm)
-		}
 	}
 	if err != nil {
 		db.mu.RUnlock()
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
+	}
+	route := RouteDirect
+	align := db.aligns[[2]string{probe, target}]
+	if directRoute(pm, tm) != nil {
+		route = RoutePivot
+		if align != nil {
+			route = RouteAligned
+		}
 	}
 	_, tidx, _ := db.modalityLocked(target)
 	live := make([]uint32, 0, db.count)
@@ -111,6 +129,7 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		tdim   = tidx.Dim()
 		own    []int // for each pair, the row of its target in tvecs
 		qvecs  [][]float32
+		qids   []uint32
 		ntargs int
 	)
 	for _, id := range live {
@@ -118,9 +137,17 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		if !ok {
 			continue
 		}
-		tvecs = append(tvecs, tv...)
+		if route != RoutePivot {
+			tvecs = append(tvecs, tv...)
+		}
 		if pv, ok := pidx.Vector(id); ok {
+			if route == RouteAligned {
+				if pv, err = tm.Prepare(align.project(pv)); err != nil {
+					return EvalReport{}, fmt.Errorf("mmdb: evaluate: projecting item %d: %w", id, err)
+				}
+			}
 			qvecs = append(qvecs, pv)
+			qids = append(qids, id)
 			own = append(own, ntargs)
 		}
 		ntargs++
@@ -131,18 +158,67 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w: no item carries both %s and %s", ErrInvalidQuery, probe, target)
 	}
 	if len(qvecs) > maxQ { // evenly spaced sample, deterministic
-		sq, so := make([][]float32, maxQ), make([]int, maxQ)
+		sq, so, si := make([][]float32, maxQ), make([]int, maxQ), make([]uint32, maxQ)
 		for i := range maxQ {
 			j := i * len(qvecs) / maxQ
-			sq[i], so[i] = qvecs[j], own[j]
+			sq[i], so[i], si[i] = qvecs[j], own[j], qids[j]
 		}
-		qvecs, own = sq, so
+		qvecs, own, qids = sq, so, si
 	}
-	ranks, err := rankAll(ctx, metric, qvecs, own, tvecs, tdim)
+	var ranks []int
+	if route == RoutePivot {
+		ranks, err = db.pivotRanks(ctx, probe, target, qvecs, qids, slices.Max(ks))
+	} else {
+		ranks, err = rankAll(ctx, metric, qvecs, own, tvecs, tdim)
+	}
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	return summarise(probe, target, ranks, ntargs, ks), nil
+	rep := summarise(probe, target, ranks, ntargs, ks)
+	rep.Route = route
+	return rep, nil
+}
+
+// notRanked is the rank of a query's own target that a pivot search did
+// not return at all.
+const notRanked = math.MaxInt32
+
+// pivotRanks ranks each query's own target through the pivot route, with
+// the query's own item taken out of the items it may pivot through
+// (otherwise its own target vector would answer it). Ranks past the
+// search depth are notRanked: they count as misses for every R@K and add
+// nothing to MRR.
+func (db *DB) pivotRanks(ctx context.Context, probe, target string, qvecs [][]float32, qids []uint32, maxK int) ([]int, error) {
+	ranks := make([]int, len(qvecs))
+	for i, qv := range qvecs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p, err := db.plan(ctx, Query{Target: target, K: maxK, Probes: []Probe{{Modality: probe, Vector: qv}}})
+		if err != nil {
+			return nil, err
+		}
+		p.probes[0].shared.Remove(qids[i])
+		if p.probes[0].shared.IsEmpty() {
+			return nil, fmt.Errorf("%w: only one item carries both %s and %s; a pivot needs others", ErrInvalidQuery, probe, target)
+		}
+		p.plan.K = p.plan.Depth // rank as deep as the search goes
+		hits, err := db.execute(ctx, p, nil)
+		if err != nil {
+			return nil, err
+		}
+		db.mu.RLock()
+		ext := db.extIDs[qids[i]]
+		db.mu.RUnlock()
+		ranks[i] = notRanked
+		for r, h := range hits {
+			if h.ID == ext {
+				ranks[i] = r + 1
+				break
+			}
+		}
+	}
+	return ranks, nil
 }
 
 // rankAll returns, for each query, the 1-based rank of its own target
@@ -195,15 +271,23 @@ func summarise(probe, target string, ranks []int, targets int, ks []int) EvalRep
 	}
 	var mrr float64
 	for _, rk := range ranks {
-		mrr += 1 / float64(rk)
+		if rk != notRanked {
+			mrr += 1 / float64(rk)
+		}
 	}
 	r.MRR = mrr / float64(len(ranks))
 	s := slices.Clone(ranks)
 	slices.Sort(s)
+	med := func(x int) float64 {
+		if x == notRanked {
+			return math.Inf(1)
+		}
+		return float64(x)
+	}
 	if m := len(s); m%2 == 1 {
-		r.MedianRank = float64(s[m/2])
+		r.MedianRank = med(s[m/2])
 	} else {
-		r.MedianRank = float64(s[m/2-1]+s[m/2]) / 2
+		r.MedianRank = (med(s[m/2-1]) + med(s[m/2])) / 2
 	}
 	return r
 }

@@ -322,3 +322,51 @@ func TestQueryStatements(t *testing.T) {
 	_, err = db.Query(ctx, "GET 'nope'")
 	assert.ErrorIs(t, err, ErrNotFound)
 }
+
+// Evaluate follows the route: aligned ranks exactly after projection,
+// pivot ranks through Search with the query's own item barred from the
+// pivot set (else its own target vector would answer it).
+func TestEvaluateAlignedAndPivot(t *testing.T) {
+	db, _ := openTest(t, Modality{Name: "text", Dim: 8, Metric: Cosine, Space: "a"}, Modality{Name: "audio", Dim: 6, Metric: Cosine, Space: "b"})
+	r := rand.New(rand.NewPCG(5, 6))
+	A := make([][]float32, 6) // audio = A * latent: a different space, same neighbourhoods
+	for i := range A {
+		A[i] = randVec(r, 8)
+	}
+	project := func(x []float32) []float32 {
+		y := make([]float32, len(A))
+		for i, row := range A {
+			for j := range row {
+				y[i] += row[j] * x[j]
+			}
+		}
+		return y
+	}
+	const n = 300
+	var items []Item
+	for i := range n {
+		latent := randVec(r, 8)
+		txt := make([]float32, 8)
+		for j := range txt {
+			txt[j] = latent[j] + 0.05*float32(r.NormFloat64())
+		}
+		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"text": txt, "audio": project(latent)}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+
+	piv, err := db.Evaluate(ctx, "text", "audio", nil)
+	require.NoError(t, err)
+	t.Log(piv)
+	assert.Equal(t, RoutePivot, piv.Route)
+	assert.Equal(t, n, piv.N)
+	assert.Greater(t, piv.Recall[10], 0.3, "far above chance (10/300)")
+	assert.Less(t, piv.Recall[1], 1.0, "the own item is barred from the pivot set")
+
+	require.NoError(t, db.SetAlignment(Alignment{From: "text", To: "audio", W: A, Method: "true map"}))
+	al, err := db.Evaluate(ctx, "text", "audio", nil)
+	require.NoError(t, err)
+	t.Log(al)
+	assert.Equal(t, RouteAligned, al.Route)
+	assert.Greater(t, al.Recall[1], 0.9, "the true map finds each item's own sound")
+	assert.Greater(t, al.Recall[10], piv.Recall[10])
+}
