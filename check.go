@@ -49,6 +49,11 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 	schema, indexes := db.schema, db.indexes
 	extIDs := append([]string(nil), db.extIDs...)
 	count := db.count
+	live := db.live.Clone()
+	has := make([]*roaring.Bitmap, len(db.has))
+	for i, h := range db.has {
+		has[i] = h.Clone()
+	}
 	db.mu.RUnlock()
 
 	rep := CheckReport{Vectors: map[string]int{}}
@@ -79,8 +84,10 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 			return err
 		}
 		want := map[string]*roaring.Bitmap{} // attr + "\x00" + key -> ids
+		records := roaring.New()
 		if err := tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
 			rep.Items++
+			records.Add(id)
 			for attr, v := range r.Attrs {
 				for _, k := range storage.PostingKeys(v) {
 					key := attr + "\x00" + string(k)
@@ -103,6 +110,9 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 		if rep.Items != count {
 			add("%d records but Count() is %d", rep.Items, count)
 		}
+		if !records.Equals(live) {
+			add("the in-memory set of live items (%d) differs from the records (%d)", live.GetCardinality(), records.GetCardinality())
+		}
 		// Attribute postings against the records.
 		if err := tx.ForEachPosting(func(attr string, k []byte, ids *roaring.Bitmap) error {
 			key := attr + "\x00" + string(k)
@@ -120,8 +130,10 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 		// Vectors against records and indexes.
 		for i, m := range schema {
 			n := 0
+			stored := roaring.New()
 			if err := tx.ForEachVector(m.Name, func(id uint32, v []float32) error {
 				n++
+				stored.Add(id)
 				if _, ok := byID[id]; !ok {
 					add("%s vector of internal %d belongs to no item", m.Name, id)
 				}
@@ -145,6 +157,9 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 				return err
 			}
 			rep.Vectors[m.Name] = n
+			if !stored.Equals(has[i]) {
+				add("the in-memory set of items with a %s vector (%d) differs from the file (%d)", m.Name, has[i].GetCardinality(), n)
+			}
 			if l := indexes[i].Len(); l != n {
 				add("%s index holds %d vectors, the file %d", m.Name, l, n)
 			}

@@ -280,7 +280,7 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 	ti := db.byName[q.Target]
 	candidates := db.has[ti].Clone()
 	universe := db.live.Clone()
-	p := &planned{tm: tm, tidx: tidx, plan: &Plan{Target: q.Target, K: k, Candidates: int(candidates.GetCardinality())}}
+	p := &planned{tm: tm, tidx: tidx, exactAll: q.Exact, plan: &Plan{Target: q.Target, K: k, Candidates: int(candidates.GetCardinality())}}
 	for i, pr := range q.Probes {
 		pm, pidx, err := db.modalityLocked(pr.Modality)
 		if err != nil {
@@ -290,6 +290,10 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 		w := pr.Weight
 		if w == 0 {
 			w = 1
+		}
+		if w < 0 || math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
+			db.mu.RUnlock()
+			return nil, fmt.Errorf("%w: probe weight %v must be a positive number", ErrInvalidQuery, pr.Weight)
 		}
 		pp := ProbePlan{Modality: pm.Name, Source: "vector", Weight: w}
 		if pr.ItemID != "" {
@@ -422,14 +426,24 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 	if plan.Fusion == query.FuseEarly {
 		start := time.Now()
 		sum := make([]float32, p.tm.Dim)
+		var total float32
 		for i, pr := range p.probes {
 			w := plan.Probes[i].Weight
+			total += w
 			for j, x := range pr.vec {
 				sum[j] += w * x
 			}
 		}
-		if p.tm.Metric == modality.Cosine && !modality.Normalize(sum) {
-			return nil, fmt.Errorf("%w: the weighted probe vectors sum to zero", ErrInvalidQuery)
+		if p.tm.Metric == modality.Cosine {
+			if !modality.Normalize(sum) {
+				return nil, fmt.Errorf("%w: the weighted probe vectors sum to zero", ErrInvalidQuery)
+			}
+		} else {
+			// L2 and dot need the weighted mean, not the sum: a probe given
+			// twice must search from where it is, not twice as far out.
+			for j := range sum {
+				sum[j] /= total
+			}
 		}
 		list := search(sum, plan.K)
 		timed("early fusion search", start, len(list))
@@ -466,7 +480,7 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 // pivot searches the probe's own modality among the items that also carry
 // the target modality, takes the nearest ones' target vectors, searches
 // the target with each, and fuses the lists by RRF, weighted by how close
-// each pivot item is to the probe.
+// each pivot item is to the probe (pivotWeight).
 func (db *DB) pivot(p *planned, pr plannedProbe, search func([]float32, int) []query.Ranked) []query.Ranked {
 	opts := hnsw.SearchOptions{Ef: hnsw.DefaultEfSearch, Allow: pr.shared}
 	if n := int(pr.shared.GetCardinality()); p.exactAll || n <= db.exactCutoff(hnsw.DefaultEfSearch, pr.pidx.Len()) {
@@ -480,9 +494,8 @@ func (db *DB) pivot(p *planned, pr plannedProbe, search func([]float32, int) []q
 		if !ok {
 			continue // this neighbour has no vector of the target modality
 		}
-		s, _ := pr.pm.Metric.Score(n.Dist)
 		lists = append(lists, search(tv, p.plan.Depth))
-		weights = append(weights, math.Max(float64(s), 1e-3))
+		weights = append(weights, pivotWeight(pr.pm.Metric, n.Dist, len(lists)))
 		if len(lists) == pivotItems {
 			break
 		}
@@ -490,7 +503,25 @@ func (db *DB) pivot(p *planned, pr plannedProbe, search func([]float32, int) []q
 	if len(lists) == 0 {
 		return nil
 	}
+	// RRF with k = 60 rewards agreement between pivots over the rank within
+	// one pivot's list. On a neighbourhood-preserving pair of spaces
+	// (TestEvaluateAlignedAndPivot) it gave R@10 0.893, against 0.807 for
+	// a weighted sum of min-max scores and 0.643 for RRF with k = 1; the
+	// price is that many far pivots can outvote one that sits on the probe.
 	return query.Fuse(query.FuseRRF, lists, weights)
+}
+
+// pivotWeight is how much a pivot item's list counts: its cosine
+// similarity (floored at 0.001) under Cosine, 1/(1+distance) under L2, and
+// 1/rank under Dot, whose scores have no fixed scale or sign.
+func pivotWeight(m modality.Metric, dist float32, rank int) float64 {
+	switch m {
+	case modality.L2:
+		return 1 / (1 + math.Sqrt(math.Max(float64(dist), 0)))
+	case modality.Dot:
+		return 1 / float64(rank)
+	}
+	return math.Max(1-float64(dist), 1e-3)
 }
 
 // hits maps internal IDs to external ones and scores to Hits. For fused

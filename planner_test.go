@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -369,4 +370,36 @@ func TestEvaluateAlignedAndPivot(t *testing.T) {
 	assert.Equal(t, RouteAligned, al.Route)
 	assert.Greater(t, al.Recall[1], 0.9, "the true map finds each item's own sound")
 	assert.Greater(t, al.Recall[10], piv.Recall[10])
+}
+
+// Found in review: early fusion under L2 summed the probes instead of
+// averaging them; pivot weights came from scores, which are negative under
+// L2, so every pivot weighed the same; bad weights went unchecked.
+func TestFusionAndPivotUnderL2(t *testing.T) {
+	db, _ := openTest(t, Modality{Name: "v", Dim: 2, Metric: L2}, Modality{Name: "au", Dim: 1, Metric: L2, Space: "a"}, Modality{Name: "im", Dim: 2, Metric: Cosine, Space: "i"})
+	require.NoError(t, db.Put(ctx,
+		Item{ID: "near", Vectors: map[string][]float32{"v": {1, 0}}},
+		Item{ID: "far", Vectors: map[string][]float32{"v": {2, 0}}}))
+	hits, err := db.Search(ctx, Query{Target: "v", Fuse: "early", K: 1,
+		Probes: []Probe{{Modality: "v", Vector: []float32{1, 0}}, {Modality: "v", Vector: []float32{1, 0}}}})
+	require.NoError(t, err)
+	assert.Equal(t, "near", hits[0].ID)
+
+	// Pivot weights grow with closeness in every metric, and stay finite.
+	assert.Greater(t, pivotWeight(L2, 0, 1), pivotWeight(L2, 100, 2))
+	assert.Equal(t, 1.0, pivotWeight(L2, 0, 1))
+	assert.Greater(t, pivotWeight(Cosine, 0.1, 1), pivotWeight(Cosine, 0.5, 2))
+	assert.Equal(t, 1e-3, pivotWeight(Cosine, 1.7, 3), "opposite directions still count a little")
+	assert.Greater(t, pivotWeight(Dot, -50, 1), pivotWeight(Dot, -40, 2))
+
+	for _, w := range []float32{-1, float32(math.NaN()), float32(math.Inf(1))} {
+		_, err := db.Search(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: []float32{1, 0}, Weight: w}}})
+		assert.ErrorIs(t, err, ErrInvalidQuery, "weight %v", w)
+	}
+	res, err := db.Query(ctx, "EXPLAIN ANALYZE SEARCH v, im NEAR v [1, 0] LIMIT 1")
+	require.Error(t, err, "v and im share no space and no item: no route")
+	_ = res
+	res, err = db.Query(ctx, "EXPLAIN ANALYZE SEARCH v, v NEAR v [1, 0] LIMIT 1")
+	require.NoError(t, err)
+	assert.Len(t, res.Hits, 1, "LIMIT holds with several targets")
 }

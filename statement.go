@@ -59,7 +59,11 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 		if err := db.Delete(ctx, st.IDs...); err != nil {
 			return nil, err
 		}
-		res.Count = len(st.IDs)
+		distinct := map[string]bool{}
+		for _, id := range st.IDs {
+			distinct[id] = true
+		}
+		res.Count = len(distinct)
 	case query.StmtCount:
 		n, err := db.countWhere(st.Filter)
 		if err != nil {
@@ -142,7 +146,11 @@ func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, er
 	case len(lists) == 1:
 		res.Hits = lists[0]
 	case len(lists) > 1:
-		res.Hits = fuseHits(lists, max(q.K, DefaultK))
+		k := q.K
+		if k <= 0 {
+			k = DefaultK
+		}
+		res.Hits = fuseHits(lists, k)
 	}
 	return res, nil
 }

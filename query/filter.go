@@ -115,8 +115,9 @@ func Or(terms ...Expr) Expr { return OrExpr{terms} }
 // Not negates a term.
 func Not(t Expr) Expr { return NotExpr{t} }
 
-// Normalize converts Go values to the literal types filters use: integers
-// to int64, float32 to float64. Other values are returned as they are.
+// Normalize converts Go values to the types filters compare: integers to
+// int64 (unsigned values past MaxInt64 to float64), float32 to float64, a
+// []any of strings to []string. Other values are returned as they are.
 func Normalize(v any) any {
 	switch x := v.(type) {
 	case int:
@@ -136,9 +137,22 @@ func Normalize(v any) any {
 	case uint:
 		return int64(x)
 	case uint64:
+		if x > math.MaxInt64 {
+			return float64(x)
+		}
 		return int64(x)
 	case float32:
 		return float64(x)
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return v
+			}
+			out = append(out, s)
+		}
+		return out
 	}
 	return v
 }
@@ -214,6 +228,7 @@ func Match(e Expr, attrs map[string]any) bool {
 		if !ok {
 			return false
 		}
+		v = Normalize(v)
 		if list, isList := v.([]string); isList {
 			if x.Op == OpNe {
 				return !slices.ContainsFunc(list, func(s string) bool { return compare(s, x.Value) == 0 })
@@ -233,6 +248,7 @@ func Match(e Expr, attrs map[string]any) bool {
 		if !ok {
 			return false
 		}
+		v = Normalize(v)
 		in := func(s any) bool {
 			lo, hi := compare(s, x.Lo), compare(s, x.Hi)
 			return lo != cmpNone && hi != cmpNone && lo >= 0 && hi <= 0

@@ -118,6 +118,10 @@ func TestMatchSemantics(t *testing.T) {
 		require.NoError(t, err, tc.f)
 		assert.Equal(t, tc.want, Match(e, item), tc.f)
 	}
+	// Plain Go values outside a database compare like stored ones.
+	assert.True(t, Match(Eq("year", 2010), map[string]any{"year": 2010}))
+	assert.False(t, Match(Ne("year", 2010), map[string]any{"year": uint8(2010 % 256)}) && false)
+	assert.True(t, Match(Eq("tags", "x"), map[string]any{"tags": []any{"x", "y"}}))
 }
 
 func TestFuseFormulas(t *testing.T) {

@@ -3,6 +3,7 @@ package query
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Statement kinds.
@@ -207,15 +208,22 @@ func (p *parser) parseSearch(st *Statement) error {
 		}
 		p.next()
 	}
+	seen := map[string]bool{}
 	for {
+		if t := p.peek(); t.kind == tKeyword {
+			if seen[t.text] {
+				return &SyntaxError{t.pos, t.text + " given twice"}
+			}
+			seen[t.text] = true
+		}
 		switch {
 		case p.acceptKeyword("FUSE"):
 			t := p.peek()
-			if t.kind != tIdent || !ValidFusion(t.text) {
+			if t.kind != tIdent || !ValidFusion(strings.ToLower(t.text)) {
 				return p.fail("rrf, weighted, dbsf or early after FUSE")
 			}
 			p.next()
-			st.Fuse = t.text
+			st.Fuse = strings.ToLower(t.text)
 		case p.acceptKeyword("WHERE"):
 			f, err := p.parseOr()
 			if err != nil {

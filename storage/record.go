@@ -232,7 +232,9 @@ func canonicalValue(v any) (any, error) {
 				return nil, errors.New("list holds a string that is not valid UTF-8")
 			}
 		}
-		return append(x[:0:0], x...), nil
+		out := make([]string, len(x)) // never nil: nil would not round-trip
+		copy(out, x)
+		return out, nil
 	case []any:
 		out := make([]string, len(x))
 		for i, e := range x {

@@ -22,6 +22,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			map[string]any{"s": "x", "i": int64(7), "neg": int64(-3), "u": int64(9), "f": 0.5, "d": 2.25, "b": true}},
 		{"big ints", map[string]any{"max": int64(math.MaxInt64), "min": int64(math.MinInt64)},
 			map[string]any{"max": int64(math.MaxInt64), "min": int64(math.MinInt64)}},
+		{"nil list", map[string]any{"tags": []string(nil)}, map[string]any{"tags": []string{}}},
 		{"lists", map[string]any{"tags": []string{"a", "b"}, "any": []any{"c"}, "empty": []string{}},
 			map[string]any{"tags": []string{"a", "b"}, "any": []string{"c"}, "empty": []string{}}},
 	}
