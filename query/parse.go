@@ -236,41 +236,45 @@ func (p *parser) parseOrDepth(d int) (Expr, error) {
 	if d > maxDepth {
 		return nil, p.fail(fmt.Sprintf("less nesting (limit %d)", maxDepth))
 	}
-	first, err := p.parseAnd(d)
-	if err != nil {
-		return nil, err
-	}
-	terms := []Expr{first}
-	for p.acceptKeyword("OR") {
-		t, err := p.parseAnd(d)
-		if err != nil {
-			return nil, err
-		}
-		terms = append(terms, t)
-	}
-	if len(terms) == 1 {
-		return first, nil
+	terms, err := p.parseJoined("OR", func() (Expr, error) {
+		return p.parseJoinedExpr("AND", func() (Expr, error) { return p.parseNot(d) }, func(ts []Expr) Expr { return AndExpr{ts} })
+	})
+	if err != nil || len(terms) == 1 {
+		return first(terms), err
 	}
 	return OrExpr{terms}, nil
 }
 
-func (p *parser) parseAnd(d int) (Expr, error) {
-	first, err := p.parseNot(d)
-	if err != nil {
-		return nil, err
+// parseJoinedExpr parses sub (keyword sub)* and combines two or more terms
+// with join.
+func (p *parser) parseJoinedExpr(keyword string, sub func() (Expr, error), join func([]Expr) Expr) (Expr, error) {
+	terms, err := p.parseJoined(keyword, sub)
+	if err != nil || len(terms) == 1 {
+		return first(terms), err
 	}
-	terms := []Expr{first}
-	for p.acceptKeyword("AND") {
-		t, err := p.parseNot(d)
+	return join(terms), nil
+}
+
+// parseJoined parses sub (keyword sub)*.
+func (p *parser) parseJoined(keyword string, sub func() (Expr, error)) ([]Expr, error) {
+	var terms []Expr
+	for {
+		t, err := sub()
 		if err != nil {
 			return nil, err
 		}
 		terms = append(terms, t)
+		if !p.acceptKeyword(keyword) {
+			return terms, nil
+		}
 	}
-	if len(terms) == 1 {
-		return first, nil
+}
+
+func first(ts []Expr) Expr {
+	if len(ts) == 0 {
+		return nil
 	}
-	return AndExpr{terms}, nil
+	return ts[0]
 }
 
 func (p *parser) parseNot(d int) (Expr, error) {
