@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -12,7 +14,7 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "bench [-data sift5k,synth100k,synth50k] [-engines hnsw,coder,flat] [-ef 16,32,...] [-threads 1,2]", stderr)
+	fs := newFlags("bench", "bench [-data sift5k,synth100k,synth50k] [-engines hnsw,coder,flat] [-ef 16,32,...] [-threads 1,2] [-peers [-reps 3] [-plot DIR]]\n\nExample: mmdb bench -peers -data sift5k -plot .", stderr)
 	data := fs.String("data", "sift5k,synth100k,synth50k", "datasets: sift5k (real SIFT, from -shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), or tiny (1k x 32)")
 	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure")
 	efs := fs.String("ef", "16,32,64,128,256", "search beam widths")
@@ -21,6 +23,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	m := fs.Int("m", 16, "HNSW links per node")
 	efc := fs.Int("efc", 200, "HNSW efConstruction")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	peers := fs.Bool("peers", false, "compare with hnswlib and FAISS (installed with apt-get when missing), alternating runs")
+	reps := fs.Int("reps", 3, "with -peers: alternating repetitions; medians are reported")
+	plotDir := fs.String("plot", "", "with -peers: write a recall-vs-queries/s PNG per dataset into this directory")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -32,11 +37,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	cfg := bench.Config{Engines: strings.Split(*engines, ","), Efs: efList, Threads: thList, M: *m, EfC: *efc}
+	cfg := bench.Config{Engines: strings.Split(*engines, ","), Efs: efList, Threads: thList, M: *m, EfC: *efc, K: 10}
 	if !*quiet {
 		cfg.Progress = stderr
 	}
 	var total bench.Report
+	var harness string
+	if *peers {
+		cfg.Engines, cfg.NoFilter = []string{"hnsw"}, true
+		if err := bench.EnsurePeers(ctx, stderr); err != nil {
+			return err
+		}
+		if harness, err = bench.BuildHarness(ctx); err != nil {
+			return err
+		}
+	}
 	for _, name := range strings.Split(*data, ",") {
 		var d bench.Dataset
 		switch name {
@@ -53,6 +68,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		default:
 			return fmt.Errorf("%w: unknown dataset %q", errUsage, name)
 		}
+		if *peers {
+			rep, err := comparePeers(ctx, harness, d, cfg, *reps, stderr)
+			if err != nil {
+				return err
+			}
+			total.Rows = append(total.Rows, rep.Rows...)
+			total.Builds = append(total.Builds, rep.Builds...)
+			if *plotDir != "" {
+				path := filepath.Join(*plotDir, "recall-qps-"+d.Name+".png")
+				if err := bench.Plot(rep, d.Name, path); err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "plot written to %s\n", path)
+			}
+			continue
+		}
 		rep, err := bench.Run(ctx, d, cfg)
 		if err != nil {
 			return err
@@ -61,7 +92,45 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		total.Builds = append(total.Builds, rep.Builds...)
 	}
 	fmt.Fprint(stdout, total.Markdown())
+	if *peers {
+		fmt.Fprintf(stdout, "\nq/s at equal recall@10 (medians of %d alternating runs; interpolated along the ef curve):\n\n", *reps)
+		fmt.Fprint(stdout, bench.Ratios(total))
+	}
 	return nil
+}
+
+// comparePeers measures mmdb, hnswlib and FAISS on d in alternation, reps
+// times, and returns the medians.
+func comparePeers(ctx context.Context, harness string, d bench.Dataset, cfg bench.Config, reps int, log io.Writer) (bench.Report, error) {
+	if d.Truth == nil {
+		fmt.Fprintf(log, "%s: exact ground truth for %d queries\n", d.Name, len(d.Queries))
+		d.Truth = bench.ExactTruth(d, cfg.K)
+	}
+	dir, err := os.MkdirTemp("", "mmdb-peers-")
+	if err != nil {
+		return bench.Report{}, err
+	}
+	defer os.RemoveAll(dir)
+	if err := bench.WriteDataset(d, d.Truth, dir); err != nil {
+		return bench.Report{}, err
+	}
+	var runs []bench.Report
+	for r := range reps {
+		rep, err := bench.Run(ctx, d, cfg)
+		if err != nil {
+			return bench.Report{}, err
+		}
+		runs = append(runs, rep)
+		for _, peer := range bench.Peers {
+			fmt.Fprintf(log, "%s: run %d/%d: %s\n", d.Name, r+1, reps, peer)
+			rep, err := bench.RunPeer(ctx, harness, peer, dir, d, cfg)
+			if err != nil {
+				return bench.Report{}, err
+			}
+			runs = append(runs, rep)
+		}
+	}
+	return bench.Medians(runs), nil
 }
 
 func ints(s string) ([]int, error) {

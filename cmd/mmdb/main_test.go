@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
 	"testing"
 
+	"github.com/mmdb-go/mmdb/internal/bench"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestRunExitCodes(t *testing.T) {
@@ -90,5 +94,24 @@ func TestSnapshotRestoreCheckCommands(t *testing.T) {
 			assert.Contains(t, out, tc.out)
 			assert.Contains(t, errs, tc.err)
 		})
+	}
+}
+
+// A tiny run of the side-by-side benchmark (1k vectors, one ef), so the
+// peer harness cannot rot. CI installs the peers; elsewhere the command
+// installs them as root, and the test skips for other users without them.
+func TestBenchPeersSmoke(t *testing.T) {
+	if err := bench.EnsurePeers(context.Background(), io.Discard); err != nil {
+		if os.Geteuid() != 0 {
+			t.Skipf("hnswlib/FAISS not installed and not root: %v", err)
+		}
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"bench", "-peers", "-data", "tiny", "-ef", "32", "-reps", "1", "-threads", "1", "-q"}, &out, &errb)
+	require.Equal(t, 0, code, errb.String())
+	s := out.String()
+	for _, want := range []string{"| tiny | hnsw | 32 |", "| tiny | hnswlib | 32 |", "| tiny | faiss | 32 |", "| tiny | 0.95 |", "mmdb/hnswlib"} {
+		assert.Contains(t, s, want)
 	}
 }
