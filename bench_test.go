@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/modality"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -264,4 +266,32 @@ func BenchmarkFiltered(b *testing.B) {
 	}
 	b.Run("fused-rrf-2-probes", func(b *testing.B) { run(b, "", 1, two, "rrf") })
 	b.Run("fused-early-2-probes", func(b *testing.B) { run(b, "", 1, two, "early") })
+}
+
+// BenchmarkSearchOverhead: a top-10 search through DB.Search (planning,
+// probe validation, ID mapping) against the same HNSW index searched
+// directly, on 20k x 128, in one run:
+//
+//	go test -run '^$' -bench SearchOverhead .
+func BenchmarkSearchOverhead(b *testing.B) {
+	db, qs := benchDB(b, 20_000, 128)
+	idx := db.indexes[0]
+	b.Run("db", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, err := db.Search(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}, K: 10}); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("index", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			q := append([]float32(nil), qs[i%len(qs)]...)
+			modality.Normalize(q)
+			idx.Search(q, 10, hnsw.SearchOptions{})
+			i++
+		}
+	})
 }

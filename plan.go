@@ -278,9 +278,13 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 		return nil, fmt.Errorf("target: %w", err)
 	}
 	ti := db.byName[q.Target]
-	candidates := db.has[ti].Clone()
-	universe := db.live.Clone()
-	p := &planned{tm: tm, tidx: tidx, exactAll: q.Exact, plan: &Plan{Target: q.Target, K: k, Candidates: int(candidates.GetCardinality())}}
+	// The bitmaps are copied only when a filter needs them: an unfiltered
+	// search should not pay two 100k-item copies.
+	var candidates, universe *roaring.Bitmap
+	if filter != nil {
+		candidates, universe = db.has[ti].Clone(), db.live.Clone()
+	}
+	p := &planned{tm: tm, tidx: tidx, exactAll: q.Exact, plan: &Plan{Target: q.Target, K: k, Candidates: int(db.has[ti].GetCardinality())}}
 	for i, pr := range q.Probes {
 		pm, pidx, err := db.modalityLocked(pr.Modality)
 		if err != nil {
