@@ -17,7 +17,10 @@
 //
 // Modalities from different encoders do not share a space: a probe reaches
 // a target directly only when both declare the same Space (and dimension
-// and metric). Otherwise Search fails with ErrNoRoute, naming the spaces.
+// and metric). Otherwise the planner projects it through a stored
+// Alignment, or pivots through items that carry both modalities; with
+// neither, Search fails with ErrNoRoute, naming what is missing. Filters,
+// fusion of several probes and EXPLAIN are described on Query and Plan.
 //
 // Errors wrap the sentinel values below; test them with errors.Is. A DB is
 // safe for concurrent use: any number of readers, with writes serialised.
