@@ -93,6 +93,7 @@ type DB struct {
 	live    *roaring.Bitmap   // internal IDs of live items
 	has     []*roaring.Bitmap // per modality: internal IDs with a vector
 	aligns  map[[2]string]*Alignment
+	calibs  map[[2]string]*Calibration
 }
 
 // Open opens the database at path, creating it if it does not exist, and
@@ -107,7 +108,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: %w", err)
 	}
-	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New(), aligns: map[[2]string]*Alignment{}}
+	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New(), aligns: map[[2]string]*Alignment{}, calibs: map[[2]string]*Calibration{}}
 	if db.opts.CheckpointEvery <= 0 {
 		db.opts.CheckpointEvery = DefaultCheckpointEvery
 	}
@@ -164,6 +165,9 @@ func (db *DB) load() (err error) {
 			return err
 		}
 		if err := db.loadAlignments(tx); err != nil {
+			return err
+		}
+		if err := db.loadCalibrations(tx); err != nil {
 			return err
 		}
 		db.appliedSeq = tx.Seq()

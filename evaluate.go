@@ -19,6 +19,10 @@ type EvalOptions struct {
 	// insertion order; zero means DefaultEvalQueries. Each query is ranked
 	// against every target vector, so cost is MaxQueries x targets.
 	MaxQueries int
+	// NoCorrections ignores a stored Calibration. By default, when one
+	// exists for the pair, the report gives the corrected figures and
+	// Before the uncorrected ones, both over the items outside its bank.
+	NoCorrections bool
 }
 
 // DefaultEvalQueries is the default cap on Evaluate's query items.
@@ -44,6 +48,11 @@ type EvalReport struct {
 	// every target vector exactly; "pivot" ranks through the pivot route,
 	// as deep as its search goes.
 	Route string
+	// Corrections names the query-time corrections applied (see
+	// Calibrate), and Before holds the figures without them, on the same
+	// queries and targets; both empty when none are stored.
+	Corrections string
+	Before      *EvalReport `json:",omitempty"`
 }
 
 // String formats the report on one line.
@@ -60,7 +69,15 @@ func (r EvalReport) String() string {
 	for _, k := range ks {
 		s += fmt.Sprintf(" R@%d %.3f", k, r.Recall[k])
 	}
-	return s + fmt.Sprintf(" MRR %.3f median rank %g", r.MRR, r.MedianRank)
+	s += fmt.Sprintf(" MRR %.3f median rank %g", r.MRR, r.MedianRank)
+	if r.Before != nil {
+		s += fmt.Sprintf(" [%s; before:", r.Corrections)
+		for _, k := range ks {
+			s += fmt.Sprintf(" R@%d %.3f", k, r.Before.Recall[k])
+		}
+		s += fmt.Sprintf(" MRR %.3f]", r.Before.MRR)
+	}
+	return s
 }
 
 // Evaluate measures how well probe vectors find their own item's target
@@ -106,14 +123,18 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
 	route := RouteDirect
-	align := db.aligns[[2]string{probe, target}]
+	al := db.aligns[[2]string{probe, target}]
 	if directRoute(pm, tm) != nil {
 		route = RoutePivot
-		if align != nil {
+		if al != nil {
 			route = RouteAligned
 		}
 	}
 	_, tidx, _ := db.modalityLocked(target)
+	var calib *Calibration
+	if c := db.calibs[[2]string{pm.Name, tm.Name}]; c != nil && route != RoutePivot && !opts.NoCorrections {
+		calib = c
+	}
 	live := make([]uint32, 0, db.count)
 	for id, ext := range db.extIDs {
 		if ext != "" {
@@ -132,17 +153,24 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		qids   []uint32
 		ntargs int
 	)
+	var offsets []float32 // per target row: the hubness penalty
 	for _, id := range live {
+		if calib != nil && calib.bank.Contains(id) {
+			continue // its probe vector is in the bank: not a fair test
+		}
 		tv, ok := tidx.Vector(id)
 		if !ok {
 			continue
 		}
 		if route != RoutePivot {
 			tvecs = append(tvecs, tv...)
+			if calib != nil {
+				offsets = append(offsets, calib.penalty(id))
+			}
 		}
 		if pv, ok := pidx.Vector(id); ok {
 			if route == RouteAligned {
-				if pv, err = tm.Prepare(align.project(pv)); err != nil {
+				if pv, err = tm.Prepare(al.project(pv)); err != nil {
 					return EvalReport{}, fmt.Errorf("mmdb: evaluate: projecting item %d: %w", id, err)
 				}
 			}
@@ -169,14 +197,37 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 	if route == RoutePivot {
 		ranks, err = db.pivotRanks(ctx, probe, target, qvecs, qids, slices.Max(ks))
 	} else {
-		ranks, err = rankAll(ctx, metric, qvecs, own, tvecs, tdim)
+		ranks, err = rankAll(ctx, metric, qvecs, own, tvecs, tdim, nil)
 	}
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
 	rep := summarise(probe, target, ranks, ntargs, ks)
 	rep.Route = route
-	return rep, nil
+	if calib == nil {
+		return rep, nil
+	}
+	// The same queries and targets again, corrected.
+	cq := qvecs
+	if calib.Centre != nil {
+		cq = make([][]float32, len(qvecs))
+		for i, q := range qvecs {
+			if cq[i], err = tm.Prepare(centred(q, calib.Centre)); err != nil {
+				return EvalReport{}, fmt.Errorf("mmdb: evaluate: centring query %d: %w", qids[i], err)
+			}
+		}
+	}
+	var off []float32
+	if calib.Alpha > 0 {
+		off = offsets
+	}
+	if ranks, err = rankAll(ctx, metric, cq, own, tvecs, tdim, off); err != nil {
+		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
+	}
+	after := summarise(probe, target, ranks, ntargs, ks)
+	after.Route, after.Corrections = route, calib.describe()
+	after.Before = &rep
+	return after, nil
 }
 
 // notRanked is the rank of a query's own target that a pivot search did
@@ -224,7 +275,10 @@ func (db *DB) pivotRanks(ctx context.Context, probe, target string, qvecs [][]fl
 // rankAll returns, for each query, the 1-based rank of its own target
 // among all targets, ties counted against it. Queries are split across the
 // CPUs.
-func rankAll(ctx context.Context, metric modality.Metric, qs [][]float32, own []int, tvecs []float32, dim int) ([]int, error) {
+//
+// offsets, if not nil, are added to each target's distance (the hubness
+// correction).
+func rankAll(ctx context.Context, metric modality.Metric, qs [][]float32, own []int, tvecs []float32, dim int, offsets []float32) ([]int, error) {
 	ranks := make([]int, len(qs))
 	n := len(tvecs) / dim
 	workers := min(runtime.GOMAXPROCS(0), len(qs))
@@ -238,10 +292,16 @@ func rankAll(ctx context.Context, metric modality.Metric, qs [][]float32, own []
 					return
 				}
 				q := qs[i]
-				ownDist := metric.Distance(q, tvecs[own[i]*dim:(own[i]+1)*dim])
+				off := func(j int) float32 {
+					if offsets == nil {
+						return 0
+					}
+					return offsets[j]
+				}
+				ownDist := metric.Distance(q, tvecs[own[i]*dim:(own[i]+1)*dim]) + off(own[i])
 				rank := 1
 				for j := range n {
-					if j != own[i] && metric.Distance(q, tvecs[j*dim:(j+1)*dim]) <= ownDist {
+					if j != own[i] && metric.Distance(q, tvecs[j*dim:(j+1)*dim])+off(j) <= ownDist {
 						rank++
 					}
 				}

@@ -1,10 +1,12 @@
 package mmdb
 
 import (
+	"cmp"
 	"context"
 
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,6 +128,7 @@ type plannedProbe struct {
 	pm     Modality
 	ext    string          // the probe's own item, if given by ID
 	shared *roaring.Bitmap // pivot: items that carry both modalities
+	calib  *Calibration    // query-time corrections, if any
 }
 
 // Search runs q and returns up to K hits, best first.
@@ -329,8 +332,21 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 			pp.Route = RoutePivot
 			pp.Why = fmt.Sprintf("spaces differ (%q, %q); through the %d nearest %s items, %d items carry both", pm.SpaceName(), tm.SpaceName(), pivotItems, pm.Name, both)
 		}
+		var calib *Calibration
+		if c := db.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !q.NoCorrections && pp.Route != RoutePivot {
+			calib = c
+			if c.Centre != nil {
+				pv, perr := tm.Prepare(centred(vec, c.Centre))
+				if perr != nil {
+					db.mu.RUnlock()
+					return nil, fmt.Errorf("probe centred by the %s->%s calibration: %w", pm.Name, tm.Name, perr)
+				}
+				vec = pv
+			}
+			pp.Why += "; corrected: " + c.describe()
+		}
 		p.plan.Probes = append(p.plan.Probes, pp)
-		p.probes = append(p.probes, plannedProbe{vec: vec, pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared})
+		p.probes = append(p.probes, plannedProbe{vec: vec, pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared, calib: calib})
 	}
 	db.mu.RUnlock()
 
@@ -462,7 +478,10 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 		}
 		start := time.Now()
 		var list []query.Ranked
-		if plan.Probes[i].Route != RoutePivot {
+		if plan.Probes[i].Route != RoutePivot && pr.calib != nil && pr.calib.Alpha > 0 {
+			list = dehub(search(pr.vec, 3*plan.Depth+20), pr.calib, plan.Depth)
+			timed("search "+pr.pm.Name+" -> "+plan.Target+" (hubness-corrected)", start, len(list))
+		} else if plan.Probes[i].Route != RoutePivot {
 			list = search(pr.vec, plan.Depth)
 			timed("search "+pr.pm.Name+" -> "+plan.Target, start, len(list))
 		} else {
@@ -593,3 +612,15 @@ func (s postingSource) Exists(attr string) (*roaring.Bitmap, error) {
 }
 
 func nan32() float32 { return float32(math.NaN()) }
+
+// dehub applies the hubness correction to a list fetched three times as
+// deep as needed (so that targets the correction lifts are in it): each
+// score loses Alpha times the target's hubness, and the best depth are
+// kept.
+func dehub(list []query.Ranked, c *Calibration, depth int) []query.Ranked {
+	for i := range list {
+		list[i].Score -= float64(c.penalty(list[i].ID))
+	}
+	slices.SortStableFunc(list, func(a, b query.Ranked) int { return cmp.Compare(b.Score, a.Score) })
+	return list[:min(depth, len(list))]
+}

@@ -38,6 +38,9 @@ type Query struct {
 	// weighted sum of the probe vectors; every probe must share the
 	// target's space).
 	Fuse string
+	// NoCorrections skips the query-time corrections stored by Calibrate
+	// (mean centring, hubness).
+	NoCorrections bool
 }
 
 // Probe is one query vector: given directly, or taken from a stored item.

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/query"
 )
 
 // Result is what a statement run by DB.Query returns.
 type Result struct {
-	// Kind is the statement: "SEARCH", "GET", "DELETE" or "COUNT".
+	// Kind is the statement: "SEARCH", "GET", "DELETE", "COUNT" or "ALIGN".
 	Kind string
 	// Hits of a SEARCH.
 	Hits []Hit
@@ -21,6 +22,8 @@ type Result struct {
 	// Plans of an EXPLAIN (one per target), with step timings for
 	// EXPLAIN ANALYZE.
 	Plans []*Plan
+	// Report of an ALIGN: each method's held-out recall and the choice.
+	Report *align.Report
 }
 
 // Query runs one statement of the mmdb language (see query.Statement):
@@ -32,6 +35,7 @@ type Result struct {
 //	GET 'dog-1'
 //	DELETE 'dog-1', 'dog-2'
 //	COUNT WHERE tags = 'dog'
+//	ALIGN image TO audio USING cca
 //
 // Parse errors wrap query.ErrSyntax and give the column. Several targets
 // are searched one by one and their rankings fused by RRF: an item ranks
@@ -52,6 +56,19 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 			return nil, err
 		}
 		res.Item, res.Count = &it, 1
+	case query.StmtAlign:
+		if st.Explain {
+			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
+		}
+		m, err := align.ParseMethod(strings.ToLower(st.Method))
+		if err != nil {
+			return nil, fmt.Errorf("mmdb: %w: %w", ErrInvalidQuery, err)
+		}
+		rep, err := db.Align(ctx, st.From, st.To, m)
+		if err != nil {
+			return nil, err
+		}
+		res.Report = rep
 	case query.StmtDelete:
 		if st.Explain {
 			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
@@ -186,6 +203,8 @@ func (r *Result) String() string {
 		b.WriteString(p.String())
 	}
 	switch {
+	case r.Report != nil:
+		b.WriteString(r.Report.String())
 	case r.Item != nil:
 		fmt.Fprintf(&b, "%s attrs=%v", r.Item.ID, r.Item.Attrs)
 		for m, v := range r.Item.Vectors {

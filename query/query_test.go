@@ -209,10 +209,12 @@ func TestParseStatement(t *testing.T) {
 		Fuse:   "dbsf", Filter: And(Ge("year", 2010), Eq("tags", "dog")), Limit: 5, Ef: 80, Exact: true}, st)
 
 	for in, want := range map[string]*Statement{
-		"GET 'a'":            {Kind: StmtGet, IDs: []string{"a"}},
-		"delete 'a', 'b'":    {Kind: StmtDelete, IDs: []string{"a", "b"}},
-		"COUNT":              {Kind: StmtCount},
-		"COUNT WHERE x = 1;": {Kind: StmtCount, Filter: Eq("x", 1)},
+		"GET 'a'":                        {Kind: StmtGet, IDs: []string{"a"}},
+		"delete 'a', 'b'":                {Kind: StmtDelete, IDs: []string{"a", "b"}},
+		"COUNT":                          {Kind: StmtCount},
+		"COUNT WHERE x = 1;":             {Kind: StmtCount, Filter: Eq("x", 1)},
+		"ALIGN image TO audio":           {Kind: StmtAlign, From: "image", To: "audio"},
+		"align text to image using CCA;": {Kind: StmtAlign, From: "text", To: "image", Method: "CCA"},
 	} {
 		got, err := ParseStatement(in)
 		require.NoError(t, err, in)
@@ -226,8 +228,11 @@ func TestParseStatement(t *testing.T) {
 		"SEARCH image NEAR text OF 'a' FUSE max": "rrf, weighted, dbsf or early",
 		"SEARCH image NEAR text [1, 2":           "',' or ']'",
 		"GET a":                                  "an item ID in quotes",
-		"DROP TABLE items":                       "SEARCH, GET, DELETE, COUNT or EXPLAIN",
+		"DROP TABLE items":                       "SEARCH, GET, DELETE, COUNT, ALIGN or EXPLAIN",
 		"COUNT WHERE":                            "expected an attribute name",
+		"ALIGN image audio":                      "expected TO",
+		"ALIGN image TO":                         "the modality to align to",
+		"ALIGN image TO audio USING":             "a method",
 		"GET 'a' 'b'":                            "end of statement",
 	} {
 		_, err := ParseStatement(in)

@@ -12,6 +12,7 @@ const (
 	StmtGet    = "GET"
 	StmtDelete = "DELETE"
 	StmtCount  = "COUNT"
+	StmtAlign  = "ALIGN"
 )
 
 // Statement is one parsed statement of the mmdb language:
@@ -22,6 +23,7 @@ const (
 //	GET '<id>'
 //	DELETE '<id>'[, '<id>']
 //	COUNT [WHERE <filter>]
+//	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce]
 //	EXPLAIN [ANALYZE] <statement>
 type Statement struct {
 	Kind    string
@@ -35,6 +37,8 @@ type Statement struct {
 	Ef      int
 	Exact   bool
 	IDs     []string // GET and DELETE
+	// ALIGN: the modalities (From, To) and the method ("" for auto).
+	From, To, Method string
 }
 
 // StmtProbe is one probe of a SEARCH statement.
@@ -84,8 +88,23 @@ func ParseStatement(s string) (*Statement, error) {
 		if p.acceptKeyword("WHERE") {
 			st.Filter, err = p.parseOr()
 		}
+	case p.acceptKeyword("ALIGN"):
+		st.Kind = StmtAlign
+		if st.From, err = p.parseName("the modality to align from"); err != nil {
+			break
+		}
+		if !p.acceptKeyword("TO") {
+			err = p.fail("TO")
+			break
+		}
+		if st.To, err = p.parseName("the modality to align to"); err != nil {
+			break
+		}
+		if p.acceptKeyword("USING") {
+			st.Method, err = p.parseName("a method: auto, ridge, procrustes, cca or infonce")
+		}
 	default:
-		return nil, p.fail("SEARCH, GET, DELETE, COUNT or EXPLAIN")
+		return nil, p.fail("SEARCH, GET, DELETE, COUNT, ALIGN or EXPLAIN")
 	}
 	if err != nil {
 		return nil, err

@@ -261,3 +261,31 @@ func (t *Tx) ForEachAlignment(fn func(data []byte) error) error {
 		return nil
 	})
 }
+
+var keyAlignCalib = []byte("calib")
+
+// PutCalibration stores the encoded query-time corrections for searches
+// from modality probe to target; nil data deletes them.
+func (t *Tx) PutCalibration(probe, target string, data []byte) error {
+	b, err := t.tx.CreateBucketIfNotExists(alignBucketName(probe, target))
+	if err != nil {
+		return err
+	}
+	if data == nil {
+		return b.Delete(keyAlignCalib)
+	}
+	return b.Put(keyAlignCalib, data)
+}
+
+// ForEachCalibration calls fn with every stored calibration's encoding.
+func (t *Tx) ForEachCalibration(fn func(data []byte) error) error {
+	return t.tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		if !bytes.HasPrefix(name, []byte("align/")) {
+			return nil
+		}
+		if v := b.Get(keyAlignCalib); v != nil {
+			return fn(v)
+		}
+		return nil
+	})
+}

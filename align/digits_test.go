@@ -1,0 +1,167 @@
+package align
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/internal/dataset"
+	"github.com/stretchr/testify/require"
+)
+
+// digitAudio holds the features of the 8x8 digits and the fsdd recordings.
+type digitAudio struct {
+	img      [][]float32
+	imgClass []int
+	aud      [][]float32
+	audClass []int
+	speaker  []string
+	speakers []string
+}
+
+var (
+	digitAudioOnce sync.Once
+	digitAudioData *digitAudio
+	digitAudioErr  error
+)
+
+func loadDigitAudio(t testing.TB) *digitAudio {
+	needData(t, "digits/digits.csv.gz")
+	needData(t, "fsdd/recordings")
+	digitAudioOnce.Do(func() {
+		d := &digitAudio{}
+		digits, err := dataset.Digits(sharedData)
+		if err != nil {
+			digitAudioErr = err
+			return
+		}
+		var enc encoder.Image
+		for _, g := range digits {
+			v, err := enc.EncodeGrid(g.Pixels)
+			if err != nil {
+				digitAudioErr = err
+				return
+			}
+			d.img = append(d.img, v)
+			d.imgClass = append(d.imgClass, g.Label)
+		}
+		recs, err := dataset.FSDD(sharedData)
+		if err != nil {
+			digitAudioErr = err
+			return
+		}
+		var mfcc encoder.MFCC
+		for _, r := range recs {
+			f, err := os.Open(r.Path)
+			if err != nil {
+				digitAudioErr = err
+				return
+			}
+			v, err := mfcc.EncodeWAV(f)
+			f.Close()
+			if err != nil {
+				digitAudioErr = err
+				return
+			}
+			d.aud = append(d.aud, v)
+			d.audClass = append(d.audClass, r.Digit)
+			d.speaker = append(d.speaker, r.Speaker)
+		}
+		d.speakers = dataset.Speakers(recs)
+		digitAudioData = d
+	})
+	require.NoError(t, digitAudioErr)
+	return digitAudioData
+}
+
+// crossModal is one run of the acceptance protocol: nPairs training pairs
+// formed by digit class from the training images (4 in 5) and the
+// recordings of every speaker but held; scored on the held-out images and
+// the held-out speaker's 500 recordings, precision@10 by class, in both
+// directions.
+func crossModal(t testing.TB, d *digitAudio, m Method, nPairs int, held string, seed uint64) (i2a, a2i Score) {
+	var trImg, teImg, trAud, teAud []int
+	for i := range d.img {
+		if i%5 == 0 {
+			teImg = append(teImg, i)
+		} else {
+			trImg = append(trImg, i)
+		}
+	}
+	for i := range d.aud {
+		if d.speaker[i] == held {
+			teAud = append(teAud, i)
+		} else {
+			trAud = append(trAud, i)
+		}
+	}
+	pick := func(rows [][]float32, idx []int) [][]float32 {
+		out := make([][]float32, len(idx))
+		for k, i := range idx {
+			out[k] = rows[i]
+		}
+		return out
+	}
+	is, err := encoder.FitScaler(pick(d.img, trImg))
+	require.NoError(t, err)
+	as, err := encoder.FitScaler(pick(d.aud, trAud))
+	require.NoError(t, err)
+	byClass := func(idx []int, class []int) [10][]int {
+		var out [10][]int
+		for _, i := range idx {
+			out[class[i]] = append(out[class[i]], i)
+		}
+		return out
+	}
+	imgBy, audBy := byClass(trImg, d.imgClass), byClass(trAud, d.audClass)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var ia, ai Pairs
+	for k := range nPairs {
+		c := k % 10
+		i := imgBy[c][rng.IntN(len(imgBy[c]))]
+		a := audBy[c][rng.IntN(len(audBy[c]))]
+		x, y := is.Apply(d.img[i]), as.Apply(d.aud[a])
+		ia.X, ia.Y = append(ia.X, x), append(ia.Y, y)
+		ai.X, ai.Y = append(ai.X, y), append(ai.Y, x)
+		ia.Groups, ai.Groups = append(ia.Groups, i), append(ai.Groups, a)
+		ia.Classes, ai.Classes = append(ia.Classes, c), append(ai.Classes, c)
+	}
+	o := Options{Seed: seed}
+	pia, err := Fit(context.Background(), m, ia, o)
+	require.NoError(t, err)
+	pai, err := Fit(context.Background(), m, ai, o)
+	require.NoError(t, err)
+	scale := func(s *encoder.Scaler, rows [][]float32) [][]float32 {
+		out := make([][]float32, len(rows))
+		for i, r := range rows {
+			out[i] = s.Apply(r)
+		}
+		return out
+	}
+	qi, qa := scale(is, pick(d.img, teImg)), scale(as, pick(d.aud, teAud))
+	i2a = Rank(pia, qi, qa, func(q, g int) bool { return d.imgClass[teImg[q]] == d.audClass[teAud[g]] }, 0)
+	a2i = Rank(pai, qa, qi, func(q, g int) bool { return d.audClass[teAud[q]] == d.imgClass[teImg[g]] }, 0)
+	i2a.Method, a2i.Method = m, m
+	i2a.Params, a2i.Params = pia.Params, pai.Params
+	return i2a, a2i
+}
+
+func TestExploreDigits(t *testing.T) {
+	d := loadDigitAudio(t)
+	for _, m := range Methods {
+		for _, n := range []int{300, 3000} {
+			var mi, ma float64
+			worst := 1.0
+			for _, sp := range d.speakers {
+				i2a, a2i := crossModal(t, d, m, n, sp, 1)
+				mi += i2a.P10 / float64(len(d.speakers))
+				ma += a2i.P10 / float64(len(d.speakers))
+				worst = min(worst, i2a.P10)
+			}
+			t.Logf("%s %d: image->audio P@10 %.3f (worst %.3f) audio->image %.3f", m, n, mi, worst, ma)
+		}
+	}
+}

@@ -1,0 +1,291 @@
+package align
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/mmdb-go/mmdb/modality"
+	"gonum.org/v1/gonum/mat"
+)
+
+// InitialTemperature is InfoNCE's starting temperature, CLIP's.
+const InitialTemperature = 0.07
+
+// Temperature bounds: CLIP clamps its logit scale at 100.
+const minTemp, maxTemp = 0.01, 1.0
+
+// head is the trainable linear head: z = normalise(W x + b), and the log
+// temperature t.
+type head struct {
+	w *mat.Dense // d2 x d1
+	b []float64
+	t float64
+}
+
+// grads has the shape of a head.
+type grads struct {
+	w *mat.Dense
+	b []float64
+	t float64
+}
+
+// infoNCELoss is the symmetric InfoNCE loss of a batch: each projected
+// source should pick out its own target among the batch's targets (rows),
+// and each target its own source (columns). Targets y are unit vectors.
+// Pairs of one class are not each other's negatives when classes are
+// given. It returns the loss and, when g is not nil, its gradient.
+func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
+	bsz, _ := x.Dims()
+	_, d2 := y.Dims()
+	var u mat.Dense
+	u.Mul(x, h.w.T())
+	norms := make([]float64, bsz)
+	z := mat.NewDense(bsz, d2, nil)
+	for i := range bsz {
+		row := u.RawRowView(i)
+		var s float64
+		for j := range row {
+			row[j] += h.b[j]
+			s += row[j] * row[j]
+		}
+		norms[i] = math.Sqrt(s) + 1e-12
+		zr := z.RawRowView(i)
+		for j, v := range row {
+			zr[j] = v / norms[i]
+		}
+	}
+	tau := math.Exp(h.t)
+	var logits mat.Dense
+	logits.Mul(z, y.T())
+	logits.Scale(1/tau, &logits)
+	allowed := func(i, j int) bool { return i == j || classes == nil || classes[i] != classes[j] }
+
+	// Softmax over rows and over columns, masked.
+	pr := mat.NewDense(bsz, bsz, nil)
+	pc := mat.NewDense(bsz, bsz, nil)
+	var loss float64
+	for i := range bsz {
+		m := math.Inf(-1)
+		for j := range bsz {
+			if allowed(i, j) {
+				m = max(m, logits.At(i, j))
+			}
+		}
+		var s float64
+		for j := range bsz {
+			if allowed(i, j) {
+				e := math.Exp(logits.At(i, j) - m)
+				pr.Set(i, j, e)
+				s += e
+			}
+		}
+		for j := range bsz {
+			pr.Set(i, j, pr.At(i, j)/s)
+		}
+		loss -= math.Log(pr.At(i, i) + 1e-300)
+	}
+	for j := range bsz {
+		m := math.Inf(-1)
+		for i := range bsz {
+			if allowed(i, j) {
+				m = max(m, logits.At(i, j))
+			}
+		}
+		var s float64
+		for i := range bsz {
+			if allowed(i, j) {
+				e := math.Exp(logits.At(i, j) - m)
+				pc.Set(i, j, e)
+				s += e
+			}
+		}
+		for i := range bsz {
+			pc.Set(i, j, pc.At(i, j)/s)
+		}
+		loss -= math.Log(pc.At(j, j) + 1e-300)
+	}
+	loss /= 2 * float64(bsz)
+	if g == nil {
+		return loss
+	}
+
+	// dLoss/dlogits, then back through the temperature and normalisation.
+	gl := mat.NewDense(bsz, bsz, nil)
+	var gt float64
+	for i := range bsz {
+		for j := range bsz {
+			v := pr.At(i, j) + pc.At(i, j)
+			if i == j {
+				v -= 2
+			}
+			v /= 2 * float64(bsz)
+			gl.Set(i, j, v)
+			gt -= v * logits.At(i, j)
+		}
+	}
+	var gz mat.Dense
+	gz.Mul(gl, y)
+	gz.Scale(1/tau, &gz)
+	gu := mat.NewDense(bsz, d2, nil)
+	for i := range bsz {
+		zr, gr := z.RawRowView(i), gz.RawRowView(i)
+		var dot float64
+		for j := range zr {
+			dot += zr[j] * gr[j]
+		}
+		ur := gu.RawRowView(i)
+		for j := range zr {
+			ur[j] = (gr[j] - dot*zr[j]) / norms[i]
+		}
+	}
+	g.w.Mul(gu.T(), x)
+	for j := range g.b {
+		g.b[j] = 0
+	}
+	for i := range bsz {
+		for j, v := range gu.RawRowView(i) {
+			g.b[j] += v
+		}
+	}
+	g.t = gt
+	return loss
+}
+
+// adam is the Adam optimiser's state for a head.
+type adam struct {
+	m, v   grads
+	step   int
+	lr     float64
+	b1, b2 float64
+}
+
+func newAdam(d1, d2 int, lr float64) *adam {
+	mk := func() grads { return grads{w: mat.NewDense(d2, d1, nil), b: make([]float64, d2)} }
+	return &adam{m: mk(), v: mk(), lr: lr, b1: 0.9, b2: 0.999}
+}
+
+func (a *adam) update(h *head, g *grads) {
+	a.step++
+	c1 := 1 - math.Pow(a.b1, float64(a.step))
+	c2 := 1 - math.Pow(a.b2, float64(a.step))
+	upd := func(p, m, v *float64, gr float64) {
+		*m = a.b1**m + (1-a.b1)*gr
+		*v = a.b2**v + (1-a.b2)*gr*gr
+		*p -= a.lr * (*m / c1) / (math.Sqrt(*v/c2) + 1e-8)
+	}
+	pw, mw, vw, gw := h.w.RawMatrix().Data, a.m.w.RawMatrix().Data, a.v.w.RawMatrix().Data, g.w.RawMatrix().Data
+	for i := range pw {
+		upd(&pw[i], &mw[i], &vw[i], gw[i])
+	}
+	for i := range h.b {
+		upd(&h.b[i], &a.m.b[i], &a.v.b[i], g.b[i])
+	}
+	upd(&h.t, &a.m.t, &a.v.t, g.t)
+	h.t = min(max(h.t, math.Log(minTemp)), math.Log(maxTemp))
+}
+
+// fitInfoNCE trains a linear head with the symmetric InfoNCE loss, started
+// from the ridge solution (which it should only improve on), with Adam,
+// keeping the parameters of the epoch with the lowest validation loss and
+// stopping after Patience epochs without improvement.
+func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
+	d1, d2, err := p.check(o.Folds * 2)
+	if err != nil {
+		return nil, err
+	}
+	trainIdx, valIdx := p.split(0.15, o.Seed+1)
+	train, val := p.subset(trainIdx), p.subset(valIdx)
+	init, err := fitRidgeCV(ctx, train, o)
+	if err != nil {
+		return nil, fmt.Errorf("infonce: initial ridge: %w", err)
+	}
+	h := &head{w: mat.DenseCopyOf(init.W), b: append([]float64(nil), init.Bias...), t: math.Log(InitialTemperature)}
+	unitDense := func(rows [][]float32) *mat.Dense {
+		m := dense(rows)
+		for i := range len(rows) {
+			r := m.RawRowView(i)
+			var s float64
+			for _, v := range r {
+				s += v * v
+			}
+			if s > 0 {
+				s = 1 / math.Sqrt(s)
+			}
+			for j := range r {
+				r[j] *= s
+			}
+		}
+		return m
+	}
+	xt, yt := dense(train.X), unitDense(train.Y)
+	xv, yv := dense(val.X), unitDense(val.Y)
+	valLoss := func() float64 {
+		n, _ := xv.Dims()
+		var sum float64
+		var batches int
+		for s := 0; s < n; s += o.Batch {
+			e := min(n, s+o.Batch)
+			if e-s < 2 {
+				break
+			}
+			var cl []int
+			if val.Classes != nil {
+				cl = val.Classes[s:e]
+			}
+			sum += h.loss(xv.Slice(s, e, 0, d1).(*mat.Dense), yv.Slice(s, e, 0, d2).(*mat.Dense), cl, nil)
+			batches++
+		}
+		return sum / float64(max(batches, 1))
+	}
+	best := valLoss()
+	bestH := head{w: mat.DenseCopyOf(h.w), b: append([]float64(nil), h.b...), t: h.t}
+	bestEpoch, epochs := 0, 0
+	opt := newAdam(d1, d2, o.LR)
+	g := &grads{w: mat.NewDense(d2, d1, nil), b: make([]float64, d2)}
+	rng := rand.New(rand.NewPCG(o.Seed, 0x696e666f))
+	n := train.Len()
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	bx := mat.NewDense(min(o.Batch, n), d1, nil)
+	by := mat.NewDense(min(o.Batch, n), d2, nil)
+	for epoch := 1; epoch <= o.Epochs; epoch++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		epochs = epoch
+		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for s := 0; s+1 < n; s += o.Batch {
+			e := min(n, s+o.Batch)
+			if e-s < 2 {
+				break
+			}
+			xb := bx.Slice(0, e-s, 0, d1).(*mat.Dense)
+			yb := by.Slice(0, e-s, 0, d2).(*mat.Dense)
+			var cl []int
+			if train.Classes != nil {
+				cl = make([]int, e-s)
+			}
+			for k, i := range order[s:e] {
+				xb.SetRow(k, xt.RawRowView(i))
+				yb.SetRow(k, yt.RawRowView(i))
+				if cl != nil {
+					cl[k] = train.Classes[i]
+				}
+			}
+			h.loss(xb, yb, cl, g)
+			opt.update(h, g)
+		}
+		if l := valLoss(); l < best {
+			best, bestEpoch = l, epoch
+			bestH = head{w: mat.DenseCopyOf(h.w), b: append([]float64(nil), h.b...), t: h.t}
+		} else if epoch-bestEpoch >= o.Patience {
+			break
+		}
+	}
+	params := fmt.Sprintf("epochs=%d best=%d tau=%.3f init=(%s)", epochs, bestEpoch, math.Exp(bestH.t), init.Params)
+	return &Projection{Method: InfoNCE, Params: params, W: bestH.w, Bias: bestH.b, Normalize: o.Metric == modality.Cosine}, nil
+}

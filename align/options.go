@@ -1,0 +1,65 @@
+package align
+
+import "github.com/mmdb-go/mmdb/modality"
+
+// Options tune the learners. The zero value uses the defaults below.
+type Options struct {
+	// Metric is the target index's metric, used to score held-out pairs;
+	// the zero value is Cosine.
+	Metric modality.Metric
+	// Lambdas are ridge's candidate penalties, relative to the mean
+	// variance of the source features; default 0.01, 0.1, 1, 10, 100, 1000 (large
+	// values matter with the identity prior, and for unit vectors, whose
+	// per-feature variance is small).
+	Lambdas []float64
+	// Folds is the number of folds for choosing lambda; default 5.
+	Folds int
+	// Components is the number of CCA components (default 16) and the PCA
+	// dimension of Procrustes (default the smaller dimension).
+	Components int
+	// CCAReg is CCA's ridge term, relative to each covariance's mean
+	// variance; default 0.5.
+	CCAReg float64
+	// HeldOut is the share of groups Auto holds out for scoring; default
+	// 0.2.
+	HeldOut float64
+	// Seed makes splits and InfoNCE batches reproducible.
+	Seed uint64
+	// InfoNCE's training: epochs (default 200), batch size (default 256),
+	// Adam's learning rate (default 1e-3) and the epochs without a better
+	// validation loss before it stops (default 10).
+	Epochs, Batch int
+	LR            float64
+	Patience      int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Metric == 0 {
+		o.Metric = modality.Cosine
+	}
+	if len(o.Lambdas) == 0 {
+		o.Lambdas = []float64{0.01, 0.1, 1, 10, 100, 1000}
+	}
+	if o.Folds <= 1 {
+		o.Folds = 5
+	}
+	if o.CCAReg <= 0 {
+		o.CCAReg = 0.5
+	}
+	if o.HeldOut <= 0 || o.HeldOut >= 1 {
+		o.HeldOut = 0.2
+	}
+	if o.Epochs <= 0 {
+		o.Epochs = 200
+	}
+	if o.Batch <= 1 {
+		o.Batch = 256
+	}
+	if o.LR <= 0 {
+		o.LR = 1e-3
+	}
+	if o.Patience <= 0 {
+		o.Patience = 10
+	}
+	return o
+}

@@ -1,0 +1,163 @@
+package encoder
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	_ "image/jpeg" // decoders for image.Decode
+	_ "image/png"
+	"math"
+)
+
+// Image encodes pictures as their grey pixels on a Size x Size grid
+// followed by histograms of gradient orientations: central differences,
+// Orientations unsigned directions, over Cell x Cell cells every Stride
+// pixels, each cell's histogram scaled to unit length. The pixels say
+// where the ink is; the histograms say which way the strokes run, which is
+// what survives a change of writer. On the 8x8 digits the pixels alone
+// classify a little better (kNN precision@10 0.920 against 0.904), but
+// the two together align better with audio (see ../shared/notes).
+//
+// Reads PNG and JPEG (through the standard library), or grids of numbers
+// through EncodeGrid. Standardise the features (FitScaler) before use.
+type Image struct {
+	// Size is the side of the grid pictures are reduced to; default 8.
+	Size int
+	// Orientations is the number of histogram bins over 0-180 degrees;
+	// default 8.
+	Orientations int
+	// Cell and Stride place the histogram cells; defaults 4 and 2.
+	Cell, Stride int
+}
+
+func (m Image) withDefaults() Image {
+	if m.Size <= 0 {
+		m.Size = 8
+	}
+	if m.Orientations <= 0 {
+		m.Orientations = 8
+	}
+	if m.Cell <= 0 {
+		m.Cell = 4
+	}
+	m.Cell = min(m.Cell, m.Size)
+	if m.Stride <= 0 {
+		m.Stride = 2
+	}
+	return m
+}
+
+func (m Image) cells() int { return (m.Size-m.Cell)/m.Stride + 1 }
+
+// Dim is Size² pixels plus cells² x Orientations: 64 + 72 = 136 by
+// default.
+func (m Image) Dim() int {
+	m = m.withDefaults()
+	c := m.cells()
+	return m.Size*m.Size + c*c*m.Orientations
+}
+
+// Encode decodes each input's Data as a PNG or JPEG picture.
+func (m Image) Encode(ctx context.Context, in []Input) ([][]float32, error) {
+	out := make([][]float32, len(in))
+	for i, x := range in {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		img, _, err := image.Decode(bytes.NewReader(x.Data))
+		if err != nil {
+			return nil, fmt.Errorf("input %d: %w: %v", i, ErrInput, err)
+		}
+		out[i] = m.EncodeImage(img)
+	}
+	return out, nil
+}
+
+// EncodeImage reduces a picture to grey levels in [0, 1] on the grid, by
+// averaging the source pixels that fall in each grid square, and encodes
+// the grid.
+func (m Image) EncodeImage(img image.Image) []float32 {
+	m = m.withDefaults()
+	b := img.Bounds()
+	grid := make([]float64, m.Size*m.Size)
+	count := make([]float64, m.Size*m.Size)
+	w, h := b.Dx(), b.Dy()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		gy := (y - b.Min.Y) * m.Size / h
+		for x := b.Min.X; x < b.Max.X; x++ {
+			gx := (x - b.Min.X) * m.Size / w
+			r, g, bl, _ := img.At(x, y).RGBA()
+			// ITU-R 601 luma, as image/color's Gray model uses.
+			lum := (0.299*float64(r) + 0.587*float64(g) + 0.114*float64(bl)) / 65535
+			grid[gy*m.Size+gx] += lum
+			count[gy*m.Size+gx]++
+		}
+	}
+	for i := range grid {
+		if count[i] > 0 {
+			grid[i] /= count[i]
+		}
+	}
+	v, _ := m.EncodeGrid(grid)
+	return v
+}
+
+// EncodeGrid encodes Size x Size grey values in row-major order, on any
+// scale (the 8x8 digits use 0-16).
+func (m Image) EncodeGrid(pix []float64) ([]float32, error) {
+	m = m.withDefaults()
+	s := m.Size
+	if len(pix) != s*s {
+		return nil, fmt.Errorf("%w: %d pixels for a %dx%d grid", ErrInput, len(pix), s, s)
+	}
+	for i, p := range pix {
+		if math.IsNaN(p) || math.IsInf(p, 0) {
+			return nil, fmt.Errorf("%w: pixel %d is %v", ErrInput, i, p)
+		}
+	}
+	out := make([]float32, 0, m.Dim())
+	for _, p := range pix {
+		out = append(out, float32(p))
+	}
+	at := func(x, y int) float64 {
+		x = min(max(x, 0), s-1)
+		y = min(max(y, 0), s-1)
+		return pix[y*s+x]
+	}
+	mag := make([]float64, s*s)
+	bin := make([]int, s*s)
+	for y := range s {
+		for x := range s {
+			gx := at(x+1, y) - at(x-1, y)
+			gy := at(x, y+1) - at(x, y-1)
+			mag[y*s+x] = math.Hypot(gx, gy)
+			a := math.Atan2(gy, gx)
+			if a < 0 {
+				a += math.Pi
+			}
+			bin[y*s+x] = min(int(a/math.Pi*float64(m.Orientations)), m.Orientations-1)
+		}
+	}
+	c := m.cells()
+	hist := make([]float64, m.Orientations)
+	for cy := range c {
+		for cx := range c {
+			clear(hist)
+			for y := cy * m.Stride; y < cy*m.Stride+m.Cell; y++ {
+				for x := cx * m.Stride; x < cx*m.Stride+m.Cell; x++ {
+					hist[bin[y*s+x]] += mag[y*s+x]
+				}
+			}
+			var n float64
+			for _, v := range hist {
+				n += v * v
+			}
+			n = math.Sqrt(n) + 1e-6
+			for _, v := range hist {
+				out = append(out, float32(v/n))
+			}
+		}
+	}
+	return out, nil
+}
