@@ -62,49 +62,52 @@ func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
 	logits.Scale(1/tau, &logits)
 	allowed := func(i, j int) bool { return i == j || classes == nil || classes[i] != classes[j] }
 
-	// Softmax over rows and over columns, masked.
-	pr := mat.NewDense(bsz, bsz, nil)
-	pc := mat.NewDense(bsz, bsz, nil)
+	// Softmax over rows and over columns, masked. Raw slices: this is the
+	// inner loop of training.
+	lg := logits.RawMatrix().Data
+	pr := make([]float64, bsz*bsz)
+	pc := make([]float64, bsz*bsz)
 	var loss float64
 	for i := range bsz {
+		row := lg[i*bsz : (i+1)*bsz]
 		m := math.Inf(-1)
-		for j := range bsz {
+		for j, v := range row {
 			if allowed(i, j) {
-				m = max(m, logits.At(i, j))
+				m = max(m, v)
 			}
 		}
 		var s float64
-		for j := range bsz {
+		p := pr[i*bsz : (i+1)*bsz]
+		for j, v := range row {
 			if allowed(i, j) {
-				e := math.Exp(logits.At(i, j) - m)
-				pr.Set(i, j, e)
-				s += e
+				p[j] = math.Exp(v - m)
+				s += p[j]
 			}
 		}
-		for j := range bsz {
-			pr.Set(i, j, pr.At(i, j)/s)
+		for j := range p {
+			p[j] /= s
 		}
-		loss -= math.Log(pr.At(i, i) + 1e-300)
+		loss -= math.Log(p[i] + 1e-300)
 	}
 	for j := range bsz {
 		m := math.Inf(-1)
 		for i := range bsz {
 			if allowed(i, j) {
-				m = max(m, logits.At(i, j))
+				m = max(m, lg[i*bsz+j])
 			}
 		}
 		var s float64
 		for i := range bsz {
 			if allowed(i, j) {
-				e := math.Exp(logits.At(i, j) - m)
-				pc.Set(i, j, e)
+				e := math.Exp(lg[i*bsz+j] - m)
+				pc[i*bsz+j] = e
 				s += e
 			}
 		}
 		for i := range bsz {
-			pc.Set(i, j, pc.At(i, j)/s)
+			pc[i*bsz+j] /= s
 		}
-		loss -= math.Log(pc.At(j, j) + 1e-300)
+		loss -= math.Log(pc[j*bsz+j] + 1e-300)
 	}
 	loss /= 2 * float64(bsz)
 	if g == nil {
@@ -113,17 +116,16 @@ func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
 
 	// dLoss/dlogits, then back through the temperature and normalisation.
 	gl := mat.NewDense(bsz, bsz, nil)
+	gd := gl.RawMatrix().Data
 	var gt float64
-	for i := range bsz {
-		for j := range bsz {
-			v := pr.At(i, j) + pc.At(i, j)
-			if i == j {
-				v -= 2
-			}
-			v /= 2 * float64(bsz)
-			gl.Set(i, j, v)
-			gt -= v * logits.At(i, j)
+	for k := range gd {
+		v := pr[k] + pc[k]
+		if k/bsz == k%bsz {
+			v -= 2
 		}
+		v /= 2 * float64(bsz)
+		gd[k] = v
+		gt -= v * lg[k]
 	}
 	var gz mat.Dense
 	gz.Mul(gl, y)

@@ -1,7 +1,6 @@
 package align
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 
@@ -59,8 +58,9 @@ func Rank(p *Projection, queries, gallery [][]float32, relevant func(q, g int) b
 		}
 	}
 	var s Score
+	const depth = 10
+	top := make([]int, 0, depth+1) // the best depth so far, best first
 	dist := make([]float32, n)
-	order := make([]int, n)
 	for i, x := range queries {
 		q := x
 		if p != nil {
@@ -69,24 +69,30 @@ func Rank(p *Projection, queries, gallery [][]float32, relevant func(q, g int) b
 		if metric == modality.Cosine {
 			q = unit(q)
 		}
+		top = top[:0]
 		for j, y := range targets {
-			dist[j] = metric.Distance(q, y)
-			order[j] = j
+			d := metric.Distance(q, y)
+			dist[j] = d
+			if len(top) == depth && d >= dist[top[depth-1]] {
+				continue // ties keep the earlier target ahead
+			}
+			k := len(top)
+			for k > 0 && dist[top[k-1]] > d {
+				k--
+			}
+			top = slices.Insert(top, k, j)
+			if len(top) > depth {
+				top = top[:depth]
+			}
 		}
-		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(dist[a], dist[b]) })
 		first := n
 		hits := 0
-		for r, j := range order {
+		for r, j := range top {
 			if relevant(i, j) {
 				if first == n {
 					first = r
 				}
-				if r < 10 {
-					hits++
-				}
-			}
-			if r >= 10 && first < n {
-				break
+				hits++
 			}
 		}
 		if first < 1 {
@@ -98,7 +104,7 @@ func Rank(p *Projection, queries, gallery [][]float32, relevant func(q, g int) b
 		if first < 10 {
 			s.R10++
 		}
-		s.P10 += float64(hits) / float64(min(10, n))
+		s.P10 += float64(hits) / float64(min(depth, n))
 	}
 	q := float64(len(queries))
 	s.R1 /= q

@@ -3,6 +3,7 @@ package encoder
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -79,13 +80,21 @@ func (m MFCC) EncodeWAV(r io.ReadSeeker) ([]float32, error) {
 }
 
 // ReadWAV decodes a WAV file to mono samples in [-1, 1) and its rate.
+// Integer PCM is read, plain (format 1) or extensible (0xFFFE with the PCM
+// sub-format, as sox and ffmpeg write 24-bit files); float and compressed
+// formats are refused.
 func ReadWAV(r io.ReadSeeker) ([]float64, int, error) {
-	d := wav.NewDecoder(r)
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: reading WAV: %v", ErrInput, err)
+	}
+	info, err := walkRIFF(raw)
+	if err != nil {
+		return nil, 0, err
+	}
+	d := wav.NewDecoder(bytes.NewReader(raw))
 	if !d.IsValidFile() {
 		return nil, 0, fmt.Errorf("%w: not a readable WAV file", ErrInput)
-	}
-	if d.WavAudioFormat != 1 {
-		return nil, 0, fmt.Errorf("%w: WAV format %d; only integer PCM (1) is read", ErrInput, d.WavAudioFormat)
 	}
 	buf, err := d.FullPCMBuffer()
 	if err != nil {
@@ -93,17 +102,19 @@ func ReadWAV(r io.ReadSeeker) ([]float64, int, error) {
 	}
 	ch := int(d.NumChans)
 	rate := int(d.SampleRate)
+	bits := int(d.BitDepth)
 	if ch <= 0 || rate <= 0 {
 		return nil, 0, fmt.Errorf("%w: WAV header gives %d channels at %d Hz", ErrInput, ch, rate)
 	}
-	bits := int(d.BitDepth)
+	// The decoder rounds an odd-sized data chunk up to its pad byte and
+	// decodes that byte as a sample: keep only what the chunk declares.
+	frames := min(len(buf.Data)/ch, info.dataSize/(ch*((bits+7)/8)))
 	offset, scale := 0.0, math.Ldexp(1, bits-1)
 	if bits == 8 { // 8-bit WAV samples are unsigned
 		offset = 128
 	}
-	n := len(buf.Data) / ch
-	out := make([]float64, n)
-	for i := range n {
+	out := make([]float64, frames)
+	for i := range frames {
 		var s float64
 		for c := range ch {
 			s += float64(buf.Data[i*ch+c]) - offset
@@ -111,6 +122,54 @@ func ReadWAV(r io.ReadSeeker) ([]float64, int, error) {
 		out[i] = s / float64(ch) / scale
 	}
 	return out, rate, nil
+}
+
+// riffInfo is what walkRIFF checks and finds.
+type riffInfo struct {
+	dataSize int
+}
+
+// walkRIFF reads the chunk headers of a WAV file: the format must be
+// integer PCM, and the data chunk's declared size is returned.
+func walkRIFF(b []byte) (riffInfo, error) {
+	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		return riffInfo{}, fmt.Errorf("%w: not a WAV file (no RIFF/WAVE header)", ErrInput)
+	}
+	var info riffInfo
+	sawFmt, sawData := false, false
+	for p := 12; p+8 <= len(b); {
+		id := string(b[p : p+4])
+		size := int(binary.LittleEndian.Uint32(b[p+4 : p+8]))
+		body := b[p+8 : min(len(b), p+8+size)]
+		switch id {
+		case "fmt ":
+			if len(body) < 16 {
+				return info, fmt.Errorf("%w: WAV fmt chunk of %d bytes", ErrInput, len(body))
+			}
+			tag := binary.LittleEndian.Uint16(body[0:2])
+			if tag == 0xFFFE {
+				if len(body) < 26 {
+					return info, fmt.Errorf("%w: WAV extensible fmt chunk of %d bytes", ErrInput, len(body))
+				}
+				tag = binary.LittleEndian.Uint16(body[24:26]) // the sub-format GUID's first field
+			}
+			if tag != 1 {
+				return info, fmt.Errorf("%w: WAV format %d; only integer PCM (1) is read", ErrInput, tag)
+			}
+			sawFmt = true
+		case "data":
+			info.dataSize = len(body)
+			sawData = true
+		}
+		if sawFmt && sawData {
+			return info, nil
+		}
+		p += 8 + size + size%2 // chunks are padded to an even size
+	}
+	if !sawFmt {
+		return info, fmt.Errorf("%w: WAV file without a fmt chunk", ErrInput)
+	}
+	return info, fmt.Errorf("%w: WAV file without a data chunk", ErrInput)
 }
 
 // EncodeSamples encodes mono samples in [-1, 1) recorded at rate Hz.

@@ -80,23 +80,33 @@ func (m Image) Encode(ctx context.Context, in []Input) ([][]float32, error) {
 func (m Image) EncodeImage(img image.Image) []float32 {
 	m = m.withDefaults()
 	b := img.Bounds()
-	grid := make([]float64, m.Size*m.Size)
-	count := make([]float64, m.Size*m.Size)
 	w, h := b.Dx(), b.Dy()
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		gy := (y - b.Min.Y) * m.Size / h
-		for x := b.Min.X; x < b.Max.X; x++ {
-			gx := (x - b.Min.X) * m.Size / w
-			r, g, bl, _ := img.At(x, y).RGBA()
-			// ITU-R 601 luma, as image/color's Gray model uses.
-			lum := (0.299*float64(r) + 0.587*float64(g) + 0.114*float64(bl)) / 65535
-			grid[gy*m.Size+gx] += lum
-			count[gy*m.Size+gx]++
-		}
+	grid := make([]float64, m.Size*m.Size)
+	if w == 0 || h == 0 {
+		v, _ := m.EncodeGrid(grid)
+		return v
 	}
-	for i := range grid {
-		if count[i] > 0 {
-			grid[i] /= count[i]
+	// Each square averages the source pixels it covers, at least one:
+	// pictures smaller than the grid repeat pixels rather than leave
+	// squares black.
+	span := func(i, n int) (lo, hi int) {
+		lo = i * n / m.Size
+		hi = max((i+1)*n/m.Size, lo+1)
+		return lo, hi
+	}
+	for gy := range m.Size {
+		y0, y1 := span(gy, h)
+		for gx := range m.Size {
+			x0, x1 := span(gx, w)
+			var sum float64
+			for y := y0; y < y1; y++ {
+				for x := x0; x < x1; x++ {
+					r, g, bl, _ := img.At(b.Min.X+x, b.Min.Y+y).RGBA()
+					// ITU-R 601 luma, as image/color's Gray model uses.
+					sum += (0.299*float64(r) + 0.587*float64(g) + 0.114*float64(bl)) / 65535
+				}
+			}
+			grid[gy*m.Size+gx] = sum / float64((y1-y0)*(x1-x0))
 		}
 	}
 	v, _ := m.EncodeGrid(grid)
@@ -135,6 +145,9 @@ func (m Image) EncodeGrid(pix []float64) ([]float32, error) {
 			a := math.Atan2(gy, gx)
 			if a < 0 {
 				a += math.Pi
+			}
+			if a >= math.Pi { // atan2 gives pi for (-x, +0): the same line as 0
+				a -= math.Pi
 			}
 			bin[y*s+x] = min(int(a/math.Pi*float64(m.Orientations)), m.Orientations-1)
 		}
