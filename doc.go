@@ -19,8 +19,12 @@
 // a target directly only when both declare the same Space (and dimension
 // and metric). Otherwise the planner projects it through a stored
 // Alignment, or pivots through items that carry both modalities; with
-// neither, Search fails with ErrNoRoute, naming what is missing. Filters,
-// fusion of several probes and EXPLAIN are described on Query and Plan.
+// neither, Search fails with ErrNoRoute, naming what is missing. Align
+// learns and stores an alignment from the items that carry both (package
+// align); Calibrate adds query-time corrections (centring, hubness).
+// Filters, fusion of several probes and EXPLAIN are described on Query and
+// Plan. Package encoder turns WAV audio, images and remote models' text
+// into vectors.
 //
 // Errors wrap the sentinel values below; test them with errors.Is. A DB is
 // safe for concurrent use: any number of readers, with writes serialised.

@@ -93,12 +93,27 @@ func (c *OpenAI) Encode(ctx context.Context, in []Input) ([][]float32, error) {
 	if batch <= 0 {
 		batch = 64
 	}
+	// Check every input before sending anything: a bad last input must not
+	// cost the requests before it.
+	for i, x := range in {
+		if _, err := inputJSON(i, x); err != nil {
+			return nil, err
+		}
+	}
 	out := make([][]float32, 0, len(in))
 	for s := 0; s < len(in); s += batch {
 		part := in[s:min(len(in), s+batch)]
 		vecs, err := c.request(ctx, part)
 		if err != nil {
 			return nil, fmt.Errorf("inputs %d-%d: %w", s, s+len(part)-1, err)
+		}
+		// One dimension for the whole call, and the one asked for.
+		want := c.Dimensions
+		if len(out) > 0 {
+			want = len(out[0])
+		}
+		if want > 0 && len(vecs[0]) != want {
+			return nil, fmt.Errorf("%w: inputs %d-%d: embeddings of %d values, expected %d", ErrRemote, s, s+len(part)-1, len(vecs[0]), want)
 		}
 		out = append(out, vecs...)
 	}
@@ -119,22 +134,11 @@ func (c *OpenAI) url() string {
 func (c *OpenAI) request(ctx context.Context, in []Input) ([][]float32, error) {
 	req := embedRequest{Model: c.Model, Dimensions: c.Dimensions, Format: "float"}
 	for i, x := range in {
-		switch {
-		case x.Data != nil:
-			mime := x.MIME
-			if mime == "" {
-				mime = http.DetectContentType(x.Data)
-			}
-			if !strings.HasPrefix(mime, "image/") {
-				return nil, fmt.Errorf("%w: input %d is %s, not an image", ErrInput, i, mime)
-			}
-			req.Input = append(req.Input, map[string]string{"image": "data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(x.Data)})
-		default:
-			if x.Text == "" {
-				return nil, fmt.Errorf("%w: input %d is empty", ErrInput, i)
-			}
-			req.Input = append(req.Input, x.Text)
+		v, err := inputJSON(i, x)
+		if err != nil {
+			return nil, err
 		}
+		req.Input = append(req.Input, v)
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -255,4 +259,23 @@ func retryAfter(h string) time.Duration {
 		return 0
 	}
 	return min(time.Duration(s)*time.Second, time.Minute)
+}
+
+// inputJSON is an input as the API takes it: a string, or an image as a
+// data URL.
+func inputJSON(i int, x Input) (any, error) {
+	if x.Data != nil {
+		mime := x.MIME
+		if mime == "" {
+			mime = http.DetectContentType(x.Data)
+		}
+		if !strings.HasPrefix(mime, "image/") {
+			return nil, fmt.Errorf("%w: input %d is %s, not an image", ErrInput, i, mime)
+		}
+		return map[string]string{"image": "data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(x.Data)}, nil
+	}
+	if x.Text == "" {
+		return nil, fmt.Errorf("%w: input %d is empty", ErrInput, i)
+	}
+	return x.Text, nil
 }

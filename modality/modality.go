@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"strconv"
 )
 
 // Metric is how two vectors of a modality are compared.
@@ -161,4 +162,27 @@ func (m Metric) Score(dist float32) (score, distance float32) {
 	default:
 		return 1 - dist, dist
 	}
+}
+
+// MarshalJSON writes the metric's name ("cosine"), for reports and
+// schema files.
+func (m Metric) MarshalJSON() ([]byte, error) { return []byte(`"` + m.String() + `"`), nil }
+
+// UnmarshalJSON reads a metric's name, or its number.
+func (m *Metric) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if len(s) >= 2 && s[0] == '"' {
+		v, err := ParseMetric(s[1 : len(s)-1])
+		if err != nil {
+			return err
+		}
+		*m = v
+		return nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || !Metric(n).Valid() {
+		return fmt.Errorf("%w: metric %s", ErrInvalidSchema, s)
+	}
+	*m = Metric(n)
+	return nil
 }

@@ -275,3 +275,15 @@ func (t *Tx) ForEachPosting(fn func(attr string, key []byte, ids *roaring.Bitmap
 		})
 	})
 }
+
+// Attributes lists the attribute names that have postings, sorted.
+func (t *Tx) Attributes() []string {
+	var out []string
+	_ = t.tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		if bytes.HasPrefix(name, []byte("post/")) {
+			out = append(out, string(name[len("post/"):]))
+		}
+		return nil
+	})
+	return out
+}

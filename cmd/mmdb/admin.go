@@ -2,56 +2,67 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/spf13/cobra"
 )
 
-// errProblems marks a check that ran and found problems (exit code 1).
-var errProblems = errors.New("check found problems")
 
-func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("snapshot", "snapshot [-json] DB OUT\n\nWrites a consistent copy of DB to OUT while it stays usable; OUT opens without rebuilding indexes.\nExample: mmdb snapshot media.mmdb backup/media-2026-11-28.mmdb", stderr)
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseArgs(fs, args, 2); err != nil {
-		return err
+func snapshotCmd() *cobra.Command {
+	c := newCmd("snapshot DB OUT", "write a consistent copy of a database while it stays usable",
+		"Writes a consistent copy of DB to OUT while it stays usable; OUT opens without rebuilding indexes.",
+		"mmdb snapshot media.mmdb backup/media-2026-11-28.mmdb", 2)
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		return runSnapshot(c.Context(), args, c.OutOrStdout(), *asJSON)
 	}
-	db, err := mmdb.Open(fs.Arg(0), nil)
+	return c
+}
+
+func runSnapshot(ctx context.Context, args []string, stdout io.Writer, asJSON bool) error {
+	db, err := mmdb.Open(args[0], nil)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if err := db.Snapshot(ctx, fs.Arg(1)); err != nil {
+	if err := db.Snapshot(ctx, args[1]); err != nil {
 		return err
 	}
-	return report(stdout, *asJSON, map[string]any{"snapshot": fs.Arg(1), "items": db.Count()},
-		fmt.Sprintf("snapshot of %s (%d items) written to %s\n", fs.Arg(0), db.Count(), fs.Arg(1)))
+	return report(stdout, asJSON, map[string]any{"snapshot": args[1], "items": db.Count()},
+		fmt.Sprintf("snapshot of %s (%d items) written to %s\n", args[0], db.Count(), args[1]))
 }
 
-func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("restore", "restore [-force] [-json] SNAPSHOT DB\n\nCopies SNAPSHOT to DB after checking it is a readable mmdb database.\nExample: mmdb restore backup/media-2026-11-28.mmdb media.mmdb", stderr)
-	force := fs.Bool("force", false, "replace DB if it exists (it must not be open)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseArgs(fs, args, 2); err != nil {
-		return err
+func restoreCmd() *cobra.Command {
+	c := newCmd("restore SNAPSHOT DB", "restore a database from a snapshot",
+		"Copies SNAPSHOT to DB after checking it is a readable mmdb database.",
+		"mmdb restore backup/media-2026-11-28.mmdb media.mmdb", 2)
+	force := c.Flags().Bool("force", false, "replace DB if it exists (it must not be open)")
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if err := mmdb.Restore(args[0], args[1], &mmdb.RestoreOptions{Overwrite: *force}); err != nil {
+			return err
+		}
+		return report(c.OutOrStdout(), *asJSON, map[string]any{"restored": args[1], "from": args[0]},
+			fmt.Sprintf("restored %s from %s\n", args[1], args[0]))
 	}
-	if err := mmdb.Restore(fs.Arg(0), fs.Arg(1), &mmdb.RestoreOptions{Overwrite: *force}); err != nil {
-		return err
-	}
-	return report(stdout, *asJSON, map[string]any{"restored": fs.Arg(1), "from": fs.Arg(0)},
-		fmt.Sprintf("restored %s from %s\n", fs.Arg(1), fs.Arg(0)))
+	return c
 }
 
-func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", "check [-json] DB\n\nVerifies the file, the ID maps, the vectors and the indexes; exits 1 on any problem.\nExample: mmdb check media.mmdb", stderr)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := parseArgs(fs, args, 1); err != nil {
-		return err
+func checkCmd() *cobra.Command {
+	c := newCmd("check DB", "verify a database; exit 1 on any problem",
+		"Verifies the file, the ID maps, the vectors and the indexes; exits 1 on any problem.",
+		"mmdb check media.mmdb", 1)
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		return runCheck(c.Context(), args[0], c.OutOrStdout(), *asJSON)
 	}
-	db, err := mmdb.Open(fs.Arg(0), &mmdb.Options{ReadOnly: true})
+	return c
+}
+
+func runCheck(ctx context.Context, path string, stdout io.Writer, asJSON bool) error {
+	db, err := mmdb.Open(path, &mmdb.Options{ReadOnly: true})
 	if err != nil {
 		return err
 	}
@@ -72,38 +83,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			text += "  " + p + "\n"
 		}
 	}
-	if err := report(stdout, *asJSON, rep, text); err != nil {
+	if err := report(stdout, asJSON, rep, text); err != nil {
 		return err
 	}
 	if !rep.OK() {
 		return errProblems
 	}
 	return nil
-}
-
-// parseArgs parses flags and requires exactly n positional arguments.
-func parseArgs(fs interface {
-	Parse([]string) error
-	NArg() int
-}, args []string, n int) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, errHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() != n {
-		return fmt.Errorf("%w: want %d arguments, got %d (see -h)", errUsage, n, fs.NArg())
-	}
-	return nil
-}
-
-func report(w io.Writer, asJSON bool, v any, text string) error {
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	_, err := io.WriteString(w, text)
-	return err
 }

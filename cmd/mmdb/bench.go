@@ -11,24 +11,42 @@ import (
 	"strings"
 
 	"github.com/mmdb-go/mmdb/internal/bench"
+	"github.com/spf13/cobra"
 )
 
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "bench [-data sift5k,synth100k,synth50k] [-engines hnsw,coder,flat] [-ef 16,32,...] [-threads 1,2] [-peers [-reps 3] [-plot DIR]]\n\nExample: mmdb bench -peers -data sift5k -plot .", stderr)
-	data := fs.String("data", "sift5k,synth100k,synth50k", "datasets: sift5k (real SIFT, from -shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), or tiny (1k x 32)")
+func benchCmd() *cobra.Command {
+	c := newCmd("bench", "measure recall, speed, build rate and memory of the index engines",
+		"Measures the index engines on real SIFT descriptors and synthetic sets (see BENCHMARKS.md);\n"+
+			"with --peers, mmdb, hnswlib and FAISS side by side as q/s ratios at equal recall.",
+		"mmdb bench --peers --data sift5k --plot .", 0)
+	fs := c.Flags()
+	data := fs.String("data", "sift5k,synth100k,synth50k", "datasets: sift5k (real SIFT, from --shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), or tiny (1k x 32)")
 	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure")
 	efs := fs.String("ef", "16,32,64,128,256", "search beam widths")
 	threads := fs.String("threads", "1,"+strconv.Itoa(runtime.NumCPU()), "build thread counts")
 	shared := fs.String("shared", "../shared/data", "the shared data folder")
 	m := fs.Int("m", 16, "HNSW links per node")
 	efc := fs.Int("efc", 200, "HNSW efConstruction")
-	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	quiet := fs.BoolP("quiet", "q", false, "no progress lines on stderr")
 	peers := fs.Bool("peers", false, "compare with hnswlib and FAISS (installed with apt-get when missing), alternating runs")
-	reps := fs.Int("reps", 3, "with -peers: alternating repetitions; medians are reported")
-	plotDir := fs.String("plot", "", "with -peers: write a recall-vs-queries/s PNG per dataset into this directory")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	reps := fs.Int("reps", 3, "with --peers: alternating repetitions; medians are reported")
+	plotDir := fs.String("plot", "", "with --peers: write a recall-vs-queries/s PNG per dataset into this directory")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir})
 	}
+	return c
+}
+
+type benchFlags struct {
+	data, engines, efs, threads, shared string
+	m, efc                              int
+	quiet, peers                        bool
+	reps                                int
+	plotDir                             string
+}
+
+func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
+	data, engines, efs, threads, shared, m, efc, quiet, peers, reps, plotDir := &f.data, &f.engines, &f.efs, &f.threads, &f.shared, &f.m, &f.efc, &f.quiet, &f.peers, &f.reps, &f.plotDir
 	efList, err := ints(*efs)
 	if err != nil {
 		return err
@@ -57,7 +75,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		switch name {
 		case "sift5k":
 			if d, err = bench.SIFT5k(*shared + "/sift5k"); err != nil {
-				return fmt.Errorf("sift5k needs the shared data folder (-shared): %w", err)
+				return fmt.Errorf("sift5k needs the shared data folder (--shared): %w", err)
 			}
 		case "synth100k":
 			d = bench.Synthetic(name, 100_000, 1000, 128, 1000, 1)

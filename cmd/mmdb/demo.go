@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/align"
+	"github.com/spf13/cobra"
 )
 
 var concepts = []string{"dog", "cat", "car", "beach", "pizza", "guitar", "mountain", "bicycle", "clock", "tree", "boat", "bird"}
@@ -64,13 +66,21 @@ func synthCorpus(n int, seed uint64) []mmdb.Item {
 	return items
 }
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", "demo [-dir DIR] [-items N]", stderr)
-	dir := fs.String("dir", "", "where to create demo.mmdb (default: a temporary directory, removed afterwards)")
-	n := fs.Int("items", 3000, "number of synthetic items")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func demoCmd() *cobra.Command {
+	c := newCmd("demo", "build a synthetic multimodal database and run cross-modal searches",
+		"Builds a database from a synthetic corpus (image and text in one space, audio in another),\n"+
+			"then runs text-to-image, pivot and aligned text-to-audio, and filtered fused searches with their plans.",
+		"mmdb demo --items 3000 --dir /tmp/demo", 0)
+	dir := c.Flags().String("dir", "", "where to create demo.mmdb (default: a temporary directory, removed afterwards)")
+	n := c.Flags().Int("items", 3000, "number of synthetic items")
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		return runDemo(c.Context(), c.OutOrStdout(), *dir, *n)
 	}
+	return c
+}
+
+func runDemo(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) error {
+	dir, n := &dirFlag, &nItems
 	if *n < len(concepts) {
 		return fmt.Errorf("%w: -items must be at least %d", errUsage, len(concepts))
 	}
@@ -134,6 +144,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintln(stdout, "\nText-to-audio: audio comes from another encoder, so the planner pivots through items that have both:")
 	aq := mmdb.Query{Target: "audio", Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}}, K: 5}
 	plan, err := db.Explain(ctx, aq)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, indent(plan.String()))
+	hits, err = db.Search(ctx, aq)
+	if err != nil {
+		return err
+	}
+	if err := printHits(ctx, db, stdout, hits); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(stdout, "\nAlign: learn text -> audio from the items that carry both, keep the best method by held-out recall")
+	rep, err := db.Align(ctx, "text", "audio", align.Auto)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, indent(rep.String()))
+	plan, err = db.Explain(ctx, aq)
 	if err != nil {
 		return err
 	}

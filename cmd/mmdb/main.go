@@ -1,126 +1,159 @@
 // Command mmdb is the command line of the mmdb embedded vector database.
 //
-//	mmdb demo [-dir DIR] [-items N]   build a small multimodal database and query it
-//	mmdb bench [-data ...]            measure the index engines (see BENCHMARKS.md)
+//	mmdb DB                           open the interactive shell on DB
+//	mmdb shell DB                     the same
+//	mmdb query DB STATEMENT           run one statement
+//	mmdb import DB FILE...            JSONL, NPY (--modality) files
+//	mmdb export DB OUT                JSONL
+//	mmdb stats DB                     schema, counts, alignments
+//	mmdb demo [--dir DIR]             build a small multimodal database and query it
+//	mmdb bench [--data ...]           measure the index engines (see BENCHMARKS.md)
 //	mmdb snapshot DB OUT              consistent online copy
 //	mmdb restore SNAPSHOT DB          restore from a snapshot
 //	mmdb check DB                     verify; exit 1 on any problem
+//	mmdb align DB FROM TO             learn and store a projection between spaces
+//	mmdb eval DB PROBE TARGET         cross-modal recall, by the route searches take
 //	mmdb version                      print the version
 //
-// Exit codes: 0 ok, 1 error, 2 usage.
+// Every command has --help with an example, and --json where it prints a
+// result. Exit codes: 0 ok, 1 error, 2 usage.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-type command struct {
-	name, summary string
-	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-var commands = []command{
-	{"demo", "build a synthetic multimodal database and run cross-modal searches", runDemo},
-	{"bench", "measure recall, speed, build rate and memory of the index engines", runBench},
-	{"snapshot", "write a consistent copy of a database while it stays usable", runSnapshot},
-	{"restore", "restore a database from a snapshot", runRestore},
-	{"check", "verify a database; exit 1 on any problem", runCheck},
-	{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-		fmt.Fprintln(stdout, "mmdb", version)
-		return nil
-	}},
-}
-
 // errUsage marks errors in how the command was called (exit code 2).
 var errUsage = errors.New("usage")
 
-var errHelp = flag.ErrHelp
+// errProblems marks a check that ran and found problems (exit code 1).
+var errProblems = errors.New("check found problems")
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: mmdb COMMAND [flags]\n\ncommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+// newCmd makes a subcommand taking exactly nargs positional arguments
+// (-1: any number, at least one).
+func newCmd(use, short, long, example string, nargs int) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Long: long, Example: "  " + example}
+	c.Args = func(_ *cobra.Command, args []string) error {
+		switch {
+		case nargs >= 0 && len(args) != nargs:
+			return fmt.Errorf("%w: want %d arguments, got %d (see --help)", errUsage, nargs, len(args))
+		case nargs < 0 && len(args) == 0:
+			return fmt.Errorf("%w: want at least one argument (see --help)", errUsage)
+		}
+		return nil
 	}
-	fmt.Fprintln(w, "\nRun 'mmdb COMMAND -h' for a command's flags.")
+	return c
+}
+
+func jsonFlag(c *cobra.Command) *bool {
+	return c.Flags().Bool("json", false, "print the result as JSON")
+}
+
+func report(w io.Writer, asJSON bool, v any, text string) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	_, err := io.WriteString(w, text)
+	return err
+}
+
+func rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mmdb [DB]",
+		Short: "mmdb: an embedded vector database for cross-modal search",
+		Long: "mmdb stores items with an embedding per modality (text, image, audio, ...) in one file,\n" +
+			"and answers cross-modal searches. 'mmdb DB' opens the shell on DB.",
+		Example:       "  mmdb media.mmdb\n  mmdb query media.mmdb \"SEARCH image NEAR text OF 'dog-1' LIMIT 5\"\n  mmdb demo",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+			}
+			return nil
+		},
+	}
+	shell := shellCmd()
+	root.Flags().AddFlagSet(shell.Flags())
+	root.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			c.SetOut(c.ErrOrStderr())
+			_ = c.Usage()
+			return fmt.Errorf("%w: name a database to open the shell, or a command", errUsage)
+		}
+		return shell.RunE(c, args)
+	}
+	root.AddCommand(shell, queryCmd(), importCmd(), exportCmd(), statsCmd(), demoCmd(), benchCmd(),
+		snapshotCmd(), restoreCmd(), checkCmd(), alignCmd(), evalCmd(), versionCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
+	root.CompletionOptions.DisableDefaultCmd = true
+	return root
+}
+
+func versionCmd() *cobra.Command {
+	c := newCmd("version", "print the version", "Prints the version of this mmdb build.", "mmdb version", 0)
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		fmt.Fprintln(c.OutOrStdout(), "mmdb", version)
+		return nil
+	}
+	return c
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+// run executes the command line and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	switch {
+	case err == nil:
 		return 0
+	case errors.Is(err, errProblems):
+		return 1
+	case errors.Is(err, errUsage), isCobraUsage(err):
+		fmt.Fprintln(stderr, prefixed(err))
+		return 2
+	default:
+		fmt.Fprintln(stderr, prefixed(err))
+		return 1
 	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			err := c.run(ctx, args[1:], stdout, stderr)
-			switch {
-			case err == nil:
-				return 0
-			case errors.Is(err, flag.ErrHelp):
-				return 0
-			case errors.Is(err, errProblems):
-				return 1
-			case errors.Is(err, errUsage):
-				fmt.Fprintln(stderr, prefixed(err))
-				return 2
-			default:
-				fmt.Fprintln(stderr, prefixed(err))
-				return 1
-			}
-		}
-	}
-	fmt.Fprintf(stderr, "mmdb: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return 2
+}
+
+// isCobraUsage recognises the errors cobra makes itself for bad command
+// lines.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") ||
+		strings.HasPrefix(msg, "unknown shorthand flag") || strings.Contains(msg, "flag needs an argument")
 }
 
 // prefixed names the program once, whether or not the error already does.
 func prefixed(err error) string {
-	msg := err.Error()
+	msg := strings.TrimPrefix(err.Error(), "usage: ")
 	if strings.HasPrefix(msg, "mmdb: ") {
 		return msg
 	}
 	return "mmdb: " + msg
-}
-
-// newFlags makes a flag set that reports errors instead of exiting.
-func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mmdb %s\n\nflags:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
-	}
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/mmdb-go/mmdb/internal/bench"
@@ -20,21 +21,21 @@ func TestRunExitCodes(t *testing.T) {
 		out  string
 		err  string
 	}{
-		{"no args", nil, 2, "", "usage: mmdb"},
-		{"help", []string{"help"}, 0, "", "commands:"},
-		{"unknown", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{"no args", nil, 2, "", "Usage:"},
+		{"help", []string{"--help"}, 0, "Available Commands:", ""},
+		{"unknown", []string{"frobnicate", "x"}, 2, "", `unknown command "frobnicate"`},
 		{"version", []string{"version"}, 0, "mmdb dev", ""},
-		{"bad flag", []string{"demo", "-nope"}, 2, "", "flag provided but not defined"},
-		{"too few items", []string{"demo", "-items", "3"}, 2, "", "at least 12"},
-		{"demo", []string{"demo", "-items", "600", "-dir", ""}, 0, "Text-to-image", ""},
+		{"bad flag", []string{"demo", "--nope"}, 2, "", "unknown flag: --nope"},
+		{"too few items", []string{"demo", "--items", "3"}, 2, "", "at least 12"},
+		{"demo", []string{"demo", "--items", "600", "--dir", ""}, 0, "Text-to-image", ""},
 		// A tiny run of the benchmark so its harness cannot rot.
-		{"bench smoke", []string{"bench", "-data", "tiny", "-ef", "32", "-threads", "1,2", "-q"}, 0, "| tiny | hnsw | 32 | 100% |", ""},
-		{"bench bad ef", []string{"bench", "-ef", "x"}, 2, "", "not a positive integer"},
+		{"bench smoke", []string{"bench", "--data", "tiny", "--ef", "32", "--threads", "1,2", "--quiet"}, 0, "| tiny | hnsw | 32 | 100% |", ""},
+		{"bench bad ef", []string{"bench", "--ef", "x"}, 2, "", "not a positive integer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			code := run(context.Background(), tc.args, &out, &errb)
+			code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errb)
 			assert.Equal(t, tc.code, code, "stderr: %s", errb.String())
 			assert.Contains(t, out.String(), tc.out)
 			assert.Contains(t, errb.String(), tc.err)
@@ -47,7 +48,7 @@ func TestRunExitCodes(t *testing.T) {
 // through a pivot route (audio is in another space).
 func TestDemoOutput(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"demo", "-items", "1200", "-dir", t.TempDir()}, &out, &errb)
+	code := run(context.Background(), []string{"demo", "--items", "1200", "--dir", t.TempDir()}, strings.NewReader(""), &out, &errb)
 	assert.Equal(t, 0, code, errb.String())
 	s := out.String()
 	assert.Contains(t, s, "1200 items")
@@ -61,10 +62,10 @@ func TestSnapshotRestoreCheckCommands(t *testing.T) {
 	dir := t.TempDir()
 	run1 := func(args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), args, &out, &errb)
+		code := run(context.Background(), args, strings.NewReader(""), &out, &errb)
 		return code, out.String(), errb.String()
 	}
-	code, _, stderr := run1("demo", "-items", "300", "-dir", dir)
+	code, _, stderr := run1("demo", "--items", "300", "--dir", dir)
 	assert.Equal(t, 0, code, stderr)
 	db := dir + "/demo.mmdb"
 
@@ -76,16 +77,23 @@ func TestSnapshotRestoreCheckCommands(t *testing.T) {
 		err  string
 	}{
 		{"check ok", []string{"check", db}, 0, "300 items", ""},
-		{"check json", []string{"check", "-json", db}, 0, `"problems": []`, ""},
+		{"check json", []string{"check", "--json", db}, 0, `"problems": []`, ""},
 		{"snapshot", []string{"snapshot", db, dir + "/snap.mmdb"}, 0, "written to", ""},
 		{"check snapshot", []string{"check", dir + "/snap.mmdb"}, 0, ": ok", ""},
 		{"restore", []string{"restore", dir + "/snap.mmdb", dir + "/restored.mmdb"}, 0, "restored", ""},
 		{"restore refuses overwrite", []string{"restore", dir + "/snap.mmdb", dir + "/restored.mmdb"}, 1, "", "destination exists"},
-		{"restore force", []string{"restore", "-force", "-json", dir + "/snap.mmdb", dir + "/restored.mmdb"}, 0, `"restored"`, ""},
+		{"restore force", []string{"restore", "--force", "--json", dir + "/snap.mmdb", dir + "/restored.mmdb"}, 0, `"restored"`, ""},
 		{"check restored", []string{"check", dir + "/restored.mmdb"}, 0, ": ok", ""},
 		{"check missing file", []string{"check", dir + "/nope.mmdb"}, 1, "", "does not exist"},
 		{"check usage", []string{"check"}, 2, "", "want 1 arguments"},
 		{"snapshot into a directory", []string{"snapshot", db, dir}, 1, "", "is a directory"},
+		{"align", []string{"align", "--method", "ridge", db, "image", "audio"}, 0, "chose ridge", ""},
+		{"align json", []string{"align", "--json", "--method", "cca", db, "image", "audio"}, 0, `"Chosen": "cca"`, ""},
+		{"align bad method", []string{"align", "--method", "magic", db, "image", "audio"}, 2, "", "unknown method"},
+		{"align unknown modality", []string{"align", db, "image", "smell"}, 1, "", "smell"},
+		{"eval aligned", []string{"eval", db, "image", "audio"}, 0, "aligned route", ""},
+		{"eval json", []string{"eval", "--json", db, "text", "image"}, 0, `"Recall"`, ""},
+		{"eval usage", []string{"eval", db, "text"}, 2, "", "want 3 arguments"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,7 +116,7 @@ func TestBenchPeersSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"bench", "-peers", "-data", "tiny", "-ef", "32", "-reps", "1", "-threads", "1", "-q"}, &out, &errb)
+	code := run(context.Background(), []string{"bench", "--peers", "--data", "tiny", "--ef", "32", "--reps", "1", "--threads", "1", "--quiet"}, strings.NewReader(""), &out, &errb)
 	require.Equal(t, 0, code, errb.String())
 	s := out.String()
 	for _, want := range []string{"| tiny | hnsw | 32 |", "| tiny | hnswlib | 32 |", "| tiny | faiss | 32 |", "| tiny | 0.95 |", "mmdb/hnswlib"} {

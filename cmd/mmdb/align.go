@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/align"
+	"github.com/spf13/cobra"
+)
+
+func alignCmd() *cobra.Command {
+	c := newCmd("align DB FROM TO", "learn a projection between two modalities' spaces",
+		"Learns a projection from modality FROM to modality TO from the items that carry both,\n"+
+			"stores it (searches from FROM to TO then use it) and prints each method's held-out recall\n"+
+			"beside the baseline.",
+		"mmdb align --method cca media.mmdb image audio", 3)
+	method := c.Flags().String("method", "auto", "learner: auto, ridge, procrustes, cca or infonce (auto tries each and keeps the best held-out R@10)")
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		return runAlign(c.Context(), args, c.OutOrStdout(), c.ErrOrStderr(), *method, *asJSON)
+	}
+	return c
+}
+
+func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer, method string, asJSON bool) error {
+	m, err := align.ParseMethod(method)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(stderr)})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rep, err := db.Align(ctx, args[1], args[2], m)
+	if err != nil {
+		return err
+	}
+	return report(stdout, asJSON, rep, fmt.Sprintf("%s -> %s: %s", args[1], args[2], rep))
+}
+
+func evalCmd() *cobra.Command {
+	c := newCmd("eval DB PROBE TARGET", "measure cross-modal recall of a database",
+		"Measures how well each item's PROBE vector finds its own TARGET vector: R@1/5/10, MRR,\n"+
+			"median rank, by the route a search would take, with and without stored corrections.",
+		"mmdb eval media.mmdb text image", 3)
+	maxQ := c.Flags().Int("max", mmdb.DefaultEvalQueries, "at most this many query items")
+	raw := c.Flags().Bool("raw", false, "ignore stored query-time corrections")
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		rep, err := db.Evaluate(c.Context(), args[1], args[2], &mmdb.EvalOptions{MaxQueries: *maxQ, NoCorrections: *raw})
+		if err != nil {
+			return err
+		}
+		return report(c.OutOrStdout(), *asJSON, rep, rep.String()+"\n")
+	}
+	return c
+}

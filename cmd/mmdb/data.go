@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/transfer"
+	"github.com/spf13/cobra"
+)
+
+func queryCmd() *cobra.Command {
+	c := newCmd("query DB STATEMENT", "run one statement and print the result",
+		"Runs one statement of the mmdb language (SEARCH, GET, DELETE, COUNT, ALIGN, EXPLAIN [ANALYZE]).",
+		"mmdb query media.mmdb \"SEARCH image NEAR text OF 'dog-1' WHERE year >= 2010 LIMIT 5\"", 2)
+	mode := c.Flags().String("mode", "table", "output: table, json or csv")
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if *asJSON {
+			*mode = "json"
+		}
+		if !validMode(*mode) {
+			return fmt.Errorf("%w: --mode must be table, json or csv", errUsage)
+		}
+		db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(c.ErrOrStderr())})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		res, err := db.Query(c.Context(), args[1])
+		if err != nil {
+			return withCaret(err, args[1])
+		}
+		return render(c.Context(), db, c.OutOrStdout(), res, renderOptions{mode: *mode})
+	}
+	return c
+}
+
+func importCmd() *cobra.Command {
+	c := newCmd("import DB FILE...", "import items from JSONL or NPY files",
+		"Imports JSON Lines files ({\"id\": ..., \"attrs\": {...}, \"vectors\": {\"image\": [...]}} per line)\n"+
+			"and NumPy .npy matrices (one modality's vectors, --modality; IDs from --ids, one per line,\n"+
+			"or row numbers). Each batch is atomic; by default the first bad line stops the import,\n"+
+			"--skip-bad stores the good lines and counts the bad ones. A schema file written by export\n"+
+			"(FILE.schema.json) defines missing modalities.",
+		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy", -1)
+	modality := c.Flags().String("modality", "", "for .npy files: the modality the rows belong to")
+	idsFile := c.Flags().String("ids", "", "for .npy files: a text file with one ID per row")
+	skipBad := c.Flags().Bool("skip-bad", false, "import the good records and report how many were skipped")
+	batch := c.Flags().Int("batch", transfer.DefaultBatch, "items per atomic batch")
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) < 2 {
+			return fmt.Errorf("%w: want DB and at least one FILE (see --help)", errUsage)
+		}
+		db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(c.ErrOrStderr())})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		var reps []transfer.Report
+		for _, f := range args[1:] {
+			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, transfer.Options{Batch: *batch, SkipBad: *skipBad, Progress: counter(c.ErrOrStderr(), "import "+filepath.Base(f))})
+			reps = append(reps, rep)
+			if err != nil {
+				return err
+			}
+		}
+		var text strings.Builder
+		for _, r := range reps {
+			fmt.Fprintln(&text, r.String())
+			for _, e := range r.Errors {
+				fmt.Fprintln(&text, "  ", e)
+			}
+		}
+		return report(c.OutOrStdout(), *asJSON, reps, text.String())
+	}
+	return c
+}
+
+func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string, o transfer.Options) (transfer.Report, error) {
+	if err := transfer.ApplySchemaFile(db, path+".schema.json"); err != nil {
+		return transfer.Report{File: path}, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return transfer.Report{File: path}, err
+	}
+	defer f.Close()
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".npy":
+		if modality == "" {
+			return transfer.Report{File: path}, fmt.Errorf("%w: %s: an .npy file needs --modality", errUsage, path)
+		}
+		var ids []string
+		if idsFile != "" {
+			g, err := os.Open(idsFile)
+			if err != nil {
+				return transfer.Report{File: path}, err
+			}
+			ids, err = transfer.ReadIDs(g, idsFile)
+			g.Close()
+			if err != nil {
+				return transfer.Report{File: path}, err
+			}
+		}
+		return transfer.ImportNPY(ctx, db, f, path, modality, ids, o)
+	case ".jsonl", ".ndjson", ".json":
+		return transfer.ImportJSONL(ctx, db, f, path, o)
+	}
+	return transfer.Report{File: path}, fmt.Errorf("%w: %s: unknown format (want .jsonl, .ndjson or .npy)", errUsage, path)
+}
+
+func exportCmd() *cobra.Command {
+	c := newCmd("export DB OUT", "export every item to JSONL",
+		"Writes every item as one JSON line to OUT (- for stdout), and the schema to OUT.schema.json\n"+
+			"so that 'mmdb import' can recreate the modalities.",
+		"mmdb export media.mmdb items.jsonl", 2)
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		n, err := exportTo(c.Context(), db, args[1], c.OutOrStdout(), c.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		if args[1] == "-" {
+			return nil
+		}
+		return report(c.OutOrStdout(), *asJSON, map[string]any{"exported": n, "file": args[1]},
+			fmt.Sprintf("exported %d items to %s\n", n, args[1]))
+	}
+	return c
+}
+
+func exportTo(ctx context.Context, db *mmdb.DB, out string, stdout, stderr io.Writer) (int, error) {
+	if out == "-" {
+		return transfer.ExportJSONL(ctx, db, stdout, nil)
+	}
+	if err := transfer.WriteSchemaFile(db, out+".schema.json"); err != nil {
+		return 0, err
+	}
+	tmp := out + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return 0, err
+	}
+	n, err := transfer.ExportJSONL(ctx, db, f, counter(stderr, "export"))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	return n, os.Rename(tmp, out)
+}
+
+func statsCmd() *cobra.Command {
+	c := newCmd("stats DB", "print the schema, counts and alignments",
+		"Prints the file size, item count, each modality with its vector count, the attributes in use,\n"+
+			"and the stored alignments and calibrations.",
+		"mmdb stats --json media.mmdb", 1)
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		st, err := db.Stats()
+		if err != nil {
+			return err
+		}
+		return report(c.OutOrStdout(), *asJSON, st, statsText(st))
+	}
+	return c
+}
+
+func statsText(st mmdb.Stats) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d items, %.1f MiB\n", st.Path, st.Items, float64(st.FileSize)/(1<<20))
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "modality\tdim\tmetric\tspace\tvectors")
+	for _, m := range st.Modalities {
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%d\n", m.Name, m.Dim, m.Metric, m.SpaceName(), m.Vectors)
+	}
+	tw.Flush()
+	if len(st.Attributes) > 0 {
+		fmt.Fprintf(&b, "attributes: %s\n", strings.Join(st.Attributes, ", "))
+	}
+	for _, a := range st.Alignments {
+		fmt.Fprintf(&b, "alignment: %s -> %s (%s)\n", a[0], a[1], a[2])
+	}
+	for _, c := range st.Calibrations {
+		fmt.Fprintf(&b, "calibration: %s -> %s\n", c[0], c[1])
+	}
+	return b.String()
+}

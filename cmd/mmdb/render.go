@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/query"
+)
+
+func validMode(m string) bool { return m == "table" || m == "json" || m == "csv" }
+
+type renderOptions struct {
+	mode    string // table, json or csv
+	vectors bool   // print vectors in full rather than as "[512 floats]"
+}
+
+// maxCell is the widest a table cell gets before it is cut with "...".
+const maxCell = 40
+
+// hitRow is a search hit with its item's attributes, for display.
+type hitRow struct {
+	Rank     int            `json:"rank"`
+	ID       string         `json:"id"`
+	Score    float32        `json:"score"`
+	Distance *float32       `json:"distance,omitempty"`
+	Attrs    map[string]any `json:"attrs,omitempty"`
+}
+
+// render prints a statement's result: plans first, then the hits, item,
+// count or report.
+func render(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o renderOptions) error {
+	if o.mode == "json" {
+		return renderJSON(ctx, db, w, res, o)
+	}
+	for _, p := range res.Plans {
+		fmt.Fprint(w, p.String())
+	}
+	switch {
+	case res.Report != nil:
+		fmt.Fprint(w, res.Report.String())
+	case res.Item != nil:
+		return renderItem(w, *res.Item, o)
+	case res.Kind == query.StmtSearch:
+		rows, err := hitRows(ctx, db, res.Hits)
+		if err != nil {
+			return err
+		}
+		return renderHits(w, rows, o)
+	case res.Kind == query.StmtCount && len(res.Plans) == 0:
+		fmt.Fprintln(w, res.Count)
+	case res.Kind == query.StmtDelete:
+		fmt.Fprintf(w, "deleted %d\n", res.Count)
+	}
+	return nil
+}
+
+func hitRows(ctx context.Context, db *mmdb.DB, hits []mmdb.Hit) ([]hitRow, error) {
+	rows := make([]hitRow, len(hits))
+	for i, h := range hits {
+		rows[i] = hitRow{Rank: i + 1, ID: h.ID, Score: h.Score}
+		if h.Distance == h.Distance { // not NaN: fused hits have no distance
+			d := h.Distance
+			rows[i].Distance = &d
+		}
+		it, err := db.Get(ctx, h.ID)
+		if errors.Is(err, mmdb.ErrNotFound) {
+			continue // deleted since the search
+		}
+		if err != nil {
+			return nil, err
+		}
+		rows[i].Attrs = it.Attrs
+	}
+	return rows, nil
+}
+
+func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o renderOptions) error {
+	out := map[string]any{"kind": res.Kind}
+	if len(res.Plans) > 0 {
+		plans := make([]string, len(res.Plans))
+		for i, p := range res.Plans {
+			plans[i] = p.String()
+		}
+		out["plans"] = plans
+	}
+	switch {
+	case res.Report != nil:
+		out["report"] = res.Report
+	case res.Item != nil:
+		out["item"] = itemJSON(*res.Item, o)
+	case res.Kind == query.StmtSearch:
+		rows, err := hitRows(ctx, db, res.Hits)
+		if err != nil {
+			return err
+		}
+		out["hits"] = rows
+	default:
+		out["count"] = res.Count
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(out)
+}
+
+func itemJSON(it mmdb.Item, o renderOptions) map[string]any {
+	vecs := map[string]any{}
+	for k, v := range it.Vectors {
+		if o.vectors {
+			vecs[k] = v
+		} else {
+			vecs[k] = fmt.Sprintf("[%d floats]", len(v))
+		}
+	}
+	return map[string]any{"id": it.ID, "attrs": it.Attrs, "vectors": vecs}
+}
+
+func attrColumns(rows []hitRow) []string {
+	seen := map[string]bool{}
+	for _, r := range rows {
+		for k := range r.Attrs {
+			seen[k] = true
+		}
+	}
+	cols := make([]string, 0, len(seen))
+	for k := range seen {
+		cols = append(cols, k)
+	}
+	sort.Strings(cols)
+	return cols
+}
+
+func cell(v any, ok bool) string {
+	if !ok {
+		return ""
+	}
+	var s string
+	switch x := v.(type) {
+	case []string:
+		s = "[" + strings.Join(x, ", ") + "]"
+	case float64:
+		s = fmt.Sprintf("%g", x)
+	default:
+		s = fmt.Sprint(x)
+	}
+	s = strings.NewReplacer("\n", " ", "\t", " ").Replace(s)
+	if r := []rune(s); len(r) > maxCell {
+		s = string(r[:maxCell-3]) + "..."
+	}
+	return s
+}
+
+func renderHits(w io.Writer, rows []hitRow, o renderOptions) error {
+	cols := attrColumns(rows)
+	header := append([]string{"rank", "id", "score", "distance"}, cols...)
+	var lines [][]string
+	for _, r := range rows {
+		d := ""
+		if r.Distance != nil {
+			d = fmt.Sprintf("%.4f", *r.Distance)
+		}
+		line := []string{fmt.Sprint(r.Rank), cell(r.ID, true), fmt.Sprintf("%.4f", r.Score), d}
+		for _, c := range cols {
+			v, ok := r.Attrs[c]
+			line = append(line, cell(v, ok))
+		}
+		lines = append(lines, line)
+	}
+	if o.mode == "csv" {
+		cw := csv.NewWriter(w)
+		_ = cw.Write(header)
+		_ = cw.WriteAll(lines)
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, l := range lines {
+		fmt.Fprintln(tw, strings.Join(l, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "(%d hits)\n", len(rows))
+	return nil
+}
+
+func renderItem(w io.Writer, it mmdb.Item, o renderOptions) error {
+	keys := make([]string, 0, len(it.Attrs))
+	for k := range it.Attrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	mods := make([]string, 0, len(it.Vectors))
+	for k := range it.Vectors {
+		mods = append(mods, k)
+	}
+	slices.Sort(mods)
+	if o.mode == "csv" {
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"field", "value"})
+		_ = cw.Write([]string{"id", it.ID})
+		for _, k := range keys {
+			_ = cw.Write([]string{k, fmt.Sprint(it.Attrs[k])})
+		}
+		for _, m := range mods {
+			_ = cw.Write([]string{m, vectorText(it.Vectors[m], o.vectors)})
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "id\t%s\n", it.ID)
+	for _, k := range keys {
+		v := it.Attrs[k]
+		fmt.Fprintf(tw, "%s\t%s\n", k, cell(v, true))
+	}
+	for _, m := range mods {
+		fmt.Fprintf(tw, "%s\t%s\n", m, vectorText(it.Vectors[m], o.vectors))
+	}
+	return tw.Flush()
+}
+
+func vectorText(v []float32, full bool) string {
+	if !full {
+		return fmt.Sprintf("[%d floats]", len(v))
+	}
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%g", x)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// withCaret adds the statement and a caret under the error's position to
+// a syntax error.
+func withCaret(err error, stmt string) error {
+	var se *query.SyntaxError
+	if !errors.As(err, &se) {
+		return err
+	}
+	// Show the line holding the position.
+	start := strings.LastIndex(stmt[:min(se.Pos, len(stmt))], "\n") + 1
+	end := strings.Index(stmt[start:], "\n")
+	if end < 0 {
+		end = len(stmt)
+	} else {
+		end += start
+	}
+	col := se.Pos - start
+	return fmt.Errorf("%w\n  %s\n  %s^", err, stmt[start:end], strings.Repeat(" ", max(col, 0)))
+}

@@ -1,0 +1,468 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chzyer/readline"
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/transfer"
+	"github.com/spf13/cobra"
+)
+
+func shellCmd() *cobra.Command {
+	c := newCmd("shell DB", "open the interactive shell on a database",
+		"Opens DB (creating it if missing) and reads statements ending in ';' (SEARCH, GET, DELETE, COUNT,\n"+
+			"ALIGN, EXPLAIN [ANALYZE]) and dot-commands (.help lists them). On a terminal: line editing,\n"+
+			"history in ~/.mmdb_history, tab completion, Ctrl-C cancels the running statement. Otherwise it\n"+
+			"reads the statements from standard input without prompts and stops at the first error\n"+
+			"(exit 1) unless --continue.",
+		"mmdb shell media.mmdb\n  echo \"COUNT;\" | mmdb shell media.mmdb", 1)
+	cont := c.Flags().Bool("continue", false, "reading a script: go on after an error (the exit code is still 1)")
+	mode := c.Flags().String("mode", "table", "output: table, json or csv")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if !validMode(*mode) {
+			return fmt.Errorf("%w: --mode must be table, json or csv", errUsage)
+		}
+		return runShell(c.Context(), args[0], c.InOrStdin(), c.OutOrStdout(), c.ErrOrStderr(), *cont, *mode)
+	}
+	return c
+}
+
+// shell is one shell session.
+type shell struct {
+	db       *mmdb.DB
+	out, err io.Writer
+	opts     renderOptions
+	timer    bool
+	explain  bool
+	cont     bool // go on after errors when not interactive
+	failed   bool
+	quit     bool
+	depth    int // .read nesting
+}
+
+// errQuit ends the session.
+var errQuit = errors.New("quit")
+
+func runShell(ctx context.Context, path string, in io.Reader, out, errw io.Writer, cont bool, mode string) error {
+	db, err := mmdb.Open(path, &mmdb.Options{Progress: progressFunc(errw)})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	sh := &shell{db: db, out: out, err: errw, opts: renderOptions{mode: mode}, cont: cont}
+	// The shell handles Ctrl-C itself: it cancels the running statement,
+	// not the session.
+	ctx = context.WithoutCancel(ctx)
+	if isTerminal(in) && isTerminal(out) {
+		return sh.interactive(ctx, path)
+	}
+	if err := sh.script(ctx, in, "stdin"); err != nil && !errors.Is(err, errQuit) {
+		return err
+	}
+	if sh.failed {
+		return errors.New("some statements failed")
+	}
+	return nil
+}
+
+func (sh *shell) interactive(ctx context.Context, path string) error {
+	home, _ := os.UserHomeDir()
+	rl, err := readline.NewEx(&readline.Config{
+		Prompt:            "mmdb> ",
+		HistoryFile:       filepath.Join(home, ".mmdb_history"),
+		AutoComplete:      &completer{db: sh.db},
+		InterruptPrompt:   "^C",
+		EOFPrompt:         ".quit",
+		HistorySearchFold: true,
+	})
+	if err != nil {
+		return err
+	}
+	defer rl.Close()
+	fmt.Fprintf(sh.out, "mmdb %s: %s (%d items). Statements end with ';'. .help for help, .quit to leave.\n", version, path, sh.db.Count())
+	var buf strings.Builder
+	for {
+		if buf.Len() == 0 {
+			rl.SetPrompt("mmdb> ")
+		} else {
+			rl.SetPrompt("  ...> ")
+		}
+		line, err := rl.Readline()
+		if errors.Is(err, readline.ErrInterrupt) {
+			buf.Reset() // Ctrl-C at the prompt drops the unfinished statement
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := sh.feed(ctx, &buf, line); errors.Is(err, errQuit) {
+			return nil
+		}
+	}
+}
+
+// script runs the statements and dot-commands read from r.
+func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 1<<20), transfer.MaxLine)
+	var buf strings.Builder
+	for sc.Scan() {
+		if err := sh.feed(ctx, &buf, sc.Text()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if rest := strings.TrimSpace(buf.String()); rest != "" && !onlyComments(rest) {
+		return sh.run(ctx, rest) // a last statement without ';'
+	}
+	return nil
+}
+
+// feed takes one line: a dot-command (at the start of a statement) runs at
+// once; statement text is buffered until a ';' outside quotes and
+// comments completes it. Errors stop a script unless --continue.
+func (sh *shell) feed(ctx context.Context, buf *strings.Builder, line string) error {
+	if buf.Len() == 0 && strings.HasPrefix(strings.TrimSpace(line), ".") {
+		err := sh.dot(ctx, strings.TrimSpace(line))
+		return sh.settle(err)
+	}
+	buf.WriteString(line)
+	buf.WriteString("\n")
+	stmts, rest := splitStatements(buf.String())
+	buf.Reset()
+	buf.WriteString(rest)
+	if strings.TrimSpace(rest) == "" {
+		buf.Reset()
+	}
+	for _, s := range stmts {
+		if err := sh.settle(sh.run(ctx, s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle reports a failed statement and says whether to stop.
+func (sh *shell) settle(err error) error {
+	if err == nil || errors.Is(err, errQuit) {
+		return err
+	}
+	fmt.Fprintln(sh.err, "Error:", strings.TrimPrefix(err.Error(), "mmdb: "))
+	sh.failed = true
+	if sh.depth == 0 && !sh.cont && !sh.interactiveSession() {
+		return err
+	}
+	if sh.depth > 0 {
+		return err // a .read file stops at its first error
+	}
+	return nil
+}
+
+func (sh *shell) interactiveSession() bool { return isTerminal(sh.out) }
+
+// splitStatements cuts text at each ';' that is outside quotes and --
+// comments, and returns the complete statements and the unfinished rest.
+func splitStatements(s string) (stmts []string, rest string) {
+	start := 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				if i+1 < len(s) && s[i+1] == quote {
+					i++ // doubled quote
+				} else {
+					quote = 0
+				}
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '-' && i+1 < len(s) && s[i+1] == '-':
+			if nl := strings.IndexByte(s[i:], '\n'); nl >= 0 {
+				i += nl
+			} else {
+				i = len(s)
+			}
+		case c == ';':
+			if st := strings.TrimSpace(s[start:i]); st != "" && !onlyComments(st) {
+				stmts = append(stmts, st)
+			}
+			start = i + 1
+		}
+	}
+	return stmts, s[start:]
+}
+
+func onlyComments(s string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+			return false
+		}
+	}
+	return true
+}
+
+// run executes one statement; Ctrl-C cancels it.
+func (sh *shell) run(ctx context.Context, stmt string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	defer signal.Stop(sig)
+	go func() {
+		select {
+		case <-sig:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	text := stmt
+	up := strings.ToUpper(strings.TrimSpace(stmt))
+	if sh.explain && strings.HasPrefix(up, "SEARCH") {
+		text = "EXPLAIN ANALYZE " + stmt
+	}
+	start := time.Now()
+	res, err := sh.db.Query(ctx, text)
+	took := time.Since(start)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return errors.New("cancelled")
+		}
+		return withCaret(err, text)
+	}
+	if err := render(ctx, sh.db, sh.out, res, sh.opts); err != nil {
+		return err
+	}
+	if sh.timer {
+		fmt.Fprintf(sh.out, "Run Time: %s\n", took.Round(time.Microsecond))
+	}
+	return nil
+}
+
+const shellHelp = `Statements end with ';' and may span lines:
+  SEARCH image NEAR text OF 'id' [WEIGHT w], audio [0.1, ...] [FUSE rrf|weighted|dbsf|early]
+         [WHERE filter] [LIMIT k] [EF n] [EXACT];
+  GET 'id';   DELETE 'id', ...;   COUNT [WHERE filter];
+  ALIGN from TO to [USING auto|ridge|procrustes|cca|infonce];
+  EXPLAIN [ANALYZE] statement;
+Dot-commands:
+  .help                      this text
+  .schema                    modalities and attributes
+  .stats                     counts, file size, alignments
+  .define NAME DIM METRIC [SPACE]   add a modality (metric: cosine, dot or l2)
+  .mode table|json|csv       how results print
+  .timer on|off              print each statement's run time
+  .explain on|off            run SEARCH statements as EXPLAIN ANALYZE
+  .vectors on|off            print vectors in full instead of [N floats]
+  .import FILE [MODALITY [IDS]]   JSONL, or NPY rows of MODALITY (IDs from the IDS file)
+  .export FILE               every item as JSONL (and FILE.schema.json)
+  .snapshot FILE             a consistent copy of the database
+  .read FILE                 run the statements in FILE
+  .quit                      leave (also .exit, Ctrl-D)
+`
+
+// dot runs a dot-command.
+func (sh *shell) dot(ctx context.Context, line string) error {
+	f := strings.Fields(line)
+	arg := func(i int) string {
+		if i < len(f) {
+			return f[i]
+		}
+		return ""
+	}
+	onOff := func(p *bool) error {
+		switch arg(1) {
+		case "on":
+			*p = true
+		case "off":
+			*p = false
+		default:
+			return fmt.Errorf("%s wants on or off", f[0])
+		}
+		return nil
+	}
+	switch f[0] {
+	case ".help":
+		fmt.Fprint(sh.out, shellHelp)
+	case ".quit", ".exit":
+		return errQuit
+	case ".schema":
+		st, err := sh.db.Stats()
+		if err != nil {
+			return err
+		}
+		for _, m := range st.Modalities {
+			fmt.Fprintf(sh.out, ".define %s %d %v %s\n", m.Name, m.Dim, m.Metric, m.SpaceName())
+		}
+		if len(st.Attributes) > 0 {
+			fmt.Fprintf(sh.out, "-- attributes: %s\n", strings.Join(st.Attributes, ", "))
+		}
+	case ".stats":
+		st, err := sh.db.Stats()
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(sh.out, statsText(st))
+	case ".define":
+		if len(f) < 4 || len(f) > 5 {
+			return errors.New(".define NAME DIM METRIC [SPACE]")
+		}
+		dim, err := strconv.Atoi(f[2])
+		if err != nil {
+			return fmt.Errorf(".define: dimension %q is not a number", f[2])
+		}
+		metric, err := parseMetric(f[3])
+		if err != nil {
+			return err
+		}
+		return sh.db.DefineModality(mmdb.Modality{Name: f[1], Dim: dim, Metric: metric, Space: arg(4)})
+	case ".mode":
+		if !validMode(arg(1)) {
+			return errors.New(".mode wants table, json or csv")
+		}
+		sh.opts.mode = arg(1)
+	case ".timer":
+		return onOff(&sh.timer)
+	case ".explain":
+		return onOff(&sh.explain)
+	case ".vectors":
+		return onOff(&sh.opts.vectors)
+	case ".import":
+		if len(f) < 2 {
+			return errors.New(".import FILE [MODALITY [IDS]]")
+		}
+		rep, err := importFile(ctx, sh.db, f[1], arg(2), arg(3), transfer.Options{Progress: counter(sh.err, "import")})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(sh.out, rep.String())
+	case ".export":
+		if len(f) != 2 {
+			return errors.New(".export FILE")
+		}
+		n, err := exportTo(ctx, sh.db, f[1], sh.out, sh.err)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(sh.out, "exported %d items to %s\n", n, f[1])
+	case ".snapshot":
+		if len(f) != 2 {
+			return errors.New(".snapshot FILE")
+		}
+		if err := sh.db.Snapshot(ctx, f[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(sh.out, "snapshot written to %s\n", f[1])
+	case ".read":
+		if len(f) != 2 {
+			return errors.New(".read FILE")
+		}
+		if sh.depth >= 8 {
+			return errors.New(".read: nested too deep")
+		}
+		file, err := os.Open(f[1])
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		sh.depth++
+		defer func() { sh.depth-- }()
+		if err := sh.script(ctx, file, f[1]); err != nil {
+			return fmt.Errorf("%s: %w", f[1], err)
+		}
+	default:
+		return fmt.Errorf("unknown command %s (.help lists them)", f[0])
+	}
+	return nil
+}
+
+func parseMetric(s string) (mmdb.Metric, error) {
+	switch strings.ToLower(s) {
+	case "cosine":
+		return mmdb.Cosine, nil
+	case "dot":
+		return mmdb.Dot, nil
+	case "l2":
+		return mmdb.L2, nil
+	}
+	return 0, fmt.Errorf("metric %q: want cosine, dot or l2", s)
+}
+
+// completer completes dot-commands, statement keywords, and the
+// database's modality and attribute names.
+type completer struct{ db *mmdb.DB }
+
+var (
+	dotCommands = []string{".help", ".schema", ".stats", ".define", ".mode", ".timer", ".explain", ".vectors", ".import", ".export", ".snapshot", ".read", ".quit", ".exit"}
+	stmtWords   = []string{"SEARCH", "NEAR", "OF", "WEIGHT", "FUSE", "WHERE", "LIMIT", "EF", "EXACT", "GET", "DELETE", "COUNT",
+		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
+		"rrf", "weighted", "dbsf", "early", "auto", "ridge", "procrustes", "cca", "infonce"}
+)
+
+// Do implements readline.AutoCompleter: the candidates' remaining letters
+// for the word before the cursor.
+func (c *completer) Do(line []rune, pos int) ([][]rune, int) {
+	start := pos
+	for start > 0 && isWordRune(line[start-1]) {
+		start--
+	}
+	prefix := string(line[start:pos])
+	var words []string
+	if start == 0 && strings.HasPrefix(prefix, ".") {
+		words = dotCommands
+	} else {
+		words = append(words, stmtWords...)
+		if st, err := c.db.Stats(); err == nil {
+			for _, m := range st.Modalities {
+				words = append(words, m.Name)
+			}
+			words = append(words, st.Attributes...)
+		}
+	}
+	return completions(prefix, words), len([]rune(prefix))
+}
+
+func isWordRune(r rune) bool {
+	return r == '_' || r == '-' || r == '.' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
+// completions returns the suffixes of the words that start with prefix
+// (keywords case-insensitively, in the case the prefix was typed in).
+func completions(prefix string, words []string) [][]rune {
+	if prefix == "" {
+		return nil
+	}
+	var out [][]rune
+	seen := map[string]bool{}
+	for _, w := range words {
+		if len(w) <= len(prefix) || !strings.EqualFold(w[:len(prefix)], prefix) {
+			continue
+		}
+		rest := w[len(prefix):]
+		if strings.ToUpper(w) == w && strings.ToLower(prefix) == prefix {
+			rest = strings.ToLower(rest)
+		}
+		if !seen[rest] {
+			seen[rest] = true
+			out = append(out, []rune(rest))
+		}
+	}
+	return out
+}

@@ -1,0 +1,66 @@
+package mmdb
+
+import (
+	"os"
+	"slices"
+
+	"github.com/mmdb-go/mmdb/storage"
+)
+
+// Stats describe a database: what the shell's .stats and `mmdb stats`
+// print.
+type Stats struct {
+	// Path and FileSize are the database file and its size in bytes.
+	Path     string `json:"path"`
+	FileSize int64  `json:"file_size"`
+	// Items is the number of live items.
+	Items int `json:"items"`
+	// Modalities has one entry per modality, in definition order.
+	Modalities []ModalityStats `json:"modalities"`
+	// Attributes are the attribute names in use, sorted.
+	Attributes []string `json:"attributes"`
+	// Alignments are the stored projections: from, to and method.
+	Alignments [][3]string `json:"alignments"`
+	// Calibrations are the probe -> target pairs with corrections.
+	Calibrations [][2]string `json:"calibrations"`
+}
+
+// ModalityStats is one modality's schema and how many items carry it.
+type ModalityStats struct {
+	Modality
+	Vectors int `json:"vectors"`
+}
+
+// Stats reports the schema, counts and stored alignments.
+func (db *DB) Stats() (Stats, error) {
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return Stats{}, ErrClosed
+	}
+	st := Stats{Path: db.store.Path(), Items: db.count, Attributes: []string{}, Alignments: [][3]string{}, Calibrations: [][2]string{}}
+	for i, m := range db.schema {
+		st.Modalities = append(st.Modalities, ModalityStats{Modality: m, Vectors: int(db.has[i].GetCardinality())})
+	}
+	for k, a := range db.aligns {
+		st.Alignments = append(st.Alignments, [3]string{k[0], k[1], a.Method})
+	}
+	for k := range db.calibs {
+		st.Calibrations = append(st.Calibrations, k)
+	}
+	db.mu.RUnlock()
+	slices.SortFunc(st.Alignments, func(a, b [3]string) int { return compareStrings(a[:2], b[:2]) })
+	slices.SortFunc(st.Calibrations, func(a, b [2]string) int { return compareStrings(a[:], b[:]) })
+	if err := db.store.View(func(tx *storage.Tx) error {
+		st.Attributes = append(st.Attributes, tx.Attributes()...)
+		return nil
+	}); err != nil {
+		return st, err
+	}
+	if fi, err := os.Stat(st.Path); err == nil {
+		st.FileSize = fi.Size()
+	}
+	return st, nil
+}
+
+func compareStrings(a, b []string) int { return slices.Compare(a, b) }

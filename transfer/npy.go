@@ -1,0 +1,105 @@
+package transfer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/internal/npy"
+)
+
+// ReadIDs reads one ID per line (blank lines are errors: every row needs
+// its ID), for ImportNPY.
+func ReadIDs(r io.Reader, name string) ([]string, error) {
+	var ids []string
+	sc := bufio.NewScanner(r)
+	line := 0
+	for sc.Scan() {
+		line++
+		id := strings.TrimRight(sc.Text(), "\r")
+		if id == "" {
+			return nil, fmt.Errorf("%w: %s:%d: empty ID", ErrBadRecord, name, line)
+		}
+		ids = append(ids, id)
+	}
+	return ids, sc.Err()
+}
+
+// ImportNPY stores the rows of a 2-D float32 or float64 .npy matrix as
+// vectors of one modality. Row i goes to item ids[i], or to item "i" (the
+// row number) when ids is nil. An item that already exists keeps its
+// attributes and other vectors: the row is added to it.
+func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality string, ids []string, o Options) (Report, error) {
+	rep := Report{File: name}
+	a, err := npy.Read(r)
+	if err != nil {
+		return rep, fmt.Errorf("%w: %s: %v", ErrBadRecord, name, err)
+	}
+	if len(a.Shape) != 2 {
+		return rep, fmt.Errorf("%w: %s: shape %v is not a matrix (rows x dimension)", ErrBadRecord, name, a.Shape)
+	}
+	rows, dim := a.Shape[0], a.Shape[1]
+	if ids != nil && len(ids) != rows {
+		return rep, fmt.Errorf("%w: %s has %d rows but %d IDs were given", ErrBadRecord, name, rows, len(ids))
+	}
+	var batch []mmdb.Item
+	first := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := db.Put(ctx, batch...); err != nil {
+			if !o.SkipBad || ctx.Err() != nil {
+				return fmt.Errorf("%s: rows %d-%d: %w", name, first, first+len(batch)-1, err)
+			}
+			for i, it := range batch {
+				if err := db.Put(ctx, it); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					rep.skip(fmt.Errorf("%s: row %d: %w", name, first+i, err))
+					continue
+				}
+				rep.Imported++
+			}
+		} else {
+			rep.Imported += len(batch)
+		}
+		first += len(batch)
+		batch = batch[:0]
+		if o.Progress != nil {
+			o.Progress(rep.Imported, rows)
+		}
+		return nil
+	}
+	for i := range rows {
+		id := strconv.Itoa(i)
+		if ids != nil {
+			id = ids[i]
+		}
+		vec := a.Data[i*dim : (i+1)*dim : (i+1)*dim]
+		it, err := db.Get(ctx, id)
+		switch {
+		case errors.Is(err, mmdb.ErrNotFound):
+			it = mmdb.Item{ID: id, Vectors: map[string][]float32{}}
+		case err != nil:
+			return rep, fmt.Errorf("%s: row %d: %w", name, i, err)
+		}
+		if it.Vectors == nil {
+			it.Vectors = map[string][]float32{}
+		}
+		it.Vectors[modality] = vec
+		batch = append(batch, it)
+		if len(batch) >= o.batch() {
+			if err := flush(); err != nil {
+				return rep, err
+			}
+		}
+	}
+	return rep, flush()
+}

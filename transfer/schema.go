@@ -1,0 +1,74 @@
+package transfer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// schemaEntry is one modality in a schema file.
+type schemaEntry struct {
+	Name   string `json:"name"`
+	Dim    int    `json:"dim"`
+	Metric string `json:"metric"`
+	Space  string `json:"space,omitempty"`
+}
+
+// WriteSchemaFile writes db's modalities as JSON to path, beside an
+// export, so that an import can define them.
+func WriteSchemaFile(db *mmdb.DB, path string) error {
+	var s []schemaEntry
+	for _, m := range db.Modalities() {
+		s = append(s, schemaEntry{Name: m.Name, Dim: m.Dim, Metric: m.Metric.String(), Space: m.Space})
+	}
+	data, err := json.MarshalIndent(map[string]any{"modalities": s}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+// ApplySchemaFile defines the modalities listed in the schema file at path
+// that db does not have yet; a missing file is not an error. A modality
+// that exists with another dimension, metric or space is.
+func ApplySchemaFile(db *mmdb.DB, path string) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var s struct {
+		Modalities []schemaEntry `json:"modalities"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadRecord, path, err)
+	}
+	have := map[string]mmdb.Modality{}
+	for _, m := range db.Modalities() {
+		have[m.Name] = m
+	}
+	for _, e := range s.Modalities {
+		metric, err := modality.ParseMetric(e.Metric)
+		if err != nil {
+			return fmt.Errorf("%w: %s: modality %s: %v", ErrBadRecord, path, e.Name, err)
+		}
+		m := mmdb.Modality{Name: e.Name, Dim: e.Dim, Metric: metric, Space: e.Space}
+		if old, ok := have[e.Name]; ok {
+			if old.Dim != m.Dim || old.Metric != m.Metric || old.SpaceName() != m.SpaceName() {
+				return fmt.Errorf("%w: %s: modality %s is %d-d %v in space %q here, %d-d %v in space %q in the file",
+					ErrBadRecord, path, e.Name, old.Dim, old.Metric, old.SpaceName(), m.Dim, m.Metric, m.SpaceName())
+			}
+			continue
+		}
+		if err := db.DefineModality(m); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+// Package transfer moves items in and out of an mmdb database: JSON Lines
+// (one item per line, the form every tool reads), NumPy .npy matrices (one
+// modality's vectors), and Parquet laid out for bulk import into Milvus and
+// LanceDB.
+//
+// Imports are batched: each batch is one atomic Put. By default the first
+// bad line stops the import, with everything before its batch stored and
+// nothing of its batch; with SkipBad, bad lines are counted and reported
+// and the good ones stored.
+package transfer
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrBadRecord: a line or row of an import could not be turned into an
+// item. The error names the file and line.
+var ErrBadRecord = errors.New("transfer: bad record")
+
+// DefaultBatch is the number of items per Put in an import.
+const DefaultBatch = 1000
+
+// Options tune an import.
+type Options struct {
+	// Batch is the number of items per atomic Put; default DefaultBatch.
+	Batch int
+	// SkipBad stores the good records and counts the bad ones instead of
+	// stopping at the first.
+	SkipBad bool
+	// Progress, if set, is called after each batch with the items stored
+	// so far and, when known, the total (else 0).
+	Progress func(done, total int)
+}
+
+func (o Options) batch() int {
+	if o.Batch <= 0 {
+		return DefaultBatch
+	}
+	return o.Batch
+}
+
+// Report is what an import did.
+type Report struct {
+	// File is the input's name.
+	File string `json:"file"`
+	// Imported is the number of items stored.
+	Imported int `json:"imported"`
+	// Skipped is the number of bad records left out (SkipBad only).
+	Skipped int `json:"skipped"`
+	// Errors holds the first few bad records' errors (SkipBad only).
+	Errors []string `json:"errors,omitempty"`
+}
+
+// maxReported caps Report.Errors.
+const maxReported = 20
+
+func (r *Report) skip(err error) {
+	r.Skipped++
+	if len(r.Errors) < maxReported {
+		r.Errors = append(r.Errors, err.Error())
+	}
+}
+
+// String summarises the report on one line.
+func (r Report) String() string {
+	s := fmt.Sprintf("%s: imported %d items", r.File, r.Imported)
+	if r.Skipped > 0 {
+		s += fmt.Sprintf(", skipped %d bad records", r.Skipped)
+	}
+	return s
+}
