@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-
 func snapshotCmd() *cobra.Command {
 	c := newCmd("snapshot DB OUT", "write a consistent copy of a database while it stays usable",
 		"Writes a consistent copy of DB to OUT while it stays usable; OUT opens without rebuilding indexes.",
