@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/transfer"
 	"github.com/spf13/cobra"
 )
@@ -45,7 +46,9 @@ func importCmd() *cobra.Command {
 	c := newCmd("import DB FILE...", "import items from JSONL or NPY files",
 		"Imports JSON Lines files ({\"id\": ..., \"attrs\": {...}, \"vectors\": {\"image\": [...]}} per line)\n"+
 			"and NumPy .npy matrices (one modality's vectors, --modality; IDs from --ids, one per line,\n"+
-			"or row numbers). Each batch is atomic; by default the first bad line stops the import,\n"+
+			"or row numbers), Parquet files written by export, and folders of media: WAV files become\n"+
+			"MFCC vectors, PNG/JPEG pictures pixel and gradient features (standardised over the folder;\n"+
+			"--modality names the modality, defined if missing). Each batch is atomic; by default the first bad line stops the import,\n"+
 			"--skip-bad stores the good lines and counts the bad ones. A schema file written by export\n"+
 			"(FILE.schema.json) defines missing modalities.",
 		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy", -1)
@@ -84,6 +87,9 @@ func importCmd() *cobra.Command {
 }
 
 func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string, o transfer.Options) (transfer.Report, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return importFolder(ctx, db, path, modality, o)
+	}
 	if err := transfer.ApplySchemaFile(db, path+".schema.json"); err != nil {
 		return transfer.Report{File: path}, err
 	}
@@ -112,15 +118,64 @@ func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string
 		return transfer.ImportNPY(ctx, db, f, path, modality, ids, o)
 	case ".jsonl", ".ndjson", ".json":
 		return transfer.ImportJSONL(ctx, db, f, path, o)
+	case ".parquet":
+		fi, err := f.Stat()
+		if err != nil {
+			return transfer.Report{File: path}, err
+		}
+		items, err := transfer.ReadParquet(f, fi.Size())
+		if err != nil {
+			return transfer.Report{File: path}, err
+		}
+		for s := 0; s < len(items); s += max(o.Batch, 1) {
+			if err := db.Put(ctx, items[s:min(len(items), s+max(o.Batch, 1))]...); err != nil {
+				return transfer.Report{File: path, Imported: s}, fmt.Errorf("%s: rows %d-: %w", path, s, err)
+			}
+		}
+		return transfer.Report{File: path, Imported: len(items)}, nil
 	}
-	return transfer.Report{File: path}, fmt.Errorf("%w: %s: unknown format (want .jsonl, .ndjson or .npy)", errUsage, path)
+	return transfer.Report{File: path}, fmt.Errorf("%w: %s: unknown format (want .jsonl, .ndjson, .npy, .parquet or a folder of media)", errUsage, path)
+}
+
+// importFolder encodes a folder of media with the built-in encoder the
+// modality's files call for: WAV files as MFCCs, PNG/JPEG as pixel and
+// gradient features, standardised over the folder.
+func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, o transfer.Options) (transfer.Report, error) {
+	if modality == "" {
+		return transfer.Report{File: dir}, fmt.Errorf("%w: %s: a folder needs --modality", errUsage, dir)
+	}
+	var m *mmdb.Modality
+	for _, x := range db.Modalities() {
+		if x.Name == modality {
+			m = &x
+		}
+	}
+	wavs, _ := filepath.Glob(filepath.Join(dir, "*.wav"))
+	mo := transfer.MediaOptions{Options: o, Standardize: true}
+	var enc encoder.Encoder
+	if len(wavs) > 0 {
+		enc, mo.Exts = encoder.MFCC{}, []string{".wav"}
+	} else {
+		enc, mo.Exts = encoder.Image{}, []string{".png", ".jpg", ".jpeg"}
+	}
+	if m == nil { // define it for the encoder, in a space of its own
+		def := mmdb.Modality{Name: modality, Dim: enc.Dim(), Metric: mmdb.Cosine}
+		if err := db.DefineModality(def); err != nil {
+			return transfer.Report{File: dir}, err
+		}
+	} else if m.Dim != enc.Dim() {
+		return transfer.Report{File: dir}, fmt.Errorf("%w: %s: modality %s is %d-d, the built-in encoder gives %d", errUsage, dir, modality, m.Dim, enc.Dim())
+	}
+	return transfer.ImportMedia(ctx, db, dir, modality, enc, mo)
 }
 
 func exportCmd() *cobra.Command {
-	c := newCmd("export DB OUT", "export every item to JSONL",
-		"Writes every item as one JSON line to OUT (- for stdout), and the schema to OUT.schema.json\n"+
-			"so that 'mmdb import' can recreate the modalities.",
-		"mmdb export media.mmdb items.jsonl", 2)
+	c := newCmd("export DB OUT", "export every item to JSONL or Parquet",
+		"Writes every item to OUT: as JSON lines (OUT - for stdout), or, when OUT ends in .parquet, as\n"+
+			"Parquet rows laid out for bulk import into Milvus and LanceDB (id, attrs as a JSON string,\n"+
+			"one float32 list column per modality). The schema goes to OUT.schema.json so that\n"+
+			"'mmdb import' can recreate the modalities.",
+		"mmdb export media.mmdb items.jsonl\n  mmdb export media.mmdb items.parquet", 2)
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true})
@@ -153,7 +208,11 @@ func exportTo(ctx context.Context, db *mmdb.DB, out string, stdout, stderr io.Wr
 	if err != nil {
 		return 0, err
 	}
-	n, err := transfer.ExportJSONL(ctx, db, f, counter(stderr, "export"))
+	export := transfer.ExportJSONL
+	if strings.EqualFold(filepath.Ext(out), ".parquet") {
+		export = transfer.ExportParquet
+	}
+	n, err := export(ctx, db, f, counter(stderr, "export"))
 	if err == nil {
 		err = f.Sync()
 	}

@@ -1,0 +1,115 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/encoder"
+)
+
+// MediaOptions tune ImportMedia.
+type MediaOptions struct {
+	Options
+	// Exts are the file extensions to read (".wav"); others are ignored.
+	Exts []string
+	// Standardize z-scores the features over the files imported (the
+	// built-in extractors give dimensions of very different scales).
+	Standardize bool
+}
+
+// ImportMedia encodes every file under dir with enc and stores the vector
+// as modality, one item per file: the ID is the path relative to dir
+// without its extension, and the attribute "file" holds the path. An item
+// that exists keeps its attributes and other vectors.
+func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc encoder.Encoder, o MediaOptions) (Report, error) {
+	rep := Report{File: dir}
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && slices.Contains(o.Exts, strings.ToLower(filepath.Ext(p))) {
+			paths = append(paths, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	if len(paths) == 0 {
+		return rep, fmt.Errorf("%w: no %s files under %s", ErrBadRecord, strings.Join(o.Exts, "/"), dir)
+	}
+	slices.Sort(paths)
+	var ids, files []string
+	var vecs [][]float32
+	for i, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return rep, err
+		}
+		out, err := enc.Encode(ctx, []encoder.Input{{Data: data}})
+		if err != nil {
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
+			err = fmt.Errorf("%w: %s: %v", ErrBadRecord, p, err)
+			if !o.SkipBad {
+				return rep, err
+			}
+			rep.skip(err)
+			continue
+		}
+		rel, _ := filepath.Rel(dir, p)
+		ids = append(ids, strings.TrimSuffix(filepath.ToSlash(rel), filepath.Ext(rel)))
+		files = append(files, p)
+		vecs = append(vecs, out[0])
+		if o.Progress != nil && i%100 == 0 {
+			o.Progress(i, len(paths))
+		}
+	}
+	if o.Standardize && len(vecs) > 1 {
+		sc, err := encoder.FitScaler(vecs)
+		if err != nil {
+			return rep, err
+		}
+		for i, v := range vecs {
+			vecs[i] = sc.Apply(v)
+		}
+	}
+	for s := 0; s < len(ids); s += o.batch() {
+		var batch []mmdb.Item
+		for i := s; i < min(len(ids), s+o.batch()); i++ {
+			it, err := db.Get(ctx, ids[i])
+			if errors.Is(err, mmdb.ErrNotFound) {
+				it, err = mmdb.Item{ID: ids[i]}, nil
+			}
+			if err != nil {
+				return rep, err
+			}
+			if it.Attrs == nil {
+				it.Attrs = map[string]any{}
+			}
+			if it.Vectors == nil {
+				it.Vectors = map[string][]float32{}
+			}
+			it.Attrs["file"] = files[i]
+			it.Vectors[modality] = vecs[i]
+			batch = append(batch, it)
+		}
+		if err := db.Put(ctx, batch...); err != nil {
+			return rep, fmt.Errorf("%s: %w", dir, err)
+		}
+		rep.Imported += len(batch)
+		if o.Progress != nil {
+			o.Progress(rep.Imported, len(ids))
+		}
+	}
+	return rep, nil
+}

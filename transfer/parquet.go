@@ -1,0 +1,136 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/parquet-go/parquet-go"
+)
+
+// ExportParquet writes every item as one Parquet row, laid out for bulk
+// import into Milvus and LanceDB: a string column "id", a JSON string
+// column "attrs" (Milvus reads it as a JSON field), and one nullable list
+// of float32 per modality, named after it (a vector field each). Items
+// without a modality have a null there.
+func ExportParquet(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(done, total int)) (int, error) {
+	mods := db.Modalities()
+	group := parquet.Group{"id": parquet.String(), "attrs": parquet.Optional(parquet.String())}
+	for _, m := range mods {
+		if m.Name == "id" || m.Name == "attrs" {
+			return 0, fmt.Errorf("transfer: a modality named %q clashes with the Parquet column of that name", m.Name)
+		}
+		group[m.Name] = parquet.Optional(parquet.List(parquet.Leaf(parquet.FloatType)))
+	}
+	schema := parquet.NewSchema("mmdb_item", group)
+	pw := parquet.NewWriter(w, schema, parquet.Compression(&parquet.Zstd))
+	n, total := 0, db.Count()
+	for it, err := range db.Items(ctx) {
+		if err != nil {
+			return n, err
+		}
+		row := map[string]any{"id": it.ID}
+		if len(it.Attrs) > 0 {
+			a, err := json.Marshal(it.Attrs)
+			if err != nil {
+				return n, fmt.Errorf("item %s: %w", it.ID, err)
+			}
+			row["attrs"] = string(a)
+		}
+		for _, m := range mods {
+			if v, ok := it.Vectors[m.Name]; ok {
+				row[m.Name] = v
+			}
+		}
+		if err := pw.Write(row); err != nil {
+			return n, fmt.Errorf("item %s: %w", it.ID, err)
+		}
+		n++
+		if progress != nil && n%1000 == 0 {
+			progress(n, total)
+		}
+	}
+	if err := pw.Close(); err != nil {
+		return n, err
+	}
+	if progress != nil {
+		progress(n, total)
+	}
+	return n, nil
+}
+
+// ReadParquet reads a file written by ExportParquet back into items (for
+// checking an export, or moving data between databases).
+func ReadParquet(r io.ReaderAt, size int64) ([]mmdb.Item, error) {
+	f, err := parquet.OpenFile(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRecord, err)
+	}
+	pr := parquet.NewReader(f)
+	defer pr.Close()
+	var out []mmdb.Item
+	for i := 0; ; i++ {
+		row := map[string]any{}
+		if err := pr.Read(&row); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("%w: row %d: %v", ErrBadRecord, i, err)
+		}
+		it := mmdb.Item{Vectors: map[string][]float32{}}
+		for k, v := range row {
+			switch k {
+			case "id":
+				s, ok := v.(string)
+				if !ok {
+					return nil, fmt.Errorf("%w: row %d: id is %T", ErrBadRecord, i, v)
+				}
+				it.ID = s
+			case "attrs":
+				s, ok := v.(string)
+				if !ok || s == "" {
+					continue
+				}
+				item, err := decodeRecord([]byte(`{"id":"x","attrs":` + s + `}`))
+				if err != nil {
+					return nil, fmt.Errorf("%w: row %d: attrs: %v", ErrBadRecord, i, err)
+				}
+				it.Attrs = item.Attrs
+			default:
+				vec, err := floats(v)
+				if err != nil {
+					return nil, fmt.Errorf("%w: row %d: column %s: %v", ErrBadRecord, i, k, err)
+				}
+				if vec != nil {
+					it.Vectors[k] = vec
+				}
+			}
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+func floats(v any) ([]float32, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case []float32:
+		return x, nil
+	case []any:
+		if len(x) == 0 {
+			return nil, nil
+		}
+		out := make([]float32, len(x))
+		for i, e := range x {
+			f, ok := e.(float32)
+			if !ok {
+				return nil, fmt.Errorf("element %d is %T", i, e)
+			}
+			out[i] = f
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%T is not a list of floats", v)
+}
