@@ -187,7 +187,53 @@ func runDemo(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) 
 	if err != nil {
 		return err
 	}
-	return printHits(ctx, db, stdout, hits)
+	if err := printHits(ctx, db, stdout, hits); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(stdout, "\nImage-to-audio through the statement language, after ALIGN image TO audio:")
+	res, err := db.Query(ctx, "ALIGN image TO audio USING cca")
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, indent(res.String()))
+	stmt := fmt.Sprintf("SEARCH audio NEAR image OF '%s' LIMIT 5", items[2].ID)
+	fmt.Fprintf(stdout, "  %s\n", stmt)
+	res, err = db.Query(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	if err := printHits(ctx, db, stdout, res.Hits); err != nil {
+		return err
+	}
+
+	snap := filepath.Join(*dir, "demo-snapshot.mmdb")
+	os.Remove(snap)
+	if err := db.Snapshot(ctx, snap); err != nil {
+		return err
+	}
+	again, err := mmdb.Open(snap, &mmdb.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer again.Close()
+	res2, err := again.Query(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	how := "loaded"
+	for _, r := range again.OpenReport() {
+		if r.Action != "loaded" {
+			how = r.Action
+		}
+	}
+	same := len(res2.Hits) == len(res.Hits)
+	for i := range res2.Hits {
+		same = same && res2.Hits[i].ID == res.Hits[i].ID
+	}
+	fmt.Fprintf(stdout, "\nSnapshot written to %s and reopened (indexes %s from its checkpoints): %d items, the same search gives the same hits: %v\n",
+		snap, how, again.Count(), same)
+	return nil
 }
 
 func indent(s string) string {

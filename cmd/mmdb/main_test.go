@@ -56,6 +56,9 @@ func TestDemoOutput(t *testing.T) {
 	assert.Contains(t, s, "pivot route")
 	assert.Contains(t, s, "filter: year BETWEEN 2010 AND 2014")
 	assert.Regexp(t, `1\s+cat-0001\s+cat`, s, "an item's own image ranks first for its text")
+	assert.Contains(t, s, "aligned route")
+	assert.Regexp(t, `SEARCH audio NEAR image OF 'car-0002' LIMIT 5\n.*\n\s+1\s+car-`, s, "image-to-audio finds a car sound first")
+	assert.Contains(t, s, "the same search gives the same hits: true")
 }
 
 func TestSnapshotRestoreCheckCommands(t *testing.T) {
