@@ -70,10 +70,23 @@ func demoCmd() *cobra.Command {
 	c := newCmd("demo", "build a synthetic multimodal database and run cross-modal searches",
 		"Builds a database from a synthetic corpus (image and text in one space, audio in another),\n"+
 			"then runs text-to-image, pivot and aligned text-to-audio, and filtered fused searches with their plans.",
-		"mmdb demo --items 3000 --dir /tmp/demo", 0)
+		"mmdb demo --items 3000 --dir /tmp/demo\n  mmdb demo --data ../shared/data", 0)
 	dir := c.Flags().String("dir", "", "where to create demo.mmdb (default: a temporary directory, removed afterwards)")
 	n := c.Flags().Int("items", 3000, "number of synthetic items")
+	data := c.Flags().String("data", "", "use the real data in this folder (../shared/data) instead of the synthetic corpus")
 	c.RunE = func(c *cobra.Command, _ []string) error {
+		if *data != "" {
+			d := *dir
+			if d == "" {
+				tmp, err := os.MkdirTemp("", "mmdb-demo-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				d = tmp
+			}
+			return runRealDemo(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), *data, d)
+		}
 		return runDemo(c.Context(), c.OutOrStdout(), *dir, *n)
 	}
 	return c

@@ -49,6 +49,8 @@ func render(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o r
 		fmt.Fprint(w, res.Report.String())
 	case res.Item != nil:
 		return renderItem(w, *res.Item, o)
+	case res.Kind == query.StmtSearch && len(res.Plans) > 0 && len(res.Plans[0].Steps) == 0:
+		// EXPLAIN without ANALYZE: a plan, nothing ran.
 	case res.Kind == query.StmtSearch:
 		rows, err := hitRows(ctx, db, res.Hits)
 		if err != nil {
