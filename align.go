@@ -144,10 +144,10 @@ func (db *DB) Align(ctx context.Context, from, to string, method align.Method) (
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: align %s->%s: %w", from, to, err)
 	}
-	if db.opts.Progress != nil {
-		db.opts.Progress("align "+from+"->"+to, 0, 1)
-	}
 	o := align.Options{Metric: tm.Metric, Seed: 1}
+	if db.opts.Progress != nil {
+		o.Progress = func(done, total int) { db.opts.Progress("align "+from+"->"+to+" (methods)", done, total) }
+	}
 	var only []align.Method
 	if method != align.Auto {
 		only = []align.Method{method}
@@ -155,9 +155,6 @@ func (db *DB) Align(ctx context.Context, from, to string, method align.Method) (
 	proj, rep, err := align.FitAuto(ctx, pairs, o, only...)
 	if err != nil {
 		return rep, fmt.Errorf("mmdb: align %s->%s: %w", from, to, err)
-	}
-	if db.opts.Progress != nil {
-		db.opts.Progress("align "+from+"->"+to, 1, 1)
 	}
 	w, bias := proj.Float32()
 	a := Alignment{From: from, To: to, W: w, Bias: bias, Method: string(proj.Method), Report: rep}

@@ -1,7 +1,9 @@
 package mmdb
 
 import (
+	"encoding/json"
 	"errors"
+	"math"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -72,6 +74,16 @@ func TestAlignCOCORandomText(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, align.Procrustes, rep2.Chosen)
 	assert.Equal(t, "procrustes", db2.aligns[[2]string{"rtext", "image"}].Method)
+}
+
+func TestEvalReportJSONInfiniteMedian(t *testing.T) {
+	b, err := json.Marshal(EvalReport{Probe: "a", MedianRank: math.Inf(1), Recall: map[int]float64{10: 0.1}})
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"MedianRank":null`)
+	assert.Contains(t, string(b), `"Probe":"a"`)
+	b, err = json.Marshal(EvalReport{MedianRank: 3})
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"MedianRank":3`)
 }
 
 func TestAlignRejects(t *testing.T) {

@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"runtime"
@@ -350,4 +351,18 @@ func summarise(probe, target string, ranks []int, targets int, ks []int) EvalRep
 		r.MedianRank = (med(s[m/2-1]) + med(s[m/2])) / 2
 	}
 	return r
+}
+
+// MarshalJSON writes an infinite MedianRank (most targets never returned)
+// as null: JSON has no infinity.
+func (r EvalReport) MarshalJSON() ([]byte, error) {
+	type plain EvalReport
+	out := struct {
+		plain
+		MedianRank *float64
+	}{plain: plain(r)}
+	if !math.IsInf(r.MedianRank, 0) {
+		out.MedianRank = &r.MedianRank
+	}
+	return json.Marshal(out)
 }

@@ -67,7 +67,8 @@ func (db *DB) SnapshotTo(ctx context.Context, w io.Writer) (int64, error) {
 	var n int64
 	err := db.store.Bolt().View(func(tx *bolt.Tx) error {
 		var err error
-		n, err = tx.WriteTo(ctxWriter{ctx, w})
+		var done int64
+		n, err = tx.WriteTo(ctxWriter{ctx: ctx, w: w, progress: db.opts.Progress, total: tx.Size(), done: &done})
 		return err
 	})
 	if err != nil {
@@ -76,17 +77,29 @@ func (db *DB) SnapshotTo(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-// ctxWriter stops a long copy when its context is cancelled.
+// ctxWriter stops a long copy when its context is cancelled, and reports
+// progress in bytes to Options.Progress.
 type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
+	ctx      context.Context
+	w        io.Writer
+	progress func(stage string, done, total int)
+	total    int64
+	done     *int64
 }
 
 func (c ctxWriter) Write(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.w.Write(p)
+	n, err := c.w.Write(p)
+	if c.progress != nil {
+		if c.done == nil {
+			return n, err // not reachable: WriteTo copies the struct once
+		}
+		*c.done += int64(n)
+		c.progress("snapshot (bytes)", int(*c.done), int(c.total))
+	}
+	return n, err
 }
 
 // RestoreOptions tune Restore.

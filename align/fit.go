@@ -93,6 +93,9 @@ func FitAuto(ctx context.Context, p Pairs, o Options, only ...Method) (*Projecti
 			rep.Scores = append(rep.Scores, Score{Method: m, Err: err.Error()})
 			continue
 		}
+		if o.Progress != nil {
+			o.Progress(len(rep.Scores)+1, len(methods)+1)
+		}
 		s := Evaluate(proj, test, o.Metric)
 		s.Method, s.Params = m, proj.Params
 		rep.Scores = append(rep.Scores, s)
@@ -113,6 +116,9 @@ func FitAuto(ctx context.Context, p Pairs, o Options, only ...Method) (*Projecti
 	proj, err := Fit(ctx, rep.Chosen, p, o)
 	if err != nil {
 		return nil, rep, err
+	}
+	if o.Progress != nil {
+		o.Progress(len(methods)+1, len(methods)+1)
 	}
 	return proj, rep, nil
 }

@@ -31,6 +31,9 @@ type Options struct {
 	Epochs, Batch int
 	LR            float64
 	Patience      int
+	// Progress, if set, is called by FitAuto after each fit with the
+	// number of fits done and the total (the methods, then the refit).
+	Progress func(done, total int)
 }
 
 func (o Options) withDefaults() Options {

@@ -31,8 +31,9 @@ func benchCmd() *cobra.Command {
 	peers := fs.Bool("peers", false, "compare with hnswlib and FAISS (installed with apt-get when missing), alternating runs")
 	reps := fs.Int("reps", 3, "with --peers: alternating repetitions; medians are reported")
 	plotDir := fs.String("plot", "", "with --peers: write a recall-vs-queries/s PNG per dataset into this directory")
+	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir})
+		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON})
 	}
 	return c
 }
@@ -43,6 +44,7 @@ type benchFlags struct {
 	quiet, peers                        bool
 	reps                                int
 	plotDir                             string
+	json                                bool
 }
 
 func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
@@ -108,6 +110,9 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 		}
 		total.Rows = append(total.Rows, rep.Rows...)
 		total.Builds = append(total.Builds, rep.Builds...)
+	}
+	if f.json {
+		return report(stdout, true, total, "")
 	}
 	fmt.Fprint(stdout, total.Markdown())
 	if *peers {

@@ -74,7 +74,15 @@ func demoCmd() *cobra.Command {
 	dir := c.Flags().String("dir", "", "where to create demo.mmdb (default: a temporary directory, removed afterwards)")
 	n := c.Flags().Int("items", 3000, "number of synthetic items")
 	data := c.Flags().String("data", "", "use the real data in this folder (../shared/data) instead of the synthetic corpus")
+	asJSON := c.Flags().Bool("json", false, "print a summary of the tour's figures as JSON instead of the tour (synthetic corpus)")
 	c.RunE = func(c *cobra.Command, _ []string) error {
+		if *asJSON && *data == "" {
+			sum, err := runDemoSummary(c.Context(), io.Discard, *dir, *n)
+			if err != nil {
+				return err
+			}
+			return report(c.OutOrStdout(), true, sum, "")
+		}
 		if *data != "" {
 			d := *dir
 			if d == "" {
@@ -92,15 +100,39 @@ func demoCmd() *cobra.Command {
 	return c
 }
 
+// demoSummary is what `mmdb demo --json` prints: the figures of the tour.
+type demoSummary struct {
+	Path         string              `json:"path"`
+	Items        int                 `json:"items"`
+	Evaluations  []mmdb.EvalReport   `json:"evaluations"`
+	Alignments   []*align.Report     `json:"alignments"`
+	Searches     map[string][]string `json:"searches"` // hit IDs, best first
+	SnapshotSame bool                `json:"snapshot_same_hits"`
+}
+
+func hitIDs(hits []mmdb.Hit) []string {
+	ids := make([]string, len(hits))
+	for i, h := range hits {
+		ids[i] = h.ID
+	}
+	return ids
+}
+
 func runDemo(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) error {
+	_, err := runDemoSummary(ctx, stdout, dirFlag, nItems)
+	return err
+}
+
+func runDemoSummary(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) (sum demoSummary, err error) {
+	sum.Searches = map[string][]string{}
 	dir, n := &dirFlag, &nItems
 	if *n < len(concepts) {
-		return fmt.Errorf("%w: -items must be at least %d", errUsage, len(concepts))
+		return sum, fmt.Errorf("%w: -items must be at least %d", errUsage, len(concepts))
 	}
 	if *dir == "" {
 		tmp, err := os.MkdirTemp("", "mmdb-demo-")
 		if err != nil {
-			return err
+			return sum, err
 		}
 		defer os.RemoveAll(tmp)
 		*dir = tmp
@@ -109,7 +141,7 @@ func runDemo(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) 
 	os.Remove(path)
 	db, err := mmdb.Open(path, nil)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	defer db.Close()
 
@@ -119,12 +151,12 @@ func runDemo(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) 
 		{Name: "audio", Dim: 24, Metric: mmdb.Cosine, Space: "synthetic-mfcc"},
 	} {
 		if err := db.DefineModality(m); err != nil {
-			return err
+			return sum, err
 		}
 	}
 	items := synthCorpus(*n, 42)
 	if err := db.Put(ctx, items...); err != nil {
-		return err
+		return sum, err
 	}
 	fi, _ := os.Stat(path)
 	fmt.Fprintf(stdout, "Built %s: %d items, %.1f MiB\n\n", path, db.Count(), float64(fi.Size())/(1<<20))
@@ -139,53 +171,56 @@ func runDemo(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) 
 	fmt.Fprintf(stdout, "\nText-to-image: the 8 images nearest to the text of %q\n", probe.ID)
 	hits, err := db.Search(ctx, mmdb.Query{Target: "image", Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}}, K: 8})
 	if err != nil {
-		return err
+		return sum, err
 	}
+	sum.Searches["text-to-image"] = hitIDs(hits)
 	if err := printHits(ctx, db, stdout, hits); err != nil {
-		return err
+		return sum, err
 	}
 
 	fmt.Fprintln(stdout, "\nSelf-evaluation: each item's text looks for its own image among all images")
 	for _, pair := range [][2]string{{"text", "image"}, {"image", "text"}} {
 		rep, err := db.Evaluate(ctx, pair[0], pair[1], nil)
 		if err != nil {
-			return err
+			return sum, err
 		}
 		fmt.Fprintln(stdout, " ", rep)
+		sum.Evaluations = append(sum.Evaluations, rep)
 	}
 
 	fmt.Fprintln(stdout, "\nText-to-audio: audio comes from another encoder, so the planner pivots through items that have both:")
 	aq := mmdb.Query{Target: "audio", Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}}, K: 5}
 	plan, err := db.Explain(ctx, aq)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	fmt.Fprint(stdout, indent(plan.String()))
 	hits, err = db.Search(ctx, aq)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	if err := printHits(ctx, db, stdout, hits); err != nil {
-		return err
+		return sum, err
 	}
 
 	fmt.Fprintln(stdout, "\nAlign: learn text -> audio from the items that carry both, keep the best method by held-out recall")
 	rep, err := db.Align(ctx, "text", "audio", align.Auto)
 	if err != nil {
-		return err
+		return sum, err
 	}
+	sum.Alignments = append(sum.Alignments, rep)
 	fmt.Fprint(stdout, indent(rep.String()))
 	plan, err = db.Explain(ctx, aq)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	fmt.Fprint(stdout, indent(plan.String()))
 	hits, err = db.Search(ctx, aq)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	if err := printHits(ctx, db, stdout, hits); err != nil {
-		return err
+		return sum, err
 	}
 
 	fmt.Fprintln(stdout, "\nFiltered and fused: images near the text of a cat AND the image of a dog, years 2010-2014")
@@ -193,46 +228,49 @@ func runDemo(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) 
 		Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}, {Modality: "image", ItemID: items[0].ID}}}
 	plan, err = db.Explain(ctx, fq)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	fmt.Fprint(stdout, indent(plan.String()))
 	hits, err = db.Search(ctx, fq)
 	if err != nil {
-		return err
+		return sum, err
 	}
+	sum.Searches["fused-filtered"] = hitIDs(hits)
 	if err := printHits(ctx, db, stdout, hits); err != nil {
-		return err
+		return sum, err
 	}
 
 	fmt.Fprintln(stdout, "\nImage-to-audio through the statement language, after ALIGN image TO audio:")
 	res, err := db.Query(ctx, "ALIGN image TO audio USING cca")
 	if err != nil {
-		return err
+		return sum, err
 	}
+	sum.Alignments = append(sum.Alignments, res.Report)
 	fmt.Fprint(stdout, indent(res.String()))
 	stmt := fmt.Sprintf("SEARCH audio NEAR image OF '%s' LIMIT 5", items[2].ID)
 	fmt.Fprintf(stdout, "  %s\n", stmt)
 	res, err = db.Query(ctx, stmt)
 	if err != nil {
-		return err
+		return sum, err
 	}
+	sum.Searches["image-to-audio"] = hitIDs(res.Hits)
 	if err := printHits(ctx, db, stdout, res.Hits); err != nil {
-		return err
+		return sum, err
 	}
 
 	snap := filepath.Join(*dir, "demo-snapshot.mmdb")
 	os.Remove(snap)
 	if err := db.Snapshot(ctx, snap); err != nil {
-		return err
+		return sum, err
 	}
 	again, err := mmdb.Open(snap, &mmdb.Options{ReadOnly: true})
 	if err != nil {
-		return err
+		return sum, err
 	}
 	defer again.Close()
 	res2, err := again.Query(ctx, stmt)
 	if err != nil {
-		return err
+		return sum, err
 	}
 	how := "loaded"
 	for _, r := range again.OpenReport() {
@@ -240,13 +278,15 @@ func runDemo(ctx context.Context, stdout io.Writer, dirFlag string, nItems int) 
 			how = r.Action
 		}
 	}
+	sum.Path, sum.Items = path, db.Count()
 	same := len(res2.Hits) == len(res.Hits)
 	for i := range res2.Hits {
 		same = same && res2.Hits[i].ID == res.Hits[i].ID
 	}
+	sum.SnapshotSame = same
 	fmt.Fprintf(stdout, "\nSnapshot written to %s and reopened (indexes %s from its checkpoints): %d items, the same search gives the same hits: %v\n",
 		snap, how, again.Count(), same)
-	return nil
+	return sum, nil
 }
 
 func indent(s string) string {

@@ -106,9 +106,9 @@ func rootCmd() *cobra.Command {
 
 func versionCmd() *cobra.Command {
 	c := newCmd("version", "print the version", "Prints the version of this mmdb build.", "mmdb version", 0)
+	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		fmt.Fprintln(c.OutOrStdout(), "mmdb", version)
-		return nil
+		return report(c.OutOrStdout(), *asJSON, map[string]string{"version": version}, "mmdb "+version+"\n")
 	}
 	return c
 }

@@ -286,7 +286,7 @@ func TestShellPTY(t *testing.T) {
 		interrupted := time.Now()
 		sh.expect("Error: cancelled")
 		took := time.Since(interrupted)
-		t.Logf("%q: cancelled %v after Ctrl-C, %v after it started", slow, took.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+		t.Logf("%q: cancelled %v after Ctrl-C, %v after it started", slow, took.Round(time.Microsecond), time.Since(began).Round(time.Millisecond))
 		if took > 2*time.Second {
 			t.Errorf("cancelling took %v after Ctrl-C, want well under 2s", took)
 		}
