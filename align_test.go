@@ -3,8 +3,8 @@ package mmdb
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
