@@ -225,7 +225,7 @@ func TestShellPTY(t *testing.T) {
 	sh := startPTY(t, bin, home, "shell", db)
 
 	// 1. Banner, prompt, a statement.
-	sh.expect("mmdb dev: " + db + " (3000 items)")
+	sh.expectRe(regexp.MustCompile(`mmdb \S+: ` + regexp.QuoteMeta(db) + ` \(3000 items\)`))
 	sh.expect(prompt)
 	sh.send("COUNT;\r")
 	sh.expectRe(count3000)
@@ -268,10 +268,10 @@ func TestShellPTY(t *testing.T) {
 	sh.expect(prompt)
 
 	// 5. Ctrl-C during a long statement cancels it and keeps the shell.
-	// Learning text->image with infonce on 3000 pairs runs 200 epochs
-	// (about 30 s on a shared 2-core machine, see the report): the test
-	// checks it is still running after a while, interrupts it, and wants
-	// the error well before it could have finished.
+	// Learning text->image with infonce on 3000 pairs runs 200 epochs:
+	// 25-32 s uninterrupted on a shared 2-core machine. The test checks
+	// that it is still running after 1.5 s, interrupts it, and wants the
+	// error within 2 s, long before it could have finished.
 	const slow = "ALIGN text TO image USING infonce;"
 	sh.send(slow + "\r")
 	sh.expect(slow + "\r\n") // readline redraws as it goes: wait for Enter

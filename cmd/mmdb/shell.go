@@ -85,6 +85,8 @@ func (sh *shell) interactive(ctx context.Context, path string) error {
 		InterruptPrompt:   "^C",
 		EOFPrompt:         ".quit",
 		HistorySearchFold: true,
+		// History keeps whole statements, not their last lines.
+		DisableAutoSaveHistory: true,
 	})
 	if err != nil {
 		return err
@@ -109,10 +111,28 @@ func (sh *shell) interactive(ctx context.Context, path string) error {
 		if err != nil {
 			return err
 		}
+		pending := buf.String() + line
 		if err := sh.feed(ctx, &buf, line); errors.Is(err, errQuit) {
+			_ = rl.SaveHistory(strings.TrimSpace(line))
 			return nil
 		}
+		if buf.Len() == 0 && strings.TrimSpace(pending) != "" {
+			_ = rl.SaveHistory(historyLine(pending))
+		}
 	}
+}
+
+// historyLine folds a statement typed over several lines into one history
+// entry; comment lines are dropped, since a "--" would hide the rest of a
+// folded line.
+func historyLine(s string) string {
+	var parts []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // script runs the statements and dot-commands read from r.
@@ -162,6 +182,9 @@ func (sh *shell) feed(ctx context.Context, buf *strings.Builder, line string) er
 func (sh *shell) settle(err error) error {
 	if err == nil || errors.Is(err, errQuit) {
 		return err
+	}
+	if isTerminal(sh.err) {
+		fmt.Fprint(sh.err, "\r\x1b[K") // clear a progress bar the statement left
 	}
 	fmt.Fprintln(sh.err, "Error:", strings.TrimPrefix(err.Error(), "mmdb: "))
 	sh.failed = true
