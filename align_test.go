@@ -22,6 +22,9 @@ import (
 // map with its report, and the planner then takes the aligned route; the
 // map and report survive a reopen; aligning again replaces them.
 func TestAlignCOCORandomText(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine numeric work, slow under -race; the plain test run covers it")
+	}
 	img, _ := loadCOCO(t, "features_clip.npy")
 	_, rtxt := loadCOCO(t, "features_clip_random.npy")
 	db, path := openTest(t,
@@ -205,6 +208,9 @@ func TestCalibrateRejects(t *testing.T) {
 // by a speaker the alignment never heard, at the rate (image->audio
 // precision@10 >= 0.65).
 func TestAlignDigitsToSpeechEndToEnd(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine numeric work, slow under -race; the plain test run covers it")
+	}
 	needData(t, "digits/digits.csv.gz")
 	needData(t, "fsdd/recordings")
 	digits, err := dataset.Digits(sharedData)

@@ -27,6 +27,21 @@ type Item struct {
 	Vectors map[string][]float32
 }
 
+// ItemError is why Put refused one item of its batch (and so the whole
+// batch): Index is the item's position in the batch. Use errors.As to
+// find it; it unwraps to the sentinel (ErrDimension, ...).
+type ItemError struct {
+	Index int
+	ID    string
+	Err   error
+}
+
+func (e *ItemError) Error() string {
+	return fmt.Sprintf("batch position %d: %v", e.Index, e.Err)
+}
+
+func (e *ItemError) Unwrap() error { return e.Err }
+
 // prepared is an item validated and converted for storage.
 type prepared struct {
 	ext   string
@@ -100,7 +115,7 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 		p, err := db.prepareLocked(it)
 		if err != nil {
 			db.mu.RUnlock()
-			return fmt.Errorf("mmdb: put: batch position %d: %w", i, err)
+			return fmt.Errorf("mmdb: put: %w", &ItemError{Index: i, ID: it.ID, Err: err})
 		}
 		preps[i] = p
 	}

@@ -86,6 +86,10 @@ type Step struct {
 // String renders the plan as an indented tree, the form EXPLAIN prints.
 func (p *Plan) String() string {
 	var b strings.Builder
+	if p.Strategy == "postings" { // COUNT
+		fmt.Fprintf(&b, "COUNT\n  filter: %s -> %d of %d items\n  strategy: postings (%s)\n", p.Filter, p.FilterMatches, p.Candidates, p.Why)
+		return b.String()
+	}
 	fmt.Fprintf(&b, "SEARCH %s LIMIT %d\n", p.Target, p.K)
 	if p.Filter != "" {
 		fmt.Fprintf(&b, "  filter: %s -> %d of %d %s vectors\n", p.Filter, p.FilterMatches, p.Candidates, p.Target)
@@ -575,10 +579,8 @@ func (db *DB) hits(p *planned, list []query.Ranked, k int, fused bool) []Hit {
 // distanceOf inverts Metric.Score.
 func distanceOf(m modality.Metric, score float32) float32 {
 	switch m {
-	case modality.L2:
-		return -score
-	case modality.Dot:
-		return -score
+	case modality.L2, modality.Dot:
+		return 0 - score // not -score: an exact match is 0, not -0
 	}
 	return 1 - score
 }

@@ -92,7 +92,7 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 			if st.Filter != nil {
 				f = st.Filter.String()
 			}
-			res.Plans = []*Plan{{Target: "(items)", Filter: f, FilterMatches: n, Strategy: "postings", Why: "COUNT reads only the attribute postings"}}
+			res.Plans = []*Plan{{Target: "(items)", Filter: f, FilterMatches: n, Candidates: db.Count(), Strategy: "postings", Why: "COUNT reads only the attribute postings"}}
 		}
 	case query.StmtSearch:
 		return db.querySearch(ctx, st)

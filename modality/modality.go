@@ -130,7 +130,12 @@ func (m Modality) Prepare(v []float32) ([]float32, error) {
 		if n == 0 || math.IsInf(float64(n), 0) {
 			return nil, fmt.Errorf("%w: zero vector cannot be compared by cosine", ErrInvalidVector)
 		}
-		scale(out, 1/n)
+		// A vector already of unit length (to float32 precision) is kept
+		// as it is: normalising it again moves its last bits, so an
+		// exported database would not import back bit for bit.
+		if math.Abs(float64(n)-1) > 1e-6 {
+			scale(out, 1/n)
+		}
 	}
 	return out, nil
 }
@@ -156,7 +161,7 @@ func (m Metric) Score(dist float32) (score, distance float32) {
 	switch m {
 	case L2:
 		d := float32(math.Sqrt(float64(max(dist, 0))))
-		return -d, d
+		return 0 - d, d // not -d: an exact match scores 0, not -0
 	case Dot:
 		return -dist, dist
 	default:

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"strconv"
 
 	"github.com/mmdb-go/mmdb"
 )
@@ -24,7 +26,8 @@ type Record struct {
 
 // decodeRecord parses one line strictly: unknown fields, a missing ID and
 // non-numeric vector entries are errors, and JSON numbers in attributes
-// become int64 when integral, float64 otherwise.
+// become int64 when written without a fraction or exponent (2, -7), and
+// float64 otherwise (2.0, 1e3, 0.5).
 func decodeRecord(line []byte) (mmdb.Item, error) {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -97,6 +100,10 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		}
 		if err := db.Put(ctx, batch...); err != nil {
 			if !o.SkipBad || ctx.Err() != nil {
+				var ie *mmdb.ItemError
+				if errors.As(err, &ie) && ie.Index < len(lines) {
+					return fmt.Errorf("%s:%d: %w (nothing of lines %d-%d was stored)", name, lines[ie.Index], err, lines[0], lines[len(lines)-1])
+				}
 				return fmt.Errorf("%s: lines %d-%d: %w", name, lines[0], lines[len(lines)-1], err)
 			}
 			// Find the bad ones: store item by item.
@@ -163,7 +170,7 @@ func ExportJSONL(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(do
 		if err != nil {
 			return n, err
 		}
-		if err := enc.Encode(Record{ID: it.ID, Attrs: it.Attrs, Vectors: it.Vectors}); err != nil {
+		if err := enc.Encode(Record{ID: it.ID, Attrs: exportAttrs(it.Attrs), Vectors: it.Vectors}); err != nil {
 			return n, err
 		}
 		n++
@@ -175,4 +182,25 @@ func ExportJSONL(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(do
 		progress(n, total)
 	}
 	return n, bw.Flush()
+}
+
+// exportAttrs writes whole float64 values with a ".0" so that an import,
+// which reads numbers without a fraction or exponent as int64, gives them
+// back as float64.
+func exportAttrs(a map[string]any) map[string]any {
+	var out map[string]any
+	for k, v := range a {
+		f, ok := v.(float64)
+		if !ok || f != math.Trunc(f) || math.Abs(f) >= 1e21 {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(a)
+		}
+		out[k] = json.Number(strconv.FormatFloat(f, 'f', 1, 64))
+	}
+	if out == nil {
+		return a
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/parquet-go/parquet-go"
@@ -133,4 +134,42 @@ func floats(v any) ([]float32, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("%T is not a list of floats", v)
+}
+
+// ImportParquet stores the rows of a file written by ExportParquet, in
+// batches, as ImportJSONL does (a bad row is named by its number).
+func ImportParquet(ctx context.Context, db *mmdb.DB, f interface {
+	io.ReaderAt
+	Stat() (os.FileInfo, error)
+}, name string, o Options) (Report, error) {
+	rep := Report{File: name}
+	fi, err := f.Stat()
+	if err != nil {
+		return rep, err
+	}
+	items, err := ReadParquet(f, fi.Size())
+	if err != nil {
+		return rep, fmt.Errorf("%s: %w", name, err)
+	}
+	for s := 0; s < len(items); s += o.batch() {
+		batch := items[s:min(len(items), s+o.batch())]
+		if err := db.Put(ctx, batch...); err != nil {
+			if !o.SkipBad || ctx.Err() != nil {
+				return rep, fmt.Errorf("%s: rows %d-%d: %w", name, s, s+len(batch)-1, err)
+			}
+			for i, it := range batch {
+				if err := db.Put(ctx, it); err != nil {
+					rep.skip(fmt.Errorf("%s: row %d: %w", name, s+i, err))
+					continue
+				}
+				rep.Imported++
+			}
+		} else {
+			rep.Imported += len(batch)
+		}
+		if o.Progress != nil {
+			o.Progress(rep.Imported, len(items))
+		}
+	}
+	return rep, nil
 }

@@ -119,20 +119,7 @@ func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string
 	case ".jsonl", ".ndjson", ".json":
 		return transfer.ImportJSONL(ctx, db, f, path, o)
 	case ".parquet":
-		fi, err := f.Stat()
-		if err != nil {
-			return transfer.Report{File: path}, err
-		}
-		items, err := transfer.ReadParquet(f, fi.Size())
-		if err != nil {
-			return transfer.Report{File: path}, err
-		}
-		for s := 0; s < len(items); s += max(o.Batch, 1) {
-			if err := db.Put(ctx, items[s:min(len(items), s+max(o.Batch, 1))]...); err != nil {
-				return transfer.Report{File: path, Imported: s}, fmt.Errorf("%s: rows %d-: %w", path, s, err)
-			}
-		}
-		return transfer.Report{File: path, Imported: len(items)}, nil
+		return transfer.ImportParquet(ctx, db, f, path, o)
 	}
 	return transfer.Report{File: path}, fmt.Errorf("%w: %s: unknown format (want .jsonl, .ndjson, .npy, .parquet or a folder of media)", errUsage, path)
 }

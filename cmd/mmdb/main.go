@@ -41,6 +41,10 @@ var errUsage = errors.New("usage")
 // errProblems marks a check that ran and found problems (exit code 1).
 var errProblems = errors.New("check found problems")
 
+// errReported marks a failure already shown to the user (exit code 1,
+// nothing more printed): the shell prints each statement's error itself.
+var errReported = errors.New("failed")
+
 // newCmd makes a subcommand taking exactly nargs positional arguments
 // (-1: any number, at least one).
 func newCmd(use, short, long, example string, nargs int) *cobra.Command {
@@ -130,7 +134,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errProblems):
+	case errors.Is(err, errProblems), errors.Is(err, errReported):
 		return 1
 	case errors.Is(err, errUsage), isCobraUsage(err):
 		fmt.Fprintln(stderr, prefixed(err))

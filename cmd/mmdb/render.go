@@ -160,9 +160,28 @@ func cell(v any, ok bool) string {
 	return s
 }
 
+// fullCell formats an attribute value whole (for CSV): lists as JSON
+// arrays, so that elements with spaces or commas stay distinct.
+func fullCell(v any) string {
+	switch x := v.(type) {
+	case []string:
+		b, _ := json.Marshal(x)
+		return string(b)
+	case float64:
+		return fmt.Sprintf("%g", x)
+	}
+	return fmt.Sprint(v)
+}
+
 func renderHits(w io.Writer, rows []hitRow, o renderOptions) error {
 	cols := attrColumns(rows)
-	header := append([]string{"rank", "id", "score", "distance"}, cols...)
+	header := []string{"rank", "id", "score", "distance"}
+	for _, c := range cols {
+		if slices.Contains(header[:4], c) {
+			c = "attrs." + c // an attribute named like a fixed column
+		}
+		header = append(header, c)
+	}
 	var lines [][]string
 	for _, r := range rows {
 		d := ""
@@ -172,7 +191,12 @@ func renderHits(w io.Writer, rows []hitRow, o renderOptions) error {
 		line := []string{fmt.Sprint(r.Rank), cell(r.ID, true), fmt.Sprintf("%.4f", r.Score), d}
 		for _, c := range cols {
 			v, ok := r.Attrs[c]
-			line = append(line, cell(v, ok))
+			switch {
+			case o.mode == "csv" && ok:
+				line = append(line, fullCell(v))
+			default:
+				line = append(line, cell(v, ok))
+			}
 		}
 		lines = append(lines, line)
 	}
@@ -210,7 +234,7 @@ func renderItem(w io.Writer, it mmdb.Item, o renderOptions) error {
 		_ = cw.Write([]string{"field", "value"})
 		_ = cw.Write([]string{"id", it.ID})
 		for _, k := range keys {
-			_ = cw.Write([]string{k, fmt.Sprint(it.Attrs[k])})
+			_ = cw.Write([]string{k, fullCell(it.Attrs[k])})
 		}
 		for _, m := range mods {
 			_ = cw.Write([]string{m, vectorText(it.Vectors[m], o.vectors)})
@@ -256,6 +280,15 @@ func withCaret(err error, stmt string) error {
 	} else {
 		end += start
 	}
-	col := se.Pos - start
-	return fmt.Errorf("%w\n  %s\n  %s^", err, stmt[start:end], strings.Repeat(" ", max(col, 0)))
+	// The caret goes under the character at Pos: count characters, not
+	// bytes, and keep tabs so that the columns line up.
+	var pad strings.Builder
+	for _, r := range stmt[start:min(se.Pos, end)] {
+		if r == '\t' {
+			pad.WriteRune('\t')
+		} else {
+			pad.WriteRune(' ')
+		}
+	}
+	return fmt.Errorf("%w\n  %s\n  %s^", err, stmt[start:end], pad.String())
 }

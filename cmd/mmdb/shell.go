@@ -45,7 +45,8 @@ type shell struct {
 	opts     renderOptions
 	timer    bool
 	explain  bool
-	cont     bool // go on after errors when not interactive
+	cont     bool   // go on after errors when not interactive
+	source   string // the .read file being run, for error messages
 	failed   bool
 	quit     bool
 	depth    int // .read nesting
@@ -68,10 +69,13 @@ func runShell(ctx context.Context, path string, in io.Reader, out, errw io.Write
 		return sh.interactive(ctx, path)
 	}
 	if err := sh.script(ctx, in, "stdin"); err != nil && !errors.Is(err, errQuit) {
+		if sh.failed {
+			return errReported // printed as "Error: ..." already
+		}
 		return err
 	}
 	if sh.failed {
-		return errors.New("some statements failed")
+		return errReported
 	}
 	return nil
 }
@@ -149,7 +153,7 @@ func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if rest := strings.TrimSpace(buf.String()); rest != "" && !onlyComments(rest) {
-		return sh.run(ctx, rest) // a last statement without ';'
+		return sh.settle(sh.run(ctx, rest)) // a last statement without ';'
 	}
 	return nil
 }
@@ -158,7 +162,8 @@ func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
 // once; statement text is buffered until a ';' outside quotes and
 // comments completes it. Errors stop a script unless --continue.
 func (sh *shell) feed(ctx context.Context, buf *strings.Builder, line string) error {
-	if buf.Len() == 0 && strings.HasPrefix(strings.TrimSpace(line), ".") {
+	if onlyComments(buf.String()) && strings.HasPrefix(strings.TrimSpace(line), ".") {
+		buf.Reset() // a comment left before a dot-command is not a statement
 		err := sh.dot(ctx, strings.TrimSpace(line))
 		return sh.settle(err)
 	}
@@ -183,10 +188,21 @@ func (sh *shell) settle(err error) error {
 	if err == nil || errors.Is(err, errQuit) {
 		return err
 	}
+	if errors.Is(err, errReported) {
+		sh.failed = true
+		if sh.depth > 0 || (!sh.cont && !sh.interactiveSession()) {
+			return err
+		}
+		return nil
+	}
 	if isTerminal(sh.err) {
 		fmt.Fprint(sh.err, "\r\x1b[K") // clear a progress bar the statement left
 	}
-	fmt.Fprintln(sh.err, "Error:", strings.TrimPrefix(err.Error(), "mmdb: "))
+	msg := strings.TrimPrefix(err.Error(), "mmdb: ")
+	if sh.source != "" {
+		msg = sh.source + ": " + msg
+	}
+	fmt.Fprintln(sh.err, "Error:", msg)
 	sh.failed = true
 	if sh.depth == 0 && !sh.cont && !sh.interactiveSession() {
 		return err
@@ -406,9 +422,14 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		}
 		defer file.Close()
 		sh.depth++
-		defer func() { sh.depth-- }()
+		outer := sh.source
+		sh.source = f[1]
+		defer func() { sh.depth--; sh.source = outer }()
 		if err := sh.script(ctx, file, f[1]); err != nil {
-			return fmt.Errorf("%s: %w", f[1], err)
+			if errors.Is(err, errQuit) {
+				return err
+			}
+			return fmt.Errorf("%w: %s stopped at its first error", errReported, f[1])
 		}
 	default:
 		return fmt.Errorf("unknown command %s (.help lists them)", f[0])
