@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"unsafe"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -58,7 +59,16 @@ type frameReader struct {
 // openFrame reads r to the end, verifies magic, version and checksum, and
 // returns a reader positioned on the payload.
 func openFrame(r io.Reader, magic string, version uint32) (*frameReader, error) {
-	b, err := io.ReadAll(r)
+	var b []byte
+	var err error
+	if lr, ok := r.(interface{ Len() int }); ok {
+		// A bytes.Reader (the database hands over a stored value) says its
+		// size: one allocation instead of ReadAll's doublings and copies.
+		b = make([]byte, lr.Len())
+		_, err = io.ReadFull(r, b)
+	} else {
+		b, err = io.ReadAll(r)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -115,20 +125,32 @@ func (f *frameReader) f32s(n uint64) []float32 {
 		return nil
 	}
 	out := make([]float32, n)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(f.b[4*i:]))
+	if nativeLittle && n > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n), f.b)
+	} else {
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(f.b[4*i:]))
+		}
 	}
 	f.b = f.b[4*n:]
 	return out
 }
+
+// nativeLittle: the machine stores numbers as the format does, so arrays
+// load with one copy.
+var nativeLittle = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 func (f *frameReader) u32s(n uint64) []uint32 {
 	if !f.need(4 * n) {
 		return nil
 	}
 	out := make([]uint32, n)
-	for i := range out {
-		out[i] = binary.LittleEndian.Uint32(f.b[4*i:])
+	if nativeLittle && n > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n), f.b)
+	} else {
+		for i := range out {
+			out[i] = binary.LittleEndian.Uint32(f.b[4*i:])
+		}
 	}
 	f.b = f.b[4*n:]
 	return out
@@ -140,4 +162,36 @@ func (f *frameReader) done() error {
 		f.err = fmt.Errorf("%w: %d unexpected trailing bytes", ErrFormat, len(f.b))
 	}
 	return f.err
+}
+
+// f32sInto reads len(dst) floats into dst.
+func (f *frameReader) f32sInto(dst []float32) {
+	n := uint64(len(dst))
+	if !f.need(4 * n) {
+		return
+	}
+	if nativeLittle && n > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*n), f.b)
+	} else {
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(f.b[4*i:]))
+		}
+	}
+	f.b = f.b[4*n:]
+}
+
+// u32sInto reads len(dst) integers into dst.
+func (f *frameReader) u32sInto(dst []uint32) {
+	n := uint64(len(dst))
+	if !f.need(4 * n) {
+		return
+	}
+	if nativeLittle && n > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*n), f.b)
+	} else {
+		for i := range dst {
+			dst[i] = binary.LittleEndian.Uint32(f.b[4*i:])
+		}
+	}
+	f.b = f.b[4*n:]
 }

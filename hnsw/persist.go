@@ -83,17 +83,25 @@ func (h *HNSW) Load(r io.Reader) error {
 	nfree := uint64(fr.u32())
 	free := fr.u32s(nfree)
 	meta := fr.u32s(2 * used64)
-	vecs := fr.f32s(used64 * uint64(dim))
 	m0 := 2 * m
-	links0 := fr.u32s(used64 * uint64(m0+1))
+	// The vectors and layer-0 links must fit in what is left before the
+	// graph's arrays are sized for them.
+	if fr.err == nil && !fr.need(4*used64*uint64(dim+m0+1)) {
+		return fr.err
+	}
 	if fr.err != nil {
 		return fr.err
 	}
 	n := NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64})
 	n.grow(used)
 	n.used = used
-	copy(n.vecs, vecs)
-	copy(n.links0, links0)
+	n.slotOf = make(map[uint32]uint32, used)
+	// Read straight into the graph's arrays: one copy each.
+	fr.f32sInto(n.vecs[:used*dim])
+	fr.u32sInto(n.links0[:used*(m0+1)])
+	if fr.err != nil {
+		return fr.err
+	}
 	n.free = free
 	isFree := make([]bool, used)
 	for _, s := range free {
