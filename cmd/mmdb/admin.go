@@ -15,13 +15,13 @@ func snapshotCmd() *cobra.Command {
 		"mmdb snapshot media.mmdb backup/media-2026-11-28.mmdb", 2)
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
-		return runSnapshot(c.Context(), args, c.OutOrStdout(), *asJSON)
+		return runSnapshot(c.Context(), args, c.OutOrStdout(), c.ErrOrStderr(), *asJSON)
 	}
 	return c
 }
 
-func runSnapshot(ctx context.Context, args []string, stdout io.Writer, asJSON bool) error {
-	db, err := mmdb.Open(args[0], nil)
+func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer, asJSON bool) error {
+	db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(stderr)})
 	if err != nil {
 		return err
 	}
