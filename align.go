@@ -3,6 +3,7 @@ package mmdb
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/align"
@@ -64,8 +65,8 @@ func (a *Alignment) validate(from, to Modality) error {
 }
 
 // SetAlignment stores a projection from a.From to a.To, replacing any
-// earlier one; searches from a.From to a.To use it at once (the aligned
-// route).
+// earlier one (and dropping a calibration made through it); searches from
+// a.From to a.To use it at once (the aligned route).
 func (db *DB) SetAlignment(a Alignment) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
@@ -86,15 +87,29 @@ func (db *DB) SetAlignment(a Alignment) error {
 	if err := a.validate(from, to); err != nil {
 		return fmt.Errorf("mmdb: %w", err)
 	}
+	// Keep a copy: the caller may reuse its slices.
+	a.W = slices.Clone(a.W)
+	for i := range a.W {
+		a.W[i] = slices.Clone(a.W[i])
+	}
+	a.Bias = slices.Clone(a.Bias)
 	data, err := msgpack.Marshal(&a)
 	if err != nil {
 		return err
 	}
-	if err := db.store.Update(func(tx *storage.Tx) error { return tx.PutAlignment(a.From, a.To, data) }); err != nil {
+	// A calibration made through the old map (its centre and hubness are
+	// in that map's output) would be wrong for the new one: drop it.
+	if err := db.store.Update(func(tx *storage.Tx) error {
+		if err := tx.PutAlignment(a.From, a.To, data); err != nil {
+			return err
+		}
+		return tx.PutCalibration(a.From, a.To, nil)
+	}); err != nil {
 		return fmt.Errorf("mmdb: alignment: %w", err)
 	}
 	db.mu.Lock()
 	db.aligns[[2]string{a.From, a.To}] = &a
+	delete(db.calibs, [2]string{a.From, a.To})
 	db.mu.Unlock()
 	return nil
 }

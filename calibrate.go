@@ -3,6 +3,7 @@ package mmdb
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -99,7 +100,8 @@ func (c *Calibration) decode() error {
 }
 
 // Calibrate sets up query-time corrections for searches from probe to
-// target, which must reach it directly or through a stored alignment:
+// target, which must reach it directly or through a stored alignment
+// (storing a new alignment drops the calibration made for the old one):
 // mean centring and the hubness correction (see CalibrateOptions). Search
 // applies them unless Query.NoCorrections is set; Evaluate reports the
 // figures with and without them on items outside the bank. Calibrate
@@ -150,7 +152,13 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, opts Calibrat
 			return nil, false
 		}
 		if al != nil {
-			v = al.project(v)
+			// As Search does: project, then normalise (under Cosine), so
+			// the centre and the bank are in the units queries are in.
+			pv, err := tm.Prepare(al.project(v))
+			if err != nil {
+				return nil, false
+			}
+			v = pv
 		}
 		return v, true
 	}
@@ -214,7 +222,23 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, opts Calibrat
 			return nil, fmt.Errorf("mmdb: calibrate: %w", err)
 		}
 	}
-	return c, db.storeCalibration(c, false)
+	if err := db.storeCalibration(c, false); err != nil {
+		return nil, err
+	}
+	return c.clone(), nil
+}
+
+// clone copies c for a caller, who may change it without touching the
+// calibration searches use.
+func (c *Calibration) clone() *Calibration {
+	d := *c
+	d.Centre = slices.Clone(c.Centre)
+	d.BankItems = slices.Clone(c.BankItems)
+	d.IDs = slices.Clone(c.IDs)
+	d.Hub = slices.Clone(c.Hub)
+	d.bank = c.bank.Clone()
+	d.hub = maps.Clone(c.hub)
+	return &d
 }
 
 // hubness measures each target's mean similarity to its K nearest bank

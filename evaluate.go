@@ -293,16 +293,21 @@ func rankAll(ctx context.Context, metric modality.Metric, qs [][]float32, own []
 					return
 				}
 				q := qs[i]
-				off := func(j int) float32 {
+				// With offsets, rank as Search's hubness correction does:
+				// by the reported distance (Euclidean, not squared, under
+				// L2) plus the penalty.
+				dist := func(j int) float32 {
+					d := metric.Distance(q, tvecs[j*dim:(j+1)*dim])
 					if offsets == nil {
-						return 0
+						return d
 					}
-					return offsets[j]
+					_, reported := metric.Score(d)
+					return reported + offsets[j]
 				}
-				ownDist := metric.Distance(q, tvecs[own[i]*dim:(own[i]+1)*dim]) + off(own[i])
+				ownDist := dist(own[i])
 				rank := 1
 				for j := range n {
-					if j != own[i] && metric.Distance(q, tvecs[j*dim:(j+1)*dim])+off(j) <= ownDist {
+					if j != own[i] && dist(j) <= ownDist {
 						rank++
 					}
 				}

@@ -31,15 +31,19 @@ type Item struct {
 // batch): Index is the item's position in the batch. Use errors.As to
 // find it; it unwraps to the sentinel (ErrDimension, ...).
 type ItemError struct {
+	// Index is the refused item's position in the batch, ID its ID.
 	Index int
 	ID    string
-	Err   error
+	// Err is why: it wraps a sentinel such as ErrDimension.
+	Err error
 }
 
+// Error names the batch position and the reason.
 func (e *ItemError) Error() string {
 	return fmt.Sprintf("batch position %d: %v", e.Index, e.Err)
 }
 
+// Unwrap gives the reason, for errors.Is.
 func (e *ItemError) Unwrap() error { return e.Err }
 
 // prepared is an item validated and converted for storage.

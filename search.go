@@ -39,7 +39,9 @@ type Query struct {
 	// target's space).
 	Fuse string
 	// NoCorrections skips the query-time corrections stored by Calibrate
-	// (mean centring, hubness).
+	// (mean centring, hubness). With a hubness correction, Hit.Score is
+	// the corrected score and Hit.Distance is derived from it (under L2 it
+	// can then be negative): they rank, they no longer measure.
 	NoCorrections bool
 }
 

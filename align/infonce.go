@@ -193,6 +193,11 @@ func (a *adam) update(h *head, g *grads) {
 // keeping the parameters of the epoch with the lowest validation loss and
 // stopping after Patience epochs without improvement.
 func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
+	if o.Metric == modality.L2 {
+		// The loss sees only directions (outputs are normalised): it
+		// learns no scale, which L2 needs.
+		return nil, fmt.Errorf("%w: InfoNCE learns directions only; for an L2 target use ridge, Procrustes or CCA", ErrBadInput)
+	}
 	d1, d2, err := p.check(o.Folds * 2)
 	if err != nil {
 		return nil, err

@@ -32,8 +32,9 @@ func newRidgeStats(p Pairs) *ridgeStats {
 	return &ridgeStats{g: &g, xy: &xy, mx: mx, my: my, tr: tr}
 }
 
-// fitRidge solves (X'X + lambda s I) B = X'Y + lambda s P on centred data,
-// where s is the mean source variance (so lambda is scale-free) and the
+// fitRidge solves (X'X + lambda n s I) B = X'Y + lambda n s P on centred
+// data, where s is the mean source variance (so lambda is scale-free:
+// n s is the mean diagonal of X'X) and the
 // prior P is zero, or the identity when identity is set (which needs equal
 // dimensions): the solution then shrinks towards "use the source vector as
 // it is" rather than towards nothing.

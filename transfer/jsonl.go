@@ -98,28 +98,17 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := db.Put(ctx, batch...); err != nil {
-			if !o.SkipBad || ctx.Err() != nil {
-				var ie *mmdb.ItemError
-				if errors.As(err, &ie) && ie.Index < len(lines) {
-					return fmt.Errorf("%s:%d: %w (nothing of lines %d-%d was stored)", name, lines[ie.Index], err, lines[0], lines[len(lines)-1])
-				}
-				return fmt.Errorf("%s: lines %d-%d: %w", name, lines[0], lines[len(lines)-1], err)
+		n, err := putBatch(ctx, db, batch, o.SkipBad, func(i int, err error) {
+			rep.skip(fmt.Errorf("%s:%d: %w", name, lines[i], err))
+		})
+		if err != nil {
+			var ie *mmdb.ItemError
+			if errors.As(err, &ie) && ie.Index < len(lines) {
+				return fmt.Errorf("%s:%d: %w (nothing of lines %d-%d was stored)", name, lines[ie.Index], err, lines[0], lines[len(lines)-1])
 			}
-			// Find the bad ones: store item by item.
-			for i, it := range batch {
-				if err := db.Put(ctx, it); err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					rep.skip(fmt.Errorf("%s:%d: %w", name, lines[i], err))
-					continue
-				}
-				rep.Imported++
-			}
-		} else {
-			rep.Imported += len(batch)
+			return fmt.Errorf("%s: lines %d-%d: %w", name, lines[0], lines[len(lines)-1], err)
 		}
+		rep.Imported += n
 		batch, lines = batch[:0], lines[:0]
 		if o.Progress != nil {
 			o.Progress(rep.Imported, 0)
@@ -156,7 +145,13 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		}
 		return rep, fmt.Errorf("%s: %w", name, err)
 	}
-	return rep, flush()
+	if err := flush(); err != nil {
+		return rep, err
+	}
+	if o.Progress != nil {
+		o.Progress(rep.Imported, rep.Imported) // done: a bar can finish
+	}
+	return rep, nil
 }
 
 // ExportJSONL writes every item as one JSON line, in insertion order, and

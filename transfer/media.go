@@ -22,6 +22,10 @@ type MediaOptions struct {
 	// Standardize z-scores the features over the files imported (the
 	// built-in extractors give dimensions of very different scales).
 	Standardize bool
+	// BeforeStore, if set, runs once every file is encoded and before
+	// anything is stored (to define the modality, say): a folder that
+	// cannot be encoded leaves the database untouched.
+	BeforeStore func() error
 }
 
 // ImportMedia encodes every file under dir with enc and stores the vector
@@ -59,7 +63,7 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc enc
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
 			}
-			err = fmt.Errorf("%w: %s: %v", ErrBadRecord, p, err)
+			err = fmt.Errorf("%w: %s: %w", ErrBadRecord, p, err)
 			if !o.SkipBad {
 				return rep, err
 			}
@@ -81,6 +85,11 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc enc
 		}
 		for i, v := range vecs {
 			vecs[i] = sc.Apply(v)
+		}
+	}
+	if o.BeforeStore != nil {
+		if err := o.BeforeStore(); err != nil {
+			return rep, err
 		}
 	}
 	for s := 0; s < len(ids); s += o.batch() {

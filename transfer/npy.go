@@ -38,7 +38,7 @@ func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality str
 	rep := Report{File: name}
 	a, err := npy.Read(r)
 	if err != nil {
-		return rep, fmt.Errorf("%w: %s: %v", ErrBadRecord, name, err)
+		return rep, fmt.Errorf("%w: %s: %w", ErrBadRecord, name, err)
 	}
 	if len(a.Shape) != 2 {
 		return rep, fmt.Errorf("%w: %s: shape %v is not a matrix (rows x dimension)", ErrBadRecord, name, a.Shape)
@@ -53,23 +53,13 @@ func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality str
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := db.Put(ctx, batch...); err != nil {
-			if !o.SkipBad || ctx.Err() != nil {
-				return fmt.Errorf("%s: rows %d-%d: %w", name, first, first+len(batch)-1, err)
-			}
-			for i, it := range batch {
-				if err := db.Put(ctx, it); err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					rep.skip(fmt.Errorf("%s: row %d: %w", name, first+i, err))
-					continue
-				}
-				rep.Imported++
-			}
-		} else {
-			rep.Imported += len(batch)
+		n, err := putBatch(ctx, db, batch, o.SkipBad, func(i int, err error) {
+			rep.skip(fmt.Errorf("%s: row %d: %w", name, first+i, err))
+		})
+		if err != nil {
+			return fmt.Errorf("%s: rows %d-%d: %w", name, first, first+len(batch)-1, err)
 		}
+		rep.Imported += n
 		first += len(batch)
 		batch = batch[:0]
 		if o.Progress != nil {

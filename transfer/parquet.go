@@ -27,6 +27,12 @@ func ExportParquet(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(
 	}
 	schema := parquet.NewSchema("mmdb_item", group)
 	pw := parquet.NewWriter(w, schema, parquet.Compression(&parquet.Zstd))
+	closed := false
+	defer func() {
+		if !closed {
+			pw.Close() // release the writer's buffers; the error is already being returned
+		}
+	}()
 	n, total := 0, db.Count()
 	for it, err := range db.Items(ctx) {
 		if err != nil {
@@ -53,6 +59,7 @@ func ExportParquet(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(
 			progress(n, total)
 		}
 	}
+	closed = true
 	if err := pw.Close(); err != nil {
 		return n, err
 	}
@@ -67,7 +74,7 @@ func ExportParquet(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(
 func ReadParquet(r io.ReaderAt, size int64) ([]mmdb.Item, error) {
 	f, err := parquet.OpenFile(r, size)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadRecord, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
 	pr := parquet.NewReader(f)
 	defer pr.Close()
@@ -137,7 +144,8 @@ func floats(v any) ([]float32, error) {
 }
 
 // ImportParquet stores the rows of a file written by ExportParquet, in
-// batches, as ImportJSONL does (a bad row is named by its number).
+// atomic batches, as ImportJSONL does (a bad row is named by its number).
+// The file is read whole before anything is stored.
 func ImportParquet(ctx context.Context, db *mmdb.DB, f interface {
 	io.ReaderAt
 	Stat() (os.FileInfo, error)
@@ -153,20 +161,13 @@ func ImportParquet(ctx context.Context, db *mmdb.DB, f interface {
 	}
 	for s := 0; s < len(items); s += o.batch() {
 		batch := items[s:min(len(items), s+o.batch())]
-		if err := db.Put(ctx, batch...); err != nil {
-			if !o.SkipBad || ctx.Err() != nil {
-				return rep, fmt.Errorf("%s: rows %d-%d: %w", name, s, s+len(batch)-1, err)
-			}
-			for i, it := range batch {
-				if err := db.Put(ctx, it); err != nil {
-					rep.skip(fmt.Errorf("%s: row %d: %w", name, s+i, err))
-					continue
-				}
-				rep.Imported++
-			}
-		} else {
-			rep.Imported += len(batch)
+		n, err := putBatch(ctx, db, batch, o.SkipBad, func(i int, err error) {
+			rep.skip(fmt.Errorf("%s: row %d: %w", name, s+i, err))
+		})
+		if err != nil {
+			return rep, fmt.Errorf("%s: rows %d-%d: %w", name, s, s+len(batch)-1, err)
 		}
+		rep.Imported += n
 		if o.Progress != nil {
 			o.Progress(rep.Imported, len(items))
 		}

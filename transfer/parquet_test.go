@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mmdb-go/mmdb"
@@ -48,4 +49,26 @@ func TestParquetRoundTrip(t *testing.T) {
 	}
 	_, err = ReadParquet(bytes.NewReader([]byte("not parquet at all")), 18)
 	require.ErrorIs(t, err, ErrBadRecord)
+}
+
+// SkipBad skips records the database refuses, not failures of the
+// database itself: on a closed database the import fails and skips
+// nothing.
+func TestSkipBadDoesNotHideDatabaseFailures(t *testing.T) {
+	ctx := context.Background()
+	db, err := mmdb.Open(filepath.Join(t.TempDir(), "a.mmdb"), nil)
+	require.NoError(t, err)
+	require.NoError(t, db.DefineModality(mmdb.Modality{Name: "v", Dim: 2, Metric: mmdb.L2}))
+	data := `{"id":"a","vectors":{"v":[1,2]}}` + "\n" + `{"id":"b","vectors":{"v":[1,2,3]}}` + "\n" + `{"id":"c","vectors":{"v":[3,4]}}` + "\n"
+	rep, err := ImportJSONL(ctx, db, strings.NewReader(data), "x.jsonl", Options{SkipBad: true})
+	require.NoError(t, err)
+	assert.Equal(t, 2, rep.Imported)
+	assert.Equal(t, 1, rep.Skipped)
+	assert.Contains(t, rep.Errors[0], "x.jsonl:2:")
+
+	require.NoError(t, db.Close())
+	rep, err = ImportJSONL(ctx, db, strings.NewReader(data), "x.jsonl", Options{SkipBad: true})
+	require.ErrorIs(t, err, mmdb.ErrClosed)
+	assert.Zero(t, rep.Skipped)
+	assert.Zero(t, rep.Imported)
 }

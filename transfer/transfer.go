@@ -10,8 +10,12 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/mmdb-go/mmdb"
 )
 
 // ErrBadRecord: a line or row of an import could not be turned into an
@@ -69,4 +73,32 @@ func (r Report) String() string {
 		s += fmt.Sprintf(", skipped %d bad records", r.Skipped)
 	}
 	return s
+}
+
+// putBatch stores batch as one atomic Put. With skipBad, an item that Put
+// refuses (an *mmdb.ItemError: bad dimension, unknown modality, ...) is
+// reported through bad with its position in batch and left out, and the
+// rest is stored again as one batch. Any other failure (a read-only or
+// closed database, a full disk, a cancelled context) stops the import:
+// it is not the records' fault.
+func putBatch(ctx context.Context, db *mmdb.DB, batch []mmdb.Item, skipBad bool, bad func(i int, err error)) (int, error) {
+	items := slices.Clone(batch)
+	pos := make([]int, len(items))
+	for i := range pos {
+		pos[i] = i
+	}
+	for len(items) > 0 {
+		err := db.Put(ctx, items...)
+		if err == nil {
+			return len(items), nil
+		}
+		var ie *mmdb.ItemError
+		if !skipBad || ctx.Err() != nil || !errors.As(err, &ie) || ie.Index < 0 || ie.Index >= len(items) {
+			return 0, err
+		}
+		bad(pos[ie.Index], err)
+		items = slices.Delete(items, ie.Index, ie.Index+1)
+		pos = slices.Delete(pos, ie.Index, ie.Index+1)
+	}
+	return 0, nil
 }

@@ -371,7 +371,7 @@ func TestImportJSONLBlankLinesAndCRLF(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, rep.Imported)
 	assert.Equal(t, 2, db.Count())
-	assert.Equal(t, []int{2}, progress)
+	assert.Equal(t, []int{2, 2}, progress) // after the batch, then "done" (total = done)
 
 	rep, err = ImportJSONL(ctx, db, strings.NewReader("\n\n  \n"), "e.jsonl", Options{})
 	require.NoError(t, err)

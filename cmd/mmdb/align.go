@@ -29,6 +29,9 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer, meth
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	if err := mustExist(args[0]); err != nil {
+		return err
+	}
 	db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(stderr)})
 	if err != nil {
 		return err

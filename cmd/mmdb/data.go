@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,9 @@ func queryCmd() *cobra.Command {
 		}
 		if !validMode(*mode) {
 			return fmt.Errorf("%w: --mode must be table, json or csv", errUsage)
+		}
+		if err := mustExist(args[0]); err != nil {
+			return err
 		}
 		db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(c.ErrOrStderr())})
 		if err != nil {
@@ -137,19 +141,25 @@ func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, o tran
 			m = &x
 		}
 	}
-	wavs, _ := filepath.Glob(filepath.Join(dir, "*.wav"))
+	// The files decide the encoder: any WAV under the folder means audio.
+	hasWAV := false
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.EqualFold(filepath.Ext(p), ".wav") {
+			hasWAV = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
 	mo := transfer.MediaOptions{Options: o, Standardize: true}
 	var enc encoder.Encoder
-	if len(wavs) > 0 {
+	if hasWAV {
 		enc, mo.Exts = encoder.MFCC{}, []string{".wav"}
 	} else {
 		enc, mo.Exts = encoder.Image{}, []string{".png", ".jpg", ".jpeg"}
 	}
-	if m == nil { // define it for the encoder, in a space of its own
+	if m == nil { // define it for the encoder, in a space of its own, once the files are encoded
 		def := mmdb.Modality{Name: modality, Dim: enc.Dim(), Metric: mmdb.Cosine}
-		if err := db.DefineModality(def); err != nil {
-			return transfer.Report{File: dir}, err
-		}
+		mo.BeforeStore = func() error { return db.DefineModality(def) }
 	} else if m.Dim != enc.Dim() {
 		return transfer.Report{File: dir}, fmt.Errorf("%w: %s: modality %s is %d-d, the built-in encoder gives %d", errUsage, dir, modality, m.Dim, enc.Dim())
 	}

@@ -61,6 +61,15 @@ func newCmd(use, short, long, example string, nargs int) *cobra.Command {
 	return c
 }
 
+// mustExist refuses a database path that does not exist, for commands
+// that should not create one by accident.
+func mustExist(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("%s: no such database ('mmdb shell %s' creates one): %w", path, path, err)
+	}
+	return nil
+}
+
 func jsonFlag(c *cobra.Command) *bool {
 	return c.Flags().Bool("json", false, "print the result as JSON")
 }
@@ -98,6 +107,10 @@ func rootCmd() *cobra.Command {
 			c.SetOut(c.ErrOrStderr())
 			_ = c.Usage()
 			return fmt.Errorf("%w: name a database to open the shell, or a command", errUsage)
+		}
+		// A mistyped command ("mmdb verison") must not create a database.
+		if err := mustExist(args[0]); err != nil {
+			return fmt.Errorf("%w (or %q is not a command; see --help)", err, args[0])
 		}
 		return shell.RunE(c, args)
 	}

@@ -97,6 +97,8 @@ func TestSnapshotRestoreCheckCommands(t *testing.T) {
 		{"eval aligned", []string{"eval", db, "image", "audio"}, 0, "aligned route", ""},
 		{"eval json", []string{"eval", "--json", db, "text", "image"}, 0, `"Recall"`, ""},
 		{"eval usage", []string{"eval", db, "text"}, 2, "", "want 3 arguments"},
+		{"a mistyped path opens nothing", []string{dir + "/typo.mmdb"}, 1, "", "no such database"},
+		{"query does not create", []string{"query", dir + "/typo.mmdb", "COUNT"}, 1, "", "no such database"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +106,7 @@ func TestSnapshotRestoreCheckCommands(t *testing.T) {
 			assert.Equal(t, tc.code, code, "stdout %s stderr %s", out, errs)
 			assert.Contains(t, out, tc.out)
 			assert.Contains(t, errs, tc.err)
+			assert.NoFileExists(t, dir+"/typo.mmdb")
 		})
 	}
 }

@@ -46,6 +46,7 @@ type shell struct {
 	timer    bool
 	explain  bool
 	cont     bool   // go on after errors when not interactive
+	tty      bool   // stdin and stdout are terminals: an interactive session
 	source   string // the .read file being run, for error messages
 	failed   bool
 	quit     bool
@@ -61,11 +62,11 @@ func runShell(ctx context.Context, path string, in io.Reader, out, errw io.Write
 		return err
 	}
 	defer db.Close()
-	sh := &shell{db: db, out: out, err: errw, opts: renderOptions{mode: mode}, cont: cont}
+	sh := &shell{db: db, out: out, err: errw, opts: renderOptions{mode: mode}, cont: cont, tty: isTerminal(in) && isTerminal(out)}
 	// The shell handles Ctrl-C itself: it cancels the running statement,
 	// not the session.
 	ctx = context.WithoutCancel(ctx)
-	if isTerminal(in) && isTerminal(out) {
+	if sh.tty {
 		return sh.interactive(ctx, path)
 	}
 	if err := sh.script(ctx, in, "stdin"); err != nil && !errors.Is(err, errQuit) {
@@ -164,7 +165,12 @@ func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
 func (sh *shell) feed(ctx context.Context, buf *strings.Builder, line string) error {
 	if onlyComments(buf.String()) && strings.HasPrefix(strings.TrimSpace(line), ".") {
 		buf.Reset() // a comment left before a dot-command is not a statement
-		err := sh.dot(ctx, strings.TrimSpace(line))
+		dctx, release := interruptible(ctx)
+		err := sh.dot(dctx, strings.TrimSpace(line))
+		release()
+		if err != nil && dctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = errors.New("cancelled")
+		}
 		return sh.settle(err)
 	}
 	buf.WriteString(line)
@@ -213,7 +219,7 @@ func (sh *shell) settle(err error) error {
 	return nil
 }
 
-func (sh *shell) interactiveSession() bool { return isTerminal(sh.out) }
+func (sh *shell) interactiveSession() bool { return sh.tty }
 
 // splitStatements cuts text at each ';' that is outside quotes and --
 // comments, and returns the complete statements and the unfinished rest.
@@ -258,13 +264,11 @@ func onlyComments(s string) bool {
 	return true
 }
 
-// run executes one statement; Ctrl-C cancels it.
-func (sh *shell) run(ctx context.Context, stmt string) error {
+// interruptible returns a context that Ctrl-C cancels, and its release.
+func interruptible(ctx context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt)
-	defer signal.Stop(sig)
 	go func() {
 		select {
 		case <-sig:
@@ -272,6 +276,13 @@ func (sh *shell) run(ctx context.Context, stmt string) error {
 		case <-ctx.Done():
 		}
 	}()
+	return ctx, func() { signal.Stop(sig); cancel() }
+}
+
+// run executes one statement; Ctrl-C cancels it.
+func (sh *shell) run(ctx context.Context, stmt string) error {
+	ctx, release := interruptible(ctx)
+	defer release()
 	text := stmt
 	up := strings.ToUpper(strings.TrimSpace(stmt))
 	if sh.explain && strings.HasPrefix(up, "SEARCH") {
