@@ -125,14 +125,7 @@ func (f *frameReader) f32s(n uint64) []float32 {
 		return nil
 	}
 	out := make([]float32, n)
-	if nativeLittle && n > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n), f.b)
-	} else {
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(f.b[4*i:]))
-		}
-	}
-	f.b = f.b[4*n:]
+	f.f32sInto(out)
 	return out
 }
 
@@ -145,14 +138,7 @@ func (f *frameReader) u32s(n uint64) []uint32 {
 		return nil
 	}
 	out := make([]uint32, n)
-	if nativeLittle && n > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), 4*n), f.b)
-	} else {
-		for i := range out {
-			out[i] = binary.LittleEndian.Uint32(f.b[4*i:])
-		}
-	}
-	f.b = f.b[4*n:]
+	f.u32sInto(out)
 	return out
 }
 
