@@ -324,3 +324,52 @@ func TestAlignDigitsToSpeechEndToEnd(t *testing.T) {
 	assert.True(t, strings.Contains(ex.String(), "aligned route"), ex.String())
 	_ = errors.Is
 }
+
+// A calibration through an alignment is measured on the projected,
+// normalised probes, as Search sees them: scaling the map (which cosine
+// ignores) must not change what centring does. Storing a new map drops the
+// calibration made through the old one.
+func TestCalibrateThroughAlignmentIgnoresScale(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n, d = 300, 16
+	gap := make([]float32, d)
+	for j := range gap {
+		gap[j] = float32(rng.NormFloat64())
+	}
+	var items []Item
+	for i := range n {
+		a, b := make([]float32, d), make([]float32, d)
+		for j := range d {
+			x := float32(rng.NormFloat64()) * 0.3
+			a[j] = x + gap[j]
+			b[j] = x + float32(rng.NormFloat64())*0.05
+		}
+		items = append(items, Item{ID: fmt.Sprintf("i%d", i), Vectors: map[string][]float32{"a": a, "b": b}})
+	}
+	var r1 []float64
+	for _, s := range []float32{0.1, 1, 10} {
+		db, _ := openTest(t, Modality{Name: "a", Dim: d, Metric: Cosine, Space: "A"}, Modality{Name: "b", Dim: d, Metric: Cosine, Space: "B"})
+		require.NoError(t, db.Put(ctx, items...))
+		w := make([][]float32, d)
+		for i := range w {
+			w[i] = make([]float32, d)
+			w[i][i] = s
+		}
+		require.NoError(t, db.SetAlignment(Alignment{From: "a", To: "b", W: w}))
+		_, err := db.Calibrate(ctx, "a", "b", CalibrateOptions{Centre: true})
+		require.NoError(t, err)
+		ev, err := db.Evaluate(ctx, "a", "b", nil)
+		require.NoError(t, err)
+		require.NotNil(t, ev.Before)
+		r1 = append(r1, ev.Recall[1])
+		// Centring removes the gap the map carries over: a large gain.
+		assert.Greater(t, ev.Recall[1], ev.Before.Recall[1]+0.2, "scale %g: %s", s, ev)
+
+		require.NoError(t, db.SetAlignment(Alignment{From: "a", To: "b", W: w, Method: "again"}))
+		ev2, err := db.Evaluate(ctx, "a", "b", nil)
+		require.NoError(t, err)
+		assert.Nil(t, ev2.Before, "a new map drops the old calibration")
+	}
+	assert.InDelta(t, r1[0], r1[1], 1e-9)
+	assert.InDelta(t, r1[1], r1[2], 1e-9)
+}
