@@ -129,3 +129,21 @@ func TestBenchPeersSmoke(t *testing.T) {
 		assert.Contains(t, s, want)
 	}
 }
+
+// The demo on the real data: CLIP text-to-image reaches its exact figures,
+// and a drawing of a 3 finds recordings of "three" by a speaker the
+// alignment never heard.
+func TestDemoRealData(t *testing.T) {
+	const data = "../../../shared/data"
+	if _, err := os.Stat(data + "/fsdd/recordings"); err != nil {
+		t.Skipf("real data %s is absent (%v): this test needs the shared data folder beside the repository", data, err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"demo", "--data", data, "--dir", t.TempDir()}, strings.NewReader(""), &out, &errb)
+	require.Equal(t, 0, code, errb.String())
+	s := out.String()
+	assert.Contains(t, s, "caption->photo over 500 queries x 500 targets: R@1 0.506")
+	assert.Regexp(t, `\n1\s+3_theo_\d+\s`, s, "the first recording found for a drawing of a 3 is a three by theo")
+	assert.Contains(t, s, "aligned route")
+	assert.Contains(t, s, "reopened: 5297 items")
+}
