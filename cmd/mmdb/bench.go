@@ -96,6 +96,9 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 			total.Rows = append(total.Rows, rep.Rows...)
 			total.Builds = append(total.Builds, rep.Builds...)
 			if *plotDir != "" {
+				if err := os.MkdirAll(*plotDir, 0o755); err != nil {
+					return err
+				}
 				path := filepath.Join(*plotDir, "recall-qps-"+d.Name+".png")
 				if err := bench.Plot(rep, d.Name, path); err != nil {
 					return err
