@@ -40,11 +40,16 @@ type CalibrateOptions struct {
 // Calibration is the stored form of the corrections for searches from
 // Probe to Target.
 type Calibration struct {
-	Probe  string    `msgpack:"probe"`
-	Target string    `msgpack:"target"`
+	// Probe and Target are the modalities searched from and ranked.
+	Probe  string `msgpack:"probe"`
+	Target string `msgpack:"target"`
+	// Centre is the mean probe vector in the target's space, subtracted
+	// from each query; nil when centring is off.
 	Centre []float32 `msgpack:"centre,omitempty"`
-	Alpha  float64   `msgpack:"alpha"`
-	K      int       `msgpack:"k"`
+	// Alpha and K are the hubness correction's strength (0: off) and the
+	// number of bank neighbours averaged.
+	Alpha float64 `msgpack:"alpha"`
+	K     int     `msgpack:"k"`
 	// BankItems are the items whose probe vectors formed the bank (a
 	// serialised roaring bitmap of internal IDs). Evaluate keeps them out
 	// of its queries and targets: an item whose own probe vector is in
