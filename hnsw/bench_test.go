@@ -93,31 +93,3 @@ func BenchmarkAllowList(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkSearchLoop compares the one-pass and the prefetching two-pass
-// neighbour loops in one process, alternating, so machine noise hits both.
-func BenchmarkSearchLoop(b *testing.B) {
-	data := clustered(101000, 128, 1000, 5)
-	g := NewHNSW(128, modality.L2, Config{Seed: 1})
-	ids := make([]uint32, 100000)
-	for i := range ids {
-		ids[i] = uint32(i)
-	}
-	if err := AddParallel(context.Background(), g, ids, data[:100000], 0, nil); err != nil {
-		b.Fatal(err)
-	}
-	qs := data[100000:]
-	for round := range 3 {
-		for _, two := range []bool{false, true} {
-			b.Run(fmt.Sprintf("round=%d/twoPass=%v", round, two), func(b *testing.B) {
-				twoPass = two
-				defer func() { twoPass = true }()
-				i := 0
-				for b.Loop() {
-					g.Search(qs[i%len(qs)], 10, SearchOptions{Ef: 64})
-					i++
-				}
-			})
-		}
-	}
-}

@@ -359,35 +359,6 @@ func (h *HNSW) searchLayer(q []float32, eps []Result, ef, l int, allow *roaring.
 		}
 		b := h.block(c.ID, l)
 		n := atomic.LoadUint32(&b[0])
-		if twoPass {
-			// First the unvisited neighbours, then their distances, each
-			// next vector's first cache line loaded while the current one
-			// is scored: the hardware prefetcher then streams the rest of
-			// it in, where hnswlib issues explicit prefetches.
-			fresh := sc.fresh[:0]
-			for i := uint32(1); i <= n; i++ {
-				if e := atomic.LoadUint32(&b[i]); vis.visit(e) {
-					fresh = append(fresh, e)
-				}
-			}
-			sc.fresh = fresh
-			if len(fresh) > 0 {
-				touch += h.vecs[int(fresh[0])*h.dim]
-			}
-			for j, e := range fresh {
-				if j+1 < len(fresh) {
-					touch += h.vecs[int(fresh[j+1])*h.dim]
-				}
-				d := h.dist(q, h.vec(e))
-				if len(res) < ef || d < res[0].Dist {
-					cand.push(Result{ID: e, Dist: d})
-					if (!skipDeleted || atomic.LoadUint32(&h.deleted[e]) == 0) && (allow == nil || allow.Contains(h.ids[e])) {
-						res.offer(Result{ID: e, Dist: d}, ef)
-					}
-				}
-			}
-			continue
-		}
 		for i := uint32(1); i <= n; i++ {
 			e := atomic.LoadUint32(&b[i])
 			if !vis.visit(e) {
@@ -755,19 +726,11 @@ func (h *HNSW) compact() {
 
 // searcher holds the reusable state of one search: pooled, so a search
 // allocates nothing but its result slice.
-// twoPass selects the prefetching neighbour loop in searchLayer.
-var twoPass = true
-
-// touch receives the early loads of searchLayer, so the compiler keeps
-// them.
-var touch float32
-
 type searcher struct {
-	vis   visitedSet
-	cand  minHeap
-	res   maxHeap
-	out   []Result
-	fresh []uint32 // a node's unvisited neighbours
+	vis  visitedSet
+	cand minHeap
+	res  maxHeap
+	out  []Result
 }
 
 func (h *HNSW) getSearcher() *searcher {
