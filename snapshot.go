@@ -131,7 +131,7 @@ func Restore(snapshot, dst string, opts *RestoreOptions) error {
 			return fmt.Errorf("mmdb: restore: %s is a directory", dst)
 		}
 		if !opts.Overwrite {
-			return fmt.Errorf("mmdb: restore: %s: %w (set Overwrite to replace it)", dst, ErrExists)
+			return fmt.Errorf("mmdb: restore: %s: %w (RestoreOptions.Overwrite, or restore --force, replaces it)", dst, ErrExists)
 		}
 		// Refuse to swap the file under a process that has it open.
 		b, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: 200 * time.Millisecond, ReadOnly: true})

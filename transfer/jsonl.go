@@ -104,7 +104,11 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		if err != nil {
 			var ie *mmdb.ItemError
 			if errors.As(err, &ie) && ie.Index < len(lines) {
-				return fmt.Errorf("%s:%d: %w (nothing of lines %d-%d was stored)", name, lines[ie.Index], err, lines[0], lines[len(lines)-1])
+				hint := ""
+				if errors.Is(err, mmdb.ErrUnknownModality) {
+					hint = "; define the modality first (an export's FILE.schema.json beside the file does it, or .define in the shell)"
+				}
+				return fmt.Errorf("%s:%d: %w (nothing of lines %d-%d was stored%s)", name, lines[ie.Index], err, lines[0], lines[len(lines)-1], hint)
 			}
 			return fmt.Errorf("%s: lines %d-%d: %w", name, lines[0], lines[len(lines)-1], err)
 		}

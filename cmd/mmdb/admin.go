@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/spf13/cobra"
@@ -21,6 +23,9 @@ func snapshotCmd() *cobra.Command {
 }
 
 func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer, asJSON bool) error {
+	if err := mustExist(args[0]); err != nil {
+		return err
+	}
 	db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(stderr)})
 	if err != nil {
 		return err
@@ -73,7 +78,12 @@ func runCheck(ctx context.Context, path string, stdout io.Writer, asJSON bool) e
 	if rep.Problems == nil {
 		rep.Problems = []string{}
 	}
-	text := fmt.Sprintf("%d items, vectors %v: ", rep.Items, rep.Vectors)
+	mods := make([]string, 0, len(rep.Vectors))
+	for m, n := range rep.Vectors {
+		mods = append(mods, fmt.Sprintf("%s %d", m, n))
+	}
+	slices.Sort(mods)
+	text := fmt.Sprintf("%d items, vectors: %s: ", rep.Items, strings.Join(mods, ", "))
 	if rep.OK() {
 		text += "ok\n"
 	} else {

@@ -14,7 +14,7 @@ func alignCmd() *cobra.Command {
 	c := newCmd("align DB FROM TO", "learn a projection between two modalities' spaces",
 		"Learns a projection from modality FROM to modality TO from the items that carry both,\n"+
 			"stores it (searches from FROM to TO then use it) and prints each method's held-out recall\n"+
-			"beside the baseline.",
+			"(beside the baseline, the vectors used as they are, when the dimensions agree).",
 		"mmdb align --method cca media.mmdb image audio", 3)
 	method := c.Flags().String("method", "auto", "learner: auto, ridge, procrustes, cca or infonce (auto tries each and keeps the best held-out R@10)")
 	asJSON := jsonFlag(c)

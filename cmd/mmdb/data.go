@@ -47,16 +47,17 @@ func queryCmd() *cobra.Command {
 }
 
 func importCmd() *cobra.Command {
-	c := newCmd("import DB FILE...", "import items from JSONL or NPY files",
+	c := newCmd("import DB FILE...", "import items from JSONL, NPY or Parquet files, or folders of WAV/PNG/JPEG",
 		"Imports JSON Lines files ({\"id\": ..., \"attrs\": {...}, \"vectors\": {\"image\": [...]}} per line)\n"+
 			"and NumPy .npy matrices (one modality's vectors, --modality; IDs from --ids, one per line,\n"+
 			"or row numbers), Parquet files written by export, and folders of media: WAV files become\n"+
-			"MFCC vectors, PNG/JPEG pictures pixel and gradient features (standardised over the folder;\n"+
-			"--modality names the modality, defined if missing). Each batch is atomic; by default the first bad line stops the import,\n"+
+			"MFCC vectors, PNG/JPEG pictures pixel and gradient features (standardised over the folder,\n"+
+			"so import all of a modality's files in one folder; --modality names the modality, defined\n"+
+			"if missing). Each batch is atomic; by default the first bad line stops the import,\n"+
 			"--skip-bad stores the good lines and counts the bad ones. A schema file written by export\n"+
 			"(FILE.schema.json) defines missing modalities.",
-		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy", -1)
-	modality := c.Flags().String("modality", "", "for .npy files: the modality the rows belong to")
+		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy\n  mmdb import --modality speech media.mmdb recordings/", -1)
+	modality := c.Flags().String("modality", "", "for .npy files and media folders: the modality the vectors belong to")
 	idsFile := c.Flags().String("ids", "", "for .npy files: a text file with one ID per row")
 	skipBad := c.Flags().Bool("skip-bad", false, "import the good records and report how many were skipped")
 	batch := c.Flags().Int("batch", transfer.DefaultBatch, "items per atomic batch")
@@ -90,9 +91,25 @@ func importCmd() *cobra.Command {
 	return c
 }
 
+// warnTo receives warnings that do not stop a command.
+var warnTo io.Writer = os.Stderr
+
+func hasVectors(db *mmdb.DB, modality string) bool {
+	st, err := db.Stats()
+	if err != nil {
+		return false
+	}
+	for _, m := range st.Modalities {
+		if m.Name == modality {
+			return m.Vectors > 0
+		}
+	}
+	return false
+}
+
 func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string, o transfer.Options) (transfer.Report, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return importFolder(ctx, db, path, modality, o)
+		return importFolder(ctx, db, path, modality, o, warnTo)
 	}
 	if err := transfer.ApplySchemaFile(db, path+".schema.json"); err != nil {
 		return transfer.Report{File: path}, err
@@ -131,7 +148,7 @@ func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string
 // importFolder encodes a folder of media with the built-in encoder the
 // modality's files call for: WAV files as MFCCs, PNG/JPEG as pixel and
 // gradient features, standardised over the folder.
-func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, o transfer.Options) (transfer.Report, error) {
+func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, o transfer.Options, warn io.Writer) (transfer.Report, error) {
 	if modality == "" {
 		return transfer.Report{File: dir}, fmt.Errorf("%w: %s: a folder needs --modality", errUsage, dir)
 	}
@@ -162,6 +179,8 @@ func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, o tran
 		mo.BeforeStore = func() error { return db.DefineModality(def) }
 	} else if m.Dim != enc.Dim() {
 		return transfer.Report{File: dir}, fmt.Errorf("%w: %s: modality %s is %d-d, the built-in encoder gives %d", errUsage, dir, modality, m.Dim, enc.Dim())
+	} else if warn != nil && hasVectors(db, modality) {
+		fmt.Fprintf(warn, "warning: %s already has vectors; features are standardised over each imported folder, so this folder's vectors may not compare well with earlier ones (import all of a modality's files at once)\n", modality)
 	}
 	return transfer.ImportMedia(ctx, db, dir, modality, enc, mo)
 }

@@ -214,7 +214,11 @@ func renderHits(w io.Writer, rows []hitRow, o renderOptions) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "(%d hits)\n", len(rows))
+	if len(rows) == 1 {
+		fmt.Fprintln(w, "(1 hit)")
+	} else {
+		fmt.Fprintf(w, "(%d hits)\n", len(rows))
+	}
 	return nil
 }
 
