@@ -147,3 +147,14 @@ func TestDemoRealData(t *testing.T) {
 	assert.Contains(t, s, "aligned route")
 	assert.Contains(t, s, "reopened: 5297 items")
 }
+
+// Script errors name the line the failing statement ends on.
+func TestShellScriptErrorLine(t *testing.T) {
+	var out, errb bytes.Buffer
+	db := t.TempDir() + "/s.mmdb"
+	code := run(context.Background(), []string{"shell", db}, strings.NewReader("COUNT;\n\nGET\n  'nope';\nCOUNT;\n"), &out, &errb)
+	assert.Equal(t, 1, code)
+	assert.Equal(t, "0\n", out.String(), "stops at the failing statement")
+	assert.Contains(t, errb.String(), "Error: line 4: ")
+	assert.Contains(t, errb.String(), "not found")
+}

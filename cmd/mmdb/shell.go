@@ -48,6 +48,7 @@ type shell struct {
 	cont     bool   // go on after errors when not interactive
 	tty      bool   // stdin and stdout are terminals: an interactive session
 	source   string // the .read file being run, for error messages
+	line     int    // the script line being run (0: interactive)
 	failed   bool
 	quit     bool
 	depth    int // .read nesting
@@ -145,7 +146,11 @@ func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), transfer.MaxLine)
 	var buf strings.Builder
+	outer := sh.line
+	defer func() { sh.line = outer }()
+	sh.line = 0
 	for sc.Scan() {
+		sh.line++
 		if err := sh.feed(ctx, &buf, sc.Text()); err != nil {
 			return err
 		}
@@ -205,6 +210,9 @@ func (sh *shell) settle(err error) error {
 		fmt.Fprint(sh.err, "\r\x1b[K") // clear a progress bar the statement left
 	}
 	msg := strings.TrimPrefix(err.Error(), "mmdb: ")
+	if sh.line > 0 && !sh.tty {
+		msg = fmt.Sprintf("line %d: %s", sh.line, msg)
+	}
 	if sh.source != "" {
 		msg = sh.source + ": " + msg
 	}

@@ -492,7 +492,7 @@ func TestShellImportBadLine(t *testing.T) {
 	code, out, errs := mmdbRun(t, ".import "+bad+"\nCOUNT;\n", "shell", db)
 	assert.Equal(t, 1, code)
 	assert.Empty(t, out)
-	assert.Contains(t, errs, "Error: transfer: bad record: "+bad+":3: attribute \"k\": null is not a value")
+	assert.Contains(t, errs, "Error: line 1: transfer: bad record: "+bad+":3: attribute \"k\": null is not a value")
 
 	// Nothing of the failed batch was stored.
 	code, out, errs = mmdbRun(t, "COUNT;\n", "shell", db)
