@@ -206,7 +206,7 @@ func TestCOCOEveryStrategyEqualsExact(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, db.DefineModality(Modality{Name: "image", Dim: 512, Metric: Cosine, Space: "clip"}))
 		require.NoError(t, db.DefineModality(Modality{Name: "text", Dim: 512, Metric: Cosine, Space: "clip"}))
-		putCOCO(t, db, img, txt)
+		putCOCO(t, db, img, txt) // in batches of 50: see putCOCO
 		found := map[int]int{}
 		for i := range 500 {
 			id := fmt.Sprintf("coco-%03d", i)
