@@ -2,7 +2,6 @@ package mmdb
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -322,7 +321,6 @@ func TestAlignDigitsToSpeechEndToEnd(t *testing.T) {
 	ex, err := db.Query(ctx, "EXPLAIN SEARCH audio NEAR image OF 'img-0' WHERE speaker = 'theo'")
 	require.NoError(t, err)
 	assert.True(t, strings.Contains(ex.String(), "aligned route"), ex.String())
-	_ = errors.Is
 }
 
 // A calibration through an alignment is measured on the projected,

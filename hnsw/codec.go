@@ -152,22 +152,17 @@ func (f *frameReader) done() error {
 
 // f32sInto reads len(dst) floats into dst.
 func (f *frameReader) f32sInto(dst []float32) {
-	n := uint64(len(dst))
-	if !f.need(4 * n) {
-		return
-	}
-	if nativeLittle && n > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*n), f.b)
-	} else {
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(f.b[4*i:]))
-		}
-	}
-	f.b = f.b[4*n:]
+	readInto(f, dst, func(b []byte) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b)) })
 }
 
 // u32sInto reads len(dst) integers into dst.
 func (f *frameReader) u32sInto(dst []uint32) {
+	readInto(f, dst, binary.LittleEndian.Uint32)
+}
+
+// readInto fills dst from the frame's next 4*len(dst) bytes: one bulk
+// copy on little-endian machines, else decode, one element at a time.
+func readInto[T float32 | uint32](f *frameReader, dst []T, decode func([]byte) T) {
 	n := uint64(len(dst))
 	if !f.need(4 * n) {
 		return
@@ -176,7 +171,7 @@ func (f *frameReader) u32sInto(dst []uint32) {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*n), f.b)
 	} else {
 		for i := range dst {
-			dst[i] = binary.LittleEndian.Uint32(f.b[4*i:])
+			dst[i] = decode(f.b[4*i:])
 		}
 	}
 	f.b = f.b[4*n:]

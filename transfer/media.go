@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -95,27 +94,23 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc enc
 	for s := 0; s < len(ids); s += o.batch() {
 		var batch []mmdb.Item
 		for i := s; i < min(len(ids), s+o.batch()); i++ {
-			it, err := db.Get(ctx, ids[i])
-			if errors.Is(err, mmdb.ErrNotFound) {
-				it, err = mmdb.Item{ID: ids[i]}, nil
-			}
+			it, err := withVector(ctx, db, ids[i], modality, vecs[i])
 			if err != nil {
 				return rep, err
 			}
 			if it.Attrs == nil {
 				it.Attrs = map[string]any{}
 			}
-			if it.Vectors == nil {
-				it.Vectors = map[string][]float32{}
-			}
 			it.Attrs["file"] = files[i]
-			it.Vectors[modality] = vecs[i]
 			batch = append(batch, it)
 		}
-		if err := db.Put(ctx, batch...); err != nil {
+		n, err := putBatch(ctx, db, batch, o.SkipBad, func(i int, err error) {
+			rep.skip(fmt.Errorf("%s: %w", files[s+i], err))
+		})
+		if err != nil {
 			return rep, fmt.Errorf("%s: %w", dir, err)
 		}
-		rep.Imported += len(batch)
+		rep.Imported += n
 		if o.Progress != nil {
 			o.Progress(rep.Imported, len(ids))
 		}

@@ -3,7 +3,6 @@ package transfer
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -73,17 +72,10 @@ func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality str
 			id = ids[i]
 		}
 		vec := a.Data[i*dim : (i+1)*dim : (i+1)*dim]
-		it, err := db.Get(ctx, id)
-		switch {
-		case errors.Is(err, mmdb.ErrNotFound):
-			it = mmdb.Item{ID: id, Vectors: map[string][]float32{}}
-		case err != nil:
+		it, err := withVector(ctx, db, id, modality, vec)
+		if err != nil {
 			return rep, fmt.Errorf("%s: row %d: %w", name, i, err)
 		}
-		if it.Vectors == nil {
-			it.Vectors = map[string][]float32{}
-		}
-		it.Vectors[modality] = vec
 		batch = append(batch, it)
 		if len(batch) >= o.batch() {
 			if err := flush(); err != nil {

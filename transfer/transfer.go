@@ -102,3 +102,23 @@ func putBatch(ctx context.Context, db *mmdb.DB, batch []mmdb.Item, skipBad bool,
 	}
 	return 0, nil
 }
+
+// withVector returns the stored item id with vec set as its modality
+// vector, keeping its attributes and other vectors (Put replaces an item
+// whole), or a new item when id is not stored. The read and the later
+// Put are separate: a concurrent writer of the same item in between is
+// overwritten.
+func withVector(ctx context.Context, db *mmdb.DB, id, modality string, vec []float32) (mmdb.Item, error) {
+	it, err := db.Get(ctx, id)
+	if errors.Is(err, mmdb.ErrNotFound) {
+		it, err = mmdb.Item{ID: id}, nil
+	}
+	if err != nil {
+		return it, err
+	}
+	if it.Vectors == nil {
+		it.Vectors = map[string][]float32{}
+	}
+	it.Vectors[modality] = vec
+	return it, nil
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chzyer/readline"
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/modality"
 	"github.com/mmdb-go/mmdb/transfer"
 	"github.com/spf13/cobra"
 )
@@ -386,7 +387,7 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		if err != nil {
 			return fmt.Errorf(".define: dimension %q is not a number", f[2])
 		}
-		metric, err := parseMetric(f[3])
+		metric, err := modality.ParseMetric(strings.ToLower(f[3]))
 		if err != nil {
 			return err
 		}
@@ -454,18 +455,6 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		return fmt.Errorf("unknown command %s (.help lists them)", f[0])
 	}
 	return nil
-}
-
-func parseMetric(s string) (mmdb.Metric, error) {
-	switch strings.ToLower(s) {
-	case "cosine":
-		return mmdb.Cosine, nil
-	case "dot":
-		return mmdb.Dot, nil
-	case "l2":
-		return mmdb.L2, nil
-	}
-	return 0, fmt.Errorf("metric %q: want cosine, dot or l2", s)
 }
 
 // completer completes dot-commands, statement keywords, and the

@@ -259,7 +259,7 @@ func TestShellDotCommandErrors(t *testing.T) {
 		{".define x", ".define NAME DIM METRIC [SPACE]"},
 		{".define x 4 cosine clip extra", ".define NAME DIM METRIC [SPACE]"},
 		{".define x four cosine", `dimension "four" is not a number`},
-		{".define x 4 manhattan", `metric "manhattan": want cosine, dot or l2`},
+		{".define x 4 manhattan", `unknown metric "manhattan" (want cosine, dot or l2)`},
 		{".define text 8 cosine clip", "already defined differently"},
 		{".define 9x 4 l2", "invalid modality definition"},
 		{".mode xml", ".mode wants table, json or csv"},
