@@ -371,3 +371,60 @@ func TestCalibrateThroughAlignmentIgnoresScale(t *testing.T) {
 	assert.InDelta(t, r1[0], r1[1], 1e-9)
 	assert.InDelta(t, r1[1], r1[2], 1e-9)
 }
+
+// Under L2, Evaluate's corrected figures are what Search does: the hubness
+// penalty is added to the Euclidean distance (not the squared one) in
+// both. Search is restricted to the items outside the bank, as Evaluate is.
+func TestCalibrateL2EvaluateMatchesSearch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const n, d = 400, 8
+	var items []Item
+	for i := range n {
+		a, b := make([]float32, d), make([]float32, d)
+		for j := range d {
+			x := float32(rng.NormFloat64())
+			a[j], b[j] = x+float32(rng.NormFloat64())*0.6, x
+		}
+		items = append(items, Item{ID: fmt.Sprintf("i%d", i), Attrs: map[string]any{"row": i}, Vectors: map[string][]float32{"a": a, "b": b}})
+	}
+	db, _ := openTest(t, Modality{Name: "a", Dim: d, Metric: L2, Space: "s"}, Modality{Name: "b", Dim: d, Metric: L2, Space: "s"})
+	require.NoError(t, db.Put(ctx, items...))
+	c, err := db.Calibrate(ctx, "a", "b", CalibrateOptions{Alpha: 1, K: 10, Bank: 200})
+	require.NoError(t, err)
+	ev, err := db.Evaluate(ctx, "a", "b", nil)
+	require.NoError(t, err)
+	require.NotNil(t, ev.Before)
+	var bank []any
+	for i := range n {
+		if c.bank.Contains(uint32(i)) {
+			bank = append(bank, i)
+		}
+	}
+	require.Len(t, bank, 200)
+	outside := query.Not(query.In("row", bank...))
+	top1 := func(noCorr bool) float64 {
+		hit := 0
+		for i := range n {
+			if c.bank.Contains(uint32(i)) {
+				continue
+			}
+			hits, err := db.Search(ctx, Query{Target: "b", K: 1, Exact: true, Filter: outside, NoCorrections: noCorr,
+				Probes: []Probe{{Modality: "a", ItemID: fmt.Sprintf("i%d", i)}}})
+			require.NoError(t, err)
+			if len(hits) == 1 && hits[0].ID == fmt.Sprintf("i%d", i) {
+				hit++
+			}
+		}
+		return float64(hit) / float64(n-len(bank))
+	}
+	t.Logf("%s; Search R@1 corrected %.3f, raw %.3f", ev, top1(false), top1(true))
+	// Uncorrected, the two rank the same targets the same way.
+	assert.InDelta(t, ev.Before.Recall[1], top1(true), 1e-9)
+	// Corrected, Search re-ranks only the 3 x depth + 20 nearest targets
+	// (dehub), Evaluate all of them: with alpha 1 one query in 200 finds a
+	// better-corrected target beyond Search's window. More than that would
+	// mean the two disagree on the penalty itself (as they did under L2
+	// before: squared against plain distance).
+	assert.InDelta(t, ev.Recall[1], top1(false), 0.0051)
+	assert.Less(t, ev.Recall[1], ev.Before.Recall[1], "alpha 1 is too strong here: the test needs the correction to change rankings")
+}
