@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/modality"
@@ -22,6 +23,15 @@ type Config struct {
 	EfSearch int
 	// Seed makes level draws, and so a single-threaded build, repeatable.
 	Seed uint64
+	// Float32Walk makes searches and inserts walk the graph on the float32
+	// vectors. By default they walk on a copy of each vector quantized to
+	// a byte a component (a quarter of the bytes to fetch per distance),
+	// then re-score the nodes found on the float32 vectors: results carry
+	// exact distances in exact order, and links are chosen on exact
+	// distances. The copy costs about dim+12 bytes per node; on 100k x 128
+	// it makes searches 1.2x and builds 1.4x faster at the same recall
+	// (BenchmarkWalk, BenchmarkBuildWalk).
+	Float32Walk bool
 }
 
 // Defaults for Config.
@@ -80,9 +90,19 @@ type HNSW struct {
 	metric  modality.Metric
 	m, m0   int // link capacity on upper layers and on layer 0
 	ml      float64
+	// Cache lines to prefetch per row of codes and of float32 vectors.
+	codeLines, vecLines, blockLines int
+	// f32Build walks on float32 vectors while inserting, even with codes
+	// kept: only BenchmarkBuildWalk sets it, for its A/B.
+	f32Build bool
 
 	// Slot arrays, reallocated only under mu held exclusively.
-	vecs    []float32
+	vecs []float32
+	// rows holds a row of rowSize bytes per slot: the vector quantized
+	// to a byte a component, padded to 4 bytes, then its scale. One row
+	// is what a quantized walk reads of a node, in one run of cache lines.
+	rows    []uint8
+	rowSize int
 	ids     []uint32   // slot -> caller's ID
 	levels  []uint8    // slot -> top layer
 	links0  []uint32   // slot*(m0+1): count, then neighbours
@@ -118,6 +138,10 @@ func NewHNSW(dim int, metric modality.Metric, cfg Config) *HNSW {
 		slotOf: map[uint32]uint32{},
 		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
 	}
+	h.rowSize = (dim+3)&^3 + int(unsafe.Sizeof(scale{}))
+	h.codeLines = min((h.rowSize+63)/64+1, 8)
+	h.vecLines = min((4*dim+63)/64+1, 4)
+	h.blockLines = (4*(h.m0+1)+63)/64 + 1
 	h.entry.Store(noNode)
 	return h
 }
@@ -179,6 +203,9 @@ func (h *HNSW) grow(n int) {
 	}
 	c := max(n, 2*len(h.ids), 1024)
 	h.vecs = append(make([]float32, 0, c*h.dim), h.vecs...)[:c*h.dim]
+	if !h.cfg.Float32Walk {
+		h.rows = append(make([]uint8, 0, c*h.rowSize), h.rows...)[:c*h.rowSize]
+	}
 	h.ids = append(make([]uint32, 0, c), h.ids...)[:c]
 	h.levels = append(make([]uint8, 0, c), h.levels...)[:c]
 	h.links0 = append(make([]uint32, 0, c*(h.m0+1)), h.links0...)[:c*(h.m0+1)]
@@ -264,6 +291,7 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 // insert links a claimed slot into the graph (mu held shared).
 func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	copy(h.vecs[int(slot)*h.dim:], vec)
+	h.quantize(slot)
 	h.ids[slot] = id
 	h.levels[slot] = uint8(level)
 	clear(h.block(slot, 0)) // a reused slot may hold old links
@@ -288,12 +316,13 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	}
 	epSlot, epLevel := uint32(ep), int(ep>>32)
 
-	cur := Result{ID: epSlot, Dist: h.dist(q, h.vec(epSlot))}
-	for l := epLevel; l > level; l-- {
-		cur = h.greedy(q, cur, l)
-	}
+	qq := h.searchQuery(q, h.rows != nil && !h.f32Build)
 	sc := h.getSearcher()
 	defer h.searchers.Put(sc)
+	cur := Result{ID: epSlot, Dist: h.qdist(&qq, epSlot)}
+	for l := epLevel; l > level; l-- {
+		cur = h.greedy(&qq, cur, l, sc)
+	}
 	// Choose the neighbours on every layer first, then write the node's own
 	// lists, and only then link other nodes to it: a concurrent search that
 	// reaches the node on any layer finds all of its lists already in place
@@ -302,7 +331,11 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	neigh := make([][]Result, top+1)
 	eps := []Result{cur}
 	for l := top; l >= 0; l-- {
-		found := h.searchLayer(q, eps, h.cfg.EfConstruction, l, nil, false, sc)
+		found := h.searchLayer(&qq, eps, h.cfg.EfConstruction, l, nil, false, sc)
+		if qq.approx {
+			// The heuristic below compares exact distances.
+			h.rescore(q, found)
+		}
 		neigh[l] = h.selectNeighbours(found, h.m)
 		eps = found
 	}
@@ -320,14 +353,21 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 }
 
 // greedy walks layer l from cur to a local minimum (ef = 1).
-func (h *HNSW) greedy(q []float32, cur Result, l int) Result {
+func (h *HNSW) greedy(q *query, cur Result, l int, sc *searcher) Result {
 	for changed := true; changed; {
 		changed = false
 		b := h.block(cur.ID, l)
 		n := atomic.LoadUint32(&b[0])
+		nb := sc.nb[:0]
 		for i := uint32(1); i <= n; i++ {
-			e := atomic.LoadUint32(&b[i])
-			if d := h.dist(q, h.vec(e)); d < cur.Dist {
+			nb = append(nb, atomic.LoadUint32(&b[i]))
+		}
+		if prefetchOn {
+			h.prefetch(q, nb)
+		}
+		sc.nb = nb
+		for _, e := range nb {
+			if d := h.qdist(q, e); d < cur.Dist {
 				cur, changed = Result{ID: e, Dist: d}, true
 			}
 		}
@@ -340,7 +380,7 @@ func (h *HNSW) greedy(q []float32, cur Result, l int) Result {
 // Nodes that are tombstoned (when skipDeleted) or outside allow are walked
 // through but never returned, as in hnswlib; while fewer than ef results
 // are found the walk goes on.
-func (h *HNSW) searchLayer(q []float32, eps []Result, ef, l int, allow *roaring.Bitmap, skipDeleted bool, sc *searcher) []Result {
+func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *roaring.Bitmap, skipDeleted bool, sc *searcher) []Result {
 	vis := &sc.vis
 	vis.reset(len(h.ids))
 	cand, res := sc.cand[:0], sc.res[:0]
@@ -357,14 +397,25 @@ func (h *HNSW) searchLayer(q []float32, eps []Result, ef, l int, allow *roaring.
 		if len(res) >= ef && c.Dist > res[0].Dist {
 			break
 		}
+		if prefetchOn && len(cand) > 0 {
+			// The likely next node to expand: its links are read after
+			// this node's neighbours are scored.
+			h.prefetchBlock(cand[0].ID, l)
+		}
 		b := h.block(c.ID, l)
 		n := atomic.LoadUint32(&b[0])
+		nb := sc.nb[:0]
 		for i := uint32(1); i <= n; i++ {
-			e := atomic.LoadUint32(&b[i])
-			if !vis.visit(e) {
-				continue
+			if e := atomic.LoadUint32(&b[i]); vis.visit(e) {
+				nb = append(nb, e)
 			}
-			d := h.dist(q, h.vec(e))
+		}
+		if prefetchOn {
+			h.prefetch(q, nb)
+		}
+		sc.nb = nb
+		for _, e := range nb {
+			d := h.qdist(q, e)
 			if len(res) < ef || d < res[0].Dist {
 				cand.push(Result{ID: e, Dist: d})
 				if (!skipDeleted || atomic.LoadUint32(&h.deleted[e]) == 0) && (allow == nil || allow.Contains(h.ids[e])) {
@@ -466,6 +517,11 @@ func sortResults(r []Result) {
 
 // Search implements Index.
 func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
+	return h.search(q, k, opts, true)
+}
+
+// search walks on codes when quant is set and the graph keeps them.
+func (h *HNSW) search(q []float32, k int, opts SearchOptions, quant bool) []Result {
 	if k <= 0 || len(q) != h.dim {
 		return nil
 	}
@@ -490,12 +546,16 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	if opts.Allow != nil && opts.Allow.IsEmpty() {
 		return nil
 	}
-	cur := Result{ID: uint32(ep), Dist: h.dist(q, h.vec(uint32(ep)))}
-	for l := int(ep >> 32); l > 0; l-- {
-		cur = h.greedy(q, cur, l)
-	}
+	qq := h.searchQuery(q, quant && h.rows != nil)
 	sc := h.getSearcher()
-	found := h.searchLayer(q, []Result{cur}, ef, 0, opts.Allow, true, sc)
+	cur := Result{ID: uint32(ep), Dist: h.qdist(&qq, uint32(ep))}
+	for l := int(ep >> 32); l > 0; l-- {
+		cur = h.greedy(&qq, cur, l, sc)
+	}
+	found := h.searchLayer(&qq, []Result{cur}, ef, 0, opts.Allow, true, sc)
+	if qq.approx {
+		h.rescore(q, found)
+	}
 	res := h.toIDs(found, k)
 	h.searchers.Put(sc)
 	return res
@@ -727,6 +787,7 @@ func (h *HNSW) compact() {
 // searcher holds the reusable state of one search: pooled, so a search
 // allocates nothing but its result slice.
 type searcher struct {
+	nb   []uint32 // the unvisited neighbours of the node being expanded
 	vis  visitedSet
 	cand minHeap
 	res  maxHeap

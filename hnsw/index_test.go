@@ -50,6 +50,7 @@ type engine struct {
 var engines = []engine{
 	{"flat", func(d int, m modality.Metric) Index { return NewFlat(d, m) }, false},
 	{"hnsw", func(d int, m modality.Metric) Index { return NewHNSW(d, m, Config{Seed: 1}) }, false},
+	{"hnsw-f32", func(d int, m modality.Metric) Index { return NewHNSW(d, m, Config{Seed: 1, Float32Walk: true}) }, false},
 	{"coder", func(d int, m modality.Metric) Index { return NewCoder(d, m, Config{}) }, true},
 }
 

@@ -92,7 +92,7 @@ func (h *HNSW) Load(r io.Reader) error {
 	if fr.err != nil {
 		return fr.err
 	}
-	n := NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64})
+	n := NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64, Float32Walk: h.cfg.Float32Walk})
 	n.grow(used)
 	n.used = used
 	n.slotOf = make(map[uint32]uint32, used)
@@ -154,6 +154,9 @@ func (h *HNSW) Load(r io.Reader) error {
 	if err := fr.done(); err != nil {
 		return err
 	}
+	// The codes are not saved (they are a function of the vectors): a
+	// quarter more file for a pass that runs on every core at load.
+	n.quantizeAll(used)
 	for s := range used {
 		for l := 0; l <= int(n.levels[s]); l++ {
 			if err := checkBlock(n.block(uint32(s), l), l); err != nil {
@@ -174,8 +177,8 @@ func (h *HNSW) Load(r io.Reader) error {
 	defer h.mu.Unlock()
 	h.slotMu.Lock()
 	defer h.slotMu.Unlock()
-	h.cfg, h.m, h.m0, h.ml = n.cfg, n.m, n.m0, n.ml
-	h.vecs, h.ids, h.levels, h.links0, h.upper, h.deleted, h.nodeMu = n.vecs, n.ids, n.levels, n.links0, n.upper, n.deleted, n.nodeMu
+	h.cfg, h.m, h.m0, h.ml, h.rowSize = n.cfg, n.m, n.m0, n.ml, n.rowSize
+	h.vecs, h.rows, h.ids, h.levels, h.links0, h.upper, h.deleted, h.nodeMu = n.vecs, n.rows, n.ids, n.levels, n.links0, n.upper, n.deleted, n.nodeMu
 	h.entry.Store(entry)
 	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones
 	h.rng = rand.New(rand.NewPCG(h.cfg.Seed, used64))

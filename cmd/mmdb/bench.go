@@ -21,7 +21,7 @@ func benchCmd() *cobra.Command {
 		"mmdb bench --peers --data sift5k --plot .", 0)
 	fs := c.Flags()
 	data := fs.String("data", "sift5k,synth100k,synth50k", "datasets: sift5k (real SIFT, from --shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), or tiny (1k x 32)")
-	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure")
+	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure: hnsw, hnsw-f32 (hnsw walking on float32 vectors), coder, flat")
 	efs := fs.String("ef", "16,32,64,128,256", "search beam widths")
 	threads := fs.String("threads", "1,"+strconv.Itoa(runtime.NumCPU()), "build thread counts")
 	shared := fs.String("shared", "../shared/data", "the shared data folder")

@@ -17,7 +17,7 @@ import (
 
 // Config selects what Run measures.
 type Config struct {
-	Engines []string // "hnsw", "coder", "flat"
+	Engines []string // "hnsw", "hnsw-f32" (Float32Walk), "coder", "flat"
 	Efs     []int    // beam widths to sweep
 	Threads []int    // build thread counts
 	M       int      // links per node (default 16)
@@ -63,12 +63,15 @@ func newIndex(engine string, d Dataset, cfg Config) (hnsw.Index, error) {
 	switch engine {
 	case "hnsw":
 		return hnsw.NewHNSW(dim, d.Metric, hc), nil
+	case "hnsw-f32":
+		hc.Float32Walk = true
+		return hnsw.NewHNSW(dim, d.Metric, hc), nil
 	case "coder":
 		return hnsw.NewCoder(dim, d.Metric, hc), nil
 	case "flat":
 		return hnsw.NewFlat(dim, d.Metric), nil
 	}
-	return nil, fmt.Errorf("unknown engine %q (want hnsw, coder or flat)", engine)
+	return nil, fmt.Errorf("unknown engine %q (want hnsw, hnsw-f32, coder or flat)", engine)
 }
 
 func (c *Config) logf(format string, args ...any) {

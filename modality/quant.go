@@ -1,0 +1,66 @@
+package modality
+
+import "math"
+
+// Quantized vectors: each float32 component stored as one byte, on a scale
+// of the vector's own: x[i] ≈ Lo + Step*float32(c[i]). A quarter of the
+// memory, so a graph walk fetches a quarter of the bytes per distance; the
+// query stays float32 (asymmetric distance), so the only error is the
+// rounding of the stored side, at most Step/2 per component.
+
+// Quantize writes x's codes into c (len(c) >= len(x)) and returns the scale:
+// x[i] ≈ lo + step*float32(c[i]). A constant vector has step 0.
+func Quantize(x []float32, c []uint8) (lo, step float32) {
+	if len(x) == 0 {
+		return 0, 0
+	}
+	lo, hi := x[0], x[0]
+	for _, v := range x {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	if hi <= lo || math.IsInf(float64(hi-lo), 0) {
+		clear(c[:len(x)])
+		return lo, 0
+	}
+	step = (hi - lo) / 255
+	inv := 1 / step
+	for i, v := range x {
+		q := math.Round(float64((v - lo) * inv))
+		c[i] = uint8(min(max(q, 0), 255))
+	}
+	return lo, step
+}
+
+// DotU8 returns sum a[i]*float32(c[i]) over len(a); c must be at least as
+// long as a. With Quantize's scale, a·x ≈ lo*sum(a) + step*DotU8(a, c).
+//
+// On AVX2 machines it is an assembly kernel of ours: no maintained Go
+// library offers a byte-by-float kernel (vek and gonum are float-only).
+func DotU8(a []float32, c []uint8) float32 {
+	if len(a) == 0 {
+		return 0
+	}
+	_ = c[len(a)-1]
+	return dotU8(a, c)
+}
+
+// dotU8Go is the portable kernel, unrolled into four accumulators like
+// dotGo.
+func dotU8Go(a []float32, c []uint8) float32 {
+	n := len(a)
+	c = c[:n]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		aa := a[i : i+4 : i+4]
+		cc := c[i : i+4 : i+4]
+		s0 += aa[0] * float32(cc[0])
+		s1 += aa[1] * float32(cc[1])
+		s2 += aa[2] * float32(cc[2])
+		s3 += aa[3] * float32(cc[3])
+	}
+	for ; i < n; i++ {
+		s0 += a[i] * float32(c[i])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
