@@ -151,3 +151,12 @@ func BenchmarkDotU8(b *testing.B) {
 		})
 	}
 }
+
+func BenchmarkQuantize(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 9))
+	x := randVec(r, 128)
+	c := make([]uint8, 128)
+	for b.Loop() {
+		Quantize(x, c)
+	}
+}
