@@ -2,12 +2,16 @@ package hnsw
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mmdb-go/mmdb/modality"
+	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkWalk compares, on one graph of 100k x 128 (1,000 clusters,
@@ -56,23 +60,35 @@ func walkSetup() {
 
 type walkVariant struct {
 	name string
-	run  func(q []float32, ef int) []Result
+	run  func(g *HNSW, q []float32, ef int) []Result
 }
 
-func benchWalk(b *testing.B, variants []walkVariant) {
-	walkSetup()
-	for _, ef := range []int{16, 32, 64} {
+// walkVariants: the default walk (codes, prefetching), the float32 walk
+// with prefetching, and the float32 walk without it.
+var walkVariants = func() []walkVariant {
+	v := func(quant, pf bool) func(g *HNSW, q []float32, ef int) []Result {
+		return func(g *HNSW, q []float32, ef int) []Result {
+			prefetchOn = pf
+			defer func() { prefetchOn = true }()
+			return g.search(q, 10, SearchOptions{Ef: ef}, quant)
+		}
+	}
+	return []walkVariant{{"u8", v(true, true)}, {"f32", v(false, true)}, {"f32nopf", v(false, false)}}
+}()
+
+func benchWalk(b *testing.B, g *HNSW, qs [][]float32, truth [][]uint32, efs []int) {
+	for _, ef := range efs {
 		b.Run(fmt.Sprintf("ef=%d", ef), func(b *testing.B) {
-			took := make([]time.Duration, len(variants))
-			hits := make([]int, len(variants))
+			took := make([]time.Duration, len(walkVariants))
+			hits := make([]int, len(walkVariants))
 			n, next := 0, 0
 			for b.Loop() {
-				for v, vr := range variants {
+				for v, vr := range walkVariants {
 					start := time.Now()
 					for i := range 100 {
-						q := (next + i) % len(walkQs)
-						for _, r := range vr.run(walkQs[q], ef) {
-							for _, t := range walkTruth[q] {
+						q := (next + i) % len(qs)
+						for _, r := range vr.run(g, qs[q], ef) {
+							for _, t := range truth[q] {
 								if r.ID == t {
 									hits[v]++
 								}
@@ -84,12 +100,12 @@ func benchWalk(b *testing.B, variants []walkVariant) {
 				next += 100
 				n += 100
 			}
-			for v, vr := range variants {
+			for v, vr := range walkVariants {
 				us := float64(took[v].Microseconds()) / float64(n)
 				b.ReportMetric(us, vr.name+"-µs/q")
 				b.ReportMetric(float64(hits[v])/float64(10*n), vr.name+"-recall")
 				if v > 0 {
-					b.ReportMetric(float64(took[v])/float64(took[0]), vr.name+"/"+variants[0].name)
+					b.ReportMetric(float64(took[v])/float64(took[0]), vr.name+"/"+walkVariants[0].name)
 				}
 			}
 		})
@@ -97,14 +113,60 @@ func benchWalk(b *testing.B, variants []walkVariant) {
 }
 
 func BenchmarkWalk(b *testing.B) {
-	v := func(quant, pf bool) func(q []float32, ef int) []Result {
-		return func(q []float32, ef int) []Result {
-			prefetchOn = pf
-			return walkGraph.search(q, 10, SearchOptions{Ef: ef}, quant)
+	walkSetup()
+	benchWalk(b, walkGraph, walkQs, walkTruth, []int{16, 32, 64})
+}
+
+// BenchmarkWalkSIFT is BenchmarkWalk on sift5k (L2; 4,900 x 128, which
+// fits in cache): what the codes cost where memory is not the bottleneck.
+//
+//	go test -run '^$' -bench WalkSIFT -benchtime 100x ./hnsw
+func BenchmarkWalkSIFT(b *testing.B) {
+	dir := "../../shared/data/sift5k"
+	base, err := readFvecs(dir + "/sift5k_base4900.fvecs")
+	if err != nil {
+		b.Skipf("sift5k not found (%v): it is in ../shared/data beside the repository", err)
+	}
+	qs, err := readFvecs(dir + "/sift5k_query100.fvecs")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := NewHNSW(128, modality.L2, Config{Seed: 1})
+	flat := NewFlat(128, modality.L2)
+	for i, v := range base {
+		require.NoError(b, g.Add(uint32(i), v))
+		flat.Add(uint32(i), v)
+	}
+	truth := make([][]uint32, len(qs))
+	for i, q := range qs {
+		for _, r := range flat.Search(q, 10, SearchOptions{}) {
+			truth[i] = append(truth[i], r.ID)
 		}
 	}
-	benchWalk(b, []walkVariant{{"u8", v(true, true)}, {"u8nopf", v(true, false)}, {"f32", v(false, true)}, {"f32nopf", v(false, false)}})
-	prefetchOn = true
+	benchWalk(b, g, qs, truth, []int{16, 64})
+}
+
+// readFvecs reads the TEXMEX .fvecs format: per vector an int32 dimension,
+// then that many float32s.
+func readFvecs(path string) ([][]float32, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]float32
+	for len(b) >= 4 {
+		d := int(binary.LittleEndian.Uint32(b))
+		if d <= 0 || len(b) < 4+4*d {
+			return nil, fmt.Errorf("%s: bad record", path)
+		}
+		v := make([]float32, d)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4+4*i:]))
+		}
+		out = append(out, v)
+		b = b[4+4*d:]
+	}
+	return out, nil
 }
 
 // BenchmarkBuildWalk builds the same 100k x 128 set twice, in turns of

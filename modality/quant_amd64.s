@@ -1,14 +1,18 @@
 #include "textflag.h"
 
-// func dotU8AVX2(a *float32, c *uint8, n int) float32
+// func dotU8Asm(a *float32, c *uint8, n int) float32
 //
-// Widens 8 bytes at a time to int32 (VPMOVZXBD), converts them to float32
-// and multiplies-adds them with the query's floats; four accumulators,
-// 32 components a round, then 8 at a time, then one at a time.
-TEXT ·dotU8AVX2(SB), NOSPLIT, $0-28
+// With AVX2 and FMA: widens 8 bytes at a time to int32 (VPMOVZXBD),
+// converts them to float32 and multiplies-adds them with the query's
+// floats; four accumulators, 32 components a round, then 8 at a time, then
+// one at a time. Without: one component at a time in SSE2, which every
+// amd64 CPU has.
+TEXT ·dotU8Asm(SB), NOSPLIT, $0-28
 	MOVQ a+0(FP), SI
 	MOVQ c+8(FP), DI
 	MOVQ n+16(FP), CX
+	CMPB ·hasAVX2FMA(SB), $0
+	JE   sse
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -67,5 +71,24 @@ tail:
 
 done:
 	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+sse:
+	XORPS X0, X0
+
+sseloop:
+	TESTQ CX, CX
+	JE    ssedone
+	MOVBLZX (DI), AX
+	CVTSL2SS AX, X1
+	MULSS (SI), X1
+	ADDSS X1, X0
+	ADDQ $4, SI
+	INCQ DI
+	DECQ CX
+	JMP  sseloop
+
+ssedone:
 	MOVSS X0, ret+24(FP)
 	RET

@@ -2,4 +2,7 @@
 
 package modality
 
+// hasAVX2FMA: no assembly kernel outside amd64.
+var hasAVX2FMA = false
+
 func dotU8(a []float32, c []uint8) float32 { return dotU8Go(a, c) }

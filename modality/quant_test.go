@@ -37,6 +37,13 @@ func TestDotU8MatchesNaive(t *testing.T) {
 		tol := 1e-5 * (1 + math.Abs(want)) * math.Sqrt(float64(n))
 		assert.InDelta(t, want, DotU8(a, c), tol, "n=%d asm", n)
 		assert.InDelta(t, want, dotU8Go(a, c), tol, "n=%d go", n)
+		if hasAVX2FMA {
+			// The assembly's SSE2 path, for CPUs without AVX2.
+			hasAVX2FMA = false
+			got := DotU8(a, c)
+			hasAVX2FMA = true
+			assert.InDelta(t, want, got, tol, "n=%d sse", n)
+		}
 	}
 	assert.Zero(t, DotU8(nil, nil))
 }
