@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,11 +30,12 @@ func benchCmd() *cobra.Command {
 	efc := fs.Int("efc", 200, "HNSW efConstruction")
 	quiet := fs.BoolP("quiet", "q", false, "no progress lines on stderr")
 	peers := fs.Bool("peers", false, "compare with hnswlib and FAISS (installed with apt-get when missing), alternating runs")
+	with := fs.String("with", strings.Join(bench.Peers, ","), "with --peers: the peers to run (FAISS builds take most of a full run)")
 	reps := fs.Int("reps", 3, "with --peers: alternating repetitions; medians are reported")
 	plotDir := fs.String("plot", "", "with --peers: write a recall-vs-queries/s PNG per dataset into this directory")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON})
+		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON, *with})
 	}
 	return c
 }
@@ -45,6 +47,7 @@ type benchFlags struct {
 	reps                                int
 	plotDir                             string
 	json                                bool
+	with                                string
 }
 
 func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
@@ -63,6 +66,16 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 	}
 	var total bench.Report
 	var harness string
+	var peerList []string
+	for _, p := range strings.Split(f.with, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !slices.Contains(bench.Peers, p) {
+			return fmt.Errorf("%w: unknown peer %q (want %s)", errUsage, p, strings.Join(bench.Peers, ", "))
+		}
+		peerList = append(peerList, p)
+	}
 	if *peers {
 		cfg.Engines, cfg.NoFilter = []string{"hnsw"}, true
 		if err := bench.EnsurePeers(ctx, stderr); err != nil {
@@ -89,7 +102,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 			return fmt.Errorf("%w: unknown dataset %q", errUsage, name)
 		}
 		if *peers {
-			rep, err := comparePeers(ctx, harness, d, cfg, *reps, stderr)
+			rep, err := comparePeers(ctx, harness, d, cfg, peerList, *reps, stderr)
 			if err != nil {
 				return err
 			}
@@ -127,7 +140,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 
 // comparePeers measures mmdb, hnswlib and FAISS on d in alternation, reps
 // times, and returns the medians.
-func comparePeers(ctx context.Context, harness string, d bench.Dataset, cfg bench.Config, reps int, log io.Writer) (bench.Report, error) {
+func comparePeers(ctx context.Context, harness string, d bench.Dataset, cfg bench.Config, peers []string, reps int, log io.Writer) (bench.Report, error) {
 	if d.Truth == nil {
 		fmt.Fprintf(log, "%s: exact ground truth for %d queries\n", d.Name, len(d.Queries))
 		d.Truth = bench.ExactTruth(d, cfg.K)
@@ -147,7 +160,7 @@ func comparePeers(ctx context.Context, harness string, d bench.Dataset, cfg benc
 			return bench.Report{}, err
 		}
 		runs = append(runs, rep)
-		for _, peer := range bench.Peers {
+		for _, peer := range peers {
 			fmt.Fprintf(log, "%s: run %d/%d: %s\n", d.Name, r+1, reps, peer)
 			rep, err := bench.RunPeer(ctx, harness, peer, dir, d, cfg)
 			if err != nil {

@@ -128,6 +128,19 @@ func TestBenchPeersSmoke(t *testing.T) {
 	for _, want := range []string{"| tiny | hnsw | 32 |", "| tiny | hnswlib | 32 |", "| tiny | faiss | 32 |", "| tiny | 0.95 |", "mmdb/hnswlib"} {
 		assert.Contains(t, s, want)
 	}
+
+	// --with picks the peers: without FAISS, its columns read "-".
+	out.Reset()
+	code = run(context.Background(), []string{"bench", "--peers", "--with", "hnswlib", "--data", "tiny", "--ef", "32", "--reps", "1", "--threads", "1", "--quiet"}, strings.NewReader(""), &out, &errb)
+	require.Equal(t, 0, code, errb.String())
+	assert.Contains(t, out.String(), "| tiny | hnswlib | 32 |")
+	assert.NotContains(t, out.String(), "| tiny | faiss |")
+	assert.Regexp(t, `\| tiny \| 0\.95 \| \d+ \| \d+ \| - \| [0-9.]+ \| - \|`, out.String())
+
+	errb.Reset()
+	code = run(context.Background(), []string{"bench", "--peers", "--with", "annoy", "--data", "tiny"}, strings.NewReader(""), &out, &errb)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errb.String(), `unknown peer "annoy"`)
 }
 
 // The demo on the real data: CLIP text-to-image reaches its exact figures,

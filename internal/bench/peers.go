@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/mmdb-go/mmdb/modality"
@@ -269,8 +270,17 @@ func Ratios(rep Report) string {
 			m := QPSAtRecall(curves[ds]["hnsw"], target)
 			h := QPSAtRecall(curves[ds]["hnswlib"], target)
 			f := QPSAtRecall(curves[ds]["faiss"], target)
-			fmt.Fprintf(&b, "| %s | %.2f | %.0f | %.0f | %.0f | %.2f | %.2f |\n", ds, target, m, h, f, m/h, m/f)
+			fmt.Fprintf(&b, "| %s | %.2f | %s | %s | %s | %s | %s |\n", ds, target, num(m, 0), num(h, 0), num(f, 0), num(m/h, 2), num(m/f, 2))
 		}
 	}
 	return b.String()
+}
+
+// num prints x with prec decimals, or "-" when it is not a number (a peer
+// not run, or a recall no ef reached).
+func num(x float64, prec int) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "-"
+	}
+	return strconv.FormatFloat(x, 'f', prec, 64)
 }
