@@ -22,8 +22,11 @@ type frameWriter struct {
 	buf []byte
 }
 
-func newFrame(magic string, version uint32) *frameWriter {
-	f := &frameWriter{buf: make([]byte, 0, 1<<16)}
+// newFrame starts a frame; size is a hint of the payload's bytes, so a
+// large index is written without the buffer growing (and copying) as it
+// goes.
+func newFrame(magic string, version uint32, size int) *frameWriter {
+	f := &frameWriter{buf: make([]byte, 0, 12+max(size, 0))}
 	f.buf = append(f.buf, magic...)
 	f.u32(version)
 	return f
@@ -33,14 +36,22 @@ func (f *frameWriter) u32(v uint32) { f.buf = binary.LittleEndian.AppendUint32(f
 func (f *frameWriter) u64(v uint64) { f.buf = binary.LittleEndian.AppendUint64(f.buf, v) }
 
 func (f *frameWriter) f32s(v []float32) {
-	for _, x := range v {
-		f.u32(math.Float32bits(x))
-	}
+	appendAll(f, v, func(b []byte, x float32) []byte { return binary.LittleEndian.AppendUint32(b, math.Float32bits(x)) })
 }
 
 func (f *frameWriter) u32s(v []uint32) {
+	appendAll(f, v, binary.LittleEndian.AppendUint32)
+}
+
+// appendAll is readInto's mirror: one bulk append on little-endian
+// machines, else one element at a time.
+func appendAll[T float32 | uint32](f *frameWriter, v []T, enc func([]byte, T) []byte) {
+	if nativeLittle && len(v) > 0 {
+		f.buf = append(f.buf, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))...)
+		return
+	}
 	for _, x := range v {
-		f.u32(x)
+		f.buf = enc(f.buf, x)
 	}
 }
 

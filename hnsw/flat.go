@@ -112,7 +112,7 @@ const (
 // Save implements Index.
 func (f *Flat) Save(w io.Writer) error {
 	f.mu.RLock()
-	fr := newFrame(flatMagic, flatVersion)
+	fr := newFrame(flatMagic, flatVersion, 16+4*(len(f.ids)+len(f.vecs)))
 	fr.u32(uint32(f.dim))
 	fr.u32(uint32(f.metric))
 	fr.u64(uint64(len(f.ids)))

@@ -24,8 +24,12 @@ func (h *HNSW) Save(w io.Writer) error {
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	h.slotMu.Lock()
-	f := newFrame(hnswMagic, hnswVersion)
 	used := h.used
+	size := 48 + 4*len(h.free) + 8*used + 4*used*(h.dim+h.m0+1)
+	for s := range used {
+		size += 4 * len(h.upper[s])
+	}
+	f := newFrame(hnswMagic, hnswVersion, size)
 	f.u32(uint32(h.dim))
 	f.u32(uint32(h.metric))
 	f.u32(uint32(h.m))
