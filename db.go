@@ -39,7 +39,9 @@ type Options struct {
 	// Index tunes every modality's HNSW graph: M (links per node, default
 	// 16), EfConstruction (default 200) and EfSearch (the default beam
 	// width of a search, 64). Higher values trade speed for recall. A graph
-	// loaded from a checkpoint keeps the settings it was built with.
+	// loaded from a checkpoint keeps the M and ef settings it was built
+	// with; Float32Walk (walk on float32 vectors instead of byte codes) and
+	// Seed are taken from these options at every Open.
 	Index hnsw.Config
 	// CheckpointEvery is how many logged vector changes may accumulate
 	// before the graphs are saved into the file (DefaultCheckpointEvery when

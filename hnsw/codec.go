@@ -70,6 +70,13 @@ type frameReader struct {
 // openFrame reads r to the end, verifies magic, version and checksum, and
 // returns a reader positioned on the payload.
 func openFrame(r io.Reader, magic string, version uint32) (*frameReader, error) {
+	fr, _, err := openFrameVersions(r, magic, version, version)
+	return fr, err
+}
+
+// openFrameVersions is openFrame for a format whose versions lo..hi this
+// build reads; it returns the frame's version.
+func openFrameVersions(r io.Reader, magic string, lo, hi uint32) (*frameReader, uint32, error) {
 	var b []byte
 	var err error
 	if lr, ok := r.(interface{ Len() int }); ok {
@@ -81,23 +88,27 @@ func openFrame(r io.Reader, magic string, version uint32) (*frameReader, error) 
 		b, err = io.ReadAll(r)
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(b) < len(magic)+8 {
-		return nil, fmt.Errorf("%w: %d bytes is too short", ErrFormat, len(b))
+		return nil, 0, fmt.Errorf("%w: %d bytes is too short", ErrFormat, len(b))
 	}
 	if string(b[:len(magic)]) != magic {
-		return nil, fmt.Errorf("%w: magic %q, want %q", ErrFormat, b[:len(magic)], magic)
+		return nil, 0, fmt.Errorf("%w: magic %q, want %q", ErrFormat, b[:len(magic)], magic)
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
-		return nil, fmt.Errorf("%w: checksum mismatch (truncated or corrupted)", ErrFormat)
+		return nil, 0, fmt.Errorf("%w: checksum mismatch (truncated or corrupted)", ErrFormat)
 	}
 	fr := &frameReader{b: body[len(magic):]}
-	if v := fr.u32(); v != version {
-		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, version)
+	v := fr.u32()
+	if v < lo || v > hi {
+		if lo == hi {
+			return nil, 0, fmt.Errorf("%w: format version %d, this build reads %d", ErrFormat, v, hi)
+		}
+		return nil, 0, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrFormat, v, lo, hi)
 	}
-	return fr, nil
+	return fr, v, nil
 }
 
 func (f *frameReader) need(n uint64) bool {

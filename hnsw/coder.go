@@ -159,7 +159,7 @@ func (c *Coder) Save(w io.Writer) error {
 	if err := c.g.Export(&buf); err != nil {
 		return err
 	}
-	f := newFrame(coderMagic, coderVersion, 24+4*len(c.deleted)+buf.Len())
+	f := newFrame(coderMagic, coderVersion, 32+4*(len(c.deleted)+len(c.vecs))+buf.Len())
 	f.u32(uint32(c.dim))
 	f.u32(uint32(c.metric))
 	del := make([]uint32, 0, len(c.deleted))

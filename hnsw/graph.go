@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -91,7 +92,7 @@ type HNSW struct {
 	m, m0   int // link capacity on upper layers and on layer 0
 	ml      float64
 	// Cache lines to prefetch per row of codes and of float32 vectors.
-	codeLines, vecLines, blockLines int
+	codeLines, vecLines, blockLines0, blockLinesUp int
 	// f32Build walks on float32 vectors while inserting, even with codes
 	// kept: only BenchmarkBuildWalk sets it, for its A/B.
 	f32Build bool
@@ -103,6 +104,10 @@ type HNSW struct {
 	// is what a quantized walk reads of a node, in one run of cache lines.
 	rows    []uint8
 	rowSize int
+	// centre is subtracted from every vector before it is quantized
+	// (quant.go): the graph's first vector, set before any node is
+	// quantized and never changed. nil under Float32Walk.
+	centre  []float32
 	ids     []uint32   // slot -> caller's ID
 	levels  []uint8    // slot -> top layer
 	links0  []uint32   // slot*(m0+1): count, then neighbours
@@ -141,7 +146,8 @@ func NewHNSW(dim int, metric modality.Metric, cfg Config) *HNSW {
 	h.rowSize = (dim+3)&^3 + int(unsafe.Sizeof(scale{}))
 	h.codeLines = min((h.rowSize+63)/64+1, 8)
 	h.vecLines = min((4*dim+63)/64+1, 4)
-	h.blockLines = (4*(h.m0+1)+63)/64 + 1
+	h.blockLines0 = min((4*(h.m0+1)+63)/64+1, 8)
+	h.blockLinesUp = min((4*(h.m+1)+63)/64+1, 8)
 	h.entry.Store(noNode)
 	return h
 }
@@ -276,6 +282,12 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 		h.slotMu.Lock()
 		need := h.used + 1
 		h.slotMu.Unlock()
+		if h.centre == nil && !h.cfg.Float32Walk {
+			// The first Add of the graph's life always grows (and so
+			// passes here before any node is quantized): its vector
+			// becomes the centre of the codes.
+			h.centre = append([]float32(nil), vec...)
+		}
 		h.grow(need)
 		h.mu.Unlock()
 		h.mu.RLock()
@@ -290,8 +302,11 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 
 // insert links a claimed slot into the graph (mu held shared).
 func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
+	sc := h.getSearcher()
+	defer h.searchers.Put(sc)
 	copy(h.vecs[int(slot)*h.dim:], vec)
-	h.quantize(slot)
+	sc.xt = slices.Grow(sc.xt[:0], h.dim)[:h.dim]
+	h.quantize(slot, sc.xt)
 	h.ids[slot] = id
 	h.levels[slot] = uint8(level)
 	clear(h.block(slot, 0)) // a reused slot may hold old links
@@ -316,9 +331,7 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	}
 	epSlot, epLevel := uint32(ep), int(ep>>32)
 
-	qq := h.searchQuery(q, h.rows != nil && !h.f32Build)
-	sc := h.getSearcher()
-	defer h.searchers.Put(sc)
+	qq := h.searchQuery(q, h.rows != nil && !h.f32Build, sc)
 	cur := Result{ID: epSlot, Dist: h.qdist(&qq, epSlot)}
 	for l := epLevel; l > level; l-- {
 		cur = h.greedy(&qq, cur, l, sc)
@@ -337,6 +350,12 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 			h.rescore(q, found)
 		}
 		neigh[l] = h.selectNeighbours(found, h.m)
+		if qq.approx && l > 0 {
+			// The next layer's walk compares code distances.
+			for i := range found {
+				found[i].Dist = h.qdist(&qq, found[i].ID)
+			}
+		}
 		eps = found
 	}
 	for l := top; l >= 0; l-- {
@@ -546,8 +565,8 @@ func (h *HNSW) search(q []float32, k int, opts SearchOptions, quant bool) []Resu
 	if opts.Allow != nil && opts.Allow.IsEmpty() {
 		return nil
 	}
-	qq := h.searchQuery(q, quant && h.rows != nil)
 	sc := h.getSearcher()
+	qq := h.searchQuery(q, quant && h.rows != nil, sc)
 	cur := Result{ID: uint32(ep), Dist: h.qdist(&qq, uint32(ep))}
 	for l := int(ep >> 32); l > 0; l-- {
 		cur = h.greedy(&qq, cur, l, sc)
@@ -787,7 +806,9 @@ func (h *HNSW) compact() {
 // searcher holds the reusable state of one search: pooled, so a search
 // allocates nothing but its result slice.
 type searcher struct {
-	nb   []uint32 // the unvisited neighbours of the node being expanded
+	nb   []uint32  // the unvisited neighbours of the node being expanded
+	qc   []float32 // the query minus the centre (L2 on codes)
+	xt   []float32 // an inserted vector minus the centre, to quantize
 	vis  visitedSet
 	cand minHeap
 	res  maxHeap

@@ -3,29 +3,35 @@ package hnsw
 import (
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 
 	"github.com/mmdb-go/mmdb/modality"
 )
 
 const (
-	hnswMagic   = "MMHN"
-	hnswVersion = 1
+	hnswMagic = "MMHN"
+	// hnswVersion 2 added the centre of the codes; version 1 files load,
+	// with slot 0's vector as the centre.
+	hnswVersion = 2
 )
 
-// Save implements Index. The format (version 1, little-endian) is: magic
+// Save implements Index. The format (version 2, little-endian) is: magic
 // "MMHN", version, dim, metric, M, efConstruction, efSearch, used slots,
-// entry point, free-slot count and list; then per slot its ID and level
-// (bit 31: tombstone); all vectors; all layer-0 blocks; the upper-layer
-// blocks of each slot with a level above 0; and a CRC-32C of it all.
-// Loading is a few bulk copies: no distance is recomputed.
+// entry point, free-slot count and list; the centre's length (0 or dim)
+// and values; then per slot its ID and level (bit 31: tombstone); all
+// vectors; all layer-0 blocks; the upper-layer blocks of each slot with a
+// level above 0; and a CRC-32C of it all. Loading is a few bulk copies and
+// one pass that quantizes the vectors again (the codes are not saved: a
+// quarter more file for what every core redoes in milliseconds); no
+// distance between nodes is recomputed.
 func (h *HNSW) Save(w io.Writer) error {
 	h.writers.Lock()
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	h.slotMu.Lock()
 	used := h.used
-	size := 48 + 4*len(h.free) + 8*used + 4*used*(h.dim+h.m0+1)
+	size := 48 + 4*len(h.free) + 4*len(h.centre) + 8*used + 4*used*(h.dim+h.m0+1)
 	for s := range used {
 		size += 4 * len(h.upper[s])
 	}
@@ -39,6 +45,8 @@ func (h *HNSW) Save(w io.Writer) error {
 	f.u64(h.entry.Load())
 	f.u32(uint32(len(h.free)))
 	f.u32s(h.free)
+	f.u32(uint32(len(h.centre)))
+	f.f32s(h.centre)
 	for s := range used {
 		lv := uint32(h.levels[s])
 		if h.deleted[s] != 0 {
@@ -64,7 +72,7 @@ func (h *HNSW) Save(w io.Writer) error {
 // level and link is checked, so damaged input is an error wrapping
 // ErrFormat, never a panic or an out-of-range walk later.
 func (h *HNSW) Load(r io.Reader) error {
-	fr, err := openFrame(r, hnswMagic, hnswVersion)
+	fr, version, err := openFrameVersions(r, hnswMagic, 1, hnswVersion)
 	if err != nil {
 		return err
 	}
@@ -86,6 +94,19 @@ func (h *HNSW) Load(r io.Reader) error {
 	used := int(used64)
 	nfree := uint64(fr.u32())
 	free := fr.u32s(nfree)
+	var centre []float32
+	if version >= 2 {
+		nc := fr.u32()
+		if fr.err == nil && nc != 0 && int(nc) != dim {
+			return fmt.Errorf("%w: centre of %d values for dim %d", ErrFormat, nc, dim)
+		}
+		centre = fr.f32s(uint64(nc))
+		for _, x := range centre {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("%w: centre holds %v", ErrFormat, x)
+			}
+		}
+	}
 	meta := fr.u32s(2 * used64)
 	m0 := 2 * m
 	// The vectors and layer-0 links must fit in what is left before the
@@ -158,9 +179,18 @@ func (h *HNSW) Load(r io.Reader) error {
 	if err := fr.done(); err != nil {
 		return err
 	}
-	// The codes are not saved (they are a function of the vectors): a
-	// quarter more file for a pass that runs on every core at load.
-	n.quantizeAll(used)
+	if n.rows != nil {
+		switch {
+		case len(centre) == dim:
+			n.centre = centre
+		case used > 0:
+			// Version 1, or saved under Float32Walk: slot 0 holds the
+			// first vector the graph was given, unless its slot was
+			// reused; any vector of the data serves.
+			n.centre = append([]float32(nil), n.vecs[:dim]...)
+		}
+		n.quantizeAll(used)
+	}
 	for s := range used {
 		for l := 0; l <= int(n.levels[s]); l++ {
 			if err := checkBlock(n.block(uint32(s), l), l); err != nil {
@@ -181,7 +211,8 @@ func (h *HNSW) Load(r io.Reader) error {
 	defer h.mu.Unlock()
 	h.slotMu.Lock()
 	defer h.slotMu.Unlock()
-	h.cfg, h.m, h.m0, h.ml, h.rowSize = n.cfg, n.m, n.m0, n.ml, n.rowSize
+	h.cfg, h.m, h.m0, h.ml, h.rowSize, h.centre = n.cfg, n.m, n.m0, n.ml, n.rowSize, n.centre
+	h.codeLines, h.vecLines, h.blockLines0, h.blockLinesUp = n.codeLines, n.vecLines, n.blockLines0, n.blockLinesUp
 	h.vecs, h.rows, h.ids, h.levels, h.links0, h.upper, h.deleted, h.nodeMu = n.vecs, n.rows, n.ids, n.levels, n.links0, n.upper, n.deleted, n.nodeMu
 	h.entry.Store(entry)
 	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones

@@ -17,41 +17,64 @@ import (
 // they found on the float32 vectors, so the distances returned and the
 // order of the top k are exact; only which nodes the walk visits can
 // differ. Recall against brute force is in BENCHMARKS.md.
+//
+// What is quantized is x - centre, where the centre is the graph's first
+// vector (kept for the graph's life, and saved). Data far from the origin
+// (components of 1e4 ± 1, say) would otherwise lose everything to rounding
+// twice: each vector's byte scale would span the offset, and L2 from
+// norms (|q|² + |x|² - 2q·x) would subtract numbers of size 1e10 to get
+// distances of size 1e2. Centred, both work on the spread alone.
 
-// scale reads a node's codes back: x[i] ≈ lo + step*code[i]. sq is the
-// node's exact squared norm, for L2.
+// scale reads a node's codes back: x - centre ≈ lo + step*code[i]. sq is
+// |x - centre|², for L2.
 type scale struct{ lo, step, sq float32 }
 
 // query is a search vector with what the quantized distance needs.
 type query struct {
-	v      []float32
-	approx bool    // score on codes, not float32 vectors
-	sum    float32 // sum of v's components
-	sq     float32 // v·v
+	v      []float32 // the query, for exact distances
+	approx bool      // score on codes, not float32 vectors
+	c      []float32 // what the codes are multiplied with: v, or v - centre under L2
+	sum    float32   // sum of c's components
+	off    float32   // v·centre (cosine, dot) or |v - centre|² (L2)
 }
 
-// searchQuery scores on codes when approx is set.
-func (h *HNSW) searchQuery(v []float32, approx bool) query {
-	q := query{v: v, approx: approx}
-	if q.approx {
-		for _, x := range v {
-			q.sum += x
+// searchQuery scores on codes when approx is set; under L2 it keeps
+// v - centre in sc.
+func (h *HNSW) searchQuery(v []float32, approx bool, sc *searcher) query {
+	q := query{v: v, approx: approx, c: v}
+	if !approx {
+		return q
+	}
+	if h.metric == modality.L2 {
+		sc.qc = append(sc.qc[:0], v...)
+		for i, x := range h.centre {
+			sc.qc[i] -= x
 		}
-		q.sq = modality.DotProduct(v, v)
+		q.c = sc.qc
+		q.off = modality.DotProduct(q.c, q.c)
+	} else {
+		q.off = modality.DotProduct(v, h.centre)
+	}
+	for _, x := range q.c {
+		q.sum += x
 	}
 	return q
 }
 
-// quantize fills slot's codes from its float32 vector.
-func (h *HNSW) quantize(slot uint32) {
+// quantize fills slot's row from its float32 vector; tmp is scratch of at
+// least dim floats.
+func (h *HNSW) quantize(slot uint32, tmp []float32) {
 	if h.rows == nil {
 		return
 	}
 	o := int(slot) * h.dim
-	v := h.vecs[o : o+h.dim]
+	x := tmp[:h.dim]
+	for i, v := range h.vecs[o : o+h.dim] {
+		x[i] = v - h.centre[i]
+	}
 	codes, sc := h.row(slot)
-	lo, step := modality.Quantize(v, codes)
-	*sc = scale{lo: lo, step: step, sq: modality.DotProduct(v, v)}
+	lo, step := modality.Quantize(x, codes)
+	*sc = scale{lo: lo, step: step, sq: modality.DotProduct(x, x)}
 }
 
 // row returns slot's codes and scale. The scale sits at a multiple of 4
@@ -69,19 +92,19 @@ func (h *HNSW) qdist(q *query, slot uint32) float32 {
 		return h.dist(q.v, h.vec(slot))
 	}
 	codes, sc := h.row(slot)
-	d := sc.lo*q.sum + sc.step*modality.DotU8(q.v, codes)
+	d := sc.lo*q.sum + sc.step*modality.DotU8(q.c, codes) // c·(x - centre)
 	switch h.metric {
 	case modality.L2:
-		return q.sq + sc.sq - 2*d
+		return q.off + sc.sq - 2*d
 	case modality.Dot:
-		return -d
+		return -(q.off + d)
 	}
-	return 1 - d
+	return 1 - (q.off + d)
 }
 
 // rescore replaces the walk's distances with exact ones and re-sorts.
 func (h *HNSW) rescore(q []float32, found []Result) {
-	if prefetchOn {
+	if prefetchOn && h.dim > 0 {
 		for _, f := range found {
 			prefetchLines(unsafe.Pointer(&h.vecs[int(f.ID)*h.dim]), h.vecLines)
 		}
@@ -111,8 +134,9 @@ func (h *HNSW) quantizeAll(used int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			tmp := make([]float32, h.dim)
 			for s := w * used / workers; s < (w+1)*used/workers; s++ {
-				h.quantize(uint32(s))
+				h.quantize(uint32(s), tmp)
 			}
 		}()
 	}
@@ -126,7 +150,7 @@ var prefetchOn = true
 // prefetch asks for the rows that scoring slots will read: codes and
 // scales on a quantized walk, float32 vectors otherwise.
 func (h *HNSW) prefetch(q *query, slots []uint32) {
-	if len(slots) == 0 {
+	if len(slots) == 0 || h.dim == 0 {
 		return
 	}
 	if q.approx {
@@ -139,8 +163,8 @@ func (h *HNSW) prefetch(q *query, slots []uint32) {
 // prefetchBlock starts loading slot's link block on layer l.
 func (h *HNSW) prefetchBlock(slot uint32, l int) {
 	if l == 0 {
-		prefetchLines(unsafe.Pointer(&h.links0[int(slot)*(h.m0+1)]), h.blockLines)
+		prefetchLines(unsafe.Pointer(&h.links0[int(slot)*(h.m0+1)]), h.blockLines0)
 		return
 	}
-	prefetchLines(unsafe.Pointer(&h.upper[slot][(l-1)*(h.m+1)]), h.blockLines)
+	prefetchLines(unsafe.Pointer(&h.upper[slot][(l-1)*(h.m+1)]), h.blockLinesUp)
 }

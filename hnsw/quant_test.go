@@ -2,6 +2,8 @@ package hnsw
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -101,8 +103,80 @@ func TestQuantizedConstantVector(t *testing.T) {
 	require.Len(t, res, 3)
 	assert.Equal(t, uint32(1), res[0].ID)
 	assert.InDelta(t, 0.25, res[0].Dist, 1e-6)
-	qq := g.searchQuery([]float32{3, 3, 3, 3.5}, true)
+	qq := g.searchQuery([]float32{3, 3, 3, 3.5}, true, &searcher{})
 	for _, s := range []uint32{0, 1, 2} {
 		assert.InDelta(t, g.dist(qq.v, g.vec(s)), g.qdist(&qq, s), 0.05, "slot %d: approximate distance", s)
 	}
+}
+
+// Data far from the origin: components of 1e4 plus a spread of about 1,
+// with a different offset per dimension. Quantized relative to the origin,
+// each vector's byte scale would span the offsets and L2 from norms would
+// cancel numbers of size 1e10; relative to the graph's centre, the walk
+// finds what the float32 walk finds.
+func TestQuantizedWalkFarFromOrigin(t *testing.T) {
+	const dim, n = 32, 2000
+	data := clustered(n+50, dim, 20, 17)
+	for _, m := range []modality.Metric{modality.L2, modality.Dot} {
+		t.Run(m.String(), func(t *testing.T) {
+			vecs := make([][]float32, len(data))
+			for i, v := range data {
+				vecs[i] = make([]float32, dim)
+				for j := range v {
+					vecs[i][j] = 1e4*float32(1+j%3) + v[j]
+				}
+			}
+			base, qs := vecs[:n], vecs[n:]
+			flat := NewFlat(dim, m)
+			fill(t, flat, base)
+			q8 := NewHNSW(dim, m, Config{Seed: 3})
+			f32 := NewHNSW(dim, m, Config{Seed: 3, Float32Walk: true})
+			fill(t, q8, base)
+			fill(t, f32, base)
+			rq := recallAt(q8, flat, qs, 10, SearchOptions{Ef: 64})
+			rf := recallAt(f32, flat, qs, 10, SearchOptions{Ef: 64})
+			t.Logf("recall@10 at ef 64: codes %.3f, float32 %.3f", rq, rf)
+			assert.GreaterOrEqual(t, rq, rf-0.02)
+			if m == modality.L2 {
+				assert.GreaterOrEqual(t, rq, 0.95)
+			}
+		})
+	}
+}
+
+// The centre is saved (format version 2) and a version 1 file, which has
+// none, still loads, with slot 0's vector as its centre.
+func TestCentreSavedAndVersion1Loads(t *testing.T) {
+	data := clustered(520, 16, 10, 19)
+	g := NewHNSW(16, modality.L2, Config{Seed: 2})
+	fill(t, g, data[:500])
+	require.Equal(t, data[0], g.centre, "the first vector is the centre")
+	var buf bytes.Buffer
+	require.NoError(t, g.Save(&buf))
+	back := NewHNSW(16, modality.L2, Config{})
+	require.NoError(t, back.Load(bytes.NewReader(buf.Bytes())))
+	assert.Equal(t, g.centre, back.centre)
+
+	// The same graph written as version 1: no centre.
+	g.centre = nil
+	var v1 bytes.Buffer
+	require.NoError(t, g.Save(&v1))
+	b := v1.Bytes()[:v1.Len()-4]
+	binary.LittleEndian.PutUint32(b[4:], 1)
+	// Drop the centre's length word (0), right after the free list.
+	off := 4 + 4 + 4*5 + 8 + 8 + 4 + 4*len(g.free)
+	require.Equal(t, uint32(0), binary.LittleEndian.Uint32(b[off:]))
+	b = append(b[:off:off], b[off+4:]...)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	old := NewHNSW(16, modality.L2, Config{})
+	require.NoError(t, old.Load(bytes.NewReader(b)))
+	assert.Equal(t, old.vec(0), old.centre)
+	for _, q := range data[500:] {
+		assert.Equal(t, back.Search(q, 10, SearchOptions{}), old.Search(q, 10, SearchOptions{}))
+	}
+
+	// A newer version is refused by name.
+	binary.LittleEndian.PutUint32(b[4:], 3)
+	err := NewHNSW(16, modality.L2, Config{}).Load(bytes.NewReader(b))
+	assert.ErrorIs(t, err, ErrFormat)
 }

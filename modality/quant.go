@@ -1,12 +1,12 @@
 package modality
 
-import "math"
-
 // Quantized vectors: each float32 component stored as one byte, on a scale
 // of the vector's own: x[i] ≈ Lo + Step*float32(c[i]). A quarter of the
 // memory, so a graph walk fetches a quarter of the bytes per distance; the
-// query stays float32 (asymmetric distance), so the only error is the
-// rounding of the stored side, at most Step/2 per component.
+// query stays float32 (asymmetric distance), so the only rounding is the
+// stored side's, at most Step/2 per component. (Distances computed from
+// norms can lose more: hnsw quantizes vectors relative to a centre for
+// that reason.)
 
 // Quantize writes x's codes into c (len(c) >= len(x)) and returns the scale:
 // x[i] ≈ lo + step*float32(c[i]). A constant vector has step 0.
@@ -25,11 +25,11 @@ func Quantize(x []float32, c []uint8) (lo, step float32) {
 			hi = v
 		}
 	}
-	if hi <= lo || math.IsInf(float64(hi-lo), 0) {
+	if hi <= lo {
 		clear(c[:len(x)])
 		return lo, 0
 	}
-	step = (hi - lo) / 255
+	step = hi/255 - lo/255 // not (hi-lo)/255, which overflows for ±3e38
 	inv := 1 / step
 	c = c[:len(x)]
 	for i, v := range x {
