@@ -39,6 +39,8 @@ func (f *frameWriter) f32s(v []float32) {
 	appendAll(f, v, func(b []byte, x float32) []byte { return binary.LittleEndian.AppendUint32(b, math.Float32bits(x)) })
 }
 
+func (f *frameWriter) bytes(b []byte) { f.buf = append(f.buf, b...) }
+
 func (f *frameWriter) u32s(v []uint32) {
 	appendAll(f, v, binary.LittleEndian.AppendUint32)
 }
@@ -109,6 +111,16 @@ func openFrameVersions(r io.Reader, magic string, lo, hi uint32) (*frameReader, 
 		return nil, 0, fmt.Errorf("%w: format version %d, this build reads %d to %d", ErrFormat, v, lo, hi)
 	}
 	return fr, v, nil
+}
+
+// bytes returns the next n bytes, without copying.
+func (f *frameReader) bytes(n uint64) []byte {
+	if !f.need(n) {
+		return nil
+	}
+	b := f.b[:n:n]
+	f.b = f.b[n:]
+	return b
 }
 
 func (f *frameReader) need(n uint64) bool {

@@ -21,17 +21,20 @@ const (
 // entry point, free-slot count and list; the centre's length (0 or dim)
 // and values; then per slot its ID and level (bit 31: tombstone); all
 // vectors; all layer-0 blocks; the upper-layer blocks of each slot with a
-// level above 0; and a CRC-32C of it all. Loading is a few bulk copies and
-// one pass that quantizes the vectors again (the codes are not saved: a
-// quarter more file for what every core redoes in milliseconds); no
-// distance between nodes is recomputed.
+// level above 0; the row size (0 under Float32Walk) and the rows of byte
+// codes; and a CRC-32C of it all. Loading is a few bulk copies: nothing is
+// recomputed. (Version 1 had no centre and no rows: Load quantizes its
+// vectors again, on every core.)
 func (h *HNSW) Save(w io.Writer) error {
 	h.writers.Lock()
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	h.slotMu.Lock()
 	used := h.used
-	size := 48 + 4*len(h.free) + 4*len(h.centre) + 8*used + 4*used*(h.dim+h.m0+1)
+	size := 52 + 4*len(h.free) + 4*len(h.centre) + 8*used + 4*used*(h.dim+h.m0+1)
+	if h.rows != nil {
+		size += used * h.rowSize
+	}
 	for s := range used {
 		size += 4 * len(h.upper[s])
 	}
@@ -61,6 +64,12 @@ func (h *HNSW) Save(w io.Writer) error {
 		if h.levels[s] > 0 {
 			f.u32s(h.upper[s])
 		}
+	}
+	if h.rows != nil {
+		f.u32(uint32(h.rowSize))
+		f.bytes(h.rows[:used*h.rowSize])
+	} else {
+		f.u32(0)
 	}
 	h.slotMu.Unlock()
 	h.mu.RUnlock()
@@ -176,6 +185,16 @@ func (h *HNSW) Load(r io.Reader) error {
 			}
 		}
 	}
+	var rows []byte
+	if version >= 2 {
+		rs := uint64(fr.u32())
+		if fr.err == nil && rs != 0 && (rs != uint64(n.rowSize) || len(centre) != dim) {
+			return fmt.Errorf("%w: rows of %d bytes for dim %d", ErrFormat, rs, dim)
+		}
+		if rs != 0 {
+			rows = fr.bytes(rs * used64)
+		}
+	}
 	if err := fr.done(); err != nil {
 		return err
 	}
@@ -189,7 +208,14 @@ func (h *HNSW) Load(r io.Reader) error {
 			// reused; any vector of the data serves.
 			n.centre = append([]float32(nil), n.vecs[:dim]...)
 		}
-		n.quantizeAll(used)
+		if len(rows) == used*n.rowSize && used > 0 {
+			copy(n.rows, rows)
+			if err := n.checkScales(used); err != nil {
+				return err
+			}
+		} else {
+			n.quantizeAll(used)
+		}
 	}
 	for s := range used {
 		for l := 0; l <= int(n.levels[s]); l++ {

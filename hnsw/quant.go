@@ -1,6 +1,8 @@
 package hnsw
 
 import (
+	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -167,4 +169,19 @@ func (h *HNSW) prefetchBlock(slot uint32, l int) {
 		return
 	}
 	prefetchLines(unsafe.Pointer(&h.upper[slot][(l-1)*(h.m+1)]), h.blockLinesUp)
+}
+
+// checkScales refuses loaded rows whose scales are not finite: the codes
+// themselves are any bytes, but a NaN scale would make every distance to
+// its node NaN.
+func (h *HNSW) checkScales(used int) error {
+	for s := range uint32(used) {
+		_, sc := h.row(s)
+		for _, x := range []float32{sc.lo, sc.step, sc.sq} {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("%w: slot %d has a scale of %v", ErrFormat, s, x)
+			}
+		}
+	}
+	return nil
 }

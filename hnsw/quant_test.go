@@ -157,11 +157,12 @@ func TestCentreSavedAndVersion1Loads(t *testing.T) {
 	require.NoError(t, back.Load(bytes.NewReader(buf.Bytes())))
 	assert.Equal(t, g.centre, back.centre)
 
-	// The same graph written as version 1: no centre.
+	// The same graph written as version 1: no centre, no rows.
 	g.centre = nil
 	var v1 bytes.Buffer
 	require.NoError(t, g.Save(&v1))
 	b := v1.Bytes()[:v1.Len()-4]
+	b = b[:len(b)-4-500*g.rowSize]
 	binary.LittleEndian.PutUint32(b[4:], 1)
 	// Drop the centre's length word (0), right after the free list.
 	off := 4 + 4 + 4*5 + 8 + 8 + 4 + 4*len(g.free)
@@ -179,4 +180,44 @@ func TestCentreSavedAndVersion1Loads(t *testing.T) {
 	binary.LittleEndian.PutUint32(b[4:], 3)
 	err := NewHNSW(16, modality.L2, Config{}).Load(bytes.NewReader(b))
 	assert.ErrorIs(t, err, ErrFormat)
+}
+
+// Rows are saved (version 2) and loaded as they are, so Load recomputes
+// nothing; a row with a NaN scale is refused; a graph saved without rows
+// (Float32Walk) gets them computed when loaded into one that walks on codes.
+func TestRowsSaved(t *testing.T) {
+	data := clustered(420, 16, 8, 23)
+	g := NewHNSW(16, modality.Cosine, Config{Seed: 4})
+	fill(t, g, data[:400])
+	var buf bytes.Buffer
+	require.NoError(t, g.Save(&buf))
+	saved := buf.Bytes()
+
+	back := NewHNSW(16, modality.Cosine, Config{})
+	require.NoError(t, back.Load(bytes.NewReader(saved)))
+	assert.Equal(t, g.rows[:400*g.rowSize], back.rows[:400*back.rowSize])
+
+	// Slot 7's step (the second float of its scale, at the end of its
+	// row) becomes NaN; the CRC is recomputed so the check is what fails.
+	bad := append([]byte(nil), saved[:len(saved)-4]...)
+	rowsAt := len(bad) - 400*g.rowSize
+	stepAt := rowsAt + 7*g.rowSize + g.rowSize - 12 + 4
+	binary.LittleEndian.PutUint32(bad[stepAt:], math.Float32bits(float32(math.NaN())))
+	bad = binary.LittleEndian.AppendUint32(bad, crc32.Checksum(bad, castagnoli))
+	err := NewHNSW(16, modality.Cosine, Config{}).Load(bytes.NewReader(bad))
+	assert.ErrorIs(t, err, ErrFormat)
+	assert.Contains(t, err.Error(), "slot 7")
+
+	// Saved under Float32Walk (no rows), loaded to walk on codes.
+	f := NewHNSW(16, modality.Cosine, Config{Seed: 4, Float32Walk: true})
+	fill(t, f, data[:400])
+	buf.Reset()
+	require.NoError(t, f.Save(&buf))
+	q8 := NewHNSW(16, modality.Cosine, Config{})
+	require.NoError(t, q8.Load(&buf))
+	require.NotNil(t, q8.rows)
+	assert.Equal(t, q8.vec(0), q8.centre)
+	flat := NewFlat(16, modality.Cosine)
+	fill(t, flat, data[:400])
+	assert.GreaterOrEqual(t, recallAt(q8, flat, data[400:], 10, SearchOptions{Ef: 64}), 0.95)
 }
