@@ -61,7 +61,9 @@ func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
 	reason := "no checkpoint"
 	if graph, seq, ok := tx.Checkpoint(m.Name); ok {
 		idx := hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg)
-		if err := idx.Load(bytes.NewReader(graph)); err != nil {
+		// A Buffer is parsed in place (the value is valid for this read
+		// transaction, and Load keeps no reference to it).
+		if err := idx.Load(bytes.NewBuffer(graph)); err != nil {
 			reason = fmt.Sprintf("damaged checkpoint: %v", err)
 		} else if first := tx.FirstLogSeq(); seq < tx.Seq() && (first == 0 || first > seq+1) {
 			reason = fmt.Sprintf("stale checkpoint: covers change %d but the log starts at %d", seq, first)

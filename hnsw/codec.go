@@ -81,7 +81,16 @@ func openFrame(r io.Reader, magic string, version uint32) (*frameReader, error) 
 func openFrameVersions(r io.Reader, magic string, lo, hi uint32) (*frameReader, uint32, error) {
 	var b []byte
 	var err error
-	if lr, ok := r.(interface{ Len() int }); ok {
+	if bb, ok := r.(interface {
+		Next(n int) []byte
+		Len() int
+	}); ok {
+		// A bytes.Buffer (the database wraps a stored value in one): parse
+		// its bytes in place, one copy fewer for a large graph. Nothing
+		// parsed keeps a reference to them (arrays are copied out), so
+		// the caller's bytes may be reused after Load returns.
+		b = bb.Next(bb.Len())
+	} else if lr, ok := r.(interface{ Len() int }); ok {
 		// A bytes.Reader (the database hands over a stored value) says its
 		// size: one allocation instead of ReadAll's doublings and copies.
 		b = make([]byte, lr.Len())

@@ -29,9 +29,9 @@ type Config struct {
 	// a byte a component (a quarter of the bytes to fetch per distance),
 	// then re-score the nodes found on the float32 vectors: results carry
 	// exact distances in exact order, and links are chosen on exact
-	// distances. The copy costs about dim+12 bytes per node; on 100k x 128
-	// it makes searches 1.2x and builds 1.4x faster at the same recall
-	// (BenchmarkWalk, BenchmarkBuildWalk).
+	// distances. The copy costs about dim+12 bytes per node, in memory and
+	// in saved graphs; on 100k x 128 it makes searches 1.2x and builds 1.4x
+	// faster at the same recall (BenchmarkWalk, BenchmarkBuildWalk).
 	Float32Walk bool
 }
 

@@ -79,7 +79,9 @@ func (h *HNSW) Save(w io.Writer) error {
 // Load implements Index. The saved dimension and metric must match the
 // index's; M and the ef settings are taken from the data. Every count,
 // level and link is checked, so damaged input is an error wrapping
-// ErrFormat, never a panic or an out-of-range walk later.
+// ErrFormat, never a panic or an out-of-range walk later. A *bytes.Buffer
+// is parsed in place, without a copy of the whole input; Load keeps no
+// reference to its bytes.
 func (h *HNSW) Load(r io.Reader) error {
 	fr, version, err := openFrameVersions(r, hnswMagic, 1, hnswVersion)
 	if err != nil {

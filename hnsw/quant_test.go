@@ -71,9 +71,9 @@ func TestQuantizedWalk(t *testing.T) {
 	}
 }
 
-// Codes are not saved: Load rebuilds them from the vectors, and the loaded
+// Rows round-trip through Save and Load (saved since version 2), and the loaded
 // graph answers exactly as the saved one did.
-func TestLoadRebuildsCodes(t *testing.T) {
+func TestRowsRoundTrip(t *testing.T) {
 	data := clustered(2050, 32, 20, 13)
 	for _, f32 := range []bool{false, true} {
 		g := NewHNSW(32, modality.Cosine, Config{Seed: 5, Float32Walk: f32})
@@ -220,4 +220,28 @@ func TestRowsSaved(t *testing.T) {
 	flat := NewFlat(16, modality.Cosine)
 	fill(t, flat, data[:400])
 	assert.GreaterOrEqual(t, recallAt(q8, flat, data[400:], 10, SearchOptions{Ef: 64}), 0.95)
+}
+
+// A bytes.Buffer is parsed in place (how the database loads a checkpoint):
+// Load consumes it and keeps no reference to its bytes, so scribbling over
+// them afterwards changes nothing.
+func TestLoadFromBufferKeepsNoReference(t *testing.T) {
+	data := clustered(330, 16, 6, 29)
+	for _, f32 := range []bool{false, true} {
+		g := NewHNSW(16, modality.L2, Config{Seed: 6, Float32Walk: f32})
+		fill(t, g, data[:300])
+		var saved bytes.Buffer
+		require.NoError(t, g.Save(&saved))
+		raw := saved.Bytes()
+		in := bytes.NewBuffer(raw)
+		back := NewHNSW(16, modality.L2, Config{Float32Walk: f32})
+		require.NoError(t, back.Load(in))
+		assert.Zero(t, in.Len(), "the buffer is consumed")
+		for i := range raw {
+			raw[i] = 0xff
+		}
+		for _, q := range data[300:] {
+			assert.Equal(t, g.Search(q, 10, SearchOptions{}), back.Search(q, 10, SearchOptions{}))
+		}
+	}
 }

@@ -135,7 +135,8 @@ func Run(ctx context.Context, d Dataset, cfg Config) (Report, error) {
 			b.SavedPerVector = float64(buf.Len()) / float64(len(ids))
 			fresh, _ := newIndex(eng, d, cfg)
 			start = time.Now()
-			if err := fresh.Load(bytes.NewReader(buf.Bytes())); err != nil {
+			// A Buffer, as the database loads a checkpoint.
+			if err := fresh.Load(bytes.NewBuffer(buf.Bytes())); err != nil {
 				return rep, fmt.Errorf("%s load: %w", eng, err)
 			}
 			b.LoadSec = time.Since(start).Seconds()
