@@ -3,7 +3,6 @@ package hnsw
 import (
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 
 	"github.com/mmdb-go/mmdb/modality"
@@ -11,8 +10,9 @@ import (
 
 const (
 	hnswMagic = "MMHN"
-	// hnswVersion 2 added the centre of the codes; version 1 files load,
-	// with slot 0's vector as the centre.
+	// hnswVersion 2 added the centre and the rows of byte codes; version
+	// 1 files load, with slot 0's vector as the centre and their rows
+	// computed at load.
 	hnswVersion = 2
 )
 
@@ -113,7 +113,7 @@ func (h *HNSW) Load(r io.Reader) error {
 		}
 		centre = fr.f32s(uint64(nc))
 		for _, x := range centre {
-			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			if !finite(x) {
 				return fmt.Errorf("%w: centre holds %v", ErrFormat, x)
 			}
 		}

@@ -178,10 +178,12 @@ func (h *HNSW) checkScales(used int) error {
 	for s := range uint32(used) {
 		_, sc := h.row(s)
 		for _, x := range []float32{sc.lo, sc.step, sc.sq} {
-			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			if !finite(x) {
 				return fmt.Errorf("%w: slot %d has a scale of %v", ErrFormat, s, x)
 			}
 		}
 	}
 	return nil
 }
+
+func finite(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }

@@ -2,26 +2,25 @@ package hnsw
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mmdb-go/mmdb/internal/dataset"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkWalk compares, on one graph of 100k x 128 (1,000 clusters,
 // larger than the CPU's last-level cache as float32), variants of the
-// search walk. The variants take turns in blocks of 100 queries, so a noisy
-// neighbour slows both alike, and the result is each variant's mean time
-// per query and its ratio to the first; recall@10 against brute force is
-// reported beside. Building the graph takes about half a minute:
+// search walk (walkVariants). The variants take turns in blocks of 100
+// queries, so a noisy neighbour slows them alike, and the result is each
+// variant's mean time per query and its ratio to the first; recall@10
+// against brute force is reported beside. Building the graph takes about
+// half a minute:
 //
-//	go test -run '^$' -bench Walk -benchtime 20x ./hnsw
+//	go test -run '^$' -bench '^BenchmarkWalk$' -benchtime 40x ./hnsw
 //
 // One op is one round of 100 queries per variant.
 var (
@@ -44,18 +43,24 @@ func walkSetup() {
 			panic(err)
 		}
 		walkQs = data[n:]
-		flat := NewFlat(128, modality.Cosine)
-		for i, v := range data[:n] {
-			flat.Add(uint32(i), v)
-		}
-		for _, q := range walkQs {
-			var ids []uint32
-			for _, r := range flat.Search(q, 10, SearchOptions{}) {
-				ids = append(ids, r.ID)
-			}
-			walkTruth = append(walkTruth, ids)
-		}
+		walkTruth = exactIDs(modality.Cosine, data[:n], walkQs)
 	})
+}
+
+// exactIDs returns, per query, the IDs (row numbers of base) of its exact
+// top 10.
+func exactIDs(m modality.Metric, base, qs [][]float32) [][]uint32 {
+	flat := NewFlat(len(base[0]), m)
+	for i, v := range base {
+		flat.Add(uint32(i), v)
+	}
+	out := make([][]uint32, len(qs))
+	for i, q := range qs {
+		for _, r := range flat.Search(q, 10, SearchOptions{}) {
+			out[i] = append(out[i], r.ID)
+		}
+	}
+	return out
 }
 
 type walkVariant struct {
@@ -120,53 +125,22 @@ func BenchmarkWalk(b *testing.B) {
 // BenchmarkWalkSIFT is BenchmarkWalk on sift5k (L2; 4,900 x 128, which
 // fits in cache): what the codes cost where memory is not the bottleneck.
 //
-//	go test -run '^$' -bench WalkSIFT -benchtime 100x ./hnsw
+//	go test -run '^$' -bench '^BenchmarkWalkSIFT$' -benchtime 40x ./hnsw
 func BenchmarkWalkSIFT(b *testing.B) {
 	dir := "../../shared/data/sift5k"
-	base, err := readFvecs(dir + "/sift5k_base4900.fvecs")
+	base, err := dataset.ReadVecs(dir + "/sift5k_base4900.fvecs")
 	if err != nil {
 		b.Skipf("sift5k not found (%v): it is in ../shared/data beside the repository", err)
 	}
-	qs, err := readFvecs(dir + "/sift5k_query100.fvecs")
+	qs, err := dataset.ReadVecs(dir + "/sift5k_query100.fvecs")
 	if err != nil {
 		b.Fatal(err)
 	}
 	g := NewHNSW(128, modality.L2, Config{Seed: 1})
-	flat := NewFlat(128, modality.L2)
 	for i, v := range base {
 		require.NoError(b, g.Add(uint32(i), v))
-		flat.Add(uint32(i), v)
 	}
-	truth := make([][]uint32, len(qs))
-	for i, q := range qs {
-		for _, r := range flat.Search(q, 10, SearchOptions{}) {
-			truth[i] = append(truth[i], r.ID)
-		}
-	}
-	benchWalk(b, g, qs, truth, []int{16, 64})
-}
-
-// readFvecs reads the TEXMEX .fvecs format: per vector an int32 dimension,
-// then that many float32s.
-func readFvecs(path string) ([][]float32, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out [][]float32
-	for len(b) >= 4 {
-		d := int(binary.LittleEndian.Uint32(b))
-		if d <= 0 || len(b) < 4+4*d {
-			return nil, fmt.Errorf("%s: bad record", path)
-		}
-		v := make([]float32, d)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4+4*i:]))
-		}
-		out = append(out, v)
-		b = b[4+4*d:]
-	}
-	return out, nil
+	benchWalk(b, g, qs, exactIDs(modality.L2, base, qs), []int{16, 64})
 }
 
 // BenchmarkBuildWalk builds the same 100k x 128 set twice, in turns of
@@ -185,10 +159,6 @@ func BenchmarkBuildWalk(b *testing.B) {
 	flat := NewFlat(128, modality.Cosine)
 	for i, v := range data[:n] {
 		flat.Add(uint32(i), v)
-	}
-	truth := make([][]Result, nq)
-	for i, q := range data[n:] {
-		truth[i] = flat.Search(q, 10, SearchOptions{})
 	}
 	for b.Loop() {
 		gs := []*HNSW{NewHNSW(128, modality.Cosine, Config{Seed: 1}), NewHNSW(128, modality.Cosine, Config{Seed: 1})}
@@ -210,17 +180,8 @@ func BenchmarkBuildWalk(b *testing.B) {
 				b.ReportMetric(float64(took[g])/float64(took[0]), name+"/"+names[0])
 			}
 			for _, ef := range []int{16, 32} {
-				hit := 0
-				for i, q := range data[n:] {
-					for _, r := range gs[g].Search(q, 10, SearchOptions{Ef: ef}) {
-						for _, t := range truth[i] {
-							if r.ID == t.ID {
-								hit++
-							}
-						}
-					}
-				}
-				b.ReportMetric(float64(hit)/float64(10*nq), fmt.Sprintf("%s-recall-ef%d", name, ef))
+				rc := recallAt(gs[g], flat, data[n:], 10, SearchOptions{Ef: ef})
+				b.ReportMetric(rc, fmt.Sprintf("%s-recall-ef%d", name, ef))
 			}
 		}
 	}

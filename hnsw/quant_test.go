@@ -13,6 +13,26 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// compareWalks builds base into a graph that walks on codes and one that
+// walks on float32 vectors, and returns the first with the recall@10 of
+// each at ef 64 on qs, against exact search.
+func compareWalks(t *testing.T, m modality.Metric, base, qs [][]float32) (q8 *HNSW, rq, rf float64) {
+	t.Helper()
+	dim := len(base[0])
+	flat := NewFlat(dim, m)
+	fill(t, flat, base)
+	q8 = NewHNSW(dim, m, Config{Seed: 3})
+	f32 := NewHNSW(dim, m, Config{Seed: 3, Float32Walk: true})
+	fill(t, q8, base)
+	fill(t, f32, base)
+	require.NotNil(t, q8.rows, "codes kept by default")
+	require.Nil(t, f32.rows, "no codes under Float32Walk")
+	rq = recallAt(q8, flat, qs, 10, SearchOptions{Ef: 64})
+	rf = recallAt(f32, flat, qs, 10, SearchOptions{Ef: 64})
+	t.Logf("recall@10 at ef 64: codes %.3f, float32 %.3f", rq, rf)
+	return q8, rq, rf
+}
+
 // A search that walks on codes still returns exact distances, closest
 // first, and finds what a float32 walk finds, under every metric.
 func TestQuantizedWalk(t *testing.T) {
@@ -35,15 +55,7 @@ func TestQuantizedWalk(t *testing.T) {
 				}
 			}
 			base, qs := vecs[:n], vecs[n:]
-			flat := NewFlat(dim, m)
-			fill(t, flat, base)
-			q8 := NewHNSW(dim, m, Config{Seed: 3})
-			f32 := NewHNSW(dim, m, Config{Seed: 3, Float32Walk: true})
-			fill(t, q8, base)
-			fill(t, f32, base)
-			require.NotNil(t, q8.rows, "codes kept by default")
-			require.Nil(t, f32.rows, "no codes under Float32Walk")
-
+			q8, rq, rf := compareWalks(t, m, base, qs)
 			for _, q := range qs {
 				res := q8.Search(q, 10, SearchOptions{Ef: 64})
 				require.Len(t, res, 10)
@@ -57,9 +69,6 @@ func TestQuantizedWalk(t *testing.T) {
 					}
 				}
 			}
-			rq := recallAt(q8, flat, qs, 10, SearchOptions{Ef: 64})
-			rf := recallAt(f32, flat, qs, 10, SearchOptions{Ef: 64})
-			t.Logf("recall@10 at ef 64: codes %.3f, float32 %.3f", rq, rf)
 			if m != modality.Dot {
 				// Inner product on unnormalised vectors is hard for
 				// any graph (0.86 here either way): there the codes are
@@ -126,16 +135,7 @@ func TestQuantizedWalkFarFromOrigin(t *testing.T) {
 					vecs[i][j] = 1e4*float32(1+j%3) + v[j]
 				}
 			}
-			base, qs := vecs[:n], vecs[n:]
-			flat := NewFlat(dim, m)
-			fill(t, flat, base)
-			q8 := NewHNSW(dim, m, Config{Seed: 3})
-			f32 := NewHNSW(dim, m, Config{Seed: 3, Float32Walk: true})
-			fill(t, q8, base)
-			fill(t, f32, base)
-			rq := recallAt(q8, flat, qs, 10, SearchOptions{Ef: 64})
-			rf := recallAt(f32, flat, qs, 10, SearchOptions{Ef: 64})
-			t.Logf("recall@10 at ef 64: codes %.3f, float32 %.3f", rq, rf)
+			_, rq, rf := compareWalks(t, m, vecs[:n], vecs[n:])
 			assert.GreaterOrEqual(t, rq, rf-0.02)
 			if m == modality.L2 {
 				assert.GreaterOrEqual(t, rq, 0.95)

@@ -6,14 +6,11 @@
 package bench
 
 import (
-	"encoding/binary"
-	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 
+	"github.com/mmdb-go/mmdb/internal/dataset"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -61,15 +58,15 @@ func Synthetic(name string, n, q, dim, clusters int, seed uint64) Dataset {
 // SIFT5k loads ../shared/data/sift5k (dir is that folder): 4,900 base
 // SIFT descriptors, 100 held-out queries and their exact L2 ground truth.
 func SIFT5k(dir string) (Dataset, error) {
-	base, err := readVecs(filepath.Join(dir, "sift5k_base4900.fvecs"))
+	base, err := dataset.ReadVecs(filepath.Join(dir, "sift5k_base4900.fvecs"))
 	if err != nil {
 		return Dataset{}, err
 	}
-	qs, err := readVecs(filepath.Join(dir, "sift5k_query100.fvecs"))
+	qs, err := dataset.ReadVecs(filepath.Join(dir, "sift5k_query100.fvecs"))
 	if err != nil {
 		return Dataset{}, err
 	}
-	gt, err := readVecs(filepath.Join(dir, "sift5k_groundtruth100.ivecs"))
+	gt, err := dataset.ReadVecs(filepath.Join(dir, "sift5k_groundtruth100.ivecs"))
 	if err != nil {
 		return Dataset{}, err
 	}
@@ -81,36 +78,4 @@ func SIFT5k(dir string) (Dataset, error) {
 		}
 	}
 	return Dataset{Name: "sift5k", Metric: modality.L2, Base: base, Queries: qs, Truth: truth}, nil
-}
-
-// readVecs reads the TEXMEX .fvecs/.ivecs format: per vector an int32
-// dimension, then that many 4-byte values. ivecs values are returned as
-// their bit patterns in float32s.
-func readVecs(path string) ([][]float32, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		return nil, err
-	}
-	var out [][]float32
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return nil, fmt.Errorf("%s: truncated", path)
-		}
-		d := int(int32(binary.LittleEndian.Uint32(b)))
-		if d <= 0 || d > 1<<16 || len(b) < 4+4*d {
-			return nil, fmt.Errorf("%s: bad dimension %d", path, d)
-		}
-		v := make([]float32, d)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4+4*i:]))
-		}
-		out = append(out, v)
-		b = b[4+4*d:]
-	}
-	return out, nil
 }

@@ -1,6 +1,6 @@
 // Package dataset reads the public data in ../shared/data that tests,
 // benchmarks and the demo use: the 8x8 digits and the spoken digits of
-// fsdd.
+// fsdd, and SIFT descriptors in the TEXMEX format.
 package dataset
 
 import (
