@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"maps"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb/hnsw"
@@ -50,6 +52,7 @@ func (e *ItemError) Unwrap() error { return e.Err }
 type prepared struct {
 	ext   string
 	attrs map[string]any
+	drop  []string    // Merge only: attributes given as nil, to remove
 	vecs  [][]float32 // by schema index; nil where the item has none
 }
 
@@ -59,7 +62,22 @@ type change struct {
 	ext     string
 	deleted bool
 	isNew   bool
-	vecs    [][]float32
+	// merged: only the modalities with a vector in vecs changed; the
+	// others keep what they had. Otherwise (a Put) the item was replaced
+	// whole, and a modality without a vector lost any it had.
+	merged bool
+	vecs   [][]float32
+}
+
+// touches reports whether c changed modality mi's vector of its item.
+func (c change) touches(mi int) bool {
+	if c.deleted {
+		return true
+	}
+	if mi < len(c.vecs) && c.vecs[mi] != nil {
+		return true
+	}
+	return !c.merged && !c.isNew
 }
 
 func validateID(id string) error {
@@ -75,15 +93,30 @@ func validateID(id string) error {
 }
 
 // prepareLocked validates one item against the schema; db.mu is held.
-func (db *DB) prepareLocked(it Item) (prepared, error) {
+// With merge, an attribute given as nil is a removal (listed in drop).
+func (db *DB) prepareLocked(it Item, merge bool) (prepared, error) {
 	if err := validateID(it.ID); err != nil {
 		return prepared{}, fmt.Errorf("item %q: %w", it.ID, err)
 	}
-	attrs, err := storage.CanonicalAttrs(it.Attrs)
+	in := it.Attrs
+	var drop []string
+	if merge {
+		for k, v := range it.Attrs {
+			if v == nil {
+				if in != nil && len(drop) == 0 {
+					in = maps.Clone(it.Attrs)
+				}
+				drop = append(drop, k)
+				delete(in, k)
+			}
+		}
+		slices.Sort(drop)
+	}
+	attrs, err := storage.CanonicalAttrs(in)
 	if err != nil {
 		return prepared{}, fmt.Errorf("item %q: %w", it.ID, err)
 	}
-	p := prepared{ext: it.ID, attrs: attrs, vecs: make([][]float32, len(db.schema))}
+	p := prepared{ext: it.ID, attrs: attrs, drop: drop, vecs: make([][]float32, len(db.schema))}
 	for name, v := range it.Vectors {
 		m, _, err := db.modalityLocked(name)
 		if err != nil {
@@ -98,11 +131,28 @@ func (db *DB) prepareLocked(it Item) (prepared, error) {
 	return p, nil
 }
 
-// Put stores items, replacing any existing item with the same ID (its old
-// attributes and vectors are all replaced). The batch is atomic: every item
-// is validated first, and one bad item means nothing is written. Within a
-// batch, a later item with a repeated ID wins.
+// Put stores items, replacing any existing item with the same ID whole:
+// its old attributes and vectors are all replaced, and a modality the new
+// version lacks is removed (Merge changes only what it is given). The
+// batch is atomic: every item is validated first, and one bad item means
+// nothing is written. Within a batch, a later item with a repeated ID wins.
 func (db *DB) Put(ctx context.Context, items ...Item) error {
+	return db.write(ctx, "put", items, false)
+}
+
+// Merge stores items, merging each into the stored item of the same ID (an
+// ID not stored yet is stored as Put stores it): a vector given replaces
+// that modality's vector and the other modalities keep theirs; an
+// attribute given replaces the attribute of that name, an attribute given
+// as nil removes it, and the other attributes are kept. Use it to relabel
+// items or add a modality without resending the rest. The batch is atomic,
+// as Put's; within a batch, repeated IDs merge in order.
+func (db *DB) Merge(ctx context.Context, items ...Item) error {
+	return db.write(ctx, "merge", items, true)
+}
+
+// write is Put (merge false) and Merge (merge true).
+func (db *DB) write(ctx context.Context, op string, items []Item, merge bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -116,10 +166,10 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 	}
 	preps := make([]prepared, len(items))
 	for i, it := range items {
-		p, err := db.prepareLocked(it)
+		p, err := db.prepareLocked(it, merge)
 		if err != nil {
 			db.mu.RUnlock()
-			return fmt.Errorf("mmdb: put: %w", &ItemError{Index: i, ID: it.ID, Err: err})
+			return fmt.Errorf("mmdb: %s: %w", op, &ItemError{Index: i, ID: it.ID, Err: err})
 		}
 		preps[i] = p
 	}
@@ -136,44 +186,11 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 					return err
 				}
 			}
-			id, exists := tx.LookupID(p.ext)
-			var oldAttrs map[string]any
-			if exists {
-				old, ok, err := tx.Record(id)
-				if err != nil {
-					return fmt.Errorf("item %q: %w", p.ext, err)
-				}
-				if ok {
-					oldAttrs = old.Attrs
-				}
-			} else {
-				var err error
-				if id, err = tx.AllocID(p.ext); err != nil {
-					return err
-				}
+			c, err := writeOne(tx, &post, p, names, merge)
+			if err != nil {
+				return err
 			}
-			post.Update(id, oldAttrs, p.attrs)
-			if err := tx.PutRecord(id, storage.Record{ID: p.ext, Attrs: p.attrs}); err != nil {
-				return fmt.Errorf("item %q: %w", p.ext, err)
-			}
-			for mi, v := range p.vecs {
-				if v != nil {
-					if err := tx.PutVector(names[mi], id, v); err != nil {
-						return err
-					}
-					if _, err := tx.LogChange(id, names[mi], storage.OpPut); err != nil {
-						return err
-					}
-				} else if exists && tx.HasVector(names[mi], id) {
-					if err := tx.DeleteVector(names[mi], id); err != nil {
-						return err
-					}
-					if _, err := tx.LogChange(id, names[mi], storage.OpDelete); err != nil {
-						return err
-					}
-				}
-			}
-			changes = append(changes, change{id: id, ext: p.ext, isNew: !exists, vecs: p.vecs})
+			changes = append(changes, c)
 		}
 		if err := tx.ApplyPostings(&post); err != nil {
 			return err
@@ -182,10 +199,73 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("mmdb: put: %w", err)
+		return fmt.Errorf("mmdb: %s: %w", op, err)
 	}
 	db.apply(changes, seq)
 	return nil
+}
+
+// writeOne stores one prepared item in tx: replacing the stored item whole,
+// or with merge, merging into it.
+func writeOne(tx *storage.Tx, post *storage.PostingDelta, p prepared, names []string, merge bool) (change, error) {
+	id, exists := tx.LookupID(p.ext)
+	var oldAttrs map[string]any
+	if exists {
+		old, ok, err := tx.Record(id)
+		if err != nil {
+			return change{}, fmt.Errorf("item %q: %w", p.ext, err)
+		}
+		if ok {
+			oldAttrs = old.Attrs
+		}
+	} else {
+		var err error
+		if id, err = tx.AllocID(p.ext); err != nil {
+			return change{}, err
+		}
+	}
+	attrs := p.attrs
+	if merge && exists {
+		attrs = mergeAttrs(oldAttrs, p.attrs, p.drop)
+	}
+	post.Update(id, oldAttrs, attrs)
+	if err := tx.PutRecord(id, storage.Record{ID: p.ext, Attrs: attrs}); err != nil {
+		return change{}, fmt.Errorf("item %q: %w", p.ext, err)
+	}
+	for mi, v := range p.vecs {
+		switch {
+		case v != nil:
+			if err := tx.PutVector(names[mi], id, v); err != nil {
+				return change{}, err
+			}
+			if _, err := tx.LogChange(id, names[mi], storage.OpPut); err != nil {
+				return change{}, err
+			}
+		case !merge && exists && tx.HasVector(names[mi], id):
+			if err := tx.DeleteVector(names[mi], id); err != nil {
+				return change{}, err
+			}
+			if _, err := tx.LogChange(id, names[mi], storage.OpDelete); err != nil {
+				return change{}, err
+			}
+		}
+	}
+	return change{id: id, ext: p.ext, isNew: !exists, merged: merge, vecs: p.vecs}, nil
+}
+
+// mergeAttrs returns old with set's attributes replacing those of the same
+// names and drop's removed; old is not modified.
+func mergeAttrs(old, set map[string]any, drop []string) map[string]any {
+	out := make(map[string]any, len(old)+len(set))
+	maps.Copy(out, old)
+	maps.Copy(out, set)
+	for _, k := range drop {
+		delete(out, k)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // apply brings the in-memory state up to date with changes committed up
@@ -218,22 +298,25 @@ func (db *DB) apply(changes []change, seq uint64) {
 	}
 	db.mu.Unlock()
 
-	// Later changes to the same item win: keep the last of each ID.
-	last := make(map[uint32]int, len(changes))
-	for i, c := range changes {
-		last[c.id] = i
-	}
+	// Later changes to the same vector win: per modality, keep the last
+	// change of each ID that touched it.
 	var gone [][2]uint32 // (modality, id) pairs that lost their vector
 	for mi, idx := range indexes {
+		last := make(map[uint32]int, len(changes))
+		for i, c := range changes {
+			if c.touches(mi) {
+				last[c.id] = i
+			}
+		}
 		var ids []uint32
 		var vecs [][]float32
 		for i, c := range changes {
-			if last[c.id] != i {
+			if j, ok := last[c.id]; !ok || j != i {
 				continue
 			}
 			if !c.deleted && mi < len(c.vecs) && c.vecs[mi] != nil {
 				ids, vecs = append(ids, c.id), append(vecs, c.vecs[mi])
-			} else if !c.isNew || c.deleted {
+			} else {
 				idx.Delete(c.id)
 				gone = append(gone, [2]uint32{uint32(mi), c.id})
 			}

@@ -98,7 +98,7 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		if len(batch) == 0 {
 			return nil
 		}
-		n, err := putBatch(ctx, db, batch, o.SkipBad, func(i int, err error) {
+		n, err := putBatch(ctx, db, batch, o.Replace, o.SkipBad, func(i int, err error) {
 			rep.skip(fmt.Errorf("%s:%d: %w", name, lines[i], err))
 		})
 		if err != nil {

@@ -94,17 +94,9 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc enc
 	for s := 0; s < len(ids); s += o.batch() {
 		var batch []mmdb.Item
 		for i := s; i < min(len(ids), s+o.batch()); i++ {
-			it, err := withVector(ctx, db, ids[i], modality, vecs[i])
-			if err != nil {
-				return rep, err
-			}
-			if it.Attrs == nil {
-				it.Attrs = map[string]any{}
-			}
-			it.Attrs["file"] = files[i]
-			batch = append(batch, it)
+			batch = append(batch, mmdb.Item{ID: ids[i], Attrs: map[string]any{"file": files[i]}, Vectors: map[string][]float32{modality: vecs[i]}})
 		}
-		n, err := putBatch(ctx, db, batch, o.SkipBad, func(i int, err error) {
+		n, err := putBatch(ctx, db, batch, o.Replace, o.SkipBad, func(i int, err error) {
 			rep.skip(fmt.Errorf("%s: %w", files[s+i], err))
 		})
 		if err != nil {

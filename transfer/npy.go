@@ -52,7 +52,7 @@ func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality str
 		if len(batch) == 0 {
 			return nil
 		}
-		n, err := putBatch(ctx, db, batch, o.SkipBad, func(i int, err error) {
+		n, err := putBatch(ctx, db, batch, o.Replace, o.SkipBad, func(i int, err error) {
 			rep.skip(fmt.Errorf("%s: row %d: %w", name, first+i, err))
 		})
 		if err != nil {
@@ -72,11 +72,7 @@ func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality str
 			id = ids[i]
 		}
 		vec := a.Data[i*dim : (i+1)*dim : (i+1)*dim]
-		it, err := withVector(ctx, db, id, modality, vec)
-		if err != nil {
-			return rep, fmt.Errorf("%s: row %d: %w", name, i, err)
-		}
-		batch = append(batch, it)
+		batch = append(batch, mmdb.Item{ID: id, Vectors: map[string][]float32{modality: vec}})
 		if len(batch) >= o.batch() {
 			if err := flush(); err != nil {
 				return rep, err

@@ -161,7 +161,7 @@ func ImportParquet(ctx context.Context, db *mmdb.DB, f interface {
 	}
 	for s := 0; s < len(items); s += o.batch() {
 		batch := items[s:min(len(items), s+o.batch())]
-		n, err := putBatch(ctx, db, batch, o.SkipBad, func(i int, err error) {
+		n, err := putBatch(ctx, db, batch, o.Replace, o.SkipBad, func(i int, err error) {
 			rep.skip(fmt.Errorf("%s: row %d: %w", name, s+i, err))
 		})
 		if err != nil {

@@ -32,6 +32,13 @@ type Options struct {
 	// SkipBad stores the good records and counts the bad ones instead of
 	// stopping at the first.
 	SkipBad bool
+	// Replace stores each record as the whole item (mmdb.DB.Put): a stored
+	// item's attributes and modalities that the record lacks are removed.
+	// By default a record is merged into the stored item (mmdb.DB.Merge):
+	// its vectors replace those modalities and the others are kept, its
+	// attributes replace those of the same names (null removes one) and
+	// the others are kept.
+	Replace bool
 	// Progress, if set, is called after each batch with the items stored
 	// so far and, when known, the total (else 0).
 	Progress func(done, total int)
@@ -75,20 +82,24 @@ func (r Report) String() string {
 	return s
 }
 
-// putBatch stores batch as one atomic Put. With skipBad, an item that Put
-// refuses (an *mmdb.ItemError: bad dimension, unknown modality, ...) is
-// reported through bad with its position in batch and left out, and the
-// rest is stored again as one batch. Any other failure (a read-only or
-// closed database, a full disk, a cancelled context) stops the import:
-// it is not the records' fault.
-func putBatch(ctx context.Context, db *mmdb.DB, batch []mmdb.Item, skipBad bool, bad func(i int, err error)) (int, error) {
+// putBatch stores batch as one atomic write: Merge, or Put with replace.
+// With skipBad, an item that the write refuses (an *mmdb.ItemError: bad
+// dimension, unknown modality, ...) is reported through bad with its
+// position in batch and left out, and the rest is stored again as one
+// batch. Any other failure (a read-only or closed database, a full disk, a
+// cancelled context) stops the import: it is not the records' fault.
+func putBatch(ctx context.Context, db *mmdb.DB, batch []mmdb.Item, replace, skipBad bool, bad func(i int, err error)) (int, error) {
 	items := slices.Clone(batch)
 	pos := make([]int, len(items))
 	for i := range pos {
 		pos[i] = i
 	}
+	write := db.Merge
+	if replace {
+		write = db.Put
+	}
 	for len(items) > 0 {
-		err := db.Put(ctx, items...)
+		err := write(ctx, items...)
 		if err == nil {
 			return len(items), nil
 		}
@@ -101,24 +112,4 @@ func putBatch(ctx context.Context, db *mmdb.DB, batch []mmdb.Item, skipBad bool,
 		pos = slices.Delete(pos, ie.Index, ie.Index+1)
 	}
 	return 0, nil
-}
-
-// withVector returns the stored item id with vec set as its modality
-// vector, keeping its attributes and other vectors (Put replaces an item
-// whole), or a new item when id is not stored. The read and the later
-// Put are separate: a concurrent writer of the same item in between is
-// overwritten.
-func withVector(ctx context.Context, db *mmdb.DB, id, modality string, vec []float32) (mmdb.Item, error) {
-	it, err := db.Get(ctx, id)
-	if errors.Is(err, mmdb.ErrNotFound) {
-		it, err = mmdb.Item{ID: id}, nil
-	}
-	if err != nil {
-		return it, err
-	}
-	if it.Vectors == nil {
-		it.Vectors = map[string][]float32{}
-	}
-	it.Vectors[modality] = vec
-	return it, nil
 }
