@@ -11,6 +11,9 @@ import (
 	"maps"
 	"math"
 	"strconv"
+	"unicode/utf8"
+
+	"github.com/mmdb-go/mmdb/internal/jsonvec"
 
 	"github.com/mmdb-go/mmdb"
 )
@@ -24,32 +27,96 @@ type Record struct {
 	Vectors map[string][]float32 `json:"vectors"`
 }
 
-// decodeRecord parses one line strictly: unknown fields, a missing ID and
-// non-numeric vector entries are errors, and JSON numbers in attributes
-// become int64 when written without a fraction or exponent (2, -7), and
-// float64 otherwise (2.0, 1e3, 0.5).
-func decodeRecord(line []byte) (mmdb.Item, error) {
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	var r Record
-	if err := dec.Decode(&r); err != nil {
+// decodeRecord parses one line strictly: the line must be valid UTF-8 (an
+// invalid byte is an error, never a silent U+FFFD), keys must be exactly
+// "id", "attrs" and "vectors" and appear once, vectors must hold numbers
+// only (null is an error, not 0), and JSON numbers in attributes become
+// int64 when written without a fraction or exponent (2, -7), and float64
+// otherwise (2.0, 1e3, 0.5). With merge, a null attribute is kept as nil:
+// Merge removes that attribute.
+func decodeRecord(line []byte, merge bool) (mmdb.Item, error) {
+	if !utf8.Valid(line) {
+		return mmdb.Item{}, fmt.Errorf("invalid UTF-8 at byte %d", invalidAt(line))
+	}
+	var it mmdb.Item
+	hasID := false
+	err := jsonvec.Fields(line, func(key string, raw json.RawMessage) error {
+		switch key {
+		case "id":
+			hasID = true
+			if err := json.Unmarshal(raw, &it.ID); err != nil {
+				return fmt.Errorf(`"id" must be a string`)
+			}
+		case "attrs":
+			a, err := decodeAttrs(raw, merge)
+			if err != nil {
+				return err
+			}
+			it.Attrs = a
+		case "vectors":
+			if string(bytes.TrimSpace(raw)) == "null" {
+				return nil // what the export writes for an item without vectors
+			}
+			it.Vectors = map[string][]float32{}
+			return jsonvec.Fields(raw, func(mod string, raw json.RawMessage) error {
+				v, err := jsonvec.ParseFloats(raw)
+				if err != nil {
+					return fmt.Errorf("vector %q: %w", mod, err)
+				}
+				it.Vectors[mod] = v
+				return nil
+			})
+		default:
+			return fmt.Errorf("unknown key %q (keys are \"id\", \"attrs\" and \"vectors\", in lower case)", key)
+		}
+		return nil
+	})
+	if err != nil {
 		return mmdb.Item{}, err
 	}
-	if dec.More() {
-		return mmdb.Item{}, errors.New("more than one JSON value on the line")
-	}
-	if r.ID == "" {
+	if !hasID || it.ID == "" {
 		return mmdb.Item{}, errors.New(`missing "id"`)
 	}
-	for k, v := range r.Attrs {
+	return it, nil
+}
+
+func decodeAttrs(raw json.RawMessage, merge bool) (map[string]any, error) {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return nil, nil
+	}
+	out := map[string]any{}
+	err := jsonvec.Fields(raw, func(k string, raw json.RawMessage) error {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return fmt.Errorf("attribute %q: %w", k, err)
+		}
+		if v == nil && merge {
+			out[k] = nil // Merge removes it
+			return nil
+		}
 		a, err := attrValue(v)
 		if err != nil {
-			return mmdb.Item{}, fmt.Errorf("attribute %q: %w", k, err)
+			return fmt.Errorf("attribute %q: %w", k, err)
 		}
-		r.Attrs[k] = a
+		out[k] = a
+		return nil
+	})
+	return out, err
+}
+
+// invalidAt returns the offset of the first byte of b that is not valid
+// UTF-8.
+func invalidAt(b []byte) int {
+	for i := 0; i < len(b); {
+		r, w := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && w <= 1 {
+			return i
+		}
+		i += w
 	}
-	return mmdb.Item{ID: r.ID, Attrs: r.Attrs, Vectors: r.Vectors}, nil
+	return len(b)
 }
 
 func attrValue(v any) (any, error) {
@@ -76,7 +143,7 @@ func attrValue(v any) (any, error) {
 		}
 		return out, nil
 	case nil:
-		return nil, errors.New("null is not a value; leave the attribute out")
+		return nil, errors.New("null is not a value: leave the attribute out (with --replace), or merge to remove it")
 	}
 	return nil, fmt.Errorf("%T values are not supported (strings, numbers, bools and string lists are)", v)
 }
@@ -120,13 +187,21 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		return nil
 	}
 	line := 0
+	seen := map[string]int{} // ID -> the line that gave it
 	for sc.Scan() {
 		line++
 		b := bytes.TrimSpace(sc.Bytes())
 		if len(b) == 0 {
 			continue
 		}
-		it, err := decodeRecord(b)
+		it, err := decodeRecord(b, !o.Replace)
+		if err == nil {
+			if first, dup := seen[it.ID]; dup {
+				err = fmt.Errorf("item %q appears again (first on line %d); one import stores an ID once", it.ID, first)
+			} else {
+				seen[it.ID] = line
+			}
+		}
 		if err != nil {
 			err = fmt.Errorf("%w: %s:%d: %v", ErrBadRecord, name, line, err)
 			if !o.SkipBad {

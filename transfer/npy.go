@@ -7,23 +7,32 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/internal/npy"
 )
 
-// ReadIDs reads one ID per line (blank lines are errors: every row needs
-// its ID), for ImportNPY.
+// ReadIDs reads one ID per line, for ImportNPY. Blank lines (every row
+// needs its ID), invalid UTF-8 and an ID given twice are errors naming the
+// line.
 func ReadIDs(r io.Reader, name string) ([]string, error) {
 	var ids []string
+	seen := map[string]int{}
 	sc := bufio.NewScanner(r)
 	line := 0
 	for sc.Scan() {
 		line++
 		id := strings.TrimRight(sc.Text(), "\r")
-		if id == "" {
+		switch first, dup := seen[id]; {
+		case id == "":
 			return nil, fmt.Errorf("%w: %s:%d: empty ID", ErrBadRecord, name, line)
+		case !utf8.ValidString(id):
+			return nil, fmt.Errorf("%w: %s:%d: not valid UTF-8", ErrBadRecord, name, line)
+		case dup:
+			return nil, fmt.Errorf("%w: %s:%d: ID %q repeats line %d", ErrBadRecord, name, line, id, first)
 		}
+		seen[id] = line
 		ids = append(ids, id)
 	}
 	return ids, sc.Err()
