@@ -100,7 +100,7 @@ func ReadParquet(r io.ReaderAt, size int64) ([]mmdb.Item, error) {
 				if !ok || s == "" {
 					continue
 				}
-				item, err := decodeRecord([]byte(`{"id":"x","attrs":` + s + `}`))
+				item, err := decodeRecord([]byte(`{"id":"x","attrs":`+s+`}`), false)
 				if err != nil {
 					return nil, fmt.Errorf("%w: row %d: attrs: %v", ErrBadRecord, i, err)
 				}
