@@ -50,6 +50,9 @@ func (a *Alignment) project(x []float32) []float32 {
 }
 
 func (a *Alignment) validate(from, to Modality) error {
+	if a.From == a.To {
+		return fmt.Errorf("%w: alignment from %s to itself", ErrInvalidQuery, a.From)
+	}
 	if len(a.W) != to.Dim {
 		return fmt.Errorf("%w: alignment %s->%s has %d rows, %s has dimension %d", ErrInvalidQuery, a.From, a.To, len(a.W), to.Name, to.Dim)
 	}
@@ -57,9 +60,15 @@ func (a *Alignment) validate(from, to Modality) error {
 		if len(row) != from.Dim {
 			return fmt.Errorf("%w: alignment %s->%s row %d has %d weights, %s has dimension %d", ErrInvalidQuery, a.From, a.To, i, len(row), from.Name, from.Dim)
 		}
+		if err := modality.CheckQuery(row); err != nil {
+			return fmt.Errorf("%w: alignment %s->%s row %d: %w", ErrInvalidQuery, a.From, a.To, i, err)
+		}
 	}
 	if len(a.Bias) != 0 && len(a.Bias) != to.Dim {
 		return fmt.Errorf("%w: alignment %s->%s bias has %d values, want %d", ErrInvalidQuery, a.From, a.To, len(a.Bias), to.Dim)
+	}
+	if err := modality.CheckQuery(a.Bias); err != nil {
+		return fmt.Errorf("%w: alignment %s->%s bias: %w", ErrInvalidQuery, a.From, a.To, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/modality"
 	"github.com/mmdb-go/mmdb/storage"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -36,6 +38,10 @@ type CalibrateOptions struct {
 	// Seed picks the bank.
 	Seed uint64
 }
+
+// MaxAlpha bounds CalibrateOptions.Alpha: the correction subtracts Alpha
+// times a similarity, so larger values only rank by hubness.
+const MaxAlpha = 100
 
 // Calibration is the stored form of the corrections for searches from
 // Probe to Target.
@@ -87,6 +93,20 @@ func (c *Calibration) penalty(id uint32) float32 {
 	return float32(c.Alpha) * h
 }
 
+// validNumbers checks that a stored calibration holds only finite numbers
+// in range: a damaged one must not turn every score into NaN.
+func (c *Calibration) validNumbers() error {
+	if !(c.Alpha >= 0 && c.Alpha <= MaxAlpha) || c.K < 0 {
+		return fmt.Errorf("alpha %g or k %d out of range", c.Alpha, c.K)
+	}
+	for _, v := range [][]float32{c.Centre, c.Hub, {c.MeanHub}} {
+		if err := modality.CheckQuery(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *Calibration) decode() error {
 	c.bank = roaring.New()
 	if len(c.BankItems) > 0 {
@@ -113,8 +133,8 @@ func (c *Calibration) decode() error {
 // again after large changes to the target modality: the hubness of items
 // stored later is the mean.
 func (db *DB) Calibrate(ctx context.Context, probe, target string, opts CalibrateOptions) (*Calibration, error) {
-	if opts.Alpha < 0 {
-		return nil, fmt.Errorf("mmdb: calibrate: %w: alpha %g is negative", ErrInvalidQuery, opts.Alpha)
+	if !(opts.Alpha >= 0 && opts.Alpha <= MaxAlpha) { // also true for NaN
+		return nil, fmt.Errorf("mmdb: calibrate: %w: alpha %g must be between 0 and %g", ErrInvalidQuery, opts.Alpha, float64(MaxAlpha))
 	}
 	if opts.K <= 0 {
 		opts.K = 10
@@ -303,7 +323,7 @@ func (c *Calibration) hubness(ctx context.Context, bank, tidx hnsw.Index, target
 	return nil
 }
 
-var float32Nan = nan32()
+var float32Nan = float32(math.NaN()) // marks a target without a vector
 
 func centred(v, mean []float32) []float32 {
 	out := make([]float32, len(v))
@@ -356,6 +376,9 @@ func (db *DB) loadCalibrations(tx *storage.Tx) error {
 		}
 		if c.Centre != nil && len(c.Centre) != db.schema[t].Dim {
 			return fmt.Errorf("%w: calibration %s->%s centre has %d values for dimension %d", ErrCorrupt, c.Probe, c.Target, len(c.Centre), db.schema[t].Dim)
+		}
+		if err := c.validNumbers(); err != nil {
+			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, c.Probe, c.Target, err)
 		}
 		db.calibs[[2]string{c.Probe, c.Target}] = &c
 		return nil

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/modality"
 	"github.com/mmdb-go/mmdb/storage"
 )
 
@@ -29,6 +30,20 @@ type CheckReport struct {
 
 // OK reports whether Check found no problem.
 func (r CheckReport) OK() bool { return len(r.Problems) == 0 }
+
+// storedVectorOK checks what Put guarantees of a stored vector: finite,
+// within modality.MaxNorm, and of unit length under Cosine.
+func storedVectorOK(m Modality, v []float32) error {
+	if err := modality.CheckQuery(v); err != nil {
+		return err
+	}
+	if m.Metric == Cosine {
+		if n := modality.Norm(v); math.Abs(float64(n)-1) > 1e-3 {
+			return fmt.Errorf("%w: length %g under cosine, want 1", ErrInvalidVector, n)
+		}
+	}
+	return nil
+}
 
 // maxProblems bounds the report: past it, the database is plainly broken.
 const maxProblems = 1000
@@ -140,6 +155,9 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 				if len(v) != m.Dim {
 					add("%s vector of internal %d has %d values, want %d", m.Name, id, len(v), m.Dim)
 					return nil
+				}
+				if err := storedVectorOK(m, v); err != nil {
+					add("%s vector of %q: %v", m.Name, byID[id], err)
 				}
 				iv, ok := indexes[i].Vector(id)
 				if !ok {

@@ -30,6 +30,15 @@ type IndexReport struct {
 	Took time.Duration
 }
 
+// OpenWarnings returns what Open could not do but worked around, such as
+// saving rebuilt indexes on a full disk (the database is then served from
+// memory, and the next Open rebuilds again). Empty when all went well.
+func (db *DB) OpenWarnings() []string {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	return append([]string(nil), db.warnings...)
+}
+
 // OpenReport returns what Open did with each modality's index.
 func (db *DB) OpenReport() []IndexReport {
 	db.writeMu.Lock()

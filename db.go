@@ -5,6 +5,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -28,8 +29,9 @@ const (
 
 // Options configure Open. The zero value (or nil) is a sensible default.
 type Options struct {
-	// Timeout bounds the wait for another process's lock on the file; zero
-	// waits forever.
+	// Timeout bounds the wait for another process's lock on the file:
+	// past it, Open fails with ErrLocked. Zero means DefaultTimeout; a
+	// negative value waits as long as it takes.
 	Timeout time.Duration
 	// NoSync skips fsync on commit: much faster bulk loads, at the risk of
 	// losing the latest commits on power failure (not on a process crash).
@@ -62,6 +64,10 @@ type Options struct {
 	ExactCutoff int
 }
 
+// DefaultTimeout is how long Open waits for another process's lock on the
+// file when Options.Timeout is zero.
+const DefaultTimeout = 2 * time.Second
+
 // DefaultCheckpointEvery is the default for Options.CheckpointEvery.
 const DefaultCheckpointEvery = 50_000
 
@@ -77,6 +83,7 @@ type DB struct {
 	appliedSeq uint64
 	ckptSeq    []uint64
 	report     []IndexReport
+	warnings   []string // what Open could not do, for OpenWarnings
 
 	// writeMu serialises writers: one bbolt write transaction at a time,
 	// and index updates in commit order.
@@ -106,9 +113,20 @@ func Open(path string, opts *Options) (*DB, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	st, err := storage.Open(path, &storage.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
+	timeout := opts.Timeout
+	switch {
+	case timeout == 0:
+		timeout = DefaultTimeout
+	case timeout < 0:
+		timeout = 0 // bbolt: wait as long as it takes
+	}
+	st, err := storage.Open(path, &storage.Options{Timeout: timeout, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: %w", err)
+	}
+	if !opts.ReadOnly {
+		// What a killed Restore to this path left behind.
+		removeStaleTemps(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
 	}
 	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New(), aligns: map[[2]string]*Alignment{}, calibs: map[[2]string]*Calibration{}}
 	if db.opts.CheckpointEvery <= 0 {
@@ -123,13 +141,17 @@ func Open(path string, opts *Options) (*DB, error) {
 		rebuilt = rebuilt || r.Action == "rebuilt"
 	}
 	if rebuilt && !db.readOnly {
-		// Save the rebuilt graphs now, so the next Open is fast again.
+		// Save the rebuilt graphs now, so the next Open is fast again. A
+		// graph is derived data: when it cannot be saved (a full disk),
+		// the database is served from memory and the next Open rebuilds.
 		db.writeMu.Lock()
 		err = db.checkpointLocked()
 		db.writeMu.Unlock()
 		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("mmdb: open %s: saving rebuilt indexes: %w", path, err)
+			db.warnings = append(db.warnings, fmt.Sprintf("rebuilt indexes could not be saved (%v); they are served from memory and the next Open rebuilds them", err))
+			if db.opts.Logger != nil {
+				db.opts.Logger.Warn("mmdb: rebuilt indexes could not be saved; serving them from memory", "err", err)
+			}
 		}
 	}
 	return db, nil
@@ -154,10 +176,16 @@ func (db *DB) load() (err error) {
 		for _, m := range ms {
 			db.addModality(m)
 		}
-		db.extIDs = make([]string, tx.NextID())
+		// The ID map grows with the records read, never to a size the
+		// file claims: a damaged counter must not allocate gigabytes.
+		next := tx.NextID()
+		db.extIDs = nil
 		if err := tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
-			if int(id) >= len(db.extIDs) {
-				return false, fmt.Errorf("%w: item %d beyond next ID %d", ErrCorrupt, id, len(db.extIDs))
+			if id >= next {
+				return false, fmt.Errorf("%w: item %d beyond next ID %d", ErrCorrupt, id, next)
+			}
+			for int(id) >= len(db.extIDs) {
+				db.extIDs = append(db.extIDs, "")
 			}
 			db.extIDs[id] = r.ID
 			db.count++

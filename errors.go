@@ -27,6 +27,9 @@ var (
 	ErrNoRoute = errors.New("no route between modalities")
 	// ErrInvalidQuery: a malformed Query.
 	ErrInvalidQuery = errors.New("invalid query")
+	// ErrUnknownAttribute: a filter compares an attribute that no item
+	// has (EXISTS tests may name any attribute).
+	ErrUnknownAttribute = errors.New("no such attribute")
 
 	// ErrDimension: a vector's length differs from its modality's Dim.
 	ErrDimension = modality.ErrDimension

@@ -302,9 +302,9 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 		if w == 0 {
 			w = 1
 		}
-		if w < 0 || math.IsNaN(float64(w)) || math.IsInf(float64(w), 0) {
+		if !(w > 0 && w <= MaxProbeWeight) { // also false for NaN
 			db.mu.RUnlock()
-			return nil, fmt.Errorf("%w: probe weight %v must be a positive number", ErrInvalidQuery, pr.Weight)
+			return nil, fmt.Errorf("%w: probe %d (%s) weight %v must be a positive number up to %g", ErrInvalidQuery, i, pr.Modality, pr.Weight, float32(MaxProbeWeight))
 		}
 		pp := ProbePlan{Modality: pm.Name, Source: "vector", Weight: w}
 		if pr.ItemID != "" {
@@ -469,6 +469,9 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 				sum[j] /= total
 			}
 		}
+		if err := modality.CheckQuery(sum); err != nil {
+			return nil, fmt.Errorf("%w: the weighted sum of the probe vectors: %w", ErrInvalidQuery, err)
+		}
 		list := search(sum, plan.K)
 		timed("early fusion search", start, len(list))
 		return db.hits(p, list, plan.K, false), nil
@@ -552,8 +555,8 @@ func pivotWeight(m modality.Metric, dist float32, rank int) float64 {
 }
 
 // hits maps internal IDs to external ones and scores to Hits. For fused
-// lists the score is the fusion score and Distance is NaN: no single
-// metric distance describes a fused rank.
+// lists the score is the fusion score and Distance its negation (Fused
+// says so): no metric distance describes a fused rank.
 func (db *DB) hits(p *planned, list []query.Ranked, k int, fused bool) []Hit {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
@@ -562,9 +565,9 @@ func (db *DB) hits(p *planned, list []query.Ranked, k int, fused bool) []Hit {
 		if int(r.ID) >= len(db.extIDs) || db.extIDs[r.ID] == "" {
 			continue // mid-write: the item's vectors are leaving the index
 		}
-		h := Hit{ID: db.extIDs[r.ID], Score: float32(r.Score)}
+		h := Hit{ID: db.extIDs[r.ID], Score: float32(r.Score), Fused: fused}
 		if fused {
-			h.Distance = nan32()
+			h.Distance = 0 - h.Score
 		} else {
 			h.Distance = distanceOf(p.tm.Metric, h.Score)
 		}
@@ -585,10 +588,26 @@ func distanceOf(m modality.Metric, score float32) float32 {
 	return 1 - score
 }
 
-// evalFilter evaluates a filter over the attribute postings.
+// evalFilter evaluates a filter over the attribute postings. A filter that
+// compares an attribute no item has ever had fails with
+// ErrUnknownAttribute (as sqlite's "no such column"): it is almost always
+// a typo, and would silently match nothing.
 func (db *DB) evalFilter(e query.Expr, universe *roaring.Bitmap) (*roaring.Bitmap, error) {
 	var out *roaring.Bitmap
 	err := db.store.View(func(tx *storage.Tx) error {
+		if names := query.Compared(e); len(names) > 0 {
+			known := tx.Attributes()
+			for _, n := range names {
+				if !slices.Contains(known, n) {
+					list := "none"
+					if len(known) > 0 {
+						slices.Sort(known)
+						list = strings.Join(known, ", ")
+					}
+					return fmt.Errorf("%w: %q (known attributes: %s)", ErrUnknownAttribute, n, list)
+				}
+			}
+		}
 		var err error
 		out, err = query.Eval(e, postingSource{tx, universe})
 		return err
@@ -612,8 +631,6 @@ func (s postingSource) Range(attr string, lo, hi any, loInc, hiInc bool) (*roari
 func (s postingSource) Exists(attr string) (*roaring.Bitmap, error) {
 	return s.tx.PostingExists(attr)
 }
-
-func nan32() float32 { return float32(math.NaN()) }
 
 // dehub applies the hubness correction to a list fetched three times as
 // deep as needed (so that targets the correction lifts are in it): each

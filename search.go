@@ -54,9 +54,13 @@ type Probe struct {
 	// ItemID names a stored item whose Modality vector is the probe.
 	ItemID string
 	// Weight scales this probe's contribution when several are fused;
-	// zero means 1.
+	// zero means 1, and at most MaxProbeWeight.
 	Weight float32
 }
+
+// MaxProbeWeight bounds Probe.Weight: weighted sums of scores and vectors
+// must stay finite.
+const MaxProbeWeight = 1e6
 
 // Hit is one search result.
 type Hit struct {
@@ -67,6 +71,11 @@ type Hit struct {
 	Score float32
 	// Distance: lower is better. 1 - cosine, -dot, or Euclidean distance.
 	Distance float32
+	// Fused is set when the hit's rank fuses several rankings (several
+	// probes, a pivot, several targets): Score is then the fusion score
+	// (RRF, weighted or DBSF, as the plan says), not a similarity, and
+	// Distance is its negation. Neither is NaN or Inf.
+	Fused bool
 }
 
 // directRoute reports whether probe vectors of p can search t's index as

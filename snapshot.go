@@ -7,9 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/mmdb-go/mmdb/storage"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -19,15 +19,25 @@ import (
 // replayed from the log). The copy is written to a temporary file beside
 // path, synced, and renamed into place: path holds either the old file or
 // the complete new one, never a partial copy.
+//
+// The destination must not be the database's own file (by any name: a
+// link or another spelling of the path is recognised by file identity):
+// that fails with ErrSameFile. Temporary files that a killed snapshot left
+// beside path are removed.
 func (db *DB) Snapshot(ctx context.Context, path string) error {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("mmdb: snapshot: %s is a directory", path)
+	if fi, err := os.Stat(path); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("mmdb: snapshot: %s is a directory", path)
+		}
+		if own, err := os.Stat(db.Path()); err == nil && os.SameFile(fi, own) {
+			return fmt.Errorf("mmdb: snapshot: %s: %w; choose another path", path, ErrSameFile)
+		}
 	}
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := createTemp(path)
 	if err != nil {
 		return fmt.Errorf("mmdb: snapshot: %w", err)
 	}
+	dir := filepath.Dir(path)
 	ok := false
 	defer func() {
 		if !ok {
@@ -112,8 +122,13 @@ type RestoreOptions struct {
 // ErrExists: Restore's destination exists and Overwrite was not set.
 var ErrExists = errors.New("destination exists")
 
+// ErrSameFile: Snapshot's destination is the database's own file, which
+// the copy would replace under the open database.
+var ErrSameFile = errors.New("destination is the open database file")
+
 // Restore copies a snapshot to dst, ready to Open. The snapshot is checked
-// first (it must be an mmdb database this build can read); the copy is
+// in full first (it must open, and Check must find no problem: a damaged
+// snapshot fails with ErrCorrupt listing what Check found); the copy is
 // written beside dst, synced, and renamed into place. It refuses to
 // replace an existing dst unless opts.Overwrite is set, and refuses a dst
 // that another process has open.
@@ -121,11 +136,9 @@ func Restore(snapshot, dst string, opts *RestoreOptions) error {
 	if opts == nil {
 		opts = &RestoreOptions{}
 	}
-	check, err := storage.Open(snapshot, &storage.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
-	if err != nil {
-		return fmt.Errorf("mmdb: restore: %w", err)
+	if err := checkSnapshot(snapshot); err != nil {
+		return fmt.Errorf("mmdb: restore: %s: %w", snapshot, err)
 	}
-	check.Close()
 	if fi, err := os.Stat(dst); err == nil {
 		if fi.IsDir() {
 			return fmt.Errorf("mmdb: restore: %s is a directory", dst)
@@ -146,7 +159,7 @@ func Restore(snapshot, dst string, opts *RestoreOptions) error {
 	}
 	defer src.Close()
 	dir := filepath.Dir(dst)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".tmp-*")
+	tmp, err := createTemp(dst)
 	if err != nil {
 		return fmt.Errorf("mmdb: restore: %w", err)
 	}
@@ -169,6 +182,24 @@ func Restore(snapshot, dst string, opts *RestoreOptions) error {
 		return fmt.Errorf("mmdb: restore: %w", err)
 	}
 	return syncDir(dir)
+}
+
+// checkSnapshot opens a snapshot read-only and runs Check on it.
+func checkSnapshot(path string) error {
+	db, err := Open(path, &Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rep, err := db.Check(context.Background())
+	if err != nil {
+		return err
+	}
+	if !rep.OK() {
+		shown := rep.Problems[:min(len(rep.Problems), 5)]
+		return fmt.Errorf("%w: check found %d problems: %s", ErrCorrupt, len(rep.Problems), strings.Join(shown, "; "))
+	}
+	return nil
 }
 
 // syncDir makes a rename in dir durable.

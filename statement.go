@@ -191,7 +191,7 @@ func fuseHits(lists [][]Hit, k int) []Hit {
 	fused := query.Fuse(query.FuseRRF, ranked, nil)
 	out := make([]Hit, 0, min(k, len(fused)))
 	for _, r := range fused[:min(k, len(fused))] {
-		out = append(out, Hit{ID: names[r.ID], Score: float32(r.Score), Distance: nan32()})
+		out = append(out, Hit{ID: names[r.ID], Score: float32(r.Score), Distance: float32(-r.Score), Fused: true})
 	}
 	return out
 }

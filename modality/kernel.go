@@ -95,16 +95,13 @@ func Norm(v []float32) float32 {
 // Normalize scales v in place to unit length and reports whether it could
 // (a zero vector is left as it is).
 func Normalize(v []float32) bool {
-	n := Norm(v)
+	n := norm64(v)
 	if n == 0 {
 		return false
 	}
-	scale(v, 1/n)
+	for i, x := range v {
+		v[i] = float32(float64(x) / n) // in float64: 1/n may overflow float32
+	}
 	return true
 }
 
-func scale(v []float32, f float32) {
-	for i := range v {
-		v[i] *= f
-	}
-}

@@ -6,6 +6,9 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Metric is how two vectors of a modality are compared.
@@ -102,8 +105,14 @@ func (m Modality) Validate() error {
 	if !m.Metric.Valid() {
 		return fmt.Errorf("%w: modality %q: metric must be Cosine, Dot or L2", ErrInvalidSchema, m.Name)
 	}
+	if len(m.Space) > MaxSpaceLen || !utf8.ValidString(m.Space) || strings.IndexFunc(m.Space, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%w: modality %q: space must be at most %d bytes of printable UTF-8", ErrInvalidSchema, m.Name, MaxSpaceLen)
+	}
 	return nil
 }
+
+// MaxSpaceLen bounds a modality's Space name, in bytes.
+const MaxSpaceLen = 256
 
 // Compatible reports whether two modalities can be compared directly:
 // same space, same dimension and same metric.
@@ -111,33 +120,84 @@ func (m Modality) Compatible(o Modality) bool {
 	return m.SpaceName() == o.SpaceName() && m.Dim == o.Dim && m.Metric == o.Metric
 }
 
+// MaxNorm bounds a stored or query vector's Euclidean length. Beyond it,
+// squared distances and dot products between two vectors overflow
+// float32 (|a|*|b| and (|a|+|b|)^2 must stay below ~3.4e38) and scores
+// would come out Inf or NaN. Real embeddings are many orders of magnitude
+// shorter.
+const MaxNorm = 1e15
+
 // Prepare validates v against the modality and returns the vector to store:
 // a copy, normalised to unit length under Cosine. The input is not modified.
-// Errors wrap ErrDimension or ErrInvalidVector and say what is wrong.
+// Errors wrap ErrDimension or ErrInvalidVector and say what is wrong: NaN
+// or Inf values, a zero vector under Cosine, or a length beyond MaxNorm.
+// The normalisation runs in float64, so a vector of tiny (even subnormal)
+// values normalises to a finite unit vector, and the result is checked.
 func (m Modality) Prepare(v []float32) ([]float32, error) {
 	if len(v) != m.Dim {
 		return nil, fmt.Errorf("%w: got %d values, modality %q wants %d", ErrDimension, len(v), m.Name, m.Dim)
 	}
-	for i, x := range v {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return nil, fmt.Errorf("%w: value %d is %v", ErrInvalidVector, i, x)
-		}
+	if err := CheckFinite(v); err != nil {
+		return nil, err
 	}
 	out := make([]float32, len(v))
 	copy(out, v)
-	if m.Metric == Cosine {
-		n := Norm(out)
-		if n == 0 || math.IsInf(float64(n), 0) {
-			return nil, fmt.Errorf("%w: zero vector cannot be compared by cosine", ErrInvalidVector)
+	n := norm64(out)
+	switch {
+	case m.Metric == Cosine && n == 0:
+		return nil, fmt.Errorf("%w: zero vector cannot be compared by cosine", ErrInvalidVector)
+	case m.Metric != Cosine && n > MaxNorm:
+		return nil, fmt.Errorf("%w: length %.3g is beyond %g, where distances overflow float32", ErrInvalidVector, n, MaxNorm)
+	}
+	// A vector already of unit length (to float32 precision) is kept as it
+	// is: normalising it again moves its last bits, so an exported
+	// database would not import back bit for bit.
+	if m.Metric == Cosine && math.Abs(n-1) > 1e-6 {
+		for i, x := range out {
+			out[i] = float32(float64(x) / n)
 		}
-		// A vector already of unit length (to float32 precision) is kept
-		// as it is: normalising it again moves its last bits, so an
-		// exported database would not import back bit for bit.
-		if math.Abs(float64(n)-1) > 1e-6 {
-			scale(out, 1/n)
+		if err := CheckFinite(out); err != nil {
+			return nil, fmt.Errorf("%w (after normalising)", err)
+		}
+		if n2 := norm64(out); math.Abs(n2-1) > 1e-3 {
+			return nil, fmt.Errorf("%w: normalises to length %g, not 1 (values too small for float32)", ErrInvalidVector, n2)
 		}
 	}
 	return out, nil
+}
+
+// CheckFinite returns an error wrapping ErrInvalidVector naming the first
+// NaN or Inf value of v.
+func CheckFinite(v []float32) error {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("%w: value %d is %v", ErrInvalidVector, i, x)
+		}
+	}
+	return nil
+}
+
+// CheckQuery validates a vector computed at query time (projected through
+// an alignment, centred, averaged): finite and within MaxNorm. Errors wrap
+// ErrInvalidVector.
+func CheckQuery(v []float32) error {
+	if err := CheckFinite(v); err != nil {
+		return err
+	}
+	if n := norm64(v); n > MaxNorm {
+		return fmt.Errorf("%w: length %.3g is beyond %g, where distances overflow float32", ErrInvalidVector, n, MaxNorm)
+	}
+	return nil
+}
+
+// norm64 is the Euclidean length of v, summed in float64 (no overflow or
+// underflow for float32 inputs).
+func norm64(v []float32) float64 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return math.Sqrt(s)
 }
 
 // Distance returns the distance between a and b under m: 1 - dot for Cosine

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -174,3 +175,44 @@ func BenchmarkL2(b *testing.B) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Values that are finite on the way in but overflow or underflow on the
+// way to storage are refused or normalised exactly, never stored as Inf or
+// NaN.
+func TestPrepareNeverStoresNonFinite(t *testing.T) {
+	tiny := float32(1e-45) // subnormal: its norm's reciprocal overflows float32
+	cases := []struct {
+		name   string
+		m      Modality
+		v      []float32
+		want   []float32
+		errMsg string
+	}{
+		{"subnormal cosine normalises", Modality{Name: "c", Dim: 4, Metric: Cosine}, []float32{tiny, tiny, tiny, tiny}, []float32{0.5, 0.5, 0.5, 0.5}, ""},
+		{"huge L2 refused", Modality{Name: "l", Dim: 4, Metric: L2}, []float32{2e19, 0, 0, 0}, nil, "beyond"},
+		{"huge dot refused", Modality{Name: "d", Dim: 2, Metric: Dot}, []float32{3e38, 3e38}, nil, "beyond"},
+		{"huge cosine normalises", Modality{Name: "c", Dim: 2, Metric: Cosine}, []float32{3e38, 3e38}, []float32{float32(math.Sqrt(0.5)), float32(math.Sqrt(0.5))}, ""},
+		{"at the bound", Modality{Name: "l", Dim: 1, Metric: L2}, []float32{1e15}, []float32{1e15}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := c.m.Prepare(c.v)
+			if c.errMsg != "" {
+				require.ErrorIs(t, err, ErrInvalidVector)
+				assert.Contains(t, err.Error(), c.errMsg)
+				return
+			}
+			require.NoError(t, err)
+			assert.InDeltaSlice(t, c.want, got, 1e-6)
+			require.NoError(t, CheckFinite(got))
+		})
+	}
+}
+
+func TestValidateSpace(t *testing.T) {
+	for _, sp := range []string{"a\x00b", strings.Repeat("x", MaxSpaceLen+1), "bad\xff", "line\nbreak"} {
+		err := Modality{Name: "m", Dim: 2, Metric: L2, Space: sp}.Validate()
+		assert.ErrorIs(t, err, ErrInvalidSchema, "%q", sp)
+	}
+	require.NoError(t, Modality{Name: "m", Dim: 2, Metric: L2, Space: "clip-vit-b/16 (openai)"}.Validate())
+}

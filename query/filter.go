@@ -347,9 +347,20 @@ func cmpHolds(c int, op Op) bool {
 	return c >= 0
 }
 
+// MaxFilterDepth bounds how deeply a filter nests (parentheses, NOT, AND
+// inside OR, ...), in the parser and in Validate: evaluating and printing
+// a filter costs time in its depth, and no useful filter nests deeper.
+const MaxFilterDepth = 100
+
 // Validate checks that every literal in e is a string, int64, finite
-// float64 or bool, and every attribute name is non-empty.
-func Validate(e Expr) error {
+// float64 or bool, every attribute name is non-empty, and e nests at most
+// MaxFilterDepth deep.
+func Validate(e Expr) error { return validate(e, 0) }
+
+func validate(e Expr, depth int) error {
+	if depth > MaxFilterDepth {
+		return fmt.Errorf("%w: filter nests deeper than %d", ErrSyntax, MaxFilterDepth)
+	}
 	lit := func(v any) error {
 		switch x := v.(type) {
 		case string, int64, bool:
@@ -396,24 +407,60 @@ func Validate(e Expr) error {
 		return attr(x.Attr)
 	case AndExpr:
 		for _, t := range x.Terms {
-			if err := Validate(t); err != nil {
+			if err := validate(t, depth+1); err != nil {
 				return err
 			}
 		}
 		return nil
 	case OrExpr:
 		for _, t := range x.Terms {
-			if err := Validate(t); err != nil {
+			if err := validate(t, depth+1); err != nil {
 				return err
 			}
 		}
 		return nil
 	case NotExpr:
-		return Validate(x.Term)
+		return validate(x.Term, depth+1)
 	case nil:
 		return fmt.Errorf("%w: nil filter expression", ErrSyntax)
 	}
 	return fmt.Errorf("%w: unknown filter expression %T", ErrSyntax, e)
+}
+
+// Compared returns the attributes that e compares with a value (=, <,
+// IN, BETWEEN, ...), each once, in order of first appearance; attributes
+// only tested with EXISTS are left out.
+func Compared(e Expr) []string {
+	var out []string
+	seen := map[string]bool{}
+	var walk func(Expr)
+	walk = func(e Expr) {
+		name := ""
+		switch x := e.(type) {
+		case Cmp:
+			name = x.Attr
+		case InList:
+			name = x.Attr
+		case Between:
+			name = x.Attr
+		case AndExpr:
+			for _, t := range x.Terms {
+				walk(t)
+			}
+		case OrExpr:
+			for _, t := range x.Terms {
+				walk(t)
+			}
+		case NotExpr:
+			walk(x.Term)
+		}
+		if name != "" && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	walk(e)
+	return out
 }
 
 // ToFilter turns Query.Filter's accepted forms (nil, a string in the

@@ -228,7 +228,7 @@ func ParseFilter(s string) (Expr, error) {
 	return e, nil
 }
 
-const maxDepth = 100
+const maxDepth = MaxFilterDepth
 
 func (p *parser) parseOr() (Expr, error) { return p.parseOrDepth(0) }
 

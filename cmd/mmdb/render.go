@@ -69,7 +69,7 @@ func hitRows(ctx context.Context, db *mmdb.DB, hits []mmdb.Hit) ([]hitRow, error
 	rows := make([]hitRow, len(hits))
 	for i, h := range hits {
 		rows[i] = hitRow{Rank: i + 1, ID: h.ID, Score: h.Score}
-		if h.Distance == h.Distance { // not NaN: fused hits have no distance
+		if !h.Fused { // a fused rank has no distance
 			d := h.Distance
 			rows[i].Distance = &d
 		}

@@ -1,0 +1,223 @@
+package mmdb
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mmdb-go/mmdb/storage"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A snapshot onto the open file, by any name, is refused: it would replace
+// the file under the open database and drop its lock.
+func TestSnapshotRefusesTheOpenFile(t *testing.T) {
+	db, path := openTest(t, imgMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	dir := filepath.Dir(path)
+	require.NoError(t, os.Symlink(path, filepath.Join(dir, "link.mmdb")))
+	require.NoError(t, os.Link(path, filepath.Join(dir, "hard.mmdb")))
+	for _, dst := range []string{path, filepath.Join(dir, ".", "test.mmdb"), filepath.Join(dir, "link.mmdb"), filepath.Join(dir, "hard.mmdb")} {
+		err := db.Snapshot(ctx, dst)
+		require.ErrorIs(t, err, ErrSameFile, dst)
+	}
+	// The database is still the one file, locked, and keeps what it
+	// acknowledges.
+	require.NoError(t, db.Put(ctx, Item{ID: "b", Vectors: map[string][]float32{"image": {0, 1, 0, 0}}}))
+	_, err := Open(path, &Options{Timeout: 50 * time.Millisecond})
+	require.ErrorIs(t, err, ErrLocked)
+	require.NoError(t, db.Close())
+	again, err := Open(path, nil)
+	require.NoError(t, err)
+	defer again.Close()
+	assert.Equal(t, 2, again.Count())
+}
+
+// A killed snapshot's temporary file is removed by the next snapshot to
+// the same path; one that a live writer holds is not.
+func TestSnapshotRemovesStaleTemporaryFiles(t *testing.T) {
+	db, path := openTest(t, imgMod)
+	dst := filepath.Join(filepath.Dir(path), "snap.mmdb")
+	stale := filepath.Join(filepath.Dir(path), ".snap.mmdb.tmp-123")
+	require.NoError(t, os.WriteFile(stale, make([]byte, 1<<20), 0o600))
+	live, err := createTemp(dst) // another snapshot under way
+	require.NoError(t, err)
+	defer live.Close()
+	require.NoError(t, db.Snapshot(ctx, dst))
+	assert.NoFileExists(t, stale)
+	assert.FileExists(t, live.Name())
+	assert.FileExists(t, dst)
+}
+
+// Open does not wait forever for another process's lock: it fails with
+// ErrLocked after DefaultTimeout. Read-only handles share the file.
+func TestOpenLockedFailsWithinTimeout(t *testing.T) {
+	_, path := openTest(t, imgMod)
+	start := time.Now()
+	_, err := Open(path, nil)
+	require.ErrorIs(t, err, ErrLocked)
+	assert.Less(t, time.Since(start), DefaultTimeout+time.Second)
+	assert.Greater(t, time.Since(start), DefaultTimeout/2, "it waited for the lock")
+
+	_, err = Open(path, &Options{ReadOnly: true, Timeout: 10 * time.Millisecond})
+	require.ErrorIs(t, err, ErrLocked, "a writer holds it")
+}
+
+func TestReadOnlyHandlesShareTheFile(t *testing.T) {
+	db, path := openTest(t, imgMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	require.NoError(t, db.Close())
+	r1, err := Open(path, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer r1.Close()
+	r2, err := Open(path, &Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	defer r2.Close()
+	assert.Equal(t, 1, r2.Count())
+}
+
+// Merge changes what it is given and keeps the rest; the indexes follow,
+// also for an ID merged twice in one batch.
+func TestMergeKeepsWhatItIsNotGiven(t *testing.T) {
+	db, _ := openTest(t, imgMod, audioMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Attrs: map[string]any{"label": "cat", "year": 2010},
+		Vectors: map[string][]float32{"image": {1, 0, 0, 0}, "audio": {1, 2, 3}}}))
+	require.NoError(t, db.Merge(ctx,
+		Item{ID: "a", Attrs: map[string]any{"label": "dog", "year": nil}},
+		Item{ID: "a", Vectors: map[string][]float32{"audio": {4, 5, 6}}},
+		Item{ID: "new", Attrs: map[string]any{"label": "x"}, Vectors: map[string][]float32{"image": {0, 1, 0, 0}}},
+		Item{ID: "new", Vectors: map[string][]float32{"audio": {0, 0, 1}}},
+	))
+	got, err := db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"label": "dog"}, got.Attrs)
+	assert.Equal(t, map[string][]float32{"image": {1, 0, 0, 0}, "audio": {4, 5, 6}}, got.Vectors)
+	got, err = db.Get(ctx, "new")
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]float32{"image": {0, 1, 0, 0}, "audio": {0, 0, 1}}, got.Vectors)
+
+	hits, err := db.Search(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "audio", Vector: []float32{4, 5, 6}}}, K: 1})
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, "a", hits[0].ID)
+	hits, err = db.Search(ctx, Query{Target: "image", Probes: []Probe{{Modality: "image", Vector: []float32{0, 1, 0, 0}}}, K: 1, Filter: "label = 'x'"})
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, "new", hits[0].ID)
+	rep, err := db.Check(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
+
+	// Put still replaces whole.
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	got, err = db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Nil(t, got.Attrs)
+	assert.Equal(t, map[string][]float32{"image": {1, 0, 0, 0}}, got.Vectors)
+	rep, err = db.Check(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
+}
+
+// Vectors that are finite but overflow or underflow on the way to storage
+// or search are refused or stored finite; no public value is NaN or Inf.
+func TestNoNonFiniteValuesReachStorageOrHits(t *testing.T) {
+	db, _ := openTest(t, imgMod, txtMod, audioMod)
+	tiny := float32(1e-45)
+	require.NoError(t, db.Put(ctx, Item{ID: "tiny", Vectors: map[string][]float32{"image": {tiny, tiny, tiny, tiny}}}))
+	got, err := db.Get(ctx, "tiny")
+	require.NoError(t, err)
+	assert.Equal(t, []float32{0.5, 0.5, 0.5, 0.5}, got.Vectors["image"])
+
+	err = db.Put(ctx, Item{ID: "huge", Vectors: map[string][]float32{"audio": {2e19, 0, 0}}})
+	require.ErrorIs(t, err, ErrInvalidVector)
+	assert.Contains(t, err.Error(), `item "huge": modality "audio"`)
+
+	require.NoError(t, db.Put(ctx,
+		Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}, "text": {1, 0.1, 0, 0}}},
+		Item{ID: "b", Vectors: map[string][]float32{"image": {0, 1, 0, 0}, "text": {0, 1, 0.1, 0}}}))
+	_, err = db.Query(ctx, "SEARCH image NEAR text OF 'a' WEIGHT 3e38, image OF 'b' FUSE early")
+	require.ErrorIs(t, err, ErrInvalidQuery)
+
+	for _, fuse := range []string{"", "weighted", "dbsf"} {
+		hits, err := db.Search(ctx, Query{Target: "image", Fuse: fuse, Probes: []Probe{{Modality: "text", ItemID: "a"}, {Modality: "image", ItemID: "b"}}})
+		require.NoError(t, err)
+		require.NotEmpty(t, hits)
+		_, err = json.Marshal(hits)
+		require.NoError(t, err, "fused hits marshal to JSON")
+		for _, h := range hits {
+			assert.True(t, h.Fused)
+			assert.False(t, math.IsNaN(float64(h.Distance)) || math.IsInf(float64(h.Distance), 0))
+			assert.False(t, math.IsNaN(float64(h.Score)) || math.IsInf(float64(h.Score), 0))
+		}
+	}
+}
+
+func TestCheckFindsNonFiniteStoredVectors(t *testing.T) {
+	db, path := openTest(t, imgMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	require.NoError(t, db.Close())
+	b, err := bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.Update(func(tx *bolt.Tx) error {
+		inf := float32(math.Inf(1))
+		return tx.Bucket([]byte("vec/image")).Put([]byte{0, 0, 0, 0}, storage.EncodeVector([]float32{inf, inf, inf, inf}))
+	}))
+	require.NoError(t, b.Close())
+	db, err = Open(path, &Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer db.Close()
+	rep, err := db.Check(ctx)
+	require.NoError(t, err)
+	require.False(t, rep.OK())
+	assert.Contains(t, strings.Join(rep.Problems, "\n"), `image vector of "a": invalid vector: value 0 is +Inf`)
+}
+
+// Alignments, calibrations and spaces that would poison every score are
+// refused with a clear error.
+func TestPoisonedDefinitionsAreRefused(t *testing.T) {
+	db, _ := openTest(t, imgMod, audioMod)
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	w := func(x float32) [][]float32 {
+		return [][]float32{{x, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}}
+	}
+	for name, a := range map[string]Alignment{
+		"NaN weight": {From: "image", To: "audio", W: w(nan)},
+		"Inf bias":   {From: "image", To: "audio", W: w(1), Bias: []float32{0, inf, 0}},
+		"to itself":  {From: "audio", To: "audio", W: [][]float32{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}},
+	} {
+		assert.ErrorIs(t, db.SetAlignment(a), ErrInvalidQuery, name)
+	}
+	for _, alpha := range []float64{math.NaN(), math.Inf(1), -1, 1e9} {
+		_, err := db.Calibrate(ctx, "image", "image", CalibrateOptions{Alpha: alpha})
+		assert.ErrorIs(t, err, ErrInvalidQuery, "alpha %v", alpha)
+	}
+	for _, sp := range []string{"a\x00b", string(make([]byte, 1<<20))} {
+		assert.ErrorIs(t, db.DefineModality(Modality{Name: "x", Dim: 2, Metric: L2, Space: sp}), ErrInvalidSchema)
+	}
+}
+
+// Restore checks the snapshot in full before copying it.
+func TestRestoreRefusesADamagedSnapshot(t *testing.T) {
+	db, path := openTest(t, imgMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	snap := filepath.Join(filepath.Dir(path), "snap.mmdb")
+	require.NoError(t, db.Snapshot(ctx, snap))
+	b, err := bolt.Open(snap, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("ids")).Put([]byte("ghost"), []byte{0, 0, 0, 9})
+	}))
+	require.NoError(t, b.Close())
+	dst := filepath.Join(filepath.Dir(path), "restored.mmdb")
+	err = Restore(snap, dst, nil)
+	require.ErrorIs(t, err, ErrCorrupt)
+	assert.Contains(t, err.Error(), `ID "ghost" maps to internal 9, which has no record`)
+	assert.NoFileExists(t, dst)
+}

@@ -1,0 +1,12 @@
+//go:build !unix
+
+package mmdb
+
+import "os"
+
+// lockFile is a no-op where flock is not available.
+func lockFile(*os.File) error { return nil }
+
+// tryLockFile reports false where flock is not available: a temporary
+// file is never known to be stale there, so none is removed.
+func tryLockFile(*os.File) bool { return false }
