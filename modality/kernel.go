@@ -104,4 +104,3 @@ func Normalize(v []float32) bool {
 	}
 	return true
 }
-
