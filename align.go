@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -74,27 +75,37 @@ func (a *Alignment) validate(from, to Modality) error {
 }
 
 // SetAlignment stores a projection from a.From to a.To, replacing any
-// earlier one (and dropping a calibration made through it); searches from
-// a.From to a.To use it at once (the aligned route).
+// earlier one; searches from a.From to a.To use it at once (the aligned
+// route, which takes precedence over the direct one). A calibration made
+// for searches from a.From to a.To is dropped (it was measured through the
+// old route); Options.Logger is told, and Align's report says so.
 func (db *DB) SetAlignment(a Alignment) error {
+	_, err := db.setAlignment(a)
+	return err
+}
+
+// setAlignment is SetAlignment, reporting whether a calibration was
+// dropped.
+func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
-		return ErrClosed
+		return false, ErrClosed
 	}
 	from, _, err1 := db.modalityLocked(a.From)
 	to, _, err2 := db.modalityLocked(a.To)
+	_, hadCalib := db.calibs[[2]string{a.From, a.To}]
 	db.mu.RUnlock()
 	if err1 != nil {
-		return fmt.Errorf("mmdb: alignment: %w", err1)
+		return false, fmt.Errorf("mmdb: alignment: %w", err1)
 	}
 	if err2 != nil {
-		return fmt.Errorf("mmdb: alignment: %w", err2)
+		return false, fmt.Errorf("mmdb: alignment: %w", err2)
 	}
 	if err := a.validate(from, to); err != nil {
-		return fmt.Errorf("mmdb: %w", err)
+		return false, fmt.Errorf("mmdb: %w", err)
 	}
 	// Keep a copy: the caller may reuse its slices.
 	a.W = slices.Clone(a.W)
@@ -104,23 +115,26 @@ func (db *DB) SetAlignment(a Alignment) error {
 	a.Bias = slices.Clone(a.Bias)
 	data, err := msgpack.Marshal(&a)
 	if err != nil {
-		return err
+		return false, err
 	}
-	// A calibration made through the old map (its centre and hubness are
-	// in that map's output) would be wrong for the new one: drop it.
+	// A calibration made through the old route (its centre and hubness
+	// are in that route's output) would be wrong for the new map: drop it.
 	if err := db.store.Update(func(tx *storage.Tx) error {
 		if err := tx.PutAlignment(a.From, a.To, data); err != nil {
 			return err
 		}
 		return tx.PutCalibration(a.From, a.To, nil)
 	}); err != nil {
-		return fmt.Errorf("mmdb: alignment: %w", err)
+		return false, fmt.Errorf("mmdb: alignment: %w", err)
 	}
 	db.mu.Lock()
 	db.aligns[[2]string{a.From, a.To}] = &a
 	delete(db.calibs, [2]string{a.From, a.To})
 	db.mu.Unlock()
-	return nil
+	if hadCalib && db.opts.Logger != nil {
+		db.opts.Logger.Warn("mmdb: calibration dropped: a new alignment replaces the route it was measured on", "from", a.From, "to", a.To)
+	}
+	return hadCalib, nil
 }
 
 // loadAlignments reads the stored projections at Open.
@@ -143,6 +157,20 @@ func (db *DB) loadAlignments(tx *storage.Tx) error {
 	})
 }
 
+// AlignOptions tune Align; nil means the defaults.
+type AlignOptions struct {
+	// Method is the learner; "" means align.Auto.
+	Method align.Method
+	// Force learns and stores a map between modalities that share a space.
+	// Without it, Align refuses them with ErrSharedSpace: searches between
+	// them take the direct route, which a map would replace.
+	Force bool
+}
+
+// ErrSharedSpace: Align was asked for a map between two modalities of one
+// embedding space, which search compares directly.
+var ErrSharedSpace = errors.New("modalities share a space")
+
 // Align learns a projection from modality from to modality to, from the
 // items that carry both, stores it (replacing any earlier one) and returns
 // what it measured. Searches from from to to then take the aligned route.
@@ -151,20 +179,26 @@ func (db *DB) loadAlignments(tx *storage.Tx) error {
 // each on the other 20% (held-out R@1/5/10: does an item's projected from
 // vector find its own to vector?), keeps the best by R@10, and fits it
 // again on all the items. Any other method is fitted and scored the same
-// way, alone. The report lists the baseline too when the dimensions agree:
-// when the baseline wins, the spaces are already shared and the direct
-// route (the same Space name) is the better choice.
+// way, alone. The report lists the baseline too when the dimensions agree.
+//
+// Modalities that share a space are refused with ErrSharedSpace unless
+// opts.Force is set. Storing the map drops a calibration made for searches
+// from from to to; the report's Notes say so.
 //
 // Align reads the vectors under a read lock and fits without one, so
 // searches and writes go on; items written meanwhile are not used.
-func (db *DB) Align(ctx context.Context, from, to string, method align.Method) (*align.Report, error) {
+func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*align.Report, error) {
+	if opts == nil {
+		opts = &AlignOptions{}
+	}
+	method := opts.Method
 	if method == "" {
 		method = align.Auto
 	}
 	if _, err := align.ParseMethod(string(method)); err != nil {
 		return nil, fmt.Errorf("mmdb: align: %w: %w", ErrInvalidQuery, err)
 	}
-	pairs, tm, err := db.alignPairs(from, to)
+	pairs, tm, err := db.alignPairs(from, to, opts.Force)
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: align %s->%s: %w", from, to, err)
 	}
@@ -182,14 +216,18 @@ func (db *DB) Align(ctx context.Context, from, to string, method align.Method) (
 	}
 	w, bias := proj.Float32()
 	a := Alignment{From: from, To: to, W: w, Bias: bias, Method: string(proj.Method), Report: rep}
-	if err := db.SetAlignment(a); err != nil {
+	dropped, err := db.setAlignment(a)
+	if err != nil {
 		return rep, err
+	}
+	if dropped {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the %s->%s calibration was dropped: it was measured on the route this map replaces (calibrate again)", from, to))
 	}
 	return rep, nil
 }
 
 // alignPairs copies the vectors of the items that carry both modalities.
-func (db *DB) alignPairs(from, to string) (align.Pairs, Modality, error) {
+func (db *DB) alignPairs(from, to string, force bool) (align.Pairs, Modality, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
@@ -205,6 +243,9 @@ func (db *DB) alignPairs(from, to string) (align.Pairs, Modality, error) {
 	}
 	if fm.Name == tm.Name {
 		return align.Pairs{}, Modality{}, fmt.Errorf("%w: cannot align %s with itself", ErrInvalidQuery, fm.Name)
+	}
+	if directRoute(fm, tm) == nil && !force {
+		return align.Pairs{}, Modality{}, fmt.Errorf("%w: %s and %s are both in space %q, so searches between them take the direct route; a map would replace it (force to learn one anyway: FORCE in ALIGN, --force in mmdb align)", ErrSharedSpace, fm.Name, tm.Name, tm.SpaceName())
 	}
 	both := roaring.And(db.has[db.byName[fm.Name]], db.has[db.byName[tm.Name]])
 	var p align.Pairs

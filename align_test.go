@@ -35,7 +35,7 @@ func TestAlignCOCORandomText(t *testing.T) {
 	}
 	require.NoError(t, db.Put(ctx, items...))
 
-	rep, err := db.Align(ctx, "rtext", "image", align.Ridge)
+	rep, err := db.Align(ctx, "rtext", "image", &AlignOptions{Method: align.Ridge})
 	require.NoError(t, err)
 	require.Equal(t, align.Ridge, rep.Chosen)
 	require.Len(t, rep.Scores, 2) // ridge, then the baseline
@@ -72,7 +72,7 @@ func TestAlignCOCORandomText(t *testing.T) {
 	assert.InDelta(t, ev.Recall[10], ev2.Recall[10], 1e-9)
 
 	// Aligning again with another method replaces the map.
-	rep2, err := db2.Align(ctx, "rtext", "image", align.Procrustes)
+	rep2, err := db2.Align(ctx, "rtext", "image", &AlignOptions{Method: align.Procrustes})
 	require.NoError(t, err)
 	assert.Equal(t, align.Procrustes, rep2.Chosen)
 	assert.Equal(t, "procrustes", db2.aligns[[2]string{"rtext", "image"}].Method)
@@ -90,15 +90,15 @@ func TestEvalReportJSONInfiniteMedian(t *testing.T) {
 
 func TestAlignRejects(t *testing.T) {
 	db, _ := openTest(t, imgMod, audioMod)
-	_, err := db.Align(ctx, "image", "audio", "magic")
+	_, err := db.Align(ctx, "image", "audio", &AlignOptions{Method: "magic"})
 	require.ErrorIs(t, err, ErrInvalidQuery)
-	_, err = db.Align(ctx, "image", "nope", align.Ridge)
+	_, err = db.Align(ctx, "image", "nope", &AlignOptions{Method: align.Ridge})
 	require.ErrorIs(t, err, ErrUnknownModality)
-	_, err = db.Align(ctx, "image", "image", align.Ridge)
+	_, err = db.Align(ctx, "image", "image", &AlignOptions{Method: align.Ridge})
 	require.ErrorIs(t, err, ErrInvalidQuery)
 	// Too few items carry both.
 	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}, "audio": {1, 2, 3}}}))
-	_, err = db.Align(ctx, "image", "audio", align.Ridge)
+	_, err = db.Align(ctx, "image", "audio", &AlignOptions{Method: align.Ridge})
 	require.ErrorIs(t, err, align.ErrTooFewPairs)
 	assert.Contains(t, err.Error(), "1 items carry both")
 	_, err = db.Query(ctx, "ALIGN image TO audio USING magic")

@@ -154,13 +154,10 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, opts Calibrat
 		db.mu.RUnlock()
 		return nil, fmt.Errorf("mmdb: calibrate: %w", err)
 	}
-	al := db.aligns[[2]string{pm.Name, tm.Name}]
-	if rerr := directRoute(pm, tm); rerr != nil && al == nil {
+	route, al, rerr := db.routeLocked(pm, tm)
+	if route == RoutePivot {
 		db.mu.RUnlock()
 		return nil, fmt.Errorf("mmdb: calibrate: %w; corrections need a direct route or a stored alignment", rerr)
-	}
-	if rerr := directRoute(pm, tm); rerr == nil {
-		al = nil
 	}
 	probeIDs := db.has[db.byName[pm.Name]].ToArray()
 	targetIDs := db.has[db.byName[tm.Name]].ToArray()

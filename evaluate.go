@@ -123,14 +123,7 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		db.mu.RUnlock()
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	route := RouteDirect
-	al := db.aligns[[2]string{probe, target}]
-	if directRoute(pm, tm) != nil {
-		route = RoutePivot
-		if al != nil {
-			route = RouteAligned
-		}
-	}
+	route, al, _ := db.routeLocked(pm, tm)
 	_, tidx, _ := db.modalityLocked(target)
 	var calib *Calibration
 	if c := db.calibs[[2]string{pm.Name, tm.Name}]; c != nil && route != RoutePivot && !opts.NoCorrections {

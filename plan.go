@@ -312,9 +312,10 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 		}
 		var shared *roaring.Bitmap
 		vec := vecs[i]
-		if err := directRoute(pm, tm); err == nil {
+		route, a, err := db.routeLocked(pm, tm)
+		if route == RouteDirect {
 			pp.Route, pp.Why = RouteDirect, fmt.Sprintf("%s and %s share space %q", pm.Name, tm.Name, tm.SpaceName())
-		} else if a := db.aligns[[2]string{pm.Name, tm.Name}]; a != nil {
+		} else if route == RouteAligned {
 			pv, perr := tm.Prepare(a.project(vec))
 			if perr != nil {
 				db.mu.RUnlock()
@@ -323,6 +324,9 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 			vec = pv
 			pp.Route = RouteAligned
 			pp.Why = fmt.Sprintf("spaces differ (%q, %q); projected by the stored %s->%s alignment", pm.SpaceName(), tm.SpaceName(), pm.Name, tm.Name)
+			if pm.SpaceName() == tm.SpaceName() {
+				pp.Why = fmt.Sprintf("projected by the %s->%s alignment stored with force, although both are in space %q", pm.Name, tm.Name, tm.SpaceName())
+			}
 			if a.Method != "" {
 				pp.Why += " (" + a.Method + ")"
 			}

@@ -2,7 +2,9 @@ package mmdb
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -220,4 +222,38 @@ func TestRestoreRefusesADamagedSnapshot(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 	assert.Contains(t, err.Error(), `ID "ghost" maps to internal 9, which has no record`)
 	assert.NoFileExists(t, dst)
+}
+
+// ALIGN between modalities of one space is refused (the direct route
+// applies) and leaves the calibration alone; forced, the map is stored,
+// used, and the report says the calibration was dropped.
+func TestAlignSharedSpaceRefusedUnlessForced(t *testing.T) {
+	db, _ := openTest(t, imgMod, txtMod)
+	r := rand.New(rand.NewPCG(1, 2))
+	items := make([]Item, 60)
+	for i := range items {
+		v := randVec(r, 4)
+		items[i] = Item{ID: fmt.Sprintf("i%02d", i), Vectors: map[string][]float32{"image": v, "text": v}}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	_, err := db.Calibrate(ctx, "text", "image", CalibrateOptions{Centre: true})
+	require.NoError(t, err)
+
+	_, err = db.Align(ctx, "text", "image", nil)
+	require.ErrorIs(t, err, ErrSharedSpace)
+	_, err = db.Query(ctx, "ALIGN text TO image USING ridge")
+	require.ErrorIs(t, err, ErrSharedSpace)
+	plan, err := db.Explain(ctx, Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "i01"}}})
+	require.NoError(t, err)
+	assert.Equal(t, RouteDirect, plan.Probes[0].Route)
+	assert.Contains(t, plan.Probes[0].Why, "corrected: centred", "the calibration is kept")
+
+	res, err := db.Query(ctx, "ALIGN text TO image USING ridge FORCE")
+	require.NoError(t, err)
+	require.Len(t, res.Report.Notes, 1)
+	assert.Contains(t, res.Report.Notes[0], "text->image calibration was dropped")
+	plan, err = db.Explain(ctx, Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "i01"}}})
+	require.NoError(t, err)
+	assert.Equal(t, RouteAligned, plan.Probes[0].Route)
+	assert.Contains(t, plan.Probes[0].Why, "stored with force")
 }

@@ -78,6 +78,23 @@ type Hit struct {
 	Fused bool
 }
 
+// routeLocked resolves how probes of modality pm reach target tm: through
+// a stored alignment when there is one (between modalities that share a
+// space there is one only when Align was forced), else directly when they
+// share a space, else by pivoting; direct says why the direct route does
+// not apply. Search, Explain, Evaluate and Calibrate all route through it.
+// db.mu is held.
+func (db *DB) routeLocked(pm, tm Modality) (route string, a *Alignment, direct error) {
+	direct = directRoute(pm, tm)
+	if a = db.aligns[[2]string{pm.Name, tm.Name}]; a != nil {
+		return RouteAligned, a, direct
+	}
+	if direct == nil {
+		return RouteDirect, nil, nil
+	}
+	return RoutePivot, nil, direct
+}
+
 // directRoute reports whether probe vectors of p can search t's index as
 // they are, and if not, exactly why.
 func directRoute(p, t Modality) error {

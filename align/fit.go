@@ -51,6 +51,9 @@ type Report struct {
 	// Chosen is the method kept (the best held-out R@10, then R@1), fitted
 	// again on all the pairs.
 	Chosen Method
+	// Notes say what storing the map did besides, such as a calibration
+	// it made stale and dropped.
+	Notes []string `json:",omitempty" msgpack:",omitempty"`
 }
 
 // String formats the report as a small table.
@@ -58,6 +61,9 @@ func (r *Report) String() string {
 	s := fmt.Sprintf("%d pairs (%d train, %d held out); chose %s\n", r.Pairs, r.Train, r.Test, r.Chosen)
 	for _, sc := range r.Scores {
 		s += "  " + sc.String() + "\n"
+	}
+	for _, n := range r.Notes {
+		s += "note: " + n + "\n"
 	}
 	return s
 }

@@ -57,7 +57,7 @@ var keywords = map[string]bool{
 	// statement words, reserved here so filters and statements agree
 	"SEARCH": true, "NEAR": true, "OF": true, "WEIGHT": true, "FUSE": true, "WHERE": true,
 	"LIMIT": true, "EF": true, "GET": true, "DELETE": true, "COUNT": true, "EXPLAIN": true, "ANALYZE": true,
-	"EXACT": true, "ALIGN": true, "TO": true, "USING": true,
+	"EXACT": true, "ALIGN": true, "TO": true, "USING": true, "FORCE": true,
 }
 
 func isKeyword(upper string) bool { return keywords[upper] }

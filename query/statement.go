@@ -23,7 +23,7 @@ const (
 //	GET '<id>'
 //	DELETE '<id>'[, '<id>']
 //	COUNT [WHERE <filter>]
-//	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce]
+//	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce] [FORCE]
 //	EXPLAIN [ANALYZE] <statement>
 type Statement struct {
 	Kind    string
@@ -39,6 +39,8 @@ type Statement struct {
 	IDs     []string // GET and DELETE
 	// ALIGN: the modalities (From, To) and the method ("" for auto).
 	From, To, Method string
+	// Force: ALIGN ... FORCE, a map even between modalities of one space.
+	Force bool
 }
 
 // StmtProbe is one probe of a SEARCH statement.
@@ -101,8 +103,11 @@ func ParseStatement(s string) (*Statement, error) {
 			break
 		}
 		if p.acceptKeyword("USING") {
-			st.Method, err = p.parseName("a method: auto, ridge, procrustes, cca or infonce")
+			if st.Method, err = p.parseName("a method: auto, ridge, procrustes, cca or infonce"); err != nil {
+				break
+			}
 		}
+		st.Force = p.acceptKeyword("FORCE")
 	default:
 		return nil, p.fail("SEARCH, GET, DELETE, COUNT, ALIGN or EXPLAIN")
 	}

@@ -26,7 +26,9 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer, a
 	if err := mustExist(args[0]); err != nil {
 		return err
 	}
-	db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(stderr)})
+	// Read-only: a snapshot only reads, and shares the file with other
+	// readers.
+	db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true, Progress: progressFunc(stderr)})
 	if err != nil {
 		return err
 	}

@@ -14,17 +14,20 @@ func alignCmd() *cobra.Command {
 	c := newCmd("align DB FROM TO", "learn a projection between two modalities' spaces",
 		"Learns a projection from modality FROM to modality TO from the items that carry both,\n"+
 			"stores it (searches from FROM to TO then use it) and prints each method's held-out recall\n"+
-			"(beside the baseline, the vectors used as they are, when the dimensions agree).",
+			"(beside the baseline, the vectors used as they are, when the dimensions agree). Modalities\n"+
+			"that share a space are refused (searches compare them directly) unless --force.\n"+
+			"Storing a map drops a calibration made for FROM -> TO; the report says so.",
 		"mmdb align --method cca media.mmdb image audio", 3)
 	method := c.Flags().String("method", "auto", "learner: auto, ridge, procrustes, cca or infonce (auto tries each and keeps the best held-out R@10)")
+	force := c.Flags().Bool("force", false, "learn and store a map even between modalities of one space (it then replaces the direct route)")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
-		return runAlign(c.Context(), args, c.OutOrStdout(), c.ErrOrStderr(), *method, *asJSON)
+		return runAlign(c.Context(), args, c.OutOrStdout(), c.ErrOrStderr(), *method, *force, *asJSON)
 	}
 	return c
 }
 
-func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer, method string, asJSON bool) error {
+func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer, method string, force, asJSON bool) error {
 	m, err := align.ParseMethod(method)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -37,7 +40,7 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer, meth
 		return err
 	}
 	defer db.Close()
-	rep, err := db.Align(ctx, args[1], args[2], m)
+	rep, err := db.Align(ctx, args[1], args[2], &mmdb.AlignOptions{Method: m, Force: force})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/mmdb-go/mmdb/transfer"
 	"github.com/spf13/cobra"
 )
@@ -32,7 +33,14 @@ func queryCmd() *cobra.Command {
 		if err := mustExist(args[0]); err != nil {
 			return err
 		}
-		db, err := mmdb.Open(args[0], &mmdb.Options{Progress: progressFunc(c.ErrOrStderr())})
+		// Statements that only read open the file shared, so several can
+		// run at once while no writer holds it.
+		st, err := query.ParseStatement(args[1])
+		if err != nil {
+			return withCaret(fmt.Errorf("%w: %w", mmdb.ErrInvalidQuery, err), args[1])
+		}
+		readOnly := st.Kind != query.StmtDelete && st.Kind != query.StmtAlign
+		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: readOnly, Progress: progressFunc(c.ErrOrStderr())})
 		if err != nil {
 			return err
 		}
@@ -55,11 +63,18 @@ func importCmd() *cobra.Command {
 			"so import all of a modality's files in one folder; --modality names the modality, defined\n"+
 			"if missing). Each batch is atomic; by default the first bad line stops the import,\n"+
 			"--skip-bad stores the good lines and counts the bad ones. A schema file written by export\n"+
-			"(FILE.schema.json) defines missing modalities.",
+			"(FILE.schema.json) defines missing modalities.\n\n"+
+			"A record for an ID that is already stored is merged into it: its vectors replace those\n"+
+			"modalities and the item's other modalities are kept; its attributes replace those of the\n"+
+			"same names (null removes one) and the others are kept. So {\"id\":\"a\",\"attrs\":{\"label\":\"x\"}}\n"+
+			"relabels item a and keeps its vectors. --replace stores each record as the whole item\n"+
+			"instead. An ID given twice in one import, invalid UTF-8, keys in another case and null or\n"+
+			"non-numbers in vectors are errors naming the file and line.",
 		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy\n  mmdb import --modality speech media.mmdb recordings/", -1)
 	modality := c.Flags().String("modality", "", "for .npy files and media folders: the modality the vectors belong to")
 	idsFile := c.Flags().String("ids", "", "for .npy files: a text file with one ID per row")
 	skipBad := c.Flags().Bool("skip-bad", false, "import the good records and report how many were skipped")
+	replace := c.Flags().Bool("replace", false, "store each record as the whole item, removing attributes and modalities it lacks (default: merge into the stored item)")
 	batch := c.Flags().Int("batch", transfer.DefaultBatch, "items per atomic batch")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
@@ -73,7 +88,7 @@ func importCmd() *cobra.Command {
 		defer db.Close()
 		var reps []transfer.Report
 		for _, f := range args[1:] {
-			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, transfer.Options{Batch: *batch, SkipBad: *skipBad, Progress: counter(c.ErrOrStderr(), "import "+filepath.Base(f))})
+			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, transfer.Options{Batch: *batch, SkipBad: *skipBad, Replace: *replace, Progress: counter(c.ErrOrStderr(), "import "+filepath.Base(f))})
 			reps = append(reps, rep)
 			if err != nil {
 				return err

@@ -76,6 +76,11 @@ func demoCmd() *cobra.Command {
 	data := c.Flags().String("data", "", "use the real data in this folder (../shared/data) instead of the synthetic corpus")
 	asJSON := c.Flags().Bool("json", false, "print a summary of the tour's figures as JSON instead of the tour (synthetic corpus)")
 	c.RunE = func(c *cobra.Command, _ []string) error {
+		if *dir != "" {
+			if err := os.MkdirAll(*dir, 0o755); err != nil {
+				return err
+			}
+		}
 		if *asJSON && *data == "" {
 			sum, err := runDemoSummary(c.Context(), io.Discard, *dir, *n)
 			if err != nil {
@@ -204,7 +209,7 @@ func runDemoSummary(ctx context.Context, stdout io.Writer, dirFlag string, nItem
 	}
 
 	fmt.Fprintln(stdout, "\nAlign: learn text -> audio from the items that carry both, keep the best method by held-out recall")
-	rep, err := db.Align(ctx, "text", "audio", align.Auto)
+	rep, err := db.Align(ctx, "text", "audio", nil)
 	if err != nil {
 		return sum, err
 	}
