@@ -254,8 +254,8 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 	if k == 0 {
 		k = DefaultK
 	}
-	if k < 0 {
-		return nil, fmt.Errorf("%w: K = %d", ErrInvalidQuery, q.K)
+	if k < 0 || k > MaxK {
+		return nil, fmt.Errorf("%w: K = %d is outside 1..%d (MaxK); to read every item, iterate with Items", ErrInvalidQuery, q.K, MaxK)
 	}
 	if len(q.Probes) == 0 {
 		return nil, fmt.Errorf("%w: 0 probes; give at least one", ErrInvalidQuery)

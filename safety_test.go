@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/mmdb-go/mmdb/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -256,4 +257,42 @@ func TestAlignSharedSpaceRefusedUnlessForced(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, RouteAligned, plan.Probes[0].Route)
 	assert.Contains(t, plan.Probes[0].Why, "stored with force")
+}
+
+// The quadratic traps: an unbounded LIMIT and a 40,000-deep filter built
+// in Go are refused at once with a clear error.
+func TestUnboundedQueriesAreRefused(t *testing.T) {
+	db, _ := openTest(t, imgMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Attrs: map[string]any{"year": 2010}, Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	_, err := db.Query(ctx, "SEARCH image NEAR image OF 'a' LIMIT 1000000000")
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	assert.Contains(t, err.Error(), "MaxK")
+	hits, err := db.Search(ctx, Query{Target: "image", K: MaxK, Probes: []Probe{{Modality: "image", ItemID: "a"}}})
+	require.NoError(t, err)
+	assert.Len(t, hits, 1)
+
+	var e query.Expr = query.Eq("year", 2010)
+	for range 40000 {
+		e = query.Not(e)
+	}
+	_, err = db.Search(ctx, Query{Target: "image", Filter: e, Probes: []Probe{{Modality: "image", ItemID: "a"}}})
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	assert.Contains(t, err.Error(), "deeper than 100")
+}
+
+// A filter naming an attribute that no item has is an error that lists the
+// known ones (sqlite: "no such column"); EXISTS may name any attribute.
+func TestFilterOnUnknownAttributeFails(t *testing.T) {
+	db, _ := openTest(t, imgMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Attrs: map[string]any{"year": 2010, "label": "x"}, Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	for _, f := range []string{"yeer > 2000", "distance < 0.5", "year > 2000 AND NOT (lable = 'x')"} {
+		_, err := db.Search(ctx, Query{Target: "image", Filter: f, Probes: []Probe{{Modality: "image", ItemID: "a"}}})
+		require.ErrorIs(t, err, ErrUnknownAttribute, f)
+		assert.Contains(t, err.Error(), "(known attributes: label, year)", f)
+		_, err = db.Query(ctx, "COUNT WHERE "+f)
+		require.ErrorIs(t, err, ErrUnknownAttribute, f)
+	}
+	res, err := db.Query(ctx, "COUNT WHERE NOT EXISTS deleted_at")
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Count)
 }

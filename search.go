@@ -20,7 +20,8 @@ type Query struct {
 	// Probes are what to search with. Several probes, of any modalities,
 	// are fused into one ranking (see Fuse).
 	Probes []Probe
-	// K is the number of hits to return; zero means DefaultK.
+	// K is the number of hits to return; zero means DefaultK, at most
+	// MaxK.
 	K int
 	// Exact forces a brute-force scan instead of the HNSW index: 100%
 	// recall, cost linear in the number of target vectors.
@@ -57,6 +58,11 @@ type Probe struct {
 	// zero means 1, and at most MaxProbeWeight.
 	Weight float32
 }
+
+// MaxK bounds Query.K (and LIMIT), as Milvus bounds topK: a search's
+// cost grows with K, and a list longer than this is a scan, which Items
+// does better.
+const MaxK = 16384
 
 // MaxProbeWeight bounds Probe.Weight: weighted sums of scores and vectors
 // must stay finite.

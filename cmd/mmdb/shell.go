@@ -100,7 +100,7 @@ func (sh *shell) interactive(ctx context.Context, path string) error {
 	}
 	defer rl.Close()
 	fmt.Fprintf(sh.out, "mmdb %s: %s (%d items). Statements end with ';'. .help for help, .quit to leave.\n", version, path, sh.db.Count())
-	var buf strings.Builder
+	var buf splitter
 	for {
 		if buf.Len() == 0 {
 			rl.SetPrompt("mmdb> ")
@@ -146,7 +146,7 @@ func historyLine(s string) string {
 func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 1<<20), transfer.MaxLine)
-	var buf strings.Builder
+	var buf splitter
 	outer := sh.line
 	defer func() { sh.line = outer }()
 	sh.line = 0
@@ -159,8 +159,8 @@ func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if rest := strings.TrimSpace(buf.String()); rest != "" && !onlyComments(rest) {
-		return sh.settle(sh.run(ctx, rest)) // a last statement without ';'
+	if !buf.blank() {
+		return sh.settle(sh.run(ctx, strings.TrimSpace(buf.String()))) // a last statement without ';'
 	}
 	return nil
 }
@@ -168,8 +168,8 @@ func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
 // feed takes one line: a dot-command (at the start of a statement) runs at
 // once; statement text is buffered until a ';' outside quotes and
 // comments completes it. Errors stop a script unless --continue.
-func (sh *shell) feed(ctx context.Context, buf *strings.Builder, line string) error {
-	if onlyComments(buf.String()) && strings.HasPrefix(strings.TrimSpace(line), ".") {
+func (sh *shell) feed(ctx context.Context, buf *splitter, line string) error {
+	if buf.blank() && strings.HasPrefix(strings.TrimSpace(line), ".") {
 		buf.Reset() // a comment left before a dot-command is not a statement
 		dctx, release := interruptible(ctx)
 		err := sh.dot(dctx, strings.TrimSpace(line))
@@ -179,12 +179,8 @@ func (sh *shell) feed(ctx context.Context, buf *strings.Builder, line string) er
 		}
 		return sh.settle(err)
 	}
-	buf.WriteString(line)
-	buf.WriteString("\n")
-	stmts, rest := splitStatements(buf.String())
-	buf.Reset()
-	buf.WriteString(rest)
-	if strings.TrimSpace(rest) == "" {
+	stmts := buf.write(line + "\n")
+	if strings.TrimSpace(buf.String()) == "" {
 		buf.Reset()
 	}
 	for _, s := range stmts {
@@ -232,46 +228,80 @@ func (sh *shell) interactiveSession() bool { return sh.tty }
 
 // splitStatements cuts text at each ';' that is outside quotes and --
 // comments, and returns the complete statements and the unfinished rest.
-func splitStatements(s string) (stmts []string, rest string) {
-	start := 0
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+func splitStatements(text string) (stmts []string, rest string) {
+	var sp splitter
+	stmts = sp.write(text)
+	return stmts, sp.String()
+}
+
+// splitter cuts statement text at each ';' outside quotes and -- comments
+// as it arrives, scanning each byte once: a script of many lines inside an
+// unterminated quote costs time in its length, not its square.
+type splitter struct {
+	text    []byte
+	start   int  // where the unfinished statement starts
+	pos     int  // how far text has been scanned
+	quote   byte // the open quote, or 0
+	comment bool // inside a -- comment
+	content bool // the unfinished statement has text outside comments
+}
+
+// write adds text and returns the statements it completes (those made of
+// comments only are dropped).
+func (s *splitter) write(text string) (stmts []string) {
+	s.text = append(s.text, text...)
+	for ; s.pos < len(s.text); s.pos++ {
+		c := s.text[s.pos]
+		last := s.pos+1 == len(s.text)
 		switch {
-		case quote != 0:
-			if c == quote {
-				if i+1 < len(s) && s[i+1] == quote {
-					i++ // doubled quote
+		case s.comment:
+			s.comment = c != '\n'
+		case s.quote != 0:
+			if c == s.quote {
+				if last {
+					return stmts // a doubled quote or not: wait for the next byte
+				}
+				if s.text[s.pos+1] == s.quote {
+					s.pos++ // doubled quote
 				} else {
-					quote = 0
+					s.quote = 0
 				}
 			}
 		case c == '\'' || c == '"':
-			quote = c
-		case c == '-' && i+1 < len(s) && s[i+1] == '-':
-			if nl := strings.IndexByte(s[i:], '\n'); nl >= 0 {
-				i += nl
-			} else {
-				i = len(s)
-			}
+			s.quote, s.content = c, true
+		case c == '-' && last:
+			return stmts // a comment or not: wait for the next byte
+		case c == '-' && s.text[s.pos+1] == '-':
+			s.comment = true
 		case c == ';':
-			if st := strings.TrimSpace(s[start:i]); st != "" && !onlyComments(st) {
-				stmts = append(stmts, st)
+			if s.content {
+				stmts = append(stmts, strings.TrimSpace(string(s.text[s.start:s.pos])))
 			}
-			start = i + 1
+			s.start, s.content = s.pos+1, false
+		case c != ' ' && c != '\t' && c != '\n' && c != '\r':
+			s.content = true
 		}
 	}
-	return stmts, s[start:]
+	if s.start > 0 { // keep only the unfinished statement
+		s.text = append(s.text[:0], s.text[s.start:]...)
+		s.pos -= s.start
+		s.start = 0
+	}
+	return stmts
 }
 
-func onlyComments(s string) bool {
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
-			return false
-		}
-	}
-	return true
-}
+// String returns the unfinished statement's text.
+func (s *splitter) String() string { return string(s.text[s.start:]) }
+
+// Len is the length of the unfinished statement's text.
+func (s *splitter) Len() int { return len(s.text) - s.start }
+
+// blank reports whether the unfinished statement is only comments and
+// white space.
+func (s *splitter) blank() bool { return !s.content && s.quote == 0 }
+
+// Reset drops the unfinished statement.
+func (s *splitter) Reset() { *s = splitter{text: s.text[:0]} }
 
 // interruptible returns a context that Ctrl-C cancels, and its release.
 func interruptible(ctx context.Context) (context.Context, func()) {
