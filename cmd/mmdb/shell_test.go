@@ -15,8 +15,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb"
