@@ -30,10 +30,12 @@ type IndexReport struct {
 	Took time.Duration
 }
 
-// OpenWarnings returns what Open could not do but worked around, such as
-// saving rebuilt indexes on a full disk (the database is then served from
-// memory, and the next Open rebuilds again). Empty when all went well.
-func (db *DB) OpenWarnings() []string {
+// Warnings returns what the database could not do but worked around since
+// Open: saving rebuilt indexes on a full disk (they are then served from
+// memory, and the next Open rebuilds again), or an index that failed to
+// take a committed change and was rebuilt from the file. Empty when all
+// went well.
+func (db *DB) Warnings() []string {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	return append([]string(nil), db.warnings...)
@@ -110,7 +112,23 @@ func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
 		}
 	}
 	// Rebuild from the stored vectors, on every core.
+	idx, ids, err := db.rebuildIndex(tx, i)
+	if err != nil {
+		return rep, err
+	}
+	db.indexes[i] = idx
+	db.ckptSeq[i] = 0
+	db.has[i] = roaring.BitmapOf(ids...)
 	rep.Action, rep.Reason = "rebuilt", reason
+	rep.Vectors, rep.Took = idx.Len(), time.Since(start)
+	return rep, nil
+}
+
+// rebuildIndex builds modality i's index from its stored vectors, on every
+// core, and returns it with the IDs it holds.
+func (db *DB) rebuildIndex(tx *storage.Tx, i int) (hnsw.Index, []uint32, error) {
+	m := db.schema[i]
+	stored := tx.CountVectors(m.Name)
 	idx := hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg)
 	ids := make([]uint32, 0, stored)
 	vecs := make([][]float32, 0, stored)
@@ -121,20 +139,49 @@ func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
 		ids, vecs = append(ids, id), append(vecs, v)
 		return nil
 	}); err != nil {
-		return rep, err
+		return nil, nil, err
 	}
 	var progress func(int)
 	if db.opts.Progress != nil {
 		progress = func(done int) { db.opts.Progress("rebuild "+m.Name+" index", done, len(ids)) }
 	}
 	if err := hnsw.AddParallel(context.Background(), idx, ids, vecs, 0, progress); err != nil {
-		return rep, fmt.Errorf("building the %s index: %w", m.Name, err)
+		return nil, nil, fmt.Errorf("building the %s index: %w", m.Name, err)
 	}
-	db.indexes[i] = idx
-	db.ckptSeq[i] = 0
-	db.has[i] = roaring.BitmapOf(ids...)
-	rep.Vectors, rep.Took = idx.Len(), time.Since(start)
-	return rep, nil
+	return idx, ids, nil
+}
+
+// repairIndex replaces modality i's index, which failed to take a
+// committed change (cause), by one rebuilt from the stored vectors: the
+// file is the truth, and a search must not miss what Put acknowledged.
+// writeMu is held. If even the rebuild fails, the modality's searches
+// fail with ErrIndex until the next Open.
+func (db *DB) repairIndex(i int, cause error) {
+	name := db.schema[i].Name
+	var idx hnsw.Index
+	var ids []uint32
+	err := db.store.View(func(tx *storage.Tx) error {
+		var err error
+		idx, ids, err = db.rebuildIndex(tx, i)
+		return err
+	})
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err != nil {
+		db.broken[name] = fmt.Errorf("%w: the %s index failed to take a change (%v) and could not be rebuilt (%v); reopen the database", ErrIndex, name, cause, err)
+	} else {
+		db.indexes[i] = idx
+		db.has[i] = roaring.BitmapOf(ids...)
+		db.ckptSeq[i] = 0 // saved again at the next checkpoint
+	}
+	msg := fmt.Sprintf("the %s index failed to take a change (%v) and was rebuilt from the stored vectors", name, cause)
+	if err != nil {
+		msg = db.broken[name].Error()
+	}
+	db.warnings = append(db.warnings, msg)
+	if db.opts.Logger != nil {
+		db.opts.Logger.Error("mmdb: " + msg)
+	}
 }
 
 // fillHas records which items have a vector of modality i: a key scan of

@@ -83,7 +83,7 @@ type DB struct {
 	appliedSeq uint64
 	ckptSeq    []uint64
 	report     []IndexReport
-	warnings   []string // what Open could not do, for OpenWarnings
+	warnings   []string // what could not be done but was worked around, for Warnings
 
 	// writeMu serialises writers: one bbolt write transaction at a time,
 	// and index updates in commit order.
@@ -103,6 +103,7 @@ type DB struct {
 	has     []*roaring.Bitmap // per modality: internal IDs with a vector
 	aligns  map[[2]string]*Alignment
 	calibs  map[[2]string]*Calibration
+	broken  map[string]error // modality -> why its index cannot serve
 }
 
 // Open opens the database at path, creating it if it does not exist, and
@@ -128,7 +129,7 @@ func Open(path string, opts *Options) (*DB, error) {
 		// What a killed Restore to this path left behind.
 		removeStaleTemps(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
 	}
-	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New(), aligns: map[[2]string]*Alignment{}, calibs: map[[2]string]*Calibration{}}
+	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New(), aligns: map[[2]string]*Alignment{}, calibs: map[[2]string]*Calibration{}, broken: map[string]error{}}
 	if db.opts.CheckpointEvery <= 0 {
 		db.opts.CheckpointEvery = DefaultCheckpointEvery
 	}
@@ -309,6 +310,9 @@ func (db *DB) modalityLocked(name string) (Modality, hnsw.Index, error) {
 	i, ok := db.byName[name]
 	if !ok {
 		return Modality{}, nil, fmt.Errorf("%w %q (defined: %s)", ErrUnknownModality, name, db.namesLocked())
+	}
+	if err := db.broken[name]; err != nil {
+		return Modality{}, nil, err
 	}
 	return db.schema[i], db.indexes[i], nil
 }

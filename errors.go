@@ -27,6 +27,9 @@ var (
 	ErrNoRoute = errors.New("no route between modalities")
 	// ErrInvalidQuery: a malformed Query.
 	ErrInvalidQuery = errors.New("invalid query")
+	// ErrIndex: a modality's index failed and could not be rebuilt; its
+	// searches and writes fail until the database is reopened.
+	ErrIndex = errors.New("index unavailable")
 	// ErrUnknownAttribute: a filter compares an attribute that no item
 	// has (EXISTS tests may name any attribute).
 	ErrUnknownAttribute = errors.New("no such attribute")

@@ -321,8 +321,11 @@ func (db *DB) apply(changes []change, seq uint64) {
 				gone = append(gone, [2]uint32{uint32(mi), c.id})
 			}
 		}
-		// Dimensions were validated, so Add cannot fail here.
-		_ = hnsw.AddParallel(context.Background(), idx, ids, vecs, 0, nil)
+		// Dimensions were validated, so Add should not fail; if it does,
+		// the index no longer matches the file, and is rebuilt from it.
+		if err := hnsw.AddParallel(context.Background(), idx, ids, vecs, 0, nil); err != nil {
+			db.repairIndex(mi, err)
+		}
 	}
 
 	db.mu.Lock()

@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/query"
 	"github.com/mmdb-go/mmdb/storage"
 	"github.com/stretchr/testify/assert"
@@ -295,4 +297,32 @@ func TestFilterOnUnknownAttributeFails(t *testing.T) {
 	res, err := db.Query(ctx, "COUNT WHERE NOT EXISTS deleted_at")
 	require.NoError(t, err)
 	assert.Equal(t, 1, res.Count)
+}
+
+// failingIndex is an index whose inserts fail, as a damaged or buggy index
+// would.
+type failingIndex struct{ hnsw.Index }
+
+func (failingIndex) Add(uint32, []float32) error { return errors.New("injected insert failure") }
+
+// An index that fails to take a committed change is rebuilt from the file
+// (it used to drift from it silently until the next Open), and the
+// database says so.
+func TestIndexThatFailsAnInsertIsRebuilt(t *testing.T) {
+	db, _ := openTest(t, imgMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	db.mu.Lock()
+	db.indexes[0] = failingIndex{db.indexes[0]}
+	db.mu.Unlock()
+	require.NoError(t, db.Put(ctx, Item{ID: "b", Vectors: map[string][]float32{"image": {0, 1, 0, 0}}}))
+
+	hits, err := db.Search(ctx, Query{Target: "image", K: 1, Probes: []Probe{{Modality: "image", Vector: []float32{0, 1, 0, 0}}}})
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, "b", hits[0].ID)
+	rep, err := db.Check(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
+	require.Len(t, db.Warnings(), 1)
+	assert.Contains(t, db.Warnings()[0], "the image index failed to take a change (id 1: injected insert failure) and was rebuilt")
 }
