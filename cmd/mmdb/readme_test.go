@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// readme returns README.md's fenced blocks: the Go one and the others.
+func readmeBlocks(t *testing.T) (goBlocks, others []string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	re := regexp.MustCompile("(?s)```([a-z]*)\n(.*?)```")
+	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+		if m[1] == "go" {
+			goBlocks = append(goBlocks, m[2])
+		} else {
+			others = append(others, m[2])
+		}
+	}
+	return goBlocks, others
+}
+
+// README's Go example is examples/quickstart as it stands, and it runs.
+func TestReadmeGoExampleRuns(t *testing.T) {
+	goBlocks, _ := readmeBlocks(t)
+	require.Len(t, goBlocks, 1)
+	src, err := os.ReadFile(filepath.Join("..", "..", "examples", "quickstart", "main.go"))
+	require.NoError(t, err)
+	require.Equal(t, string(src), goBlocks[0], "README.md's Go example differs from examples/quickstart/main.go")
+	if testing.Short() {
+		t.Skip("-short: not running the example")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "run", "./examples/quickstart")
+	cmd.Dir = filepath.Join("..", "..")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "item-007")
+	assert.Contains(t, string(out), "text->image over 300 queries")
+}
+
+// shellWords splits a command line at spaces outside double quotes.
+func shellWords(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, any := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, any = !quoted, true
+		case r == ' ' && !quoted:
+			if any {
+				out = append(out, cur.String())
+			}
+			cur.Reset()
+			any = false
+		default:
+			cur.WriteRune(r)
+			any = true
+		}
+	}
+	if any {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// Every command of README's shell walkthrough runs as written (in a
+// temporary folder instead of /tmp/demo), and so do the shell session's
+// statements.
+func TestReadmeShellWalkthroughRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: the walkthrough builds the 3,000-item demo")
+	}
+	_, blocks := readmeBlocks(t)
+	var walk string
+	for _, b := range blocks {
+		if strings.Contains(b, "$ go run ./cmd/mmdb demo --dir /tmp/demo") {
+			walk = b
+		}
+	}
+	require.NotEmpty(t, walk, "README.md has the shell walkthrough")
+	dir := t.TempDir()
+	var cmds [][]string
+	var script strings.Builder
+	for _, line := range strings.Split(walk, "\n") {
+		line = strings.ReplaceAll(line, "/tmp/demo", dir)
+		switch {
+		case strings.HasPrefix(line, "$ go run ./cmd/mmdb "):
+			cmds = append(cmds, shellWords(strings.TrimPrefix(line, "$ go run ./cmd/mmdb ")))
+		case strings.HasPrefix(line, "mmdb> "):
+			script.WriteString(strings.TrimPrefix(line, "mmdb> ") + "\n")
+		case strings.HasPrefix(strings.TrimSpace(line), "...> "):
+			script.WriteString(strings.TrimPrefix(strings.TrimSpace(line), "...> ") + "\n")
+		case strings.TrimSpace(line) != "":
+			t.Fatalf("a walkthrough line the test does not know how to run: %q", line)
+		}
+	}
+	require.GreaterOrEqual(t, len(cmds), 5)
+	for i, args := range cmds {
+		stdin := ""
+		if i == len(cmds)-1 {
+			stdin = script.String() // the shell reads the session as a script
+		}
+		code, out, errs := mmdbRun(t, stdin, args...)
+		require.Equal(t, 0, code, "mmdb %s\nstdout: %s\nstderr: %s", strings.Join(args, " "), out, errs)
+	}
+	assert.FileExists(t, filepath.Join(dir, "items.parquet"))
+
+	// The commands README names in passing parse as written.
+	for _, args := range [][]string{{"bench", "--peers", "--plot", "docs/bench", "--help"}, {"demo", "--help"}} {
+		code, _, errs := mmdbRun(t, "", args...)
+		assert.Equal(t, 0, code, "%v: %s", args, errs)
+	}
+}
