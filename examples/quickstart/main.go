@@ -46,7 +46,7 @@ func main() {
 	check(db.Merge(ctx, mmdb.Item{ID: "item-007", Attrs: map[string]any{"tags": []string{"dog"}}}))
 
 	q := mmdb.Query{
-		Target: "image",                                             // rank images
+		Target: "image",                                              // rank images
 		Probes: []mmdb.Probe{{Modality: "text", ItemID: "item-007"}}, // with an item's text vector
 		Filter: "year >= 2005 AND tags = 'dog'",                      // or query.Ge("year", 2005)
 		K:      5,
