@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mmdb-go/mmdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -120,6 +121,33 @@ func TestReadmeShellWalkthroughRuns(t *testing.T) {
 
 	// The commands README names in passing parse as written.
 	for _, args := range [][]string{{"bench", "--peers", "--plot", "docs/bench", "--help"}, {"demo", "--help"}} {
+		code, _, errs := mmdbRun(t, "", args...)
+		assert.Equal(t, 0, code, "%v: %s", args, errs)
+	}
+}
+
+// No command waits forever on a file another process is writing: each
+// fails within the lock timeout with a clear message. Commands that only
+// read share the file with other readers.
+func TestCommandsDoNotWaitForeverOnALockedFile(t *testing.T) {
+	_, path := buildDB(t)
+	writer, err := mmdb.Open(path, nil)
+	require.NoError(t, err)
+	for _, args := range [][]string{
+		{"query", path, "COUNT"}, {"snapshot", path, filepath.Join(t.TempDir(), "s.mmdb")}, {"import", path, filepath.Join(t.TempDir(), "none.jsonl")},
+	} {
+		start := time.Now()
+		code, _, errs := mmdbRun(t, "", args...)
+		assert.Equal(t, 1, code, "%v", args)
+		assert.Contains(t, errs, "locked", "%v", args)
+		assert.Less(t, time.Since(start), mmdb.DefaultTimeout+2*time.Second, "%v", args)
+	}
+	require.NoError(t, writer.Close())
+
+	reader, err := mmdb.Open(path, &mmdb.Options{ReadOnly: true})
+	require.NoError(t, err)
+	defer reader.Close()
+	for _, args := range [][]string{{"stats", path}, {"check", path}, {"query", path, "COUNT"}} {
 		code, _, errs := mmdbRun(t, "", args...)
 		assert.Equal(t, 0, code, "%v: %s", args, errs)
 	}
