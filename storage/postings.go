@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	bolt "go.etcd.io/bbolt"
@@ -129,7 +130,13 @@ func (d *PostingDelta) Update(id uint32, old, new map[string]any) {
 
 // ApplyPostings writes the accumulated changes.
 func (t *Tx) ApplyPostings(d *PostingDelta) error {
-	for attr, byKey := range d.m {
+	attrs := make([]string, 0, len(d.m))
+	for attr := range d.m {
+		attrs = append(attrs, attr)
+	}
+	sort.Strings(attrs)
+	for _, attr := range attrs {
+		byKey := d.m[attr]
 		b, err := t.tx.CreateBucketIfNotExists(postBucketName(attr))
 		if err != nil {
 			return err
@@ -137,8 +144,9 @@ func (t *Tx) ApplyPostings(d *PostingDelta) error {
 		for key, c := range byKey {
 			bm := roaring.New()
 			if cur := b.Get([]byte(key)); cur != nil {
-				if err := bm.UnmarshalBinary(cur); err != nil {
-					return fmt.Errorf("%w: posting %s: %v", ErrCorrupt, attr, err)
+				var err error
+				if bm, err = readBitmap(attr, []byte(key), cur); err != nil {
+					return err
 				}
 			}
 			bm.AndNot(c.rem)
@@ -162,10 +170,33 @@ func (t *Tx) ApplyPostings(d *PostingDelta) error {
 	return nil
 }
 
+// readBitmap decodes the stored posting bitmap of attr's value key k. A
+// bitmap that does not decode, or decodes to containers that break
+// roaring's invariants (unsorted, overlapping runs: roaring would panic
+// on the next change to it), is ErrCorrupt naming the attribute.
 func readBitmap(attr string, k, v []byte) (*roaring.Bitmap, error) {
-	bm := roaring.New()
+	bm, err := DecodeBitmap(v)
+	if err != nil {
+		return nil, fmt.Errorf("posting %s/%x: %w", attr, k, err)
+	}
+	return bm, nil
+}
+
+// DecodeBitmap decodes a stored roaring bitmap and validates it. Any
+// failure, including a panic in roaring's decoder, gives an error wrapping
+// ErrCorrupt.
+func DecodeBitmap(v []byte) (bm *roaring.Bitmap, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			bm, err = nil, fmt.Errorf("%w: roaring decoder panicked: %v", ErrCorrupt, p)
+		}
+	}()
+	bm = roaring.New()
 	if err := bm.UnmarshalBinary(v); err != nil {
-		return nil, fmt.Errorf("%w: posting %s/%x: %v", ErrCorrupt, attr, k, err)
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if err := bm.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return bm, nil
 }

@@ -19,6 +19,12 @@ var ErrAttribute = errors.New("invalid attribute")
 // postings, and bbolt keys must stay small.
 const MaxAttrName = 255
 
+// MaxAttrs bounds the number of attributes one item may hold. Each name is
+// a posting bucket, and a write touching tens of thousands of them holds
+// the write lock for seconds; CanonicalAttrs refuses more with an error
+// wrapping ErrAttribute. Stored records are not held to it when read back.
+const MaxAttrs = 1024
+
 // Record is what the items bucket holds for one item.
 type Record struct {
 	// ID is the item's external ID.
@@ -58,7 +64,7 @@ func DecodeRecord(b []byte) (Record, error) {
 	if rd.Len() > 0 {
 		return Record{}, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, rd.Len())
 	}
-	attrs, err := CanonicalAttrs(r.Attrs)
+	attrs, err := canonicalAttrs(r.Attrs, 0)
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
@@ -169,10 +175,19 @@ func decodeAttrs(dec *msgpack.Decoder, rd *bytes.Reader) (map[string]any, error)
 // refused), float32 becomes float64, and a []any holding only strings
 // becomes []string. NaN, nested maps and other types are refused with an
 // error wrapping ErrAttribute that names the attribute. An empty map gives
-// nil.
+// nil. More than MaxAttrs attributes are refused with ErrAttribute.
 func CanonicalAttrs(in map[string]any) (map[string]any, error) {
+	return canonicalAttrs(in, MaxAttrs)
+}
+
+// canonicalAttrs is CanonicalAttrs with a limit on the attribute count
+// (0: none, for records already stored).
+func canonicalAttrs(in map[string]any, limit int) (map[string]any, error) {
 	if len(in) == 0 {
 		return nil, nil
+	}
+	if limit > 0 && len(in) > limit {
+		return nil, fmt.Errorf("%w: %d attributes; an item holds at most %d (MaxAttrs)", ErrAttribute, len(in), limit)
 	}
 	out := make(map[string]any, len(in))
 	keys := make([]string, 0, len(in))

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mmdb-go/mmdb/modality"
-	"github.com/vmihailenco/msgpack/v5"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -36,8 +35,9 @@ var (
 	ErrNotDatabase = errors.New("not an mmdb database")
 	// ErrVersion: the file was written by a newer format version.
 	ErrVersion = errors.New("unsupported format version")
-	// ErrCorrupt: a stored value could not be decoded.
-	ErrCorrupt = errors.New("corrupt record")
+	// ErrCorrupt: the file is damaged: cut short, a page or meta page that
+	// fails its checks, or a stored value that does not decode.
+	ErrCorrupt = errors.New("corrupt data")
 	// ErrLocked: another process (or another handle in this one) has the
 	// file open, and the lock was not released within Options.Timeout.
 	ErrLocked = errors.New("database file is locked by another handle")
@@ -68,7 +68,9 @@ type Store struct {
 // Open opens or creates the database file at path. An existing file is
 // checked before anything is written to it: a file that is not an mmdb
 // database, or that a newer format wrote, is refused with ErrNotDatabase or
-// ErrVersion and left byte-for-byte as it was.
+// ErrVersion and left byte-for-byte as it was. A bbolt file that is cut
+// short or whose meta or freelist pages are damaged is refused with
+// ErrCorrupt before bbolt maps it.
 func Open(path string, opts *Options) (*Store, error) {
 	if opts == nil {
 		opts = &Options{}
@@ -81,33 +83,43 @@ func Open(path string, opts *Options) (*Store, error) {
 	if !existed && opts.ReadOnly {
 		return nil, fmt.Errorf("open %s: %w", path, os.ErrNotExist)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:  opts.Timeout,
-		NoSync:   opts.NoSync,
-		ReadOnly: opts.ReadOnly,
+	if existed {
+		// bbolt trusts its meta and freelist pages: check them first.
+		if err := checkFile(path, !opts.ReadOnly); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	}
+	var bdb *bolt.DB
+	err := guard("opening the file", func() error {
+		var err error
+		bdb, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:  opts.Timeout,
+			NoSync:   opts.NoSync,
+			ReadOnly: opts.ReadOnly,
+		})
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
 		}
-		if existed && !errors.Is(err, os.ErrPermission) {
+		if existed && !errors.Is(err, os.ErrPermission) && !errors.Is(err, ErrCorrupt) {
 			return nil, fmt.Errorf("open %s: %w (%v)", path, ErrNotDatabase, err)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &Store{bolt: bdb, path: path}
 	if existed {
-		err = bdb.View(func(tx *bolt.Tx) error {
-			// A file cut short (a partial copy, a full disk) still has a
-			// valid header, and bbolt would panic on the first page past
-			// the end: compare the size the header claims with the file's.
-			if tx.Size() > fi.Size() {
-				return fmt.Errorf("%w: truncated: the file is %d bytes, its header says %d", ErrNotDatabase, fi.Size(), tx.Size())
+		err = s.View(func(tx *Tx) error {
+			// The file may have changed since checkFile read it: compare
+			// the size the header claims with the file's again.
+			if fi, err := os.Stat(path); err == nil && tx.tx.Size() > fi.Size() {
+				return corruptf("truncated: the file is %d bytes, its header says %d", fi.Size(), tx.tx.Size())
 			}
-			return checkHeader(tx)
+			return checkHeader(tx.tx)
 		})
 	} else {
-		err = bdb.Update(initialise)
+		err = s.Update(func(tx *Tx) error { return initialise(tx.tx) })
 	}
 	if err != nil {
 		bdb.Close()
@@ -126,14 +138,28 @@ func checkHeader(tx *bolt.Tx) error {
 	}
 	v := meta.Get(keyVersion)
 	if len(v) != 4 {
-		return fmt.Errorf("%w: missing format version", ErrNotDatabase)
+		return fmt.Errorf("%w: meta/version is %d bytes, want 4", ErrCorrupt, len(v))
 	}
 	if ver := binary.BigEndian.Uint32(v); ver > FormatVersion {
 		return fmt.Errorf("%w: file has format %d, this build reads up to %d; upgrade mmdb", ErrVersion, ver, FormatVersion)
 	}
 	for _, b := range [][]byte{bucketIDs, bucketItems} {
 		if tx.Bucket(b) == nil {
-			return fmt.Errorf("%w: bucket %q is missing", ErrNotDatabase, b)
+			return fmt.Errorf("%w: bucket %q is missing", ErrCorrupt, b)
+		}
+	}
+	// AllocID hands out meta/nextid: it must be above every stored item,
+	// or a new item would overwrite an old one.
+	next := meta.Get(keyNextID)
+	if len(next) != 4 {
+		return fmt.Errorf("%w: meta/nextid is %d bytes, want 4", ErrCorrupt, len(next))
+	}
+	if k, _ := tx.Bucket(bucketItems).Cursor().Last(); k != nil {
+		if len(k) != 4 {
+			return fmt.Errorf("%w: items key %x", ErrCorrupt, k)
+		}
+		if last, n := binary.BigEndian.Uint32(k), binary.BigEndian.Uint32(next); last >= n {
+			return fmt.Errorf("%w: item %d is stored but meta/nextid is %d", ErrCorrupt, last, n)
 		}
 	}
 	return nil
@@ -168,15 +194,23 @@ func (s *Store) Close() error { return s.bolt.Close() }
 // consistency checks). Ordinary reads and writes go through View and Update.
 func (s *Store) Bolt() *bolt.DB { return s.bolt }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. A memory fault or a panic while
+// it runs (bbolt reading a damaged page) gives an error wrapping
+// ErrCorrupt instead of ending the process.
 func (s *Store) View(fn func(*Tx) error) error {
-	return closedErr(s.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) }))
+	return closedErr(guard("a read", func() error {
+		return s.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	}))
 }
 
 // Update runs fn in a read-write transaction, committed if fn returns nil
-// and rolled back otherwise: all of fn's writes land, or none.
+// and rolled back otherwise: all of fn's writes land, or none. A memory
+// fault or a panic while it runs or commits rolls it back and gives an
+// error wrapping ErrCorrupt.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return closedErr(s.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) }))
+	return closedErr(guard("a write", func() error {
+		return s.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	}))
 }
 
 // closedErr reports bbolt's "not open" as ErrClosed: a call that raced
@@ -205,14 +239,25 @@ func be32(v uint32) []byte {
 	return b[:]
 }
 
-// decodeSchema and encodeSchema keep the modality list as msgpack.
+// decodeSchema reads the modality list, kept as msgpack. Every modality
+// must be valid and named once; anything else is ErrCorrupt.
 func decodeSchema(b []byte) ([]modality.Modality, error) {
 	if b == nil {
 		return nil, nil
 	}
 	var ms []modality.Modality
-	if err := msgpack.Unmarshal(b, &ms); err != nil {
-		return nil, fmt.Errorf("%w: schema: %v", ErrCorrupt, err)
+	if err := Unmarshal(b, &ms); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	names := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		if err := m.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: schema: %v", ErrCorrupt, err)
+		}
+		if names[m.Name] {
+			return nil, fmt.Errorf("%w: schema: modality %q is defined twice", ErrCorrupt, m.Name)
+		}
+		names[m.Name] = true
 	}
 	return ms, nil
 }

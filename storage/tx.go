@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/vmihailenco/msgpack/v5"
@@ -133,14 +134,16 @@ func (t *Tx) DeleteVector(mod string, id uint32) error {
 	return b.Delete(be32(id))
 }
 
-// Vector returns item id's vector of modality mod.
+// Vector returns item id's vector of modality mod. A stored value that
+// cannot be a vector (not whole float32s, or longer than modality.MaxDim)
+// reads as absent; ForEachVector reports it.
 func (t *Tx) Vector(mod string, id uint32) ([]float32, bool) {
 	b := t.tx.Bucket(vecBucketName(mod))
 	if b == nil {
 		return nil, false
 	}
 	v := b.Get(be32(id))
-	if v == nil {
+	if v == nil || !vectorSized(v) {
 		return nil, false
 	}
 	return DecodeVector(v), true
@@ -154,8 +157,8 @@ func (t *Tx) ForEachVector(mod string, fn func(id uint32, vec []float32) error) 
 		return nil
 	}
 	return b.ForEach(func(k, v []byte) error {
-		if len(k) != 4 || len(v)%4 != 0 {
-			return fmt.Errorf("%w: vec/%s key %x", ErrCorrupt, mod, k)
+		if len(k) != 4 || !vectorSized(v) {
+			return fmt.Errorf("%w: vec/%s key %x: a %d-byte key and a %d-byte vector", ErrCorrupt, mod, k, len(k), len(v))
 		}
 		return fn(binary.BigEndian.Uint32(k), DecodeVector(v))
 	})
@@ -179,6 +182,12 @@ func (t *Tx) ForEachRecord(from uint32, fn func(id uint32, r Record) (bool, erro
 		}
 	}
 	return nil
+}
+
+// vectorSized reports whether a stored vector's length is one a modality
+// could have: whole float32s, at most modality.MaxDim of them.
+func vectorSized(v []byte) bool {
+	return len(v)%4 == 0 && len(v) <= 4*modality.MaxDim
 }
 
 // EncodeVector returns v as raw little-endian float32 bytes.
@@ -209,14 +218,48 @@ func (t *Tx) ForEachID(fn func(ext string, id uint32) error) error {
 	})
 }
 
-// Check runs bbolt's own consistency check of the file's pages and
-// returns every problem it reports.
+// Check verifies the file's pages and returns every problem found. It
+// first walks the B-tree with bounds-checked reads of the file (see
+// walkPages), reporting damaged pages as errors wrapping ErrCorrupt; only
+// when that walk finds the pages sound does it run bbolt's own check
+// (free and unreachable pages), whose unsafe page reads would kill the
+// process on a damaged page.
 func (t *Tx) Check() []error {
+	if errs := t.walk(); len(errs) > 0 {
+		return errs
+	}
 	var errs []error
 	for err := range t.tx.Check() {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// walk runs walkPages over the file as this transaction sees it.
+func (t *Tx) walk() []error {
+	f, err := os.Open(t.tx.DB().Path())
+	if err != nil {
+		return []error{err}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return []error{err}
+	}
+	ps := int64(t.tx.DB().Info().PageSize)
+	hwm := uint64(t.tx.Size() / ps)
+	if t.tx.Size() > fi.Size() {
+		return []error{corruptf("truncated: the file is %d bytes, its header says %d", fi.Size(), t.tx.Size())}
+	}
+	// The freelist page this transaction's meta names, when the meta on
+	// disk is still this transaction's.
+	freelist := noFreelist
+	for _, off := range []int64{0, ps} {
+		if m, ok := readMetaAt(f, fi.Size(), off); ok && m.valid() && m.txid == uint64(t.tx.ID()) && m.pgid == hwm {
+			freelist = m.freelist
+		}
+	}
+	return walkPages(f, ps, hwm, uint64(t.tx.Cursor().Bucket().Root()), freelist, maxWalkErrors)
 }
 
 // ForEachVectorID calls fn with the internal ID of every stored vector of
