@@ -140,6 +140,10 @@ func (c *Coder) Len() int {
 	return len(c.vecs)
 }
 
+// Unreachable implements Index. coder/hnsw's graph is not inspected: it
+// always returns nil, which says nothing about the baseline's links.
+func (c *Coder) Unreachable() []uint32 { return nil }
+
 // Dim implements Index.
 func (c *Coder) Dim() int { return c.dim }
 

@@ -5,7 +5,8 @@
 //   - HNSW: our own hierarchical navigable small world graph (Malkov &
 //     Yashunin, 2018), the default. Flat arrays, heuristic neighbour
 //     selection, allow-list search, tombstone deletes with re-linking and
-//     compaction, concurrent searches and inserts, checksummed save/load.
+//     compaction, reachability checks that re-link any node no search
+//     could reach, concurrent searches and inserts, checksummed save/load.
 //   - Flat: an exact scan over vectors kept contiguous in memory. The
 //     reference every other engine's recall is measured against, and the
 //     right choice for small or heavily filtered sets.

@@ -98,6 +98,10 @@ func (f *Flat) Len() int {
 	return len(f.ids)
 }
 
+// Unreachable implements Index: a scan reaches every vector, so it is
+// always nil.
+func (f *Flat) Unreachable() []uint32 { return nil }
+
 // Dim implements Index.
 func (f *Flat) Dim() int { return f.dim }
 

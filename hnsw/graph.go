@@ -128,6 +128,13 @@ type HNSW struct {
 	rng        *rand.Rand
 
 	searchers sync.Pool // *searcher
+
+	// sinceCheck counts the writes since the last reachability check
+	// (reach.go), checkAt is an eighth of the live nodes it counted, and
+	// checking is held by the writer running one.
+	sinceCheck, checkAt atomic.Int64
+	checking            atomic.Bool
+	relinks             atomic.Int64 // re-links made by repairs, for tests
 }
 
 // NewHNSW returns an empty graph.
@@ -297,6 +304,7 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 	h.insert(slot, id, vec, level)
 	h.publish(id, slot)
 	h.maybeCompactLocked()
+	h.maybeRepairLocked()
 	return nil
 }
 
@@ -329,17 +337,39 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 			return
 		}
 	}
-	epSlot, epLevel := uint32(ep), int(ep>>32)
+	neigh := h.neighbours(q, level, ep, slot, sc)
+	top := len(neigh) - 1
+	// Write the node's own lists on every layer first, and only then link
+	// other nodes to it: a concurrent search that reaches the node on any
+	// layer finds all of its lists already in place (linking layer by
+	// layer would leave it a dead end below).
+	for l := top; l >= 0; l-- {
+		h.setLinks(slot, l, neigh[l])
+	}
+	for l := top; l >= 0; l-- {
+		for _, n := range neigh[l] {
+			h.addLink(n.ID, slot, n.Dist, l)
+		}
+	}
+	if level > int(ep>>32) {
+		h.entry.Store(uint64(level)<<32 | uint64(slot))
+	}
+}
 
+// neighbours chooses the links of a node at level with vector q, on each
+// layer from min(level, the entry point's level) down to 0 (neigh[l] for
+// layer l), by searching from the entry point ep. Tombstones and self are
+// walked through but never chosen: a link to a tombstone is scrubbed at
+// compaction, and a node whose in-links came from tombstones would be cut
+// off from the graph then.
+func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *searcher) [][]Result {
+	epSlot, epLevel := uint32(ep), int(ep>>32)
 	qq := h.searchQuery(q, h.rows != nil && !h.f32Build, sc)
 	cur := Result{ID: epSlot, Dist: h.qdist(&qq, epSlot)}
 	for l := epLevel; l > level; l-- {
 		cur = h.greedy(&qq, cur, l, sc)
 	}
-	// Choose the neighbours on every layer first, then write the node's own
-	// lists, and only then link other nodes to it: a concurrent search that
-	// reaches the node on any layer finds all of its lists already in place
-	// (linking layer by layer would leave it a dead end below).
+	// Choose the neighbours on every layer first: the caller writes them.
 	top := min(level, epLevel)
 	neigh := make([][]Result, top+1)
 	eps := []Result{cur}
@@ -349,7 +379,14 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 			// The heuristic below compares exact distances.
 			h.rescore(q, found)
 		}
-		neigh[l] = h.selectNeighbours(found, h.m)
+		cands := sc.cands[:0]
+		for _, f := range found {
+			if f.ID != self && atomic.LoadUint32(&h.deleted[f.ID]) == 0 {
+				cands = append(cands, f)
+			}
+		}
+		sc.cands = cands
+		neigh[l] = h.selectNeighbours(cands, h.m)
 		if qq.approx && l > 0 {
 			// The next layer's walk compares code distances.
 			for i := range found {
@@ -358,17 +395,7 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 		}
 		eps = found
 	}
-	for l := top; l >= 0; l-- {
-		h.setLinks(slot, l, neigh[l])
-	}
-	for l := top; l >= 0; l-- {
-		for _, n := range neigh[l] {
-			h.addLink(n.ID, slot, n.Dist, l)
-		}
-	}
-	if level > epLevel {
-		h.entry.Store(uint64(level)<<32 | uint64(slot))
-	}
+	return neigh
 }
 
 // greedy walks layer l from cur to a local minimum (ef = 1).
@@ -672,6 +699,7 @@ func (h *HNSW) Delete(id uint32) bool {
 		h.unlink(s)
 	}
 	h.maybeCompactLocked()
+	h.maybeRepairLocked()
 	h.mu.RUnlock()
 	return ok
 }
@@ -743,20 +771,25 @@ func (h *HNSW) maybeCompactLocked() {
 	}
 	h.mu.RUnlock()
 	h.mu.Lock()
-	h.compact()
+	if h.compact() {
+		// Scrubbing the links of tombstones can cut off a node that only
+		// tombstones linked to: re-link any such.
+		h.repairLocked()
+	}
 	h.mu.Unlock()
 	h.mu.RLock()
 }
 
 // compact scrubs every link to a tombstone, frees tombstoned slots for
-// reuse, and moves the entry point off a tombstone. mu is held
-// exclusively, so no search or insert is running. Cost: one pass over the
-// link lists, no distance computations.
-func (h *HNSW) compact() {
+// reuse, and moves the entry point off a tombstone; it reports whether
+// there was anything to compact. mu is held exclusively, so no search or
+// insert is running. Cost: one pass over the link lists, no distance
+// computations.
+func (h *HNSW) compact() bool {
 	h.slotMu.Lock()
 	defer h.slotMu.Unlock()
 	if h.tombstones == 0 {
-		return
+		return false
 	}
 	isFree := make([]bool, h.used)
 	for _, s := range h.free {
@@ -801,6 +834,7 @@ func (h *HNSW) compact() {
 	} else {
 		h.entry.Store(uint64(bestLevel)<<32 | uint64(best))
 	}
+	return true
 }
 
 // searcher holds the reusable state of one search: pooled, so a search
@@ -813,6 +847,9 @@ type searcher struct {
 	cand minHeap
 	res  maxHeap
 	out  []Result
+	// cands holds the live nodes of a search's results, to choose links
+	// from.
+	cands []Result
 }
 
 func (h *HNSW) getSearcher() *searcher {

@@ -50,6 +50,10 @@ type Index interface {
 	// Load replaces the index's contents with what Save wrote. Damaged or
 	// truncated input gives an error wrapping ErrFormat, never a panic.
 	Load(r io.Reader) error
+	// Unreachable returns the IDs of live vectors that no search can
+	// reach: empty for a healthy index. Engines that cannot check their
+	// structure return nil.
+	Unreachable() []uint32
 }
 
 var (

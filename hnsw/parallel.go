@@ -13,7 +13,8 @@ import (
 // implementations are safe for concurrent Adds; HNSW's per-node locks let
 // the inserts proceed side by side. progress, if non-nil, is called now and
 // then with the number of vectors added so far. It stops early when ctx is
-// cancelled, and returns the first error.
+// cancelled, and returns the first error. At the end, an index with a
+// Repair method (HNSW) re-links any node the build left unreachable.
 func AddParallel(ctx context.Context, idx Index, ids []uint32, vecs [][]float32, workers int, progress func(done int)) error {
 	if len(ids) != len(vecs) {
 		return fmt.Errorf("hnsw: %d ids for %d vectors", len(ids), len(vecs))
@@ -53,6 +54,12 @@ func AddParallel(ctx context.Context, idx Index, ids []uint32, vecs [][]float32,
 		})
 	}
 	wg.Wait()
+	if r, ok := idx.(interface{ Repair() int }); ok && ctx.Err() == nil {
+		// Concurrent inserts prune each other's lists and can leave a
+		// node no link leads to; one check finds any, and they are
+		// re-linked.
+		r.Repair()
+	}
 	if firstErr == nil && progress != nil {
 		progress(len(ids))
 	}

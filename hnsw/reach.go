@@ -1,0 +1,242 @@
+package hnsw
+
+import (
+	"slices"
+	"sync/atomic"
+)
+
+// reach marks the slots a search can reach from the entry point: the
+// nodes reachable on the top layer from the entry point, then on each
+// layer below the nodes reachable from every node reached above, down to
+// layer 0, the way a search descends (with a beam wide enough). Tombstones
+// are walked through, as searches walk them. It returns, per slot below
+// used, whether it was reached and how many layer-0 links from reached
+// nodes point at it. One pass over the reached nodes' links per layer, no
+// distances: linear in the graph. mu must be held (shared is enough) and
+// no insert, delete or re-link may run, or the answer describes no single
+// moment.
+func (h *HNSW) reach(used int) (seen []bool, indeg []uint32) {
+	seen = make([]bool, used)
+	indeg = make([]uint32, used)
+	ep := h.entry.Load()
+	if uint32(ep) == noNode || int(uint32(ep)) >= used {
+		return seen, indeg
+	}
+	order := []uint32{uint32(ep)}
+	seen[uint32(ep)] = true
+	for l := int(ep >> 32); l >= 0; l-- {
+		// Every node reached so far reaches layer l: a layer-l link only
+		// leads to nodes of level l or more.
+		for i := 0; i < len(order); i++ {
+			s := order[i]
+			if int(h.levels[s]) < l {
+				continue
+			}
+			b := h.block(s, l)
+			n := atomic.LoadUint32(&b[0])
+			for j := uint32(1); j <= n; j++ {
+				t := atomic.LoadUint32(&b[j])
+				if int(t) >= used {
+					continue
+				}
+				if l == 0 {
+					indeg[t]++
+				}
+				if !seen[t] {
+					seen[t] = true
+					order = append(order, t)
+				}
+			}
+		}
+	}
+	return seen, indeg
+}
+
+// unreachableSlots returns the live slots that reach does not reach, with
+// the layer-0 in-degrees it counted and the number of live slots. The
+// same locking as reach.
+func (h *HNSW) unreachableSlots() (lost []uint32, indeg []uint32, live int) {
+	h.slotMu.Lock()
+	used := h.used
+	h.slotMu.Unlock()
+	seen, indeg := h.reach(used)
+	for s := range uint32(used) {
+		if atomic.LoadUint32(&h.deleted[s]) == 0 {
+			live++
+			if !seen[s] {
+				lost = append(lost, s)
+			}
+		}
+	}
+	return lost, indeg, live
+}
+
+// Unreachable implements Index: the IDs of the live nodes that no search
+// can reach, following links from the entry point down the layers (see
+// Repair). Empty on a healthy graph. It is one breadth-first walk over the
+// links, linear in the graph and computing no distances; it blocks writers
+// while it runs, searches go on.
+func (h *HNSW) Unreachable() []uint32 {
+	h.writers.Lock()
+	defer h.writers.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	lost, _, _ := h.unreachableSlots()
+	ids := make([]uint32, len(lost))
+	for i, s := range lost {
+		ids[i] = h.ids[s]
+	}
+	return ids
+}
+
+// maxRepairPasses bounds Repair's rounds of check and re-link: re-linking
+// prunes other nodes' lists, which can cut a node off in turn, so each
+// round ends with a fresh check.
+const maxRepairPasses = 4
+
+// Repair re-links every live node that Unreachable would report, and
+// returns how many re-links it made (0 on a healthy graph, where the cost
+// is one check). A node is re-linked the way it was inserted: its
+// neighbours are searched for from the entry point on each of its
+// layers, merged into its own lists, and linked back to it with the usual
+// pruning; if no reachable neighbour keeps the link on layer 0, the
+// closest one takes it in place of its least needed link. Add and Delete
+// wait while it runs; searches go on. Compaction and AddParallel call it
+// by themselves.
+func (h *HNSW) Repair() (relinked int) {
+	h.writers.Lock()
+	defer h.writers.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.repairLocked()
+}
+
+// checkEvery is the least number of writes between the checks that Add
+// and Delete run by themselves; on a graph of more than 8*checkEvery live
+// nodes, an eighth of them.
+const checkEvery = 256
+
+// maybeRepairLocked runs Repair's check, and its re-links if any, once
+// the writes since the last check pass checkEvery and an eighth of the
+// live nodes. A delete's re-linking and an insert's pruning can take a
+// node's last in-link; this bounds how long it stays unreachable, at the
+// cost of one pass over the links every live/8 writes (amortized: a few
+// link reads per write). Called by Add and Delete with mu held shared;
+// other writers go on meanwhile, so the check may flag a node that a
+// concurrent write was moving links of: re-linking it is harmless.
+func (h *HNSW) maybeRepairLocked() {
+	if h.sinceCheck.Add(1) < max(checkEvery, h.checkAt.Load()) || !h.checking.CompareAndSwap(false, true) {
+		return
+	}
+	h.repairLocked()
+	h.checking.Store(false)
+}
+
+// repairLocked is Repair with mu held, shared or exclusively. Writers
+// running meanwhile (maybeRepairLocked) make the checks approximate.
+func (h *HNSW) repairLocked() (relinked int) {
+	h.sinceCheck.Store(0)
+	var sc *searcher
+	for range maxRepairPasses {
+		lost, indeg, live := h.unreachableSlots()
+		h.checkAt.Store(int64(live / 8))
+		if len(lost) == 0 {
+			break
+		}
+		if sc == nil {
+			sc = h.getSearcher()
+			defer h.searchers.Put(sc)
+		}
+		for _, s := range lost {
+			h.relink(s, indeg, sc)
+		}
+		relinked += len(lost)
+	}
+	h.relinks.Add(int64(relinked))
+	return relinked
+}
+
+// relink links slot u into the graph again; indeg holds the layer-0
+// in-degrees from the last check, kept up to date for the links it forces.
+func (h *HNSW) relink(u uint32, indeg []uint32, sc *searcher) {
+	ep := h.entry.Load()
+	if uint32(ep) == noNode || uint32(ep) == u {
+		return
+	}
+	q := h.vec(u)
+	neigh := h.neighbours(q, int(h.levels[u]), ep, u, sc)
+	for l := len(neigh) - 1; l >= 0; l-- {
+		// u's own links may still lead somewhere useful: keep the best of
+		// them and of the new candidates.
+		cands := append([]Result(nil), neigh[l]...)
+		h.nodeMu[u].Lock()
+		b := h.block(u, l)
+		own := slices.Clone(b[1 : 1+b[0]])
+		h.nodeMu[u].Unlock()
+		for _, t := range own {
+			if t != u && atomic.LoadUint32(&h.deleted[t]) == 0 && !slices.ContainsFunc(cands, func(r Result) bool { return r.ID == t }) {
+				cands = append(cands, Result{ID: t, Dist: h.dist(q, h.vec(t))})
+			}
+		}
+		sortResults(cands)
+		h.setLinks(u, l, h.selectNeighbours(cands, h.capAt(l)))
+	}
+	for l := len(neigh) - 1; l >= 0; l-- {
+		for _, n := range neigh[l] {
+			h.addLink(n.ID, u, n.Dist, l)
+		}
+	}
+	if len(neigh) == 0 || len(neigh[0]) == 0 {
+		return // nothing live to link to
+	}
+	for _, n := range neigh[0] {
+		if h.linksTo(n.ID, u) {
+			return
+		}
+	}
+	h.forceLink(neigh[0][0].ID, u, indeg)
+}
+
+// linksTo reports whether n links to u on layer 0.
+func (h *HNSW) linksTo(n, u uint32) bool {
+	h.nodeMu[n].Lock()
+	defer h.nodeMu[n].Unlock()
+	b := h.block(n, 0)
+	return slices.Contains(b[1:1+b[0]], u)
+}
+
+// forceLink makes n link to u on layer 0 even though the heuristic would
+// not keep it: in a free place if there is one, else in place of a link
+// to a tombstone, else of the link whose target has the most other
+// in-links (the farthest such on ties), so that no node is likely to be
+// cut off in turn; the next check catches one that is.
+func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
+	h.nodeMu[n].Lock()
+	defer h.nodeMu[n].Unlock()
+	b := h.block(n, 0)
+	cnt := int(b[0])
+	if cnt < h.m0 {
+		atomic.StoreUint32(&b[cnt+1], u)
+		atomic.StoreUint32(&b[0], uint32(cnt+1))
+		indeg[u]++
+		return
+	}
+	nv := h.vec(n)
+	victim, vdeg, vdist := 0, uint32(0), float32(0)
+	for i := 1; i <= cnt; i++ {
+		t := b[i]
+		if atomic.LoadUint32(&h.deleted[t]) != 0 {
+			victim = i
+			break
+		}
+		deg, d := indeg[t], h.dist(nv, h.vec(t))
+		if victim == 0 || deg > vdeg || (deg == vdeg && d > vdist) {
+			victim, vdeg, vdist = i, deg, d
+		}
+	}
+	if t := b[victim]; indeg[t] > 0 {
+		indeg[t]--
+	}
+	atomic.StoreUint32(&b[victim], u)
+	indeg[u]++
+}
