@@ -141,8 +141,8 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 func (db *DB) loadAlignments(tx *storage.Tx) error {
 	return tx.ForEachAlignment(func(data []byte) error {
 		var a Alignment
-		if err := msgpack.Unmarshal(data, &a); err != nil {
-			return fmt.Errorf("%w: alignment: %v", ErrCorrupt, err)
+		if err := storage.Unmarshal(data, &a); err != nil {
+			return fmt.Errorf("alignment: %w", err) // wraps ErrCorrupt
 		}
 		from, ok1 := db.byName[a.From]
 		to, ok2 := db.byName[a.To]

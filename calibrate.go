@@ -360,8 +360,8 @@ func (db *DB) storeCalibration(c *Calibration, remove bool) error {
 func (db *DB) loadCalibrations(tx *storage.Tx) error {
 	return tx.ForEachCalibration(func(data []byte) error {
 		var c Calibration
-		if err := msgpack.Unmarshal(data, &c); err != nil {
-			return fmt.Errorf("%w: calibration: %v", ErrCorrupt, err)
+		if err := storage.Unmarshal(data, &c); err != nil {
+			return fmt.Errorf("calibration: %w", err) // wraps ErrCorrupt
 		}
 		if err := c.decode(); err != nil {
 			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, c.Probe, c.Target, err)

@@ -48,11 +48,14 @@ func storedVectorOK(m Modality, v []float32) error {
 // maxProblems bounds the report: past it, the database is plainly broken.
 const maxProblems = 1000
 
-// Check verifies the database: bbolt's own page-level check, that the ID
-// maps agree both ways, that the attribute postings match the records,
-// that every stored vector has an item and the right length, and that each
-// index holds exactly the stored vectors, bit for bit. It blocks writers while it runs (readers go on). The error is for
-// failures to run the check; what it finds is in the report.
+// Check verifies the database: the file's pages (a bounds-checked walk,
+// then bbolt's own check), that the ID maps agree both ways, that the
+// attribute postings match the records, that every stored vector has an
+// item, the right length and finite values (unit length under cosine),
+// that each index holds exactly the stored vectors, bit for bit, and that
+// a search can reach every one of them. It blocks writers while it runs
+// (readers go on). The error is for failures to run the check; what it
+// finds is in the report.
 func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
@@ -180,6 +183,9 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 			}
 			if l := indexes[i].Len(); l != n {
 				add("%s index holds %d vectors, the file %d", m.Name, l, n)
+			}
+			if lost := indexes[i].Unreachable(); len(lost) > 0 {
+				add("%s index: %d vectors no search can reach (e.g. %q); reopening rebuilds or repairs the graph", m.Name, len(lost), byID[lost[0]])
 			}
 		}
 		return nil

@@ -49,6 +49,7 @@ var (
 	// ErrLocked: the file is open in another handle or process (bbolt
 	// allows one writer per file) and Options.Timeout passed.
 	ErrLocked = storage.ErrLocked
-	// ErrCorrupt: a stored record could not be decoded.
+	// ErrCorrupt: the file is damaged (cut short, a damaged page) or a
+	// stored value could not be decoded.
 	ErrCorrupt = storage.ErrCorrupt
 )

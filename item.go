@@ -15,14 +15,20 @@ import (
 // MaxIDLen is the longest item ID, in bytes.
 const MaxIDLen = 512
 
+// MaxAttrs is the most attributes one item may have (each attribute name
+// is a posting bucket: 100,000 names on one item held the write lock for
+// half a minute).
+const MaxAttrs = storage.MaxAttrs
+
 // Item is one stored object: an ID, attributes, and at most one vector per
 // modality. An item may carry any subset of the defined modalities.
 type Item struct {
 	// ID is the caller's identifier: 1 to MaxIDLen bytes of UTF-8.
 	ID string
-	// Attrs are filterable attributes. Values must be strings, integers,
-	// floats, bools or []string; they are stored as string, int64, float64,
-	// bool and []string, which is what Get returns.
+	// Attrs are filterable attributes, at most MaxAttrs of them. Values
+	// must be strings, integers, floats, bools or []string; they are stored
+	// as string, int64, float64, bool and []string, which is what Get
+	// returns.
 	Attrs map[string]any
 	// Vectors maps a modality name to the item's vector of that modality.
 	// Cosine vectors are stored normalised to unit length.

@@ -326,3 +326,27 @@ func TestIndexThatFailsAnInsertIsRebuilt(t *testing.T) {
 	require.Len(t, db.Warnings(), 1)
 	assert.Contains(t, db.Warnings()[0], "the image index failed to take a change (id 1: injected insert failure) and was rebuilt")
 }
+
+// lostIndex reports one of its vectors as unreachable, as a damaged graph
+// would.
+type lostIndex struct {
+	hnsw.Index
+	lost uint32
+}
+
+func (l lostIndex) Unreachable() []uint32 { return []uint32{l.lost} }
+
+// Check reports vectors that no search of the graph can reach.
+func TestCheckReportsUnreachableVectors(t *testing.T) {
+	db, _ := openTest(t, imgMod)
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	rep, err := db.Check(ctx)
+	require.NoError(t, err)
+	require.Empty(t, rep.Problems)
+	db.mu.Lock()
+	db.indexes[0] = lostIndex{db.indexes[0], 0}
+	db.mu.Unlock()
+	rep, err = db.Check(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{`image index: 1 vectors no search can reach (e.g. "a"); reopening rebuilds or repairs the graph`}, rep.Problems)
+}
