@@ -24,6 +24,9 @@ type IndexReport struct {
 	// Replayed is the number of logged changes applied on top of the
 	// checkpoint.
 	Replayed int
+	// Relinked is the number of vectors of a loaded graph that no search
+	// could reach, re-linked at load.
+	Relinked int
 	// Vectors is the number of vectors in the index.
 	Vectors int
 	// Took is how long it took.
@@ -100,6 +103,12 @@ func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
 				}
 			}
 			if idx.Len() == stored {
+				// A graph saved with nodes no search reaches (an
+				// older build's parallel inserts) is re-linked: one
+				// walk over the links when there is nothing to mend.
+				if r, ok := any(idx).(interface{ Repair() int }); ok {
+					rep.Relinked = r.Repair()
+				}
 				if err := db.fillHas(tx, i); err != nil {
 					return rep, err
 				}
