@@ -67,6 +67,7 @@ func TestOpenLockedFailsWithinTimeout(t *testing.T) {
 	start := time.Now()
 	_, err := Open(path, nil)
 	require.ErrorIs(t, err, ErrLocked)
+	assert.Contains(t, err.Error(), "database is locked by another process")
 	assert.Less(t, time.Since(start), DefaultTimeout+time.Second)
 	assert.Greater(t, time.Since(start), DefaultTimeout/2, "it waited for the lock")
 

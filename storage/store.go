@@ -40,7 +40,7 @@ var (
 	ErrCorrupt = errors.New("corrupt data")
 	// ErrLocked: another process (or another handle in this one) has the
 	// file open, and the lock was not released within Options.Timeout.
-	ErrLocked = errors.New("database file is locked by another handle")
+	ErrLocked = errors.New("database is locked by another process")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("mmdb: database is closed")
 	// ErrIDSpace: all 2^32-1 internal IDs have been handed out.
