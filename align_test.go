@@ -3,7 +3,6 @@ package mmdb
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -78,14 +77,20 @@ func TestAlignCOCORandomText(t *testing.T) {
 	assert.Equal(t, "procrustes", db2.aligns[[2]string{"rtext", "image"}].Method)
 }
 
-func TestEvalReportJSONInfiniteMedian(t *testing.T) {
-	b, err := json.Marshal(EvalReport{Probe: "a", MedianRank: math.Inf(1), Recall: map[int]float64{10: 0.1}})
+// When most targets were never returned, the median rank is a number past
+// every target, flagged (it was +Inf, which JSON cannot carry and Go
+// callers had to special-case).
+func TestEvalReportMedianBeyondIsFinite(t *testing.T) {
+	r := summarise("a", "b", []int{1, notRanked, notRanked}, 40, []int{1, 10})
+	assert.Equal(t, 41.0, r.MedianRank)
+	assert.True(t, r.MedianBeyond)
+	assert.Contains(t, r.String(), "median rank beyond the 40 targets")
+	b, err := json.Marshal(r)
 	require.NoError(t, err)
-	assert.Contains(t, string(b), `"MedianRank":null`)
-	assert.Contains(t, string(b), `"Probe":"a"`)
-	b, err = json.Marshal(EvalReport{MedianRank: 3})
-	require.NoError(t, err)
-	assert.Contains(t, string(b), `"MedianRank":3`)
+	assert.Contains(t, string(b), `"MedianRank":41,"MedianBeyond":true`)
+	r = summarise("a", "b", []int{1, 3, notRanked}, 40, []int{1})
+	assert.Equal(t, 3.0, r.MedianRank)
+	assert.False(t, r.MedianBeyond)
 }
 
 func TestAlignRejects(t *testing.T) {

@@ -2,7 +2,6 @@ package mmdb
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"runtime"
@@ -41,10 +40,13 @@ type EvalReport struct {
 	Recall map[int]float64
 	// MRR is the mean reciprocal rank of each query's own target.
 	MRR float64
-	// MedianRank is the median rank (1 is best) of each query's own target;
-	// +Inf when more than half of a pivot evaluation's targets were not
-	// returned at all.
+	// MedianRank is the median rank (1 is best) of each query's own target.
+	// When more than half of a pivot evaluation's targets were not returned
+	// at all, it is Targets+1 (a rank past every target) and MedianBeyond
+	// is set: the median is not a rank any target had.
 	MedianRank float64
+	// MedianBeyond: see MedianRank.
+	MedianBeyond bool `json:",omitempty"`
 	// Route is how probes reached the target: "direct" and "aligned" rank
 	// every target vector exactly; "pivot" ranks through the pivot route,
 	// as deep as its search goes.
@@ -70,7 +72,11 @@ func (r EvalReport) String() string {
 	for _, k := range ks {
 		s += fmt.Sprintf(" R@%d %.3f", k, r.Recall[k])
 	}
-	s += fmt.Sprintf(" MRR %.3f median rank %g", r.MRR, r.MedianRank)
+	if r.MedianBeyond {
+		s += fmt.Sprintf(" MRR %.3f median rank beyond the %d targets (most were never returned)", r.MRR, r.Targets)
+	} else {
+		s += fmt.Sprintf(" MRR %.3f median rank %g", r.MRR, r.MedianRank)
+	}
 	if r.Before != nil {
 		s += fmt.Sprintf(" [%s; before:", r.Corrections)
 		for _, k := range ks {
@@ -337,9 +343,11 @@ func summarise(probe, target string, ranks []int, targets int, ks []int) EvalRep
 	r.MRR = mrr / float64(len(ranks))
 	s := slices.Clone(ranks)
 	slices.Sort(s)
+	// A target never returned ranks past every target.
 	med := func(x int) float64 {
 		if x == notRanked {
-			return math.Inf(1)
+			r.MedianBeyond = true
+			return float64(targets + 1)
 		}
 		return float64(x)
 	}
@@ -351,16 +359,3 @@ func summarise(probe, target string, ranks []int, targets int, ks []int) EvalRep
 	return r
 }
 
-// MarshalJSON writes an infinite MedianRank (most targets never returned)
-// as null: JSON has no infinity.
-func (r EvalReport) MarshalJSON() ([]byte, error) {
-	type plain EvalReport
-	out := struct {
-		plain
-		MedianRank *float64
-	}{plain: plain(r)}
-	if !math.IsInf(r.MedianRank, 0) {
-		out.MedianRank = &r.MedianRank
-	}
-	return json.Marshal(out)
-}

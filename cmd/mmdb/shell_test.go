@@ -708,13 +708,14 @@ func TestEvalJSONInfiniteMedian(t *testing.T) {
 
 	code, out, errs := mmdbRun(t, "", "eval", path, "text", "audio")
 	require.Equal(t, 0, code, errs)
-	require.Contains(t, out, "median rank +Inf", "the case this test is about")
+	require.Contains(t, out, "median rank beyond the", "the case this test is about")
 	code, out, errs = mmdbRun(t, "", "eval", "--json", path, "text", "audio")
 	require.Equal(t, 0, code, errs)
 	var v map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
 	assert.Contains(t, v, "MedianRank")
-	assert.Nil(t, v["MedianRank"])
+	assert.Equal(t, true, v["MedianBeyond"])
+	assert.Equal(t, v["Targets"].(float64)+1, v["MedianRank"])
 	assert.Equal(t, "pivot", v["Route"])
 	assert.False(t, math.IsNaN(v["MRR"].(float64)))
 }
