@@ -358,4 +358,3 @@ func summarise(probe, target string, ranks []int, targets int, ks []int) EvalRep
 	}
 	return r
 }
-
