@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/cmplx"
 
-	"github.com/go-audio/wav"
 	"gonum.org/v1/gonum/dsp/fourier"
 )
 
@@ -23,7 +22,8 @@ import (
 // ../shared/notes).
 //
 // Reads WAV files of 8, 16, 24 or 32-bit integer PCM, mono or more
-// channels (averaged), at any sample rate.
+// channels (averaged), at any sample rate up to MaxSampleRate, of up to
+// MaxAudioFrames frames (see ReadWAV).
 type MFCC struct {
 	// Bands is the number of mel filters; default 40.
 	Bands int
@@ -79,45 +79,78 @@ func (m MFCC) EncodeWAV(r io.ReadSeeker) ([]float32, error) {
 	return m.EncodeSamples(samples, rate)
 }
 
+// MaxAudioFrames is the longest recording ReadWAV decodes, in sample
+// frames (one sample per channel): 2^24, about 35 minutes at 8 kHz or 6
+// minutes at 44.1 kHz. A data chunk that declares more is refused before
+// anything is decoded, whatever the file really holds.
+const MaxAudioFrames = 1 << 24
+
+// MaxSampleRate is the highest sample rate read, in Hz: rates above it
+// (in a WAV header or given to EncodeSamples) are refused.
+const MaxSampleRate = 384_000
+
 // ReadWAV decodes a WAV file to mono samples in [-1, 1) and its rate.
-// Integer PCM is read, plain (format 1) or extensible (0xFFFE with the PCM
-// sub-format, as sox and ffmpeg write 24-bit files); float and compressed
-// formats are refused.
+// Integer PCM of 8, 16, 24 or 32 bits is read, plain (format 1) or
+// extensible (0xFFFE with the PCM sub-format, as sox and ffmpeg write
+// 24-bit files); float and compressed formats are refused. At most
+// MaxFileSize bytes are read from r, and recordings over MaxAudioFrames or
+// MaxSampleRate are refused. A data chunk that declares more bytes than
+// the file holds (a truncated file) is read up to the end of the file;
+// the size 0xFFFFFFFF, which streaming writers leave when they cannot go
+// back to fill it in, means "to the end of the file".
 func ReadWAV(r io.ReadSeeker) ([]float64, int, error) {
-	raw, err := io.ReadAll(r)
+	raw, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: reading WAV: %v", ErrInput, err)
+	}
+	if len(raw) > MaxFileSize {
+		return nil, 0, fmt.Errorf("%w: WAV file over the %d-byte limit (MaxFileSize)", ErrInput, MaxFileSize)
 	}
 	info, err := walkRIFF(raw)
 	if err != nil {
 		return nil, 0, err
 	}
-	d := wav.NewDecoder(bytes.NewReader(raw))
-	if !d.IsValidFile() {
-		return nil, 0, fmt.Errorf("%w: not a readable WAV file", ErrInput)
-	}
-	buf, err := d.FullPCMBuffer()
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: reading WAV samples: %v", ErrInput, err)
-	}
-	ch := int(d.NumChans)
-	rate := int(d.SampleRate)
-	bits := int(d.BitDepth)
+	ch, rate, bits := info.channels, info.rate, info.bits
 	if ch <= 0 || rate <= 0 {
 		return nil, 0, fmt.Errorf("%w: WAV header gives %d channels at %d Hz", ErrInput, ch, rate)
 	}
-	// The decoder rounds an odd-sized data chunk up to its pad byte and
-	// decodes that byte as a sample: keep only what the chunk declares.
-	frames := min(len(buf.Data)/ch, info.dataSize/(ch*((bits+7)/8)))
+	if rate > MaxSampleRate {
+		return nil, 0, fmt.Errorf("%w: WAV sample rate of %d Hz is over the %d Hz limit (MaxSampleRate)", ErrInput, rate, MaxSampleRate)
+	}
+	if bits != 8 && bits != 16 && bits != 24 && bits != 32 {
+		return nil, 0, fmt.Errorf("%w: WAV samples of %d bits; 8, 16, 24 and 32 are read", ErrInput, bits)
+	}
+	width := bits / 8
+	block := int64(ch * width)
+	if info.declared/block > MaxAudioFrames {
+		return nil, 0, fmt.Errorf("%w: WAV data chunk declares %d bytes, %d frames, over the %d-frame limit (MaxAudioFrames)",
+			ErrInput, info.declared, info.declared/block, MaxAudioFrames)
+	}
+	// Only whole frames are read: the samples end at the chunk's declared
+	// size, not at its pad byte or at a partial last frame.
+	frames := len(info.data) / int(block)
 	offset, scale := 0.0, math.Ldexp(1, bits-1)
 	if bits == 8 { // 8-bit WAV samples are unsigned
 		offset = 128
 	}
 	out := make([]float64, frames)
+	p := info.data
 	for i := range frames {
 		var s float64
-		for c := range ch {
-			s += float64(buf.Data[i*ch+c]) - offset
+		for range ch {
+			var v int32
+			switch width {
+			case 1:
+				v = int32(p[0])
+			case 2:
+				v = int32(int16(binary.LittleEndian.Uint16(p)))
+			case 3:
+				v = int32(uint32(p[0])<<8|uint32(p[1])<<16|uint32(p[2])<<24) >> 8
+			case 4:
+				v = int32(binary.LittleEndian.Uint32(p))
+			}
+			s += float64(v) - offset
+			p = p[width:]
 		}
 		out[i] = s / float64(ch) / scale
 	}
@@ -126,11 +159,16 @@ func ReadWAV(r io.ReadSeeker) ([]float64, int, error) {
 
 // riffInfo is what walkRIFF checks and finds.
 type riffInfo struct {
-	dataSize int
+	channels, rate, bits int
+	// declared is the data chunk's declared size in bytes, and data its
+	// bytes: as many as the file holds, at most declared.
+	declared int64
+	data     []byte
 }
 
 // walkRIFF reads the chunk headers of a WAV file: the format must be
-// integer PCM, and the data chunk's declared size is returned.
+// integer PCM. It returns the format's fields and the data chunk. No
+// chunk's declared size is trusted further than the bytes present.
 func walkRIFF(b []byte) (riffInfo, error) {
 	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
 		return riffInfo{}, fmt.Errorf("%w: not a WAV file (no RIFF/WAVE header)", ErrInput)
@@ -139,10 +177,13 @@ func walkRIFF(b []byte) (riffInfo, error) {
 	sawFmt, sawData := false, false
 	for p := 12; p+8 <= len(b); {
 		id := string(b[p : p+4])
-		size := int(binary.LittleEndian.Uint32(b[p+4 : p+8]))
-		body := b[p+8 : min(len(b), p+8+size)]
-		switch id {
-		case "fmt ":
+		size := int64(binary.LittleEndian.Uint32(b[p+4 : p+8]))
+		if id == "data" && size == 0xFFFFFFFF { // unknown length: to the end
+			size = int64(len(b) - p - 8)
+		}
+		body := b[p+8 : min(int64(len(b)), int64(p)+8+size)]
+		switch {
+		case id == "fmt " && !sawFmt:
 			if len(body) < 16 {
 				return info, fmt.Errorf("%w: WAV fmt chunk of %d bytes", ErrInput, len(body))
 			}
@@ -156,15 +197,22 @@ func walkRIFF(b []byte) (riffInfo, error) {
 			if tag != 1 {
 				return info, fmt.Errorf("%w: WAV format %d; only integer PCM (1) is read", ErrInput, tag)
 			}
+			info.channels = int(binary.LittleEndian.Uint16(body[2:4]))
+			info.rate = int(binary.LittleEndian.Uint32(body[4:8]))
+			info.bits = int(binary.LittleEndian.Uint16(body[14:16]))
 			sawFmt = true
-		case "data":
-			info.dataSize = len(body)
+		case id == "data" && !sawData:
+			info.declared, info.data = size, body
 			sawData = true
 		}
 		if sawFmt && sawData {
 			return info, nil
 		}
-		p += 8 + size + size%2 // chunks are padded to an even size
+		next := int64(p) + 8 + size + size%2 // chunks are padded to an even size
+		if next > int64(len(b)) {
+			break
+		}
+		p = int(next)
 	}
 	if !sawFmt {
 		return info, fmt.Errorf("%w: WAV file without a fmt chunk", ErrInput)
@@ -179,6 +227,9 @@ func (m MFCC) EncodeSamples(x []float64, rate int) ([]float32, error) {
 	hop := int(math.Round(0.010 * float64(rate)))
 	if frame < 16 || hop < 1 {
 		return nil, fmt.Errorf("%w: a sample rate of %d Hz is too low", ErrInput, rate)
+	}
+	if rate > MaxSampleRate {
+		return nil, fmt.Errorf("%w: a sample rate of %d Hz is over the %d Hz limit (MaxSampleRate)", ErrInput, rate, MaxSampleRate)
 	}
 	if len(x) < frame {
 		return nil, fmt.Errorf("%w: %d samples is shorter than one %d-sample frame", ErrInput, len(x), frame)

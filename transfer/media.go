@@ -2,9 +2,9 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -29,8 +29,19 @@ type MediaOptions struct {
 
 // ImportMedia encodes every file under dir with enc and stores the vector
 // as modality, one item per file: the ID is the path relative to dir
-// without its extension, and the attribute "file" holds the path. An item
-// that exists keeps its attributes and other vectors.
+// without its extension, and the attribute "<modality>_file" (say
+// "audio_file") holds the path, so that importing folders of different
+// modalities into the same IDs keeps each one's source. An item that
+// exists keeps its attributes and other vectors.
+//
+// Files are read with encoder.ReadFile, up to encoder.MaxFileSize bytes.
+// Paths that are not regular files (FIFOs, devices, sockets, and symbolic
+// links to them) are never read: they are left out and counted in
+// Report.Skipped, with or without SkipBad. Two files that give the same
+// ID (c.wav and c.WAV, a.png and a.jpg) are an ErrBadRecord naming both,
+// found before anything is encoded; with SkipBad the later one in path
+// order is left out and counted. Files that cannot be encoded are an
+// ErrBadRecord naming the file (with SkipBad, left out and counted).
 func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc encoder.Encoder, o MediaOptions) (Report, error) {
 	rep := Report{File: dir}
 	var paths []string
@@ -50,14 +61,46 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc enc
 		return rep, fmt.Errorf("%w: no %s files under %s", ErrBadRecord, strings.Join(o.Exts, "/"), dir)
 	}
 	slices.Sort(paths)
-	var ids, files []string
-	var vecs [][]float32
-	for i, p := range paths {
-		data, err := os.ReadFile(p)
+	// One file per ID: a second would overwrite the first.
+	claimed := map[string]string{}
+	pathIDs := make([]string, 0, len(paths))
+	kept := paths[:0:0]
+	for _, p := range paths {
+		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return rep, err
 		}
-		out, err := enc.Encode(ctx, []encoder.Input{{Data: data}})
+		id := strings.TrimSuffix(filepath.ToSlash(rel), filepath.Ext(rel))
+		if first, ok := claimed[id]; ok {
+			err := fmt.Errorf("%w: %s and %s both give the ID %q", ErrBadRecord, first, p, id)
+			if !o.SkipBad {
+				return rep, err
+			}
+			rep.skip(err)
+			continue
+		}
+		claimed[id] = p
+		kept = append(kept, p)
+		pathIDs = append(pathIDs, id)
+	}
+	paths = kept
+	attr := modality + "_file"
+	var ids, files []string
+	var vecs [][]float32
+	for i, p := range paths {
+		data, err := encoder.ReadFile(p)
+		switch {
+		case errors.Is(err, encoder.ErrNotRegular):
+			rep.skip(fmt.Errorf("%s: skipped: %w", p, err))
+			continue
+		case err != nil && !errors.Is(err, encoder.ErrInput): // the file system's, not the file's
+			return rep, err
+		case err == nil:
+			var out [][]float32
+			if out, err = enc.Encode(ctx, []encoder.Input{{Data: data}}); err == nil {
+				vecs = append(vecs, out[0])
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return rep, ctx.Err()
@@ -69,10 +112,8 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc enc
 			rep.skip(err)
 			continue
 		}
-		rel, _ := filepath.Rel(dir, p)
-		ids = append(ids, strings.TrimSuffix(filepath.ToSlash(rel), filepath.Ext(rel)))
+		ids = append(ids, pathIDs[i])
 		files = append(files, p)
-		vecs = append(vecs, out[0])
 		if o.Progress != nil && i%100 == 0 {
 			o.Progress(i, len(paths))
 		}
@@ -94,7 +135,7 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc enc
 	for s := 0; s < len(ids); s += o.batch() {
 		var batch []mmdb.Item
 		for i := s; i < min(len(ids), s+o.batch()); i++ {
-			batch = append(batch, mmdb.Item{ID: ids[i], Attrs: map[string]any{"file": files[i]}, Vectors: map[string][]float32{modality: vecs[i]}})
+			batch = append(batch, mmdb.Item{ID: ids[i], Attrs: map[string]any{attr: files[i]}, Vectors: map[string][]float32{modality: vecs[i]}})
 		}
 		n, err := putBatch(ctx, db, batch, o.Replace, o.SkipBad, func(i int, err error) {
 			rep.skip(fmt.Errorf("%s: %w", files[s+i], err))

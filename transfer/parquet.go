@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 )
 
 // ExportParquet writes every item as one Parquet row, laid out for bulk
@@ -70,11 +72,27 @@ func ExportParquet(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(
 }
 
 // ReadParquet reads a file written by ExportParquet back into items (for
-// checking an export, or moving data between databases).
-func ReadParquet(r io.ReaderAt, size int64) ([]mmdb.Item, error) {
-	f, err := parquet.OpenFile(r, size)
+// checking an export, or moving data between databases). A damaged file
+// is an ErrBadRecord: its footer and the layout it declares are checked
+// against size before anything is read from them, and a panic of the
+// Parquet reader on data it did not expect is recovered and returned.
+func ReadParquet(r io.ReaderAt, size int64) (items []mmdb.Item, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			items, err = nil, fmt.Errorf("%w: damaged Parquet file (the reader failed: %v)", ErrBadRecord, p)
+		}
+	}()
+	if err := checkParquetFooter(r, size); err != nil {
+		return nil, err
+	}
+	// The page index and bloom filters only speed up searches; a full scan
+	// has no use for them.
+	f, err := parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
+	}
+	if err := checkParquetLayout(f.Metadata(), size); err != nil {
+		return nil, err
 	}
 	pr := parquet.NewReader(f)
 	defer pr.Close()
@@ -118,6 +136,63 @@ func ReadParquet(r io.ReaderAt, size int64) ([]mmdb.Item, error) {
 		out = append(out, it)
 	}
 	return out, nil
+}
+
+// checkParquetFooter checks the footer's declared length against the file
+// size (parquet-go allocates it first, up to 4 GB).
+func checkParquetFooter(r io.ReaderAt, size int64) error {
+	if size < 12 {
+		return fmt.Errorf("%w: %d bytes is too short for a Parquet file", ErrBadRecord, size)
+	}
+	var tail [8]byte
+	if _, err := r.ReadAt(tail[:], size-8); err != nil {
+		return fmt.Errorf("%w: reading the Parquet footer: %v", ErrBadRecord, err)
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n > size-12 {
+		return fmt.Errorf("%w: the Parquet footer claims %d bytes in a file of %d", ErrBadRecord, n, size)
+	}
+	return nil
+}
+
+// checkParquetLayout checks that the row counts and column chunks the
+// footer declares are possible in a file of size bytes, and that no column
+// chunk is LZ4-compressed.
+func checkParquetLayout(m *format.FileMetaData, size int64) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: damaged Parquet footer: "+format, append([]any{ErrBadRecord}, args...)...)
+	}
+	if m.NumRows < 0 {
+		return bad("%d rows", m.NumRows)
+	}
+	var rows int64
+	for i, rg := range m.RowGroups {
+		if rg.NumRows < 0 || rg.NumRows > m.NumRows-rows {
+			return bad("row group %d of %d rows, in a file of %d", i, rg.NumRows, m.NumRows)
+		}
+		rows += rg.NumRows
+		for j, c := range rg.Columns {
+			cm := c.MetaData
+			if cm.Codec == format.Lz4 || cm.Codec == format.Lz4Raw {
+				// parquet-go's LZ4 decoder doubles its buffer without
+				// bound on a damaged page, until the process runs out of
+				// memory: a fatal error, which recover cannot stop.
+				return fmt.Errorf("%w: row group %d column %d is LZ4-compressed, which is not read (export it with Zstd, Snappy or Gzip)", ErrBadRecord, i, j)
+			}
+			end := cm.DataPageOffset + cm.TotalCompressedSize
+			if cm.DictionaryPageOffset > 0 && cm.DictionaryPageOffset < cm.DataPageOffset {
+				end = cm.DictionaryPageOffset + cm.TotalCompressedSize
+			}
+			if cm.NumValues < 0 || cm.TotalCompressedSize < 0 || cm.TotalUncompressedSize < 0 ||
+				cm.DataPageOffset < 4 || cm.DictionaryPageOffset < 0 || cm.TotalCompressedSize > size || end > size {
+				return bad("row group %d column %d declares %d bytes at offset %d in a file of %d",
+					i, j, cm.TotalCompressedSize, cm.DataPageOffset, size)
+			}
+		}
+	}
+	if rows != m.NumRows {
+		return bad("the row groups hold %d rows, the file %d", rows, m.NumRows)
+	}
+	return nil
 }
 
 func floats(v any) ([]float32, error) {
