@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/mmdb-go/mmdb/internal/jsonvec"
 )
 
 // ErrRemote: the embeddings server refused the request or answered with
@@ -74,11 +76,15 @@ type embedRequest struct {
 	Format     string `json:"encoding_format"`
 }
 
+// embedDatum is one embedding of an answer. The vector is read strictly:
+// null or a string among its numbers is an error, not a 0.
+type embedDatum struct {
+	Index     int            `json:"index"`
+	Embedding jsonvec.Floats `json:"embedding"`
+}
+
 type embedResponse struct {
-	Data []struct {
-		Index     int       `json:"index"`
-		Embedding []float32 `json:"embedding"`
-	} `json:"data"`
+	Data  []embedDatum `json:"data"`
 	Error *struct {
 		Message string `json:"message"`
 	} `json:"error"`
@@ -231,12 +237,7 @@ func (c *OpenAI) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 	if len(er.Data) != n {
 		return nil, -1, fmt.Errorf("%w: asked for %d embeddings, got %d", ErrRemote, n, len(er.Data))
 	}
-	slices.SortFunc(er.Data, func(a, b struct {
-		Index     int       `json:"index"`
-		Embedding []float32 `json:"embedding"`
-	}) int {
-		return a.Index - b.Index
-	})
+	slices.SortFunc(er.Data, func(a, b embedDatum) int { return a.Index - b.Index })
 	out := make([][]float32, n)
 	for i, d := range er.Data {
 		if d.Index != i {
@@ -245,7 +246,7 @@ func (c *OpenAI) attempt(ctx context.Context, body []byte, n int) ([][]float32, 
 		if len(d.Embedding) == 0 || (i > 0 && len(d.Embedding) != len(out[0])) {
 			return nil, -1, fmt.Errorf("%w: embedding %d has %d values", ErrRemote, i, len(d.Embedding))
 		}
-		out[i] = d.Embedding
+		out[i] = []float32(d.Embedding)
 	}
 	c.dim.Store(int64(len(out[0])))
 	return out, 0, nil

@@ -1099,8 +1099,10 @@ func TestOpenAIRejectsBadAnswers(t *testing.T) {
 		{"empty body", raw(""), "not JSON"},
 		{"truncated JSON", raw(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,`), "not JSON"},
 		{"error object with 200", raw(`{"error":{"message":"overloaded","type":"server_error"}}`), "got 0"},
-		{"base64 though float was asked", func(s *oaServer) { s.forceBase64 = true }, "cannot unmarshal"},
-		{"strings in the vector", raw(`{"data":[{"index":0,"embedding":["a"]},{"index":1,"embedding":["b"]},{"index":2,"embedding":["c"]}]}`), "cannot unmarshal"},
+		{"base64 though float was asked", func(s *oaServer) { s.forceBase64 = true }, "not a list of numbers"},
+		{"strings in the vector", raw(`{"data":[{"index":0,"embedding":["a"]},{"index":1,"embedding":["b"]},{"index":2,"embedding":["c"]}]}`), "element 0"},
+		{"null in the vector", raw(`{"data":[{"index":0,"embedding":[1,null]},{"index":1,"embedding":[1,2]},{"index":2,"embedding":[1,2]}]}`), "element 1: null is not a number"},
+		{"beyond float32", raw(`{"data":[{"index":0,"embedding":[1,1e39]},{"index":1,"embedding":[1,2]},{"index":2,"embedding":[1,2]}]}`), "beyond float32's range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newOAServer(t, tc.setup)

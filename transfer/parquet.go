@@ -234,6 +234,24 @@ func ImportParquet(ctx context.Context, db *mmdb.DB, f interface {
 	if err != nil {
 		return rep, fmt.Errorf("%s: %w", name, err)
 	}
+	// An ID given twice in one import is refused (or, with SkipBad, its
+	// later rows skipped), as in JSONL: otherwise one row would overwrite
+	// another while both count as imported.
+	seen := make(map[string]int, len(items))
+	kept := items[:0]
+	for i, it := range items {
+		if first, dup := seen[it.ID]; dup {
+			err := fmt.Errorf("%w: %s: row %d: item %q appears again (first in row %d); one import stores an ID once", ErrBadRecord, name, i, it.ID, first)
+			if !o.SkipBad {
+				return rep, err
+			}
+			rep.skip(err)
+			continue
+		}
+		seen[it.ID] = i
+		kept = append(kept, it)
+	}
+	items = kept
 	for s := 0; s < len(items); s += o.batch() {
 		batch := items[s:min(len(items), s+o.batch())]
 		n, err := putBatch(ctx, db, batch, o.Replace, o.SkipBad, func(i int, err error) {

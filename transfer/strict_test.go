@@ -2,10 +2,13 @@ package transfer
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -95,4 +98,45 @@ func TestReadIDsRefusesRepeats(t *testing.T) {
 	_, err = ReadIDs(strings.NewReader("a\nk\xff\n"), "ids.txt")
 	require.ErrorIs(t, err, ErrBadRecord)
 	assert.Contains(t, err.Error(), "ids.txt:2: not valid UTF-8")
+}
+
+// A Parquet file that repeats an ID is refused like a JSONL file, or its
+// later row skipped and counted under SkipBad.
+func TestImportParquetRefusesRepeatedIDs(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "x.parquet")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	schema := parquet.NewSchema("mmdb_item", parquet.Group{
+		"id":    parquet.String(),
+		"attrs": parquet.Optional(parquet.String()),
+		"pos":   parquet.Optional(parquet.List(parquet.Leaf(parquet.FloatType))),
+	})
+	w := parquet.NewWriter(f, schema)
+	for _, row := range []map[string]any{
+		{"id": "a", "pos": []float32{1, 2, 3}},
+		{"id": "b", "pos": []float32{4, 5, 6}},
+		{"id": "a", "pos": []float32{7, 8, 9}},
+	} {
+		require.NoError(t, w.Write(row))
+	}
+	require.NoError(t, w.Close())
+	require.NoError(t, f.Close())
+
+	db := openDB(t, posMod)
+	in, err := os.Open(path)
+	require.NoError(t, err)
+	defer in.Close()
+	_, err = ImportParquet(ctx, db, in, "x.parquet", Options{})
+	require.ErrorIs(t, err, ErrBadRecord)
+	assert.Contains(t, err.Error(), `x.parquet: row 2: item "a" appears again (first in row 0)`)
+	assert.Zero(t, db.Count())
+
+	rep, err := ImportParquet(ctx, db, in, "x.parquet", Options{SkipBad: true})
+	require.NoError(t, err)
+	assert.Equal(t, 2, rep.Imported)
+	assert.Equal(t, 1, rep.Skipped)
+	got, err := db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, []float32{1, 2, 3}, got.Vectors["pos"])
 }

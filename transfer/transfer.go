@@ -57,9 +57,10 @@ type Report struct {
 	File string `json:"file"`
 	// Imported is the number of items stored.
 	Imported int `json:"imported"`
-	// Skipped is the number of bad records left out (SkipBad only).
+	// Skipped is the number of records left out: bad ones (SkipBad only),
+	// and media paths that are not regular files (always).
 	Skipped int `json:"skipped"`
-	// Errors holds the first few bad records' errors (SkipBad only).
+	// Errors holds the first few skipped records' errors.
 	Errors []string `json:"errors,omitempty"`
 }
 
@@ -77,7 +78,7 @@ func (r *Report) skip(err error) {
 func (r Report) String() string {
 	s := fmt.Sprintf("%s: imported %d items", r.File, r.Imported)
 	if r.Skipped > 0 {
-		s += fmt.Sprintf(", skipped %d bad records", r.Skipped)
+		s += fmt.Sprintf(", skipped %d records", r.Skipped)
 	}
 	return s
 }

@@ -296,7 +296,7 @@ func TestImportJSONLBadLines(t *testing.T) {
 				require.NoError(t, gerr, id)
 				assert.Equal(t, id, it.Attrs["k"])
 			}
-			assert.Equal(t, "in.jsonl: imported 5 items, skipped 1 bad records", rep.String())
+			assert.Equal(t, "in.jsonl: imported 5 items, skipped 1 records", rep.String())
 
 			if !tc.decode {
 				// Without SkipBad the error should name the bad line like a
@@ -638,5 +638,5 @@ func TestApplySchemaFile(t *testing.T) {
 
 func TestReportString(t *testing.T) {
 	assert.Equal(t, "f: imported 3 items", Report{File: "f", Imported: 3}.String())
-	assert.Equal(t, "f: imported 3 items, skipped 2 bad records", Report{File: "f", Imported: 3, Skipped: 2}.String())
+	assert.Equal(t, "f: imported 3 items, skipped 2 records", Report{File: "f", Imported: 3, Skipped: 2}.String())
 }

@@ -69,7 +69,13 @@ func importCmd() *cobra.Command {
 			"same names (null removes one) and the others are kept. So {\"id\":\"a\",\"attrs\":{\"label\":\"x\"}}\n"+
 			"relabels item a and keeps its vectors. --replace stores each record as the whole item\n"+
 			"instead. An ID given twice in one import, invalid UTF-8, keys in another case and null or\n"+
-			"non-numbers in vectors are errors naming the file and line.",
+			"non-numbers in vectors are errors naming the file and line.\n\n"+
+			"A media folder stores each file's path as the attribute <modality>_file (audio_file,\n"+
+			"image_file, ...), so importing pictures and recordings into the same IDs keeps both; two\n"+
+			"files giving one ID (c.wav and c.WAV, a.png and a.jpg) are an error. Only PNG, JPEG and\n"+
+			"PCM WAV are read (up to 50 megapixels, 2^24 audio frames, 128 MiB a file); FIFOs, devices\n"+
+			"and links to them are skipped and counted. Parquet with LZ4 columns is refused (its decoder\n"+
+			"has no bound on a damaged file); export writes Zstandard.",
 		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy\n  mmdb import --modality speech media.mmdb recordings/", -1)
 	modality := c.Flags().String("modality", "", "for .npy files and media folders: the modality the vectors belong to")
 	idsFile := c.Flags().String("ids", "", "for .npy files: a text file with one ID per row")

@@ -507,7 +507,7 @@ func TestShellImportBadLine(t *testing.T) {
 	assert.Contains(t, errs, bad+":3:")
 	code, out, errs = mmdbRun(t, "", "import", "--skip-bad", db, bad)
 	require.Equal(t, 0, code, errs)
-	assert.Equal(t, bad+": imported 1 items, skipped 1 bad records\n   transfer: bad record: "+bad+":3: attribute \"k\": lists must hold strings only, element 0 is json.Number\n", out)
+	assert.Equal(t, bad+": imported 1 items, skipped 1 records\n   transfer: bad record: "+bad+":3: attribute \"k\": lists must hold strings only, element 0 is json.Number\n", out)
 }
 
 // itemsOf reads every item of a database, by ID.

@@ -20,8 +20,14 @@ import (
 // errors that name the element.
 type Floats []float32
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. A JSON null as the whole
+// value leaves f nil (as for any slice); null among the numbers is an
+// error.
 func (f *Floats) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		*f = nil
+		return nil
+	}
 	v, err := ParseFloats(b)
 	if err != nil {
 		return err

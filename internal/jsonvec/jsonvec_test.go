@@ -95,3 +95,14 @@ func FuzzParseFloats(f *testing.F) {
 		}
 	})
 }
+
+func TestFloatsUnmarshal(t *testing.T) {
+	var v struct{ E Floats }
+	require.NoError(t, json.Unmarshal([]byte(`{"E":null}`), &v))
+	assert.Nil(t, v.E)
+	require.NoError(t, json.Unmarshal([]byte(`{"E":[1,2]}`), &v))
+	assert.Equal(t, Floats{1, 2}, v.E)
+	err := json.Unmarshal([]byte(`{"E":[1,null]}`), &v)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "element 1: null is not a number")
+}

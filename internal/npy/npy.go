@@ -106,7 +106,8 @@ func Read(r io.Reader) (Array, error) {
 	if descr[0] == '>' {
 		order = binary.BigEndian
 	}
-	raw := make([]byte, 0, min(n*size, 1<<26))
+	// Grow as the data arrives: a 200-byte file may claim any shape.
+	raw := make([]byte, 0, min(n*size, 1<<20))
 	buf := bytes.NewBuffer(raw)
 	if m, err := io.CopyN(buf, r, int64(n*size)); err != nil {
 		return Array{}, fmt.Errorf("%w: data truncated at %d of %d bytes", ErrFormat, m, n*size)
