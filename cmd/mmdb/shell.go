@@ -51,7 +51,6 @@ type shell struct {
 	source   string // the .read file being run, for error messages
 	line     int    // the script line being run (0: interactive)
 	failed   bool
-	quit     bool
 	depth    int // .read nesting
 }
 
