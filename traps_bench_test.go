@@ -29,3 +29,21 @@ func BenchmarkSearchMaxK(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPutMaxAttrs: one item with MaxAttrs attribute names (100,000
+// names held the write lock 18.6-34.5 s before the cap; they are now
+// refused at once).
+func BenchmarkPutMaxAttrs(b *testing.B) {
+	db, _ := openTest(b, Modality{Name: "a", Dim: 8, Metric: L2})
+	attrs := make(map[string]any, MaxAttrs)
+	for i := range MaxAttrs {
+		attrs[fmt.Sprintf("attr%04d", i)] = i
+	}
+	n := 0
+	for b.Loop() {
+		n++
+		if err := db.Put(ctx, Item{ID: fmt.Sprint(n), Attrs: attrs}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
