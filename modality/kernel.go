@@ -84,13 +84,7 @@ func l2Go(a, b []float32) float32 {
 
 // Norm returns the Euclidean length of v, accumulated in float64 so that
 // normalising does not lose precision on long vectors.
-func Norm(v []float32) float32 {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	return float32(math.Sqrt(s))
-}
+func Norm(v []float32) float32 { return float32(norm64(v)) }
 
 // Normalize scales v in place to unit length and reports whether it could
 // (a zero vector is left as it is).
