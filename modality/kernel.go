@@ -1,7 +1,6 @@
 package modality
 
 import (
-
 	"github.com/viterin/vek"
 	"github.com/viterin/vek/vek32"
 )
