@@ -386,6 +386,7 @@ func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *se
 			}
 		}
 		sc.cands = cands
+		sortLinks(cands, self)
 		neigh[l] = h.selectNeighbours(cands, h.m)
 		if qq.approx && l > 0 {
 			// The next layer's walk compares code distances.
@@ -548,7 +549,7 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 	for i := 1; i <= n; i++ {
 		cands = append(cands, Result{ID: b[i], Dist: h.dist(nv, h.vec(b[i]))})
 	}
-	sortResults(cands)
+	sortLinks(cands, node)
 	h.writeBlock(b, h.selectNeighbours(cands, h.capAt(l)))
 }
 
@@ -559,6 +560,38 @@ func sortResults(r []Result) {
 			r[j], r[j-1] = r[j-1], r[j]
 		}
 	}
+}
+
+// sortLinks sorts the candidate links of node closest first, as
+// sortResults, and orders equal distances by a hash of the candidate and
+// node: pseudo-random, and different for each node. Equal distances are
+// copies of one vector; kept in the order they came, every node would keep
+// the same few copies (or the latest ones), the others would lose every
+// in-link, and no search would reach them.
+func sortLinks(r []Result, node uint32) {
+	less := func(a, b Result) bool {
+		if a.Dist != b.Dist {
+			return a.Dist < b.Dist
+		}
+		return tieHash(a.ID, node) < tieHash(b.ID, node)
+	}
+	for i := 1; i < len(r); i++ {
+		for j := i; j > 0 && less(r[j], r[j-1]); j-- {
+			r[j], r[j-1] = r[j-1], r[j]
+		}
+	}
+}
+
+// tieHash mixes id and salt (a 32-bit finaliser: every input bit moves
+// every output bit).
+func tieHash(id, salt uint32) uint32 {
+	x := id ^ (salt * 0x9e3779b9)
+	x ^= x >> 16
+	x *= 0x85ebca6b
+	x ^= x >> 13
+	x *= 0xc2b2ae35
+	x ^= x >> 16
+	return x
 }
 
 // Search implements Index.
@@ -756,7 +789,7 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 		}
 		cands = append(cands, Result{ID: s, Dist: h.dist(nv, h.vec(s))})
 	}
-	sortResults(cands)
+	sortLinks(cands, n)
 	h.writeBlock(b, h.selectNeighbours(cands, h.capAt(l)))
 }
 

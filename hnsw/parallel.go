@@ -54,10 +54,12 @@ func AddParallel(ctx context.Context, idx Index, ids []uint32, vecs [][]float32,
 		})
 	}
 	wg.Wait()
-	if r, ok := idx.(interface{ Repair() int }); ok && ctx.Err() == nil {
+	if r, ok := idx.(interface{ Repair() int }); ok && workers > 1 && ctx.Err() == nil {
 		// Concurrent inserts prune each other's lists and can leave a
 		// node no link leads to; one check finds any, and they are
-		// re-linked.
+		// re-linked. (A one-worker batch, a small Put, is left to the
+		// periodic check: a pass over the whole graph per small write
+		// would make writes cost in the graph's size.)
 		r.Repair()
 	}
 	if firstErr == nil && progress != nil {

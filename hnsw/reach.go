@@ -55,11 +55,11 @@ func (h *HNSW) reach(used int) (seen []bool, indeg []uint32) {
 // unreachableSlots returns the live slots that reach does not reach, with
 // the layer-0 in-degrees it counted and the number of live slots. The
 // same locking as reach.
-func (h *HNSW) unreachableSlots() (lost []uint32, indeg []uint32, live int) {
+func (h *HNSW) unreachableSlots() (lost []uint32, seen []bool, indeg []uint32, live int) {
 	h.slotMu.Lock()
 	used := h.used
 	h.slotMu.Unlock()
-	seen, indeg := h.reach(used)
+	seen, indeg = h.reach(used)
 	for s := range uint32(used) {
 		if atomic.LoadUint32(&h.deleted[s]) == 0 {
 			live++
@@ -68,7 +68,7 @@ func (h *HNSW) unreachableSlots() (lost []uint32, indeg []uint32, live int) {
 			}
 		}
 	}
-	return lost, indeg, live
+	return lost, seen, indeg, live
 }
 
 // Unreachable implements Index: the IDs of the live nodes that no search
@@ -81,7 +81,7 @@ func (h *HNSW) Unreachable() []uint32 {
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	lost, _, _ := h.unreachableSlots()
+	lost, _, _, _ := h.unreachableSlots()
 	ids := make([]uint32, len(lost))
 	for i, s := range lost {
 		ids[i] = h.ids[s]
@@ -138,7 +138,7 @@ func (h *HNSW) repairLocked() (relinked int) {
 	h.sinceCheck.Store(0)
 	var sc *searcher
 	for range maxRepairPasses {
-		lost, indeg, live := h.unreachableSlots()
+		lost, seen, indeg, live := h.unreachableSlots()
 		h.checkAt.Store(int64(live / 8))
 		if len(lost) == 0 {
 			break
@@ -148,7 +148,7 @@ func (h *HNSW) repairLocked() (relinked int) {
 			defer h.searchers.Put(sc)
 		}
 		for _, s := range lost {
-			h.relink(s, indeg, sc)
+			h.relink(s, seen, indeg, sc)
 		}
 		relinked += len(lost)
 	}
@@ -156,9 +156,11 @@ func (h *HNSW) repairLocked() (relinked int) {
 	return relinked
 }
 
-// relink links slot u into the graph again; indeg holds the layer-0
-// in-degrees from the last check, kept up to date for the links it forces.
-func (h *HNSW) relink(u uint32, indeg []uint32, sc *searcher) {
+// relink links slot u into the graph again; seen and indeg hold what the
+// last check reached and the layer-0 in-degrees it counted, kept up to date
+// for the links it forces. Slots added since the check (concurrent
+// inserts) are past their ends and count as unreached, with no in-links.
+func (h *HNSW) relink(u uint32, seen []bool, indeg []uint32, sc *searcher) {
 	ep := h.entry.Load()
 	if uint32(ep) == noNode || uint32(ep) == u {
 		return
@@ -178,7 +180,7 @@ func (h *HNSW) relink(u uint32, indeg []uint32, sc *searcher) {
 				cands = append(cands, Result{ID: t, Dist: h.dist(q, h.vec(t))})
 			}
 		}
-		sortResults(cands)
+		sortLinks(cands, u)
 		h.setLinks(u, l, h.selectNeighbours(cands, h.capAt(l)))
 	}
 	for l := len(neigh) - 1; l >= 0; l-- {
@@ -189,12 +191,44 @@ func (h *HNSW) relink(u uint32, indeg []uint32, sc *searcher) {
 	if len(neigh) == 0 || len(neigh[0]) == 0 {
 		return // nothing live to link to
 	}
+	reached := func(n uint32) bool { return int(n) < len(seen) && seen[n] }
 	for _, n := range neigh[0] {
-		if h.linksTo(n.ID, u) {
+		if reached(n.ID) && h.linksTo(n.ID, u) {
+			mark(seen, u)
 			return
 		}
 	}
-	h.forceLink(neigh[0][0].ID, u, indeg)
+	// Force the link from the closest reached neighbour: one that is
+	// unreached itself (many copies of one vector prune each other's
+	// links, and their closest neighbours are each other) would not help.
+	// u is then reached, so the next copy can hang from it.
+	for _, n := range neigh[0] {
+		if reached(n.ID) {
+			h.forceLink(n.ID, u, indeg)
+			mark(seen, u)
+			return
+		}
+	}
+}
+
+func mark(seen []bool, u uint32) {
+	if int(u) < len(seen) {
+		seen[u] = true
+	}
+}
+
+// degree is indeg[t], 0 for a slot past its end.
+func degree(indeg []uint32, t uint32) uint32 {
+	if int(t) < len(indeg) {
+		return indeg[t]
+	}
+	return 0
+}
+
+func addDegree(indeg []uint32, t uint32, d int) {
+	if int(t) < len(indeg) && (d > 0 || indeg[t] > 0) {
+		indeg[t] = uint32(int(indeg[t]) + d)
+	}
 }
 
 // linksTo reports whether n links to u on layer 0.
@@ -218,7 +252,7 @@ func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
 	if cnt < h.m0 {
 		atomic.StoreUint32(&b[cnt+1], u)
 		atomic.StoreUint32(&b[0], uint32(cnt+1))
-		indeg[u]++
+		addDegree(indeg, u, 1)
 		return
 	}
 	nv := h.vec(n)
@@ -229,14 +263,12 @@ func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
 			victim = i
 			break
 		}
-		deg, d := indeg[t], h.dist(nv, h.vec(t))
+		deg, d := degree(indeg, t), h.dist(nv, h.vec(t))
 		if victim == 0 || deg > vdeg || (deg == vdeg && d > vdist) {
 			victim, vdeg, vdist = i, deg, d
 		}
 	}
-	if t := b[victim]; indeg[t] > 0 {
-		indeg[t]--
-	}
+	addDegree(indeg, b[victim], -1)
 	atomic.StoreUint32(&b[victim], u)
-	indeg[u]++
+	addDegree(indeg, u, 1)
 }
