@@ -99,10 +99,13 @@ func (c *Calibration) validNumbers() error {
 	if !(c.Alpha >= 0 && c.Alpha <= MaxAlpha) || c.K < 0 {
 		return fmt.Errorf("alpha %g or k %d out of range", c.Alpha, c.K)
 	}
-	for _, v := range [][]float32{c.Centre, c.Hub, {c.MeanHub}} {
-		if err := modality.CheckQuery(v); err != nil {
-			return err
-		}
+	if err := modality.CheckQuery(c.Centre); err != nil {
+		return fmt.Errorf("centre: %w", err)
+	}
+	// Hubness values are scores, one per target: each must be finite; as
+	// a list they are no vector, and have no length to bound.
+	if err := modality.CheckFinite(append(c.Hub[:len(c.Hub):len(c.Hub)], c.MeanHub)); err != nil {
+		return fmt.Errorf("hubness: %w", err)
 	}
 	return nil
 }
@@ -333,6 +336,11 @@ func centred(v, mean []float32) []float32 {
 func (db *DB) storeCalibration(c *Calibration, remove bool) error {
 	var data []byte
 	if !remove {
+		// The rule Open applies when it loads a calibration: what is
+		// stored must load again.
+		if err := c.validNumbers(); err != nil {
+			return fmt.Errorf("%w: calibration %s->%s: %w", ErrInvalidQuery, c.Probe, c.Target, err)
+		}
 		var err error
 		if c.BankItems, err = c.bank.ToBytes(); err != nil {
 			return err

@@ -351,3 +351,21 @@ func TestCheckReportsUnreachableVectors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{`image index: 1 vectors no search can reach (e.g. "a"); reopening rebuilds or repairs the graph`}, rep.Problems)
 }
+
+// A calibration of large Dot vectors stores hubness values whose list,
+// read as a vector, is longer than MaxNorm: Open refused the database for
+// good. Stored and loaded by one rule, it opens again.
+func TestCalibrationOfLargeVectorsReopens(t *testing.T) {
+	db, path := openTest(t, Modality{Name: "v", Dim: 2, Metric: Dot})
+	items := make([]Item, 40)
+	for i := range items {
+		items[i] = Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": {1e8, float32(i)}}}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	_, err := db.Calibrate(ctx, "v", "v", CalibrateOptions{Alpha: 1})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	again, err := Open(path, nil)
+	require.NoError(t, err)
+	require.NoError(t, again.Close())
+}
