@@ -369,3 +369,19 @@ func TestCalibrationOfLargeVectorsReopens(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, again.Close())
 }
+
+// A snapshot may not replace a database that another handle (another
+// process) has open for writing: its acknowledged writes would be lost.
+func TestSnapshotRefusesADatabaseOpenElsewhere(t *testing.T) {
+	src, path := openTest(t, imgMod)
+	require.NoError(t, src.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	other := filepath.Join(filepath.Dir(path), "other.mmdb")
+	held, err := Open(other, nil)
+	require.NoError(t, err)
+	defer held.Close()
+	err = src.Snapshot(ctx, other)
+	require.ErrorIs(t, err, ErrLocked)
+	assert.Contains(t, err.Error(), "open in another process")
+	require.NoError(t, held.Close())
+	require.NoError(t, src.Snapshot(ctx, other), "once it is closed, it may be replaced")
+}

@@ -22,7 +22,8 @@ import (
 //
 // The destination must not be the database's own file (by any name: a
 // link or another spelling of the path is recognised by file identity):
-// that fails with ErrSameFile. Temporary files that a killed snapshot left
+// that fails with ErrSameFile; nor a file another process holds open as a
+// database (ErrLocked). Temporary files that a killed snapshot left
 // beside path are removed.
 func (db *DB) Snapshot(ctx context.Context, path string) error {
 	if fi, err := os.Stat(path); err == nil {
@@ -31,6 +32,9 @@ func (db *DB) Snapshot(ctx context.Context, path string) error {
 		}
 		if own, err := os.Stat(db.Path()); err == nil && os.SameFile(fi, own) {
 			return fmt.Errorf("mmdb: snapshot: %s: %w; choose another path", path, ErrSameFile)
+		}
+		if inUse(path) {
+			return fmt.Errorf("mmdb: snapshot: %s is open in another process (%w): replacing it would lose that process's writes", path, ErrLocked)
 		}
 	}
 	tmp, err := createTemp(path)

@@ -41,3 +41,15 @@ func removeStaleTemps(glob string) {
 		f.Close()
 	}
 }
+
+// inUse reports whether another open file holds path locked, as an open
+// database does (bbolt locks its file with flock).
+func inUse(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular() && !tryLockShared(f)
+}

@@ -18,3 +18,10 @@ func lockFile(f *os.File) error {
 func tryLockFile(f *os.File) bool {
 	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil
 }
+
+// tryLockShared reports whether f could be locked shared: no other open
+// file holds it exclusively (a read-write database does; read-only ones
+// share it).
+func tryLockShared(f *os.File) bool {
+	return unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"io/fs"
@@ -237,6 +238,9 @@ func exportTo(ctx context.Context, db *mmdb.DB, out string, stdout, stderr io.Wr
 	if out == "-" {
 		return transfer.ExportJSONL(ctx, db, stdout, nil)
 	}
+	if err := refuseDatabase(db, out); err != nil {
+		return 0, err
+	}
 	if err := transfer.WriteSchemaFile(db, out+".schema.json"); err != nil {
 		return 0, err
 	}
@@ -261,6 +265,30 @@ func exportTo(ctx context.Context, db *mmdb.DB, out string, stdout, stderr io.Wr
 		return 0, err
 	}
 	return n, os.Rename(tmp, out)
+}
+
+// refuseDatabase refuses an export destination that is a database file:
+// the open one (by file identity, whatever the path's spelling), or any
+// other (bbolt's magic in its first meta page). Writing JSONL over it
+// would destroy it, and with it every write acknowledged since.
+func refuseDatabase(db *mmdb.DB, out string) error {
+	fi, err := os.Stat(out)
+	if err != nil {
+		return nil // nothing there yet
+	}
+	if own, err := os.Stat(db.Path()); err == nil && os.SameFile(fi, own) {
+		return fmt.Errorf("%w: %s is the database being exported; choose another path", errUsage, out)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var head [20]byte
+	if _, err := io.ReadFull(f, head[:]); err == nil && binary.LittleEndian.Uint32(head[16:]) == 0xED0CDAED {
+		return fmt.Errorf("%w: %s is a database file; export writes JSONL or Parquet: choose another path (or remove it first)", errUsage, out)
+	}
+	return nil
 }
 
 func statsCmd() *cobra.Command {

@@ -164,3 +164,24 @@ func BenchmarkScriptOpenQuote(b *testing.B) {
 		}
 	}
 }
+
+// export refuses to write over a database file: the one it exports (by
+// any spelling of its path) or another (it turned them into JSONL, exit 0).
+func TestExportRefusesDatabaseFiles(t *testing.T) {
+	dir, path := buildDB(t)
+	other := filepath.Join(dir, "other.mmdb")
+	code, _, errs := mmdbRun(t, "", "snapshot", path, other)
+	require.Equal(t, 0, code, errs)
+	for _, out := range []string{path, filepath.Join(dir, ".", "t.mmdb"), other} {
+		code, _, errs := mmdbRun(t, "", "export", path, out)
+		assert.Equal(t, 2, code, out)
+		assert.Contains(t, errs, "choose another path", out)
+	}
+	code, out, errs := mmdbRun(t, ".export "+path+"\nCOUNT;\n", "shell", path)
+	assert.Equal(t, 1, code, errs)
+	assert.Contains(t, errs, "is the database being exported")
+	assert.Empty(t, out, "the script stops at the error")
+	code, out, errs = mmdbRun(t, "", "query", path, "COUNT")
+	require.Equal(t, 0, code, errs)
+	assert.Equal(t, "12\n", out)
+}
