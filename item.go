@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"maps"
@@ -193,6 +194,9 @@ func (db *DB) write(ctx context.Context, op string, items []Item, merge bool) er
 				}
 			}
 			c, err := writeOne(tx, &post, p, names, merge)
+			if errors.Is(err, ErrAttribute) {
+				return &ItemError{Index: i, ID: p.ext, Err: err} // the item's fault: SkipBad can leave it out
+			}
 			if err != nil {
 				return err
 			}
@@ -233,6 +237,9 @@ func writeOne(tx *storage.Tx, post *storage.PostingDelta, p prepared, names []st
 	attrs := p.attrs
 	if merge && exists {
 		attrs = mergeAttrs(oldAttrs, p.attrs, p.drop)
+		if len(attrs) > MaxAttrs {
+			return change{}, fmt.Errorf("item %q: %w: merged, it would have %d attributes; an item holds at most %d (MaxAttrs)", p.ext, ErrAttribute, len(attrs), MaxAttrs)
+		}
 	}
 	post.Update(id, oldAttrs, attrs)
 	if err := tx.PutRecord(id, storage.Record{ID: p.ext, Attrs: attrs}); err != nil {

@@ -385,3 +385,25 @@ func TestSnapshotRefusesADatabaseOpenElsewhere(t *testing.T) {
 	require.NoError(t, held.Close())
 	require.NoError(t, src.Snapshot(ctx, other), "once it is closed, it may be replaced")
 }
+
+// Merge holds an item to MaxAttrs as Put does, counting what it keeps.
+func TestMergeKeepsMaxAttrs(t *testing.T) {
+	db, _ := openTest(t, imgMod)
+	attrs := func(from, n int) map[string]any {
+		a := map[string]any{}
+		for i := range n {
+			a[fmt.Sprintf("k%05d", from+i)] = i
+		}
+		return a
+	}
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Attrs: attrs(0, MaxAttrs-10)}))
+	err := db.Merge(ctx, Item{ID: "b"}, Item{ID: "a", Attrs: attrs(MaxAttrs, 11)})
+	var ie *ItemError
+	require.ErrorAs(t, err, &ie)
+	assert.Equal(t, 1, ie.Index)
+	require.ErrorIs(t, err, ErrAttribute)
+	assert.Contains(t, err.Error(), "1025 attributes")
+	_, err = db.Get(ctx, "b")
+	require.ErrorIs(t, err, ErrNotFound, "the batch is atomic")
+	require.NoError(t, db.Merge(ctx, Item{ID: "a", Attrs: attrs(MaxAttrs, 10)}))
+}
