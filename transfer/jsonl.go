@@ -27,8 +27,9 @@ type Record struct {
 	Vectors map[string][]float32 `json:"vectors"`
 }
 
-// decodeRecord parses one line strictly: the line must be valid UTF-8 (an
-// invalid byte is an error, never a silent U+FFFD), keys must be exactly
+// decodeRecord parses one line strictly: the line must be valid UTF-8 and
+// hold no \u escape of half a surrogate pair (either is an error, never a
+// silent U+FFFD), keys must be exactly
 // "id", "attrs" and "vectors" and appear once, vectors must hold numbers
 // only (null is an error, not 0), and JSON numbers in attributes become
 // int64 when written without a fraction or exponent (2, -7), and float64
@@ -37,6 +38,9 @@ type Record struct {
 func decodeRecord(line []byte, merge bool) (mmdb.Item, error) {
 	if !utf8.Valid(line) {
 		return mmdb.Item{}, fmt.Errorf("invalid UTF-8 at byte %d", invalidAt(line))
+	}
+	if err := jsonvec.CheckEscapes(line); err != nil {
+		return mmdb.Item{}, fmt.Errorf("%w: JSON would read it as U+FFFD", err)
 	}
 	var it mmdb.Item
 	hasID := false

@@ -186,3 +186,53 @@ func Fields(b []byte, fn func(key string, val json.RawMessage) error) error {
 	}
 	return nil
 }
+
+// CheckEscapes reports a \u escape in b's strings that encodes half of a
+// surrogate pair without the other half: encoding/json decodes it to
+// U+FFFD, so "k\ud800" and "k\udbff" would become one string. b is JSON
+// text; only its strings are looked at.
+func CheckEscapes(b []byte) error {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\' && i+1 < len(b):
+			if b[i+1] != 'u' {
+				i++ // a one-character escape, \\ among them
+				continue
+			}
+			r, ok := hex4(b, i+2)
+			switch {
+			case !ok:
+				continue // not valid JSON: the decoder says so
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return fmt.Errorf("a lone low surrogate \\u%04x at byte %d", r, i)
+			case r >= 0xD800 && r <= 0xDBFF:
+				lo, ok := rune(0), false
+				if i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+					lo, ok = hex4(b, i+8)
+				}
+				if !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return fmt.Errorf("a lone high surrogate \\u%04x at byte %d", r, i)
+				}
+				i += 11
+			default:
+				i += 5
+			}
+		}
+	}
+	return nil
+}
+
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[i:i+4]), 16, 32)
+	return rune(v), err == nil
+}

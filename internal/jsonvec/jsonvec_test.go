@@ -1,9 +1,11 @@
 package jsonvec
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -105,4 +107,43 @@ func TestFloatsUnmarshal(t *testing.T) {
 	err := json.Unmarshal([]byte(`{"E":[1,null]}`), &v)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "element 1: null is not a number")
+}
+
+func TestCheckEscapes(t *testing.T) {
+	for in, bad := range map[string]bool{
+		`{"id":"k\ud800"}`:             true,
+		`{"id":"k\udbff","x":1}`:       true,
+		`{"id":"\udc00"}`:              true,
+		`{"id":"\ud800\u0041"}`:        true,
+		`{"id":"\ud83d\ude00"}`:        false, // a valid pair: U+1F600
+		`{"id":"\\ud800"}`:             false, // an escaped backslash, then text
+		`{"id":"\u00e9\n\"\\"}`:        false,
+		`{"ud800":"\\\\\ud83d\ude00"}`: false,
+	} {
+		err := CheckEscapes([]byte(in))
+		if bad {
+			assert.Error(t, err, in)
+		} else {
+			assert.NoError(t, err, in)
+		}
+	}
+}
+
+// What CheckEscapes passes, encoding/json decodes without inventing a
+// U+FFFD.
+func FuzzCheckEscapes(f *testing.F) {
+	for _, s := range []string{`"k\ud800"`, `"\ud83d\ude00"`, `"\\ud800"`, `"a\u0041"`, `"\udc00\ud800"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := CheckEscapes(b)
+		var s string
+		if err != nil || json.Unmarshal(b, &s) != nil || !utf8.Valid(b) {
+			return
+		}
+		if bytes.Contains(b, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(b), []byte(`\ufffd`)) {
+			return
+		}
+		assert.NotContains(t, s, "\uFFFD", "%q", b)
+	})
 }
