@@ -27,7 +27,7 @@ func TestImportJSONLRefusesSilentRewrites(t *testing.T) {
 		{"NaN spelled out", `{"id":"a","vectors":{"pos":[1,NaN,3]}}` + "\n", `x.jsonl:1: key "vectors": invalid character 'N'`},
 		{"beyond float32", `{"id":"a","vectors":{"pos":[1,1e39,3]}}` + "\n", `element 1: 1e39 is beyond float32's range`},
 		{"a repeated ID", `{"id":"a","vectors":{"pos":[1,2,3]}}` + "\n\n" + `{"id":"a","vectors":{"pos":[4,5,6]}}` + "\n", `x.jsonl:3: item "a" appears again (first on line 1)`},
-		{"a lone surrogate escape", `{"id":"k\ud800","vectors":{"pos":[1,2,3]}}` + "\n", `x.jsonl:1: a lone high surrogate \ud800 at byte 9`},
+		{"a lone surrogate escape", `{"id":"k\ud800","vectors":{"pos":[1,2,3]}}` + "\n", `x.jsonl:1: a lone high surrogate \ud800 at byte 8`},
 		{"two IDs that differ in one invalid byte", "{\"id\":\"k\xff\"}\n{\"id\":\"k\xfe\"}\n", "x.jsonl:1: invalid UTF-8"},
 		{"text after the object", `{"id":"a","vectors":{"pos":[1,2,3]}} {}` + "\n", "x.jsonl:1: text after the JSON object"},
 	}
