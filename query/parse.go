@@ -62,8 +62,16 @@ var keywords = map[string]bool{
 
 func isKeyword(upper string) bool { return keywords[upper] }
 
+// MaxStatementLen bounds the text of one statement or filter, in bytes:
+// parsing holds a token per word, so an unbounded text (a 40 MB line of
+// parentheses) cost gigabytes before any other limit applied.
+const MaxStatementLen = 1 << 20
+
 // lex splits s into tokens.
 func lex(s string) ([]token, error) {
+	if len(s) > MaxStatementLen {
+		return nil, &SyntaxError{MaxStatementLen, fmt.Sprintf("a statement of at most %d bytes (this one has %d)", MaxStatementLen, len(s))}
+	}
 	var toks []token
 	i := 0
 	for i < len(s) {

@@ -185,3 +185,35 @@ func TestExportRefusesDatabaseFiles(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	assert.Equal(t, "12\n", out)
 }
+
+// A statement over many lines costs time linear in its length (every line
+// copied the whole unfinished statement: an IN list over 10,000 lines took
+// 22 s), and a statement past query.MaxStatementLen is refused.
+func TestShellLongStatements(t *testing.T) {
+	_, path := buildDB(t)
+	db, err := mmdb.Open(path, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	feed := func(lines int) time.Duration {
+		best := time.Duration(1 << 62)
+		for range 3 {
+			var out, errb strings.Builder
+			sh := &shell{db: db, out: &out, err: &errb}
+			script := "COUNT WHERE year IN (2010" + strings.Repeat(",\n 2011", lines) + ");\n"
+			start := time.Now()
+			require.NoError(t, sh.script(context.Background(), strings.NewReader(script), "t"), errb.String())
+			best = min(best, time.Since(start))
+			require.Equal(t, "2\n", out.String())
+		}
+		return best
+	}
+	small, large := feed(1000), feed(16000)
+	t.Logf("1,000 lines %v, 16,000 lines %v (ratio %.1f)", small, large, float64(large)/float64(small))
+	assert.Less(t, float64(large)/float64(small), 64.0)
+
+	var out, errb strings.Builder
+	sh := &shell{db: db, out: &out, err: &errb}
+	err = sh.script(context.Background(), strings.NewReader("COUNT WHERE year IN (1"+strings.Repeat(",\n1", 400000)+");\n"), "t")
+	require.Error(t, err)
+	assert.Contains(t, errb.String(), "a statement longer than 1048576 bytes")
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/chzyer/readline"
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/modality"
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/mmdb-go/mmdb/transfer"
 	"github.com/spf13/cobra"
 )
@@ -179,8 +180,12 @@ func (sh *shell) feed(ctx context.Context, buf *splitter, line string) error {
 		return sh.settle(err)
 	}
 	stmts := buf.write(line + "\n")
-	if strings.TrimSpace(buf.String()) == "" {
+	if buf.spaceOnly() {
 		buf.Reset()
+	}
+	if buf.Len() > query.MaxStatementLen {
+		buf.Reset()
+		return sh.settle(fmt.Errorf("%w: a statement longer than %d bytes (an unterminated quote or a missing ';'?)", mmdb.ErrInvalidQuery, query.MaxStatementLen))
 	}
 	for _, s := range stmts {
 		if err := sh.settle(sh.run(ctx, s)); err != nil {
@@ -243,6 +248,7 @@ type splitter struct {
 	quote   byte // the open quote, or 0
 	comment bool // inside a -- comment
 	content bool // the unfinished statement has text outside comments
+	text0   bool // the unfinished statement has any text but white space
 }
 
 // write adds text and returns the statements it completes (those made of
@@ -252,6 +258,7 @@ func (s *splitter) write(text string) (stmts []string) {
 	for ; s.pos < len(s.text); s.pos++ {
 		c := s.text[s.pos]
 		last := s.pos+1 == len(s.text)
+		s.text0 = s.text0 || (c != ' ' && c != '\t' && c != '\n' && c != '\r')
 		switch {
 		case s.comment:
 			s.comment = c != '\n'
@@ -276,7 +283,7 @@ func (s *splitter) write(text string) (stmts []string) {
 			if s.content {
 				stmts = append(stmts, strings.TrimSpace(string(s.text[s.start:s.pos])))
 			}
-			s.start, s.content = s.pos+1, false
+			s.start, s.content, s.text0 = s.pos+1, false, false
 		case c != ' ' && c != '\t' && c != '\n' && c != '\r':
 			s.content = true
 		}
@@ -298,6 +305,10 @@ func (s *splitter) Len() int { return len(s.text) - s.start }
 // blank reports whether the unfinished statement is only comments and
 // white space.
 func (s *splitter) blank() bool { return !s.content && s.quote == 0 }
+
+// spaceOnly reports whether the unfinished statement is only white space
+// (as far as scanned: a byte held back for the next write counts as text).
+func (s *splitter) spaceOnly() bool { return !s.text0 && s.pos == len(s.text) }
 
 // Reset drops the unfinished statement.
 func (s *splitter) Reset() { *s = splitter{text: s.text[:0]} }
