@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -52,6 +53,16 @@ func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality str
 		return rep, fmt.Errorf("%w: %s: shape %v is not a matrix (rows x dimension)", ErrBadRecord, name, a.Shape)
 	}
 	rows, dim := a.Shape[0], a.Shape[1]
+	// Refuse a shape the modality cannot take before reading any row: a
+	// file claiming a billion rows of dimension 0 would otherwise go
+	// through a billion refused items.
+	i := slices.IndexFunc(db.Modalities(), func(m mmdb.Modality) bool { return m.Name == modality })
+	switch {
+	case i < 0:
+		return rep, fmt.Errorf("%s: %w %q; define it first (.define in the shell, or a schema file)", name, mmdb.ErrUnknownModality, modality)
+	case db.Modalities()[i].Dim != dim:
+		return rep, fmt.Errorf("%w: %s: rows of dimension %d, modality %q has %d: %w", ErrBadRecord, name, dim, modality, db.Modalities()[i].Dim, mmdb.ErrDimension)
+	}
 	if ids != nil && len(ids) != rows {
 		return rep, fmt.Errorf("%w: %s has %d rows but %d IDs were given", ErrBadRecord, name, rows, len(ids))
 	}

@@ -42,7 +42,7 @@ func ExportParquet(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(
 		}
 		row := map[string]any{"id": it.ID}
 		if len(it.Attrs) > 0 {
-			a, err := json.Marshal(it.Attrs)
+			a, err := json.Marshal(exportAttrs(it.Attrs)) // 5.0 stays a float, as in JSONL
 			if err != nil {
 				return n, fmt.Errorf("item %s: %w", it.ID, err)
 			}

@@ -141,3 +141,26 @@ func TestImportParquetRefusesRepeatedIDs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []float32{1, 2, 3}, got.Vectors["pos"])
 }
+
+// A whole float attribute comes back from Parquet as a float, as from
+// JSONL (5.0 and -0.0 came back as int64).
+func TestParquetKeepsWholeFloats(t *testing.T) {
+	ctx := context.Background()
+	src := openDB(t, posMod)
+	require.NoError(t, src.Put(ctx, mmdb.Item{ID: "a", Attrs: map[string]any{"f5": 5.0, "n": int64(5)}, Vectors: map[string][]float32{"pos": {1, 2, 3}}}))
+	path := filepath.Join(t.TempDir(), "x.parquet")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	_, err = ExportParquet(ctx, src, f, nil)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	in, err := os.Open(path)
+	require.NoError(t, err)
+	defer in.Close()
+	dst := openDB(t, posMod)
+	_, err = ImportParquet(ctx, dst, in, "x.parquet", Options{})
+	require.NoError(t, err)
+	got, err := dst.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"f5": 5.0, "n": int64(5)}, got.Attrs)
+}

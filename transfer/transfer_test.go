@@ -517,7 +517,8 @@ func TestImportNPYErrors(t *testing.T) {
 			b := npyFile(t, "<f4", []int{2, 3}, make([]float64, 6))
 			return b[:len(b)-4]
 		}, nil, true, "truncated"},
-		{"wrong dimension", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{2, 2}, []float64{1, 2, 3, 4}) }, nil, false, "rows 0-1"},
+		{"wrong dimension", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{2, 2}, []float64{1, 2, 3, 4}) }, nil, true, `rows of dimension 2, modality "pos" has 3`},
+		{"a billion rows of nothing", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{1000000000, 0}, nil) }, nil, true, `rows of dimension 0, modality "pos" has 3`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -217,3 +217,12 @@ func TestShellLongStatements(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, errb.String(), "a statement longer than 1048576 bytes")
 }
+
+// .read of something that is no readable script says why (it exited 1
+// and printed nothing).
+func TestShellReadReportsItsError(t *testing.T) {
+	dir, path := buildDB(t)
+	code, _, errs := mmdbRun(t, ".read "+dir+"\n", "shell", path)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "is a directory")
+}

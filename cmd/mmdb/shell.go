@@ -157,7 +157,10 @@ func (sh *shell) script(ctx context.Context, r io.Reader, name string) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("line %d is longer than %d bytes", sh.line+1, transfer.MaxLine)
+		}
+		return sh.settle(fmt.Errorf("%s: %w", name, err)) // reported, as a statement's error is
 	}
 	if !buf.blank() {
 		return sh.settle(sh.run(ctx, strings.TrimSpace(buf.String()))) // a last statement without ';'
