@@ -599,24 +599,36 @@ func distanceOf(m modality.Metric, score float32) float32 {
 func (db *DB) evalFilter(e query.Expr, universe *roaring.Bitmap) (*roaring.Bitmap, error) {
 	var out *roaring.Bitmap
 	err := db.store.View(func(tx *storage.Tx) error {
-		if names := query.Compared(e); len(names) > 0 {
-			known := tx.Attributes()
-			for _, n := range names {
-				if !slices.Contains(known, n) {
-					list := "none"
-					if len(known) > 0 {
-						slices.Sort(known)
-						list = strings.Join(known, ", ")
-					}
-					return fmt.Errorf("%w: %q (known attributes: %s)", ErrUnknownAttribute, n, list)
-				}
-			}
+		if err := checkComparisons(tx, query.Compared(e)); err != nil {
+			return err
 		}
 		var err error
 		out, err = query.Eval(e, postingSource{tx, universe})
 		return err
 	})
 	return out, err
+}
+
+// checkComparisons refuses a filter that compares an attribute no item has
+// (ErrUnknownAttribute, listing the known ones): it would silently match
+// nothing. (A value of another kind than the attribute holds, a string
+// against numbers, matches nothing too, as in sqlite, and is not refused.)
+func checkComparisons(tx *storage.Tx, attrs []string) error {
+	if len(attrs) == 0 {
+		return nil
+	}
+	known := tx.Attributes()
+	for _, a := range attrs {
+		if !slices.Contains(known, a) {
+			list := "none"
+			if len(known) > 0 {
+				slices.Sort(known)
+				list = strings.Join(known, ", ")
+			}
+			return fmt.Errorf("%w: %q (known attributes: %s)", ErrUnknownAttribute, a, list)
+		}
+	}
+	return nil
 }
 
 // postingSource answers filter lookups from a read transaction.
