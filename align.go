@@ -8,8 +8,8 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/align"
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
-	"github.com/mmdb-go/mmdb/storage"
 	"github.com/vmihailenco/msgpack/v5"
 )
 

@@ -13,8 +13,8 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
-	"github.com/mmdb-go/mmdb/storage"
 	"github.com/vmihailenco/msgpack/v5"
 )
 

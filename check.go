@@ -7,8 +7,8 @@ import (
 	"sort"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
-	"github.com/mmdb-go/mmdb/storage"
 )
 
 func cardOf(b *roaring.Bitmap) uint64 {

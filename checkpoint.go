@@ -8,7 +8,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
-	"github.com/mmdb-go/mmdb/storage"
+	"github.com/mmdb-go/mmdb/internal/storage"
 )
 
 // IndexReport says how Open brought up one modality's index.

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
-	"github.com/mmdb-go/mmdb/storage"
 )
 
 // Modality is the schema of one kind of embedding: see modality.Modality.

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/mmdb-go/mmdb/storage"
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"

@@ -3,8 +3,8 @@ package mmdb
 import (
 	"errors"
 
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
-	"github.com/mmdb-go/mmdb/storage"
 )
 
 // Sentinel errors. Every error mmdb returns for one of these conditions

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb/hnsw"
-	"github.com/mmdb-go/mmdb/storage"
+	"github.com/mmdb-go/mmdb/internal/storage"
 )
 
 // MaxIDLen is the longest item ID, in bytes.

@@ -12,9 +12,9 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/mmdb-go/mmdb/query"
-	"github.com/mmdb-go/mmdb/storage"
 )
 
 // exactCost is the constant of the planner's cost model: the graph, walked

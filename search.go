@@ -3,7 +3,7 @@ package mmdb
 import (
 	"fmt"
 
-	"github.com/mmdb-go/mmdb/storage"
+	"github.com/mmdb-go/mmdb/internal/storage"
 )
 
 // DefaultK is the number of hits Search returns when Query.K is zero.

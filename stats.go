@@ -4,7 +4,7 @@ import (
 	"os"
 	"slices"
 
-	"github.com/mmdb-go/mmdb/storage"
+	"github.com/mmdb-go/mmdb/internal/storage"
 )
 
 // Stats describe a database: what the shell's .stats and `mmdb stats`
