@@ -13,10 +13,6 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// RouteAligned is the route of a probe projected into the target's space
-// by a stored Alignment.
-const RouteAligned = "aligned"
-
 // Alignment is a linear map from one modality's space into another's:
 // y = W x + Bias, then normalised when the target is Cosine. The planner
 // uses a stored alignment from a probe's modality to the target (the

@@ -2,6 +2,8 @@ package mmdb
 
 import (
 	"fmt"
+	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/query"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -226,7 +228,7 @@ func BenchmarkFiltered(b *testing.B) {
 		db.opts.ExactCutoff = cutoff
 		i := 0
 		for b.Loop() {
-			if _, err := db.Search(ctx, Query{Target: "v", K: 10, Filter: filter, Probes: probes(i), Fuse: fuse}); err != nil {
+			if _, err := db.Search(ctx, Query{Target: "v", K: 10, Filter: parseOrNil(filter), Probes: probes(i), Fuse: fusion.Method(fuse)}); err != nil {
 				b.Fatal(err)
 			}
 			i++
@@ -245,9 +247,9 @@ func BenchmarkFiltered(b *testing.B) {
 			hit := 0
 			for _, q := range qs {
 				db.opts.ExactCutoff = n + 1
-				want, _ := db.Search(ctx, Query{Target: "v", K: 10, Filter: filter, Probes: []Probe{{Modality: "v", Vector: q}}})
+				want, _ := db.Search(ctx, Query{Target: "v", K: 10, Filter: parseOrNil(filter), Probes: []Probe{{Modality: "v", Vector: q}}})
 				db.opts.ExactCutoff = 1
-				got, _ := db.Search(ctx, Query{Target: "v", K: 10, Filter: filter, Probes: []Probe{{Modality: "v", Vector: q}}})
+				got, _ := db.Search(ctx, Query{Target: "v", K: 10, Filter: parseOrNil(filter), Probes: []Probe{{Modality: "v", Vector: q}}})
 				in := map[string]bool{}
 				for _, g := range got {
 					in[g.ID] = true
@@ -294,4 +296,12 @@ func BenchmarkSearchOverhead(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// parseOrNil parses a filter written in a benchmark; "" is no filter.
+func parseOrNil(s string) query.Expr {
+	if s == "" {
+		return nil
+	}
+	return query.MustParse(s)
 }

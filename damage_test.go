@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/mmdb-go/mmdb/query"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -300,7 +301,7 @@ func exerciseDamaged(path string) string {
 		_, _ = db.Check(ctx)
 		_ = db.Count()
 		_, _ = db.Search(ctx, Query{Target: "image", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0, 0, 0, 0, 1}}}, K: 5})
-		_, _ = db.Search(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "audio", Vector: []float32{1, 2, 3, 4}}}, K: 5, Filter: "year >= 2010", Exact: true})
+		_, _ = db.Search(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "audio", Vector: []float32{1, 2, 3, 4}}}, K: 5, Filter: query.MustParse("year >= 2010"), Exact: true})
 		for _, err := range db.Items(ctx) {
 			if err != nil {
 				break

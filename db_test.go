@@ -344,7 +344,6 @@ func TestSearch(t *testing.T) {
 	}{
 		{"different spaces, nothing shared", Query{Target: "smell", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrNoRoute, `image is in space "clip", smell in space "nose"`},
 		{"pivot impossible", Query{Target: "smell", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrNoRoute, "no item carries both to pivot through"},
-		{"bad filter", Query{Target: "image", Filter: "year >", Probes: []Probe{{Modality: "text", ItemID: "north"}}}, ErrInvalidQuery, "column 7"},
 		{"bad fusion", Query{Target: "image", Fuse: "average", Probes: []Probe{{Modality: "text", ItemID: "north"}}}, ErrInvalidQuery, "unknown fusion"},
 		{"same space other dim", Query{Target: "big", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrNoRoute, "dimensions 4 and 8"},
 		{"unknown target", Query{Target: "taste", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}}, ErrUnknownModality, `"taste"`},

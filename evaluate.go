@@ -50,7 +50,7 @@ type EvalReport struct {
 	// Route is how probes reached the target: "direct" and "aligned" rank
 	// every target vector exactly; "pivot" ranks through the pivot route,
 	// as deep as its search goes.
-	Route string
+	Route Route
 	// Corrections names the query-time corrections applied (see
 	// Calibrate), and Before holds the figures without them, on the same
 	// queries and targets; both empty when none are stored.

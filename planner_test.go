@@ -2,11 +2,13 @@ package mmdb
 
 import (
 	"fmt"
+	"github.com/mmdb-go/mmdb/fusion"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
+	"github.com/mmdb-go/mmdb/internal/querytest"
 	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -69,7 +71,7 @@ func TestFilterMatchesBruteForce(t *testing.T) {
 		attrs[it.ID] = it.Attrs
 	}
 	for trial := range 300 {
-		f := query.RandomFilter(r, 3)
+		f := querytest.RandomFilter(r, 3)
 		want := []string{}
 		for id, a := range attrs {
 			if query.Match(f, a) {
@@ -117,21 +119,21 @@ func TestStrategyFollowsFilteredCount(t *testing.T) {
 	require.NoError(t, db.Put(ctx, items...))
 	probe := []Probe{{Modality: "v", Vector: []float32{1, 0, 0, 0}}}
 	tests := []struct {
-		filter   any
-		strategy string
+		filter   query.Expr
+		strategy Strategy
 		matches  int
 	}{
-		{"n < 40", "exact", 40},
-		{query.Lt("n", 400), "hnsw", 400},
-		{nil, "hnsw", 500},
-		{"n > 1000", "exact", 0},
+		{query.MustParse("n < 40"), StrategyExact, 40},
+		{query.Lt("n", 400), StrategyHNSW, 400},
+		{nil, StrategyHNSW, 500},
+		{query.MustParse("n > 1000"), StrategyExact, 0},
 	}
 	for _, tc := range tests {
 		plan, err := db.Explain(ctx, Query{Target: "v", Probes: probe, Filter: tc.filter})
 		require.NoError(t, err)
 		assert.Equal(t, tc.strategy, plan.Strategy, "%v", tc.filter)
 		assert.Equal(t, tc.matches, plan.FilterMatches)
-		assert.Contains(t, plan.String(), "strategy: "+tc.strategy)
+		assert.Contains(t, plan.String(), "strategy: "+string(tc.strategy))
 		plan, hits, err := db.ExplainAnalyze(ctx, Query{Target: "v", Probes: probe, Filter: tc.filter, K: 5})
 		require.NoError(t, err)
 		assert.Len(t, hits, min(5, tc.matches))
@@ -180,7 +182,7 @@ func TestFusionBeatsEachProbe(t *testing.T) {
 	for c := range concepts {
 		a := Probe{Modality: "txt", Vector: noisy(c, 1.6)}
 		b := Probe{Modality: "img", Vector: noisy(c, 1.6)}
-		q := func(ps []Probe, fuse string) []Hit {
+		q := func(ps []Probe, fuse fusion.Method) []Hit {
 			hits, err := db.Search(ctx, Query{Target: "img", Probes: ps, K: 20, Fuse: fuse, Exact: true})
 			require.NoError(t, err)
 			require.Len(t, hits, 20)
@@ -210,7 +212,7 @@ func TestCOCOEveryStrategyEqualsExact(t *testing.T) {
 		found := map[int]int{}
 		for i := range 500 {
 			id := fmt.Sprintf("coco-%03d", i)
-			q := Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: id}}, K: 10, Filter: "row >= 0"}
+			q := Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: id}}, K: 10, Filter: query.MustParse("row >= 0")}
 			plan, err := db.Explain(ctx, q)
 			require.NoError(t, err)
 			require.Equal(t, 500, plan.FilterMatches)

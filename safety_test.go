@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/query"
@@ -112,7 +113,7 @@ func TestMergeKeepsWhatItIsNotGiven(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, hits, 1)
 	assert.Equal(t, "a", hits[0].ID)
-	hits, err = db.Search(ctx, Query{Target: "image", Probes: []Probe{{Modality: "image", Vector: []float32{0, 1, 0, 0}}}, K: 1, Filter: "label = 'x'"})
+	hits, err = db.Search(ctx, Query{Target: "image", Probes: []Probe{{Modality: "image", Vector: []float32{0, 1, 0, 0}}}, K: 1, Filter: query.MustParse("label = 'x'")})
 	require.NoError(t, err)
 	require.Len(t, hits, 1)
 	assert.Equal(t, "new", hits[0].ID)
@@ -151,7 +152,7 @@ func TestNoNonFiniteValuesReachStorageOrHits(t *testing.T) {
 	_, err = db.Query(ctx, "SEARCH image NEAR text OF 'a' WEIGHT 3e38, image OF 'b' FUSE early")
 	require.ErrorIs(t, err, ErrInvalidQuery)
 
-	for _, fuse := range []string{"", "weighted", "dbsf"} {
+	for _, fuse := range []fusion.Method{"", fusion.Weighted, fusion.DBSF} {
 		hits, err := db.Search(ctx, Query{Target: "image", Fuse: fuse, Probes: []Probe{{Modality: "text", ItemID: "a"}, {Modality: "image", ItemID: "b"}}})
 		require.NoError(t, err)
 		require.NotEmpty(t, hits)
@@ -289,7 +290,7 @@ func TestFilterOnUnknownAttributeFails(t *testing.T) {
 	db, _ := openTest(t, imgMod)
 	require.NoError(t, db.Put(ctx, Item{ID: "a", Attrs: map[string]any{"year": 2010, "label": "x"}, Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
 	for _, f := range []string{"yeer > 2000", "distance < 0.5", "year > 2000 AND NOT (lable = 'x')"} {
-		_, err := db.Search(ctx, Query{Target: "image", Filter: f, Probes: []Probe{{Modality: "image", ItemID: "a"}}})
+		_, err := db.Search(ctx, Query{Target: "image", Filter: query.MustParse(f), Probes: []Probe{{Modality: "image", ItemID: "a"}}})
 		require.ErrorIs(t, err, ErrUnknownAttribute, f)
 		assert.Contains(t, err.Error(), "(known attributes: label, year)", f)
 		_, err = db.Query(ctx, "COUNT WHERE "+f)

@@ -3,7 +3,9 @@ package mmdb
 import (
 	"fmt"
 
+	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/internal/storage"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 // DefaultK is the number of hits Search returns when Query.K is zero.
@@ -30,15 +32,16 @@ type Query struct {
 	// and slower queries. Zero uses Options.Index.EfSearch (default 64).
 	// Ignored by exact scans.
 	Ef int
-	// Filter restricts the hits to items whose attributes match: a string
-	// in the filter syntax ("year >= 2010 AND tags = 'dog'") or an
-	// expression built with the query package (query.Ge("year", 2010)).
-	Filter any
-	// Fuse names how several probes' rankings are merged: "rrf" (the
-	// default), "weighted", "dbsf", or "early" (one search with the
-	// weighted sum of the probe vectors; every probe must share the
-	// target's space).
-	Fuse string
+	// Filter restricts the hits to items whose attributes match: an
+	// expression built with the query package (query.Ge("year", 2010)) or
+	// parsed from the filter syntax (query.MustParse("year >= 2010 AND
+	// tags = 'dog'"), or query.Parse for text from users); nil for none.
+	Filter query.Expr
+	// Fuse names how several probes' rankings are merged: fusion.RRF (the
+	// default), fusion.Weighted, fusion.DBSF, or fusion.Early (one search
+	// with the weighted sum of the probe vectors; every probe must reach
+	// the target's space directly or through an alignment).
+	Fuse fusion.Method
 	// NoCorrections skips the query-time corrections stored by Calibrate
 	// (mean centring, hubness). With a hubness correction, Hit.Score is
 	// the corrected score and Hit.Distance is derived from it (under L2 it
@@ -90,7 +93,7 @@ type Hit struct {
 // share a space, else by pivoting; direct says why the direct route does
 // not apply. Search, Explain, Evaluate and Calibrate all route through it.
 // db.mu is held.
-func (db *DB) routeLocked(pm, tm Modality) (route string, a *Alignment, direct error) {
+func (db *DB) routeLocked(pm, tm Modality) (route Route, a *Alignment, direct error) {
 	direct = directRoute(pm, tm)
 	if a = db.aligns[[2]string{pm.Name, tm.Name}]; a != nil {
 		return RouteAligned, a, direct

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mmdb-go/mmdb/align"
+	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/query"
 )
 
@@ -92,7 +93,7 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 			if st.Filter != nil {
 				f = st.Filter.String()
 			}
-			res.Plans = []*Plan{{Target: "(items)", Filter: f, FilterMatches: n, Candidates: db.Count(), Strategy: "postings", Why: "COUNT reads only the attribute postings"}}
+			res.Plans = []*Plan{{Target: "(items)", Filter: f, FilterMatches: n, Candidates: db.Count(), Strategy: StrategyPostings, Why: "COUNT reads only the attribute postings"}}
 		}
 	case query.StmtSearch:
 		return db.querySearch(ctx, st)
@@ -176,7 +177,7 @@ func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, er
 func fuseHits(lists [][]Hit, k int) []Hit {
 	ids := map[string]uint32{}
 	var names []string
-	ranked := make([][]query.Ranked, len(lists))
+	ranked := make([][]fusion.Ranked, len(lists))
 	for i, l := range lists {
 		for _, h := range l {
 			id, ok := ids[h.ID]
@@ -185,10 +186,10 @@ func fuseHits(lists [][]Hit, k int) []Hit {
 				ids[h.ID] = id
 				names = append(names, h.ID)
 			}
-			ranked[i] = append(ranked[i], query.Ranked{ID: id, Score: float64(h.Score)})
+			ranked[i] = append(ranked[i], fusion.Ranked{ID: id, Score: float64(h.Score)})
 		}
 	}
-	fused := query.Fuse(query.FuseRRF, ranked, nil)
+	fused, _ := fusion.Fuse(fusion.RRF, ranked, nil) // RRF merges any lists
 	out := make([]Hit, 0, min(k, len(fused)))
 	for _, r := range fused[:min(k, len(fused))] {
 		out = append(out, Hit{ID: names[r.ID], Score: float32(r.Score), Distance: float32(-r.Score), Fused: true})

@@ -463,23 +463,22 @@ func Compared(e Expr) []string {
 	return out
 }
 
-// ToFilter turns Query.Filter's accepted forms (nil, a string in the
-// filter syntax, or an Expr) into a validated Expr; nil means no filter.
-func ToFilter(f any) (Expr, error) {
-	switch x := f.(type) {
-	case nil:
-		return nil, nil
-	case string:
-		if x == "" {
-			return nil, nil
-		}
-		e, err := ParseFilter(x)
-		if err != nil {
-			return nil, err
-		}
-		return e, Validate(e)
-	case Expr:
-		return x, Validate(x)
+// Parse parses a filter in the filter syntax ("year >= 2010 AND tags =
+// 'dog'") and validates it.
+func Parse(s string) (Expr, error) {
+	e, err := ParseFilter(s)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: Filter must be a string or a query.Expr, not %T", ErrSyntax, f)
+	return e, Validate(e)
+}
+
+// MustParse is Parse for filters written in the program: it panics on a
+// malformed one.
+func MustParse(s string) Expr {
+	e, err := Parse(s)
+	if err != nil {
+		panic(fmt.Sprintf("query.MustParse(%q): %v", s, err))
+	}
+	return e
 }

@@ -3,7 +3,6 @@ package query
 import (
 	"errors"
 	"math"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -82,11 +81,14 @@ func TestValidate(t *testing.T) {
 	assert.ErrorIs(t, Validate(Eq("a", math.NaN())), ErrSyntax)
 	assert.ErrorIs(t, Validate(Eq("", 1)), ErrSyntax)
 	assert.ErrorIs(t, Validate(Eq("a", []int{1})), ErrSyntax)
-	_, err := ToFilter(42)
+	_, err := Parse("year >")
+	var se *SyntaxError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, 6, se.Pos)
+	_, err = Parse("a = 1e999")
 	assert.ErrorIs(t, err, ErrSyntax)
-	e, err := ToFilter("")
-	assert.NoError(t, err)
-	assert.Nil(t, e)
+	assert.Equal(t, Ge("year", 2010), MustParse("year >= 2010"))
+	assert.Panics(t, func() { MustParse("year >") })
 }
 
 func TestMatchSemantics(t *testing.T) {
@@ -125,45 +127,6 @@ func TestMatchSemantics(t *testing.T) {
 	assert.True(t, Match(Eq("tags", "x"), map[string]any{"tags": []any{"x", "y"}}))
 }
 
-func TestFuseFormulas(t *testing.T) {
-	a := []Ranked{{1, 0.9}, {2, 0.5}, {3, 0.1}}
-	b := []Ranked{{2, 10}, {4, 8}}
-	t.Run("rrf", func(t *testing.T) {
-		got := Fuse(FuseRRF, [][]Ranked{a, b}, []float64{1, 2})
-		want := map[uint32]float64{
-			1: 1.0 / 61,
-			2: 1.0/62 + 2.0/61,
-			3: 1.0 / 63,
-			4: 2.0 / 62,
-		}
-		require.Len(t, got, 4)
-		assert.Equal(t, uint32(2), got[0].ID)
-		for _, r := range got {
-			assert.InDelta(t, want[r.ID], r.Score, 1e-12, "id %d", r.ID)
-		}
-	})
-	t.Run("weighted min-max", func(t *testing.T) {
-		got := Fuse(FuseWeighted, [][]Ranked{a, b}, nil)
-		want := map[uint32]float64{1: 1, 2: 0.5 + 1, 3: 0, 4: 0}
-		for _, r := range got {
-			assert.InDelta(t, want[r.ID], r.Score, 1e-12, "id %d", r.ID)
-		}
-		assert.Equal(t, uint32(2), got[0].ID)
-	})
-	t.Run("dbsf", func(t *testing.T) {
-		got := Fuse(FuseDBSF, [][]Ranked{a}, nil)
-		mu := (0.9 + 0.5 + 0.1) / 3
-		sd := math.Sqrt(((0.9-mu)*(0.9-mu) + (0.5-mu)*(0.5-mu) + (0.1-mu)*(0.1-mu)) / 3)
-		for _, r := range got {
-			s := map[uint32]float64{1: 0.9, 2: 0.5, 3: 0.1}[r.ID]
-			assert.InDelta(t, (s-(mu-3*sd))/(6*sd), r.Score, 1e-12)
-		}
-	})
-	t.Run("empty", func(t *testing.T) {
-		assert.Empty(t, Fuse(FuseRRF, nil, nil))
-	})
-}
-
 // FuzzParseFilter: any input parses or fails with a *SyntaxError; what
 // parses renders to text that parses back to the same expression.
 func FuzzParseFilter(f *testing.F) {
@@ -187,18 +150,6 @@ func FuzzParseFilter(f *testing.F) {
 			t.Fatalf("round trip changed %q into %q", e.String(), again.String())
 		}
 	})
-}
-
-// randomFilter builds random expressions over a small attribute space; used
-// by the database's property test through RandomFilter.
-func TestRandomFilterRendersAndParses(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 1))
-	for range 200 {
-		e := RandomFilter(r, 3)
-		got, err := ParseFilter(e.String())
-		require.NoError(t, err, e.String())
-		assert.Equal(t, e.String(), got.String())
-	}
 }
 
 func TestParseStatement(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/mmdb-go/mmdb/fusion"
 )
 
 // Statement kinds.
@@ -31,7 +33,7 @@ type Statement struct {
 	Analyze bool
 	Targets []string
 	Probes  []StmtProbe
-	Fuse    string
+	Fuse    fusion.Method
 	Filter  Expr
 	Limit   int
 	Ef      int
@@ -243,11 +245,11 @@ func (p *parser) parseSearch(st *Statement) error {
 		switch {
 		case p.acceptKeyword("FUSE"):
 			t := p.peek()
-			if t.kind != tIdent || !ValidFusion(strings.ToLower(t.text)) {
+			if t.kind != tIdent || !fusion.Valid(fusion.Method(strings.ToLower(t.text))) {
 				return p.fail("rrf, weighted, dbsf or early after FUSE")
 			}
 			p.next()
-			st.Fuse = strings.ToLower(t.text)
+			st.Fuse = fusion.Method(strings.ToLower(t.text))
 		case p.acceptKeyword("WHERE"):
 			f, err := p.parseOr()
 			if err != nil {

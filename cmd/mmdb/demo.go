@@ -12,6 +12,7 @@ import (
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/align"
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/spf13/cobra"
 )
 
@@ -229,7 +230,7 @@ func runDemoSummary(ctx context.Context, stdout io.Writer, dirFlag string, nItem
 	}
 
 	fmt.Fprintln(stdout, "\nFiltered and fused: images near the text of a cat AND the image of a dog, years 2010-2014")
-	fq := mmdb.Query{Target: "image", K: 5, Filter: "year BETWEEN 2010 AND 2014",
+	fq := mmdb.Query{Target: "image", K: 5, Filter: query.MustParse("year BETWEEN 2010 AND 2014"),
 		Probes: []mmdb.Probe{{Modality: "text", ItemID: probe.ID}, {Modality: "image", ItemID: items[0].ID}}}
 	plan, err = db.Explain(ctx, fq)
 	if err != nil {

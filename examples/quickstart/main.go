@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 func main() {
@@ -48,7 +49,7 @@ func main() {
 	q := mmdb.Query{
 		Target: "image",                                              // rank images
 		Probes: []mmdb.Probe{{Modality: "text", ItemID: "item-007"}}, // with an item's text vector
-		Filter: "year >= 2005 AND tags = 'dog'",                      // or query.Ge("year", 2005)
+		Filter: query.MustParse("year >= 2005 AND tags = 'dog'"),     // or query.Ge("year", 2005)
 		K:      5,
 	}
 	hits, err := db.Search(ctx, q)

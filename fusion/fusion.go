@@ -1,6 +1,10 @@
-package query
+// Package fusion merges ranked lists into one ranking: reciprocal rank
+// fusion, a weighted sum of min-max normalised scores, and
+// distribution-based score fusion.
+package fusion
 
 import (
+	"fmt"
 	"math"
 	"sort"
 )
@@ -12,22 +16,31 @@ type Ranked struct {
 	Score float64
 }
 
-// Fusion methods.
+// Method names a way to merge several probes' results.
+type Method string
+
+// The methods. Early is not a list fusion: the database searches once
+// with the weighted sum of the probe vectors, and Fuse refuses it.
 const (
-	FuseRRF      = "rrf"      // reciprocal rank fusion
-	FuseWeighted = "weighted" // weighted sum of min-max normalised scores
-	FuseDBSF     = "dbsf"     // distribution-based score fusion
-	FuseEarly    = "early"    // weighted sum of probe vectors, one search
+	RRF      Method = "rrf"      // reciprocal rank fusion
+	Weighted Method = "weighted" // weighted sum of min-max normalised scores
+	DBSF     Method = "dbsf"     // distribution-based score fusion
+	Early    Method = "early"    // weighted sum of probe vectors, one search
 )
 
 // RRFK is the k of reciprocal rank fusion: score = sum of w / (k + rank).
 const RRFK = 60
 
 // Fuse merges ranked lists (each best first) into one ranking, best first,
-// by method (FuseRRF, FuseWeighted or FuseDBSF). weights[i] scales list i
-// (nil means 1 each). An item missing from a list gets nothing from it:
-// absent, not last.
-func Fuse(method string, lists [][]Ranked, weights []float64) []Ranked {
+// by method (RRF, Weighted or DBSF; any other is an error, never a silent
+// RRF). weights[i] scales list i (nil means 1 each). An item missing from
+// a list gets nothing from it: absent, not last.
+func Fuse(method Method, lists [][]Ranked, weights []float64) ([]Ranked, error) {
+	switch method {
+	case RRF, Weighted, DBSF:
+	default:
+		return nil, fmt.Errorf("fusion: %q cannot merge lists (want rrf, weighted or dbsf)", method)
+	}
 	w := func(i int) float64 {
 		if weights == nil || i >= len(weights) {
 			return 1
@@ -44,7 +57,7 @@ func Fuse(method string, lists [][]Ranked, weights []float64) []Ranked {
 	}
 	for i, l := range lists {
 		switch method {
-		case FuseWeighted:
+		case Weighted:
 			lo, hi := minMax(l)
 			for _, r := range l {
 				n := 1.0
@@ -53,7 +66,7 @@ func Fuse(method string, lists [][]Ranked, weights []float64) []Ranked {
 				}
 				add(r.ID, w(i)*n)
 			}
-		case FuseDBSF:
+		case DBSF:
 			mu, sigma := meanStd(l)
 			for _, r := range l {
 				n := 0.5
@@ -62,7 +75,7 @@ func Fuse(method string, lists [][]Ranked, weights []float64) []Ranked {
 				}
 				add(r.ID, w(i)*n)
 			}
-		default: // RRF
+		case RRF:
 			for rank, r := range l {
 				add(r.ID, w(i)/float64(RRFK+rank+1))
 			}
@@ -74,7 +87,7 @@ func Fuse(method string, lists [][]Ranked, weights []float64) []Ranked {
 	}
 	// Stable: ties keep first-seen order, which is deterministic.
 	sort.SliceStable(out, func(a, b int) bool { return out[a].Score > out[b].Score })
-	return out
+	return out, nil
 }
 
 func minMax(l []Ranked) (lo, hi float64) {
@@ -99,10 +112,10 @@ func meanStd(l []Ranked) (mu, sigma float64) {
 	return mu, math.Sqrt(sigma / float64(len(l)))
 }
 
-// ValidFusion reports whether method names a fusion method.
-func ValidFusion(method string) bool {
-	switch method {
-	case "", FuseRRF, FuseWeighted, FuseDBSF, FuseEarly:
+// Valid reports whether m names a method, or is "" (the default, RRF).
+func Valid(m Method) bool {
+	switch m {
+	case "", RRF, Weighted, DBSF, Early:
 		return true
 	}
 	return false
