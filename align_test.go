@@ -122,7 +122,7 @@ func TestCalibrateHubnessCOCO(t *testing.T) {
 		Modality{Name: "text", Dim: 512, Metric: Cosine, Space: "clip"})
 	putCOCO(t, db, img, txt)
 
-	c, err := db.Calibrate(ctx, "text", "image", CalibrateOptions{Alpha: 0.75, K: 10})
+	c, err := db.Calibrate(ctx, "text", "image", &CalibrateOptions{Alpha: 0.75, K: 10})
 	require.NoError(t, err)
 	require.EqualValues(t, 250, c.bank.GetCardinality())
 	ev, err := db.Evaluate(ctx, "text", "image", nil)
@@ -173,7 +173,7 @@ func TestCalibrateHubnessCOCO(t *testing.T) {
 	ev2, err := db2.Evaluate(ctx, "text", "image", nil)
 	require.NoError(t, err)
 	assert.Equal(t, ev.Recall, ev2.Recall)
-	_, err = db2.Calibrate(ctx, "text", "image", CalibrateOptions{})
+	_, err = db2.Calibrate(ctx, "text", "image", &CalibrateOptions{})
 	require.NoError(t, err)
 	ev3, err := db2.Evaluate(ctx, "text", "image", nil)
 	require.NoError(t, err)
@@ -183,7 +183,7 @@ func TestCalibrateHubnessCOCO(t *testing.T) {
 	// notes measured no gain on coco500 (0.506 -> 0.500): CLIP's gap is
 	// mostly a constant shift, which cosine ranking of one query ignores
 	// up to the normalisation.
-	_, err = db2.Calibrate(ctx, "text", "image", CalibrateOptions{Centre: true})
+	_, err = db2.Calibrate(ctx, "text", "image", &CalibrateOptions{Centre: true})
 	require.NoError(t, err)
 	ev4, err := db2.Evaluate(ctx, "text", "image", nil)
 	require.NoError(t, err)
@@ -198,11 +198,11 @@ func TestCalibrateHubnessCOCO(t *testing.T) {
 
 func TestCalibrateRejects(t *testing.T) {
 	db, _ := openTest(t, imgMod, audioMod)
-	_, err := db.Calibrate(ctx, "image", "audio", CalibrateOptions{Alpha: 0.5})
+	_, err := db.Calibrate(ctx, "image", "audio", &CalibrateOptions{Alpha: 0.5})
 	require.ErrorIs(t, err, ErrNoRoute)
-	_, err = db.Calibrate(ctx, "image", "image", CalibrateOptions{Alpha: -1})
+	_, err = db.Calibrate(ctx, "image", "image", &CalibrateOptions{Alpha: -1})
 	require.ErrorIs(t, err, ErrInvalidQuery)
-	_, err = db.Calibrate(ctx, "image", "image", CalibrateOptions{Alpha: 0.5})
+	_, err = db.Calibrate(ctx, "image", "image", &CalibrateOptions{Alpha: 0.5})
 	require.ErrorIs(t, err, ErrInvalidQuery) // no vectors: the bank is smaller than k
 }
 
@@ -359,7 +359,7 @@ func TestCalibrateThroughAlignmentIgnoresScale(t *testing.T) {
 			w[i][i] = s
 		}
 		require.NoError(t, db.SetAlignment(Alignment{From: "a", To: "b", W: w}))
-		_, err := db.Calibrate(ctx, "a", "b", CalibrateOptions{Centre: true})
+		_, err := db.Calibrate(ctx, "a", "b", &CalibrateOptions{Centre: true})
 		require.NoError(t, err)
 		ev, err := db.Evaluate(ctx, "a", "b", nil)
 		require.NoError(t, err)
@@ -394,7 +394,7 @@ func TestCalibrateL2EvaluateMatchesSearch(t *testing.T) {
 	}
 	db, _ := openTest(t, Modality{Name: "a", Dim: d, Metric: L2, Space: "s"}, Modality{Name: "b", Dim: d, Metric: L2, Space: "s"})
 	require.NoError(t, db.Put(ctx, items...))
-	c, err := db.Calibrate(ctx, "a", "b", CalibrateOptions{Alpha: 1, K: 10, Bank: 200})
+	c, err := db.Calibrate(ctx, "a", "b", &CalibrateOptions{Alpha: 1, K: 10, Bank: 200})
 	require.NoError(t, err)
 	ev, err := db.Evaluate(ctx, "a", "b", nil)
 	require.NoError(t, err)

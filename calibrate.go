@@ -19,7 +19,7 @@ import (
 )
 
 // CalibrateOptions choose the query-time corrections Calibrate sets up.
-// The zero value removes any stored calibration.
+// The zero value (or nil) removes any stored calibration.
 type CalibrateOptions struct {
 	// Centre subtracts the mean probe vector (in the target's space) from
 	// every query: the "modality gap" between two encoders' outputs.
@@ -135,7 +135,11 @@ func (c *Calibration) decode() error {
 // figures with and without them on items outside the bank. Calibrate
 // again after large changes to the target modality: the hubness of items
 // stored later is the mean.
-func (db *DB) Calibrate(ctx context.Context, probe, target string, opts CalibrateOptions) (*Calibration, error) {
+func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateOptions) (*Calibration, error) {
+	var opts CalibrateOptions
+	if o != nil {
+		opts = *o
+	}
 	if !(opts.Alpha >= 0 && opts.Alpha <= MaxAlpha) { // also true for NaN
 		return nil, fmt.Errorf("mmdb: calibrate: %w: alpha %g must be between 0 and %g", ErrInvalidQuery, opts.Alpha, float64(MaxAlpha))
 	}

@@ -15,11 +15,13 @@ import (
 
 // Search runs q and returns up to K hits, best first.
 //
-// Each probe reaches the target by a route: direct when the probe's
-// modality shares the target's Space, dimension and metric; otherwise
-// pivot, through the probe modality's nearest items that also carry the
-// target modality. With no route, Search fails with ErrNoRoute naming what
-// is missing. A filter becomes a bitmap first; small candidate sets are
+// Each probe reaches the target by a route: aligned when an Alignment
+// from the probe's modality to the target is stored (the probe is
+// projected into the target's space); direct when the probe's modality
+// shares the target's Space, dimension and metric; otherwise pivot,
+// through the probe modality's nearest items that also carry the target
+// modality. With no route, Search fails with ErrNoRoute naming what is
+// missing. A filter becomes a bitmap first; small candidate sets are
 // scanned exactly, large ones searched in the graph with the bitmap as an
 // allow-list. Several probes are fused (Query.Fuse). Explain shows the
 // plan.

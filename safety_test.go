@@ -202,7 +202,7 @@ func TestPoisonedDefinitionsAreRefused(t *testing.T) {
 		assert.ErrorIs(t, db.SetAlignment(a), ErrInvalidQuery, name)
 	}
 	for _, alpha := range []float64{math.NaN(), math.Inf(1), -1, 1e9} {
-		_, err := db.Calibrate(ctx, "image", "image", CalibrateOptions{Alpha: alpha})
+		_, err := db.Calibrate(ctx, "image", "image", &CalibrateOptions{Alpha: alpha})
 		assert.ErrorIs(t, err, ErrInvalidQuery, "alpha %v", alpha)
 	}
 	for _, sp := range []string{"a\x00b", string(make([]byte, 1<<20))} {
@@ -241,7 +241,7 @@ func TestAlignSharedSpaceRefusedUnlessForced(t *testing.T) {
 		items[i] = Item{ID: fmt.Sprintf("i%02d", i), Vectors: map[string][]float32{"image": v, "text": v}}
 	}
 	require.NoError(t, db.Put(ctx, items...))
-	_, err := db.Calibrate(ctx, "text", "image", CalibrateOptions{Centre: true})
+	_, err := db.Calibrate(ctx, "text", "image", &CalibrateOptions{Centre: true})
 	require.NoError(t, err)
 
 	_, err = db.Align(ctx, "text", "image", nil)
@@ -363,7 +363,7 @@ func TestCalibrationOfLargeVectorsReopens(t *testing.T) {
 		items[i] = Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": {1e8, float32(i)}}}
 	}
 	require.NoError(t, db.Put(ctx, items...))
-	_, err := db.Calibrate(ctx, "v", "v", CalibrateOptions{Alpha: 1})
+	_, err := db.Calibrate(ctx, "v", "v", &CalibrateOptions{Alpha: 1})
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 	again, err := Open(path, nil)

@@ -76,7 +76,7 @@ func main() {
 
 	// Query-time corrections (centring, hubness), then how well each item's
 	// text finds its own image.
-	_, err = db.Calibrate(ctx, "text", "image", mmdb.CalibrateOptions{Centre: true})
+	_, err = db.Calibrate(ctx, "text", "image", &mmdb.CalibrateOptions{Centre: true})
 	check(err)
 	ev, err := db.Evaluate(ctx, "text", "image", nil)
 	check(err)
