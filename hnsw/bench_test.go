@@ -11,7 +11,8 @@ import (
 )
 
 // Micro-benchmarks of the engine on a 20k x 128 clustered set. The full
-// sweep (100k x 128, 50k x 512, sift5k, with recall) is `mmdb bench`.
+// sweep (100k x 128, 50k x 512, sift5k, with recall) is
+// `go run ./cmd/mmdb-bench`.
 //
 //	go test -run '^$' -bench . ./hnsw
 

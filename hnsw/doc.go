@@ -10,10 +10,6 @@
 //   - Flat: an exact scan over vectors kept contiguous in memory. The
 //     reference every other engine's recall is measured against, and the
 //     right choice for small or heavily filtered sets.
-//   - Coder: github.com/coder/hnsw v0.6.1 behind the same interface, kept
-//     only as a measured baseline (its released search ignores ef and
-//     returns recall@10 of 0.1-0.4; it panics on updates and after
-//     deletes, so this adapter never routes either to it).
 //
 // Every engine keys vectors by the database's dense internal uint32 IDs,
 // ranks by the distance of its modality.Metric (smaller is closer; cosine

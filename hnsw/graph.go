@@ -93,9 +93,6 @@ type HNSW struct {
 	ml      float64
 	// Cache lines to prefetch per row of codes and of float32 vectors.
 	codeLines, vecLines, blockLines0, blockLinesUp int
-	// f32Build walks on float32 vectors while inserting, even with codes
-	// kept: only BenchmarkBuildWalk sets it, for its A/B.
-	f32Build bool
 
 	// Slot arrays, reallocated only under mu held exclusively.
 	vecs []float32
@@ -364,7 +361,7 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 // off from the graph then.
 func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *searcher) [][]Result {
 	epSlot, epLevel := uint32(ep), int(ep>>32)
-	qq := h.searchQuery(q, h.rows != nil && !h.f32Build, sc)
+	qq := h.searchQuery(q, h.rows != nil, sc)
 	cur := Result{ID: epSlot, Dist: h.qdist(&qq, epSlot)}
 	for l := epLevel; l > level; l-- {
 		cur = h.greedy(&qq, cur, l, sc)
@@ -409,9 +406,7 @@ func (h *HNSW) greedy(q *query, cur Result, l int, sc *searcher) Result {
 		for i := uint32(1); i <= n; i++ {
 			nb = append(nb, atomic.LoadUint32(&b[i]))
 		}
-		if prefetchOn {
-			h.prefetch(q, nb)
-		}
+		h.prefetch(q, nb)
 		sc.nb = nb
 		for _, e := range nb {
 			if d := h.qdist(q, e); d < cur.Dist {
@@ -444,7 +439,7 @@ func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *roaring.Bit
 		if len(res) >= ef && c.Dist > res[0].Dist {
 			break
 		}
-		if prefetchOn && len(cand) > 0 {
+		if len(cand) > 0 {
 			// The likely next node to expand: its links are read after
 			// this node's neighbours are scored.
 			h.prefetchBlock(cand[0].ID, l)
@@ -457,9 +452,7 @@ func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *roaring.Bit
 				nb = append(nb, e)
 			}
 		}
-		if prefetchOn {
-			h.prefetch(q, nb)
-		}
+		h.prefetch(q, nb)
 		sc.nb = nb
 		for _, e := range nb {
 			d := h.qdist(q, e)
@@ -553,21 +546,12 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 	h.writeBlock(b, h.selectNeighbours(cands, h.capAt(l)))
 }
 
-// sortResults sorts closest first (insertion sort: lists are short).
-func sortResults(r []Result) {
-	for i := 1; i < len(r); i++ {
-		for j := i; j > 0 && r[j].Dist < r[j-1].Dist; j-- {
-			r[j], r[j-1] = r[j-1], r[j]
-		}
-	}
-}
-
-// sortLinks sorts the candidate links of node closest first, as
-// sortResults, and orders equal distances by a hash of the candidate and
-// node: pseudo-random, and different for each node. Equal distances are
-// copies of one vector; kept in the order they came, every node would keep
-// the same few copies (or the latest ones), the others would lose every
-// in-link, and no search would reach them.
+// sortLinks sorts the candidate links of node closest first (insertion
+// sort: lists are short), and orders equal distances by a hash of the
+// candidate and node: pseudo-random, and different for each node. Equal
+// distances are copies of one vector; kept in the order they came, every
+// node would keep the same few copies (or the latest ones), the others
+// would lose every in-link, and no search would reach them.
 func sortLinks(r []Result, node uint32) {
 	less := func(a, b Result) bool {
 		if a.Dist != b.Dist {
@@ -594,13 +578,9 @@ func tieHash(id, salt uint32) uint32 {
 	return x
 }
 
-// Search implements Index.
+// Search implements Index. It walks on byte codes unless the graph is
+// configured with Float32Walk.
 func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
-	return h.search(q, k, opts, true)
-}
-
-// search walks on codes when quant is set and the graph keeps them.
-func (h *HNSW) search(q []float32, k int, opts SearchOptions, quant bool) []Result {
 	if k <= 0 || len(q) != h.dim {
 		return nil
 	}
@@ -626,7 +606,7 @@ func (h *HNSW) search(q []float32, k int, opts SearchOptions, quant bool) []Resu
 		return nil
 	}
 	sc := h.getSearcher()
-	qq := h.searchQuery(q, quant && h.rows != nil, sc)
+	qq := h.searchQuery(q, h.rows != nil, sc)
 	cur := Result{ID: uint32(ep), Dist: h.qdist(&qq, uint32(ep))}
 	for l := int(ep >> 32); l > 0; l-- {
 		cur = h.greedy(&qq, cur, l, sc)

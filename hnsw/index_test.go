@@ -39,19 +39,18 @@ func clustered(n, dim, clusters int, seed uint64) [][]float32 {
 	return out
 }
 
+// engines are the engines of this package, for the tests every one must
+// pass. (The coder/hnsw baseline of the benchmark has its own, in
+// internal/bench/coder.)
 type engine struct {
 	name string
 	make func(dim int, m modality.Metric) Index
-	// baseline engines are run for their numbers, not held to recall or
-	// update semantics.
-	baseline bool
 }
 
 var engines = []engine{
-	{"flat", func(d int, m modality.Metric) Index { return NewFlat(d, m) }, false},
-	{"hnsw", func(d int, m modality.Metric) Index { return NewHNSW(d, m, Config{Seed: 1}) }, false},
-	{"hnsw-f32", func(d int, m modality.Metric) Index { return NewHNSW(d, m, Config{Seed: 1, Float32Walk: true}) }, false},
-	{"coder", func(d int, m modality.Metric) Index { return NewCoder(d, m, Config{}) }, true},
+	{"flat", func(d int, m modality.Metric) Index { return NewFlat(d, m) }},
+	{"hnsw", func(d int, m modality.Metric) Index { return NewHNSW(d, m, Config{Seed: 1}) }},
+	{"hnsw-f32", func(d int, m modality.Metric) Index { return NewHNSW(d, m, Config{Seed: 1, Float32Walk: true}) }},
 }
 
 func fill(t testing.TB, idx Index, vecs [][]float32) {
@@ -125,9 +124,7 @@ func TestConformance(t *testing.T) {
 				for _, r := range got {
 					assert.True(t, allow.Contains(r.ID), "id %d not allowed", r.ID)
 				}
-				if !e.baseline || exact {
-					assert.Len(t, got, 7)
-				}
+				assert.Len(t, got, 7)
 			}
 
 			// Delete: gone from results at once.
@@ -151,9 +148,7 @@ func TestConformance(t *testing.T) {
 			assert.Equal(t, idx.Len(), loaded.Len())
 			for _, q := range vecs[:20] {
 				assert.Equal(t, idx.Search(q, 5, SearchOptions{Exact: true}), loaded.Search(q, 5, SearchOptions{Exact: true}))
-				if !e.baseline {
-					assert.Equal(t, idx.Search(q, 5, SearchOptions{}), loaded.Search(q, 5, SearchOptions{}))
-				}
+				assert.Equal(t, idx.Search(q, 5, SearchOptions{}), loaded.Search(q, 5, SearchOptions{}))
 			}
 			// Damaged data: an error, never a panic.
 			for _, bad := range [][]byte{nil, saved[:10], saved[:len(saved)-1], flip(saved, len(saved)/2)} {
@@ -161,13 +156,8 @@ func TestConformance(t *testing.T) {
 			}
 			assert.ErrorIs(t, e.make(dim+1, modality.Cosine).Load(bytes.NewReader(saved)), ErrFormat, "other dimension")
 
-			// Update: replaces the vector (the baseline refuses).
-			err := idx.Add(3, vecs[100])
-			if e.baseline {
-				assert.ErrorIs(t, err, ErrUnsupported)
-				return
-			}
-			require.NoError(t, err)
+			// Update: replaces the vector.
+			require.NoError(t, idx.Add(3, vecs[100]))
 			assert.Equal(t, 499, idx.Len())
 			got := idx.Search(vecs[100], 2, SearchOptions{})
 			require.Len(t, got, 2)
@@ -198,9 +188,8 @@ func TestMetricsRankLikeExact(t *testing.T) {
 	}
 }
 
-// Recall on a deterministic 5k clustered set, against exact search. The
-// baseline's recall is logged, not asserted: it is the reason we have our
-// own engine.
+// Recall on a deterministic 5k clustered set, against exact search. (The
+// coder/hnsw baseline's is logged by internal/bench/coder's tests.)
 func TestRecall5k(t *testing.T) {
 	if raceEnabled {
 		t.Skip("recall is measured without the race detector")
@@ -216,7 +205,7 @@ func TestRecall5k(t *testing.T) {
 		for _, ef := range []int{16, 64} {
 			rc := recallAt(idx, flat, queries, 10, SearchOptions{Ef: ef})
 			t.Logf("%s ef=%d recall@10 = %.3f", e.name, ef, rc)
-			if !e.baseline && ef == 64 {
+			if ef == 64 {
 				assert.GreaterOrEqual(t, rc, 0.9)
 			}
 		}

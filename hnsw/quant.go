@@ -106,7 +106,7 @@ func (h *HNSW) qdist(q *query, slot uint32) float32 {
 
 // rescore replaces the walk's distances with exact ones and re-sorts.
 func (h *HNSW) rescore(q []float32, found []Result) {
-	if prefetchOn && h.dim > 0 {
+	if h.dim > 0 {
 		for _, f := range found {
 			prefetchLines(unsafe.Pointer(&h.vecs[int(f.ID)*h.dim]), h.vecLines)
 		}
@@ -144,10 +144,6 @@ func (h *HNSW) quantizeAll(used int) {
 	}
 	wg.Wait()
 }
-
-// prefetchOn is switched off only by BenchmarkWalk, to measure what
-// prefetching is worth.
-var prefetchOn = true
 
 // prefetch asks for the rows that scoring slots will read: codes and
 // scales on a quantized walk, float32 vectors otherwise.

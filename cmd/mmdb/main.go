@@ -7,7 +7,6 @@
 //	mmdb export DB OUT                JSONL
 //	mmdb stats DB                     schema, counts, alignments
 //	mmdb demo [--dir DIR]             build a small multimodal database and query it
-//	mmdb bench [--data ...]           measure the index engines (see BENCHMARKS.md)
 //	mmdb snapshot DB OUT              consistent online copy
 //	mmdb restore SNAPSHOT DB          restore from a snapshot
 //	mmdb check DB                     verify; exit 1 on any problem
@@ -114,7 +113,7 @@ func rootCmd() *cobra.Command {
 		}
 		return shell.RunE(c, args)
 	}
-	root.AddCommand(shell, queryCmd(), importCmd(), exportCmd(), statsCmd(), demoCmd(), benchCmd(),
+	root.AddCommand(shell, queryCmd(), importCmd(), exportCmd(), statsCmd(), demoCmd(),
 		snapshotCmd(), restoreCmd(), checkCmd(), alignCmd(), evalCmd(), versionCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	root.CompletionOptions.DisableDefaultCmd = true

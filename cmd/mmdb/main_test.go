@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"strings"
 	"testing"
 
-	"github.com/mmdb-go/mmdb/internal/bench"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -28,9 +26,6 @@ func TestRunExitCodes(t *testing.T) {
 		{"bad flag", []string{"demo", "--nope"}, 2, "", "unknown flag: --nope"},
 		{"too few items", []string{"demo", "--items", "3"}, 2, "", "at least 12"},
 		{"demo", []string{"demo", "--items", "600", "--dir", ""}, 0, "Text-to-image", ""},
-		// A tiny run of the benchmark so its harness cannot rot.
-		{"bench smoke", []string{"bench", "--data", "tiny", "--ef", "32", "--threads", "1,2", "--quiet"}, 0, "| tiny | hnsw | 32 | 100% |", ""},
-		{"bench bad ef", []string{"bench", "--ef", "x"}, 2, "", "not a positive integer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,38 +104,6 @@ func TestSnapshotRestoreCheckCommands(t *testing.T) {
 			assert.NoFileExists(t, dir+"/typo.mmdb")
 		})
 	}
-}
-
-// A tiny run of the side-by-side benchmark (1k vectors, one ef), so the
-// peer harness cannot rot. CI installs the peers; elsewhere the command
-// installs them as root, and the test skips for other users without them.
-func TestBenchPeersSmoke(t *testing.T) {
-	if err := bench.EnsurePeers(context.Background(), io.Discard); err != nil {
-		if os.Geteuid() != 0 {
-			t.Skipf("hnswlib/FAISS not installed and not root: %v", err)
-		}
-		t.Fatal(err)
-	}
-	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"bench", "--peers", "--data", "tiny", "--ef", "32", "--reps", "1", "--threads", "1", "--quiet"}, strings.NewReader(""), &out, &errb)
-	require.Equal(t, 0, code, errb.String())
-	s := out.String()
-	for _, want := range []string{"| tiny | hnsw | 32 |", "| tiny | hnswlib | 32 |", "| tiny | faiss | 32 |", "| tiny | 0.95 |", "mmdb/hnswlib"} {
-		assert.Contains(t, s, want)
-	}
-
-	// --with picks the peers: without FAISS, its columns read "-".
-	out.Reset()
-	code = run(context.Background(), []string{"bench", "--peers", "--with", "hnswlib", "--data", "tiny", "--ef", "32", "--reps", "1", "--threads", "1", "--quiet"}, strings.NewReader(""), &out, &errb)
-	require.Equal(t, 0, code, errb.String())
-	assert.Contains(t, out.String(), "| tiny | hnswlib | 32 |")
-	assert.NotContains(t, out.String(), "| tiny | faiss |")
-	assert.Regexp(t, `\| tiny \| 0\.95 \| \d+ \| \d+ \| - \| [0-9.]+ \| - \|`, out.String())
-
-	errb.Reset()
-	code = run(context.Background(), []string{"bench", "--peers", "--with", "annoy", "--data", "tiny"}, strings.NewReader(""), &out, &errb)
-	assert.Equal(t, 2, code)
-	assert.Contains(t, errb.String(), `unknown peer "annoy"`)
 }
 
 // The demo on the real data: CLIP text-to-image reaches its exact figures,

@@ -777,7 +777,7 @@ func TestSubcommandHelp(t *testing.T) {
 	for _, c := range rootCmd().Commands() {
 		names = append(names, c.Name())
 	}
-	assert.Subset(t, names, []string{"shell", "query", "import", "export", "stats", "demo", "bench", "snapshot", "restore", "check", "align", "eval", "version"})
+	assert.Subset(t, names, []string{"shell", "query", "import", "export", "stats", "demo", "snapshot", "restore", "check", "align", "eval", "version"})
 	for _, name := range names {
 		t.Run("help "+name, func(t *testing.T) {
 			args := []string{"--help"}

@@ -13,11 +13,12 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/bench/coder"
 )
 
 // Config selects what Run measures.
 type Config struct {
-	Engines []string // "hnsw", "hnsw-f32" (Float32Walk), "coder", "flat"
+	Engines []string // "hnsw", "hnsw-f32" (Float32Walk), "coder" (the coder/hnsw baseline), "flat"
 	Efs     []int    // beam widths to sweep
 	Threads []int    // build thread counts
 	M       int      // links per node (default 16)
@@ -67,7 +68,7 @@ func newIndex(engine string, d Dataset, cfg Config) (hnsw.Index, error) {
 		hc.Float32Walk = true
 		return hnsw.NewHNSW(dim, d.Metric, hc), nil
 	case "coder":
-		return hnsw.NewCoder(dim, d.Metric, hc), nil
+		return coder.New(dim, d.Metric, hc), nil
 	case "flat":
 		return hnsw.NewFlat(dim, d.Metric), nil
 	}

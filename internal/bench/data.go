@@ -1,8 +1,11 @@
 // Package bench measures mmdb's index engines on real and synthetic data:
 // recall@10 against exact search, single-thread queries per second, build
 // throughput with one and more threads, memory per vector, and save/load
-// time. The mmdb bench command prints its tables; BENCHMARKS.md records
-// them with the command that produced them.
+// time; with the peers, side by side with hnswlib and FAISS. The
+// mmdb-bench command (cmd/mmdb-bench) prints its tables; BENCHMARKS.md
+// records them with the command that produced them. The coder/hnsw
+// baseline is in the subpackage coder, so that only this benchmark links
+// it.
 package bench
 
 import (

@@ -15,11 +15,25 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// benchCmd is the whole command line: the benchmark and its flags.
 func benchCmd() *cobra.Command {
-	c := newCmd("bench", "measure recall, speed, build rate and memory of the index engines",
-		"Measures the index engines on real SIFT descriptors and synthetic sets (see BENCHMARKS.md);\n"+
+	c := &cobra.Command{
+		Use:   "mmdb-bench",
+		Short: "measure recall, speed, build rate and memory of mmdb's index engines",
+		Long: "Measures the index engines on real SIFT descriptors and synthetic sets (see BENCHMARKS.md);\n" +
 			"with --peers, mmdb, hnswlib and FAISS side by side as q/s ratios at equal recall.",
-		"mmdb bench --peers --data sift5k --plot .", 0)
+		Example:       "  mmdb-bench --data tiny --ef 32\n  mmdb-bench --peers --data sift5k --plot .",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%w: no arguments expected, got %q (the benchmark takes flags only; see --help)", errUsage, args[0])
+			}
+			return nil
+		},
+	}
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
+	c.CompletionOptions.DisableDefaultCmd = true
 	fs := c.Flags()
 	data := fs.String("data", "sift5k,synth100k,synth50k", "datasets: sift5k (real SIFT, from --shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), or tiny (1k x 32)")
 	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure: hnsw, hnsw-f32 (hnsw walking on float32 vectors), coder, flat")
@@ -33,7 +47,7 @@ func benchCmd() *cobra.Command {
 	with := fs.String("with", strings.Join(bench.Peers, ","), "with --peers: the peers to run (FAISS builds take most of a full run)")
 	reps := fs.Int("reps", 3, "with --peers: alternating repetitions; medians are reported")
 	plotDir := fs.String("plot", "", "with --peers: write a recall-vs-queries/s PNG per dataset into this directory")
-	asJSON := jsonFlag(c)
+	asJSON := fs.Bool("json", false, "print the result as JSON")
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON, *with})
 	}
@@ -128,7 +142,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 		total.Builds = append(total.Builds, rep.Builds...)
 	}
 	if f.json {
-		return report(stdout, true, total, "")
+		return report(stdout, total)
 	}
 	fmt.Fprint(stdout, total.Markdown())
 	if *peers {

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/internal/bench"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func benchRun(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestRunExitCodes(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		// A tiny run of the benchmark so its harness cannot rot.
+		{"smoke", []string{"--data", "tiny", "--ef", "32", "--threads", "1,2", "--quiet"}, 0, "| tiny | hnsw | 32 | 100% |", ""},
+		{"coder baseline", []string{"--data", "tiny", "--engines", "coder", "--ef", "32", "--threads", "1", "--quiet"}, 0, "| tiny | coder | 32 | 100% |", ""},
+		{"json", []string{"--data", "tiny", "--engines", "flat", "--threads", "1", "--quiet", "--json"}, 0, `"Engine": "flat"`, ""},
+		{"help", []string{"--help"}, 0, "--peers", ""},
+		{"bad ef", []string{"--ef", "x"}, 2, "", "not a positive integer"},
+		{"bad int flag", []string{"--m", "x"}, 2, "", `invalid argument "x"`},
+		{"unknown flag", []string{"--nope"}, 2, "", "unknown flag: --nope"},
+		{"unknown dataset", []string{"--data", "nope"}, 2, "", `unknown dataset "nope"`},
+		{"unknown engine", []string{"--data", "tiny", "--engines", "nope", "--quiet"}, 1, "", `unknown engine "nope"`},
+		{"unknown peer", []string{"--peers", "--with", "annoy", "--data", "tiny"}, 2, "", `unknown peer "annoy"`},
+		// The subcommand of old: a usage error that says what to do.
+		{"argument", []string{"bench", "--data", "tiny"}, 2, "", "flags only"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errs := benchRun(tc.args...)
+			assert.Equal(t, tc.code, code, "stderr: %s", errs)
+			assert.Contains(t, out, tc.out)
+			assert.Contains(t, errs, tc.err)
+			if code != 0 {
+				assert.True(t, strings.HasPrefix(errs, "mmdb-bench: "), "%q", errs)
+			}
+		})
+	}
+}
+
+// A tiny run of the side-by-side benchmark (1k vectors, one ef), so the
+// peer harness cannot rot. CI installs the peers; elsewhere the command
+// installs them as root, and the test skips for other users without them.
+func TestBenchPeersSmoke(t *testing.T) {
+	if err := bench.EnsurePeers(context.Background(), io.Discard); err != nil {
+		if os.Geteuid() != 0 {
+			t.Skipf("hnswlib/FAISS not installed and not root: %v", err)
+		}
+		t.Fatal(err)
+	}
+	plots := t.TempDir()
+	code, out, errs := benchRun("--peers", "--data", "tiny", "--ef", "32", "--reps", "1", "--threads", "1", "--quiet", "--plot", plots)
+	require.Equal(t, 0, code, errs)
+	for _, want := range []string{"| tiny | hnsw | 32 |", "| tiny | hnswlib | 32 |", "| tiny | faiss | 32 |", "| tiny | 0.95 |", "mmdb/hnswlib"} {
+		assert.Contains(t, out, want)
+	}
+	assert.FileExists(t, filepath.Join(plots, "recall-qps-tiny.png"))
+
+	// --with picks the peers: without FAISS, its columns read "-".
+	code, out, errs = benchRun("--peers", "--with", "hnswlib", "--data", "tiny", "--ef", "32", "--reps", "1", "--threads", "1", "--quiet")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "| tiny | hnswlib | 32 |")
+	assert.NotContains(t, out, "| tiny | faiss |")
+	assert.Regexp(t, `\| tiny \| 0\.95 \| \d+ \| \d+ \| - \| [0-9.]+ \| - \|`, out)
+}
+
+// docCommands returns the arguments of every `go run ./cmd/mmdb-bench`
+// command line in the file: in an indented block, to the end of its line;
+// in backticks, to the closing backtick, across a line break.
+func docCommands(t *testing.T, file string) [][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", file))
+	require.NoError(t, err)
+	const cmd = "go run ./cmd/mmdb-bench"
+	s := string(b)
+	var out [][]string
+	for i := strings.Index(s, cmd); i >= 0; i = next(s, cmd, i) {
+		rest := s[i+len(cmd):]
+		end := strings.IndexByte(rest, '\n')
+		if i > 0 && s[i-1] == '`' {
+			end = strings.IndexByte(rest, '`')
+		}
+		require.GreaterOrEqual(t, end, 0, "%s: unterminated command at byte %d", file, i)
+		out = append(out, strings.Fields(rest[:end]))
+	}
+	return out
+}
+
+func next(s, sub string, i int) int {
+	j := strings.Index(s[i+1:], sub)
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}
+
+// The commands the documents tell users to run parse as written (with
+// --help, so nothing runs), and no document sends them to the bench
+// subcommand mmdb no longer has.
+func TestDocumentedCommandsParse(t *testing.T) {
+	n := 0
+	for _, file := range []string{"README.md", "BENCHMARKS.md", "ARCHITECTURE.md"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", file))
+		require.NoError(t, err)
+		assert.False(t, strings.Contains(string(b), "cmd/mmdb bench"), "%s tells users to run `go run ./cmd/mmdb bench`", file)
+		for _, args := range docCommands(t, file) {
+			code, _, errs := benchRun(append(args, "--help")...)
+			assert.Equal(t, 0, code, "%s: mmdb-bench %s: %s", file, strings.Join(args, " "), errs)
+			n++
+		}
+	}
+	assert.GreaterOrEqual(t, n, 4)
+}
