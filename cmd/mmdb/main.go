@@ -46,6 +46,19 @@ var errReported = errors.New("failed")
 
 // newCmd makes a subcommand taking exactly nargs positional arguments
 // (-1: any number, at least one).
+// movedBenchCmd answers the old `mmdb bench` with where it went: the
+// benchmarks link plotting and peers that the product binary leaves out.
+func movedBenchCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:                "bench",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(*cobra.Command, []string) error {
+			return fmt.Errorf("%w: the benchmarks are their own program now: go run ./cmd/mmdb-bench --help", errUsage)
+		},
+	}
+}
+
 func newCmd(use, short, long, example string, nargs int) *cobra.Command {
 	c := &cobra.Command{Use: use, Short: short, Long: long, Example: "  " + example}
 	c.Args = func(_ *cobra.Command, args []string) error {
@@ -114,7 +127,7 @@ func rootCmd() *cobra.Command {
 		return shell.RunE(c, args)
 	}
 	root.AddCommand(shell, queryCmd(), importCmd(), exportCmd(), statsCmd(), demoCmd(),
-		snapshotCmd(), restoreCmd(), checkCmd(), alignCmd(), evalCmd(), versionCmd())
+		snapshotCmd(), restoreCmd(), checkCmd(), alignCmd(), evalCmd(), versionCmd(), movedBenchCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

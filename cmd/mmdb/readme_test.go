@@ -228,3 +228,10 @@ func TestShellReadReportsItsError(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, "is a directory")
 }
+
+// The old `mmdb bench` says where the benchmarks went.
+func TestBenchMovedSaysWhere(t *testing.T) {
+	code, _, errs := mmdbRun(t, "", "bench", "--peers")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, "go run ./cmd/mmdb-bench")
+}
