@@ -19,18 +19,29 @@ import (
 // aligned route) before it falls back to pivoting.
 type Alignment struct {
 	// From and To name the modalities.
-	From string `msgpack:"from"`
-	To   string `msgpack:"to"`
+	From string
+	To   string
 	// W has one row per To dimension, each with one weight per From
 	// dimension.
-	W [][]float32 `msgpack:"w"`
+	W [][]float32
 	// Bias has To's dimension, or is empty.
-	Bias []float32 `msgpack:"b,omitempty"`
+	Bias []float32
 	// Method says how the map was made ("ridge", "procrustes", ...).
-	Method string `msgpack:"method,omitempty"`
+	Method string
 	// Report is what Align measured when it learned the map: every
 	// method's held-out recall beside the baseline. Nil for maps given to
 	// SetAlignment.
+	Report *align.Report
+}
+
+// alignmentRecord is an Alignment as the file stores it: the same fields
+// (so the two convert into each other), with the file's msgpack names.
+type alignmentRecord struct {
+	From   string        `msgpack:"from"`
+	To     string        `msgpack:"to"`
+	W      [][]float32   `msgpack:"w"`
+	Bias   []float32     `msgpack:"b,omitempty"`
+	Method string        `msgpack:"method,omitempty"`
 	Report *align.Report `msgpack:"report,omitempty"`
 }
 
@@ -109,7 +120,8 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 		a.W[i] = slices.Clone(a.W[i])
 	}
 	a.Bias = slices.Clone(a.Bias)
-	data, err := msgpack.Marshal(&a)
+	rec := alignmentRecord(a)
+	data, err := msgpack.Marshal(&rec)
 	if err != nil {
 		return false, err
 	}
@@ -136,10 +148,11 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 // loadAlignments reads the stored projections at Open.
 func (db *DB) loadAlignments(tx *storage.Tx) error {
 	return tx.ForEachAlignment(func(data []byte) error {
-		var a Alignment
-		if err := storage.Unmarshal(data, &a); err != nil {
+		var rec alignmentRecord
+		if err := storage.Unmarshal(data, &rec); err != nil {
 			return fmt.Errorf("alignment: %w", err) // wraps ErrCorrupt
 		}
+		a := Alignment(rec)
 		from, ok1 := db.byName[a.From]
 		to, ok2 := db.byName[a.To]
 		if !ok1 || !ok2 {

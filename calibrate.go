@@ -43,32 +43,59 @@ type CalibrateOptions struct {
 // times a similarity, so larger values only rank by hubness.
 const MaxAlpha = 100
 
-// Calibration is the stored form of the corrections for searches from
-// Probe to Target.
+// Calibration is the corrections for searches from Probe to Target.
 type Calibration struct {
 	// Probe and Target are the modalities searched from and ranked.
-	Probe  string `msgpack:"probe"`
-	Target string `msgpack:"target"`
+	Probe, Target string
 	// Centre is the mean probe vector in the target's space, subtracted
 	// from each query; nil when centring is off.
-	Centre []float32 `msgpack:"centre,omitempty"`
+	Centre []float32
 	// Alpha and K are the hubness correction's strength (0: off) and the
 	// number of bank neighbours averaged.
-	Alpha float64 `msgpack:"alpha"`
-	K     int     `msgpack:"k"`
-	// BankItems are the items whose probe vectors formed the bank (a
-	// serialised roaring bitmap of internal IDs). Evaluate keeps them out
-	// of its queries and targets: an item whose own probe vector is in
-	// the bank would be judged by its own query.
-	BankItems []byte `msgpack:"bank"`
-	// IDs and Hub are the targets' hubness values, by internal ID;
-	// targets stored after calibrating get MeanHub.
-	IDs     []uint32  `msgpack:"ids"`
-	Hub     []float32 `msgpack:"hub"`
-	MeanHub float32   `msgpack:"mean"`
+	Alpha float64
+	K     int
+	// MeanHub is the mean hubness of the targets, given to targets stored
+	// after calibrating.
+	MeanHub float32
 
+	// bank holds the items whose probe vectors formed the bank. Evaluate
+	// keeps them out of its queries and targets: an item whose own probe
+	// vector is in the bank would be judged by its own query.
 	bank *roaring.Bitmap
-	hub  map[uint32]float32
+	hub  map[uint32]float32 // internal ID -> hubness
+}
+
+// BankSize is the number of probe vectors the hubness was measured
+// against.
+func (c *Calibration) BankSize() int { return int(c.bank.GetCardinality()) }
+
+// calibrationRecord is a Calibration as the file stores it: the bank as a
+// serialised roaring bitmap of internal IDs, the hubness as two lists.
+type calibrationRecord struct {
+	Probe     string    `msgpack:"probe"`
+	Target    string    `msgpack:"target"`
+	Centre    []float32 `msgpack:"centre,omitempty"`
+	Alpha     float64   `msgpack:"alpha"`
+	K         int       `msgpack:"k"`
+	BankItems []byte    `msgpack:"bank"`
+	IDs       []uint32  `msgpack:"ids"`
+	Hub       []float32 `msgpack:"hub"`
+	MeanHub   float32   `msgpack:"mean"`
+}
+
+// record encodes c for the file.
+func (c *Calibration) record() (calibrationRecord, error) {
+	r := calibrationRecord{Probe: c.Probe, Target: c.Target, Centre: c.Centre, Alpha: c.Alpha, K: c.K, MeanHub: c.MeanHub}
+	var err error
+	if r.BankItems, err = c.bank.ToBytes(); err != nil {
+		return r, err
+	}
+	r.IDs = slices.Sorted(maps.Keys(c.hub))
+	r.Hub = make([]float32, len(r.IDs))
+	for i, id := range r.IDs {
+		r.Hub[i] = c.hub[id]
+	}
+	return r, nil
 }
 
 // describe says what the calibration does, for EXPLAIN.
@@ -104,27 +131,34 @@ func (c *Calibration) validNumbers() error {
 	}
 	// Hubness values are scores, one per target: each must be finite; as
 	// a list they are no vector, and have no length to bound.
-	if err := modality.CheckFinite(append(c.Hub[:len(c.Hub):len(c.Hub)], c.MeanHub)); err != nil {
-		return fmt.Errorf("hubness: %w", err)
+	for _, h := range c.hub {
+		if math.IsNaN(float64(h)) || math.IsInf(float64(h), 0) {
+			return fmt.Errorf("hubness: %w: %v", ErrInvalidVector, h)
+		}
+	}
+	if err := modality.CheckFinite([]float32{c.MeanHub}); err != nil {
+		return fmt.Errorf("mean hubness: %w", err)
 	}
 	return nil
 }
 
-func (c *Calibration) decode() error {
-	c.bank = roaring.New()
-	if len(c.BankItems) > 0 {
-		if err := c.bank.UnmarshalBinary(c.BankItems); err != nil {
-			return err
+// calibration decodes a stored record.
+func (r calibrationRecord) calibration() (*Calibration, error) {
+	c := &Calibration{Probe: r.Probe, Target: r.Target, Centre: r.Centre, Alpha: r.Alpha, K: r.K, MeanHub: r.MeanHub, bank: roaring.New()}
+	if len(r.BankItems) > 0 {
+		var err error
+		if c.bank, err = storage.DecodeBitmap(r.BankItems); err != nil {
+			return nil, err
 		}
 	}
-	if len(c.IDs) != len(c.Hub) {
-		return fmt.Errorf("%d ids for %d hubness values", len(c.IDs), len(c.Hub))
+	if len(r.IDs) != len(r.Hub) {
+		return nil, fmt.Errorf("%d ids for %d hubness values", len(r.IDs), len(r.Hub))
 	}
-	c.hub = make(map[uint32]float32, len(c.IDs))
-	for i, id := range c.IDs {
-		c.hub[id] = c.Hub[i]
+	c.hub = make(map[uint32]float32, len(r.IDs))
+	for i, id := range r.IDs {
+		c.hub[id] = r.Hub[i]
 	}
-	return nil
+	return c, nil
 }
 
 // Calibrate sets up query-time corrections for searches from probe to
@@ -262,9 +296,6 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateO
 func (c *Calibration) clone() *Calibration {
 	d := *c
 	d.Centre = slices.Clone(c.Centre)
-	d.BankItems = slices.Clone(c.BankItems)
-	d.IDs = slices.Clone(c.IDs)
-	d.Hub = slices.Clone(c.Hub)
 	d.bank = c.bank.Clone()
 	d.hub = maps.Clone(c.hub)
 	return &d
@@ -316,13 +347,11 @@ func (c *Calibration) hubness(ctx context.Context, bank, tidx hnsw.Index, target
 		if hub[i] != hub[i] { // NaN: the vector left meanwhile
 			continue
 		}
-		c.IDs = append(c.IDs, id)
-		c.Hub = append(c.Hub, hub[i])
 		c.hub[id] = hub[i]
 		sum += float64(hub[i])
 	}
-	if len(c.IDs) > 0 {
-		c.MeanHub = float32(sum / float64(len(c.IDs)))
+	if len(c.hub) > 0 {
+		c.MeanHub = float32(sum / float64(len(c.hub)))
 	}
 	return nil
 }
@@ -345,11 +374,11 @@ func (db *DB) storeCalibration(c *Calibration, remove bool) error {
 		if err := c.validNumbers(); err != nil {
 			return fmt.Errorf("%w: calibration %s->%s: %w", ErrInvalidQuery, c.Probe, c.Target, err)
 		}
-		var err error
-		if c.BankItems, err = c.bank.ToBytes(); err != nil {
+		r, err := c.record()
+		if err != nil {
 			return err
 		}
-		if data, err = msgpack.Marshal(c); err != nil {
+		if data, err = msgpack.Marshal(&r); err != nil {
 			return err
 		}
 	}
@@ -371,12 +400,13 @@ func (db *DB) storeCalibration(c *Calibration, remove bool) error {
 // loadCalibrations reads the stored calibrations at Open.
 func (db *DB) loadCalibrations(tx *storage.Tx) error {
 	return tx.ForEachCalibration(func(data []byte) error {
-		var c Calibration
-		if err := storage.Unmarshal(data, &c); err != nil {
+		var r calibrationRecord
+		if err := storage.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("calibration: %w", err) // wraps ErrCorrupt
 		}
-		if err := c.decode(); err != nil {
-			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, c.Probe, c.Target, err)
+		c, err := r.calibration()
+		if err != nil {
+			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, r.Probe, r.Target, err)
 		}
 		_, ok1 := db.byName[c.Probe]
 		t, ok2 := db.byName[c.Target]
@@ -389,7 +419,7 @@ func (db *DB) loadCalibrations(tx *storage.Tx) error {
 		if err := c.validNumbers(); err != nil {
 			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, c.Probe, c.Target, err)
 		}
-		db.calibs[[2]string{c.Probe, c.Target}] = &c
+		db.calibs[[2]string{c.Probe, c.Target}] = c
 		return nil
 	})
 }

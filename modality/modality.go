@@ -75,15 +75,15 @@ var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_\-]{0,63}$`)
 // Modality is the schema of one kind of embedding.
 type Modality struct {
 	// Name identifies the modality on items and in queries ("image").
-	Name string `msgpack:"name" json:"name"`
+	Name string `json:"name"`
 	// Dim is the vector length every item's vector must have.
-	Dim int `msgpack:"dim" json:"dim"`
+	Dim int `json:"dim"`
 	// Metric is how vectors are compared.
-	Metric Metric `msgpack:"metric" json:"metric"`
+	Metric Metric `json:"metric"`
 	// Space names the embedding space ("clip-vit-b16"). Modalities that share
 	// a Space are directly comparable. Empty means a space of its own,
 	// named after the modality.
-	Space string `msgpack:"space" json:"space"`
+	Space string `json:"space"`
 }
 
 // SpaceName returns the modality's Space, or its Name when Space is empty.

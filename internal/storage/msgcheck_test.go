@@ -68,7 +68,11 @@ func TestCheckMsgpack(t *testing.T) {
 // bound, or that holds a modality Validate refuses, is ErrCorrupt.
 func TestDecodeSchemaRejects(t *testing.T) {
 	enc := func(ms ...modality.Modality) []byte {
-		b, err := msgpack.Marshal(ms)
+		recs := make([]modalityRecord, len(ms))
+		for i, m := range ms {
+			recs[i] = modalityRecord(m)
+		}
+		b, err := msgpack.Marshal(recs)
 		require.NoError(t, err)
 		return b
 	}

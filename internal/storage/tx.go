@@ -33,7 +33,11 @@ func (t *Tx) DefineModality(m modality.Modality) error {
 		return err
 	}
 	ms = append(ms, m)
-	b, err := msgpack.Marshal(ms)
+	recs := make([]modalityRecord, len(ms))
+	for i, m := range ms {
+		recs[i] = modalityRecord(m)
+	}
+	b, err := msgpack.Marshal(recs)
 	if err != nil {
 		return err
 	}
