@@ -110,8 +110,8 @@ func (c *Calibration) describe() string {
 	return strings.Join(parts, ", ")
 }
 
-// hubness returns the target's hubness times Alpha, the amount its
-// distance grows.
+// penalty returns the target's hubness times Alpha: how much its score
+// drops (and its distance grows) under the correction.
 func (c *Calibration) penalty(id uint32) float32 {
 	h, ok := c.hub[id]
 	if !ok {
