@@ -988,32 +988,68 @@ func TestOpenAIAttemptTimeout(t *testing.T) {
 	}
 }
 
+// closeSignal is a response body that closes done when the client
+// closes it: the client has finished with the attempt.
+type closeSignal struct {
+	io.ReadCloser
+	once *sync.Once
+	done chan struct{}
+}
+
+func (b closeSignal) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { close(b.done) })
+	return err
+}
+
+// signalTransport hands the client response bodies that report their
+// closing on done.
+type signalTransport struct {
+	base http.RoundTripper
+	once sync.Once
+	done chan struct{}
+}
+
+func (s *signalTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.base.RoundTrip(r)
+	if err == nil {
+		resp.Body = closeSignal{resp.Body, &s.once, s.done}
+	}
+	return resp, err
+}
+
 func TestOpenAIContextCancelledDuringBackoff(t *testing.T) {
-	answered := make(chan struct{})
-	var once sync.Once
-	s := newOAServer(t, func(s *oaServer) {
-		s.before = func(n int, w http.ResponseWriter, r *http.Request) bool {
-			oaError(w, http.StatusInternalServerError, "server_error", "down")
-			once.Do(func() { close(answered) })
-			return true
-		}
-	})
+	s := newOAServer(t, func(s *oaServer) { s.before = failN(1000, http.StatusInternalServerError) })
 	c := s.client()
 	c.Backoff = 10 * time.Second
+	// The event: the client has read the failed answer and closed its body,
+	// so it is done with the attempt and about to wait 10-15 s.
+	tr := &signalTransport{base: s.srv.Client().Transport, done: make(chan struct{})}
+	c.Client = &http.Client{Transport: tr}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	cancelled := make(chan time.Time, 1)
 	go func() {
-		<-answered
-		time.Sleep(50 * time.Millisecond) // the client is now in its 10 s wait
+		select {
+		case <-tr.done:
+		case <-time.After(5 * time.Second): // a guard, should the event never come
+		}
+		cancelled <- time.Now()
 		cancel()
 	}()
 
-	start := time.Now()
 	_, err := c.Encode(ctx, oaTexts("cancel", 2))
+	select {
+	case <-tr.done:
+	default:
+		t.Fatal("the client never finished its first attempt")
+	}
 	require.ErrorIs(t, err, context.Canceled)
 	assert.NotErrorIs(t, err, ErrRemote)
-	assert.Less(t, time.Since(start), time.Second)
-	assert.Equal(t, 1, s.attempts())
+	assert.Equal(t, 1, s.attempts(), "no retry after the cancel")
+	// The wait was cut short: far less than the 10 s backoff (the bound is
+	// only a guard against a wait that ignores the context).
+	assert.Less(t, time.Since(<-cancelled), 5*time.Second)
 }
 
 func TestOpenAIContextDeadline(t *testing.T) {
