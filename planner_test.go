@@ -15,7 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// randomAttrs draws attributes over the space query.RandomFilter uses.
+// randomAttrs draws attributes over the space querytest.RandomFilter uses.
 func randomAttrs(r *rand.Rand) map[string]any {
 	a := map[string]any{}
 	if r.IntN(5) > 0 {

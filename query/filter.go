@@ -406,6 +406,9 @@ func validate(e Expr, depth int) error {
 	case Exists:
 		return attr(x.Attr)
 	case AndExpr:
+		if len(x.Terms) == 0 {
+			return fmt.Errorf("%w: an AND of no terms", ErrSyntax)
+		}
 		for _, t := range x.Terms {
 			if err := validate(t, depth+1); err != nil {
 				return err
@@ -413,6 +416,9 @@ func validate(e Expr, depth int) error {
 		}
 		return nil
 	case OrExpr:
+		if len(x.Terms) == 0 {
+			return fmt.Errorf("%w: an OR of no terms", ErrSyntax)
+		}
 		for _, t := range x.Terms {
 			if err := validate(t, depth+1); err != nil {
 				return err
@@ -420,7 +426,9 @@ func validate(e Expr, depth int) error {
 		}
 		return nil
 	case NotExpr:
-		return validate(x.Term, depth+1)
+		// NOT prints as "NOT (...)", which the parser counts as two
+		// levels: count it the same, so what validates parses back.
+		return validate(x.Term, depth+2)
 	case nil:
 		return fmt.Errorf("%w: nil filter expression", ErrSyntax)
 	}

@@ -3,6 +3,7 @@ package storage
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // The change log and index checkpoints.
@@ -78,6 +79,9 @@ func (t *Tx) ForEachLog(after uint64, fn func(LogEntry) error) error {
 	lb := t.tx.Bucket(bucketLog)
 	if lb == nil {
 		return nil
+	}
+	if after == math.MaxUint64 {
+		return nil // nothing comes after the last sequence number
 	}
 	c := lb.Cursor()
 	for k, v := c.Seek(be64(after + 1)); k != nil; k, v = c.Next() {

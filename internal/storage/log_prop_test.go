@@ -213,13 +213,10 @@ func TestLogEmptyAndErrors(t *testing.T) {
 	}))
 }
 
-// TestLogKnownBugs: ForEachLog(after) promises the entries with sequence
-// number > after; for after = MaxUint64 it computes after+1 = 0 and
-// returns the whole log. No caller passes it today (loadIndex refuses a
-// checkpoint beyond Seq first). Skipped until internal/storage is fixed;
-// remove the Skip to see it fail.
-func TestLogKnownBugs(t *testing.T) {
-	t.Skip("known bug in internal/storage: ForEachLog(math.MaxUint64) returns every entry (after+1 wraps to 0)")
+// TestLogAfterTheLastSequence: ForEachLog(after) gives the entries with
+// sequence number > after; for after = MaxUint64 it computed after+1 = 0
+// and returned the whole log.
+func TestLogAfterTheLastSequence(t *testing.T) {
 	p := newPropStore(t)
 	require.NoError(t, p.s.Update(func(tx *Tx) error {
 		_, err := tx.LogChange(1, "m", OpPut)
