@@ -251,14 +251,8 @@ func writeOne(tx *storage.Tx, post *storage.PostingDelta, p prepared, names []st
 			if err := tx.PutVector(names[mi], id, v); err != nil {
 				return change{}, err
 			}
-			if _, err := tx.LogChange(id, names[mi], storage.OpPut); err != nil {
-				return change{}, err
-			}
 		case !merge && exists && tx.HasVector(names[mi], id):
 			if err := tx.DeleteVector(names[mi], id); err != nil {
-				return change{}, err
-			}
-			if _, err := tx.LogChange(id, names[mi], storage.OpDelete); err != nil {
 				return change{}, err
 			}
 		}
@@ -449,13 +443,6 @@ func (db *DB) Delete(ctx context.Context, ids ...string) error {
 				return fmt.Errorf("item %q: %w", ext, err)
 			} else if ok {
 				post.Update(iid, old.Attrs, nil)
-			}
-			for _, name := range names {
-				if tx.HasVector(name, iid) {
-					if _, err := tx.LogChange(iid, name, storage.OpDelete); err != nil {
-						return err
-					}
-				}
 			}
 			if err := tx.DeleteItem(iid, ext, names); err != nil {
 				return err

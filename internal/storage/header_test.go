@@ -49,7 +49,7 @@ func buildFile(t testing.TB, items int) (string, []byte) {
 			if err := tx.PutVector("img", id, v); err != nil {
 				return err
 			}
-			if _, err := tx.LogChange(id, "img", OpPut); err != nil {
+			if _, err := tx.logChange(id, "img", OpPut); err != nil {
 				return err
 			}
 		}

@@ -46,9 +46,11 @@ func (t *Tx) Seq() uint64 {
 	return binary.BigEndian.Uint64(v)
 }
 
-// LogChange appends a change of item id's vector of modality mod and
-// returns its sequence number.
-func (t *Tx) LogChange(id uint32, mod string, op byte) (uint64, error) {
+// logChange appends a change of item id's vector of modality mod and
+// returns its sequence number. PutVector and DeleteVector call it: every
+// vector change is logged in the transaction that makes it, and no caller
+// can forget to.
+func (t *Tx) logChange(id uint32, mod string, op byte) (uint64, error) {
 	lb, err := t.tx.CreateBucketIfNotExists(bucketLog)
 	if err != nil {
 		return 0, err

@@ -82,7 +82,7 @@ func appendLog(t *testing.T, r *rand.Rand, tx *Tx, m *logModel, k int) {
 	t.Helper()
 	for range k {
 		e := LogEntry{ID: r.Uint32(), Op: []byte{OpPut, OpDelete}[r.IntN(2)], Modality: propMods[r.IntN(len(propMods))]}
-		seq, err := tx.LogChange(e.ID, e.Modality, e.Op)
+		seq, err := tx.logChange(e.ID, e.Modality, e.Op)
 		require.NoError(t, err)
 		require.Equal(t, m.seq+1, seq, "sequence numbers count up from the last ever logged")
 		m.seq, e.Seq = seq, seq
@@ -111,7 +111,7 @@ func trimPoint(r *rand.Rand, m *logModel) uint64 {
 	return m.entries[r.IntN(len(m.entries))].Seq
 }
 
-// TestLogTrimProp: after random runs of LogChange and TrimLog (several per
+// TestLogTrimProp: after random runs of logChange and TrimLog (several per
 // transaction, some transactions rolled back, the file sometimes
 // reopened), Seq is the last change ever logged, FirstLogSeq the oldest
 // kept, and ForEachLog(after) returns exactly the kept entries past after,
@@ -185,7 +185,7 @@ func TestLogEmptyAndErrors(t *testing.T) {
 		assert.Empty(t, logAfter(t, tx, 0))
 		require.NoError(t, tx.TrimLog(10))
 		for i := range 5 {
-			_, err := tx.LogChange(uint32(i), "m", OpPut)
+			_, err := tx.logChange(uint32(i), "m", OpPut)
 			require.NoError(t, err)
 		}
 		return tx.TrimLog(5)
@@ -193,10 +193,10 @@ func TestLogEmptyAndErrors(t *testing.T) {
 	require.NoError(t, p.s.Update(func(tx *Tx) error {
 		assert.Equal(t, uint64(5), tx.Seq(), "trimming keeps the last sequence number")
 		assert.Equal(t, uint64(0), tx.FirstLogSeq())
-		seq, err := tx.LogChange(9, "m", OpDelete)
+		seq, err := tx.logChange(9, "m", OpDelete)
 		require.NoError(t, err)
 		assert.Equal(t, uint64(6), seq)
-		_, err = tx.LogChange(10, "n", OpPut)
+		_, err = tx.logChange(10, "n", OpPut)
 		return err
 	}))
 	stop := errors.New("stop")
@@ -219,7 +219,7 @@ func TestLogEmptyAndErrors(t *testing.T) {
 func TestLogAfterTheLastSequence(t *testing.T) {
 	p := newPropStore(t)
 	require.NoError(t, p.s.Update(func(tx *Tx) error {
-		_, err := tx.LogChange(1, "m", OpPut)
+		_, err := tx.logChange(1, "m", OpPut)
 		return err
 	}))
 	require.NoError(t, p.s.View(func(tx *Tx) error {
@@ -363,7 +363,7 @@ func TestCheckpointStalenessCases(t *testing.T) {
 	logN := func(n int) {
 		update(func(tx *Tx) error {
 			for range n {
-				if _, err := tx.LogChange(1, "m", OpPut); err != nil {
+				if _, err := tx.logChange(1, "m", OpPut); err != nil {
 					return err
 				}
 			}

@@ -119,23 +119,33 @@ func (t *Tx) DeleteItem(id uint32, ext string, mods []string) error {
 	return nil
 }
 
-// PutVector stores v as item id's vector of modality mod.
+// PutVector stores v as item id's vector of modality mod, and logs the
+// change.
 func (t *Tx) PutVector(mod string, id uint32, v []float32) error {
 	b := t.tx.Bucket(vecBucketName(mod))
 	if b == nil {
 		return fmt.Errorf("storage: no bucket for modality %q", mod)
 	}
 	b.FillPercent = appendFill
-	return b.Put(be32(id), EncodeVector(v))
+	if err := b.Put(be32(id), EncodeVector(v)); err != nil {
+		return err
+	}
+	_, err := t.logChange(id, mod, OpPut)
+	return err
 }
 
-// DeleteVector removes item id's vector of modality mod, if any.
+// DeleteVector removes item id's vector of modality mod, if it has one,
+// and logs the change.
 func (t *Tx) DeleteVector(mod string, id uint32) error {
 	b := t.tx.Bucket(vecBucketName(mod))
-	if b == nil {
+	if b == nil || b.Get(be32(id)) == nil {
 		return nil
 	}
-	return b.Delete(be32(id))
+	if err := b.Delete(be32(id)); err != nil {
+		return err
+	}
+	_, err := t.logChange(id, mod, OpDelete)
+	return err
 }
 
 // Vector returns item id's vector of modality mod. A stored value that
