@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
 )
@@ -59,140 +60,194 @@ const maxProblems = 1000
 func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return CheckReport{}, ErrClosed
+	c, err := db.snapshotForCheck()
+	if err != nil {
+		return CheckReport{}, err
 	}
-	schema, indexes := db.schema, db.indexes
-	extIDs := append([]string(nil), db.extIDs...)
-	count := db.count
-	live := db.live.Clone()
-	has := make([]*roaring.Bitmap, len(db.has))
-	for i, h := range db.has {
-		has[i] = h.Clone()
-	}
-	db.mu.RUnlock()
-
-	rep := CheckReport{Vectors: map[string]int{}}
-	add := func(format string, args ...any) {
-		if len(rep.Problems) < maxProblems {
-			rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...))
-		}
-	}
-	err := db.store.View(func(tx *storage.Tx) error {
+	c.ctx = ctx
+	err = db.store.View(func(tx *storage.Tx) error {
 		for _, err := range tx.Check() {
-			add("bbolt: %v", err)
+			c.add("bbolt: %v", err)
 		}
-		// ID map, both ways.
-		byID := map[uint32]string{}
-		if err := tx.ForEachID(func(ext string, id uint32) error {
-			byID[id] = ext
-			r, ok, err := tx.Record(id)
-			switch {
-			case err != nil:
-				add("item %q (internal %d): %v", ext, id, err)
-			case !ok:
-				add("ID %q maps to internal %d, which has no record", ext, id)
-			case r.ID != ext:
-				add("ID %q maps to internal %d, whose record says %q", ext, id, r.ID)
-			}
-			return ctx.Err()
-		}); err != nil {
+		byID, err := c.idMap(tx)
+		if err != nil {
 			return err
 		}
-		want := map[string]*roaring.Bitmap{} // attr + "\x00" + key -> ids
-		records := roaring.New()
-		if err := tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
-			rep.Items++
-			records.Add(id)
-			for attr, v := range r.Attrs {
-				for _, k := range storage.PostingKeys(v) {
-					key := attr + "\x00" + string(k)
-					if want[key] == nil {
-						want[key] = roaring.New()
-					}
-					want[key].Add(id)
-				}
-			}
-			if back, ok := tx.LookupID(r.ID); !ok || back != id {
-				add("record %d (%q) is not in the ID map", id, r.ID)
-			}
-			if int(id) >= len(extIDs) || extIDs[id] != r.ID {
-				add("record %d (%q) is not in the in-memory ID map", id, r.ID)
-			}
-			return true, ctx.Err()
-		}); err != nil {
+		want, err := c.records(tx)
+		if err != nil {
 			return err
 		}
-		if rep.Items != count {
-			add("%d records but Count() is %d", rep.Items, count)
-		}
-		if !records.Equals(live) {
-			add("the in-memory set of live items (%d) differs from the records (%d)", live.GetCardinality(), records.GetCardinality())
-		}
-		// Attribute postings against the records.
-		if err := tx.ForEachPosting(func(attr string, k []byte, ids *roaring.Bitmap) error {
-			key := attr + "\x00" + string(k)
-			if w := want[key]; w == nil || !w.Equals(ids) {
-				add("posting %s=%x lists %d items, the records %d", attr, k, ids.GetCardinality(), cardOf(w))
-			}
-			delete(want, key)
-			return ctx.Err()
-		}); err != nil {
+		if err := c.postings(tx, want); err != nil {
 			return err
 		}
-		for key, w := range want {
-			add("posting %q is missing for %d items", key, w.GetCardinality())
-		}
-		// Vectors against records and indexes.
-		for i, m := range schema {
-			n := 0
-			stored := roaring.New()
-			if err := tx.ForEachVector(m.Name, func(id uint32, v []float32) error {
-				n++
-				stored.Add(id)
-				if _, ok := byID[id]; !ok {
-					add("%s vector of internal %d belongs to no item", m.Name, id)
-				}
-				if len(v) != m.Dim {
-					add("%s vector of internal %d has %d values, want %d", m.Name, id, len(v), m.Dim)
-					return nil
-				}
-				if err := storedVectorOK(m, v); err != nil {
-					add("%s vector of %q: %v", m.Name, byID[id], err)
-				}
-				iv, ok := indexes[i].Vector(id)
-				if !ok {
-					add("%s vector of %q is missing from its index", m.Name, byID[id])
-					return nil
-				}
-				for j := range v {
-					if math.Float32bits(v[j]) != math.Float32bits(iv[j]) {
-						add("%s vector of %q differs from its index copy", m.Name, byID[id])
-						break
-					}
-				}
-				return ctx.Err()
-			}); err != nil {
+		for i := range c.schema {
+			if err := c.vectors(tx, i, byID); err != nil {
 				return err
-			}
-			rep.Vectors[m.Name] = n
-			if !stored.Equals(has[i]) {
-				add("the in-memory set of items with a %s vector (%d) differs from the file (%d)", m.Name, has[i].GetCardinality(), n)
-			}
-			if l := indexes[i].Len(); l != n {
-				add("%s index holds %d vectors, the file %d", m.Name, l, n)
-			}
-			if lost := indexes[i].Unreachable(); len(lost) > 0 {
-				add("%s index: %d vectors no search can reach (e.g. %q); reopening rebuilds or repairs the graph", m.Name, len(lost), byID[lost[0]])
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return rep, fmt.Errorf("mmdb: check: %w", err)
+		return c.rep, fmt.Errorf("mmdb: check: %w", err)
 	}
-	sort.Strings(rep.Problems)
-	return rep, nil
+	sort.Strings(c.rep.Problems)
+	return c.rep, nil
+}
+
+// checker is Check's state: a copy of the in-memory state taken under the
+// read lock, compared with the file, and the report.
+type checker struct {
+	ctx     context.Context
+	schema  []Modality
+	indexes []hnsw.Index
+	extIDs  []string
+	count   int
+	live    *roaring.Bitmap
+	has     []*roaring.Bitmap
+	rep     CheckReport
+}
+
+// snapshotForCheck copies what Check compares with the file.
+func (db *DB) snapshotForCheck() (*checker, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	c := &checker{schema: db.schema, indexes: db.indexes, extIDs: append([]string(nil), db.extIDs...),
+		count: db.count, live: db.live.Clone(), rep: CheckReport{Vectors: map[string]int{}}}
+	for _, h := range db.has {
+		c.has = append(c.has, h.Clone())
+	}
+	return c, nil
+}
+
+func (c *checker) add(format string, args ...any) {
+	if len(c.rep.Problems) < maxProblems {
+		c.rep.Problems = append(c.rep.Problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// idMap checks the external -> internal map against the records, and
+// returns it inverted.
+func (c *checker) idMap(tx *storage.Tx) (map[uint32]string, error) {
+	byID := map[uint32]string{}
+	err := tx.ForEachID(func(ext string, id uint32) error {
+		byID[id] = ext
+		r, ok, err := tx.Record(id)
+		switch {
+		case err != nil:
+			c.add("item %q (internal %d): %v", ext, id, err)
+		case !ok:
+			c.add("ID %q maps to internal %d, which has no record", ext, id)
+		case r.ID != ext:
+			c.add("ID %q maps to internal %d, whose record says %q", ext, id, r.ID)
+		}
+		return c.ctx.Err()
+	})
+	return byID, err
+}
+
+// records checks each record against the ID maps and the live set, and
+// returns the postings the records call for (attribute + "\x00" + key ->
+// items).
+func (c *checker) records(tx *storage.Tx) (map[string]*roaring.Bitmap, error) {
+	want := map[string]*roaring.Bitmap{}
+	records := roaring.New()
+	if err := tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
+		c.rep.Items++
+		records.Add(id)
+		for attr, v := range r.Attrs {
+			for _, k := range storage.PostingKeys(v) {
+				key := attr + "\x00" + string(k)
+				if want[key] == nil {
+					want[key] = roaring.New()
+				}
+				want[key].Add(id)
+			}
+		}
+		if back, ok := tx.LookupID(r.ID); !ok || back != id {
+			c.add("record %d (%q) is not in the ID map", id, r.ID)
+		}
+		if int(id) >= len(c.extIDs) || c.extIDs[id] != r.ID {
+			c.add("record %d (%q) is not in the in-memory ID map", id, r.ID)
+		}
+		return true, c.ctx.Err()
+	}); err != nil {
+		return nil, err
+	}
+	if c.rep.Items != c.count {
+		c.add("%d records but Count() is %d", c.rep.Items, c.count)
+	}
+	if !records.Equals(c.live) {
+		c.add("the in-memory set of live items (%d) differs from the records (%d)", c.live.GetCardinality(), records.GetCardinality())
+	}
+	return want, nil
+}
+
+// postings checks the stored attribute postings against what the records
+// call for.
+func (c *checker) postings(tx *storage.Tx, want map[string]*roaring.Bitmap) error {
+	if err := tx.ForEachPosting(func(attr string, k []byte, ids *roaring.Bitmap) error {
+		key := attr + "\x00" + string(k)
+		if w := want[key]; w == nil || !w.Equals(ids) {
+			c.add("posting %s=%x lists %d items, the records %d", attr, k, ids.GetCardinality(), cardOf(w))
+		}
+		delete(want, key)
+		return c.ctx.Err()
+	}); err != nil {
+		return err
+	}
+	for key, w := range want {
+		c.add("posting %q is missing for %d items", key, w.GetCardinality())
+	}
+	return nil
+}
+
+// vectors checks modality i's stored vectors against their owners, what
+// Put guarantees of them, and the index, which must hold exactly them and
+// reach each.
+func (c *checker) vectors(tx *storage.Tx, i int, byID map[uint32]string) error {
+	m, idx := c.schema[i], c.indexes[i]
+	n := 0
+	stored := roaring.New()
+	if err := tx.ForEachVector(m.Name, func(id uint32, v []float32) error {
+		n++
+		stored.Add(id)
+		if _, ok := byID[id]; !ok {
+			c.add("%s vector of internal %d belongs to no item", m.Name, id)
+		}
+		if len(v) != m.Dim {
+			c.add("%s vector of internal %d has %d values, want %d", m.Name, id, len(v), m.Dim)
+			return nil
+		}
+		if err := storedVectorOK(m, v); err != nil {
+			c.add("%s vector of %q: %v", m.Name, byID[id], err)
+		}
+		iv, ok := idx.Vector(id)
+		if !ok {
+			c.add("%s vector of %q is missing from its index", m.Name, byID[id])
+			return nil
+		}
+		for j := range v {
+			if math.Float32bits(v[j]) != math.Float32bits(iv[j]) {
+				c.add("%s vector of %q differs from its index copy", m.Name, byID[id])
+				break
+			}
+		}
+		return c.ctx.Err()
+	}); err != nil {
+		return err
+	}
+	c.rep.Vectors[m.Name] = n
+	if !stored.Equals(c.has[i]) {
+		c.add("the in-memory set of items with a %s vector (%d) differs from the file (%d)", m.Name, c.has[i].GetCardinality(), n)
+	}
+	if l := idx.Len(); l != n {
+		c.add("%s index holds %d vectors, the file %d", m.Name, l, n)
+	}
+	if lost := idx.Unreachable(); len(lost) > 0 {
+		c.add("%s index: %d vectors no search can reach (e.g. %q); reopening rebuilds or repairs the graph", m.Name, len(lost), byID[lost[0]])
+	}
+	return nil
 }
