@@ -9,6 +9,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/internal/storage"
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -49,7 +50,7 @@ type alignmentRecord struct {
 func (a *Alignment) project(x []float32) []float32 {
 	y := make([]float32, len(a.W))
 	for i, row := range a.W {
-		y[i] = modality.DotProduct(row, x)
+		y[i] = kernel.DotProduct(row, x)
 		if len(a.Bias) > 0 {
 			y[i] += a.Bias[i]
 		}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/mmdb-go/mmdb/hnsw"
-	"github.com/mmdb-go/mmdb/modality"
+	"github.com/mmdb-go/mmdb/kernel"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -291,7 +291,7 @@ func BenchmarkSearchOverhead(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			q := append([]float32(nil), qs[i%len(qs)]...)
-			modality.Normalize(q)
+			kernel.Normalize(q)
 			idx.Search(q, 10, hnsw.SearchOptions{})
 			i++
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/storage"
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -39,7 +40,7 @@ func storedVectorOK(m Modality, v []float32) error {
 		return err
 	}
 	if m.Metric == Cosine {
-		if n := modality.Norm(v); math.Abs(float64(n)-1) > 1e-3 {
+		if n := kernel.Norm(v); math.Abs(float64(n)-1) > 1e-3 {
 			return fmt.Errorf("%w: length %g under cosine, want 1", ErrInvalidVector, n)
 		}
 	}

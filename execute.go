@@ -10,6 +10,7 @@ import (
 
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -151,7 +152,7 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 			}
 		}
 		if p.tm.Metric == modality.Cosine {
-			if !modality.Normalize(sum) {
+			if !kernel.Normalize(sum) {
 				return nil, fmt.Errorf("%w: the weighted probe vectors sum to zero", ErrInvalidQuery)
 			}
 		} else {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -117,6 +118,6 @@ func Rank(p *Projection, queries, gallery [][]float32, relevant func(q, g int) b
 func unit(v []float32) []float32 {
 	u := make([]float32, len(v))
 	copy(u, v)
-	modality.Normalize(u)
+	kernel.Normalize(u)
 	return u
 }

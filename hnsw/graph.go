@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -177,11 +178,11 @@ func (h *HNSW) Len() int {
 func (h *HNSW) dist(a, b []float32) float32 {
 	switch h.metric {
 	case modality.L2:
-		return modality.L2Sq(a, b)
+		return kernel.L2Sq(a, b)
 	case modality.Dot:
-		return -modality.DotProduct(a, b)
+		return -kernel.DotProduct(a, b)
 	}
-	return 1 - modality.DotProduct(a, b)
+	return 1 - kernel.DotProduct(a, b)
 }
 
 func (h *HNSW) vec(slot uint32) []float32 {

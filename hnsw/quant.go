@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -15,7 +16,7 @@ import (
 // vectors of the nodes it scores, from memory rather than cache once the
 // index outgrows the CPU's last-level cache (100k x 128 float32 is 51 MB).
 // Searches therefore walk on a byte-per-component copy of each vector
-// (modality.Quantize: 12.8 MB for the same set), and re-score the ef nodes
+// (kernel.Quantize: 12.8 MB for the same set), and re-score the ef nodes
 // they found on the float32 vectors, so the distances returned and the
 // order of the top k are exact; only which nodes the walk visits can
 // differ. Recall against brute force is in BENCHMARKS.md.
@@ -53,9 +54,9 @@ func (h *HNSW) searchQuery(v []float32, approx bool, sc *searcher) query {
 			sc.qc[i] -= x
 		}
 		q.c = sc.qc
-		q.off = modality.DotProduct(q.c, q.c)
+		q.off = kernel.DotProduct(q.c, q.c)
 	} else {
-		q.off = modality.DotProduct(v, h.centre)
+		q.off = kernel.DotProduct(v, h.centre)
 	}
 	for _, x := range q.c {
 		q.sum += x
@@ -75,8 +76,8 @@ func (h *HNSW) quantize(slot uint32, tmp []float32) {
 		x[i] = v - h.centre[i]
 	}
 	codes, sc := h.row(slot)
-	lo, step := modality.Quantize(x, codes)
-	*sc = scale{lo: lo, step: step, sq: modality.DotProduct(x, x)}
+	lo, step := kernel.Quantize(x, codes)
+	*sc = scale{lo: lo, step: step, sq: kernel.DotProduct(x, x)}
 }
 
 // row returns slot's codes and scale. The scale sits at a multiple of 4
@@ -94,7 +95,7 @@ func (h *HNSW) qdist(q *query, slot uint32) float32 {
 		return h.dist(q.v, h.vec(slot))
 	}
 	codes, sc := h.row(slot)
-	d := sc.lo*q.sum + sc.step*modality.DotU8(q.c, codes) // c·(x - centre)
+	d := sc.lo*q.sum + sc.step*kernel.DotU8(q.c, codes) // c·(x - centre)
 	switch h.metric {
 	case modality.L2:
 		return q.off + sc.sq - 2*d

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/mmdb-go/mmdb/kernel"
 )
 
 // Metric is how two vectors of a modality are compared.
@@ -142,7 +144,7 @@ func (m Modality) Prepare(v []float32) ([]float32, error) {
 	}
 	out := make([]float32, len(v))
 	copy(out, v)
-	n := norm64(out)
+	n := kernel.Norm64(out)
 	switch {
 	case m.Metric == Cosine && n == 0:
 		return nil, fmt.Errorf("%w: zero vector cannot be compared by cosine", ErrInvalidVector)
@@ -159,7 +161,7 @@ func (m Modality) Prepare(v []float32) ([]float32, error) {
 		if err := CheckFinite(out); err != nil {
 			return nil, fmt.Errorf("%w (after normalising)", err)
 		}
-		if n2 := norm64(out); math.Abs(n2-1) > 1e-3 {
+		if n2 := kernel.Norm64(out); math.Abs(n2-1) > 1e-3 {
 			return nil, fmt.Errorf("%w: normalises to length %g, not 1 (values too small for float32)", ErrInvalidVector, n2)
 		}
 	}
@@ -184,20 +186,10 @@ func CheckQuery(v []float32) error {
 	if err := CheckFinite(v); err != nil {
 		return err
 	}
-	if n := norm64(v); n > MaxNorm {
+	if n := kernel.Norm64(v); n > MaxNorm {
 		return fmt.Errorf("%w: length %.3g is beyond %g, where distances overflow float32", ErrInvalidVector, n, MaxNorm)
 	}
 	return nil
-}
-
-// norm64 is the Euclidean length of v, summed in float64 (no overflow or
-// underflow for float32 inputs).
-func norm64(v []float32) float64 {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	return math.Sqrt(s)
 }
 
 // Distance returns the distance between a and b under m: 1 - dot for Cosine
@@ -206,11 +198,11 @@ func norm64(v []float32) float64 {
 func (m Metric) Distance(a, b []float32) float32 {
 	switch m {
 	case L2:
-		return L2Sq(a, b)
+		return kernel.L2Sq(a, b)
 	case Dot:
-		return -DotProduct(a, b)
+		return -kernel.DotProduct(a, b)
 	default:
-		return 1 - DotProduct(a, b)
+		return 1 - kernel.DotProduct(a, b)
 	}
 }
 

@@ -3,30 +3,13 @@ package modality
 import (
 	"math"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-func naiveDot(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}
-
-func naiveL2(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		d := a[i] - b[i]
-		s += d * d
-	}
-	return s
-}
 
 func randVec(r *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
@@ -34,20 +17,6 @@ func randVec(r *rand.Rand, n int) []float32 {
 		v[i] = float32(r.NormFloat64())
 	}
 	return v
-}
-
-func TestKernelsMatchNaive(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	for _, n := range []int{0, 1, 3, 7, 8, 9, 15, 16, 17, 64, 100, 128, 512, 513} {
-		a, b := randVec(r, n), randVec(r, n)
-		tol := 1e-4 * float64(n+1)
-		assert.InDelta(t, naiveDot(a, b), DotProduct(a, b), tol, "dot n=%d", n)
-		assert.InDelta(t, naiveL2(a, b), L2Sq(a, b), tol, "l2 n=%d", n)
-		assert.InDelta(t, naiveDot(a, b), dotGo(a, b), tol, "portable dot n=%d", n)
-		assert.InDelta(t, naiveL2(a, b), l2Go(a, b), tol, "portable l2 n=%d", n)
-		// b may be longer than a: only len(a) values count.
-		assert.InDelta(t, naiveDot(a, b), DotProduct(a, append(b, 100)), tol)
-	}
 }
 
 func TestMetricDistanceAndScore(t *testing.T) {
@@ -104,7 +73,7 @@ func TestPrepare(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.in, in, "input must not be modified")
 			if tc.m.Metric == Cosine {
-				assert.InDelta(t, 1, Norm(out), 1e-6)
+				assert.InDelta(t, 1, kernel.Norm(out), 1e-6)
 				assert.InDelta(t, 0.6, out[0], 1e-7)
 			} else {
 				assert.Equal(t, tc.in, out)
@@ -140,41 +109,6 @@ func TestModalityValidate(t *testing.T) {
 	_, err = ParseMetric("manhattan")
 	assert.ErrorIs(t, err, ErrInvalidSchema)
 }
-
-var sink float32
-
-func benchKernel(b *testing.B, n int, f func(a, b []float32) float32) {
-	r := rand.New(rand.NewPCG(3, 4))
-	x, y := randVec(r, n), randVec(r, n)
-	b.SetBytes(int64(8 * n))
-	b.ResetTimer()
-	for b.Loop() {
-		sink += f(x, y)
-	}
-}
-
-// The naive variants are the baseline the unrolled kernels are measured
-// against: go test -bench 'Dot|L2' ./modality
-// "kernel" is what DotProduct and L2Sq run on this machine (vek's AVX2
-// code where available), "unrolled" the portable Go fallback.
-func BenchmarkDot(b *testing.B) {
-	b.Logf("SIMD kernels: %v", simd)
-	for _, n := range []int{128, 512} {
-		b.Run("kernel/"+itoa(n), func(b *testing.B) { benchKernel(b, n, DotProduct) })
-		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, dotGo) })
-		b.Run("naive/"+itoa(n), func(b *testing.B) { benchKernel(b, n, naiveDot) })
-	}
-}
-
-func BenchmarkL2(b *testing.B) {
-	for _, n := range []int{128, 512} {
-		b.Run("kernel/"+itoa(n), func(b *testing.B) { benchKernel(b, n, L2Sq) })
-		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, l2Go) })
-		b.Run("naive/"+itoa(n), func(b *testing.B) { benchKernel(b, n, naiveL2) })
-	}
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // Values that are finite on the way in but overflow or underflow on the
 // way to storage are refused or normalised exactly, never stored as Inf or

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 
 	"github.com/mmdb-go/mmdb/internal/dataset"
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -45,7 +46,7 @@ func Synthetic(name string, n, q, dim, clusters int, seed uint64) Dataset {
 		for j := range v {
 			v[j] = c[j] + 0.6*float32(r.NormFloat64())
 		}
-		modality.Normalize(v)
+		kernel.Normalize(v)
 		return v
 	}
 	d := Dataset{Name: name, Metric: modality.Cosine, Base: make([][]float32, n), Queries: make([][]float32, q)}

@@ -22,6 +22,7 @@ import (
 
 	coderhnsw "github.com/coder/hnsw"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -30,13 +31,13 @@ var ErrUnsupported = errors.New("coder: not supported by this engine")
 
 // Distance functions registered by name, since coder's Export stores the
 // distance function's registered name.
-func negDot(a, b []float32) float32      { return -modality.DotProduct(a, b) }
-func oneMinusDot(a, b []float32) float32 { return 1 - modality.DotProduct(a, b) }
+func negDot(a, b []float32) float32      { return -kernel.DotProduct(a, b) }
+func oneMinusDot(a, b []float32) float32 { return 1 - kernel.DotProduct(a, b) }
 
 func init() {
 	coderhnsw.RegisterDistanceFunc("mmdb-neg-dot", negDot)
 	coderhnsw.RegisterDistanceFunc("mmdb-one-minus-dot", oneMinusDot)
-	coderhnsw.RegisterDistanceFunc("mmdb-l2sq", modality.L2Sq)
+	coderhnsw.RegisterDistanceFunc("mmdb-l2sq", kernel.L2Sq)
 }
 
 // Coder is a coder/hnsw graph behind hnsw.Index. It is safe for
@@ -69,7 +70,7 @@ func New(dim int, metric modality.Metric, cfg hnsw.Config) *Coder {
 	c := &Coder{g: g, dim: dim, metric: metric, vecs: map[uint32][]float32{}, deleted: map[uint32]bool{}}
 	switch metric {
 	case modality.L2:
-		g.Distance = modality.L2Sq
+		g.Distance = kernel.L2Sq
 	case modality.Dot:
 		g.Distance = negDot
 	default:

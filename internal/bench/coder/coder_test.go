@@ -7,6 +7,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,7 +30,7 @@ func clustered(n, dim, clusters int, seed uint64) [][]float32 {
 		for j := range v {
 			v[j] = c[j] + 0.5*float32(r.NormFloat64())
 		}
-		modality.Normalize(v)
+		kernel.Normalize(v)
 		out[i] = v
 	}
 	return out

@@ -1,6 +1,11 @@
-package modality
+// Package kernel holds the distance kernels (dot product, squared L2,
+// AVX2 through vek where the CPU has it) and the byte quantisation the
+// HNSW walk scores against (Quantize, DotU8: AVX2 assembly of ours).
+package kernel
 
 import (
+	"math"
+
 	"github.com/viterin/vek"
 	"github.com/viterin/vek/vek32"
 )
@@ -82,12 +87,22 @@ func l2Go(a, b []float32) float32 {
 
 // Norm returns the Euclidean length of v, accumulated in float64 so that
 // normalising does not lose precision on long vectors.
-func Norm(v []float32) float32 { return float32(norm64(v)) }
+func Norm(v []float32) float32 { return float32(Norm64(v)) }
+
+// Norm64 is the Euclidean length of v, summed in float64 (no overflow or
+// underflow for float32 inputs).
+func Norm64(v []float32) float64 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return math.Sqrt(s)
+}
 
 // Normalize scales v in place to unit length and reports whether it could
 // (a zero vector is left as it is).
 func Normalize(v []float32) bool {
-	n := norm64(v)
+	n := Norm64(v)
 	if n == 0 {
 		return false
 	}

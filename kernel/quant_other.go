@@ -1,6 +1,6 @@
 //go:build !amd64
 
-package modality
+package kernel
 
 // hasAVX2FMA: no assembly kernel outside amd64.
 var hasAVX2FMA = false

@@ -1,4 +1,4 @@
-package modality
+package kernel
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-package modality
+package kernel
 
 // Quantized vectors: each float32 component stored as one byte, on a scale
 // of the vector's own: x[i] ≈ Lo + Step*float32(c[i]). A quarter of the
