@@ -180,108 +180,25 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateO
 	if opts.K <= 0 {
 		opts.K = 10
 	}
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	pm, pidx, err := db.modalityLocked(probe)
-	var tm Modality
-	var tidx hnsw.Index
-	if err == nil {
-		tm, tidx, err = db.modalityLocked(target)
-	}
+	in, err := db.calibrationInputs(probe, target)
 	if err != nil {
-		db.mu.RUnlock()
 		return nil, fmt.Errorf("mmdb: calibrate: %w", err)
 	}
-	route, al, rerr := db.routeLocked(pm, tm)
-	if route == RoutePivot {
-		db.mu.RUnlock()
-		return nil, fmt.Errorf("mmdb: calibrate: %w; corrections need a direct route or a stored alignment", rerr)
-	}
-	probeIDs := db.has[db.byName[pm.Name]].ToArray()
-	targetIDs := db.has[db.byName[tm.Name]].ToArray()
-	db.mu.RUnlock()
-
-	c := &Calibration{Probe: pm.Name, Target: tm.Name, Alpha: opts.Alpha, K: opts.K, bank: roaring.New(), hub: map[uint32]float32{}}
+	c := &Calibration{Probe: in.pm.Name, Target: in.tm.Name, Alpha: opts.Alpha, K: opts.K, bank: roaring.New(), hub: map[uint32]float32{}}
 	if !opts.Centre && opts.Alpha == 0 {
 		return nil, db.storeCalibration(c, true)
 	}
-	// Every probe vector, carried into the target's space.
-	toTarget := func(id uint32) ([]float32, bool) {
-		v, ok := pidx.Vector(id)
-		if !ok {
-			return nil, false
-		}
-		if al != nil {
-			// As Search does: project, then normalise (under Cosine), so
-			// the centre and the bank are in the units queries are in.
-			pv, err := tm.Prepare(al.project(v))
-			if err != nil {
-				return nil, false
-			}
-			v = pv
-		}
-		return v, true
-	}
 	if opts.Centre {
-		sum := make([]float64, tm.Dim)
-		n := 0
-		for _, id := range probeIDs {
-			if v, ok := toTarget(id); ok {
-				for j, x := range v {
-					sum[j] += float64(x)
-				}
-				n++
-			}
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("mmdb: calibrate: %w: no %s vectors to centre on", ErrInvalidQuery, pm.Name)
-		}
-		c.Centre = make([]float32, tm.Dim)
-		for j := range sum {
-			c.Centre[j] = float32(sum[j] / float64(n))
+		if c.Centre, err = in.centre(); err != nil {
+			return nil, fmt.Errorf("mmdb: calibrate: %w", err)
 		}
 	}
 	if opts.Alpha > 0 {
-		size := opts.Bank
-		if size <= 0 {
-			size = min(len(probeIDs)/2, 10000)
-		}
-		size = min(size, len(probeIDs))
-		if size < opts.K {
-			return nil, fmt.Errorf("mmdb: calibrate: %w: a bank of %d %s vectors is smaller than k=%d", ErrInvalidQuery, size, pm.Name, opts.K)
-		}
-		rng := rand.New(rand.NewPCG(opts.Seed, 0x63616c))
-		picked := slices.Clone(probeIDs)
-		rng.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
-		picked = picked[:size]
-		var bank hnsw.Index = hnsw.NewFlat(tm.Dim, tm.Metric)
-		if size*len(targetIDs) > 50_000_000 { // an exact scan would take minutes
-			bank = hnsw.NewHNSW(tm.Dim, tm.Metric, hnsw.Config{})
-		}
-		var ids []uint32
-		var vecs [][]float32
-		for _, id := range picked {
-			v, ok := toTarget(id)
-			if !ok {
-				continue
-			}
-			if c.Centre != nil {
-				v = centred(v, c.Centre)
-			}
-			if v, err = tm.Prepare(v); err != nil {
-				return nil, fmt.Errorf("mmdb: calibrate: bank vector of item %d: %w", id, err)
-			}
-			ids = append(ids, id)
-			vecs = append(vecs, v)
-			c.bank.Add(id)
-		}
-		if err := hnsw.AddParallel(ctx, bank, ids, vecs, 0, nil); err != nil {
+		bank, err := in.bank(ctx, c, opts)
+		if err != nil {
 			return nil, fmt.Errorf("mmdb: calibrate: %w", err)
 		}
-		if err := c.hubness(ctx, bank, tidx, targetIDs, db.opts.Progress); err != nil {
+		if err := c.hubness(ctx, bank, in.tidx, in.targetIDs, db.opts.Progress); err != nil {
 			return nil, fmt.Errorf("mmdb: calibrate: %w", err)
 		}
 	}
@@ -289,6 +206,123 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateO
 		return nil, err
 	}
 	return c.clone(), nil
+}
+
+// calibInputs is what Calibrate reads from the database under its lock.
+type calibInputs struct {
+	pm, tm              Modality
+	pidx, tidx          hnsw.Index
+	align               *Alignment // nil on the direct route
+	probeIDs, targetIDs []uint32
+}
+
+// calibrationInputs resolves the route from probe to target (corrections
+// need a direct or aligned one) and copies the items that carry each.
+func (db *DB) calibrationInputs(probe, target string) (*calibInputs, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	pm, pidx, err := db.modalityLocked(probe)
+	if err != nil {
+		return nil, err
+	}
+	tm, tidx, err := db.modalityLocked(target)
+	if err != nil {
+		return nil, err
+	}
+	route, al, rerr := db.routeLocked(pm, tm)
+	if route == RoutePivot {
+		return nil, fmt.Errorf("%w; corrections need a direct route or a stored alignment", rerr)
+	}
+	return &calibInputs{pm: pm, tm: tm, pidx: pidx, tidx: tidx, align: al,
+		probeIDs: db.has[db.byName[pm.Name]].ToArray(), targetIDs: db.has[db.byName[tm.Name]].ToArray()}, nil
+}
+
+// toTarget returns item id's probe vector carried into the target's space
+// as Search carries a query: projected, then normalised under Cosine, so
+// the centre and the bank are in the units queries are in.
+func (in *calibInputs) toTarget(id uint32) ([]float32, bool) {
+	v, ok := in.pidx.Vector(id)
+	if !ok {
+		return nil, false
+	}
+	if in.align != nil {
+		pv, err := in.tm.Prepare(in.align.project(v))
+		if err != nil {
+			return nil, false
+		}
+		v = pv
+	}
+	return v, true
+}
+
+// centre is the mean probe vector in the target's space.
+func (in *calibInputs) centre() ([]float32, error) {
+	sum := make([]float64, in.tm.Dim)
+	n := 0
+	for _, id := range in.probeIDs {
+		if v, ok := in.toTarget(id); ok {
+			for j, x := range v {
+				sum[j] += float64(x)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: no %s vectors to centre on", ErrInvalidQuery, in.pm.Name)
+	}
+	out := make([]float32, in.tm.Dim)
+	for j := range sum {
+		out[j] = float32(sum[j] / float64(n))
+	}
+	return out, nil
+}
+
+// bank samples the probe vectors the hubness is measured against (c's
+// centre applied), records them in c, and indexes them: exactly, or in a
+// graph when an exact scan of every target against them would take
+// minutes.
+func (in *calibInputs) bank(ctx context.Context, c *Calibration, opts CalibrateOptions) (hnsw.Index, error) {
+	size := opts.Bank
+	if size <= 0 {
+		size = min(len(in.probeIDs)/2, 10000)
+	}
+	size = min(size, len(in.probeIDs))
+	if size < opts.K {
+		return nil, fmt.Errorf("%w: a bank of %d %s vectors is smaller than k=%d", ErrInvalidQuery, size, in.pm.Name, opts.K)
+	}
+	rng := rand.New(rand.NewPCG(opts.Seed, 0x63616c))
+	picked := slices.Clone(in.probeIDs)
+	rng.Shuffle(len(picked), func(i, j int) { picked[i], picked[j] = picked[j], picked[i] })
+	picked = picked[:size]
+	var bank hnsw.Index = hnsw.NewFlat(in.tm.Dim, in.tm.Metric)
+	if size*len(in.targetIDs) > 50_000_000 {
+		bank = hnsw.NewHNSW(in.tm.Dim, in.tm.Metric, hnsw.Config{})
+	}
+	var ids []uint32
+	var vecs [][]float32
+	for _, id := range picked {
+		v, ok := in.toTarget(id)
+		if !ok {
+			continue
+		}
+		if c.Centre != nil {
+			v = centred(v, c.Centre)
+		}
+		v, err := in.tm.Prepare(v)
+		if err != nil {
+			return nil, fmt.Errorf("bank vector of item %d: %w", id, err)
+		}
+		ids = append(ids, id)
+		vecs = append(vecs, v)
+		c.bank.Add(id)
+	}
+	if err := hnsw.AddParallel(ctx, bank, ids, vecs, 0, nil); err != nil {
+		return nil, err
+	}
+	return bank, nil
 }
 
 // clone copies c for a caller, who may change it without touching the
