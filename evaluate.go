@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -113,120 +114,163 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 	if maxQ <= 0 {
 		maxQ = DefaultEvalQueries
 	}
-
-	// Copy what is needed under the lock, then rank without it.
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return EvalReport{}, ErrClosed
-	}
-	pm, pidx, err := db.modalityLocked(probe)
-	var tm Modality
-	if err == nil {
-		tm, _, err = db.modalityLocked(target)
-	}
+	in, err := db.evalInputs(probe, target, opts.NoCorrections)
 	if err != nil {
-		db.mu.RUnlock()
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	route, al, _ := db.routeLocked(pm, tm)
-	_, tidx, _ := db.modalityLocked(target)
-	var calib *Calibration
-	if c := db.calibs[[2]string{pm.Name, tm.Name}]; c != nil && route != RoutePivot && !opts.NoCorrections {
-		calib = c
+	set, err := in.gather(maxQ)
+	if err != nil {
+		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	live := make([]uint32, 0, db.count)
+	var ranks []int
+	if in.route == RoutePivot {
+		ranks, err = db.pivotRanks(ctx, probe, target, set.qvecs, set.qids, slices.Max(ks))
+	} else {
+		ranks, err = rankAll(ctx, in.metric(), set.qvecs, set.own, set.tvecs, in.tidx.Dim(), nil)
+	}
+	if err != nil {
+		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
+	}
+	rep := summarise(probe, target, ranks, set.ntargs, ks)
+	rep.Route = in.route
+	if in.calib == nil {
+		return rep, nil
+	}
+	after, err := in.corrected(ctx, set, ks)
+	if err != nil {
+		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
+	}
+	after.Before = &rep
+	return after, nil
+}
+
+// evalInput is what Evaluate reads under the database's lock: the route,
+// the indexes, the calibration and the live items.
+type evalInput struct {
+	probe, target string
+	tm            Modality
+	pidx, tidx    hnsw.Index
+	route         Route
+	align         *Alignment
+	calib         *Calibration // nil: none, or not applied
+	live          []uint32
+}
+
+func (in *evalInput) metric() modality.Metric { return in.tidx.Metric() }
+
+// evalInputs resolves the route and copies the live item IDs; the vectors
+// are copied later without the lock (the indexes are safe for concurrent
+// use), so writers are not held up for the whole copy.
+func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, ErrClosed
+	}
+	pm, pidx, err := db.modalityLocked(probe)
+	if err != nil {
+		return nil, err
+	}
+	tm, tidx, err := db.modalityLocked(target)
+	if err != nil {
+		return nil, err
+	}
+	in := &evalInput{probe: probe, target: target, tm: tm, pidx: pidx, tidx: tidx}
+	in.route, in.align, _ = db.routeLocked(pm, tm)
+	if c := db.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {
+		in.calib = c
+	}
+	in.live = make([]uint32, 0, db.count)
 	for id, ext := range db.extIDs {
 		if ext != "" {
-			live = append(live, uint32(id))
+			in.live = append(in.live, uint32(id))
 		}
 	}
-	db.mu.RUnlock()
-	// The indexes are safe for concurrent use: copy the vectors without
-	// holding the lock, so writers (and the readers queued behind them)
-	// are not held up for the whole copy.
-	var (
-		tvecs  []float32
-		tdim   = tidx.Dim()
-		own    []int // for each pair, the row of its target in tvecs
-		qvecs  [][]float32
-		qids   []uint32
-		ntargs int
-	)
-	var offsets []float32 // per target row: the hubness penalty
-	for _, id := range live {
-		if calib != nil && calib.bank.Contains(id) {
+	return in, nil
+}
+
+// evalSet is Evaluate's queries and targets: target vectors laid end to
+// end (with each one's hubness penalty), and per query its vector, item
+// and the row of its own target.
+type evalSet struct {
+	tvecs   []float32
+	offsets []float32
+	qvecs   [][]float32
+	qids    []uint32
+	own     []int
+	ntargs  int
+}
+
+// gather copies the vectors: every live item with a target vector is a
+// target (bank items excepted: their probe vectors judged the hubness),
+// and those with a probe vector too are queries, at most maxQ of them,
+// evenly spaced.
+func (in *evalInput) gather(maxQ int) (*evalSet, error) {
+	s := &evalSet{}
+	for _, id := range in.live {
+		if in.calib != nil && in.calib.bank.Contains(id) {
 			continue // its probe vector is in the bank: not a fair test
 		}
-		tv, ok := tidx.Vector(id)
+		tv, ok := in.tidx.Vector(id)
 		if !ok {
 			continue
 		}
-		if route != RoutePivot {
-			tvecs = append(tvecs, tv...)
-			if calib != nil {
-				offsets = append(offsets, calib.penalty(id))
+		if in.route != RoutePivot {
+			s.tvecs = append(s.tvecs, tv...)
+			if in.calib != nil {
+				s.offsets = append(s.offsets, in.calib.penalty(id))
 			}
 		}
-		if pv, ok := pidx.Vector(id); ok {
-			if route == RouteAligned {
-				if pv, err = tm.Prepare(al.project(pv)); err != nil {
-					return EvalReport{}, fmt.Errorf("mmdb: evaluate: projecting item %d: %w", id, err)
+		if pv, ok := in.pidx.Vector(id); ok {
+			if in.route == RouteAligned {
+				var err error
+				if pv, err = in.tm.Prepare(in.align.project(pv)); err != nil {
+					return nil, fmt.Errorf("projecting item %d: %w", id, err)
 				}
 			}
-			qvecs = append(qvecs, pv)
-			qids = append(qids, id)
-			own = append(own, ntargs)
+			s.qvecs = append(s.qvecs, pv)
+			s.qids = append(s.qids, id)
+			s.own = append(s.own, s.ntargs)
 		}
-		ntargs++
+		s.ntargs++
 	}
-	metric := tidx.Metric()
-
-	if len(qvecs) == 0 {
-		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w: no item carries both %s and %s", ErrInvalidQuery, probe, target)
+	if len(s.qvecs) == 0 {
+		return nil, fmt.Errorf("%w: no item carries both %s and %s", ErrInvalidQuery, in.probe, in.target)
 	}
-	if len(qvecs) > maxQ { // evenly spaced sample, deterministic
+	if len(s.qvecs) > maxQ { // evenly spaced sample, deterministic
 		sq, so, si := make([][]float32, maxQ), make([]int, maxQ), make([]uint32, maxQ)
 		for i := range maxQ {
-			j := i * len(qvecs) / maxQ
-			sq[i], so[i], si[i] = qvecs[j], own[j], qids[j]
+			j := i * len(s.qvecs) / maxQ
+			sq[i], so[i], si[i] = s.qvecs[j], s.own[j], s.qids[j]
 		}
-		qvecs, own, qids = sq, so, si
+		s.qvecs, s.own, s.qids = sq, so, si
 	}
-	var ranks []int
-	if route == RoutePivot {
-		ranks, err = db.pivotRanks(ctx, probe, target, qvecs, qids, slices.Max(ks))
-	} else {
-		ranks, err = rankAll(ctx, metric, qvecs, own, tvecs, tdim, nil)
-	}
-	if err != nil {
-		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
-	}
-	rep := summarise(probe, target, ranks, ntargs, ks)
-	rep.Route = route
-	if calib == nil {
-		return rep, nil
-	}
-	// The same queries and targets again, corrected.
-	cq := qvecs
-	if calib.Centre != nil {
-		cq = make([][]float32, len(qvecs))
-		for i, q := range qvecs {
-			if cq[i], err = tm.Prepare(centred(q, calib.Centre)); err != nil {
-				return EvalReport{}, fmt.Errorf("mmdb: evaluate: centring query %d: %w", qids[i], err)
+	return s, nil
+}
+
+// corrected ranks the same queries and targets again with the stored
+// corrections: centred queries, targets' scores less their penalties.
+func (in *evalInput) corrected(ctx context.Context, s *evalSet, ks []int) (EvalReport, error) {
+	cq := s.qvecs
+	if in.calib.Centre != nil {
+		cq = make([][]float32, len(s.qvecs))
+		for i, q := range s.qvecs {
+			var err error
+			if cq[i], err = in.tm.Prepare(centred(q, in.calib.Centre)); err != nil {
+				return EvalReport{}, fmt.Errorf("centring query %d: %w", s.qids[i], err)
 			}
 		}
 	}
 	var off []float32
-	if calib.Alpha > 0 {
-		off = offsets
+	if in.calib.Alpha > 0 {
+		off = s.offsets
 	}
-	if ranks, err = rankAll(ctx, metric, cq, own, tvecs, tdim, off); err != nil {
-		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
+	ranks, err := rankAll(ctx, in.metric(), cq, s.own, s.tvecs, in.tidx.Dim(), off)
+	if err != nil {
+		return EvalReport{}, err
 	}
-	after := summarise(probe, target, ranks, ntargs, ks)
-	after.Route, after.Corrections = route, calib.describe()
-	after.Before = &rep
+	after := summarise(in.probe, in.target, ranks, s.ntargs, ks)
+	after.Route, after.Corrections = in.route, in.calib.describe()
 	return after, nil
 }
 
