@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/kernel"
@@ -97,15 +96,13 @@ func (db *DB) SetAlignment(a Alignment) error {
 func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return false, ErrClosed
+	s, err := db.state()
+	if err != nil {
+		return false, err
 	}
-	from, _, err1 := db.modalityLocked(a.From)
-	to, _, err2 := db.modalityLocked(a.To)
-	_, hadCalib := db.calibs[[2]string{a.From, a.To}]
-	db.mu.RUnlock()
+	from, _, err1 := s.modality(a.From)
+	to, _, err2 := s.modality(a.To)
+	_, hadCalib := s.calibs[[2]string{a.From, a.To}]
 	if err1 != nil {
 		return false, fmt.Errorf("mmdb: alignment: %w", err1)
 	}
@@ -136,10 +133,10 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 	}); err != nil {
 		return false, fmt.Errorf("mmdb: alignment: %w", err)
 	}
-	db.mu.Lock()
-	db.aligns[[2]string{a.From, a.To}] = &a
-	delete(db.calibs, [2]string{a.From, a.To})
-	db.mu.Unlock()
+	db.update(func(s *state) {
+		s.aligns[[2]string{a.From, a.To}] = &a
+		delete(s.calibs, [2]string{a.From, a.To})
+	})
 	if hadCalib && db.opts.Logger != nil {
 		db.opts.Logger.Warn("mmdb: calibration dropped: a new alignment replaces the route it was measured on", "from", a.From, "to", a.To)
 	}
@@ -147,22 +144,22 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 }
 
 // loadAlignments reads the stored projections at Open.
-func (db *DB) loadAlignments(tx *storage.Tx) error {
+func loadAlignments(tx *storage.Tx, s *state) error {
 	return tx.ForEachAlignment(func(data []byte) error {
 		var rec alignmentRecord
 		if err := storage.Unmarshal(data, &rec); err != nil {
 			return fmt.Errorf("alignment: %w", err) // wraps ErrCorrupt
 		}
 		a := Alignment(rec)
-		from, ok1 := db.byName[a.From]
-		to, ok2 := db.byName[a.To]
+		from, ok1 := s.byName[a.From]
+		to, ok2 := s.byName[a.To]
 		if !ok1 || !ok2 {
 			return fmt.Errorf("%w: alignment %s->%s names an unknown modality", ErrCorrupt, a.From, a.To)
 		}
-		if err := a.validate(db.schema[from], db.schema[to]); err != nil {
+		if err := a.validate(s.schema[from], s.schema[to]); err != nil {
 			return fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
-		db.aligns[[2]string{a.From, a.To}] = &a
+		s.aligns[[2]string{a.From, a.To}] = &a
 		return nil
 	})
 }
@@ -238,16 +235,15 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 
 // alignPairs copies the vectors of the items that carry both modalities.
 func (db *DB) alignPairs(from, to string, force bool) (align.Pairs, Modality, error) {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return align.Pairs{}, Modality{}, ErrClosed
-	}
-	fm, fidx, err := db.modalityLocked(from)
+	s, err := db.state()
 	if err != nil {
 		return align.Pairs{}, Modality{}, err
 	}
-	tm, tidx, err := db.modalityLocked(to)
+	fm, fidx, err := s.modality(from)
+	if err != nil {
+		return align.Pairs{}, Modality{}, err
+	}
+	tm, tidx, err := s.modality(to)
 	if err != nil {
 		return align.Pairs{}, Modality{}, err
 	}
@@ -257,7 +253,7 @@ func (db *DB) alignPairs(from, to string, force bool) (align.Pairs, Modality, er
 	if directRoute(fm, tm) == nil && !force {
 		return align.Pairs{}, Modality{}, fmt.Errorf("%w: %s and %s are both in space %q, so searches between them take the direct route; a map would replace it (force to learn one anyway: FORCE in ALIGN, --force in mmdb align)", ErrSharedSpace, fm.Name, tm.Name, tm.SpaceName())
 	}
-	both := roaring.And(db.has[db.byName[fm.Name]], db.has[db.byName[tm.Name]])
+	both := db.items.withBoth(s.byName[fm.Name], s.byName[tm.Name])
 	var p align.Pairs
 	it := both.Iterator()
 	for it.HasNext() {

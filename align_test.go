@@ -62,7 +62,7 @@ func TestAlignCOCORandomText(t *testing.T) {
 	db2, err := Open(path, nil)
 	require.NoError(t, err)
 	defer db2.Close()
-	a := db2.aligns[[2]string{"rtext", "image"}]
+	a := db2.st.Load().aligns[[2]string{"rtext", "image"}]
 	require.NotNil(t, a)
 	require.NotNil(t, a.Report)
 	assert.Equal(t, rep.Scores, a.Report.Scores)
@@ -74,7 +74,7 @@ func TestAlignCOCORandomText(t *testing.T) {
 	rep2, err := db2.Align(ctx, "rtext", "image", &AlignOptions{Method: align.Procrustes})
 	require.NoError(t, err)
 	assert.Equal(t, align.Procrustes, rep2.Chosen)
-	assert.Equal(t, "procrustes", db2.aligns[[2]string{"rtext", "image"}].Method)
+	assert.Equal(t, "procrustes", db2.st.Load().aligns[[2]string{"rtext", "image"}].Method)
 }
 
 // When most targets were never returned, the median rank is a number past

@@ -277,7 +277,7 @@ func BenchmarkFiltered(b *testing.B) {
 //	go test -run '^$' -bench SearchOverhead .
 func BenchmarkSearchOverhead(b *testing.B) {
 	db, qs := benchDB(b, 20_000, 128)
-	idx := db.indexes[0]
+	idx := db.st.Load().indexes[0]
 	b.Run("db", func(b *testing.B) {
 		i := 0
 		for b.Loop() {

@@ -219,25 +219,24 @@ type calibInputs struct {
 // calibrationInputs resolves the route from probe to target (corrections
 // need a direct or aligned one) and copies the items that carry each.
 func (db *DB) calibrationInputs(probe, target string) (*calibInputs, error) {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, ErrClosed
-	}
-	pm, pidx, err := db.modalityLocked(probe)
+	s, err := db.state()
 	if err != nil {
 		return nil, err
 	}
-	tm, tidx, err := db.modalityLocked(target)
+	pm, pidx, err := s.modality(probe)
 	if err != nil {
 		return nil, err
 	}
-	route, al, rerr := db.routeLocked(pm, tm)
+	tm, tidx, err := s.modality(target)
+	if err != nil {
+		return nil, err
+	}
+	route, al, rerr := s.route(pm, tm)
 	if route == RoutePivot {
 		return nil, fmt.Errorf("%w; corrections need a direct route or a stored alignment", rerr)
 	}
 	return &calibInputs{pm: pm, tm: tm, pidx: pidx, tidx: tidx, align: al,
-		probeIDs: db.has[db.byName[pm.Name]].ToArray(), targetIDs: db.has[db.byName[tm.Name]].ToArray()}, nil
+		probeIDs: db.items.with(s.byName[pm.Name]).ToArray(), targetIDs: db.items.with(s.byName[tm.Name]).ToArray()}, nil
 }
 
 // toTarget returns item id's probe vector carried into the target's space
@@ -421,18 +420,18 @@ func (db *DB) storeCalibration(c *Calibration, remove bool) error {
 	if err := db.store.Update(func(tx *storage.Tx) error { return tx.PutCalibration(c.Probe, c.Target, data) }); err != nil {
 		return fmt.Errorf("mmdb: calibrate: %w", err)
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if remove {
-		delete(db.calibs, [2]string{c.Probe, c.Target})
-	} else {
-		db.calibs[[2]string{c.Probe, c.Target}] = c
-	}
+	db.update(func(s *state) {
+		if remove {
+			delete(s.calibs, [2]string{c.Probe, c.Target})
+		} else {
+			s.calibs[[2]string{c.Probe, c.Target}] = c
+		}
+	})
 	return nil
 }
 
 // loadCalibrations reads the stored calibrations at Open.
-func (db *DB) loadCalibrations(tx *storage.Tx) error {
+func loadCalibrations(tx *storage.Tx, s *state) error {
 	return tx.ForEachCalibration(func(data []byte) error {
 		var r calibrationRecord
 		if err := storage.Unmarshal(data, &r); err != nil {
@@ -442,18 +441,18 @@ func (db *DB) loadCalibrations(tx *storage.Tx) error {
 		if err != nil {
 			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, r.Probe, r.Target, err)
 		}
-		_, ok1 := db.byName[c.Probe]
-		t, ok2 := db.byName[c.Target]
+		_, ok1 := s.byName[c.Probe]
+		t, ok2 := s.byName[c.Target]
 		if !ok1 || !ok2 {
 			return fmt.Errorf("%w: calibration %s->%s names an unknown modality", ErrCorrupt, c.Probe, c.Target)
 		}
-		if c.Centre != nil && len(c.Centre) != db.schema[t].Dim {
-			return fmt.Errorf("%w: calibration %s->%s centre has %d values for dimension %d", ErrCorrupt, c.Probe, c.Target, len(c.Centre), db.schema[t].Dim)
+		if c.Centre != nil && len(c.Centre) != s.schema[t].Dim {
+			return fmt.Errorf("%w: calibration %s->%s centre has %d values for dimension %d", ErrCorrupt, c.Probe, c.Target, len(c.Centre), s.schema[t].Dim)
 		}
 		if err := c.validNumbers(); err != nil {
 			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, c.Probe, c.Target, err)
 		}
-		db.calibs[[2]string{c.Probe, c.Target}] = c
+		s.calibs[[2]string{c.Probe, c.Target}] = c
 		return nil
 	})
 }

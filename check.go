@@ -108,18 +108,15 @@ type checker struct {
 	rep     CheckReport
 }
 
-// snapshotForCheck copies what Check compares with the file.
+// snapshotForCheck copies what Check compares with the file (writeMu is
+// held, so nothing changes meanwhile).
 func (db *DB) snapshotForCheck() (*checker, error) {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, ErrClosed
+	s, err := db.state()
+	if err != nil {
+		return nil, err
 	}
-	c := &checker{schema: db.schema, indexes: db.indexes, extIDs: append([]string(nil), db.extIDs...),
-		count: db.count, live: db.live.Clone(), rep: CheckReport{Vectors: map[string]int{}}}
-	for _, h := range db.has {
-		c.has = append(c.has, h.Clone())
-	}
+	c := &checker{schema: s.schema, indexes: s.indexes, rep: CheckReport{Vectors: map[string]int{}}}
+	c.extIDs, c.count, c.live, c.has = db.items.copyAll()
 	return c, nil
 }
 

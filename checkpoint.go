@@ -67,8 +67,8 @@ func (db *DB) logReport(r IndexReport) {
 // checkpoint is used when it loads, is not older than the retained log,
 // and agrees with the stored vectors after replay; otherwise the index is
 // rebuilt from the vectors. A derived structure never stops Open.
-func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
-	m := db.schema[i]
+func (db *DB) loadIndex(tx *storage.Tx, s *state, i int) (IndexReport, error) {
+	m := s.schema[i]
 	start := time.Now()
 	rep := IndexReport{Modality: m.Name, Action: "loaded"}
 	stored := tx.CountVectors(m.Name)
@@ -109,10 +109,10 @@ func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
 				if r, ok := any(idx).(interface{ Repair() int }); ok {
 					rep.Relinked = r.Repair()
 				}
-				if err := db.fillHas(tx, i); err != nil {
+				if err := db.fillHas(tx, m.Name, i); err != nil {
 					return rep, err
 				}
-				db.indexes[i] = idx
+				s.indexes[i] = idx
 				db.ckptSeq[i] = seq
 				rep.Replayed, rep.Vectors, rep.Took = len(touched), idx.Len(), time.Since(start)
 				return rep, nil
@@ -121,22 +121,21 @@ func (db *DB) loadIndex(tx *storage.Tx, i int) (IndexReport, error) {
 		}
 	}
 	// Rebuild from the stored vectors, on every core.
-	idx, ids, err := db.rebuildIndex(tx, i)
+	idx, ids, err := db.rebuildIndex(tx, m)
 	if err != nil {
 		return rep, err
 	}
-	db.indexes[i] = idx
+	s.indexes[i] = idx
 	db.ckptSeq[i] = 0
-	db.has[i] = roaring.BitmapOf(ids...)
+	db.items.setWith(i, roaring.BitmapOf(ids...))
 	rep.Action, rep.Reason = "rebuilt", reason
 	rep.Vectors, rep.Took = idx.Len(), time.Since(start)
 	return rep, nil
 }
 
-// rebuildIndex builds modality i's index from its stored vectors, on every
+// rebuildIndex builds modality m's index from its stored vectors, on every
 // core, and returns it with the IDs it holds.
-func (db *DB) rebuildIndex(tx *storage.Tx, i int) (hnsw.Index, []uint32, error) {
-	m := db.schema[i]
+func (db *DB) rebuildIndex(tx *storage.Tx, m Modality) (hnsw.Index, []uint32, error) {
 	stored := tx.CountVectors(m.Name)
 	idx := hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg)
 	ids := make([]uint32, 0, stored)
@@ -166,26 +165,23 @@ func (db *DB) rebuildIndex(tx *storage.Tx, i int) (hnsw.Index, []uint32, error) 
 // writeMu is held. If even the rebuild fails, the modality's searches
 // fail with ErrIndex until the next Open.
 func (db *DB) repairIndex(i int, cause error) {
-	name := db.schema[i].Name
+	m := db.st.Load().schema[i]
 	var idx hnsw.Index
 	var ids []uint32
 	err := db.store.View(func(tx *storage.Tx) error {
 		var err error
-		idx, ids, err = db.rebuildIndex(tx, i)
+		idx, ids, err = db.rebuildIndex(tx, m)
 		return err
 	})
-	db.mu.Lock()
-	defer db.mu.Unlock()
+	msg := fmt.Sprintf("the %s index failed to take a change (%v) and was rebuilt from the stored vectors", m.Name, cause)
 	if err != nil {
-		db.broken[name] = fmt.Errorf("%w: the %s index failed to take a change (%v) and could not be rebuilt (%v); reopen the database", ErrIndex, name, cause, err)
+		broken := fmt.Errorf("%w: the %s index failed to take a change (%v) and could not be rebuilt (%v); reopen the database", ErrIndex, m.Name, cause, err)
+		db.update(func(s *state) { s.broken[m.Name] = broken })
+		msg = broken.Error()
 	} else {
-		db.indexes[i] = idx
-		db.has[i] = roaring.BitmapOf(ids...)
+		db.items.setWith(i, roaring.BitmapOf(ids...))
+		db.update(func(s *state) { s.indexes[i] = idx })
 		db.ckptSeq[i] = 0 // saved again at the next checkpoint
-	}
-	msg := fmt.Sprintf("the %s index failed to take a change (%v) and was rebuilt from the stored vectors", name, cause)
-	if err != nil {
-		msg = db.broken[name].Error()
 	}
 	db.warnings = append(db.warnings, msg)
 	if db.opts.Logger != nil {
@@ -195,10 +191,10 @@ func (db *DB) repairIndex(i int, cause error) {
 
 // fillHas records which items have a vector of modality i: a key scan of
 // the vector bucket, no vectors decoded.
-func (db *DB) fillHas(tx *storage.Tx, i int) error {
+func (db *DB) fillHas(tx *storage.Tx, name string, i int) error {
 	bm := roaring.New()
-	err := tx.ForEachVectorID(db.schema[i].Name, func(id uint32) { bm.Add(id) })
-	db.has[i] = bm
+	err := tx.ForEachVectorID(name, func(id uint32) { bm.Add(id) })
+	db.items.setWith(i, bm)
 	return err
 }
 
@@ -224,9 +220,8 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 // checkpointLocked saves the changed graphs and trims the log, in one
 // transaction. writeMu is held, so the indexes reflect exactly appliedSeq.
 func (db *DB) checkpointLocked() error {
-	db.mu.RLock()
-	indexes, schema := db.indexes, db.schema
-	db.mu.RUnlock()
+	s := db.st.Load()
+	indexes, schema := s.indexes, s.schema
 	start := time.Now()
 	type saved struct {
 		i     int

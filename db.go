@@ -3,10 +3,10 @@ package mmdb
 import (
 	"fmt"
 
-	"github.com/RoaringBitmap/roaring/v2"
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mmdb-go/mmdb/hnsw"
@@ -89,21 +89,11 @@ type DB struct {
 	// and index updates in commit order.
 	writeMu sync.Mutex
 
-	// mu guards everything below. Readers hold it shared; a writer takes it
-	// exclusively only to apply a committed change to the in-memory state,
-	// never across disk I/O.
-	mu      sync.RWMutex
-	closed  bool
-	schema  []Modality
-	byName  map[string]int // modality name -> index in schema and indexes
-	indexes []hnsw.Index
-	extIDs  []string // internal ID -> external ID; "" for deleted
-	count   int
-	live    *roaring.Bitmap   // internal IDs of live items
-	has     []*roaring.Bitmap // per modality: internal IDs with a vector
-	aligns  map[[2]string]*Alignment
-	calibs  map[[2]string]*Calibration
-	broken  map[string]error // modality -> why its index cannot serve
+	// st is the schema and what hangs off it, replaced whole by writers
+	// and read with one atomic load (state.go); items is the map of items,
+	// with its own lock.
+	st    atomic.Pointer[state]
+	items *itemSet
 }
 
 // Open opens the database at path, creating it if it does not exist, and
@@ -129,7 +119,7 @@ func Open(path string, opts *Options) (*DB, error) {
 		// What a killed Restore to this path left behind.
 		removeStaleTemps(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
 	}
-	db := &DB{store: st, readOnly: opts.ReadOnly, byName: map[string]int{}, indexCfg: opts.Index, opts: *opts, live: roaring.New(), aligns: map[[2]string]*Alignment{}, calibs: map[[2]string]*Calibration{}, broken: map[string]error{}}
+	db := &DB{store: st, readOnly: opts.ReadOnly, indexCfg: opts.Index, opts: *opts, items: newItemSet()}
 	if db.opts.CheckpointEvery <= 0 {
 		db.opts.CheckpointEvery = DefaultCheckpointEvery
 	}
@@ -169,41 +159,34 @@ func (db *DB) load() (err error) {
 			err = fmt.Errorf("%w: %v", ErrCorrupt, p)
 		}
 	}()
+	// The state is built here, before anyone can read it, and published
+	// whole at the end.
+	s := newState()
+	defer func() {
+		if err == nil {
+			db.st.Store(s)
+		}
+	}()
 	return db.store.View(func(tx *storage.Tx) error {
 		ms, err := tx.Schema()
 		if err != nil {
 			return err
 		}
 		for _, m := range ms {
-			db.addModality(m)
+			db.addModality(s, m)
 		}
-		// The ID map grows with the records read, never to a size the
-		// file claims: a damaged counter must not allocate gigabytes.
-		next := tx.NextID()
-		db.extIDs = nil
-		if err := tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
-			if id >= next {
-				return false, fmt.Errorf("%w: item %d beyond next ID %d", ErrCorrupt, id, next)
-			}
-			for int(id) >= len(db.extIDs) {
-				db.extIDs = append(db.extIDs, "")
-			}
-			db.extIDs[id] = r.ID
-			db.count++
-			db.live.Add(id)
-			return true, nil
-		}); err != nil {
+		if err := db.loadItems(tx); err != nil {
 			return err
 		}
-		if err := db.loadAlignments(tx); err != nil {
+		if err := loadAlignments(tx, s); err != nil {
 			return err
 		}
-		if err := db.loadCalibrations(tx); err != nil {
+		if err := loadCalibrations(tx, s); err != nil {
 			return err
 		}
 		db.appliedSeq = tx.Seq()
-		for i := range db.schema {
-			rep, err := db.loadIndex(tx, i)
+		for i := range s.schema {
+			rep, err := db.loadIndex(tx, s, i)
 			if err != nil {
 				return err
 			}
@@ -214,12 +197,33 @@ func (db *DB) load() (err error) {
 	})
 }
 
-func (db *DB) addModality(m Modality) {
-	db.byName[m.Name] = len(db.schema)
-	db.schema = append(db.schema, m)
-	db.indexes = append(db.indexes, hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg))
+// loadItems reads the ID map. It grows with the records read, never to a
+// size the file claims: a damaged counter must not allocate gigabytes.
+func (db *DB) loadItems(tx *storage.Tx) error {
+	t := db.items
+	next := tx.NextID()
+	return tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
+		if id >= next {
+			return false, fmt.Errorf("%w: item %d beyond next ID %d", ErrCorrupt, id, next)
+		}
+		for int(id) >= len(t.extIDs) {
+			t.extIDs = append(t.extIDs, "")
+		}
+		t.extIDs[id] = r.ID
+		t.count++
+		t.live.Add(id)
+		return true, nil
+	})
+}
+
+// addModality adds m to s (a state not yet published) and makes room for
+// its items and checkpoint; writeMu is held or the DB is opening.
+func (db *DB) addModality(s *state, m Modality) {
+	db.items.addModality() // before s is published: readers index has by it
+	s.byName[m.Name] = len(s.schema)
+	s.schema = append(s.schema, m)
+	s.indexes = append(s.indexes, hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg))
 	db.ckptSeq = append(db.ckptSeq, 0)
-	db.has = append(db.has, roaring.New())
 }
 
 // Close saves every index changed since its last checkpoint into the file
@@ -228,20 +232,14 @@ func (db *DB) addModality(m Modality) {
 func (db *DB) Close() error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.mu.RLock()
-	closed := db.closed
-	db.mu.RUnlock()
-	if closed {
+	if db.st.Load().closed {
 		return nil
 	}
 	var ckErr error
 	if !db.readOnly {
 		ckErr = db.checkpointLocked()
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	db.closed = true
-	db.indexes = nil
+	db.st.Store(&state{closed: true})
 	if err := db.store.Close(); err != nil {
 		return err
 	}
@@ -264,18 +262,13 @@ func (db *DB) DefineModality(m Modality) error {
 	}
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	db.mu.RLock()
-	closed := db.closed
-	i, exists := db.byName[m.Name]
-	var old Modality
-	if exists {
-		old = db.schema[i]
+	s, err := db.state()
+	if err != nil {
+		return err
 	}
-	db.mu.RUnlock()
-	if closed {
-		return ErrClosed
-	}
+	i, exists := s.byName[m.Name]
 	if exists {
+		old := s.schema[i]
 		if old.Compatible(m) {
 			return nil
 		}
@@ -285,48 +278,14 @@ func (db *DB) DefineModality(m Modality) error {
 	if err := db.store.Update(func(tx *storage.Tx) error { return tx.DefineModality(m) }); err != nil {
 		return fmt.Errorf("mmdb: define modality %q: %w", m.Name, err)
 	}
-	db.mu.Lock()
-	db.addModality(m)
-	db.mu.Unlock()
+	db.update(func(s *state) { db.addModality(s, m) })
 	return nil
 }
 
 // Modalities returns the schema in definition order.
 func (db *DB) Modalities() []Modality {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	return append([]Modality(nil), db.schema...)
+	return append([]Modality(nil), db.st.Load().schema...)
 }
 
 // Count returns the number of items.
-func (db *DB) Count() int {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	return db.count
-}
-
-// modalityLocked returns the named modality and its index; db.mu is held.
-func (db *DB) modalityLocked(name string) (Modality, hnsw.Index, error) {
-	i, ok := db.byName[name]
-	if !ok {
-		return Modality{}, nil, fmt.Errorf("%w %q (defined: %s)", ErrUnknownModality, name, db.namesLocked())
-	}
-	if err := db.broken[name]; err != nil {
-		return Modality{}, nil, err
-	}
-	return db.schema[i], db.indexes[i], nil
-}
-
-func (db *DB) namesLocked() string {
-	if len(db.schema) == 0 {
-		return "none"
-	}
-	s := ""
-	for i, m := range db.schema {
-		if i > 0 {
-			s += ", "
-		}
-		s += m.Name
-	}
-	return s
-}
+func (db *DB) Count() int { return db.items.size() }

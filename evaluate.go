@@ -159,33 +159,26 @@ type evalInput struct {
 func (in *evalInput) metric() modality.Metric { return in.tidx.Metric() }
 
 // evalInputs resolves the route and copies the live item IDs; the vectors
-// are copied later without the lock (the indexes are safe for concurrent
-// use), so writers are not held up for the whole copy.
+// are copied later (the indexes are safe for concurrent use).
 func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, error) {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, ErrClosed
-	}
-	pm, pidx, err := db.modalityLocked(probe)
+	s, err := db.state()
 	if err != nil {
 		return nil, err
 	}
-	tm, tidx, err := db.modalityLocked(target)
+	pm, pidx, err := s.modality(probe)
+	if err != nil {
+		return nil, err
+	}
+	tm, tidx, err := s.modality(target)
 	if err != nil {
 		return nil, err
 	}
 	in := &evalInput{probe: probe, target: target, tm: tm, pidx: pidx, tidx: tidx}
-	in.route, in.align, _ = db.routeLocked(pm, tm)
-	if c := db.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {
+	in.route, in.align, _ = s.route(pm, tm)
+	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {
 		in.calib = c
 	}
-	in.live = make([]uint32, 0, db.count)
-	for id, ext := range db.extIDs {
-		if ext != "" {
-			in.live = append(in.live, uint32(id))
-		}
-	}
+	in.live = db.items.liveIDs()
 	return in, nil
 }
 
@@ -302,9 +295,7 @@ func (db *DB) pivotRanks(ctx context.Context, probe, target string, qvecs [][]fl
 		if err != nil {
 			return nil, err
 		}
-		db.mu.RLock()
-		ext := db.extIDs[qids[i]]
-		db.mu.RUnlock()
+		ext := db.items.name(qids[i])
 		ranks[i] = notRanked
 		for r, h := range hits {
 			if h.ID == ext {

@@ -255,14 +255,13 @@ func pivotWeight(m modality.Metric, dist float32, rank int) float64 {
 // lists the score is the fusion score and Distance its negation (Fused
 // says so): no metric distance describes a fused rank.
 func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) []Hit {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
+	names := db.items.names(list, k)
 	out := make([]Hit, 0, min(k, len(list)))
-	for _, r := range list {
-		if int(r.ID) >= len(db.extIDs) || db.extIDs[r.ID] == "" {
+	for i, r := range list {
+		if names[i] == "" {
 			continue // mid-write: the item's vectors are leaving the index
 		}
-		h := Hit{ID: db.extIDs[r.ID], Score: float32(r.Score), Fused: fused}
+		h := Hit{ID: names[i], Score: float32(r.Score), Fused: fused}
 		if fused {
 			h.Distance = 0 - h.Score
 		} else {

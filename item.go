@@ -99,9 +99,9 @@ func validateID(id string) error {
 	return nil
 }
 
-// prepareLocked validates one item against the schema; db.mu is held.
+// prepare validates one item against the schema of state s.
 // With merge, an attribute given as nil is a removal (listed in drop).
-func (db *DB) prepareLocked(it Item, merge bool) (prepared, error) {
+func prepare(s *state, it Item, merge bool) (prepared, error) {
 	if err := validateID(it.ID); err != nil {
 		return prepared{}, fmt.Errorf("item %q: %w", it.ID, err)
 	}
@@ -123,9 +123,9 @@ func (db *DB) prepareLocked(it Item, merge bool) (prepared, error) {
 	if err != nil {
 		return prepared{}, fmt.Errorf("item %q: %w", it.ID, err)
 	}
-	p := prepared{ext: it.ID, attrs: attrs, drop: drop, vecs: make([][]float32, len(db.schema))}
+	p := prepared{ext: it.ID, attrs: attrs, drop: drop, vecs: make([][]float32, len(s.schema))}
 	for name, v := range it.Vectors {
-		m, _, err := db.modalityLocked(name)
+		m, _, err := s.modality(name)
 		if err != nil {
 			return prepared{}, fmt.Errorf("item %q: %w", it.ID, err)
 		}
@@ -133,7 +133,7 @@ func (db *DB) prepareLocked(it Item, merge bool) (prepared, error) {
 		if err != nil {
 			return prepared{}, fmt.Errorf("item %q: modality %q: %w", it.ID, name, err)
 		}
-		p.vecs[db.byName[name]] = pv
+		p.vecs[s.byName[name]] = pv
 	}
 	return p, nil
 }
@@ -166,26 +166,23 @@ func (db *DB) write(ctx context.Context, op string, items []Item, merge bool) er
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return ErrClosed
+	s, err := db.state()
+	if err != nil {
+		return err
 	}
 	preps := make([]prepared, len(items))
 	for i, it := range items {
-		p, err := db.prepareLocked(it, merge)
+		p, err := prepare(s, it, merge)
 		if err != nil {
-			db.mu.RUnlock()
 			return fmt.Errorf("mmdb: %s: %w", op, &ItemError{Index: i, ID: it.ID, Err: err})
 		}
 		preps[i] = p
 	}
-	names := db.modalityNamesLocked()
-	db.mu.RUnlock()
+	names := s.names()
 
 	changes := make([]change, 0, len(preps))
 	var seq uint64
-	err := db.store.Update(func(tx *storage.Tx) error {
+	err = db.store.Update(func(tx *storage.Tx) error {
 		var post storage.PostingDelta
 		for i, p := range preps {
 			if i%1024 == 0 {
@@ -277,33 +274,13 @@ func mergeAttrs(old, set map[string]any, drop []string) map[string]any {
 
 // apply brings the in-memory state up to date with changes committed up
 // to log sequence number seq. Only writers call it, in commit order, under
-// writeMu. The ID map is
-// updated under db.mu, but the indexes (which are safe for concurrent use)
-// are updated without it, in parallel, so searches go on during a large
-// batch. An ID is mapped before its vectors enter an index and unmapped
+// writeMu. The item set is updated under its own lock, the indexes (which
+// are safe for concurrent use) without one, in parallel, so searches go on
+// during a large batch. An ID is mapped before its vectors enter an index and unmapped
 // after they leave, so a search never returns a vector it cannot name.
 func (db *DB) apply(changes []change, seq uint64) {
-	db.mu.Lock()
-	indexes := db.indexes
-	for _, c := range changes {
-		if c.deleted {
-			continue
-		}
-		for int(c.id) >= len(db.extIDs) {
-			db.extIDs = append(db.extIDs, "")
-		}
-		if db.extIDs[c.id] == "" {
-			db.count++
-		}
-		db.extIDs[c.id] = c.ext
-		db.live.Add(c.id)
-		for mi := range db.has {
-			if mi < len(c.vecs) && c.vecs[mi] != nil {
-				db.has[mi].Add(c.id)
-			}
-		}
-	}
-	db.mu.Unlock()
+	indexes := db.st.Load().indexes
+	db.items.added(changes)
 
 	// Later changes to the same vector win: per modality, keep the last
 	// change of each ID that touched it.
@@ -335,28 +312,9 @@ func (db *DB) apply(changes []change, seq uint64) {
 		}
 	}
 
-	db.mu.Lock()
-	for _, g := range gone {
-		db.has[g[0]].Remove(g[1])
-	}
-	for _, c := range changes {
-		if c.deleted && db.extIDs[c.id] != "" {
-			db.extIDs[c.id] = ""
-			db.count--
-			db.live.Remove(c.id)
-		}
-	}
-	db.mu.Unlock()
+	db.items.removed(changes, gone)
 	db.appliedSeq = seq
 	db.maybeCheckpointLocked()
-}
-
-func (db *DB) modalityNamesLocked() []string {
-	names := make([]string, len(db.schema))
-	for i, m := range db.schema {
-		names[i] = m.Name
-	}
-	return names
 }
 
 // Get returns the item with the given ID, or an error wrapping ErrNotFound.
@@ -405,12 +363,11 @@ func readItem(tx *storage.Tx, iid uint32, r storage.Record, names []string) Item
 }
 
 func (db *DB) readNames() ([]string, error) {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, ErrClosed
+	s, err := db.state()
+	if err != nil {
+		return nil, err
 	}
-	return db.modalityNamesLocked(), nil
+	return s.names(), nil
 }
 
 // Delete removes items by ID. It is atomic: if any ID is unknown, it fails

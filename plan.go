@@ -11,7 +11,7 @@ import (
 // Route is how probes of one modality reach the target's.
 type Route string
 
-// The routes, in the order the planner tries them (see routeLocked).
+// The routes, in the order the planner tries them (see state.route).
 const (
 	// RouteAligned: projected into the target's space by a stored
 	// Alignment.

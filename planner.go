@@ -118,27 +118,30 @@ func validateQuery(ctx context.Context, q Query) (int, error) {
 	return k, nil
 }
 
-// planProbes resolves the target and each probe's route under one read
-// lock, and returns, when q has a filter, copies of the target's
-// candidates and of the live items for it (an unfiltered search does not
-// pay two copies).
+// planProbes resolves the target and each probe's route on one state,
+// and returns, when q has a filter, copies of the target's candidates and
+// of the live items for it (an unfiltered search does not pay two
+// copies).
 func (db *DB) planProbes(q Query, k int, vecs [][]float32) (p *planned, candidates, universe *roaring.Bitmap, err error) {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return nil, nil, nil, ErrClosed
+	s, err := db.state()
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	tm, tidx, err := db.modalityLocked(q.Target)
+	tm, tidx, err := s.modality(q.Target)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("target: %w", err)
 	}
-	ti := db.byName[q.Target]
+	ti := s.byName[q.Target]
+	n := 0
 	if q.Filter != nil {
-		candidates, universe = db.has[ti].Clone(), db.live.Clone()
+		candidates, universe = db.items.withAndLive(ti)
+		n = int(candidates.GetCardinality())
+	} else {
+		n = db.items.withCount(ti)
 	}
-	p = &planned{tm: tm, tidx: tidx, exactAll: q.Exact, plan: &Plan{Target: q.Target, K: k, Candidates: int(db.has[ti].GetCardinality())}}
+	p = &planned{tm: tm, tidx: tidx, exactAll: q.Exact, plan: &Plan{Target: q.Target, K: k, Candidates: n}}
 	for i, pr := range q.Probes {
-		pp, planned, err := db.planProbeLocked(i, pr, vecs[i], tm, q.NoCorrections)
+		pp, planned, err := db.planProbe(s, i, pr, vecs[i], tm, q.NoCorrections)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -148,11 +151,11 @@ func (db *DB) planProbes(q Query, k int, vecs [][]float32) (p *planned, candidat
 	return p, candidates, universe, nil
 }
 
-// planProbeLocked routes probe i (vector vec) to target tm: projected
-// through an alignment, centred by a calibration, or set up to pivot.
-// db.mu is held.
-func (db *DB) planProbeLocked(i int, pr Probe, vec []float32, tm Modality, noCorrections bool) (ProbePlan, plannedProbe, error) {
-	pm, pidx, err := db.modalityLocked(pr.Modality)
+// planProbe routes probe i (vector vec) to target tm on state s:
+// projected through an alignment, centred by a calibration, or set up to
+// pivot.
+func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, noCorrections bool) (ProbePlan, plannedProbe, error) {
+	pm, pidx, err := s.modality(pr.Modality)
 	if err != nil {
 		return ProbePlan{}, plannedProbe{}, fmt.Errorf("probe: %w", err)
 	}
@@ -168,7 +171,7 @@ func (db *DB) planProbeLocked(i int, pr Probe, vec []float32, tm Modality, noCor
 		pp.Source = "item " + pr.ItemID
 	}
 	var shared *roaring.Bitmap
-	route, a, direct := db.routeLocked(pm, tm)
+	route, a, direct := s.route(pm, tm)
 	pp.Route = route
 	switch route {
 	case RouteDirect:
@@ -187,7 +190,7 @@ func (db *DB) planProbeLocked(i int, pr Probe, vec []float32, tm Modality, noCor
 			pp.Why += " (" + a.Method + ")"
 		}
 	case RoutePivot:
-		shared = roaring.And(db.has[db.byName[pm.Name]], db.has[db.byName[tm.Name]])
+		shared = db.items.withBoth(s.byName[pm.Name], s.byName[tm.Name])
 		both := shared.GetCardinality()
 		if both == 0 {
 			return ProbePlan{}, plannedProbe{}, fmt.Errorf("%w; no %s->%s alignment is stored, and no item carries both to pivot through", direct, pm.Name, tm.Name)
@@ -195,7 +198,7 @@ func (db *DB) planProbeLocked(i int, pr Probe, vec []float32, tm Modality, noCor
 		pp.Why = fmt.Sprintf("spaces differ (%q, %q); through the %d nearest %s items, %d items carry both", pm.SpaceName(), tm.SpaceName(), pivotItems, pm.Name, both)
 	}
 	var calib *Calibration
-	if c := db.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !noCorrections && route != RoutePivot {
+	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !noCorrections && route != RoutePivot {
 		calib = c
 		if c.Centre != nil {
 			pv, err := tm.Prepare(centred(vec, c.Centre))

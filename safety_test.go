@@ -313,9 +313,9 @@ func (failingIndex) Add(uint32, []float32) error { return errors.New("injected i
 func TestIndexThatFailsAnInsertIsRebuilt(t *testing.T) {
 	db, _ := openTest(t, imgMod)
 	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
-	db.mu.Lock()
-	db.indexes[0] = failingIndex{db.indexes[0]}
-	db.mu.Unlock()
+	db.writeMu.Lock()
+	db.update(func(s *state) { s.indexes[0] = failingIndex{s.indexes[0]} })
+	db.writeMu.Unlock()
 	require.NoError(t, db.Put(ctx, Item{ID: "b", Vectors: map[string][]float32{"image": {0, 1, 0, 0}}}))
 
 	hits, err := db.Search(ctx, Query{Target: "image", K: 1, Probes: []Probe{{Modality: "image", Vector: []float32{0, 1, 0, 0}}}})
@@ -345,9 +345,9 @@ func TestCheckReportsUnreachableVectors(t *testing.T) {
 	rep, err := db.Check(ctx)
 	require.NoError(t, err)
 	require.Empty(t, rep.Problems)
-	db.mu.Lock()
-	db.indexes[0] = lostIndex{db.indexes[0], 0}
-	db.mu.Unlock()
+	db.writeMu.Lock()
+	db.update(func(s *state) { s.indexes[0] = lostIndex{s.indexes[0], 0} })
+	db.writeMu.Unlock()
 	rep, err = db.Check(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []string{`image index: 1 vectors no search can reach (e.g. "a"); reopening rebuilds or repairs the graph`}, rep.Problems)

@@ -87,15 +87,14 @@ type Hit struct {
 	Fused bool
 }
 
-// routeLocked resolves how probes of modality pm reach target tm: through
+// route resolves how probes of modality pm reach target tm: through
 // a stored alignment when there is one (between modalities that share a
 // space there is one only when Align was forced), else directly when they
 // share a space, else by pivoting; direct says why the direct route does
 // not apply. Search, Explain, Evaluate and Calibrate all route through it.
-// db.mu is held.
-func (db *DB) routeLocked(pm, tm Modality) (route Route, a *Alignment, direct error) {
+func (s *state) route(pm, tm Modality) (route Route, a *Alignment, direct error) {
 	direct = directRoute(pm, tm)
-	if a = db.aligns[[2]string{pm.Name, tm.Name}]; a != nil {
+	if a = s.aligns[[2]string{pm.Name, tm.Name}]; a != nil {
 		return RouteAligned, a, direct
 	}
 	if direct == nil {
@@ -121,13 +120,11 @@ func directRoute(p, t Modality) error {
 
 // probeVector resolves a probe to a validated, normalised vector.
 func (db *DB) probeVector(p Probe) ([]float32, error) {
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return nil, ErrClosed
+	s, err := db.state()
+	if err != nil {
+		return nil, err
 	}
-	m, _, err := db.modalityLocked(p.Modality)
-	db.mu.RUnlock()
+	m, _, err := s.modality(p.Modality)
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)
 	}

@@ -103,13 +103,10 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 
 // countWhere counts the items a filter keeps (all items without one).
 func (db *DB) countWhere(f query.Expr) (int, error) {
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return 0, ErrClosed
+	if _, err := db.state(); err != nil {
+		return 0, err
 	}
-	universe := db.live.Clone()
-	db.mu.RUnlock()
+	universe := db.items.liveClone()
 	if f == nil {
 		return int(universe.GetCardinality()), nil
 	}

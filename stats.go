@@ -33,22 +33,20 @@ type ModalityStats struct {
 
 // Stats reports the schema, counts and stored alignments.
 func (db *DB) Stats() (Stats, error) {
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return Stats{}, ErrClosed
+	s, err := db.state()
+	if err != nil {
+		return Stats{}, err
 	}
-	st := Stats{Path: db.store.Path(), Items: db.count, Attributes: []string{}, Alignments: [][3]string{}, Calibrations: [][2]string{}}
-	for i, m := range db.schema {
-		st.Modalities = append(st.Modalities, ModalityStats{Modality: m, Vectors: int(db.has[i].GetCardinality())})
+	st := Stats{Path: db.store.Path(), Items: db.items.size(), Attributes: []string{}, Alignments: [][3]string{}, Calibrations: [][2]string{}}
+	for i, m := range s.schema {
+		st.Modalities = append(st.Modalities, ModalityStats{Modality: m, Vectors: db.items.withCount(i)})
 	}
-	for k, a := range db.aligns {
+	for k, a := range s.aligns {
 		st.Alignments = append(st.Alignments, [3]string{k[0], k[1], a.Method})
 	}
-	for k := range db.calibs {
+	for k := range s.calibs {
 		st.Calibrations = append(st.Calibrations, k)
 	}
-	db.mu.RUnlock()
 	slices.SortFunc(st.Alignments, func(a, b [3]string) int { return compareStrings(a[:2], b[:2]) })
 	slices.SortFunc(st.Calibrations, func(a, b [2]string) int { return compareStrings(a[:], b[:]) })
 	if err := db.store.View(func(tx *storage.Tx) error {
