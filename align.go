@@ -235,18 +235,11 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 
 // alignPairs copies the vectors of the items that carry both modalities.
 func (db *DB) alignPairs(from, to string, force bool) (align.Pairs, Modality, error) {
-	s, err := db.state()
+	pr, err := db.pair(from, to)
 	if err != nil {
 		return align.Pairs{}, Modality{}, err
 	}
-	fm, fidx, err := s.modality(from)
-	if err != nil {
-		return align.Pairs{}, Modality{}, err
-	}
-	tm, tidx, err := s.modality(to)
-	if err != nil {
-		return align.Pairs{}, Modality{}, err
-	}
+	s, fm, tm, fidx, tidx := pr.s, pr.pm, pr.tm, pr.pidx, pr.tidx
 	if fm.Name == tm.Name {
 		return align.Pairs{}, Modality{}, fmt.Errorf("%w: cannot align %s with itself", ErrInvalidQuery, fm.Name)
 	}

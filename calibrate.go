@@ -219,18 +219,11 @@ type calibInputs struct {
 // calibrationInputs resolves the route from probe to target (corrections
 // need a direct or aligned one) and copies the items that carry each.
 func (db *DB) calibrationInputs(probe, target string) (*calibInputs, error) {
-	s, err := db.state()
+	pr, err := db.pair(probe, target)
 	if err != nil {
 		return nil, err
 	}
-	pm, pidx, err := s.modality(probe)
-	if err != nil {
-		return nil, err
-	}
-	tm, tidx, err := s.modality(target)
-	if err != nil {
-		return nil, err
-	}
+	s, pm, tm, pidx, tidx := pr.s, pr.pm, pr.tm, pr.pidx, pr.tidx
 	route, al, rerr := s.route(pm, tm)
 	if route == RoutePivot {
 		return nil, fmt.Errorf("%w; corrections need a direct route or a stored alignment", rerr)

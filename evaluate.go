@@ -161,19 +161,12 @@ func (in *evalInput) metric() modality.Metric { return in.tidx.Metric() }
 // evalInputs resolves the route and copies the live item IDs; the vectors
 // are copied later (the indexes are safe for concurrent use).
 func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, error) {
-	s, err := db.state()
+	pr, err := db.pair(probe, target)
 	if err != nil {
 		return nil, err
 	}
-	pm, pidx, err := s.modality(probe)
-	if err != nil {
-		return nil, err
-	}
-	tm, tidx, err := s.modality(target)
-	if err != nil {
-		return nil, err
-	}
-	in := &evalInput{probe: probe, target: target, tm: tm, pidx: pidx, tidx: tidx}
+	s, pm, tm := pr.s, pr.pm, pr.tm
+	in := &evalInput{probe: probe, target: target, tm: tm, pidx: pr.pidx, tidx: pr.tidx}
 	in.route, in.align, _ = s.route(pm, tm)
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {
 		in.calib = c

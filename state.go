@@ -83,6 +83,31 @@ func (s *state) modality(name string) (Modality, hnsw.Index, error) {
 	return s.schema[i], s.indexes[i], nil
 }
 
+// pair is a probe modality and a target modality, with their indexes, on
+// one state.
+type pair struct {
+	s          *state
+	pm, tm     Modality
+	pidx, tidx hnsw.Index
+}
+
+// pair looks up the modalities probe and target on the current state.
+func (db *DB) pair(probe, target string) (pair, error) {
+	s, err := db.state()
+	if err != nil {
+		return pair{}, err
+	}
+	pm, pidx, err := s.modality(probe)
+	if err != nil {
+		return pair{}, err
+	}
+	tm, tidx, err := s.modality(target)
+	if err != nil {
+		return pair{}, err
+	}
+	return pair{s: s, pm: pm, tm: tm, pidx: pidx, tidx: tidx}, nil
+}
+
 // names lists the modality names in definition order.
 func (s *state) names() []string {
 	names := make([]string, len(s.schema))
