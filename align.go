@@ -45,6 +45,17 @@ type alignmentRecord struct {
 	Report *align.Report `msgpack:"report,omitempty"`
 }
 
+// carry brings probe vector x into the target modality tm's space as
+// every query path does: through a (projected, then prepared: normalised
+// under Cosine, checked finite and bounded), or as it is when a is nil
+// (the direct route).
+func (a *Alignment) carry(tm Modality, x []float32) ([]float32, error) {
+	if a == nil {
+		return x, nil
+	}
+	return tm.Prepare(a.project(x))
+}
+
 // project maps x through the alignment.
 func (a *Alignment) project(x []float32) []float32 {
 	y := make([]float32, len(a.W))

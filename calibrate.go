@@ -240,14 +240,8 @@ func (in *calibInputs) toTarget(id uint32) ([]float32, bool) {
 	if !ok {
 		return nil, false
 	}
-	if in.align != nil {
-		pv, err := in.tm.Prepare(in.align.project(v))
-		if err != nil {
-			return nil, false
-		}
-		v = pv
-	}
-	return v, true
+	v, err := in.align.carry(in.tm, v)
+	return v, err == nil
 }
 
 // centre is the mean probe vector in the target's space.
@@ -300,10 +294,7 @@ func (in *calibInputs) bank(ctx context.Context, c *Calibration, opts CalibrateO
 		if !ok {
 			continue
 		}
-		if c.Centre != nil {
-			v = centred(v, c.Centre)
-		}
-		v, err := in.tm.Prepare(v)
+		v, err := c.centre(in.tm, v)
 		if err != nil {
 			return nil, fmt.Errorf("bank vector of item %d: %w", id, err)
 		}
@@ -383,6 +374,17 @@ func (c *Calibration) hubness(ctx context.Context, bank, tidx hnsw.Index, target
 }
 
 var float32Nan = float32(math.NaN()) // marks a target without a vector
+
+// centre applies the calibration's centring to a query already in the
+// target's space, as every query path does: the mean subtracted, then
+// prepared (normalised under Cosine, checked). Without centring it returns
+// v as it is.
+func (c *Calibration) centre(tm Modality, v []float32) ([]float32, error) {
+	if c == nil || c.Centre == nil {
+		return v, nil
+	}
+	return tm.Prepare(centred(v, c.Centre))
+}
 
 func centred(v, mean []float32) []float32 {
 	out := make([]float32, len(v))

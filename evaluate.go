@@ -208,11 +208,9 @@ func (in *evalInput) gather(maxQ int) (*evalSet, error) {
 			}
 		}
 		if pv, ok := in.pidx.Vector(id); ok {
-			if in.route == RouteAligned {
-				var err error
-				if pv, err = in.tm.Prepare(in.align.project(pv)); err != nil {
-					return nil, fmt.Errorf("projecting item %d: %w", id, err)
-				}
+			var err error
+			if pv, err = in.align.carry(in.tm, pv); err != nil {
+				return nil, fmt.Errorf("projecting item %d: %w", id, err)
 			}
 			s.qvecs = append(s.qvecs, pv)
 			s.qids = append(s.qids, id)
@@ -242,7 +240,7 @@ func (in *evalInput) corrected(ctx context.Context, s *evalSet, ks []int) (EvalR
 		cq = make([][]float32, len(s.qvecs))
 		for i, q := range s.qvecs {
 			var err error
-			if cq[i], err = in.tm.Prepare(centred(q, in.calib.Centre)); err != nil {
+			if cq[i], err = in.calib.centre(in.tm, q); err != nil {
 				return EvalReport{}, fmt.Errorf("centring query %d: %w", s.qids[i], err)
 			}
 		}

@@ -177,7 +177,7 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 	case RouteDirect:
 		pp.Why = fmt.Sprintf("%s and %s share space %q", pm.Name, tm.Name, tm.SpaceName())
 	case RouteAligned:
-		pv, err := tm.Prepare(a.project(vec))
+		pv, err := a.carry(tm, vec)
 		if err != nil {
 			return ProbePlan{}, plannedProbe{}, fmt.Errorf("probe projected by the %s->%s alignment: %w", pm.Name, tm.Name, err)
 		}
@@ -200,13 +200,11 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 	var calib *Calibration
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !noCorrections && route != RoutePivot {
 		calib = c
-		if c.Centre != nil {
-			pv, err := tm.Prepare(centred(vec, c.Centre))
-			if err != nil {
-				return ProbePlan{}, plannedProbe{}, fmt.Errorf("probe centred by the %s->%s calibration: %w", pm.Name, tm.Name, err)
-			}
-			vec = pv
+		pv, err := c.centre(tm, vec)
+		if err != nil {
+			return ProbePlan{}, plannedProbe{}, fmt.Errorf("probe centred by the %s->%s calibration: %w", pm.Name, tm.Name, err)
 		}
+		vec = pv
 		pp.Why += "; corrected: " + c.describe()
 	}
 	return pp, plannedProbe{vec: vec, pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared, calib: calib}, nil
