@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -294,15 +293,11 @@ func (db *DB) evalFilter(e query.Expr, universe *roaring.Bitmap) (*roaring.Bitma
 // nothing. (A value of another kind than the attribute holds, a string
 // against numbers, matches nothing too, as in sqlite, and is not refused.)
 func checkComparisons(tx *storage.Tx, attrs []string) error {
-	if len(attrs) == 0 {
-		return nil
-	}
-	known := tx.Attributes()
 	for _, a := range attrs {
-		if !slices.Contains(known, a) {
+		if !tx.HasAttribute(a) {
+			// Listing the known ones walks every bucket: only on the error.
 			list := "none"
-			if len(known) > 0 {
-				slices.Sort(known)
+			if known := tx.Attributes(); len(known) > 0 {
 				list = strings.Join(known, ", ")
 			}
 			return fmt.Errorf("%w: %q (known attributes: %s)", ErrUnknownAttribute, a, list)

@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -36,22 +37,10 @@ func (s *state) clone() *state {
 	c := *s
 	c.schema = append([]Modality(nil), s.schema...)
 	c.indexes = append([]hnsw.Index(nil), s.indexes...)
-	c.byName = make(map[string]int, len(s.byName))
-	for k, v := range s.byName {
-		c.byName[k] = v
-	}
-	c.aligns = make(map[[2]string]*Alignment, len(s.aligns))
-	for k, v := range s.aligns {
-		c.aligns[k] = v
-	}
-	c.calibs = make(map[[2]string]*Calibration, len(s.calibs))
-	for k, v := range s.calibs {
-		c.calibs[k] = v
-	}
-	c.broken = make(map[string]error, len(s.broken))
-	for k, v := range s.broken {
-		c.broken[k] = v
-	}
+	c.byName = maps.Clone(s.byName)
+	c.aligns = maps.Clone(s.aligns)
+	c.calibs = maps.Clone(s.calibs)
+	c.broken = maps.Clone(s.broken)
 	return &c
 }
 

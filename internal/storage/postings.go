@@ -307,6 +307,12 @@ func (t *Tx) ForEachPosting(fn func(attr string, key []byte, ids *roaring.Bitmap
 	})
 }
 
+// HasAttribute reports whether attribute attr has postings: one bucket
+// lookup, for the filter check every filtered search runs.
+func (t *Tx) HasAttribute(attr string) bool {
+	return t.tx.Bucket(postBucketName(attr)) != nil
+}
+
 // Attributes lists the attribute names that have postings, sorted.
 func (t *Tx) Attributes() []string {
 	var out []string
