@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -9,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/mmdb-go/mmdb/hnsw"
-	"github.com/mmdb-go/mmdb/modality"
 )
 
 // EvalOptions tune Evaluate.
@@ -90,13 +90,14 @@ func (r EvalReport) String() string {
 
 // Evaluate measures how well probe vectors find their own item's target
 // vector. Every item that carries both modalities is a query (up to
-// MaxQueries); its probe vector ranks all target vectors exactly (after
-// projection, on the aligned route), and the rank of the item's own target
-// vector is recorded. Between spaces with no alignment, the pivot route is
-// evaluated through Search, with each query's own item barred from the
-// items it pivots through. Ties count against the
-// query: a target scoring exactly as well as the right one ranks ahead of
-// it. This is how to check an encoder pair, or the database itself.
+// MaxQueries). Each is planned as Search plans a probe given by vector
+// (the same route, projection and corrections) and ranks every target
+// vector exactly as Search's exact scan orders them; the rank of the
+// item's own target vector is recorded. Between spaces with no alignment,
+// the pivot route is evaluated through Search, with each query's own item
+// barred from the items it pivots through. Ties count against the query:
+// a target scoring exactly as well as the right one ranks ahead of it.
+// This is how to check an encoder pair, or the database itself.
 func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOptions) (EvalReport, error) {
 	if opts == nil {
 		opts = &EvalOptions{}
@@ -126,37 +127,34 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 	if in.route == RoutePivot {
 		ranks, err = db.pivotRanks(ctx, probe, target, set.qvecs, set.qids, slices.Max(ks))
 	} else {
-		ranks, err = rankAll(ctx, in.metric(), set.qvecs, set.own, set.tvecs, in.tidx.Dim(), nil)
+		ranks, err = db.exactRanks(ctx, in, set, false)
 	}
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	rep := summarise(probe, target, ranks, set.ntargs, ks)
+	rep := summarise(probe, target, ranks, len(set.tids), ks)
 	rep.Route = in.route
 	if in.calib == nil {
 		return rep, nil
 	}
-	after, err := in.corrected(ctx, set, ks)
-	if err != nil {
+	if ranks, err = db.exactRanks(ctx, in, set, true); err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
+	after := summarise(probe, target, ranks, len(set.tids), ks)
+	after.Route, after.Corrections = in.route, in.calib.describe()
 	after.Before = &rep
 	return after, nil
 }
 
-// evalInput is what Evaluate reads under the database's lock: the route,
-// the indexes, the calibration and the live items.
+// evalInput is what Evaluate reads from one state: the route, the
+// indexes, the calibration and the live items.
 type evalInput struct {
 	probe, target string
-	tm            Modality
 	pidx, tidx    hnsw.Index
 	route         Route
-	align         *Alignment
 	calib         *Calibration // nil: none, or not applied
 	live          []uint32
 }
-
-func (in *evalInput) metric() modality.Metric { return in.tidx.Metric() }
 
 // evalInputs resolves the route and copies the live item IDs; the vectors
 // are copied later (the indexes are safe for concurrent use).
@@ -166,8 +164,8 @@ func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, 
 		return nil, err
 	}
 	s, pm, tm := pr.s, pr.pm, pr.tm
-	in := &evalInput{probe: probe, target: target, tm: tm, pidx: pr.pidx, tidx: pr.tidx}
-	in.route, in.align, _ = s.route(pm, tm)
+	in := &evalInput{probe: pm.Name, target: tm.Name, pidx: pr.pidx, tidx: pr.tidx}
+	in.route, _, _ = s.route(pm, tm)
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {
 		in.calib = c
 	}
@@ -175,16 +173,15 @@ func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, 
 	return in, nil
 }
 
-// evalSet is Evaluate's queries and targets: target vectors laid end to
-// end (with each one's hubness penalty), and per query its vector, item
-// and the row of its own target.
+// evalSet is Evaluate's queries and targets: the target vectors laid end
+// to end with their items beside them, and per query its probe vector
+// (as stored), item and the row of its own target.
 type evalSet struct {
-	tvecs   []float32
-	offsets []float32
-	qvecs   [][]float32
-	qids    []uint32
-	own     []int
-	ntargs  int
+	tvecs []float32
+	tids  []uint32
+	qvecs [][]float32
+	qids  []uint32
+	own   []int
 }
 
 // gather copies the vectors: every live item with a target vector is a
@@ -203,20 +200,13 @@ func (in *evalInput) gather(maxQ int) (*evalSet, error) {
 		}
 		if in.route != RoutePivot {
 			s.tvecs = append(s.tvecs, tv...)
-			if in.calib != nil {
-				s.offsets = append(s.offsets, in.calib.penalty(id))
-			}
 		}
 		if pv, ok := in.pidx.Vector(id); ok {
-			var err error
-			if pv, err = in.align.carry(in.tm, pv); err != nil {
-				return nil, fmt.Errorf("projecting item %d: %w", id, err)
-			}
 			s.qvecs = append(s.qvecs, pv)
 			s.qids = append(s.qids, id)
-			s.own = append(s.own, s.ntargs)
+			s.own = append(s.own, len(s.tids))
 		}
-		s.ntargs++
+		s.tids = append(s.tids, id)
 	}
 	if len(s.qvecs) == 0 {
 		return nil, fmt.Errorf("%w: no item carries both %s and %s", ErrInvalidQuery, in.probe, in.target)
@@ -232,30 +222,53 @@ func (in *evalInput) gather(maxQ int) (*evalSet, error) {
 	return s, nil
 }
 
-// corrected ranks the same queries and targets again with the stored
-// corrections: centred queries, targets' scores less their penalties.
-func (in *evalInput) corrected(ctx context.Context, s *evalSet, ks []int) (EvalReport, error) {
-	cq := s.qvecs
-	if in.calib.Centre != nil {
-		cq = make([][]float32, len(s.qvecs))
-		for i, q := range s.qvecs {
-			var err error
-			if cq[i], err = in.calib.centre(in.tm, q); err != nil {
-				return EvalReport{}, fmt.Errorf("centring query %d: %w", s.qids[i], err)
-			}
+// exactRanks plans each query as Search plans a probe given by vector
+// (with or without the stored corrections) and ranks its own target among
+// all the targets as the executor's exact scan would (planned.rankOf).
+// Queries are split across the CPUs.
+func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corrected bool) ([]int, error) {
+	ranks := make([]int, len(set.qvecs))
+	err := parallel(ctx, len(set.qvecs), func(i int) error {
+		p, err := db.plan(ctx, Query{Target: in.target, K: 1, NoCorrections: !corrected,
+			Probes: []Probe{{Modality: in.probe, Vector: set.qvecs[i]}}})
+		if err != nil {
+			return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
 		}
+		want := in.calib
+		if !corrected {
+			want = nil
+		}
+		if p.plan.Probes[0].Route != in.route || p.probes[0].calib != want {
+			return fmt.Errorf("%w: the %s->%s alignment or calibration changed during the evaluation; run it again", ErrChanged, in.probe, in.target)
+		}
+		ranks[i] = p.rankOf(0, set.tvecs, set.tids, set.own[i])
+		return nil
+	})
+	return ranks, err
+}
+
+// parallel calls f(0..n-1) on every CPU and returns the first error, or
+// ctx's once it is done.
+func parallel(ctx context.Context, n int, f func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				if err := ctx.Err(); err != nil {
+					errs[w] = err
+					return
+				}
+				if err := f(i); err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
 	}
-	var off []float32
-	if in.calib.Alpha > 0 {
-		off = s.offsets
-	}
-	ranks, err := rankAll(ctx, in.metric(), cq, s.own, s.tvecs, in.tidx.Dim(), off)
-	if err != nil {
-		return EvalReport{}, err
-	}
-	after := summarise(in.probe, in.target, ranks, s.ntargs, ks)
-	after.Route, after.Corrections = in.route, in.calib.describe()
-	return after, nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // notRanked is the rank of a query's own target that a pivot search did
@@ -293,57 +306,6 @@ func (db *DB) pivotRanks(ctx context.Context, probe, target string, qvecs [][]fl
 				ranks[i] = r + 1
 				break
 			}
-		}
-	}
-	return ranks, nil
-}
-
-// rankAll returns, for each query, the 1-based rank of its own target
-// among all targets, ties counted against it. Queries are split across the
-// CPUs.
-//
-// offsets, if not nil, are added to each target's distance (the hubness
-// correction).
-func rankAll(ctx context.Context, metric modality.Metric, qs [][]float32, own []int, tvecs []float32, dim int, offsets []float32) ([]int, error) {
-	ranks := make([]int, len(qs))
-	n := len(tvecs) / dim
-	workers := min(runtime.GOMAXPROCS(0), len(qs))
-	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(qs); i += workers {
-				if err := ctx.Err(); err != nil {
-					errs[w] = err
-					return
-				}
-				q := qs[i]
-				// With offsets, rank as Search's hubness correction does:
-				// by the reported distance (Euclidean, not squared, under
-				// L2) plus the penalty.
-				dist := func(j int) float32 {
-					d := metric.Distance(q, tvecs[j*dim:(j+1)*dim])
-					if offsets == nil {
-						return d
-					}
-					_, reported := metric.Score(d)
-					return reported + offsets[j]
-				}
-				ownDist := dist(own[i])
-				rank := 1
-				for j := range n {
-					if j != own[i] && dist(j) <= ownDist {
-						rank++
-					}
-				}
-				ranks[i] = rank
-			}
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
 		}
 	}
 	return ranks, nil

@@ -178,7 +178,7 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 		}
 		start := time.Now()
 		var list []fusion.Ranked
-		if plan.Probes[i].Route != RoutePivot && pr.calib != nil && pr.calib.Alpha > 0 {
+		if pr.dehubs() {
 			list = dehub(search(pr.vec, 3*plan.Depth+20), pr.calib, plan.Depth)
 			timed("search "+pr.pm.Name+" -> "+plan.Target+" (hubness-corrected)", start, len(list))
 		} else if plan.Probes[i].Route != RoutePivot {
@@ -294,4 +294,34 @@ func dehub(list []fusion.Ranked, c *Calibration, depth int) []fusion.Ranked {
 	}
 	slices.SortStableFunc(list, func(a, b fusion.Ranked) int { return cmp.Compare(b.Score, a.Score) })
 	return list[:min(depth, len(list))]
+}
+
+// dehubs says whether the probe's list is hubness-corrected: its
+// calibration (set only off the pivot route) has a correction.
+func (pr plannedProbe) dehubs() bool { return pr.calib != nil && pr.calib.Alpha > 0 }
+
+// rankOf is the rank (1 is best) that probe i's exact search gives the
+// target at row own of tvecs (the target vectors laid end to end, ids
+// their items), ties counted against it: it orders targets as search and
+// dehub do (by distance, or by score less the hubness penalty when the
+// probe is corrected), counting the targets ahead instead of sorting.
+// Evaluate ranks every target through it.
+func (p *planned) rankOf(i int, tvecs []float32, ids []uint32, own int) int {
+	pr, m, dim := p.probes[i], p.tm.Metric, p.tm.Dim
+	key := func(j int) float64 { // lower is better
+		d := m.Distance(pr.vec, tvecs[j*dim:(j+1)*dim])
+		if !pr.dehubs() {
+			return float64(d)
+		}
+		s, _ := m.Score(d)
+		return float64(pr.calib.penalty(ids[j])) - float64(s)
+	}
+	ownKey := key(own)
+	rank := 1
+	for j := range ids {
+		if j != own && key(j) <= ownKey {
+			rank++
+		}
+	}
+	return rank
 }
