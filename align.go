@@ -10,7 +10,6 @@ import (
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Alignment is a linear map from one modality's space into another's:
@@ -32,17 +31,6 @@ type Alignment struct {
 	// method's held-out recall beside the baseline. Nil for maps given to
 	// SetAlignment.
 	Report *align.Report
-}
-
-// alignmentRecord is an Alignment as the file stores it: the same fields
-// (so the two convert into each other), with the file's msgpack names.
-type alignmentRecord struct {
-	From   string        `msgpack:"from"`
-	To     string        `msgpack:"to"`
-	W      [][]float32   `msgpack:"w"`
-	Bias   []float32     `msgpack:"b,omitempty"`
-	Method string        `msgpack:"method,omitempty"`
-	Report *align.Report `msgpack:"report,omitempty"`
 }
 
 // carry brings probe vector x into the target modality tm's space as
@@ -129,15 +117,11 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 		a.W[i] = slices.Clone(a.W[i])
 	}
 	a.Bias = slices.Clone(a.Bias)
-	rec := alignmentRecord(a)
-	data, err := msgpack.Marshal(&rec)
-	if err != nil {
-		return false, err
-	}
+	rec := storage.AlignmentRecord(a)
 	// A calibration made through the old route (its centre and hubness
 	// are in that route's output) would be wrong for the new map: drop it.
 	if err := db.store.Update(func(tx *storage.Tx) error {
-		if err := tx.PutAlignment(a.From, a.To, data); err != nil {
+		if err := tx.PutAlignment(&rec); err != nil {
 			return err
 		}
 		return tx.PutCalibration(a.From, a.To, nil)
@@ -156,11 +140,7 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 
 // loadAlignments reads the stored projections at Open.
 func loadAlignments(tx *storage.Tx, s *state) error {
-	return tx.ForEachAlignment(func(data []byte) error {
-		var rec alignmentRecord
-		if err := storage.Unmarshal(data, &rec); err != nil {
-			return fmt.Errorf("alignment: %w", err) // wraps ErrCorrupt
-		}
+	return tx.ForEachAlignment(func(rec storage.AlignmentRecord) error {
 		a := Alignment(rec)
 		from, ok1 := s.byName[a.From]
 		to, ok2 := s.byName[a.To]

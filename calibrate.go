@@ -15,7 +15,6 @@ import (
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // CalibrateOptions choose the query-time corrections Calibrate sets up.
@@ -69,23 +68,9 @@ type Calibration struct {
 // against.
 func (c *Calibration) BankSize() int { return int(c.bank.GetCardinality()) }
 
-// calibrationRecord is a Calibration as the file stores it: the bank as a
-// serialised roaring bitmap of internal IDs, the hubness as two lists.
-type calibrationRecord struct {
-	Probe     string    `msgpack:"probe"`
-	Target    string    `msgpack:"target"`
-	Centre    []float32 `msgpack:"centre,omitempty"`
-	Alpha     float64   `msgpack:"alpha"`
-	K         int       `msgpack:"k"`
-	BankItems []byte    `msgpack:"bank"`
-	IDs       []uint32  `msgpack:"ids"`
-	Hub       []float32 `msgpack:"hub"`
-	MeanHub   float32   `msgpack:"mean"`
-}
-
 // record encodes c for the file.
-func (c *Calibration) record() (calibrationRecord, error) {
-	r := calibrationRecord{Probe: c.Probe, Target: c.Target, Centre: c.Centre, Alpha: c.Alpha, K: c.K, MeanHub: c.MeanHub}
+func (c *Calibration) record() (*storage.CalibrationRecord, error) {
+	r := &storage.CalibrationRecord{Probe: c.Probe, Target: c.Target, Centre: c.Centre, Alpha: c.Alpha, K: c.K, MeanHub: c.MeanHub}
 	var err error
 	if r.BankItems, err = c.bank.ToBytes(); err != nil {
 		return r, err
@@ -143,7 +128,7 @@ func (c *Calibration) validNumbers() error {
 }
 
 // calibration decodes a stored record.
-func (r calibrationRecord) calibration() (*Calibration, error) {
+func calibrationOf(r storage.CalibrationRecord) (*Calibration, error) {
 	c := &Calibration{Probe: r.Probe, Target: r.Target, Centre: r.Centre, Alpha: r.Alpha, K: r.K, MeanHub: r.MeanHub, bank: roaring.New()}
 	if len(r.BankItems) > 0 {
 		var err error
@@ -395,24 +380,21 @@ func centred(v, mean []float32) []float32 {
 }
 
 func (db *DB) storeCalibration(c *Calibration, remove bool) error {
-	var data []byte
+	var rec *storage.CalibrationRecord
 	if !remove {
 		// The rule Open applies when it loads a calibration: what is
 		// stored must load again.
 		if err := c.validNumbers(); err != nil {
 			return fmt.Errorf("%w: calibration %s->%s: %w", ErrInvalidQuery, c.Probe, c.Target, err)
 		}
-		r, err := c.record()
-		if err != nil {
-			return err
-		}
-		if data, err = msgpack.Marshal(&r); err != nil {
+		var err error
+		if rec, err = c.record(); err != nil {
 			return err
 		}
 	}
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	if err := db.store.Update(func(tx *storage.Tx) error { return tx.PutCalibration(c.Probe, c.Target, data) }); err != nil {
+	if err := db.store.Update(func(tx *storage.Tx) error { return tx.PutCalibration(c.Probe, c.Target, rec) }); err != nil {
 		return fmt.Errorf("mmdb: calibrate: %w", err)
 	}
 	db.update(func(s *state) {
@@ -427,12 +409,8 @@ func (db *DB) storeCalibration(c *Calibration, remove bool) error {
 
 // loadCalibrations reads the stored calibrations at Open.
 func loadCalibrations(tx *storage.Tx, s *state) error {
-	return tx.ForEachCalibration(func(data []byte) error {
-		var r calibrationRecord
-		if err := storage.Unmarshal(data, &r); err != nil {
-			return fmt.Errorf("calibration: %w", err) // wraps ErrCorrupt
-		}
-		c, err := r.calibration()
+	return tx.ForEachCalibration(func(r storage.CalibrationRecord) error {
+		c, err := calibrationOf(r)
 		if err != nil {
 			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, r.Probe, r.Target, err)
 		}

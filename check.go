@@ -13,13 +13,6 @@ import (
 	"github.com/mmdb-go/mmdb/modality"
 )
 
-func cardOf(b *roaring.Bitmap) uint64 {
-	if b == nil {
-		return 0
-	}
-	return b.GetCardinality()
-}
-
 // CheckReport lists what Check found.
 type CheckReport struct {
 	// Items is the number of items.
@@ -70,17 +63,12 @@ func (db *DB) Check(ctx context.Context) (CheckReport, error) {
 		for _, err := range tx.Check() {
 			c.add("bbolt: %v", err)
 		}
-		byID, err := c.idMap(tx)
+		ic := storage.ItemCheck{ExtIDs: c.extIDs, Count: c.count, Live: c.live, Add: c.add}
+		byID, err := tx.CheckItems(ctx, &ic)
 		if err != nil {
 			return err
 		}
-		want, err := c.records(tx)
-		if err != nil {
-			return err
-		}
-		if err := c.postings(tx, want); err != nil {
-			return err
-		}
+		c.rep.Items = ic.Items
 		for i := range c.schema {
 			if err := c.vectors(tx, i, byID); err != nil {
 				return err
@@ -124,82 +112,6 @@ func (c *checker) add(format string, args ...any) {
 	if len(c.rep.Problems) < maxProblems {
 		c.rep.Problems = append(c.rep.Problems, fmt.Sprintf(format, args...))
 	}
-}
-
-// idMap checks the external -> internal map against the records, and
-// returns it inverted.
-func (c *checker) idMap(tx *storage.Tx) (map[uint32]string, error) {
-	byID := map[uint32]string{}
-	err := tx.ForEachID(func(ext string, id uint32) error {
-		byID[id] = ext
-		r, ok, err := tx.Record(id)
-		switch {
-		case err != nil:
-			c.add("item %q (internal %d): %v", ext, id, err)
-		case !ok:
-			c.add("ID %q maps to internal %d, which has no record", ext, id)
-		case r.ID != ext:
-			c.add("ID %q maps to internal %d, whose record says %q", ext, id, r.ID)
-		}
-		return c.ctx.Err()
-	})
-	return byID, err
-}
-
-// records checks each record against the ID maps and the live set, and
-// returns the postings the records call for (attribute + "\x00" + key ->
-// items).
-func (c *checker) records(tx *storage.Tx) (map[string]*roaring.Bitmap, error) {
-	want := map[string]*roaring.Bitmap{}
-	records := roaring.New()
-	if err := tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
-		c.rep.Items++
-		records.Add(id)
-		for attr, v := range r.Attrs {
-			for _, k := range storage.PostingKeys(v) {
-				key := attr + "\x00" + string(k)
-				if want[key] == nil {
-					want[key] = roaring.New()
-				}
-				want[key].Add(id)
-			}
-		}
-		if back, ok := tx.LookupID(r.ID); !ok || back != id {
-			c.add("record %d (%q) is not in the ID map", id, r.ID)
-		}
-		if int(id) >= len(c.extIDs) || c.extIDs[id] != r.ID {
-			c.add("record %d (%q) is not in the in-memory ID map", id, r.ID)
-		}
-		return true, c.ctx.Err()
-	}); err != nil {
-		return nil, err
-	}
-	if c.rep.Items != c.count {
-		c.add("%d records but Count() is %d", c.rep.Items, c.count)
-	}
-	if !records.Equals(c.live) {
-		c.add("the in-memory set of live items (%d) differs from the records (%d)", c.live.GetCardinality(), records.GetCardinality())
-	}
-	return want, nil
-}
-
-// postings checks the stored attribute postings against what the records
-// call for.
-func (c *checker) postings(tx *storage.Tx, want map[string]*roaring.Bitmap) error {
-	if err := tx.ForEachPosting(func(attr string, k []byte, ids *roaring.Bitmap) error {
-		key := attr + "\x00" + string(k)
-		if w := want[key]; w == nil || !w.Equals(ids) {
-			c.add("posting %s=%x lists %d items, the records %d", attr, k, ids.GetCardinality(), cardOf(w))
-		}
-		delete(want, key)
-		return c.ctx.Err()
-	}); err != nil {
-		return err
-	}
-	for key, w := range want {
-		c.add("posting %q is missing for %d items", key, w.GetCardinality())
-	}
-	return nil
 }
 
 // vectors checks modality i's stored vectors against their owners, what

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,7 +116,7 @@ func Open(path string, opts *Options) (*DB, error) {
 	}
 	if !opts.ReadOnly {
 		// What a killed Restore to this path left behind.
-		removeStaleTemps(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+		storage.RemoveStaleTemps(path)
 	}
 	db := &DB{store: st, readOnly: opts.ReadOnly, indexCfg: opts.Index, opts: *opts, items: newItemSet()}
 	if db.opts.CheckpointEvery <= 0 {

@@ -52,7 +52,7 @@ func TestSnapshotRemovesStaleTemporaryFiles(t *testing.T) {
 	dst := filepath.Join(filepath.Dir(path), "snap.mmdb")
 	stale := filepath.Join(filepath.Dir(path), ".snap.mmdb.tmp-123")
 	require.NoError(t, os.WriteFile(stale, make([]byte, 1<<20), 0o600))
-	live, err := createTemp(dst) // another snapshot under way
+	live, err := storage.CreateTemp(dst) // another snapshot under way
 	require.NoError(t, err)
 	defer live.Close()
 	require.NoError(t, db.Snapshot(ctx, dst))

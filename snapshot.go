@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mmdb-go/mmdb/internal/storage"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -33,11 +34,11 @@ func (db *DB) Snapshot(ctx context.Context, path string) error {
 		if own, err := os.Stat(db.Path()); err == nil && os.SameFile(fi, own) {
 			return fmt.Errorf("mmdb: snapshot: %s: %w; choose another path", path, ErrSameFile)
 		}
-		if inUse(path) {
+		if storage.InUse(path) {
 			return fmt.Errorf("mmdb: snapshot: %s is open in another process (%w): replacing it would lose that process's writes", path, ErrLocked)
 		}
 	}
-	tmp, err := createTemp(path)
+	tmp, err := storage.CreateTemp(path)
 	if err != nil {
 		return fmt.Errorf("mmdb: snapshot: %w", err)
 	}
@@ -62,7 +63,7 @@ func (db *DB) Snapshot(ctx context.Context, path string) error {
 		return fmt.Errorf("mmdb: snapshot: %w", err)
 	}
 	ok = true
-	return syncDir(dir)
+	return storage.SyncDir(dir)
 }
 
 // SnapshotTo writes a consistent copy of the database to w, as Snapshot
@@ -163,7 +164,7 @@ func Restore(snapshot, dst string, opts *RestoreOptions) error {
 	}
 	defer src.Close()
 	dir := filepath.Dir(dst)
-	tmp, err := createTemp(dst)
+	tmp, err := storage.CreateTemp(dst)
 	if err != nil {
 		return fmt.Errorf("mmdb: restore: %w", err)
 	}
@@ -185,7 +186,7 @@ func Restore(snapshot, dst string, opts *RestoreOptions) error {
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("mmdb: restore: %w", err)
 	}
-	return syncDir(dir)
+	return storage.SyncDir(dir)
 }
 
 // checkSnapshot opens a snapshot read-only and runs Check on it.
@@ -204,14 +205,4 @@ func checkSnapshot(path string) error {
 		return fmt.Errorf("%w: check found %d problems: %s", ErrCorrupt, len(rep.Problems), strings.Join(shown, "; "))
 	}
 	return nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

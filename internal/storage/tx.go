@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 
+	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/vmihailenco/msgpack/v5"
 	bolt "go.etcd.io/bbolt"
@@ -297,50 +298,97 @@ func alignBucketName(from, to string) []byte { return []byte("align/" + from + "
 
 var keyAlignMap = []byte("map")
 
-// PutAlignment stores the encoded projection from modality from to to.
-func (t *Tx) PutAlignment(from, to string, data []byte) error {
-	b, err := t.tx.CreateBucketIfNotExists(alignBucketName(from, to))
+// AlignmentRecord is a stored projection from modality From to To: W has
+// one row per To dimension; Report is what Align measured.
+type AlignmentRecord struct {
+	From   string        `msgpack:"from"`
+	To     string        `msgpack:"to"`
+	W      [][]float32   `msgpack:"w"`
+	Bias   []float32     `msgpack:"b,omitempty"`
+	Method string        `msgpack:"method,omitempty"`
+	Report *align.Report `msgpack:"report,omitempty"`
+}
+
+// PutAlignment stores r, replacing the projection between its modalities.
+func (t *Tx) PutAlignment(r *AlignmentRecord) error {
+	data, err := msgpack.Marshal(r)
+	if err != nil {
+		return err
+	}
+	b, err := t.tx.CreateBucketIfNotExists(alignBucketName(r.From, r.To))
 	if err != nil {
 		return err
 	}
 	return b.Put(keyAlignMap, data)
 }
 
-// ForEachAlignment calls fn with every stored projection's encoding.
-func (t *Tx) ForEachAlignment(fn func(data []byte) error) error {
-	return t.tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-		if !bytes.HasPrefix(name, []byte("align/")) {
-			return nil
+// ForEachAlignment calls fn with every stored projection; a record that
+// does not decode is ErrCorrupt.
+func (t *Tx) ForEachAlignment(fn func(AlignmentRecord) error) error {
+	return t.forEachAlign(keyAlignMap, func(data []byte) error {
+		var r AlignmentRecord
+		if err := Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("alignment: %w", err)
 		}
-		if v := b.Get(keyAlignMap); v != nil {
-			return fn(v)
-		}
-		return nil
+		return fn(r)
 	})
 }
 
 var keyAlignCalib = []byte("calib")
 
-// PutCalibration stores the encoded query-time corrections for searches
-// from modality probe to target; nil data deletes them.
-func (t *Tx) PutCalibration(probe, target string, data []byte) error {
+// CalibrationRecord is a stored set of query-time corrections for
+// searches from Probe to Target: the centre, and the hubness correction's
+// strength, bank (a serialised bitmap of internal IDs) and per-target
+// hubness (IDs and Hub side by side).
+type CalibrationRecord struct {
+	Probe     string    `msgpack:"probe"`
+	Target    string    `msgpack:"target"`
+	Centre    []float32 `msgpack:"centre,omitempty"`
+	Alpha     float64   `msgpack:"alpha"`
+	K         int       `msgpack:"k"`
+	BankItems []byte    `msgpack:"bank"`
+	IDs       []uint32  `msgpack:"ids"`
+	Hub       []float32 `msgpack:"hub"`
+	MeanHub   float32   `msgpack:"mean"`
+}
+
+// PutCalibration stores the corrections for searches from modality probe
+// to target; a nil r deletes them.
+func (t *Tx) PutCalibration(probe, target string, r *CalibrationRecord) error {
 	b, err := t.tx.CreateBucketIfNotExists(alignBucketName(probe, target))
 	if err != nil {
 		return err
 	}
-	if data == nil {
+	if r == nil {
 		return b.Delete(keyAlignCalib)
+	}
+	data, err := msgpack.Marshal(r)
+	if err != nil {
+		return err
 	}
 	return b.Put(keyAlignCalib, data)
 }
 
-// ForEachCalibration calls fn with every stored calibration's encoding.
-func (t *Tx) ForEachCalibration(fn func(data []byte) error) error {
+// ForEachCalibration calls fn with every stored calibration; a record that
+// does not decode is ErrCorrupt.
+func (t *Tx) ForEachCalibration(fn func(CalibrationRecord) error) error {
+	return t.forEachAlign(keyAlignCalib, func(data []byte) error {
+		var r CalibrationRecord
+		if err := Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("calibration: %w", err)
+		}
+		return fn(r)
+	})
+}
+
+// forEachAlign calls fn with the value under key in every alignment
+// bucket that has one.
+func (t *Tx) forEachAlign(key []byte, fn func(data []byte) error) error {
 	return t.tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 		if !bytes.HasPrefix(name, []byte("align/")) {
 			return nil
 		}
-		if v := b.Get(keyAlignCalib); v != nil {
+		if v := b.Get(key); v != nil {
 			return fn(v)
 		}
 		return nil

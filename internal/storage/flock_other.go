@@ -1,6 +1,6 @@
 //go:build !unix
 
-package mmdb
+package storage
 
 import "os"
 

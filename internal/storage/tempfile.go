@@ -1,19 +1,19 @@
-package mmdb
+package storage
 
 import (
 	"os"
 	"path/filepath"
 )
 
-// createTemp creates the temporary file that Snapshot and Restore write
+// CreateTemp creates the temporary file that Snapshot and Restore write
 // before renaming it to path: ".<name>.tmp-*" beside it, held under an
 // exclusive advisory lock while it is written. It first removes the
 // temporary files of earlier copies to path that were killed before their
 // rename (those no live process holds locked), so a killed snapshot does
 // not leave a full-size file behind for good.
-func createTemp(path string) (*os.File, error) {
+func CreateTemp(path string) (*os.File, error) {
 	pattern := "." + filepath.Base(path) + ".tmp-*"
-	removeStaleTemps(filepath.Join(filepath.Dir(path), pattern))
+	RemoveStaleTemps(path)
 	f, err := os.CreateTemp(filepath.Dir(path), pattern)
 	if err != nil {
 		return nil, err
@@ -26,10 +26,10 @@ func createTemp(path string) (*os.File, error) {
 	return f, nil
 }
 
-// removeStaleTemps removes the files matching glob that no process holds
-// locked.
-func removeStaleTemps(glob string) {
-	names, _ := filepath.Glob(glob)
+// RemoveStaleTemps removes the temporary files of earlier copies to path
+// (see CreateTemp) that no process holds locked.
+func RemoveStaleTemps(path string) {
+	names, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
 	for _, name := range names {
 		f, err := os.OpenFile(name, os.O_RDWR, 0)
 		if err != nil {
@@ -42,9 +42,9 @@ func removeStaleTemps(glob string) {
 	}
 }
 
-// inUse reports whether another open file holds path locked, as an open
+// InUse reports whether another open file holds path locked, as an open
 // database does (bbolt locks its file with flock).
-func inUse(path string) bool {
+func InUse(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false
@@ -52,4 +52,14 @@ func inUse(path string) bool {
 	defer f.Close()
 	fi, err := f.Stat()
 	return err == nil && fi.Mode().IsRegular() && !tryLockShared(f)
+}
+
+// SyncDir makes a rename in dir durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
