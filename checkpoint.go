@@ -63,64 +63,27 @@ func (db *DB) logReport(r IndexReport) {
 	}
 }
 
-// loadIndex brings up modality i's index inside Open's read transaction. A
-// checkpoint is used when it loads, is not older than the retained log,
-// and agrees with the stored vectors after replay; otherwise the index is
-// rebuilt from the vectors. A derived structure never stops Open.
+// loadIndex brings up modality i's index inside Open's read transaction:
+// from its checkpoint and the log when they agree with the stored vectors
+// (storage.LoadIndex), else rebuilt from the vectors. A derived structure
+// never stops Open.
 func (db *DB) loadIndex(tx *storage.Tx, s *state, i int) (IndexReport, error) {
 	m := s.schema[i]
 	start := time.Now()
 	rep := IndexReport{Modality: m.Name, Action: "loaded"}
-	stored := tx.CountVectors(m.Name)
-	reason := "no checkpoint"
-	if graph, seq, ok := tx.Checkpoint(m.Name); ok {
-		idx := hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg)
-		// A Buffer is parsed in place (the value is valid for this read
-		// transaction, and Load keeps no reference to it).
-		if err := idx.Load(bytes.NewBuffer(graph)); err != nil {
-			reason = fmt.Sprintf("damaged checkpoint: %v", err)
-		} else if first := tx.FirstLogSeq(); seq < tx.Seq() && (first == 0 || first > seq+1) {
-			reason = fmt.Sprintf("stale checkpoint: covers change %d but the log starts at %d", seq, first)
-		} else if seq > tx.Seq() {
-			reason = fmt.Sprintf("checkpoint covers change %d, beyond the last logged change %d", seq, tx.Seq())
-		} else {
-			touched := map[uint32]struct{}{}
-			if err := tx.ForEachLog(seq, func(e storage.LogEntry) error {
-				if e.Modality == m.Name {
-					touched[e.ID] = struct{}{}
-				}
-				return nil
-			}); err != nil {
-				return rep, err
-			}
-			for id := range touched {
-				if v, ok := tx.Vector(m.Name, id); ok && len(v) == m.Dim {
-					if err := idx.Add(id, v); err != nil {
-						return rep, err
-					}
-				} else {
-					idx.Delete(id)
-				}
-			}
-			if idx.Len() == stored {
-				// A graph saved with nodes no search reaches (an
-				// older build's parallel inserts) is re-linked: one
-				// walk over the links when there is nothing to mend.
-				if r, ok := any(idx).(interface{ Repair() int }); ok {
-					rep.Relinked = r.Repair()
-				}
-				if err := db.fillHas(tx, m.Name, i); err != nil {
-					return rep, err
-				}
-				s.indexes[i] = idx
-				db.ckptSeq[i] = seq
-				rep.Replayed, rep.Vectors, rep.Took = len(touched), idx.Len(), time.Since(start)
-				return rep, nil
-			}
-			reason = fmt.Sprintf("checkpoint plus log holds %d vectors, the file %d", idx.Len(), stored)
-		}
+	idx, seq, stats, reason, err := tx.LoadIndex(m, db.indexCfg)
+	if err != nil {
+		return rep, err
 	}
-	// Rebuild from the stored vectors, on every core.
+	if idx != nil {
+		if err := db.fillHas(tx, m.Name, i); err != nil {
+			return rep, err
+		}
+		s.indexes[i] = idx
+		db.ckptSeq[i] = seq
+		rep.Replayed, rep.Relinked, rep.Vectors, rep.Took = stats.Replayed, stats.Relinked, idx.Len(), time.Since(start)
+		return rep, nil
+	}
 	idx, ids, err := db.rebuildIndex(tx, m)
 	if err != nil {
 		return rep, err
@@ -136,27 +99,11 @@ func (db *DB) loadIndex(tx *storage.Tx, s *state, i int) (IndexReport, error) {
 // rebuildIndex builds modality m's index from its stored vectors, on every
 // core, and returns it with the IDs it holds.
 func (db *DB) rebuildIndex(tx *storage.Tx, m Modality) (hnsw.Index, []uint32, error) {
-	stored := tx.CountVectors(m.Name)
-	idx := hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg)
-	ids := make([]uint32, 0, stored)
-	vecs := make([][]float32, 0, stored)
-	if err := tx.ForEachVector(m.Name, func(id uint32, v []float32) error {
-		if len(v) != m.Dim {
-			return fmt.Errorf("%w: item %d: %s vector has %d values, want %d", ErrCorrupt, id, m.Name, len(v), m.Dim)
-		}
-		ids, vecs = append(ids, id), append(vecs, v)
-		return nil
-	}); err != nil {
-		return nil, nil, err
-	}
-	var progress func(int)
+	var progress func(int, int)
 	if db.opts.Progress != nil {
-		progress = func(done int) { db.opts.Progress("rebuild "+m.Name+" index", done, len(ids)) }
+		progress = func(done, total int) { db.opts.Progress("rebuild "+m.Name+" index", done, total) }
 	}
-	if err := hnsw.AddParallel(context.Background(), idx, ids, vecs, 0, progress); err != nil {
-		return nil, nil, fmt.Errorf("building the %s index: %w", m.Name, err)
-	}
-	return idx, ids, nil
+	return tx.RebuildIndex(m, db.indexCfg, progress)
 }
 
 // repairIndex replaces modality i's index, which failed to take a

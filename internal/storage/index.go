@@ -1,0 +1,95 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// LoadStats says what LoadIndex did besides loading: the changes replayed
+// from the log, and the graph nodes it re-linked.
+type LoadStats struct {
+	Replayed, Relinked int
+}
+
+// LoadIndex loads modality m's index from its checkpoint and replays the
+// log past it. It returns a nil index and the reason when the index must
+// be rebuilt instead: no checkpoint, a damaged one, one older than the
+// retained log or newer than the last change, or one that, replayed,
+// disagrees with the stored vectors. seq is the change the checkpoint
+// covers.
+func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, seq uint64, st LoadStats, reason string, err error) {
+	graph, seq, ok := t.Checkpoint(m.Name)
+	if !ok {
+		return nil, 0, st, "no checkpoint", nil
+	}
+	h := hnsw.NewHNSW(m.Dim, m.Metric, cfg)
+	// A Buffer is parsed in place (the value is valid for this read
+	// transaction, and Load keeps no reference to it).
+	if err := h.Load(bytes.NewBuffer(graph)); err != nil {
+		return nil, 0, st, fmt.Sprintf("damaged checkpoint: %v", err), nil
+	}
+	if first := t.FirstLogSeq(); seq < t.Seq() && (first == 0 || first > seq+1) {
+		return nil, 0, st, fmt.Sprintf("stale checkpoint: covers change %d but the log starts at %d", seq, first), nil
+	}
+	if seq > t.Seq() {
+		return nil, 0, st, fmt.Sprintf("checkpoint covers change %d, beyond the last logged change %d", seq, t.Seq()), nil
+	}
+	touched := map[uint32]struct{}{}
+	if err := t.ForEachLog(seq, func(e LogEntry) error {
+		if e.Modality == m.Name {
+			touched[e.ID] = struct{}{}
+		}
+		return nil
+	}); err != nil {
+		return nil, 0, st, "", err
+	}
+	for id := range touched {
+		if v, ok := t.Vector(m.Name, id); ok && len(v) == m.Dim {
+			if err := h.Add(id, v); err != nil {
+				return nil, 0, st, "", err
+			}
+		} else {
+			h.Delete(id)
+		}
+	}
+	if stored := t.CountVectors(m.Name); h.Len() != stored {
+		return nil, 0, st, fmt.Sprintf("checkpoint plus log holds %d vectors, the file %d", h.Len(), stored), nil
+	}
+	// A graph saved with nodes no search reaches (an older build's
+	// parallel inserts) is re-linked: one walk over the links when there
+	// is nothing to mend.
+	st.Relinked = h.Repair()
+	st.Replayed = len(touched)
+	return h, seq, st, "", nil
+}
+
+// RebuildIndex builds modality m's index from its stored vectors, on every
+// core, and returns it with the IDs it holds. progress, if set, is called
+// with the vectors added so far and the total.
+func (t *Tx) RebuildIndex(m modality.Modality, cfg hnsw.Config, progress func(done, total int)) (hnsw.Index, []uint32, error) {
+	stored := t.CountVectors(m.Name)
+	idx := hnsw.NewHNSW(m.Dim, m.Metric, cfg)
+	ids := make([]uint32, 0, stored)
+	vecs := make([][]float32, 0, stored)
+	if err := t.ForEachVector(m.Name, func(id uint32, v []float32) error {
+		if len(v) != m.Dim {
+			return fmt.Errorf("%w: item %d: %s vector has %d values, want %d", ErrCorrupt, id, m.Name, len(v), m.Dim)
+		}
+		ids, vecs = append(ids, id), append(vecs, v)
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	var step func(int)
+	if progress != nil {
+		step = func(done int) { progress(done, len(ids)) }
+	}
+	if err := hnsw.AddParallel(context.Background(), idx, ids, vecs, 0, step); err != nil {
+		return nil, nil, fmt.Errorf("building the %s index: %w", m.Name, err)
+	}
+	return idx, ids, nil
+}
