@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/kernel"
@@ -28,9 +29,48 @@ type Alignment struct {
 	// Method says how the map was made ("ridge", "procrustes", ...).
 	Method string
 	// Report is what Align measured when it learned the map: every
-	// method's held-out recall beside the baseline. Nil for maps given to
-	// SetAlignment.
+	// method's cross-fitted figures beside searching without a map. Nil
+	// for maps given to SetAlignment.
 	Report *align.Report
+
+	// fitted holds the items Align fitted the map on: Evaluate keeps them
+	// out of its queries (their figures would be training figures). Nil
+	// for maps given to SetAlignment, which says nothing of how they were
+	// made.
+	fitted *roaring.Bitmap
+}
+
+// Fitted is the number of items Align fitted the map on (0 for a map
+// given to SetAlignment).
+func (a *Alignment) Fitted() int {
+	if a.fitted == nil {
+		return 0
+	}
+	return int(a.fitted.GetCardinality())
+}
+
+// record is a as the file stores it.
+func (a *Alignment) record() (*storage.AlignmentRecord, error) {
+	r := &storage.AlignmentRecord{From: a.From, To: a.To, W: a.W, Bias: a.Bias, Method: a.Method, Report: a.Report}
+	if a.fitted != nil {
+		var err error
+		if r.Fitted, err = a.fitted.ToBytes(); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// alignmentOf decodes a stored record.
+func alignmentOf(r storage.AlignmentRecord) (*Alignment, error) {
+	a := &Alignment{From: r.From, To: r.To, W: r.W, Bias: r.Bias, Method: r.Method, Report: r.Report}
+	if len(r.Fitted) > 0 {
+		var err error
+		if a.fitted, err = storage.DecodeBitmap(r.Fitted); err != nil {
+			return nil, fmt.Errorf("alignment %s->%s: fitted items: %w", r.From, r.To, err)
+		}
+	}
+	return a, nil
 }
 
 // carry brings probe vector x into the target modality tm's space as
@@ -117,11 +157,14 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 		a.W[i] = slices.Clone(a.W[i])
 	}
 	a.Bias = slices.Clone(a.Bias)
-	rec := storage.AlignmentRecord(a)
+	rec, err := a.record()
+	if err != nil {
+		return false, err
+	}
 	// A calibration made through the old route (its centre and hubness
 	// are in that route's output) would be wrong for the new map: drop it.
 	if err := db.store.Update(func(tx *storage.Tx) error {
-		if err := tx.PutAlignment(&rec); err != nil {
+		if err := tx.PutAlignment(rec); err != nil {
 			return err
 		}
 		return tx.PutCalibration(a.From, a.To, nil)
@@ -141,7 +184,10 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 // loadAlignments reads the stored projections at Open.
 func loadAlignments(tx *storage.Tx, s *state) error {
 	return tx.ForEachAlignment(func(rec storage.AlignmentRecord) error {
-		a := Alignment(rec)
+		a, err := alignmentOf(rec)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		}
 		from, ok1 := s.byName[a.From]
 		to, ok2 := s.byName[a.To]
 		if !ok1 || !ok2 {
@@ -150,7 +196,7 @@ func loadAlignments(tx *storage.Tx, s *state) error {
 		if err := a.validate(s.schema[from], s.schema[to]); err != nil {
 			return fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
-		s.aligns[[2]string{a.From, a.To}] = &a
+		s.aligns[[2]string{a.From, a.To}] = a
 		return nil
 	})
 }
@@ -159,31 +205,47 @@ func loadAlignments(tx *storage.Tx, s *state) error {
 type AlignOptions struct {
 	// Method is the learner; "" means align.Auto.
 	Method align.Method
-	// Force learns and stores a map between modalities that share a space.
-	// Without it, Align refuses them with ErrSharedSpace: searches between
-	// them take the direct route, which a map would replace.
+	// Force learns a map between modalities that share a space (refused
+	// otherwise with ErrSharedSpace: searches between them take the
+	// direct route, which a map would replace).
 	Force bool
+	// StoreAny stores the best method's map even when it does not beat
+	// searching without one (refused otherwise with ErrNoGain). FORCE in
+	// an ALIGN statement and --force in mmdb align set both.
+	StoreAny bool
 }
+
+// ErrNoGain: Align measured no method that beats searching without a map
+// (the direct route between modalities of one space, else the pivot) by
+// more than the fold-to-fold spread, or every method ranked at chance.
+// Nothing is stored; the report says what each scored.
+var ErrNoGain = align.ErrNoGain
 
 // ErrSharedSpace: Align was asked for a map between two modalities of one
 // embedding space, which search compares directly.
 var ErrSharedSpace = errors.New("modalities share a space")
 
 // Align learns a projection from modality from to modality to, from the
-// items that carry both, stores it (replacing any earlier one) and returns
-// what it measured. Searches from from to to then take the aligned route.
+// items that carry both, stores it (replacing any earlier one) with the
+// items it was fitted on, and returns what it measured. Searches from from
+// to to then take the aligned route.
 //
-// Method align.Auto (or "") fits every learner on 80% of the items, scores
-// each on the other 20% (held-out R@1/5/10: does an item's projected from
-// vector find its own to vector?), keeps the best by R@10, and fits it
-// again on all the items. Any other method is fitted and scored the same
-// way, alone. The report lists the baseline too when the dimensions agree.
+// Method align.Auto (or "") cross-fits every learner in 5 folds of the
+// items: each item is scored by a map fitted without it, against every
+// item's to vector (R@1/5/10, MRR, beside the chance level). Beside them
+// it scores what searches do without a map: the direct route between
+// modalities of one space, else the pivot. The learner with the best MRR
+// is fitted again on all the items and stored only when it beats that by
+// more than the fold-to-fold spread of the gain; otherwise nothing is
+// stored and the error wraps ErrNoGain, with the report. Any other method
+// is scored and judged the same way, alone. opts.StoreAny stores the best
+// anyway.
 //
 // Modalities that share a space are refused with ErrSharedSpace unless
 // opts.Force is set. Storing the map drops a calibration made for searches
 // from from to to; the report's Notes say so.
 //
-// Align reads the vectors under a read lock and fits without one, so
+// Align reads the vectors without a lock and fits without one, so
 // searches and writes go on; items written meanwhile are not used.
 func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*align.Report, error) {
 	if opts == nil {
@@ -196,11 +258,14 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 	if _, err := align.ParseMethod(string(method)); err != nil {
 		return nil, fmt.Errorf("mmdb: align: %w: %w", ErrInvalidQuery, err)
 	}
-	pairs, tm, err := db.alignPairs(from, to, opts.Force)
+	pairs, ids, fm, tm, err := db.alignPairs(from, to, opts.Force)
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: align %s->%s: %w", from, to, err)
 	}
-	o := align.Options{Metric: tm.Metric, Seed: 1}
+	o := align.Options{Metric: tm.Metric, SourceMetric: fm.Metric, Seed: 1, Reference: align.Pivot, Force: opts.StoreAny}
+	if directRoute(fm, tm) == nil {
+		o.Reference = align.Baseline
+	}
 	if db.opts.Progress != nil {
 		o.Progress = func(done, total int) { db.opts.Progress("align "+from+"->"+to+" (methods)", done, total) }
 	}
@@ -210,10 +275,13 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 	}
 	proj, rep, err := align.FitAuto(ctx, pairs, o, only...)
 	if err != nil {
-		return rep, fmt.Errorf("mmdb: align %s->%s: %w", from, to, err)
+		if errors.Is(err, align.ErrNoGain) {
+			err = fmt.Errorf("%w (FORCE in ALIGN, --force in mmdb align, stores the best anyway)", err)
+		}
+		return rep, fmt.Errorf("mmdb: align %s->%s: nothing stored: %w", from, to, err)
 	}
 	w, bias := proj.Float32()
-	a := Alignment{From: from, To: to, W: w, Bias: bias, Method: string(proj.Method), Report: rep}
+	a := Alignment{From: from, To: to, W: w, Bias: bias, Method: string(proj.Method), Report: rep, fitted: roaring.BitmapOf(ids...)}
 	dropped, err := db.setAlignment(a)
 	if err != nil {
 		return rep, err
@@ -224,21 +292,22 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 	return rep, nil
 }
 
-// alignPairs copies the vectors of the items that carry both modalities.
-func (db *DB) alignPairs(from, to string, force bool) (align.Pairs, Modality, error) {
+// alignPairs copies the vectors of the items that carry both modalities,
+// and lists the items.
+func (db *DB) alignPairs(from, to string, force bool) (p align.Pairs, ids []uint32, fm, tm Modality, err error) {
 	pr, err := db.pair(from, to)
 	if err != nil {
-		return align.Pairs{}, Modality{}, err
+		return p, nil, fm, tm, err
 	}
-	s, fm, tm, fidx, tidx := pr.s, pr.pm, pr.tm, pr.pidx, pr.tidx
+	s, fidx, tidx := pr.s, pr.pidx, pr.tidx
+	fm, tm = pr.pm, pr.tm
 	if fm.Name == tm.Name {
-		return align.Pairs{}, Modality{}, fmt.Errorf("%w: cannot align %s with itself", ErrInvalidQuery, fm.Name)
+		return p, nil, fm, tm, fmt.Errorf("%w: cannot align %s with itself", ErrInvalidQuery, fm.Name)
 	}
 	if directRoute(fm, tm) == nil && !force {
-		return align.Pairs{}, Modality{}, fmt.Errorf("%w: %s and %s are both in space %q, so searches between them take the direct route; a map would replace it (force to learn one anyway: FORCE in ALIGN, --force in mmdb align)", ErrSharedSpace, fm.Name, tm.Name, tm.SpaceName())
+		return p, nil, fm, tm, fmt.Errorf("%w: %s and %s are both in space %q, so searches between them take the direct route; a map would replace it (force to learn one anyway: FORCE in ALIGN, --force in mmdb align)", ErrSharedSpace, fm.Name, tm.Name, tm.SpaceName())
 	}
 	both := db.items.withBoth(s.byName[fm.Name], s.byName[tm.Name])
-	var p align.Pairs
 	it := both.Iterator()
 	for it.HasNext() {
 		id := it.Next()
@@ -248,10 +317,10 @@ func (db *DB) alignPairs(from, to string, force bool) (align.Pairs, Modality, er
 			continue
 		}
 		p.X, p.Y = append(p.X, x), append(p.Y, y)
-		p.Groups = append(p.Groups, int(id))
+		ids = append(ids, id)
 	}
 	if p.Len() < align.MinPairs*4 {
-		return p, tm, fmt.Errorf("%w: %d items carry both %s and %s; aligning needs at least %d", align.ErrTooFewPairs, p.Len(), fm.Name, tm.Name, align.MinPairs*4)
+		return p, ids, fm, tm, fmt.Errorf("%w: %d items carry both %s and %s; aligning needs at least %d", align.ErrTooFewPairs, p.Len(), fm.Name, tm.Name, align.MinPairs*4)
 	}
-	return p, tm, nil
+	return p, ids, fm, tm, nil
 }

@@ -24,6 +24,10 @@ type EvalOptions struct {
 	// exists for the pair, the report gives the corrected figures and
 	// Before the uncorrected ones, both over the items outside its bank.
 	NoCorrections bool
+	// InSample ranks every item through a stored map learned by Align,
+	// the items it was fitted on included: training figures, flagged in
+	// the report. By default those items are held out (see Evaluate).
+	InSample bool
 }
 
 // DefaultEvalQueries is the default cap on Evaluate's query items.
@@ -57,6 +61,17 @@ type EvalReport struct {
 	// queries and targets; both empty when none are stored.
 	Corrections string
 	Before      *EvalReport `json:",omitempty"`
+	// HeldOut says how the queries were kept apart from what the route
+	// learned from ("" on the direct route, which learned nothing).
+	HeldOut string `json:",omitempty"`
+	// InSample is set when some queries were items the map was fitted on
+	// (EvalOptions.InSample, or a map given to SetAlignment, whose
+	// training items are unknown): the figures may be training figures.
+	InSample bool `json:",omitempty"`
+	// ChanceRecall and ChanceMRR are what a random ranking of the same
+	// targets scores.
+	ChanceRecall map[int]float64
+	ChanceMRR    float64
 }
 
 // String formats the report on one line.
@@ -78,6 +93,16 @@ func (r EvalReport) String() string {
 	} else {
 		s += fmt.Sprintf(" MRR %.3f median rank %g", r.MRR, r.MedianRank)
 	}
+	if len(ks) > 0 {
+		k := ks[len(ks)-1]
+		s += fmt.Sprintf(" (chance: R@%d %.3f, MRR %.3f)", k, r.ChanceRecall[k], r.ChanceMRR)
+	}
+	switch {
+	case r.InSample:
+		s += " [IN SAMPLE: the queries include (or may include) items the map was fitted on]"
+	case r.HeldOut != "":
+		s += " [held out: " + r.HeldOut + "]"
+	}
 	if r.Before != nil {
 		s += fmt.Sprintf(" [%s; before:", r.Corrections)
 		for _, k := range ks {
@@ -93,11 +118,18 @@ func (r EvalReport) String() string {
 // MaxQueries). Each is planned as Search plans a probe given by vector
 // (the same route, projection and corrections) and ranks every target
 // vector exactly as Search's exact scan orders them; the rank of the
-// item's own target vector is recorded. Between spaces with no alignment,
-// the pivot route is evaluated through Search, with each query's own item
-// barred from the items it pivots through. Ties count against the query:
-// a target scoring exactly as well as the right one ranks ahead of it.
-// This is how to check an encoder pair, or the database itself.
+// item's own target vector is recorded. Ties count against the query: a
+// target scoring exactly as well as the right one ranks ahead of it.
+//
+// The figures are held out from what the route learned. On the aligned
+// route, the items Align fitted the map on are left out of the queries
+// (they stay among the targets); when every query item was fitted on, the
+// map's method is refitted in 5 folds of them and each query is ranked
+// through the map fitted without its fold. A map given to SetAlignment
+// says nothing of its training items: the report is flagged InSample, as
+// it is with EvalOptions.InSample. On the pivot route each query's own
+// item is barred from the items it pivots through. This is how to check
+// an encoder pair, or the database itself.
 func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOptions) (EvalReport, error) {
 	if opts == nil {
 		opts = &EvalOptions{}
@@ -119,39 +151,59 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	set, err := in.gather(maxQ)
+	set, err := in.gather()
+	if err == nil {
+		err = db.holdOut(ctx, in, set, opts.InSample)
+	}
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
+	set.sample(maxQ)
 	var ranks []int
 	if in.route == RoutePivot {
-		ranks, err = db.pivotRanks(ctx, probe, target, set.qvecs, set.qids, slices.Max(ks))
+		ranks, err = db.pivotRanks(ctx, in.probe, in.target, set.qvecs, set.qids, slices.Max(ks))
 	} else {
 		ranks, err = db.exactRanks(ctx, in, set, false)
 	}
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	rep := summarise(probe, target, ranks, len(set.tids), ks)
-	rep.Route = in.route
+	rep := set.report(in, ranks, ks)
 	if in.calib == nil {
 		return rep, nil
 	}
 	if ranks, err = db.exactRanks(ctx, in, set, true); err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	after := summarise(probe, target, ranks, len(set.tids), ks)
-	after.Route, after.Corrections = in.route, in.calib.describe()
+	after := set.report(in, ranks, ks)
+	after.Corrections = in.calib.describe()
 	after.Before = &rep
 	return after, nil
+}
+
+// report summarises the ranks of set's queries.
+func (set *evalSet) report(in *evalInput, ranks []int, ks []int) EvalReport {
+	r := summarise(in.probe, in.target, ranks, len(set.tids), ks)
+	r.Route, r.HeldOut, r.InSample = in.route, set.heldOut, set.inSample
+	r.ChanceRecall = map[int]float64{}
+	t := float64(len(set.tids))
+	for _, k := range ks {
+		r.ChanceRecall[k] = min(1, float64(k)/t)
+	}
+	for i := 1; i <= len(set.tids); i++ {
+		r.ChanceMRR += 1 / float64(i) / t // the own target equally likely at each rank
+	}
+	return r
 }
 
 // evalInput is what Evaluate reads from one state: the route, the
 // indexes, the calibration and the live items.
 type evalInput struct {
 	probe, target string
+	pm, tm        Modality
 	pidx, tidx    hnsw.Index
 	route         Route
+	align         *Alignment   // the aligned route's map
 	calib         *Calibration // nil: none, or not applied
 	live          []uint32
 }
@@ -164,8 +216,8 @@ func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, 
 		return nil, err
 	}
 	s, pm, tm := pr.s, pr.pm, pr.tm
-	in := &evalInput{probe: pm.Name, target: tm.Name, pidx: pr.pidx, tidx: pr.tidx}
-	in.route, _, _ = s.route(pm, tm)
+	in := &evalInput{probe: pm.Name, target: tm.Name, pm: pm, tm: tm, pidx: pr.pidx, tidx: pr.tidx}
+	in.route, in.align, _ = s.route(pm, tm)
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {
 		in.calib = c
 	}
@@ -175,20 +227,23 @@ func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, 
 
 // evalSet is Evaluate's queries and targets: the target vectors laid end
 // to end with their items beside them, and per query its probe vector
-// (as stored), item and the row of its own target.
+// (as stored), item, the row of its own target and, when it was
+// cross-fitted, the map fitted without it.
 type evalSet struct {
-	tvecs []float32
-	tids  []uint32
-	qvecs [][]float32
-	qids  []uint32
-	own   []int
+	tvecs    []float32
+	tids     []uint32
+	qvecs    [][]float32
+	qids     []uint32
+	own      []int
+	qmaps    []*Alignment // nil, or per query (nil: the stored map)
+	heldOut  string
+	inSample bool
 }
 
 // gather copies the vectors: every live item with a target vector is a
 // target (bank items excepted: their probe vectors judged the hubness),
-// and those with a probe vector too are queries, at most maxQ of them,
-// evenly spaced.
-func (in *evalInput) gather(maxQ int) (*evalSet, error) {
+// and those with a probe vector too are queries.
+func (in *evalInput) gather() (*evalSet, error) {
 	s := &evalSet{}
 	for _, id := range in.live {
 		if in.calib != nil && in.calib.bank.Contains(id) {
@@ -211,15 +266,38 @@ func (in *evalInput) gather(maxQ int) (*evalSet, error) {
 	if len(s.qvecs) == 0 {
 		return nil, fmt.Errorf("%w: no item carries both %s and %s", ErrInvalidQuery, in.probe, in.target)
 	}
-	if len(s.qvecs) > maxQ { // evenly spaced sample, deterministic
-		sq, so, si := make([][]float32, maxQ), make([]int, maxQ), make([]uint32, maxQ)
-		for i := range maxQ {
-			j := i * len(s.qvecs) / maxQ
-			sq[i], so[i], si[i] = s.qvecs[j], s.own[j], s.qids[j]
-		}
-		s.qvecs, s.own, s.qids = sq, so, si
-	}
 	return s, nil
+}
+
+// keep keeps the queries i for which f(i) holds, in order.
+func (s *evalSet) keep(f func(i int) bool) {
+	n := 0
+	for i := range s.qvecs {
+		if f(i) {
+			s.qvecs[n], s.qids[n], s.own[n] = s.qvecs[i], s.qids[i], s.own[i]
+			if s.qmaps != nil {
+				s.qmaps[n] = s.qmaps[i]
+			}
+			n++
+		}
+	}
+	s.qvecs, s.qids, s.own = s.qvecs[:n], s.qids[:n], s.own[:n]
+	if s.qmaps != nil {
+		s.qmaps = s.qmaps[:n]
+	}
+}
+
+// sample keeps at most maxQ queries, evenly spaced (deterministic).
+func (s *evalSet) sample(maxQ int) {
+	n := len(s.qvecs)
+	if n <= maxQ {
+		return
+	}
+	picked := make(map[int]bool, maxQ)
+	for i := range maxQ {
+		picked[i*n/maxQ] = true
+	}
+	s.keep(func(i int) bool { return picked[i] })
 }
 
 // exactRanks plans each query as Search plans a probe given by vector
@@ -240,6 +318,16 @@ func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corre
 		}
 		if p.plan.Probes[0].Route != in.route || p.probes[0].calib != want {
 			return fmt.Errorf("%w: the %s->%s alignment or calibration changed during the evaluation; run it again", ErrChanged, in.probe, in.target)
+		}
+		if set.qmaps != nil && set.qmaps[i] != nil { // cross-fitted
+			v, err := set.qmaps[i].carry(in.tm, set.qvecs[i])
+			if err == nil {
+				v, err = want.centre(in.tm, v)
+			}
+			if err != nil {
+				return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
+			}
+			p.probes[0].vec = v
 		}
 		ranks[i] = p.rankOf(0, set.tvecs, set.tids, set.own[i])
 		return nil

@@ -65,7 +65,7 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mmdb: %w: %w", ErrInvalidQuery, err)
 		}
-		rep, err := db.Align(ctx, st.From, st.To, &AlignOptions{Method: m, Force: st.Force})
+		rep, err := db.Align(ctx, st.From, st.To, &AlignOptions{Method: m, Force: st.Force, StoreAny: st.Force})
 		if err != nil {
 			return nil, err
 		}

@@ -7,8 +7,8 @@ import (
 )
 
 // fitCCA runs regularised canonical correlation analysis: whiten each
-// side (its covariance plus CCAReg times its mean variance, to the power
-// -1/2), take the SVD of the whitened cross-covariance, and keep the top
+// side (by its covariance plus CCAReg times its mean variance: see
+// whitener), take the SVD of the whitened cross-covariance, and keep the top
 // Components pairs of directions (A for the source, B for the target),
 // each weighted by its canonical correlation rho.
 //
@@ -22,7 +22,6 @@ func fitCCA(p Pairs, o Options) (*Projection, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := p.Len()
 	x, y := dense(p.X), dense(p.Y)
 	mx, my := centre(x), centre(y)
 	r := o.Components
@@ -32,28 +31,20 @@ func fitCCA(p Pairs, o Options) (*Projection, error) {
 	r = min(r, d1, d2)
 	cxx, _ := gram(x, o.CCAReg)
 	cyy, _ := gram(y, o.CCAReg)
-	kx, err := invSqrt(cxx)
+	kx, err := whitener(cxx)
 	if err != nil {
 		return nil, err
 	}
-	ky, err := invSqrt(cyy)
+	ky, err := whitener(cyy)
 	if err != nil {
 		return nil, err
 	}
-	var cxy mat.Dense
-	cxy.Mul(x.T(), y)
-	cxy.Scale(1/float64(n), &cxy)
-	var m, t mat.Dense
-	t.Mul(kx, &cxy)
-	m.Mul(&t, ky)
-	var svd mat.SVD
-	if !svd.Factorize(&m, mat.SVDThin) {
-		return nil, fmt.Errorf("%w: SVD did not converge", ErrBadInput)
+	u, v, sv, err := whitenedSVD(x, y, kx, ky)
+	if err != nil {
+		return nil, err
 	}
-	var u, v mat.Dense
-	svd.UTo(&u)
-	svd.VTo(&v)
-	rho := svd.Values(nil)[:r]
+	r = min(r, len(sv))
+	rho := sv[:r]
 	var a, bc mat.Dense
 	a.Mul(kx, u.Slice(0, d1, 0, r))
 	bc.Mul(ky, v.Slice(0, d2, 0, r))
@@ -68,4 +59,53 @@ func fitCCA(p Pairs, o Options) (*Projection, error) {
 	ab.Mul(&a, bc.T())
 	b.Mul(&ab, raw)
 	return affine(CCA, fmt.Sprintf("components=%d reg=%g rho1=%.3f", r, o.CCAReg, rho[0]), &b, mx, my, o.Metric), nil
+}
+
+// whitenedSVD returns the SVD of the whitened cross-covariance
+// M = Kx' X'Y Ky / n of centred x and y (U, V as columns, singular values
+// descending). With fewer pairs than dimensions M has rank at most n and
+// is the product (Kx'X')(Y Ky)/n of two thin matrices: it is then taken
+// from the QR factors of each and the SVD of an n x n matrix, not of the
+// d1 x d2 one.
+func whitenedSVD(x, y, kx, ky *mat.Dense) (u, v *mat.Dense, sv []float64, err error) {
+	n, d1 := x.Dims()
+	_, d2 := y.Dims()
+	var svd mat.SVD
+	if n >= min(d1, d2) {
+		var cxy, t, m mat.Dense
+		cxy.Mul(x.T(), y)
+		cxy.Scale(1/float64(n), &cxy)
+		t.Mul(kx.T(), &cxy)
+		m.Mul(&t, ky)
+		if !svd.Factorize(&m, mat.SVDThin) {
+			return nil, nil, nil, fmt.Errorf("%w: SVD did not converge", ErrBadInput)
+		}
+		u, v = new(mat.Dense), new(mat.Dense)
+		svd.UTo(u)
+		svd.VTo(v)
+		return u, v, svd.Values(nil), nil
+	}
+	var a, b mat.Dense
+	a.Mul(kx.T(), x.T()) // d1 x n
+	b.Mul(ky.T(), y.T()) // d2 x n
+	var qa, qb mat.QR
+	qa.Factorize(&a)
+	qb.Factorize(&b)
+	var ra, rb, qma, qmb, small mat.Dense
+	qa.RTo(&ra)
+	qb.RTo(&rb)
+	qa.QTo(&qma)
+	qb.QTo(&qmb)
+	small.Mul(ra.Slice(0, n, 0, n), rb.Slice(0, n, 0, n).T())
+	small.Scale(1/float64(n), &small)
+	if !svd.Factorize(&small, mat.SVDThin) {
+		return nil, nil, nil, fmt.Errorf("%w: SVD did not converge", ErrBadInput)
+	}
+	var us, vs mat.Dense
+	svd.UTo(&us)
+	svd.VTo(&vs)
+	u, v = new(mat.Dense), new(mat.Dense)
+	u.Mul(qma.Slice(0, d1, 0, n), &us)
+	v.Mul(qmb.Slice(0, d2, 0, n), &vs)
+	return u, v, svd.Values(nil), nil
 }

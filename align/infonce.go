@@ -60,54 +60,30 @@ func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
 	var logits mat.Dense
 	logits.Mul(z, y.T())
 	logits.Scale(1/tau, &logits)
-	allowed := func(i, j int) bool { return i == j || classes == nil || classes[i] != classes[j] }
-
-	// Softmax over rows and over columns, masked. Raw slices: this is the
-	// inner loop of training.
+	// Softmax over rows and over columns, masked, from one exponential
+	// per logit: z and y are unit vectors, so every logit lies within
+	// 1/tau of zero, and exp(v - 1/tau) >= exp(-2/minTemp) = e^-200 is
+	// far from underflow. Raw slices: this is the inner loop of training.
 	lg := logits.RawMatrix().Data
-	pr := make([]float64, bsz*bsz)
-	pc := make([]float64, bsz*bsz)
+	e := make([]float64, bsz*bsz)
+	for k, v := range lg {
+		i, j := k/bsz, k%bsz
+		if i == j || classes == nil || classes[i] != classes[j] {
+			e[k] = math.Exp(v - 1/tau)
+		}
+	}
+	rows := make([]float64, bsz)
+	cols := make([]float64, bsz)
+	for i := range bsz {
+		for j, v := range e[i*bsz : (i+1)*bsz] {
+			rows[i] += v
+			cols[j] += v
+		}
+	}
 	var loss float64
 	for i := range bsz {
-		row := lg[i*bsz : (i+1)*bsz]
-		m := math.Inf(-1)
-		for j, v := range row {
-			if allowed(i, j) {
-				m = max(m, v)
-			}
-		}
-		var s float64
-		p := pr[i*bsz : (i+1)*bsz]
-		for j, v := range row {
-			if allowed(i, j) {
-				p[j] = math.Exp(v - m)
-				s += p[j]
-			}
-		}
-		for j := range p {
-			p[j] /= s
-		}
-		loss -= math.Log(p[i] + 1e-300)
-	}
-	for j := range bsz {
-		m := math.Inf(-1)
-		for i := range bsz {
-			if allowed(i, j) {
-				m = max(m, lg[i*bsz+j])
-			}
-		}
-		var s float64
-		for i := range bsz {
-			if allowed(i, j) {
-				e := math.Exp(lg[i*bsz+j] - m)
-				pc[i*bsz+j] = e
-				s += e
-			}
-		}
-		for i := range bsz {
-			pc[i*bsz+j] /= s
-		}
-		loss -= math.Log(pc[j*bsz+j] + 1e-300)
+		loss -= math.Log(e[i*bsz+i]/rows[i] + 1e-300)
+		loss -= math.Log(e[i*bsz+i]/cols[i] + 1e-300)
 	}
 	loss /= 2 * float64(bsz)
 	if g == nil {
@@ -119,7 +95,7 @@ func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
 	gd := gl.RawMatrix().Data
 	var gt float64
 	for k := range gd {
-		v := pr[k] + pc[k]
+		v := e[k]/rows[k/bsz] + e[k]/cols[k%bsz]
 		if k/bsz == k%bsz {
 			v -= 2
 		}

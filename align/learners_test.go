@@ -247,6 +247,52 @@ func TestLearnersProcrustesPCAWhenDimsDiffer(t *testing.T) {
 	assert.Less(t, maxAbsVec(proj.Bias, tr), 1e-4)
 }
 
+// With fewer pairs than dimensions Procrustes works in the pairs' span:
+// it still carries the pairs onto their targets (a rotation within the
+// span), and a direction outside the span goes to zero rather than
+// wherever an arbitrary completion of the rotation would send it.
+func TestLearnersProcrustesFewPairsStaysInTheSpan(t *testing.T) {
+	const n, d = 20, 40
+	rng := testRNG(31)
+	x := randRows(rng, n, d, nil)
+	q := randOrthogonal(rng, d)
+	p := Pairs{X: x, Y: mapRows(rng, x, q, 1, nil, 0)}
+	proj, err := Fit(context.Background(), Procrustes, p, Options{Metric: modality.L2})
+	require.NoError(t, err)
+	assert.Contains(t, proj.Params, "pca=19 (the span of 20 pairs)")
+	for i := range n { // the pairs still land on their targets
+		got := proj.Apply(p.X[i])
+		for j := range got {
+			require.InDelta(t, p.Y[i][j], got[j], 1e-3)
+		}
+	}
+	// A direction orthogonal to the centred pairs goes to zero.
+	xm := dense(x)
+	centre(xm)
+	v := make([]float64, d)
+	for j := range v {
+		v[j] = rng.NormFloat64()
+	}
+	var qr mat.QR // an orthonormal basis holding the span
+	qr.Factorize(xm.T())
+	var basis mat.Dense
+	qr.QTo(&basis)
+	for range 2 { // project the span out, twice for accuracy
+		for c := range n {
+			var dot float64
+			for j := range d {
+				dot += basis.At(j, c) * v[j]
+			}
+			for j := range d {
+				v[j] -= dot * basis.At(j, c)
+			}
+		}
+	}
+	out := mat.NewVecDense(d, nil)
+	out.MulVec(proj.W, mat.NewVecDense(d, v))
+	assert.Less(t, mat.Norm(out, 2), 1e-6*mat.Norm(mat.NewVecDense(d, v), 2)+1e-9)
+}
+
 // --- 2. Ridge ----------------------------------------------------------------
 
 func ridgeProblem(seed uint64) (p Pairs, a *mat.Dense, b []float64) {
@@ -770,48 +816,65 @@ func seqStep(a, b, step int) []int {
 func TestLearnersFitAuto(t *testing.T) {
 	const n, d = 200, 8
 	o := Options{Seed: 1, Epochs: 10, Patience: 3, Batch: 64}
-	checkReport := func(t *testing.T, rep *Report) map[Method]Score {
+	checkReport := func(t *testing.T, rep *Report, methods []Method, baseline bool) map[Method]Score {
 		t.Helper()
 		require.NotNil(t, rep)
 		assert.Equal(t, n, rep.Pairs)
-		assert.Equal(t, n, rep.Train+rep.Test)
-		assert.InDelta(t, 0.2*n, rep.Test, 1)
-		require.Len(t, rep.Scores, len(Methods)+1)
+		assert.Equal(t, n, rep.Gallery)
+		assert.Equal(t, 5, rep.Folds)
+		want := append([]Method(nil), methods...)
+		if baseline {
+			want = append(want, Baseline)
+		}
+		want = append(want, Pivot)
+		require.Len(t, rep.Scores, len(want))
 		by := map[Method]Score{}
 		for i, s := range rep.Scores {
-			if i < len(Methods) {
-				assert.Equal(t, Methods[i], s.Method)
-			}
+			assert.Equal(t, want[i], s.Method)
 			assert.Empty(t, s.Err, "%s failed", s.Method)
+			assert.Len(t, s.FoldMRR, 5)
 			by[s.Method] = s
 		}
-		assert.Equal(t, Method("baseline"), rep.Scores[len(Methods)].Method)
+		// The chance level of a 200-target gallery.
+		assert.InDelta(t, 1.0/n, rep.Chance.R1, 1e-12)
+		assert.InDelta(t, 10.0/n, rep.Chance.R10, 1e-12)
 		str := rep.String()
-		for _, m := range Methods {
+		for _, m := range want {
 			assert.Contains(t, str, string(m))
 		}
-		assert.Contains(t, str, "baseline")
-		assert.Contains(t, str, "chose "+string(rep.Chosen))
-		// Chosen has the best R@10 (then R@1) among the methods.
-		c := by[rep.Chosen]
-		for _, m := range Methods {
-			s := by[m]
-			assert.True(t, c.R10 > s.R10 || (c.R10 == s.R10 && c.R1 >= s.R1), "%s beats the chosen %s", m, rep.Chosen)
+		assert.Contains(t, str, "against all 200 targets")
+		assert.Contains(t, str, "chance")
+		if rep.Chosen != "" {
+			// Chosen has the best MRR among the learners.
+			c := by[rep.Chosen]
+			for _, m := range methods {
+				assert.GreaterOrEqual(t, c.MRR, by[m].MRR, "%s beats the chosen %s", m, rep.Chosen)
+			}
+			assert.Contains(t, str, "chose "+string(rep.Chosen))
 		}
 		return by
 	}
 
-	t.Run("identical spaces", func(t *testing.T) {
+	t.Run("identical spaces: no map beats searching directly", func(t *testing.T) {
 		rng := testRNG(13)
 		x := randRows(rng, n, d, nil)
-		proj, rep, err := FitAuto(context.Background(), Pairs{X: x, Y: x}, o)
-		require.NoError(t, err)
+		oo := o
+		oo.Reference = Baseline
+		proj, rep, err := FitAuto(context.Background(), Pairs{X: x, Y: x}, oo)
+		require.ErrorIs(t, err, ErrNoGain)
+		assert.Nil(t, proj)
 		t.Log(rep)
-		by := checkReport(t, rep)
-		assert.Equal(t, 1.0, by["baseline"].R1)
-		assert.Equal(t, "the source vectors as they are", by["baseline"].Params)
+		by := checkReport(t, rep, Methods, true)
+		assert.Equal(t, 1.0, by[Baseline].R1)
+		assert.Equal(t, "the source vectors as they are", by[Baseline].Params)
+		assert.Empty(t, rep.Chosen)
+		assert.Contains(t, rep.Why, "within the fold-to-fold spread")
+		// Forced, the best learner is fitted anyway.
+		oo.Force = true
+		proj, rep, err = FitAuto(context.Background(), Pairs{X: x, Y: x}, oo)
+		require.NoError(t, err)
 		assert.Equal(t, rep.Chosen, proj.Method)
-		assert.Equal(t, 1.0, by[rep.Chosen].R1)
+		assert.Contains(t, rep.Why, "forced")
 	})
 	t.Run("rotated spaces", func(t *testing.T) {
 		rng := testRNG(14)
@@ -820,16 +883,17 @@ func TestLearnersFitAuto(t *testing.T) {
 		proj, rep, err := FitAuto(context.Background(), Pairs{X: x, Y: y}, o)
 		require.NoError(t, err)
 		t.Log(rep)
-		by := checkReport(t, rep)
+		by := checkReport(t, rep, Methods, true)
 		assert.Equal(t, rep.Chosen, proj.Method)
-		assert.Less(t, by["baseline"].R10, 0.7)
-		assert.Greater(t, by[rep.Chosen].R10, by["baseline"].R10+0.3)
+		assert.Less(t, by[Baseline].R10, 0.7)
+		assert.Greater(t, by[rep.Chosen].R10, by[Baseline].R10+0.3)
+		assert.Greater(t, by[rep.Chosen].MRR, by[Pivot].MRR)
 		assert.GreaterOrEqual(t, by[rep.Chosen].R1, 0.95)
 	})
 	t.Run("chooses the best", func(t *testing.T) {
 		// A skewed linear map and noise: the methods score differently.
 		rng := testRNG(19)
-		x := randRows(rng, 3*n, d, nil)
+		x := randRows(rng, n, d, nil)
 		a := randDense(rng, d, d, 1)
 		for j := range d {
 			for i := range d {
@@ -837,24 +901,26 @@ func TestLearnersFitAuto(t *testing.T) {
 			}
 		}
 		y := mapRows(rng, x, a, 1, nil, 40)
-		_, rep, err := FitAuto(context.Background(), Pairs{X: x, Y: y}, o, Procrustes, Ridge, CCA)
+		oo := o
+		oo.Force = true
+		_, rep, err := FitAuto(context.Background(), Pairs{X: x, Y: y}, oo, Procrustes, Ridge, CCA)
 		require.NoError(t, err)
 		t.Log(rep)
-		var r1s []float64
+		mrr := map[float64]bool{}
 		for _, s := range rep.Scores[:3] {
-			r1s = append(r1s, s.R1)
+			mrr[s.MRR] = true
 		}
-		slices.Sort(r1s)
-		require.Less(t, r1s[0], r1s[2], "every method scored alike: the choice is not tested")
-		r10 := map[float64]bool{}
-		for _, s := range rep.Scores[:3] {
-			r10[s.R10] = true
-		}
-		require.Greater(t, len(r10), 1, "every method has the same R@10: the choice is not tested")
-		c := rep.Scores[slices.IndexFunc(rep.Scores, func(s Score) bool { return s.Method == rep.Chosen })]
-		for _, s := range rep.Scores[:3] {
-			assert.True(t, c.R10 > s.R10 || (c.R10 == s.R10 && c.R1 >= s.R1), "%s beats the chosen %s", s.Method, rep.Chosen)
-		}
+		require.Greater(t, len(mrr), 1, "every method has the same MRR: the choice is not tested")
+		checkReport(t, rep, []Method{Procrustes, Ridge, CCA}, true)
+	})
+	t.Run("unrelated pairs rank at chance: nothing is kept", func(t *testing.T) {
+		rng := testRNG(23)
+		p := Pairs{X: randRows(rng, n, d, nil), Y: randRows(rng, n, d, nil)}
+		proj, rep, err := FitAuto(context.Background(), p, o, Ridge, CCA)
+		require.ErrorIs(t, err, ErrNoGain)
+		assert.Nil(t, proj)
+		t.Log(rep)
+		assert.Contains(t, rep.Why, "chance")
 	})
 	t.Run("only some methods, unequal dims", func(t *testing.T) {
 		rng := testRNG(15)
@@ -862,9 +928,7 @@ func TestLearnersFitAuto(t *testing.T) {
 		y := mapRows(rng, x, randDense(rng, d, d-2, 1), 1, nil, 0.05)
 		proj, rep, err := FitAuto(context.Background(), Pairs{X: x, Y: y}, o, Ridge, CCA)
 		require.NoError(t, err)
-		require.Len(t, rep.Scores, 2, "no baseline when the dimensions differ")
-		assert.Equal(t, Ridge, rep.Scores[0].Method)
-		assert.Equal(t, CCA, rep.Scores[1].Method)
+		checkReport(t, rep, []Method{Ridge, CCA}, false)
 		assert.Contains(t, []Method{Ridge, CCA}, proj.Method)
 	})
 }

@@ -42,27 +42,60 @@ func topEigen(s *mat.SymDense, r int) (*mat.Dense, error) {
 	return out, nil
 }
 
-// invSqrt returns s^(-1/2) for a symmetric positive definite s.
-func invSqrt(s *mat.SymDense) (*mat.Dense, error) {
+// whitener returns K = L^-T for the Cholesky factor L of a symmetric
+// positive definite s (s = L L'), so that K' s K = I. CCA's canonical
+// directions do not depend on which whitening is used; the Cholesky one
+// costs a fraction of s^(-1/2) by eigendecomposition.
+func whitener(s *mat.SymDense) (*mat.Dense, error) {
+	var ch mat.Cholesky
+	if !ch.Factorize(s) {
+		return nil, fmt.Errorf("%w: covariance is not positive definite", ErrBadInput)
+	}
+	var l, li mat.TriDense
+	ch.LTo(&l)
+	if err := li.InverseTri(&l); err != nil {
+		return nil, fmt.Errorf("%w: covariance is singular: %v", ErrBadInput, err)
+	}
+	var k mat.Dense
+	k.CloneFrom(li.T())
+	return &k, nil
+}
+
+// pcaBasis returns the top r principal directions of the centred rows of
+// m (d columns), as a d x r matrix. With fewer rows than columns it works
+// on the n x n Gram matrix (dual PCA: v = m'u / sqrt(lambda)), which is
+// much smaller. Directions with no variance are an error: r must not
+// exceed the rank.
+func pcaBasis(m *mat.Dense, r int) (*mat.Dense, error) {
+	n, d := m.Dims()
+	if d <= n {
+		g, _ := gram(m, 0)
+		return topEigen(g, r)
+	}
+	var k mat.SymDense
+	k.SymOuterK(1, m)
 	var e mat.EigenSym
-	if !e.Factorize(s, true) {
+	if !e.Factorize(&k, true) {
 		return nil, fmt.Errorf("%w: eigendecomposition did not converge", ErrBadInput)
 	}
-	var v mat.Dense
-	e.VectorsTo(&v)
+	var u mat.Dense
+	e.VectorsTo(&u)
 	vals := e.Values(nil)
-	d := len(vals)
-	scaled := mat.NewDense(d, d, nil)
-	for j, l := range vals {
-		if l <= 0 {
-			return nil, fmt.Errorf("%w: covariance is not positive definite", ErrBadInput)
-		}
-		f := 1 / math.Sqrt(l)
-		for i := range d {
-			scaled.Set(i, j, v.At(i, j)*f)
+	top := make([]int, r) // columns of the r largest eigenvalues
+	for c := range r {
+		top[c] = n - 1 - c
+	}
+	if vals[top[r-1]] <= 1e-12*max(vals[n-1], 0) {
+		return nil, fmt.Errorf("%w: the vectors span fewer than %d dimensions", ErrBadInput, r)
+	}
+	ur := mat.NewDense(n, r, nil)
+	for c, col := range top {
+		f := 1 / math.Sqrt(vals[col])
+		for i := range n {
+			ur.Set(i, c, u.At(i, col)*f)
 		}
 	}
-	var out mat.Dense
-	out.Mul(scaled, v.T())
-	return &out, nil
+	var v mat.Dense
+	v.Mul(m.T(), ur)
+	return &v, nil
 }

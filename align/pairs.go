@@ -86,6 +86,35 @@ func (p Pairs) check(minPairs int) (d1, d2 int, err error) {
 	return d1, d2, nil
 }
 
+// groups counts the distinct groups.
+func (p Pairs) groups() int {
+	if p.Groups == nil {
+		return len(p.X)
+	}
+	seen := map[int]bool{}
+	for _, g := range p.Groups {
+		seen[g] = true
+	}
+	return len(seen)
+}
+
+// relevantCounts gives, per query, how many of the pairs' targets are
+// relevant to it: 1, or its class's size.
+func (p Pairs) relevantCounts() []int {
+	out := make([]int, len(p.X))
+	size := map[int]int{}
+	for _, c := range p.Classes {
+		size[c]++
+	}
+	for i := range out {
+		out[i] = 1
+		if p.Classes != nil {
+			out[i] = size[p.Classes[i]]
+		}
+	}
+	return out
+}
+
 // subset returns the pairs at idx.
 func (p Pairs) subset(idx []int) Pairs {
 	s := Pairs{X: make([][]float32, len(idx)), Y: make([][]float32, len(idx))}

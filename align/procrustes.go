@@ -10,7 +10,10 @@ import (
 // source vectors onto the centred target vectors. When the dimensions
 // differ (or Options.Components asks for fewer), each side is first
 // reduced by PCA to the common dimension, and the result is carried back
-// into the target space.
+// into the target space. With fewer pairs than dimensions the rotation is
+// underdetermined outside the pairs' span (any completion fits them
+// equally well), so both sides are reduced to the span: at most n-1
+// components, and the map sends what lies outside it to zero.
 func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 	d1, d2, err := p.check(2)
 	if err != nil {
@@ -19,20 +22,16 @@ func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 	n := p.Len()
 	x, y := dense(p.X), dense(p.Y)
 	mx, my := centre(x), centre(y)
-	r := min(d1, d2)
+	r := min(d1, d2, n-1)
 	if o.Components > 0 {
 		r = min(r, o.Components)
 	}
 	pca := r != d1 || r != d2
-	if pca {
-		r = min(r, n-1)
-	}
 	reduce := func(m *mat.Dense, d int) (*mat.Dense, *mat.Dense, error) {
 		if !pca {
 			return m, nil, nil
 		}
-		g, _ := gram(m, 0)
-		v, err := topEigen(g, r)
+		v, err := pcaBasis(m, r)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -78,7 +77,10 @@ func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 	}
 	b.Scale(scale, b)
 	params := fmt.Sprintf("scale=%.3g", scale)
-	if pca {
+	switch {
+	case pca && r == n-1:
+		params = fmt.Sprintf("pca=%d (the span of %d pairs) %s", r, n, params)
+	case pca:
 		params = fmt.Sprintf("pca=%d %s", r, params)
 	}
 	return affine(Procrustes, params, b, mx, my, o.Metric), nil

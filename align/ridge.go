@@ -38,8 +38,61 @@ func newRidgeStats(p Pairs) *ridgeStats {
 // prior P is zero, or the identity when identity is set (which needs equal
 // dimensions): the solution then shrinks towards "use the source vector as
 // it is" rather than towards nothing.
+//
+// With fewer pairs than source dimensions it solves the same system in
+// its dual form, B = X'(XX' + reg I)^-1 (Y - XP) + P, an n x n system
+// instead of a d1 x d1 one.
 func fitRidge(p Pairs, lambda float64, identity bool, metric modality.Metric) (*Projection, error) {
+	if len(p.X) < len(p.X[0]) {
+		return fitRidgeDual(p, lambda, identity, metric)
+	}
 	return newRidgeStats(p).solve(lambda, identity, metric)
+}
+
+// fitRidgeDual is fitRidge through the n x n Gram matrix.
+func fitRidgeDual(p Pairs, lambda float64, identity bool, metric modality.Metric) (*Projection, error) {
+	x, y := dense(p.X), dense(p.Y)
+	mx, my := centre(x), centre(y)
+	n, d1 := x.Dims()
+	_, d2 := y.Dims()
+	var k mat.SymDense
+	k.SymOuterK(1, x)
+	var tr float64
+	for i := range n {
+		tr += k.At(i, i)
+	}
+	reg := lambda * tr / float64(d1)
+	if reg <= 0 {
+		reg = 1e-9
+	}
+	for i := range n {
+		k.SetSym(i, i, k.At(i, i)+reg)
+	}
+	rhs := y
+	prior := "zero"
+	if identity {
+		if d1 != d2 {
+			return nil, fmt.Errorf("%w: an identity prior needs equal dimensions, have %d and %d", ErrBadInput, d1, d2)
+		}
+		rhs = mat.NewDense(n, d2, nil)
+		rhs.Sub(y, x)
+		prior = "identity"
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(&k) {
+		return nil, fmt.Errorf("%w: the regularised Gram matrix is not positive definite", ErrBadInput)
+	}
+	var alpha, b mat.Dense
+	if err := ch.SolveTo(&alpha, rhs); err != nil {
+		return nil, fmt.Errorf("align: ridge: %w", err)
+	}
+	b.Mul(x.T(), &alpha)
+	if identity {
+		for i := range d1 {
+			b.Set(i, i, b.At(i, i)+1)
+		}
+	}
+	return affine(Ridge, fmt.Sprintf("lambda=%g prior=%s", lambda, prior), &b, mx, my, metric), nil
 }
 
 func (st *ridgeStats) solve(lambda float64, identity bool, metric modality.Metric) (*Projection, error) {
@@ -76,7 +129,8 @@ func (st *ridgeStats) solve(lambda float64, identity bool, metric modality.Metri
 }
 
 // fitRidgeCV picks lambda (and, at equal dimensions, the prior) by K-fold
-// on held-out R@1, then fits on all pairs.
+// by group on held-out MRR, then fits on all pairs. Each fold's products
+// are formed once and each candidate solved from them (foldRidge).
 func fitRidgeCV(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 	d1, d2, err := p.check(o.Folds)
 	if err != nil {
@@ -89,55 +143,160 @@ func fitRidgeCV(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 	// Folds deal whole groups: with fewer groups than folds some would be
 	// empty, so use as many folds as there are groups, and with a single
 	// group there is nothing held out to choose by.
-	groups := map[int]bool{}
-	for i := range p.X {
-		if p.Groups == nil {
-			groups[i] = true
-		} else {
-			groups[p.Groups[i]] = true
-		}
-	}
-	k := min(o.Folds, len(groups))
+	k := min(o.Folds, p.groups())
 	if k < 2 {
 		return fitRidge(p, 1, false, o.Metric)
 	}
 	folds := p.folds(k, o.Seed)
-	type fold struct {
-		st   *ridgeStats
-		test Pairs
-	}
-	fs := make([]fold, len(folds))
+	sums := make([]float64, len(priors)*len(o.Lambdas))
 	for f, test := range folds {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		var train []int
-		for j, part := range folds {
-			if j != f {
-				train = append(train, part...)
-			}
+		fr, err := newFoldRidge(p.subset(others(folds, f)), p.subset(test))
+		if err != nil {
+			return nil, err
 		}
-		fs[f] = fold{newRidgeStats(p.subset(train)), p.subset(test)}
-	}
-	bestR, bestL, bestP := -1.0, o.Lambdas[0], false
-	for _, prior := range priors {
-		for _, lambda := range o.Lambdas {
-			var sum float64
-			for _, f := range fs {
-				if err := ctx.Err(); err != nil {
-					return nil, err
-				}
-				proj, err := f.st.solve(lambda, prior, o.Metric)
+		rk := newRanker(fr.test.Y, o.Metric)
+		rel := fr.test.relevant()
+		for pi, prior := range priors {
+			for li, lambda := range o.Lambdas {
+				preds, err := fr.predict(lambda, prior, o.Metric)
 				if err != nil {
 					return nil, err
 				}
-				s := Evaluate(proj, f.test, o.Metric)
-				sum += s.R1 + s.R10/1000 // R@10 breaks ties
-			}
-			if sum > bestR {
-				bestR, bestL, bestP = sum, lambda, prior
+				var s Score
+				for q, y := range preds {
+					s.add(rk.rank(y, func(g int) bool { return rel(q, g) }))
+				}
+				s.mean(fr.test.Len())
+				sums[pi*len(o.Lambdas)+li] += s.MRR
 			}
 		}
 	}
-	return fitRidge(p, bestL, bestP, o.Metric)
+	best := 0
+	for i, v := range sums {
+		if v > sums[best] {
+			best = i
+		}
+	}
+	return fitRidge(p, o.Lambdas[best%len(o.Lambdas)], priors[best/len(o.Lambdas)], o.Metric)
+}
+
+// foldRidge holds what one fold's ridge needs for every lambda, so that
+// each costs one small Cholesky solve. With centred training sources X
+// (n x d1) and targets Y, test sources Xt centred by the training mean,
+// and P the prior (zero, or the identity):
+//
+//	primal (d1 <= n): Xt B = Xt (X'X + reg I)^-1 (X'Y + reg P)
+//	dual (n < d1):    Xt B = Xt P + (Xt X')(XX' + reg I)^-1 (Y - XP)
+//
+// (the two agree by (X'X + reg I)^-1 X' = X'(XX' + reg I)^-1).
+type foldRidge struct {
+	test  Pairs
+	xt    *mat.Dense    // centred test sources
+	g     *mat.SymDense // X'X (primal) or XX' (dual)
+	xy    *mat.Dense    // X'Y (primal) or Y (dual)
+	resid *mat.Dense    // X'(Y - X) (primal) or Y - X (dual); nil unless d1 = d2
+	kt    *mat.Dense    // dual: Xt X'
+	tr    float64       // trace of X'X
+	d1    int
+	my    []float64 // the training target mean
+}
+
+func newFoldRidge(train, test Pairs) (*foldRidge, error) {
+	x, y := dense(train.X), dense(train.Y)
+	mx, my := centre(x), centre(y)
+	n, d1 := x.Dims()
+	_, d2 := y.Dims()
+	xt := dense(test.X)
+	for i := range test.Len() {
+		row := xt.RawRowView(i)
+		for j := range row {
+			row[j] -= mx[j]
+		}
+	}
+	fr := &foldRidge{test: test, xt: xt, g: new(mat.SymDense), d1: d1, my: my}
+	var r *mat.Dense
+	if d1 == d2 {
+		r = mat.NewDense(n, d2, nil)
+		r.Sub(y, x)
+	}
+	if d1 <= n {
+		fr.g.SymOuterK(1, x.T())
+		fr.xy = new(mat.Dense)
+		fr.xy.Mul(x.T(), y)
+		if r != nil {
+			fr.resid = new(mat.Dense)
+			fr.resid.Mul(x.T(), r)
+		}
+	} else {
+		fr.g.SymOuterK(1, x)
+		fr.xy, fr.resid = y, r
+		fr.kt = new(mat.Dense)
+		fr.kt.Mul(xt, x.T())
+	}
+	for i := range fr.g.SymmetricDim() {
+		fr.tr += fr.g.At(i, i)
+	}
+	return fr, nil
+}
+
+// predict returns the test predictions for one lambda and prior, as the
+// Projection fitRidge would make them (the target mean left out except
+// under L2: see affine).
+func (fr *foldRidge) predict(lambda float64, identity bool, metric modality.Metric) ([][]float32, error) {
+	reg := lambda * fr.tr / float64(fr.d1)
+	if reg <= 0 {
+		reg = 1e-9
+	}
+	m := fr.g.SymmetricDim()
+	g := mat.NewSymDense(m, nil)
+	g.CopySym(fr.g)
+	for i := range m {
+		g.SetSym(i, i, g.At(i, i)+reg)
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(g) {
+		return nil, fmt.Errorf("%w: the regularised Gram matrix is not positive definite", ErrBadInput)
+	}
+	var pred mat.Dense
+	switch {
+	case fr.kt == nil: // primal: B = (X'X + reg I)^-1 (X'Y + reg P)
+		rhs := mat.DenseCopyOf(fr.xy)
+		if identity { // X'Y + reg I = X'(Y - X) + (X'X + reg I)
+			rhs = mat.DenseCopyOf(fr.resid)
+		}
+		var b mat.Dense
+		if err := ch.SolveTo(&b, rhs); err != nil {
+			return nil, fmt.Errorf("align: ridge: %w", err)
+		}
+		pred.Mul(fr.xt, &b)
+	default: // dual, solved against the few test rows: (XX' + reg I)^-1 X Xt'
+		rhs := fr.xy
+		if identity {
+			rhs = fr.resid
+		}
+		var a mat.Dense
+		if err := ch.SolveTo(&a, fr.kt.T()); err != nil {
+			return nil, fmt.Errorf("align: ridge: %w", err)
+		}
+		pred.Mul(a.T(), rhs)
+	}
+	if identity {
+		pred.Add(&pred, fr.xt)
+	}
+	n, d2 := pred.Dims()
+	out := make([][]float32, n)
+	for i := range n {
+		row := pred.RawRowView(i)
+		out[i] = make([]float32, d2)
+		for j, v := range row {
+			if metric == modality.L2 {
+				v += fr.my[j]
+			}
+			out[i][j] = float32(v)
+		}
+	}
+	return out, nil
 }

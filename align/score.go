@@ -2,44 +2,62 @@ package align
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
-// Score is how one map ranks held-out pairs: each held-out source vector,
-// projected, ranks every held-out target vector.
+// Score is how one map ranks queries against a gallery: each source
+// vector, projected, ranks every gallery vector. In a Report the queries
+// are every pair, each scored by a map fitted without its fold.
 type Score struct {
-	// Method is the learner, or "baseline" for the identity map (the
-	// source vector used as it is, when the dimensions agree).
+	// Method is the learner, Baseline for the identity map (the source
+	// vector used as it is, when the dimensions agree), or Pivot for
+	// searching without a map (through the nearest pairs).
 	Method Method
-	// Params are the settings the learner chose.
+	// Params are the settings the learner chose (on the last fold).
 	Params string
 	// R1, R5, R10: the share of queries with a relevant target in the top
 	// 1, 5, 10 (relevant: the pair's own target, or any of its class).
 	R1, R5, R10 float64
+	// MRR is the mean reciprocal rank of the first relevant target.
+	MRR float64
 	// P10 is the mean share of relevant targets among the top 10.
 	P10 float64
+	// FoldMRR is the MRR of each fold's queries (nil outside a Report).
+	FoldMRR []float64 `json:",omitempty"`
 	// Err says why the method could not be fitted, if it could not.
-	Err string `msgpack:",omitempty" json:",omitempty"`
+	Err string `json:",omitempty"`
 }
+
+// Spread is the fold-to-fold standard deviation of MRR (0 without folds).
+func (s Score) Spread() float64 { return stddev(s.FoldMRR) }
 
 // String formats the score on one line.
 func (s Score) String() string {
 	if s.Err != "" {
 		return fmt.Sprintf("%-10s failed: %s", s.Method, s.Err)
 	}
-	return fmt.Sprintf("%-10s R@1 %.3f  R@5 %.3f  R@10 %.3f  P@10 %.3f  %s", s.Method, s.R1, s.R5, s.R10, s.P10, s.Params)
+	spread := ""
+	if len(s.FoldMRR) > 1 {
+		spread = fmt.Sprintf(" ±%.3f", s.Spread())
+	}
+	return fmt.Sprintf("%-10s R@1 %.3f  R@5 %.3f  R@10 %.3f  MRR %.3f%s  P@10 %.3f  %s", s.Method, s.R1, s.R5, s.R10, s.MRR, spread, s.P10, s.Params)
 }
 
 // Evaluate scores a projection on pairs under the target metric: every
 // projected X ranks all of the pairs' Y. A nil projection scores the
 // identity map.
 func Evaluate(p *Projection, pairs Pairs, metric modality.Metric) Score {
-	return Rank(p, pairs.X, pairs.Y, func(q, t int) bool {
-		return q == t || (pairs.Classes != nil && pairs.Classes[q] == pairs.Classes[t])
-	}, metric)
+	return Rank(p, pairs.X, pairs.Y, pairs.relevant(), metric)
+}
+
+// relevant says which of the pairs' targets answer which query: its own,
+// or any of its class.
+func (p Pairs) relevant() func(q, g int) bool {
+	return func(q, g int) bool { return q == g || (p.Classes != nil && p.Classes[q] == p.Classes[g]) }
 }
 
 // Rank scores a projection on a retrieval task: each query, projected,
@@ -47,71 +65,167 @@ func Evaluate(p *Projection, pairs Pairs, metric modality.Metric) Score {
 // gallery vectors are right answers for query q. A nil projection uses
 // the queries as they are.
 func Rank(p *Projection, queries, gallery [][]float32, relevant func(q, g int) bool, metric modality.Metric) Score {
+	projected := queries
+	if p != nil {
+		projected = make([][]float32, len(queries))
+		for i, x := range queries {
+			projected[i] = p.Apply(x)
+		}
+	}
+	var s Score
+	ranks := newRanker(gallery, metric)
+	for i, q := range projected {
+		s.add(ranks.rank(q, func(g int) bool { return relevant(i, g) }))
+	}
+	s.mean(len(queries))
+	return s
+}
+
+// ranked is where one query's relevant targets came: the rank of the
+// first (1 is best; ties count against the query) and how many of the
+// top 10 are relevant.
+type ranked struct {
+	first int
+	top10 int
+	depth int // min(10, gallery size)
+}
+
+// add counts one query's ranks into s's sums (see mean).
+func (s *Score) add(r ranked) {
+	if r.first <= 1 {
+		s.R1++
+	}
+	if r.first <= 5 {
+		s.R5++
+	}
+	if r.first <= 10 {
+		s.R10++
+	}
+	if r.first > 0 {
+		s.MRR += 1 / float64(r.first)
+	}
+	if r.depth > 0 {
+		s.P10 += float64(r.top10) / float64(r.depth)
+	}
+}
+
+// mean turns the sums of n queries into shares.
+func (s *Score) mean(n int) {
+	if n == 0 {
+		return
+	}
+	q := float64(n)
+	s.R1 /= q
+	s.R5 /= q
+	s.R10 /= q
+	s.MRR /= q
+	s.P10 /= q
+}
+
+// ranker ranks queries against a fixed gallery (unit vectors under
+// Cosine).
+type ranker struct {
+	targets [][]float32
+	metric  modality.Metric
+	dist    []float32
+}
+
+func newRanker(gallery [][]float32, metric modality.Metric) *ranker {
 	if metric == 0 {
 		metric = modality.Cosine
 	}
-	n := len(gallery)
 	targets := gallery
 	if metric == modality.Cosine {
-		targets = make([][]float32, n)
+		targets = make([][]float32, len(gallery))
 		for i, y := range gallery {
 			targets[i] = unit(y)
 		}
 	}
-	var s Score
-	const depth = 10
-	top := make([]int, 0, depth+1) // the best depth so far, best first
-	dist := make([]float32, n)
-	for i, x := range queries {
-		q := x
-		if p != nil {
-			q = p.Apply(x)
-		}
-		if metric == modality.Cosine {
-			q = unit(q)
-		}
-		top = top[:0]
-		for j, y := range targets {
-			d := metric.Distance(q, y)
-			dist[j] = d
-			if len(top) == depth && d >= dist[top[depth-1]] {
-				continue // ties keep the earlier target ahead
-			}
-			k := len(top)
-			for k > 0 && dist[top[k-1]] > d {
-				k--
-			}
-			top = slices.Insert(top, k, j)
-			if len(top) > depth {
-				top = top[:depth]
-			}
-		}
-		first := n
-		hits := 0
-		for r, j := range top {
-			if relevant(i, j) {
-				if first == n {
-					first = r
-				}
-				hits++
-			}
-		}
-		if first < 1 {
-			s.R1++
-		}
-		if first < 5 {
-			s.R5++
-		}
-		if first < 10 {
-			s.R10++
-		}
-		s.P10 += float64(hits) / float64(min(depth, n))
+	return &ranker{targets: targets, metric: metric, dist: make([]float32, len(gallery))}
+}
+
+// rank ranks the gallery for query q (normalised here under Cosine).
+// The first relevant target's rank counts every irrelevant target at the
+// same or a smaller distance ahead of it; the top 10 keep ties in gallery
+// order. first is 0 when no target is relevant.
+func (r *ranker) rank(q []float32, relevant func(g int) bool) ranked {
+	if r.metric == modality.Cosine {
+		q = unit(q)
 	}
-	q := float64(len(queries))
-	s.R1 /= q
-	s.R5 /= q
-	s.R10 /= q
-	s.P10 /= q
+	best := float32(math.Inf(1))
+	found := false
+	for j, y := range r.targets {
+		d := r.metric.Distance(q, y)
+		r.dist[j] = d
+		if relevant(j) && (!found || d < best) {
+			best, found = d, true
+		}
+	}
+	out := ranked{depth: min(10, len(r.targets))}
+	if found {
+		out.first = 1
+	}
+	var top []int
+	for j, d := range r.dist {
+		rel := relevant(j)
+		if found && !rel && d <= best {
+			out.first++
+		}
+		if len(top) == out.depth && d >= r.dist[top[len(top)-1]] {
+			continue // ties keep the earlier target ahead
+		}
+		k := len(top)
+		for k > 0 && r.dist[top[k-1]] > d {
+			k--
+		}
+		top = slices.Insert(top, k, j)
+		if len(top) > out.depth {
+			top = top[:out.depth]
+		}
+	}
+	for _, j := range top {
+		if relevant(j) {
+			out.top10++
+		}
+	}
+	return out
+}
+
+// chance is what a random ranking of a gallery scores on queries whose
+// relevant target counts are given: R@K = 1 - C(G-m, K)/C(G, K), MRR the
+// expected reciprocal rank of the first of m relevant among G, P@10 = m/G.
+func chance(gallery int, relevantCounts []int) Score {
+	var s Score
+	g := float64(gallery)
+	memo := map[int]Score{}
+	for _, m := range relevantCounts {
+		c, ok := memo[m]
+		if !ok && m > 0 {
+			recall := func(k int) float64 {
+				miss := 1.0 // P(none of the first k is relevant)
+				for j := range min(k, gallery) {
+					miss *= max(0, g-float64(m)-float64(j)) / (g - float64(j))
+				}
+				return 1 - miss
+			}
+			c.R1, c.R5, c.R10 = recall(1), recall(5), recall(10)
+			miss := 1.0
+			for r := 1; r <= gallery && miss > 0; r++ {
+				left := g - float64(r-1)
+				c.MRR += miss * float64(m) / left / float64(r) // first relevant at r
+				miss *= (left - float64(m)) / left
+			}
+			c.P10 = float64(m) / g
+			memo[m] = c
+		}
+		s.R1 += c.R1
+		s.R5 += c.R5
+		s.R10 += c.R10
+		s.MRR += c.MRR
+		s.P10 += c.P10
+	}
+	s.mean(len(relevantCounts))
+	s.Method = "chance"
 	return s
 }
 
@@ -120,4 +234,20 @@ func unit(v []float32) []float32 {
 	copy(u, v)
 	kernel.Normalize(u)
 	return u
+}
+
+func stddev(xs []float64) float64 {
+	if len(xs) < 2 {
+		return 0
+	}
+	var m float64
+	for _, x := range xs {
+		m += x
+	}
+	m /= float64(len(xs))
+	var v float64
+	for _, x := range xs {
+		v += (x - m) * (x - m)
+	}
+	return math.Sqrt(v / float64(len(xs)-1))
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -12,14 +13,18 @@ import (
 
 func alignCmd() *cobra.Command {
 	c := newCmd("align DB FROM TO", "learn a projection between two modalities' spaces",
-		"Learns a projection from modality FROM to modality TO from the items that carry both,\n"+
-			"stores it (searches from FROM to TO then use it) and prints each method's held-out recall\n"+
-			"(beside the baseline, the vectors used as they are, when the dimensions agree). Modalities\n"+
-			"that share a space are refused (searches compare them directly) unless --force.\n"+
-			"Storing a map drops a calibration made for FROM -> TO; the report says so.",
+		"Learns a projection from modality FROM to modality TO from the items that carry both and\n"+
+			"prints what each method scored, cross-fitted in 5 folds (each item ranked by a map that\n"+
+			"never saw it, against every item's TO vector), beside searching without a map (the pivot,\n"+
+			"and the vectors as they are when the dimensions agree) and the chance level. The best\n"+
+			"method by MRR is stored (searches from FROM to TO then use it) only when it beats searching\n"+
+			"without a map by more than the fold-to-fold spread; otherwise nothing is stored and the\n"+
+			"command fails saying why. Modalities that share a space are refused (searches compare\n"+
+			"them directly) unless --force, which also stores a map that does not beat the route it\n"+
+			"replaces. Storing a map drops a calibration made for FROM -> TO; the report says so.",
 		"mmdb align --method cca media.mmdb image audio", 3)
-	method := c.Flags().String("method", "auto", "learner: auto, ridge, procrustes, cca or infonce (auto tries each and keeps the best held-out R@10)")
-	force := c.Flags().Bool("force", false, "learn and store a map even between modalities of one space (it then replaces the direct route)")
+	method := c.Flags().String("method", "auto", "learner: auto, ridge, procrustes, cca or infonce (auto tries each and keeps the best cross-fitted MRR)")
+	force := c.Flags().Bool("force", false, "store a map even where searching without one does as well: between modalities of one space (it then replaces the direct route), or when no method beats the pivot")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		return runAlign(c.Context(), args, c.OutOrStdout(), c.ErrOrStderr(), *method, *force, *asJSON)
@@ -40,7 +45,13 @@ func runAlign(ctx context.Context, args []string, stdout, stderr io.Writer, meth
 		return err
 	}
 	defer db.Close()
-	rep, err := db.Align(ctx, args[1], args[2], &mmdb.AlignOptions{Method: m, Force: force})
+	rep, err := db.Align(ctx, args[1], args[2], &mmdb.AlignOptions{Method: m, Force: force, StoreAny: force})
+	if errors.Is(err, mmdb.ErrNoGain) && rep != nil {
+		// What each method scored is why nothing was stored: show it.
+		if rerr := report(stdout, asJSON, rep, fmt.Sprintf("%s -> %s: %s", args[1], args[2], rep)); rerr != nil {
+			return rerr
+		}
+	}
 	if err != nil {
 		return err
 	}

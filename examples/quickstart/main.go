@@ -69,7 +69,7 @@ func main() {
 	// Audio from another encoder: learn a map from the items that carry both.
 	rep, err := db.Align(ctx, "image", "audio", nil) // or "ALIGN image TO audio" in db.Query
 	check(err)
-	fmt.Print(rep) // every method's held-out recall; the best is stored
+	fmt.Print(rep) // every method cross-fitted beside the pivot and chance; the best is stored if it beats the pivot
 	res, err = db.Query(ctx, "SEARCH audio NEAR image OF 'item-012' LIMIT 3")
 	check(err)
 	fmt.Print(res)

@@ -307,6 +307,9 @@ type AlignmentRecord struct {
 	Bias   []float32     `msgpack:"b,omitempty"`
 	Method string        `msgpack:"method,omitempty"`
 	Report *align.Report `msgpack:"report,omitempty"`
+	// Fitted is a serialised bitmap of the internal IDs of the items the
+	// map was fitted on; empty for maps given whole.
+	Fitted []byte `msgpack:"fitted,omitempty"`
 }
 
 // PutAlignment stores r, replacing the projection between its modalities.

@@ -1,0 +1,120 @@
+package align
+
+import (
+	"math"
+	"slices"
+
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// PivotItems and PivotTemperature shape a soft pivot: a query is carried
+// into the target space as the softmax-weighted mean of the target
+// vectors of its PivotItems nearest pairs, the weights exp((s - s1) / T)
+// of their similarities s to the query (s1 the nearest's). T = 0.02 on
+// cosine similarity: a pair 0.02 less similar than the nearest counts
+// e times less.
+const (
+	PivotItems       = 10
+	PivotTemperature = 0.02
+)
+
+// PivotWeights turns the similarities of a query's nearest pairs (any
+// order) into softmax weights at temperature temp, summing to 1. The
+// nearest gets the most weight; a NaN similarity gets none.
+func PivotWeights(sims []float64, temp float64) []float64 {
+	w := make([]float64, len(sims))
+	top := math.Inf(-1)
+	for _, s := range sims {
+		if s > top {
+			top = s
+		}
+	}
+	var sum float64
+	for i, s := range sims {
+		if math.IsNaN(s) {
+			continue
+		}
+		w[i] = math.Exp((s - top) / temp)
+		sum += w[i]
+	}
+	for i := range w {
+		if sum > 0 {
+			w[i] /= sum
+		}
+	}
+	return w
+}
+
+// Similarity is what a soft pivot weighs a pair by: cosine similarity
+// under Cosine and Dot, and under L2 the negated distance relative to the
+// nearest pair's (so that T means the same share of the distance).
+func Similarity(m modality.Metric, dists []float32) []float64 {
+	s := make([]float64, len(dists))
+	nearest := math.Inf(1)
+	for _, d := range dists {
+		nearest = min(nearest, math.Sqrt(math.Max(float64(d), 0)))
+	}
+	for i, d := range dists {
+		switch m {
+		case modality.L2:
+			e := math.Sqrt(math.Max(float64(d), 0))
+			if nearest > 0 {
+				s[i] = -e / nearest
+			} else if e > 0 {
+				s[i] = math.Inf(-1)
+			}
+		default:
+			s[i] = 1 - float64(d) // cosine distance of unit vectors
+		}
+	}
+	return s
+}
+
+// softPivot carries source vectors into the target space through pairs.
+type softPivot struct {
+	src    *ranker // the pairs' source vectors
+	ys     [][]float32
+	metric modality.Metric // the source's
+}
+
+func newSoftPivot(p Pairs, source modality.Metric) *softPivot {
+	if source == 0 || source == modality.Dot {
+		source = modality.Cosine
+	}
+	return &softPivot{src: newRanker(p.X, source), ys: p.Y, metric: source}
+}
+
+// apply returns x carried into the target space.
+func (sp *softPivot) apply(x []float32) []float32 {
+	q := x
+	if sp.metric == modality.Cosine {
+		q = unit(x)
+	}
+	idx := make([]int, len(sp.src.targets))
+	dists := make([]float32, len(idx))
+	for j, t := range sp.src.targets {
+		idx[j], dists[j] = j, sp.metric.Distance(q, t)
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case dists[a] < dists[b]:
+			return -1
+		case dists[a] > dists[b]:
+			return 1
+		}
+		return 0
+	})
+	idx = idx[:min(PivotItems, len(idx))]
+	near := make([]float32, len(idx))
+	for k, j := range idx {
+		near[k] = dists[j]
+	}
+	w := PivotWeights(Similarity(sp.metric, near), PivotTemperature)
+	out := make([]float32, len(sp.ys[0]))
+	for k, j := range idx {
+		for i, v := range sp.ys[j] {
+			out[i] += float32(w[k]) * v
+		}
+	}
+	return out
+}

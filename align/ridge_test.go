@@ -1,0 +1,112 @@
+package align
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/kernel"
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/stretchr/testify/require"
+	"gonum.org/v1/gonum/mat"
+)
+
+// The eigenbasis solution of each fold gives the predictions of the
+// direct solve, in both forms (more pairs than dimensions, and fewer), for
+// both priors, under Cosine (compared as directions) and L2.
+func TestFoldRidgeMatchesDirectSolve(t *testing.T) {
+	for _, c := range []struct{ n, d int }{{60, 8}, {12, 30}} {
+		for _, metric := range []modality.Metric{modality.Cosine, modality.L2} {
+			for _, identity := range []bool{false, true} {
+				t.Run(fmt.Sprintf("n%d_d%d_%v_identity%v", c.n, c.d, metric, identity), func(t *testing.T) {
+					rng := testRNG(21)
+					x := randRows(rng, c.n+5, c.d, nil)
+					y := mapRows(rng, x, randDense(rng, c.d, c.d, 1), 1, nil, 0.3)
+					train := Pairs{X: x[:c.n], Y: y[:c.n]}
+					test := Pairs{X: x[c.n:], Y: y[c.n:]}
+					fr, err := newFoldRidge(train, test)
+					require.NoError(t, err)
+					for _, lambda := range []float64{0.01, 1, 100} {
+						proj, err := fitRidge(train, lambda, identity, metric)
+						require.NoError(t, err)
+						got, err := fr.predict(lambda, identity, metric)
+						require.NoError(t, err)
+						for i, xq := range test.X {
+							want := proj.Apply(xq)
+							g := got[i]
+							if metric == modality.Cosine {
+								g = append([]float32(nil), g...)
+								kernel.Normalize(g)
+							}
+							for j := range want {
+								require.InDelta(t, want[j], g[j], 1e-4, "lambda %g query %d dim %d", lambda, i, j)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// With fewer pairs than dimensions CCA takes the whitened cross-
+// covariance's SVD from two thin QR factors; its singular values and
+// vectors are those of the full matrix (vectors up to sign).
+func TestWhitenedSVDLowRankMatchesFull(t *testing.T) {
+	const n, d1, d2 = 15, 30, 25
+	rng := testRNG(41)
+	x, y := dense(randRows(rng, n, d1, nil)), dense(randRows(rng, n, d2, nil))
+	centre(x)
+	centre(y)
+	cxx, _ := gram(x, 0.5)
+	cyy, _ := gram(y, 0.5)
+	kx, err := whitener(cxx)
+	require.NoError(t, err)
+	ky, err := whitener(cyy)
+	require.NoError(t, err)
+	u, v, sv, err := whitenedSVD(x, y, kx, ky)
+	require.NoError(t, err)
+	// The full matrix, by the other branch's arithmetic.
+	var cxy, tm, m mat.Dense
+	cxy.Mul(x.T(), y)
+	cxy.Scale(1/float64(n), &cxy)
+	tm.Mul(kx.T(), &cxy)
+	m.Mul(&tm, ky)
+	var svd mat.SVD
+	require.True(t, svd.Factorize(&m, mat.SVDThin))
+	var fu, fv mat.Dense
+	svd.UTo(&fu)
+	svd.VTo(&fv)
+	full := svd.Values(nil)
+	for k := range 5 { // the leading, well separated components
+		require.InDelta(t, full[k], sv[k], 1e-9)
+		var du, dv float64
+		for i := range d1 {
+			du += fu.At(i, k) * u.At(i, k)
+		}
+		for i := range d2 {
+			dv += fv.At(i, k) * v.At(i, k)
+		}
+		require.InDelta(t, 1, math.Abs(du), 1e-6, "component %d", k)
+		require.InDelta(t, du, dv, 1e-6, "component %d: U and V flip signs together", k)
+	}
+}
+
+// The dual solve (fewer pairs than dimensions) is the primal one.
+func TestRidgeDualMatchesPrimal(t *testing.T) {
+	const n, d = 12, 30
+	rng := testRNG(43)
+	x := randRows(rng, n, d, nil)
+	p := Pairs{X: x, Y: mapRows(rng, x, randDense(rng, d, d, 1), 1, nil, 0.3)}
+	for _, identity := range []bool{false, true} {
+		for _, lambda := range []float64{0.01, 1, 100} {
+			dual, err := fitRidgeDual(p, lambda, identity, modality.L2)
+			require.NoError(t, err)
+			primal, err := newRidgeStats(p).solve(lambda, identity, modality.L2)
+			require.NoError(t, err)
+			require.Less(t, maxAbsDiff(t, dual.W, primal.W), 1e-6, "lambda %g identity %v", lambda, identity)
+			require.Less(t, maxAbsVec(dual.Bias, primal.Bias), 1e-6)
+			require.Equal(t, primal.Params, dual.Params)
+		}
+	}
+}
