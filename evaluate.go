@@ -159,12 +159,7 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
 	set.sample(maxQ)
-	var ranks []int
-	if in.route == RoutePivot {
-		ranks, err = db.pivotRanks(ctx, in.probe, in.target, set.qvecs, set.qids, slices.Max(ks))
-	} else {
-		ranks, err = db.exactRanks(ctx, in, set, false)
-	}
+	ranks, err := db.exactRanks(ctx, in, set, false)
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
@@ -253,9 +248,7 @@ func (in *evalInput) gather() (*evalSet, error) {
 		if !ok {
 			continue
 		}
-		if in.route != RoutePivot {
-			s.tvecs = append(s.tvecs, tv...)
-		}
+		s.tvecs = append(s.tvecs, tv...)
 		if pv, ok := in.pidx.Vector(id); ok {
 			s.qvecs = append(s.qvecs, pv)
 			s.qids = append(s.qids, id)
@@ -319,6 +312,11 @@ func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corre
 		if p.plan.Probes[0].Route != in.route || p.probes[0].calib != want {
 			return fmt.Errorf("%w: the %s->%s alignment or calibration changed during the evaluation; run it again", ErrChanged, in.probe, in.target)
 		}
+		if in.route == RoutePivot {
+			rank, err := db.pivotRank(p, set, i)
+			ranks[i] = rank
+			return err
+		}
 		if set.qmaps != nil && set.qmaps[i] != nil { // cross-fitted
 			v, err := set.qmaps[i].carry(in.tm, set.qvecs[i])
 			if err == nil {
@@ -359,44 +357,27 @@ func parallel(ctx context.Context, n int, f func(i int) error) error {
 	return errors.Join(errs...)
 }
 
-// notRanked is the rank of a query's own target that a pivot search did
-// not return at all.
+// notRanked is the rank of a query's own target when its probe could not
+// be carried into the target's space at all (a pivot whose neighbours all
+// lost their target vectors meanwhile): a miss for every R@K, nothing to
+// MRR, and past every target for the median.
 const notRanked = math.MaxInt32
 
-// pivotRanks ranks each query's own target through the pivot route, with
-// the query's own item taken out of the items it may pivot through
-// (otherwise its own target vector would answer it). Ranks past the
-// search depth are notRanked: they count as misses for every R@K and add
-// nothing to MRR.
-func (db *DB) pivotRanks(ctx context.Context, probe, target string, qvecs [][]float32, qids []uint32, maxK int) ([]int, error) {
-	ranks := make([]int, len(qvecs))
-	for i, qv := range qvecs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		p, err := db.plan(ctx, Query{Target: target, K: maxK, Probes: []Probe{{Modality: probe, Vector: qv}}})
-		if err != nil {
-			return nil, err
-		}
-		p.probes[0].shared.Remove(qids[i])
-		if p.probes[0].shared.IsEmpty() {
-			return nil, fmt.Errorf("%w: only one item carries both %s and %s; a pivot needs others", ErrInvalidQuery, probe, target)
-		}
-		p.plan.K = p.plan.Depth // rank as deep as the search goes
-		hits, err := db.execute(ctx, p, nil)
-		if err != nil {
-			return nil, err
-		}
-		ext := db.items.name(qids[i])
-		ranks[i] = notRanked
-		for r, h := range hits {
-			if h.ID == ext {
-				ranks[i] = r + 1
-				break
-			}
-		}
+// pivotRank ranks query i through the pivot route, with the query's own
+// item taken out of the items it may pivot through (otherwise its own
+// target vector would answer it).
+func (db *DB) pivotRank(p *planned, set *evalSet, i int) (int, error) {
+	pr := &p.probes[0]
+	pr.shared.Remove(set.qids[i])
+	if pr.shared.IsEmpty() {
+		return 0, fmt.Errorf("%w: only one item carries both %s and %s; a pivot needs others", ErrInvalidQuery, pr.pm.Name, p.plan.Target)
 	}
-	return ranks, nil
+	v, err := db.pivotVector(p, *pr)
+	if err != nil || v == nil {
+		return notRanked, err
+	}
+	pr.vec = v
+	return p.rankOf(0, set.tvecs, set.tids, set.own[i]), nil
 }
 
 func summarise(probe, target string, ranks []int, targets int, ks []int) EvalReport {

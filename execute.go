@@ -4,10 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
+	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/kernel"
@@ -19,9 +19,9 @@ import (
 // Each probe reaches the target by a route: aligned when an Alignment
 // from the probe's modality to the target is stored (the probe is
 // projected into the target's space); direct when the probe's modality
-// shares the target's Space, dimension and metric; otherwise pivot,
-// through the probe modality's nearest items that also carry the target
-// modality. With no route, Search fails with ErrNoRoute naming what is
+// shares the target's Space, dimension and metric; otherwise pivot: the
+// probe is carried into the target's space as the softmax-weighted mean of
+// the target vectors of its nearest items that carry both modalities. With no route, Search fails with ErrNoRoute naming what is
 // missing. A filter becomes a bitmap first; small candidate sets are
 // scanned exactly, large ones searched in the graph with the bitmap as an
 // allow-list. Several probes are fused (Query.Fuse). Explain shows the
@@ -185,14 +185,20 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 			list = search(pr.vec, plan.Depth)
 			timed("search "+pr.pm.Name+" -> "+plan.Target, start, len(list))
 		} else {
-			list = db.pivot(p, pr, search)
-			timed("pivot "+pr.pm.Name+" -> "+plan.Target, start, len(list))
+			vec, err := db.pivotVector(p, pr)
+			if err != nil {
+				return nil, err
+			}
+			if vec != nil {
+				list = search(vec, plan.Depth)
+			}
+			timed("pivot "+pr.pm.Name+" -> "+plan.Target+" (soft pivot, one search)", start, len(list))
 		}
 		lists = append(lists, list)
 		weights = append(weights, float64(plan.Probes[i].Weight))
 	}
 	if len(lists) == 1 {
-		return db.hits(p, lists[0], plan.K, plan.Probes[0].Route == RoutePivot), nil
+		return db.hits(p, lists[0], plan.K, false), nil
 	}
 	start := time.Now()
 	fused, err := fusion.Fuse(plan.Fusion, lists, weights)
@@ -203,52 +209,52 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 	return db.hits(p, fused, plan.K, true), nil
 }
 
-// pivot searches the probe's own modality among the items that also carry
-// the target modality, takes the nearest ones' target vectors, searches
-// the target with each, and fuses the lists by RRF, weighted by how close
-// each pivot item is to the probe (pivotWeight).
-func (db *DB) pivot(p *planned, pr plannedProbe, search func([]float32, int) []fusion.Ranked) []fusion.Ranked {
+// pivotVector carries a pivot probe into the target's space: the
+// softmax-weighted mean (align.PivotWeights, temperature
+// align.PivotTemperature) of the target vectors of its align.PivotItems
+// nearest items among those that carry both modalities, prepared as a
+// target query (normalised under Cosine). Align scores the same soft
+// pivot beside its learners. Its hits then carry real similarities in the
+// target's space, as on every other route. nil when no neighbour has a
+// target vector.
+func (db *DB) pivotVector(p *planned, pr plannedProbe) ([]float32, error) {
 	opts := hnsw.SearchOptions{Ef: hnsw.DefaultEfSearch, Allow: pr.shared}
 	if n := int(pr.shared.GetCardinality()); p.exactAll || n <= db.exactCutoff(hnsw.DefaultEfSearch, pr.pidx.Len()) {
 		opts.Exact = true
 	}
-	near := pr.pidx.Search(pr.vec, pivotItems, opts)
-	var lists [][]fusion.Ranked
-	var weights []float64
+	near := pr.pidx.Search(pr.vec, align.PivotItems, opts)
+	var dists []float32
+	var tvs [][]float32
 	for _, n := range near {
 		tv, ok := p.tidx.Vector(n.ID)
 		if !ok {
-			continue // this neighbour has no vector of the target modality
+			continue // this neighbour's target vector is leaving
 		}
-		lists = append(lists, search(tv, p.plan.Depth))
-		weights = append(weights, pivotWeight(pr.pm.Metric, n.Dist, len(lists)))
-		if len(lists) == pivotItems {
-			break
+		d := n.Dist
+		if pr.pm.Metric == modality.Dot { // weigh by cosine, as align does
+			pv, ok := pr.pidx.Vector(n.ID)
+			if !ok {
+				continue
+			}
+			d = 1 - kernel.DotProduct(pr.vec, pv)/(kernel.Norm(pr.vec)*kernel.Norm(pv))
+		}
+		dists, tvs = append(dists, d), append(tvs, tv)
+	}
+	if len(tvs) == 0 {
+		return nil, nil
+	}
+	w := align.PivotWeights(align.Similarity(pr.pm.Metric, dists), align.PivotTemperature)
+	out := make([]float32, p.tm.Dim)
+	for k, tv := range tvs {
+		for j, v := range tv {
+			out[j] += float32(w[k]) * v
 		}
 	}
-	if len(lists) == 0 {
-		return nil
+	v, err := p.tm.Prepare(out)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the %s probe carried through its nearest items: %w", ErrInvalidQuery, pr.pm.Name, err)
 	}
-	// RRF with k = 60 rewards agreement between pivots over the rank within
-	// one pivot's list. On a neighbourhood-preserving pair of spaces
-	// (TestEvaluateAlignedAndPivot) it gave R@10 0.893, against 0.807 for
-	// a weighted sum of min-max scores and 0.643 for RRF with k = 1; the
-	// price is that many far pivots can outvote one that sits on the probe.
-	fused, _ := fusion.Fuse(fusion.RRF, lists, weights) // RRF merges any lists
-	return fused
-}
-
-// pivotWeight is how much a pivot item's list counts: its cosine
-// similarity (floored at 0.001) under Cosine, 1/(1+distance) under L2, and
-// 1/rank under Dot, whose scores have no fixed scale or sign.
-func pivotWeight(m modality.Metric, dist float32, rank int) float64 {
-	switch m {
-	case modality.L2:
-		return 1 / (1 + math.Sqrt(math.Max(float64(dist), 0)))
-	case modality.Dot:
-		return 1 / float64(rank)
-	}
-	return math.Max(1-float64(dist), 1e-3)
+	return v, nil
 }
 
 // hits maps internal IDs to external ones and scores to Hits. For fused

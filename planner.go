@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/storage"
@@ -22,10 +23,6 @@ import (
 // vs graph 1.83 ms at 10%; 2.14 ms vs 0.93 ms at 50%), which this constant
 // puts at 25k.
 const exactCost = 100
-
-// pivotItems is how many of the probe modality's nearest items a pivot
-// route goes through.
-const pivotItems = 10
 
 // planned is a plan plus what executing it needs.
 type planned struct {
@@ -194,7 +191,10 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 		if both == 0 {
 			return ProbePlan{}, plannedProbe{}, fmt.Errorf("%w; no %s->%s alignment is stored, and no item carries both to pivot through", direct, pm.Name, tm.Name)
 		}
-		pp.Why = fmt.Sprintf("spaces differ (%q, %q); through the %d nearest %s items, %d items carry both", pm.SpaceName(), tm.SpaceName(), pivotItems, pm.Name, both)
+		pp.Why = fmt.Sprintf("spaces differ (%q, %q); carried as the softmax-weighted mean of the %s vectors of its %d nearest %s items (T %g), of the %d that carry both", pm.SpaceName(), tm.SpaceName(), tm.Name, align.PivotItems, pm.Name, align.PivotTemperature, both)
+		if both >= align.MinPairs*4 {
+			pp.Why += fmt.Sprintf("; ALIGN %s TO %s can learn a map from them, and its report says whether it beats this pivot", pm.Name, tm.Name)
+		}
 	}
 	var calib *Calibration
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !noCorrections && route != RoutePivot {

@@ -2,11 +2,13 @@ package mmdb
 
 import (
 	"fmt"
-	"github.com/mmdb-go/mmdb/fusion"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/mmdb-go/mmdb/align"
+	"github.com/mmdb-go/mmdb/fusion"
 
 	"github.com/mmdb-go/mmdb/internal/querytest"
 	"github.com/mmdb-go/mmdb/query"
@@ -327,8 +329,8 @@ func TestQueryStatements(t *testing.T) {
 }
 
 // Evaluate follows the route: aligned ranks exactly after projection,
-// pivot ranks through Search with the query's own item barred from the
-// pivot set (else its own target vector would answer it).
+// pivot ranks after the soft pivot with the query's own item barred from
+// the pivot set (else its own target vector would answer it).
 func TestEvaluateAlignedAndPivot(t *testing.T) {
 	db, _ := openTest(t, Modality{Name: "text", Dim: 8, Metric: Cosine, Space: "a"}, Modality{Name: "audio", Dim: 6, Metric: Cosine, Space: "b"})
 	r := rand.New(rand.NewPCG(5, 6))
@@ -356,6 +358,25 @@ func TestEvaluateAlignedAndPivot(t *testing.T) {
 		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"text": txt, "audio": project(latent)}})
 	}
 	require.NoError(t, db.Put(ctx, items...))
+
+	// Through the soft pivot, an item's own text finds its own sound first
+	// (its own neighbour weighs the most), and the hits carry real cosine
+	// similarities in the audio space, not fusion scores.
+	for _, id := range []string{"0", "17", "123", "299"} {
+		hits, err := db.Search(ctx, Query{Target: "audio", K: 10, Probes: []Probe{{Modality: "text", ItemID: id}}})
+		require.NoError(t, err)
+		require.NotEmpty(t, hits)
+		assert.Equal(t, id, hits[0].ID)
+		for _, h := range hits {
+			assert.False(t, h.Fused)
+			assert.True(t, h.Score >= -1 && h.Score <= 1.0001, "score %v", h.Score)
+			assert.InDelta(t, 1-h.Score, h.Distance, 1e-6)
+		}
+	}
+	plan, err := db.Explain(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "text", ItemID: "0"}}})
+	require.NoError(t, err)
+	assert.Contains(t, plan.Probes[0].Why, "softmax-weighted mean")
+	assert.Contains(t, plan.Probes[0].Why, "ALIGN text TO audio can learn a map", "300 items carry both")
 
 	piv, err := db.Evaluate(ctx, "text", "audio", nil)
 	require.NoError(t, err)
@@ -387,12 +408,20 @@ func TestFusionAndPivotUnderL2(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "near", hits[0].ID)
 
-	// Pivot weights grow with closeness in every metric, and stay finite.
-	assert.Greater(t, pivotWeight(L2, 0, 1), pivotWeight(L2, 100, 2))
-	assert.Equal(t, 1.0, pivotWeight(L2, 0, 1))
-	assert.Greater(t, pivotWeight(Cosine, 0.1, 1), pivotWeight(Cosine, 0.5, 2))
-	assert.Equal(t, 1e-3, pivotWeight(Cosine, 1.7, 3), "opposite directions still count a little")
-	assert.Greater(t, pivotWeight(Dot, -50, 1), pivotWeight(Dot, -40, 2))
+	// Pivot weights grow with closeness under L2 and Cosine (index
+	// distances: squared Euclidean, 1 - cosine), sum to 1, stay finite.
+	for _, c := range []struct {
+		m     Metric
+		dists []float32
+	}{{L2, []float32{0, 100, 4}}, {L2, []float32{1, 100, 4}}, {Cosine, []float32{0.1, 1.7, 0.5}}} {
+		w := align.PivotWeights(align.Similarity(c.m, c.dists), align.PivotTemperature)
+		assert.Greater(t, w[0], w[2], "%v %v", c.m, c.dists)
+		assert.GreaterOrEqual(t, w[2], w[1], "%v %v", c.m, c.dists)
+		assert.InDelta(t, 1, w[0]+w[1]+w[2], 1e-12)
+		for _, x := range w {
+			assert.False(t, math.IsNaN(x) || math.IsInf(x, 0))
+		}
+	}
 
 	for _, w := range []float32{-1, float32(math.NaN()), float32(math.Inf(1))} {
 		_, err := db.Search(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: []float32{1, 0}, Weight: w}}})

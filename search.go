@@ -81,7 +81,7 @@ type Hit struct {
 	// Distance: lower is better. 1 - cosine, -dot, or Euclidean distance.
 	Distance float32
 	// Fused is set when the hit's rank fuses several rankings (several
-	// probes, a pivot, several targets): Score is then the fusion score
+	// probes, or several targets): Score is then the fusion score
 	// (RRF, weighted or DBSF, as the plan says), not a similarity, and
 	// Distance is its negation. Neither is NaN or Inf.
 	Fused bool
