@@ -209,6 +209,12 @@ type AlignOptions struct {
 	// otherwise with ErrSharedSpace: searches between them take the
 	// direct route, which a map would replace).
 	Force bool
+	// Label names an attribute whose value is each item's class, for
+	// items paired by class rather than one to one (a spoken digit with a
+	// written one): a target of the query's class counts as a hit when
+	// methods are scored and chosen, and InfoNCE does not treat the
+	// query's classmates as negatives. Items without it are an error.
+	Label string
 	// StoreAny stores the best method's map even when it does not beat
 	// searching without one (refused otherwise with ErrNoGain). FORCE in
 	// an ALIGN statement and --force in mmdb align set both.
@@ -259,6 +265,9 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 		return nil, fmt.Errorf("mmdb: align: %w: %w", ErrInvalidQuery, err)
 	}
 	pairs, ids, fm, tm, err := db.alignPairs(from, to, opts.Force)
+	if err == nil && opts.Label != "" {
+		pairs.Classes, err = db.labels(opts.Label, ids)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: align %s->%s: %w", from, to, err)
 	}

@@ -385,6 +385,32 @@ func TestAlignDigitsToSpeechEndToEnd(t *testing.T) {
 	ex, err := db.Query(ctx, "EXPLAIN SEARCH audio NEAR image OF 'img-0' WHERE speaker = 'theo'")
 	require.NoError(t, err)
 	assert.True(t, strings.Contains(ex.String(), "aligned route"), ex.String())
+
+	// The pairs are made by class: item to item, Evaluate sees almost
+	// nothing; by the digit label, most of each top 10 is right.
+	own, err := db.Evaluate(ctx, "image", "audio", nil)
+	require.NoError(t, err)
+	t.Logf("item to item: %s", own)
+	assert.Less(t, own.Recall[1], 0.01)
+	byDigit, err := db.Evaluate(ctx, "image", "audio", &EvalOptions{Label: "digit"})
+	require.NoError(t, err)
+	t.Logf("by digit: %s", byDigit)
+	assert.Equal(t, "digit", byDigit.Label)
+	assert.Greater(t, byDigit.Recall[1], 0.8)
+	assert.Greater(t, byDigit.Precision[10], 0.8)
+	assert.InDelta(t, 0.1, byDigit.ChanceRecall[1], 0.01, "ten digits: chance is one in ten")
+	assert.Contains(t, byDigit.String(), "P@10")
+	// Align by the label scores and chooses by it: here the pivot through
+	// the nearest images' recordings finds the right digit more often than
+	// CCA, so no map is kept.
+	rep, err := db.Align(ctx, "image", "audio", &AlignOptions{Method: align.CCA, Label: "digit"})
+	t.Logf("ALIGN by digit: %v\n%s", err, rep)
+	require.ErrorIs(t, err, ErrNoGain)
+	assert.Greater(t, rep.Scores[0].P10, 0.8)
+	assert.Contains(t, rep.Why, "does better")
+	_, err = db.Evaluate(ctx, "image", "audio", &EvalOptions{Label: "speaker"})
+	require.ErrorIs(t, err, ErrInvalidQuery, "the pairs have no speaker attribute")
+	assert.Contains(t, err.Error(), `has no "speaker" attribute`)
 }
 
 // A calibration through an alignment is measured on the projected,

@@ -7,8 +7,10 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
+	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/hnsw"
 )
 
@@ -24,6 +26,11 @@ type EvalOptions struct {
 	// exists for the pair, the report gives the corrected figures and
 	// Before the uncorrected ones, both over the items outside its bank.
 	NoCorrections bool
+	// Label names an attribute whose value is each item's class: a target
+	// of the query's class counts as a hit (items paired by class, not
+	// one to one), and the report adds the precision by label. Query items
+	// without it are an error.
+	Label string
 	// InSample ranks every item through a stored map learned by Align,
 	// the items it was fitted on included: training figures, flagged in
 	// the report. By default those items are held out (see Evaluate).
@@ -68,6 +75,11 @@ type EvalReport struct {
 	// (EvalOptions.InSample, or a map given to SetAlignment, whose
 	// training items are unknown): the figures may be training figures.
 	InSample bool `json:",omitempty"`
+	// Label is EvalOptions.Label: with it, Recall and MRR count the first
+	// target of the query's label, and Precision[k] is the mean share of
+	// the top k that have it.
+	Label     string          `json:",omitempty"`
+	Precision map[int]float64 `json:",omitempty"`
 	// ChanceRecall and ChanceMRR are what a random ranking of the same
 	// targets scores.
 	ChanceRecall map[int]float64
@@ -87,6 +99,12 @@ func (r EvalReport) String() string {
 	}
 	for _, k := range ks {
 		s += fmt.Sprintf(" R@%d %.3f", k, r.Recall[k])
+	}
+	if r.Label != "" {
+		s = strings.Replace(s, ":", fmt.Sprintf(", a hit being a target of the query's %s:", r.Label), 1)
+		for _, k := range ks {
+			s += fmt.Sprintf(" P@%d %.3f", k, r.Precision[k])
+		}
 	}
 	if r.MedianBeyond {
 		s += fmt.Sprintf(" MRR %.3f median rank beyond the %d targets (most were never returned)", r.MRR, r.Targets)
@@ -155,39 +173,49 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 	if err == nil {
 		err = db.holdOut(ctx, in, set, opts.InSample)
 	}
+	if err == nil && opts.Label != "" {
+		err = db.labelSet(set, opts.Label)
+	}
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
 	set.sample(maxQ)
-	ranks, err := db.exactRanks(ctx, in, set, false)
+	ranks, tops, err := db.exactRanks(ctx, in, set, false, slices.Max(ks))
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	rep := set.report(in, ranks, ks)
+	rep := set.report(in, ranks, tops, ks)
 	if in.calib == nil {
 		return rep, nil
 	}
-	if ranks, err = db.exactRanks(ctx, in, set, true); err != nil {
+	if ranks, tops, err = db.exactRanks(ctx, in, set, true, slices.Max(ks)); err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
-	after := set.report(in, ranks, ks)
+	after := set.report(in, ranks, tops, ks)
 	after.Corrections = in.calib.describe()
 	after.Before = &rep
 	return after, nil
 }
 
-// report summarises the ranks of set's queries.
-func (set *evalSet) report(in *evalInput, ranks []int, ks []int) EvalReport {
+// report summarises the ranks of set's queries, and with labels the
+// precision in each query's top k (tops).
+func (set *evalSet) report(in *evalInput, ranks []int, tops [][]int, ks []int) EvalReport {
 	r := summarise(in.probe, in.target, ranks, len(set.tids), ks)
-	r.Route, r.HeldOut, r.InSample = in.route, set.heldOut, set.inSample
+	r.Route, r.HeldOut, r.InSample, r.Label = in.route, set.heldOut, set.inSample, set.label
 	r.ChanceRecall = map[int]float64{}
-	t := float64(len(set.tids))
+	if tops != nil {
+		r.Precision = map[int]float64{}
+		for _, k := range ks {
+			for _, top := range tops {
+				r.Precision[k] += float64(top[k-1]) / float64(k) / float64(len(tops))
+			}
+		}
+	}
+	chance := align.Chance(len(set.tids), set.relevantCounts())
 	for _, k := range ks {
-		r.ChanceRecall[k] = min(1, float64(k)/t)
+		r.ChanceRecall[k] = chance.Recall(k)
 	}
-	for i := 1; i <= len(set.tids); i++ {
-		r.ChanceMRR += 1 / float64(i) / t // the own target equally likely at each rank
-	}
+	r.ChanceMRR = chance.MRR
 	return r
 }
 
@@ -233,6 +261,27 @@ type evalSet struct {
 	qmaps    []*Alignment // nil, or per query (nil: the stored map)
 	heldOut  string
 	inSample bool
+	// label, and each query's and target row's class (-1: none); nil
+	// without a label.
+	label      string
+	qlab, tlab []int
+}
+
+// relevantCounts gives, per query, how many targets answer it: its own,
+// or those of its label.
+func (s *evalSet) relevantCounts() []int {
+	out := make([]int, len(s.qids))
+	per := map[int]int{}
+	for _, l := range s.tlab {
+		per[l]++
+	}
+	for i := range out {
+		out[i] = 1
+		if s.qlab != nil {
+			out[i] = per[s.qlab[i]]
+		}
+	}
+	return out
 }
 
 // gather copies the vectors: every live item with a target vector is a
@@ -271,12 +320,18 @@ func (s *evalSet) keep(f func(i int) bool) {
 			if s.qmaps != nil {
 				s.qmaps[n] = s.qmaps[i]
 			}
+			if s.qlab != nil {
+				s.qlab[n] = s.qlab[i]
+			}
 			n++
 		}
 	}
 	s.qvecs, s.qids, s.own = s.qvecs[:n], s.qids[:n], s.own[:n]
 	if s.qmaps != nil {
 		s.qmaps = s.qmaps[:n]
+	}
+	if s.qlab != nil {
+		s.qlab = s.qlab[:n]
 	}
 }
 
@@ -296,10 +351,15 @@ func (s *evalSet) sample(maxQ int) {
 // exactRanks plans each query as Search plans a probe given by vector
 // (with or without the stored corrections) and ranks its own target among
 // all the targets as the executor's exact scan would (planned.rankOf).
-// Queries are split across the CPUs.
-func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corrected bool) ([]int, error) {
-	ranks := make([]int, len(set.qvecs))
-	err := parallel(ctx, len(set.qvecs), func(i int) error {
+// With labels (set.qlab), the rank is that of the first target with the
+// query's label, and tops[q][k-1] counts those in the top k. Queries are
+// split across the CPUs.
+func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corrected bool, maxK int) (ranks []int, tops [][]int, err error) {
+	ranks = make([]int, len(set.qvecs))
+	if set.qlab != nil {
+		tops = make([][]int, len(set.qvecs))
+	}
+	err = parallel(ctx, len(set.qvecs), func(i int) error {
 		p, err := db.plan(ctx, Query{Target: in.target, K: 1, NoCorrections: !corrected,
 			Probes: []Probe{{Modality: in.probe, Vector: set.qvecs[i]}}})
 		if err != nil {
@@ -312,25 +372,56 @@ func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corre
 		if p.plan.Probes[0].Route != in.route || p.probes[0].calib != want {
 			return fmt.Errorf("%w: the %s->%s alignment or calibration changed during the evaluation; run it again", ErrChanged, in.probe, in.target)
 		}
-		if in.route == RoutePivot {
-			rank, err := db.pivotRank(p, set, i)
-			ranks[i] = rank
-			return err
+		ok, err := db.evalProbe(p, in, set, i, want)
+		if err != nil {
+			return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
 		}
-		if set.qmaps != nil && set.qmaps[i] != nil { // cross-fitted
-			v, err := set.qmaps[i].carry(in.tm, set.qvecs[i])
-			if err == nil {
-				v, err = want.centre(in.tm, v)
+		switch {
+		case !ok:
+			ranks[i] = notRanked
+			if tops != nil {
+				tops[i] = make([]int, maxK)
 			}
-			if err != nil {
-				return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
-			}
-			p.probes[0].vec = v
+		case set.qlab != nil:
+			lab := set.qlab[i]
+			ranks[i], tops[i] = p.rankOfAny(0, set.tvecs, set.tids, func(j int) bool { return set.tlab[j] == lab }, maxK)
+		default:
+			ranks[i] = p.rankOf(0, set.tvecs, set.tids, set.own[i])
 		}
-		ranks[i] = p.rankOf(0, set.tvecs, set.tids, set.own[i])
 		return nil
 	})
-	return ranks, err
+	return ranks, tops, err
+}
+
+// evalProbe sets query i's probe vector where Evaluate departs from the
+// plan: through the pivot with the query's own item barred from the items
+// it pivots through (otherwise its own target vector would answer it),
+// or through the map cross-fitted without it. ok is false when the pivot
+// found no neighbour with a target vector.
+func (db *DB) evalProbe(p *planned, in *evalInput, set *evalSet, i int, calib *Calibration) (ok bool, err error) {
+	pr := &p.probes[0]
+	switch {
+	case in.route == RoutePivot:
+		pr.shared.Remove(set.qids[i])
+		if pr.shared.IsEmpty() {
+			return false, fmt.Errorf("%w: only one item carries both %s and %s; a pivot needs others", ErrInvalidQuery, in.probe, in.target)
+		}
+		v, err := db.pivotVector(p, *pr)
+		if err != nil || v == nil {
+			return false, err
+		}
+		pr.vec = v
+	case set.qmaps != nil && set.qmaps[i] != nil: // cross-fitted
+		v, err := set.qmaps[i].carry(in.tm, set.qvecs[i])
+		if err == nil {
+			v, err = calib.centre(in.tm, v)
+		}
+		if err != nil {
+			return false, err
+		}
+		pr.vec = v
+	}
+	return true, nil
 }
 
 // parallel calls f(0..n-1) on every CPU and returns the first error, or
@@ -362,23 +453,6 @@ func parallel(ctx context.Context, n int, f func(i int) error) error {
 // lost their target vectors meanwhile): a miss for every R@K, nothing to
 // MRR, and past every target for the median.
 const notRanked = math.MaxInt32
-
-// pivotRank ranks query i through the pivot route, with the query's own
-// item taken out of the items it may pivot through (otherwise its own
-// target vector would answer it).
-func (db *DB) pivotRank(p *planned, set *evalSet, i int) (int, error) {
-	pr := &p.probes[0]
-	pr.shared.Remove(set.qids[i])
-	if pr.shared.IsEmpty() {
-		return 0, fmt.Errorf("%w: only one item carries both %s and %s; a pivot needs others", ErrInvalidQuery, pr.pm.Name, p.plan.Target)
-	}
-	v, err := db.pivotVector(p, *pr)
-	if err != nil || v == nil {
-		return notRanked, err
-	}
-	pr.vec = v
-	return p.rankOf(0, set.tvecs, set.tids, set.own[i]), nil
-}
 
 func summarise(probe, target string, ranks []int, targets int, ks []int) EvalReport {
 	r := EvalReport{Probe: probe, Target: target, N: len(ranks), Targets: targets, Recall: map[int]float64{}}

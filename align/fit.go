@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Fit learns a projection with one method. Auto is FitAuto without the
@@ -66,6 +67,9 @@ type Report struct {
 	// Gallery is the number of targets each query ranked against: every
 	// pair's target.
 	Gallery int
+	// ByClass is set when the pairs had classes: a target of the query's
+	// class counted as a hit.
+	ByClass bool `json:",omitempty"`
 	// Chance is what a random ranking of the gallery scores.
 	Chance Score
 	// Scores has one entry per method, then the baseline (when the
@@ -88,6 +92,9 @@ type Report struct {
 // String formats the report as a small table.
 func (r *Report) String() string {
 	s := fmt.Sprintf("%d pairs, %d-fold cross-fitted: each pair scored by a map that never saw it, against all %d targets\n", r.Pairs, r.Folds, r.Gallery)
+	if r.ByClass {
+		s = strings.Replace(s, "targets\n", "targets (a hit: a target of the pair's class)\n", 1)
+	}
 	for _, sc := range r.Scores {
 		s += "  " + sc.String() + "\n"
 	}
@@ -122,7 +129,7 @@ func FitAuto(ctx context.Context, p Pairs, o Options, only ...Method) (*Projecti
 		methods = Methods
 	}
 	folds := p.folds(min(o.Folds, p.groups()), o.Seed)
-	rep := &Report{Pairs: p.Len(), Folds: len(folds), Gallery: p.Len(), Reference: o.Reference, Chance: chance(p.Len(), p.relevantCounts())}
+	rep := &Report{Pairs: p.Len(), Folds: len(folds), Gallery: p.Len(), ByClass: p.Classes != nil, Reference: o.Reference, Chance: chance(p.Len(), p.relevantCounts())}
 	if rep.Reference == Baseline && d1 != d2 {
 		return nil, nil, fmt.Errorf("%w: the baseline (the source vectors as they are) needs equal dimensions, have %d and %d", ErrBadInput, d1, d2)
 	}
@@ -269,6 +276,9 @@ func (r *Report) decide(force bool) (Method, error) {
 			return best.Method, nil
 		}
 		why = fmt.Sprintf("the best method, %s, has MRR %.3f against %.3f searching without a map (%s): a gain of %+.3f ±%.3f over %d folds is within the fold-to-fold spread", best.Method, best.MRR, ref.MRR, ref.Method, m, sd, r.Folds)
+		if m < 0 && -m > sd {
+			why = fmt.Sprintf("searching without a map (%s) does better than the best method, %s: MRR %.3f against %.3f (%+.3f ±%.3f over %d folds)", ref.Method, best.Method, ref.MRR, best.MRR, -m, sd, r.Folds)
+		}
 		if ref.Method != Baseline && r.beatenByBaseline(best) {
 			why += "; the source vectors as they are score as well: if the two share an embedding space, declare it and search directly"
 		}

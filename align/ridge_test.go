@@ -7,6 +7,7 @@ import (
 
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
 )
@@ -109,4 +110,40 @@ func TestRidgeDualMatchesPrimal(t *testing.T) {
 			require.Equal(t, primal.Params, dual.Params)
 		}
 	}
+}
+
+// The chance level against an independent count: the first relevant of m
+// among G sits at rank r in C(G-r, m-1) of the C(G, m) placements.
+func TestChanceLevel(t *testing.T) {
+	lbinom := func(n, k int) float64 { // log C(n, k)
+		a, _ := math.Lgamma(float64(n + 1))
+		b, _ := math.Lgamma(float64(k + 1))
+		c, _ := math.Lgamma(float64(n - k + 1))
+		return a - b - c
+	}
+	for _, c := range []struct{ g, m int }{{10, 1}, {10, 5}, {500, 1}, {3000, 300}} {
+		var mrr float64
+		atK := map[int]float64{}
+		for r := 1; r <= c.g; r++ {
+			if c.g-r < c.m-1 {
+				break
+			}
+			p := math.Exp(lbinom(c.g-r, c.m-1) - lbinom(c.g, c.m))
+			mrr += p / float64(r)
+			for _, k := range []int{1, 5, 10} {
+				if r <= k {
+					atK[k] += p
+				}
+			}
+		}
+		ch := Chance(c.g, []int{c.m, c.m})
+		assert.InDelta(t, mrr, ch.MRR, 1e-9, "G %d m %d", c.g, c.m)
+		for k, want := range atK {
+			assert.InDelta(t, want, ch.Recall(k), 1e-9, "G %d m %d R@%d", c.g, c.m, k)
+		}
+		assert.InDelta(t, float64(c.m)/float64(c.g), ch.P, 1e-12)
+	}
+	// Queries of different class sizes average.
+	mixed := Chance(10, []int{1, 5})
+	assert.InDelta(t, (0.1+0.5)/2, mixed.Recall(1), 1e-12)
 }

@@ -191,42 +191,65 @@ func (r *ranker) rank(q []float32, relevant func(g int) bool) ranked {
 	return out
 }
 
-// chance is what a random ranking of a gallery scores on queries whose
-// relevant target counts are given: R@K = 1 - C(G-m, K)/C(G, K), MRR the
-// expected reciprocal rank of the first of m relevant among G, P@10 = m/G.
-func chance(gallery int, relevantCounts []int) Score {
-	var s Score
-	g := float64(gallery)
-	memo := map[int]Score{}
-	for _, m := range relevantCounts {
-		c, ok := memo[m]
-		if !ok && m > 0 {
-			recall := func(k int) float64 {
-				miss := 1.0 // P(none of the first k is relevant)
-				for j := range min(k, gallery) {
-					miss *= max(0, g-float64(m)-float64(j)) / (g - float64(j))
-				}
-				return 1 - miss
-			}
-			c.R1, c.R5, c.R10 = recall(1), recall(5), recall(10)
-			miss := 1.0
-			for r := 1; r <= gallery && miss > 0; r++ {
-				left := g - float64(r-1)
-				c.MRR += miss * float64(m) / left / float64(r) // first relevant at r
-				miss *= (left - float64(m)) / left
-			}
-			c.P10 = float64(m) / g
-			memo[m] = c
-		}
-		s.R1 += c.R1
-		s.R5 += c.R5
-		s.R10 += c.R10
-		s.MRR += c.MRR
-		s.P10 += c.P10
+// ChanceLevel is what a random ranking of a gallery scores, on queries
+// with the given numbers of relevant targets.
+type ChanceLevel struct {
+	gallery int
+	counts  map[int]int // relevant targets -> queries with that many
+	n       int
+	// MRR is the expected reciprocal rank of the first relevant target.
+	MRR float64
+	// P is the expected share of relevant targets in any top k (k <= the
+	// gallery): the mean relevant share of the gallery.
+	P float64
+}
+
+// Chance returns the chance level of a gallery of the given size for
+// queries with relevant[q] relevant targets each.
+func Chance(gallery int, relevant []int) ChanceLevel {
+	c := ChanceLevel{gallery: gallery, counts: map[int]int{}, n: len(relevant)}
+	for _, m := range relevant {
+		c.counts[m]++
 	}
-	s.mean(len(relevantCounts))
-	s.Method = "chance"
-	return s
+	if c.n == 0 || gallery == 0 {
+		return c
+	}
+	g := float64(gallery)
+	for m, q := range c.counts {
+		share := float64(q) / float64(c.n)
+		c.P += share * float64(m) / g
+		miss := 1.0 // P(no relevant target in the first r-1)
+		for r := 1; r <= gallery && miss > 0 && m > 0; r++ {
+			left := g - float64(r-1)
+			c.MRR += share * miss * float64(m) / left / float64(r)
+			miss *= (left - float64(m)) / left
+		}
+	}
+	return c
+}
+
+// Recall is the expected share of queries with a relevant target in a
+// random top k: 1 - C(G-m, k)/C(G, k), averaged over the queries.
+func (c ChanceLevel) Recall(k int) float64 {
+	var r float64
+	g := float64(c.gallery)
+	for m, q := range c.counts {
+		if m == 0 {
+			continue
+		}
+		miss := 1.0
+		for j := range min(k, c.gallery) {
+			miss *= max(0, g-float64(m)-float64(j)) / (g - float64(j))
+		}
+		r += (1 - miss) * float64(q) / float64(c.n)
+	}
+	return r
+}
+
+// chance is the chance level as a Score, for reports.
+func chance(gallery int, relevantCounts []int) Score {
+	c := Chance(gallery, relevantCounts)
+	return Score{Method: "chance", R1: c.Recall(1), R5: c.Recall(5), R10: c.Recall(10), MRR: c.MRR, P10: c.P}
 }
 
 func unit(v []float32) []float32 {

@@ -937,3 +937,22 @@ func TestSplitterIsLinear(t *testing.T) {
 	t.Logf("2,000 lines %v, 32,000 lines %v (ratio %.1f)", small, large, float64(large)/float64(small))
 	assert.Less(t, float64(large)/float64(small), 64.0)
 }
+
+// eval --label counts a target of the query's class as a hit and reports
+// precision by it; a label the items lack is an error naming one.
+func TestEvalLabel(t *testing.T) {
+	_, db := buildDB(t)
+	code, out, errs := mmdbRun(t, "", "eval", "--label", "kind", db, "text", "image")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "a hit being a target of the query's kind")
+	assert.Contains(t, out, "P@10")
+	code, out, errs = mmdbRun(t, "", "eval", "--json", "--label", "kind", db, "text", "image")
+	require.Equal(t, 0, code, errs)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	assert.Equal(t, "kind", v["Label"])
+	assert.Contains(t, v, "Precision")
+	code, _, errs = mmdbRun(t, "", "eval", "--label", "nope", db, "text", "image")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, `has no "nope" attribute`)
+}

@@ -290,6 +290,36 @@ func (t *Tx) PostingExists(attr string) (*roaring.Bitmap, error) {
 	return out, err
 }
 
+// Classes maps each item that has attribute attr to a class: items with
+// equal values share one (numbered in value order). An item listed under
+// two values (a list attribute) is an error naming it (name gives an
+// internal ID's external one).
+func (t *Tx) Classes(attr string, name func(uint32) string) (map[uint32]int, error) {
+	out := map[uint32]int{}
+	b := t.tx.Bucket(postBucketName(attr))
+	if b == nil {
+		return out, nil
+	}
+	class := 0
+	err := b.ForEach(func(k, v []byte) error {
+		bm, err := readBitmap(attr, k, v)
+		if err != nil {
+			return err
+		}
+		it := bm.Iterator()
+		for it.HasNext() {
+			id := it.Next()
+			if _, dup := out[id]; dup {
+				return fmt.Errorf("%w: item %q has several values of %q; a label needs one", ErrAttribute, name(id), attr)
+			}
+			out[id] = class
+		}
+		class++
+		return nil
+	})
+	return out, err
+}
+
 // ForEachPosting calls fn for every (attribute, encoded value, bitmap).
 func (t *Tx) ForEachPosting(fn func(attr string, key []byte, ids *roaring.Bitmap) error) error {
 	return t.tx.ForEach(func(name []byte, b *bolt.Bucket) error {
