@@ -221,11 +221,13 @@ type AlignOptions struct {
 	StoreAny bool
 }
 
-// ErrNoGain: Align measured no method that beats searching without a map
-// (the direct route between modalities of one space, else the pivot) by
-// more than the fold-to-fold spread, or every method ranked at chance.
-// Nothing is stored; the report says what each scored.
-var ErrNoGain = align.ErrNoGain
+// ErrNoGain: what Align or Calibrate measured does not beat doing without
+// by more than the fold-to-fold spread: no method beats searching without
+// a map (the direct route between modalities of one space, else the
+// pivot), or ranks above chance; no correction beats none. Nothing is
+// stored; the report (Align) or Calibration.Measured says what each
+// scored.
+var ErrNoGain = errors.New("no measured gain")
 
 // ErrSharedSpace: Align was asked for a map between two modalities of one
 // embedding space, which search compares directly.
@@ -285,7 +287,7 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 	proj, rep, err := align.FitAuto(ctx, pairs, o, only...)
 	if err != nil {
 		if errors.Is(err, align.ErrNoGain) {
-			err = fmt.Errorf("%w (FORCE in ALIGN, --force in mmdb align, stores the best anyway)", err)
+			err = fmt.Errorf("%w: %s (FORCE in ALIGN, --force in mmdb align, stores the best anyway)", ErrNoGain, rep.Why)
 		}
 		return rep, fmt.Errorf("mmdb: align %s->%s: nothing stored: %w", from, to, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -238,21 +239,61 @@ func TestCalibrateHubnessCOCO(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, ev3.Before)
 
-	// Centring alone: reported before/after over all 500 (no bank). The
-	// notes measured no gain on coco500 (0.506 -> 0.500): CLIP's gap is
-	// mostly a constant shift, which cosine ranking of one query ignores
-	// up to the normalisation.
-	_, err = db2.Calibrate(ctx, "text", "image", &CalibrateOptions{Centre: true})
-	require.NoError(t, err)
+	// Centring alone: the notes measured no gain on coco500 (0.506 ->
+	// 0.500): CLIP's gap is mostly a constant shift, which cosine ranking
+	// of one query ignores up to the normalisation. Calibrate measures it
+	// on the captions outside the bank, finds no gain beyond the spread,
+	// and stores nothing; asked to, it stores it.
+	c4, err := db2.Calibrate(ctx, "text", "image", &CalibrateOptions{Centre: true})
+	require.ErrorIs(t, err, ErrNoGain)
+	require.Len(t, c4.Measured, 2)
+	t.Logf("centring measured: %+v; %s", c4.Measured, c4.Why)
+	assert.Equal(t, "none", c4.Measured[0].Corrections)
+	assert.Equal(t, "centred", c4.Measured[1].Corrections)
 	ev4, err := db2.Evaluate(ctx, "text", "image", nil)
+	require.NoError(t, err)
+	assert.Nil(t, ev4.Before, "nothing was stored")
+	_, err = db2.Calibrate(ctx, "text", "image", &CalibrateOptions{Centre: true, StoreAny: true})
+	require.NoError(t, err)
+	ev4, err = db2.Evaluate(ctx, "text", "image", nil)
 	require.NoError(t, err)
 	require.NotNil(t, ev4.Before)
 	t.Logf("%s", ev4)
 	assert.Equal(t, "centred", ev4.Corrections)
-	assert.Equal(t, 500, ev4.N)
-	assert.InDelta(t, 0.506, ev4.Before.Recall[1], 0.002)
+	assert.Equal(t, 250, ev4.N, "measured outside the bank the centre was taken from")
 	assert.InDelta(t, ev4.Before.Recall[1], ev4.Recall[1], 0.03)
 	assert.NotEqual(t, ev4.Before.MRR, ev4.MRR, "centring must change the ranking at least a little")
+}
+
+// Auto measures every correction on the captions outside the bank and
+// keeps the best only when it beats none beyond the fold-to-fold spread;
+// the inverted softmax (QB-Norm) is among them. CLIP text -> image on
+// coco500.
+func TestCalibrateAutoCOCO(t *testing.T) {
+	img, txt := loadCOCO(t, "features_clip.npy")
+	db, _ := openTest(t,
+		Modality{Name: "image", Dim: 512, Metric: Cosine, Space: "clip"},
+		Modality{Name: "text", Dim: 512, Metric: Cosine, Space: "clip"})
+	putCOCO(t, db, img, txt)
+	c, err := db.Calibrate(ctx, "text", "image", &CalibrateOptions{Auto: true})
+	require.NoError(t, err)
+	for _, m := range c.Measured {
+		t.Logf("%-70s R@1 %.3f R@10 %.3f MRR %.3f", m.Corrections, m.R1, m.R10, m.MRR)
+	}
+	t.Log(c.Why)
+	require.Len(t, c.Measured, 14) // none, centring, 3 hubness and 3 softmax, each also centred
+	var qb bool
+	for _, m := range c.Measured {
+		qb = qb || strings.Contains(m.Corrections, "inverted softmax")
+		assert.LessOrEqual(t, m.MRR, c.Measured[slices.IndexFunc(c.Measured, func(x CalibrationScore) bool { return x.Corrections == c.describe() })].MRR, "%s beats the kept one", m.Corrections)
+	}
+	assert.True(t, qb, "the inverted softmax was not measured")
+	assert.Contains(t, c.Why, "each fold judged by the correction chosen on the others")
+	ev, err := db.Evaluate(ctx, "text", "image", nil)
+	require.NoError(t, err)
+	t.Log(ev)
+	require.NotNil(t, ev.Before)
+	assert.Greater(t, ev.MRR, ev.Before.MRR+0.02, "what Auto kept must lift the held-out MRR")
 }
 
 func TestCalibrateRejects(t *testing.T) {
@@ -445,7 +486,7 @@ func TestCalibrateThroughAlignmentIgnoresScale(t *testing.T) {
 		}
 		require.NoError(t, db.SetAlignment(Alignment{From: "a", To: "b", W: w}))
 		_, err := db.Calibrate(ctx, "a", "b", &CalibrateOptions{Centre: true})
-		require.NoError(t, err)
+		require.NoError(t, err, "centring removes a large gap: it must measure a gain")
 		ev, err := db.Evaluate(ctx, "a", "b", nil)
 		require.NoError(t, err)
 		require.NotNil(t, ev.Before)
@@ -479,7 +520,10 @@ func TestCalibrateL2EvaluateMatchesSearch(t *testing.T) {
 	}
 	db, _ := openTest(t, Modality{Name: "a", Dim: d, Metric: L2, Space: "s"}, Modality{Name: "b", Dim: d, Metric: L2, Space: "s"})
 	require.NoError(t, db.Put(ctx, items...))
-	c, err := db.Calibrate(ctx, "a", "b", &CalibrateOptions{Alpha: 1, K: 10, Bank: 200})
+	// Here the correction measures worse than none: stored only when asked.
+	_, err := db.Calibrate(ctx, "a", "b", &CalibrateOptions{Alpha: 1, K: 10, Bank: 200})
+	require.ErrorIs(t, err, ErrNoGain)
+	c, err := db.Calibrate(ctx, "a", "b", &CalibrateOptions{Alpha: 1, K: 10, Bank: 200, StoreAny: true})
 	require.NoError(t, err)
 	ev, err := db.Evaluate(ctx, "a", "b", nil)
 	require.NoError(t, err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/hnsw"
 )
@@ -180,7 +181,7 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
 	set.sample(maxQ)
-	ranks, tops, err := db.exactRanks(ctx, in, set, false, slices.Max(ks))
+	ranks, tops, err := db.exactRanks(ctx, in, set, nil, slices.Max(ks))
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
@@ -188,7 +189,7 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 	if in.calib == nil {
 		return rep, nil
 	}
-	if ranks, tops, err = db.exactRanks(ctx, in, set, true, slices.Max(ks)); err != nil {
+	if ranks, tops, err = db.exactRanks(ctx, in, set, in.calib, slices.Max(ks)); err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
 	after := set.report(in, ranks, tops, ks)
@@ -226,8 +227,9 @@ type evalInput struct {
 	pm, tm        Modality
 	pidx, tidx    hnsw.Index
 	route         Route
-	align         *Alignment   // the aligned route's map
-	calib         *Calibration // nil: none, or not applied
+	align         *Alignment      // the aligned route's map
+	calib         *Calibration    // nil: none, or not applied
+	exclude       *roaring.Bitmap // items kept out of queries and targets
 	live          []uint32
 }
 
@@ -242,7 +244,7 @@ func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, 
 	in := &evalInput{probe: pm.Name, target: tm.Name, pm: pm, tm: tm, pidx: pr.pidx, tidx: pr.tidx}
 	in.route, in.align, _ = s.route(pm, tm)
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {
-		in.calib = c
+		in.calib, in.exclude = c, c.bank
 	}
 	in.live = db.items.liveIDs()
 	return in, nil
@@ -290,8 +292,8 @@ func (s *evalSet) relevantCounts() []int {
 func (in *evalInput) gather() (*evalSet, error) {
 	s := &evalSet{}
 	for _, id := range in.live {
-		if in.calib != nil && in.calib.bank.Contains(id) {
-			continue // its probe vector is in the bank: not a fair test
+		if in.exclude != nil && in.exclude.Contains(id) {
+			continue // its probe vector is in a calibration's bank: not a fair test
 		}
 		tv, ok := in.tidx.Vector(id)
 		if !ok {
@@ -354,25 +356,37 @@ func (s *evalSet) sample(maxQ int) {
 // With labels (set.qlab), the rank is that of the first target with the
 // query's label, and tops[q][k-1] counts those in the top k. Queries are
 // split across the CPUs.
-func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corrected bool, maxK int) (ranks []int, tops [][]int, err error) {
+//
+// corr is the calibration to rank with: nil for none, in.calib for the
+// stored one (as Search applies it), or a candidate Calibrate measures
+// before storing it.
+func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corr *Calibration, maxK int) (ranks []int, tops [][]int, err error) {
 	ranks = make([]int, len(set.qvecs))
 	if set.qlab != nil {
 		tops = make([][]int, len(set.qvecs))
 	}
 	err = parallel(ctx, len(set.qvecs), func(i int) error {
-		p, err := db.plan(ctx, Query{Target: in.target, K: 1, NoCorrections: !corrected,
+		stored := corr != nil && corr == in.calib
+		p, err := db.plan(ctx, Query{Target: in.target, K: 1, NoCorrections: !stored,
 			Probes: []Probe{{Modality: in.probe, Vector: set.qvecs[i]}}})
 		if err != nil {
 			return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
 		}
-		want := in.calib
-		if !corrected {
+		want := corr
+		if !stored {
 			want = nil
 		}
 		if p.plan.Probes[0].Route != in.route || p.probes[0].calib != want {
 			return fmt.Errorf("%w: the %s->%s alignment or calibration changed during the evaluation; run it again", ErrChanged, in.probe, in.target)
 		}
-		ok, err := db.evalProbe(p, in, set, i, want)
+		if corr != nil && !stored { // a candidate: applied as the planner applies a stored one
+			pr := &p.probes[0]
+			if pr.vec, err = corr.centre(in.tm, pr.vec); err != nil {
+				return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
+			}
+			pr.calib = corr
+		}
+		ok, err := db.evalProbe(p, in, set, i, corr)
 		if err != nil {
 			return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
 		}

@@ -241,7 +241,7 @@ func TestAlignSharedSpaceRefusedUnlessForced(t *testing.T) {
 		items[i] = Item{ID: fmt.Sprintf("i%02d", i), Vectors: map[string][]float32{"image": v, "text": v}}
 	}
 	require.NoError(t, db.Put(ctx, items...))
-	_, err := db.Calibrate(ctx, "text", "image", &CalibrateOptions{Centre: true})
+	_, err := db.Calibrate(ctx, "text", "image", &CalibrateOptions{Centre: true, StoreAny: true})
 	require.NoError(t, err)
 
 	_, err = db.Align(ctx, "text", "image", nil)
@@ -363,7 +363,7 @@ func TestCalibrationOfLargeVectorsReopens(t *testing.T) {
 		items[i] = Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": {1e8, float32(i)}}}
 	}
 	require.NoError(t, db.Put(ctx, items...))
-	_, err := db.Calibrate(ctx, "v", "v", &CalibrateOptions{Alpha: 1})
+	_, err := db.Calibrate(ctx, "v", "v", &CalibrateOptions{Alpha: 1, StoreAny: true})
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 	again, err := Open(path, nil)

@@ -221,13 +221,8 @@ func others(folds [][]int, f int) []int {
 func (r *Report) beatenByBaseline(best *Score) bool {
 	for _, s := range r.Scores {
 		if s.Method == Baseline && s.Err == "" {
-			d := make([]float64, len(best.FoldMRR))
-			var mean float64
-			for f := range d {
-				d[f] = best.FoldMRR[f] - s.FoldMRR[f]
-				mean += d[f] / float64(len(d))
-			}
-			return mean <= stddev(d)
+			mean, sd := PairedGain(best.FoldMRR, s.FoldMRR)
+			return mean <= sd
 		}
 	}
 	return false
@@ -255,21 +250,17 @@ func (r *Report) decide(force bool) (Method, error) {
 		r.Why = "no method could be fitted"
 		return "", fmt.Errorf("%w: no method could be fitted: %s", ErrBadInput, r.Scores[0].Err)
 	}
-	gain := func(base func(f int) float64) (mean, sd float64) {
-		d := make([]float64, len(best.FoldMRR))
-		for f, v := range best.FoldMRR {
-			d[f] = v - base(f)
-			mean += d[f] / float64(len(d))
-		}
-		return mean, stddev(d)
+	chance := make([]float64, len(best.FoldMRR))
+	for f := range chance {
+		chance[f] = r.Chance.MRR
 	}
-	overChance, sdChance := gain(func(int) float64 { return r.Chance.MRR })
+	overChance, sdChance := PairedGain(best.FoldMRR, chance)
 	var why string
 	switch {
 	case overChance <= sdChance:
 		why = fmt.Sprintf("every method ranks at chance level: the best, %s, has MRR %.3f against %.3f for a random ranking of %d targets (%+.3f ±%.3f over %d folds)", best.Method, best.MRR, r.Chance.MRR, r.Gallery, overChance, sdChance, r.Folds)
 	case ref != nil:
-		m, sd := gain(func(f int) float64 { return ref.FoldMRR[f] })
+		m, sd := PairedGain(best.FoldMRR, ref.FoldMRR)
 		if m > 0 && m > sd {
 			r.Why = fmt.Sprintf("MRR %.3f against %.3f searching without a map (%s): %+.3f ±%.3f over %d folds", best.MRR, ref.MRR, ref.Method, m, sd, r.Folds)
 			r.Chosen = best.Method

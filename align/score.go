@@ -274,3 +274,15 @@ func stddev(xs []float64) float64 {
 	}
 	return math.Sqrt(v / float64(len(xs)-1))
 }
+
+// PairedGain is the mean and the standard deviation over folds of the
+// per-fold gain of a over b (equal lengths): a gain is beyond the
+// fold-to-fold spread when mean > sd (about t > 2.2 at 5 folds).
+func PairedGain(a, b []float64) (mean, sd float64) {
+	d := make([]float64, len(a))
+	for f := range d {
+		d[f] = a[f] - b[f]
+		mean += d[f] / float64(len(d))
+	}
+	return mean, stddev(d)
+}

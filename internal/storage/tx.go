@@ -349,6 +349,7 @@ type CalibrationRecord struct {
 	Centre    []float32 `msgpack:"centre,omitempty"`
 	Alpha     float64   `msgpack:"alpha"`
 	K         int       `msgpack:"k"`
+	Beta      float64   `msgpack:"beta,omitempty"`
 	BankItems []byte    `msgpack:"bank"`
 	IDs       []uint32  `msgpack:"ids"`
 	Hub       []float32 `msgpack:"hub"`
