@@ -34,12 +34,20 @@ func Fit(ctx context.Context, m Method, p Pairs, o Options) (*Projection, error)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range proj.W.RawMatrix().Data {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%w: %s produced non-finite weights", ErrBadInput, m)
-		}
+	if err := checkFinite(proj); err != nil {
+		return nil, err
 	}
 	return proj, nil
+}
+
+// checkFinite refuses a projection with a NaN or infinite weight.
+func checkFinite(proj *Projection) error {
+	for _, v := range proj.W.RawMatrix().Data {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%w: %s produced non-finite weights", ErrBadInput, proj.Method)
+		}
+	}
+	return nil
 }
 
 // Baseline and Pivot name the two ways to search without a map, scored
@@ -139,8 +147,9 @@ func FitAuto(ctx context.Context, p Pairs, o Options, only ...Method) (*Projecti
 	}
 	cands = append(cands, Pivot)
 	rk := newRanker(p.Y, o.Metric)
+	hints := make([]*ridgeChoice, len(folds)) // ridge's choice per fold, for InfoNCE's start
 	for i, m := range cands {
-		s, err := crossFit(ctx, m, p, folds, rk, o)
+		s, err := crossFit(ctx, m, p, folds, rk, o, hints)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
@@ -168,7 +177,10 @@ func FitAuto(ctx context.Context, p Pairs, o Options, only ...Method) (*Projecti
 
 // crossFit scores method m out of fold: for each fold, fitted on the
 // others, each of the fold's pairs ranks all targets.
-func crossFit(ctx context.Context, m Method, p Pairs, folds [][]int, rk *ranker, o Options) (Score, error) {
+//
+// hints carries ridge's choice of lambda in each fold, recorded when m is
+// Ridge and used as InfoNCE's start when m is InfoNCE.
+func crossFit(ctx context.Context, m Method, p Pairs, folds [][]int, rk *ranker, o Options, hints []*ridgeChoice) (Score, error) {
 	s := Score{Method: m}
 	rel := p.relevant()
 	for f, test := range folds {
@@ -184,8 +196,26 @@ func crossFit(ctx context.Context, m Method, p Pairs, folds [][]int, rk *ranker,
 		case Pivot:
 			carry = newSoftPivot(train, o.SourceMetric).apply
 			s.Params = fmt.Sprintf("softmax over the %d nearest pairs, T=%g", PivotItems, PivotTemperature)
+		case Ridge:
+			ch, err := chooseRidge(ctx, train, o)
+			if err != nil {
+				return s, err
+			}
+			proj, err := fitRidge(train, ch.lambda, ch.identity, o.Metric)
+			if err == nil {
+				err = checkFinite(proj)
+			}
+			if err != nil {
+				return s, err
+			}
+			hints[f] = &ch
+			carry, s.Params = proj.Apply, proj.Params
 		default:
-			proj, err := Fit(ctx, m, train, o)
+			of := o
+			if m == InfoNCE {
+				of.ridgeHint = hints[f]
+			}
+			proj, err := Fit(ctx, m, train, of)
 			if err != nil {
 				return s, err
 			}

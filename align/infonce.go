@@ -40,7 +40,7 @@ func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
 	bsz, _ := x.Dims()
 	_, d2 := y.Dims()
 	var u mat.Dense
-	u.Mul(x, h.w.T())
+	mul(&u, x, h.w.T())
 	norms := make([]float64, bsz)
 	z := mat.NewDense(bsz, d2, nil)
 	for i := range bsz {
@@ -58,7 +58,7 @@ func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
 	}
 	tau := math.Exp(h.t)
 	var logits mat.Dense
-	logits.Mul(z, y.T())
+	mul(&logits, z, y.T())
 	logits.Scale(1/tau, &logits)
 	// Softmax over rows and over columns, masked, from one exponential
 	// per logit: z and y are unit vectors, so every logit lies within
@@ -104,7 +104,7 @@ func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
 		gt -= v * lg[k]
 	}
 	var gz mat.Dense
-	gz.Mul(gl, y)
+	mul(&gz, gl, y)
 	gz.Scale(1/tau, &gz)
 	gu := mat.NewDense(bsz, d2, nil)
 	for i := range bsz {
@@ -118,7 +118,7 @@ func (h *head) loss(x, y *mat.Dense, classes []int, g *grads) float64 {
 			ur[j] = (gr[j] - dot*zr[j]) / norms[i]
 		}
 	}
-	g.w.Mul(gu.T(), x)
+	mul(g.w, gu.T(), x)
 	for j := range g.b {
 		g.b[j] = 0
 	}
@@ -180,7 +180,12 @@ func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 	}
 	trainIdx, valIdx := p.split(0.15, o.Seed+1)
 	train, val := p.subset(trainIdx), p.subset(valIdx)
-	init, err := fitRidgeCV(ctx, train, o)
+	var init *Projection
+	if o.ridgeHint != nil {
+		init, err = fitRidge(train, o.ridgeHint.lambda, o.ridgeHint.identity, o.Metric)
+	} else {
+		init, err = fitRidgeCV(ctx, train, o)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("infonce: initial ridge: %w", err)
 	}

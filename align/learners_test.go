@@ -260,6 +260,19 @@ func TestLearnersProcrustesFewPairsStaysInTheSpan(t *testing.T) {
 	proj, err := Fit(context.Background(), Procrustes, p, Options{Metric: modality.L2})
 	require.NoError(t, err)
 	assert.Contains(t, proj.Params, "pca=19 (the span of 20 pairs)")
+	// With nearly as many pairs as dimensions, the truncated SVD; the
+	// same checks follow for both.
+	p36 := Pairs{X: randRows(rng, 36, d, nil)}
+	p36.Y = mapRows(rng, p36.X, q, 1, nil, 0)
+	proj36, err := Fit(context.Background(), Procrustes, p36, Options{Metric: modality.L2})
+	require.NoError(t, err)
+	assert.Contains(t, proj36.Params, "rank=35 (the span of 36 pairs)")
+	for i := range 36 {
+		got := proj36.Apply(p36.X[i])
+		for j := range got {
+			require.InDelta(t, p36.Y[i][j], got[j], 1e-3)
+		}
+	}
 	for i := range n { // the pairs still land on their targets
 		got := proj.Apply(p.X[i])
 		for j := range got {

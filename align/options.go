@@ -44,6 +44,11 @@ type Options struct {
 	// Progress, if set, is called by FitAuto after each fit with the
 	// number of fits done and the total (the methods, then the refit).
 	Progress func(done, total int)
+
+	// ridgeHint is the lambda and prior ridge chose on the same training
+	// pairs (set by FitAuto's folds): InfoNCE starts from ridge at that
+	// choice instead of choosing again.
+	ridgeHint *ridgeChoice
 }
 
 func (o Options) withDefaults() Options {

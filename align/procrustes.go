@@ -12,8 +12,11 @@ import (
 // reduced by PCA to the common dimension, and the result is carried back
 // into the target space. With fewer pairs than dimensions the rotation is
 // underdetermined outside the pairs' span (any completion fits them
-// equally well), so both sides are reduced to the span: at most n-1
-// components, and the map sends what lies outside it to zero.
+// equally well), so the map is restricted to it: at equal dimensions the
+// rotation keeps only the cross-covariance's singular directions with
+// weight (at most n-1 of them), else both sides are reduced by PCA to at
+// most n-1 components; either way what lies outside the span goes to
+// zero.
 func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 	d1, d2, err := p.check(2)
 	if err != nil {
@@ -22,11 +25,21 @@ func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 	n := p.Len()
 	x, y := dense(p.X), dense(p.Y)
 	mx, my := centre(x), centre(y)
-	r := min(d1, d2, n-1)
+	r := min(d1, d2)
 	if o.Components > 0 {
 		r = min(r, o.Components)
 	}
-	pca := r != d1 || r != d2
+	// With far fewer pairs than dimensions, PCA to the span (by the small
+	// n x n Gram matrix) is cheapest; with nearly as many, the full SVD
+	// truncated to the span.
+	pca := r != d1 || r != d2 || 2*(n-1) < r
+	if pca {
+		r = min(r, n-1)
+	}
+	span := 0 // the singular directions kept at equal dimensions; 0: all
+	if !pca && n-1 < r {
+		span = n - 1
+	}
 	reduce := func(m *mat.Dense, d int) (*mat.Dense, *mat.Dense, error) {
 		if !pca {
 			return m, nil, nil
@@ -56,10 +69,18 @@ func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 	var u, v mat.Dense
 	svd.UTo(&u)
 	svd.VTo(&v)
+	vals := svd.Values(nil)
+	keep := len(vals)
+	if span > 0 {
+		keep = 0
+		for keep < span && vals[keep] > 1e-10*vals[0] {
+			keep++
+		}
+	}
 	var rot mat.Dense
-	rot.Mul(&u, v.T())
+	rot.Mul(u.Slice(0, r, 0, keep), v.Slice(0, r, 0, keep).T())
 	var sum float64
-	for _, s := range svd.Values(nil) {
+	for _, s := range vals[:keep] {
 		sum += s
 	}
 	norm := mat.Norm(xr, 2)
@@ -78,6 +99,8 @@ func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 	b.Scale(scale, b)
 	params := fmt.Sprintf("scale=%.3g", scale)
 	switch {
+	case span > 0:
+		params = fmt.Sprintf("rank=%d (the span of %d pairs) %s", keep, n, params)
 	case pca && r == n-1:
 		params = fmt.Sprintf("pca=%d (the span of %d pairs) %s", r, n, params)
 	case pca:

@@ -132,9 +132,24 @@ func (st *ridgeStats) solve(lambda float64, identity bool, metric modality.Metri
 // by group on held-out MRR, then fits on all pairs. Each fold's products
 // are formed once and each candidate solved from them (foldRidge).
 func fitRidgeCV(ctx context.Context, p Pairs, o Options) (*Projection, error) {
-	d1, d2, err := p.check(o.Folds)
+	ch, err := chooseRidge(ctx, p, o)
 	if err != nil {
 		return nil, err
+	}
+	return fitRidge(p, ch.lambda, ch.identity, o.Metric)
+}
+
+// ridgeChoice is the penalty and prior ridge chose.
+type ridgeChoice struct {
+	lambda   float64
+	identity bool
+}
+
+// chooseRidge is fitRidgeCV's choice of lambda and prior.
+func chooseRidge(ctx context.Context, p Pairs, o Options) (ridgeChoice, error) {
+	d1, d2, err := p.check(o.Folds)
+	if err != nil {
+		return ridgeChoice{}, err
 	}
 	priors := []bool{false}
 	if d1 == d2 {
@@ -145,17 +160,17 @@ func fitRidgeCV(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 	// group there is nothing held out to choose by.
 	k := min(o.Folds, p.groups())
 	if k < 2 {
-		return fitRidge(p, 1, false, o.Metric)
+		return ridgeChoice{lambda: 1}, nil
 	}
 	folds := p.folds(k, o.Seed)
 	sums := make([]float64, len(priors)*len(o.Lambdas))
 	for f, test := range folds {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return ridgeChoice{}, err
 		}
 		fr, err := newFoldRidge(p.subset(others(folds, f)), p.subset(test))
 		if err != nil {
-			return nil, err
+			return ridgeChoice{}, err
 		}
 		rk := newRanker(fr.test.Y, o.Metric)
 		rel := fr.test.relevant()
@@ -163,7 +178,7 @@ func fitRidgeCV(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 			for li, lambda := range o.Lambdas {
 				preds, err := fr.predict(lambda, prior, o.Metric)
 				if err != nil {
-					return nil, err
+					return ridgeChoice{}, err
 				}
 				var s Score
 				for q, y := range preds {
@@ -180,7 +195,7 @@ func fitRidgeCV(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 			best = i
 		}
 	}
-	return fitRidge(p, o.Lambdas[best%len(o.Lambdas)], priors[best/len(o.Lambdas)], o.Metric)
+	return ridgeChoice{lambda: o.Lambdas[best%len(o.Lambdas)], identity: priors[best/len(o.Lambdas)]}, nil
 }
 
 // foldRidge holds what one fold's ridge needs for every lambda, so that

@@ -147,3 +147,34 @@ func TestChanceLevel(t *testing.T) {
 	mixed := Chance(10, []int{1, 5})
 	assert.InDelta(t, (0.1+0.5)/2, mixed.Recall(1), 1e-12)
 }
+
+// InfoNCE's large products run in float32 (mul): on a batch large enough
+// to take that path, the loss and its gradient agree with the float64
+// computation (the one checked against finite differences) to 1e-4.
+func TestInfoNCEFloat32ProductsMatchFloat64(t *testing.T) {
+	const bsz, d1, d2 = 128, 64, 48
+	rng := testRNG(51)
+	x := randDense(rng, bsz, d1, 1)
+	y := randDense(rng, bsz, d2, 1)
+	for i := range bsz {
+		r := y.RawRowView(i)
+		n := norm64(r)
+		for j := range r {
+			r[j] /= n
+		}
+	}
+	h := &head{w: randDense(rng, d2, d1, 0.2), b: randVec(rng, d2, 0.1), t: math.Log(0.05)}
+	run := func() (float64, *grads) {
+		g := &grads{w: mat.NewDense(d2, d1, nil), b: make([]float64, d2)}
+		return h.loss(x, y, nil, g), g
+	}
+	require.GreaterOrEqual(t, bsz*d1*d2, mul32Min, "the batch must take the float32 path")
+	l32, g32 := run()
+	old := mul32Min
+	mul32Min = math.MaxInt
+	l64, g64 := run()
+	mul32Min = old
+	assert.InDelta(t, l64, l32, 1e-4*math.Abs(l64))
+	assert.Less(t, maxAbsDiff(t, g64.w, g32.w), 1e-4*max(mat.Norm(g64.w, math.Inf(1)), 1e-9))
+	assert.InDelta(t, g64.t, g32.t, 1e-4*math.Abs(g64.t)+1e-9)
+}
