@@ -24,25 +24,6 @@ func gram(m *mat.Dense, rel float64) (*mat.SymDense, float64) {
 	return &g, tr
 }
 
-// topEigen returns the eigenvectors of s with the r largest eigenvalues,
-// as columns, largest first.
-func topEigen(s *mat.SymDense, r int) (*mat.Dense, error) {
-	var e mat.EigenSym
-	if !e.Factorize(s, true) {
-		return nil, fmt.Errorf("%w: eigendecomposition did not converge", ErrBadInput)
-	}
-	var v mat.Dense
-	e.VectorsTo(&v)
-	d, _ := v.Dims()
-	out := mat.NewDense(d, r, nil)
-	for k := range r {
-		for i := range d {
-			out.Set(i, k, v.At(i, d-1-k)) // ascending order: take from the end
-		}
-	}
-	return out, nil
-}
-
 // whitener returns K = L^-T for the Cholesky factor L of a symmetric
 // positive definite s (s = L L'), so that K' s K = I. CCA's canonical
 // directions do not depend on which whitening is used; the Cholesky one
@@ -65,13 +46,33 @@ func whitener(s *mat.SymDense) (*mat.Dense, error) {
 // pcaBasis returns the top r principal directions of the centred rows of
 // m (d columns), as a d x r matrix. With fewer rows than columns it works
 // on the n x n Gram matrix (dual PCA: v = m'u / sqrt(lambda)), which is
-// much smaller. Directions with no variance are an error: r must not
-// exceed the rank.
+// much smaller, and returns only the directions with variance: fewer than
+// r when the rows span fewer (repeated rows, say).
 func pcaBasis(m *mat.Dense, r int) (*mat.Dense, error) {
 	n, d := m.Dims()
-	if d <= n {
+	if d <= n { // the d x d covariance, its directions with variance
 		g, _ := gram(m, 0)
-		return topEigen(g, r)
+		var e mat.EigenSym
+		if !e.Factorize(g, true) {
+			return nil, fmt.Errorf("%w: eigendecomposition did not converge", ErrBadInput)
+		}
+		var v mat.Dense
+		e.VectorsTo(&v)
+		vals := e.Values(nil)
+		keep := 0
+		for keep < min(r, d) && vals[d-1-keep] > 1e-12*max(vals[d-1], 0) {
+			keep++
+		}
+		if keep == 0 {
+			return nil, fmt.Errorf("%w: the vectors have no variance", ErrBadInput)
+		}
+		out := mat.NewDense(d, keep, nil)
+		for k := range keep {
+			for i := range d {
+				out.Set(i, k, v.At(i, d-1-k)) // ascending order: take from the end
+			}
+		}
+		return out, nil
 	}
 	var k mat.SymDense
 	k.SymOuterK(1, m)
@@ -82,13 +83,17 @@ func pcaBasis(m *mat.Dense, r int) (*mat.Dense, error) {
 	var u mat.Dense
 	e.VectorsTo(&u)
 	vals := e.Values(nil)
-	top := make([]int, r) // columns of the r largest eigenvalues
-	for c := range r {
-		top[c] = n - 1 - c
+	var top []int // columns of the r largest eigenvalues that carry variance
+	for c := range min(r, n) {
+		if vals[n-1-c] <= 1e-12*max(vals[n-1], 0) {
+			break
+		}
+		top = append(top, n-1-c)
 	}
-	if vals[top[r-1]] <= 1e-12*max(vals[n-1], 0) {
-		return nil, fmt.Errorf("%w: the vectors span fewer than %d dimensions", ErrBadInput, r)
+	if len(top) == 0 {
+		return nil, fmt.Errorf("%w: the vectors have no variance", ErrBadInput)
 	}
+	r = len(top)
 	ur := mat.NewDense(n, r, nil)
 	for c, col := range top {
 		f := 1 / math.Sqrt(vals[col])

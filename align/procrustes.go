@@ -60,6 +60,15 @@ func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 	if err != nil {
 		return nil, err
 	}
+	if pca { // a side spanning fewer dimensions sets the common one
+		_, cx := xr.Dims()
+		_, cy := yr.Dims()
+		if c := min(cx, cy); c < r {
+			r = c
+			xr, vx = xr.Slice(0, n, 0, r).(*mat.Dense), vx.Slice(0, d1, 0, r).(*mat.Dense)
+			yr, vy = yr.Slice(0, n, 0, r).(*mat.Dense), vy.Slice(0, d2, 0, r).(*mat.Dense)
+		}
+	}
 	var m mat.Dense
 	m.Mul(xr.T(), yr)
 	var svd mat.SVD

@@ -1,6 +1,7 @@
 package align
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"testing"
@@ -177,4 +178,26 @@ func TestInfoNCEFloat32ProductsMatchFloat64(t *testing.T) {
 	assert.InDelta(t, l64, l32, 1e-4*math.Abs(l64))
 	assert.Less(t, maxAbsDiff(t, g64.w, g32.w), 1e-4*max(mat.Norm(g64.w, math.Inf(1)), 1e-9))
 	assert.InDelta(t, g64.t, g32.t, 1e-4*math.Abs(g64.t)+1e-9)
+}
+
+// Pairs that repeat rows (pairs made by class pick the same image twice)
+// span fewer dimensions than there are pairs: Procrustes reduces both
+// sides to what they span instead of failing (found by the learning-curve
+// benchmark: 100 digit pairs, "the vectors span fewer than 96
+// dimensions").
+func TestProcrustesRepeatedRowsSpanLess(t *testing.T) {
+	rng := testRNG(61)
+	base := randRows(rng, 30, 50, nil)
+	var p Pairs
+	for i := range 60 {
+		x := base[i%30] // every row twice
+		p.X = append(p.X, x)
+		p.Y = append(p.Y, x[:40])
+	}
+	proj, err := Fit(context.Background(), Procrustes, p, Options{Metric: modality.L2})
+	require.NoError(t, err)
+	assert.Contains(t, proj.Params, "pca=29")
+	for _, v := range proj.W.RawMatrix().Data {
+		require.False(t, math.IsNaN(v) || math.IsInf(v, 0))
+	}
 }
