@@ -562,3 +562,25 @@ func TestCalibrateL2EvaluateMatchesSearch(t *testing.T) {
 	assert.InDelta(t, ev.Recall[1], top1(false), 0.0051)
 	assert.Less(t, ev.Recall[1], ev.Before.Recall[1], "alpha 1 is too strong here: the test needs the correction to change rankings")
 }
+
+// When the baseline wins, Auto stores nothing: CLIP text and image are one
+// space, and no learned map beats searching it directly by more than the
+// fold-to-fold spread (ridge shrinks to the identity and ties it).
+func TestAlignStoresNothingWhenTheBaselineWins(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine numeric work, slow under -race; the plain test run covers it")
+	}
+	img, txt := loadCOCO(t, "features_clip.npy")
+	db, _ := openTest(t,
+		Modality{Name: "image", Dim: 512, Metric: Cosine, Space: "clip"},
+		Modality{Name: "text", Dim: 512, Metric: Cosine, Space: "clip"})
+	putCOCO(t, db, img, txt)
+	rep, err := db.Align(ctx, "text", "image", &AlignOptions{Method: align.Ridge, Force: true})
+	require.ErrorIs(t, err, ErrNoGain)
+	t.Logf("%v\n%s", err, rep)
+	assert.Equal(t, align.Baseline, rep.Reference)
+	assert.Empty(t, rep.Chosen)
+	plan, err := db.Explain(ctx, Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "coco-001"}}})
+	require.NoError(t, err)
+	assert.Equal(t, RouteDirect, plan.Probes[0].Route, "nothing was stored: the direct route stays")
+}
