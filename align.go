@@ -268,7 +268,7 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 	}
 	pairs, ids, fm, tm, err := db.alignPairs(from, to, opts.Force)
 	if err == nil && opts.Label != "" {
-		pairs.Classes, err = db.labels(opts.Label, ids)
+		pairs, ids, err = db.labelPairs(pairs, ids, opts.Label)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: align %s->%s: %w", from, to, err)
@@ -334,4 +334,22 @@ func (db *DB) alignPairs(from, to string, force bool) (p align.Pairs, ids []uint
 		return p, ids, fm, tm, fmt.Errorf("%w: %d items carry both %s and %s; aligning needs at least %d", align.ErrTooFewPairs, p.Len(), fm.Name, tm.Name, align.MinPairs*4)
 	}
 	return p, ids, fm, tm, nil
+}
+
+// labelPairs gives the pairs their classes by attribute attr, dropping the
+// pairs whose item left since their vectors were copied.
+func (db *DB) labelPairs(p align.Pairs, ids []uint32, attr string) (align.Pairs, []uint32, error) {
+	classes, err := db.labels(attr, ids, true)
+	if err != nil {
+		return p, ids, err
+	}
+	var out align.Pairs
+	var kept []uint32
+	for i, c := range classes {
+		if c != gone {
+			out.X, out.Y, out.Classes = append(out.X, p.X[i]), append(out.Y, p.Y[i]), append(out.Classes, c)
+			kept = append(kept, ids[i])
+		}
+	}
+	return out, kept, nil
 }

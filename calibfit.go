@@ -146,6 +146,9 @@ func (db *DB) measureCalibrations(ctx context.Context, in *calibInputs, bank *ro
 	if err != nil {
 		return nil, err
 	}
+	if ein.align != in.align {
+		return nil, fmt.Errorf("%w: the %s->%s alignment was replaced while calibrating; calibrate again", ErrChanged, in.pm.Name, in.tm.Name)
+	}
 	ein.exclude = bank
 	set, err := ein.gather()
 	if err != nil {

@@ -80,7 +80,7 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateO
 	cands := opts.candidates()
 	if len(cands) == 0 {
 		c := &Calibration{Probe: in.pm.Name, Target: in.tm.Name, bank: roaring.New(), hub: map[uint32]float32{}}
-		return nil, db.storeCalibration(c, true)
+		return nil, db.storeCalibration(c, true, nil)
 	}
 	f, err := in.sampleBank(opts)
 	if err != nil {
@@ -102,7 +102,7 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateO
 	if !keep {
 		return c.clone(), fmt.Errorf("mmdb: calibrate %s->%s: nothing stored: %w", in.pm.Name, in.tm.Name, why)
 	}
-	if err := db.storeCalibration(c, false); err != nil {
+	if err := db.storeCalibration(c, false, in.align); err != nil {
 		return nil, err
 	}
 	return c.clone(), nil

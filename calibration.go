@@ -175,7 +175,10 @@ func centred(v, mean []float32) []float32 {
 	return out
 }
 
-func (db *DB) storeCalibration(c *Calibration, remove bool) error {
+// via is the alignment c was measured through (nil on the direct route):
+// if another replaced it meanwhile, c no longer describes the route and is
+// not stored (ErrChanged).
+func (db *DB) storeCalibration(c *Calibration, remove bool, via *Alignment) error {
 	var rec *storage.CalibrationRecord
 	if !remove {
 		// The rule Open applies when it loads a calibration: what is
@@ -190,6 +193,9 @@ func (db *DB) storeCalibration(c *Calibration, remove bool) error {
 	}
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	if !remove && db.st.Load().aligns[[2]string{c.Probe, c.Target}] != via {
+		return fmt.Errorf("mmdb: calibrate: %w: the %s->%s alignment was replaced while calibrating; calibrate again", ErrChanged, c.Probe, c.Target)
+	}
 	if err := db.store.Update(func(tx *storage.Tx) error { return tx.PutCalibration(c.Probe, c.Target, rec) }); err != nil {
 		return fmt.Errorf("mmdb: calibrate: %w", err)
 	}

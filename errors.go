@@ -27,8 +27,9 @@ var (
 	ErrNoRoute = errors.New("no route between modalities")
 	// ErrInvalidQuery: a malformed Query.
 	ErrInvalidQuery = errors.New("invalid query")
-	// ErrChanged: an alignment or calibration a long measurement (Evaluate)
-	// depends on was replaced while it ran; run it again.
+	// ErrChanged: an alignment or calibration that a long measurement
+	// (Evaluate, Calibrate) depends on was replaced while it ran; run it
+	// again.
 	ErrChanged = errors.New("changed while in use")
 	// ErrIndex: a modality's index failed and could not be rebuilt; its
 	// searches and writes fail until the database is reopened.

@@ -26,24 +26,24 @@ func (db *DB) holdOut(ctx context.Context, in *evalInput, set *evalSet, inSample
 		return nil
 	}
 	fitted := in.align.fitted
-	all := len(set.qids)
+	all, outside := len(set.qids), 0
+	for _, id := range set.qids {
+		if !fitted.Contains(id) {
+			outside++
+		}
+	}
+	if outside == 0 { // every query item was fitted on: cross-fit them
+		return in.crossFit(ctx, set)
+	}
 	set.keep(func(i int) bool { return !fitted.Contains(set.qids[i]) })
-	if len(set.qids) > 0 {
-		set.heldOut = fmt.Sprintf("%d of %d query items were never fitted on; the %d the map was fitted on are left out of the queries and kept among the targets", len(set.qids), all, all-len(set.qids))
-		return nil
-	}
-	set2, err := in.gather() // every query item was fitted on: cross-fit them
-	if err != nil {
-		return err
-	}
-	*set = *set2
-	return in.crossFit(ctx, set)
+	set.heldOut = fmt.Sprintf("%d of %d query items were never fitted on; the %d the map was fitted on are left out of the queries and kept among the targets", outside, all, all-outside)
+	return nil
 }
 
 // crossFit refits the stored map's method in evalFolds folds of the query
-// items and gives each query the map fitted without its fold. The
-// calibration, if any, is the stored one (measured through the stored
-// map).
+// items (by their labels too, when Evaluate has them) and gives each query
+// the map fitted without its fold. The calibration, if any, is the stored
+// one (measured through the stored map).
 func (in *evalInput) crossFit(ctx context.Context, set *evalSet) error {
 	method, err := align.ParseMethod(in.align.Method)
 	if err != nil || method == align.Auto {
@@ -58,6 +58,9 @@ func (in *evalInput) crossFit(ctx context.Context, set *evalSet) error {
 			if fold[i]%evalFolds != f {
 				train.X = append(train.X, set.qvecs[i])
 				train.Y = append(train.Y, set.tvecs[set.own[i]*dim:(set.own[i]+1)*dim])
+				if set.qlab != nil { // as Align fits by a label
+					train.Classes = append(train.Classes, set.qlab[i])
+				}
 			}
 		}
 		proj, err := align.Fit(ctx, method, train, align.Options{Metric: in.tm.Metric, SourceMetric: in.pm.Metric, Seed: 1})

@@ -2,7 +2,6 @@ package mmdb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -78,7 +77,7 @@ type EvalReport struct {
 	InSample bool `json:",omitempty"`
 	// Label is EvalOptions.Label: with it, Recall and MRR count the first
 	// target of the query's label, and Precision[k] is the mean share of
-	// the top k that have it.
+	// the top k (of all targets, when there are fewer) that have it.
 	Label     string          `json:",omitempty"`
 	Precision map[int]float64 `json:",omitempty"`
 	// ChanceRecall and ChanceMRR are what a random ranking of the same
@@ -171,11 +170,11 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
 	}
 	set, err := in.gather()
-	if err == nil {
-		err = db.holdOut(ctx, in, set, opts.InSample)
-	}
 	if err == nil && opts.Label != "" {
 		err = db.labelSet(set, opts.Label)
+	}
+	if err == nil {
+		err = db.holdOut(ctx, in, set, opts.InSample)
 	}
 	if err != nil {
 		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
@@ -208,7 +207,7 @@ func (set *evalSet) report(in *evalInput, ranks []int, tops [][]int, ks []int) E
 		r.Precision = map[int]float64{}
 		for _, k := range ks {
 			for _, top := range tops {
-				r.Precision[k] += float64(top[k-1]) / float64(k) / float64(len(tops))
+				r.Precision[k] += float64(top[k-1]) / float64(min(k, len(set.tids))) / float64(len(tops))
 			}
 		}
 	}
@@ -376,7 +375,7 @@ func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corr 
 		if !stored {
 			want = nil
 		}
-		if p.plan.Probes[0].Route != in.route || p.probes[0].calib != want {
+		if p.plan.Probes[0].Route != in.route || p.probes[0].calib != want || p.probes[0].align != in.align {
 			return fmt.Errorf("%w: the %s->%s alignment or calibration changed during the evaluation; run it again", ErrChanged, in.probe, in.target)
 		}
 		if corr != nil && !stored { // a candidate: applied as the planner applies a stored one
@@ -438,8 +437,8 @@ func (db *DB) evalProbe(p *planned, in *evalInput, set *evalSet, i int, calib *C
 	return true, nil
 }
 
-// parallel calls f(0..n-1) on every CPU and returns the first error, or
-// ctx's once it is done.
+// parallel calls f(0..n-1) on every CPU and returns the first worker's
+// error, or ctx's once it is done.
 func parallel(ctx context.Context, n int, f func(i int) error) error {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	errs := make([]error, workers)
@@ -459,7 +458,12 @@ func parallel(ctx context.Context, n int, f func(i int) error) error {
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	for _, err := range errs {
+		if err != nil {
+			return err // the first: a cancelled context fails every worker alike
+		}
+	}
+	return nil
 }
 
 // notRanked is the rank of a query's own target when its probe could not

@@ -237,14 +237,18 @@ func (db *DB) pivotVector(p *planned, pr plannedProbe) ([]float32, error) {
 			if !ok {
 				continue
 			}
-			d = 1 - kernel.DotProduct(pr.vec, pv)/(kernel.Norm(pr.vec)*kernel.Norm(pv))
+			d = align.CosineDistance(pr.vec, pv)
 		}
 		dists, tvs = append(dists, d), append(tvs, tv)
 	}
 	if len(tvs) == 0 {
 		return nil, nil
 	}
-	w := align.PivotWeights(align.Similarity(pr.pm.Metric, dists), align.PivotTemperature)
+	weigh := pr.pm.Metric
+	if weigh == modality.Dot {
+		weigh = modality.Cosine
+	}
+	w := align.PivotWeights(align.Similarity(weigh, dists), align.PivotTemperature)
 	out := make([]float32, p.tm.Dim)
 	for k, tv := range tvs {
 		for j, v := range tv {

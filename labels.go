@@ -6,60 +6,60 @@ import (
 	"github.com/mmdb-go/mmdb/internal/storage"
 )
 
-// classes reads attribute attr as classes: items with equal values share
-// one. An item with several values is an error naming it.
-func (db *DB) classes(attr string) (map[uint32]int, error) {
-	var classes map[uint32]int
-	err := db.store.View(func(tx *storage.Tx) error {
-		var err error
-		classes, err = tx.Classes(attr, db.items.name)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("label %q: %w", attr, err)
-	}
-	return classes, nil
-}
+// gone marks an item that left between the copy of its vectors and the
+// reading of its label.
+const gone = -2
 
-// labels gives the items' classes by attribute attr; an item without it
-// is an error naming the item.
-func (db *DB) labels(attr string, ids []uint32) ([]int, error) {
-	classes, err := db.classes(attr)
-	if err != nil {
-		return nil, err
-	}
+// labels reads attribute attr of the given items as classes (items with
+// equal values share one), in one read of the file: an item whose record
+// is gone by then is marked gone (a write moved meanwhile), and a stored
+// item without the attribute is an error naming it when required, else
+// class -1.
+func (db *DB) labels(attr string, ids []uint32, required bool) ([]int, error) {
 	out := make([]int, len(ids))
-	for i, id := range ids {
-		c, ok := classes[id]
-		if !ok {
-			return nil, fmt.Errorf("%w: item %q has no %q attribute, the label", ErrInvalidQuery, db.items.name(id), attr)
+	err := db.store.View(func(tx *storage.Tx) error {
+		classes, err := tx.Classes(attr, db.items.name)
+		if err != nil {
+			return fmt.Errorf("label %q: %w", attr, err)
 		}
-		out[i] = c
-	}
-	return out, nil
+		for i, id := range ids {
+			c, ok := classes[id]
+			switch {
+			case ok:
+				out[i] = c
+			case !required:
+				out[i] = -1
+			default:
+				r, stored, err := tx.Record(id)
+				switch {
+				case err != nil:
+					return err
+				case !stored:
+					out[i] = gone
+				default:
+					return fmt.Errorf("%w: item %q has no %q attribute, the label", ErrInvalidQuery, r.ID, attr)
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // labelSet gives Evaluate's queries and targets their classes: every query
-// must have one; a target without one answers no query.
+// must have one (queries whose item left meanwhile are dropped); a target
+// without one answers no query.
 func (db *DB) labelSet(set *evalSet, attr string) error {
-	classes, err := db.classes(attr)
-	if err != nil {
+	var err error
+	if set.qlab, err = db.labels(attr, set.qids, true); err != nil {
 		return err
 	}
-	set.qlab = make([]int, len(set.qids))
-	for i, id := range set.qids {
-		c, ok := classes[id]
-		if !ok {
-			return fmt.Errorf("%w: query item %q has no %q attribute, the label", ErrInvalidQuery, db.items.name(id), attr)
-		}
-		set.qlab[i] = c
+	set.keep(func(i int) bool { return set.qlab[i] != gone })
+	if len(set.qids) == 0 {
+		return fmt.Errorf("%w: every query item left during the evaluation", ErrChanged)
 	}
-	set.tlab = make([]int, len(set.tids))
-	for j, id := range set.tids {
-		set.tlab[j] = -1
-		if c, ok := classes[id]; ok {
-			set.tlab[j] = c
-		}
+	if set.tlab, err = db.labels(attr, set.tids, false); err != nil {
+		return err
 	}
 	set.label = attr
 	return nil

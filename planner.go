@@ -43,6 +43,7 @@ type plannedProbe struct {
 	ext    string          // the probe's own item, if given by ID
 	shared *roaring.Bitmap // pivot: items that carry both modalities
 	calib  *Calibration    // query-time corrections, if any
+	align  *Alignment      // the map that projected it (aligned route)
 }
 
 // exactCutoff is the candidate count at or below which the planner scans
@@ -206,7 +207,7 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 		vec = pv
 		pp.Why += "; corrected: " + c.describe()
 	}
-	return pp, plannedProbe{vec: vec, pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared, calib: calib}, nil
+	return pp, plannedProbe{vec: vec, pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared, calib: calib, align: a}, nil
 }
 
 // planFusion sets how several probes' lists merge, and how deep each is.

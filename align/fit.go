@@ -136,6 +136,9 @@ func FitAuto(ctx context.Context, p Pairs, o Options, only ...Method) (*Projecti
 	if len(methods) == 0 {
 		methods = Methods
 	}
+	if g := p.groups(); g < 2 {
+		return nil, nil, fmt.Errorf("%w: the pairs form %d group; cross-fitting needs at least 2", ErrTooFewPairs, g)
+	}
 	folds := p.folds(min(o.Folds, p.groups()), o.Seed)
 	rep := &Report{Pairs: p.Len(), Folds: len(folds), Gallery: p.Len(), ByClass: p.Classes != nil, Reference: o.Reference, Chance: chance(p.Len(), p.relevantCounts())}
 	if rep.Reference == Baseline && d1 != d2 {
@@ -278,7 +281,13 @@ func (r *Report) decide(force bool) (Method, error) {
 	}
 	if best == nil {
 		r.Why = "no method could be fitted"
-		return "", fmt.Errorf("%w: no method could be fitted: %s", ErrBadInput, r.Scores[0].Err)
+		var errs []string
+		for _, s := range r.Scores {
+			if s.Err != "" {
+				errs = append(errs, string(s.Method)+": "+strings.TrimPrefix(s.Err, ErrBadInput.Error()+": "))
+			}
+		}
+		return "", fmt.Errorf("%w: no method could be fitted (%s)", ErrBadInput, strings.Join(errs, "; "))
 	}
 	chance := make([]float64, len(best.FoldMRR))
 	for f := range chance {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -45,9 +46,11 @@ func PivotWeights(sims []float64, temp float64) []float64 {
 	return w
 }
 
-// Similarity is what a soft pivot weighs a pair by: cosine similarity
-// under Cosine and Dot, and under L2 the negated distance relative to the
-// nearest pair's (so that T means the same share of the distance).
+// Similarity is what a soft pivot weighs a pair by, from the index
+// distances of the pairs' sources to the query: cosine similarity under
+// Cosine (pass cosine distances under Dot: see CosineDistance), and under
+// L2 the negated distance relative to the nearest pair's (so that T means
+// the same share of the distance).
 func Similarity(m modality.Metric, dists []float32) []float64 {
 	s := make([]float64, len(dists))
 	nearest := math.Inf(1)
@@ -78,14 +81,28 @@ type softPivot struct {
 }
 
 func newSoftPivot(p Pairs, source modality.Metric) *softPivot {
-	if source == 0 || source == modality.Dot {
+	if source == 0 {
 		source = modality.Cosine
 	}
 	return &softPivot{src: newRanker(p.X, source), ys: p.Y, metric: source}
 }
 
+// CosineDistance is 1 - cos(a, b), and 1 (cosine 0) when either vector is
+// zero: how a soft pivot under Dot weighs the pairs it picked by dot
+// product (dot products have no scale a temperature could apply to).
+func CosineDistance(a, b []float32) float32 {
+	na, nb := kernel.Norm(a), kernel.Norm(b)
+	if na == 0 || nb == 0 {
+		return 1
+	}
+	return 1 - kernel.DotProduct(a, b)/(na*nb)
+}
+
 // apply returns x carried into the target space.
 func (sp *softPivot) apply(x []float32) []float32 {
+	if len(sp.ys) == 0 {
+		return nil // no pairs to pivot through (FitAuto never builds one so)
+	}
 	q := x
 	if sp.metric == modality.Cosine {
 		q = unit(x)
@@ -106,10 +123,14 @@ func (sp *softPivot) apply(x []float32) []float32 {
 	})
 	idx = idx[:min(PivotItems, len(idx))]
 	near := make([]float32, len(idx))
+	weigh := sp.metric
 	for k, j := range idx {
 		near[k] = dists[j]
+		if sp.metric == modality.Dot {
+			near[k], weigh = CosineDistance(x, sp.src.targets[j]), modality.Cosine
+		}
 	}
-	w := PivotWeights(Similarity(sp.metric, near), PivotTemperature)
+	w := PivotWeights(Similarity(weigh, near), PivotTemperature)
 	out := make([]float32, len(sp.ys[0]))
 	for k, j := range idx {
 		for i, v := range sp.ys[j] {

@@ -201,3 +201,31 @@ func TestProcrustesRepeatedRowsSpanLess(t *testing.T) {
 		require.False(t, math.IsNaN(v) || math.IsInf(v, 0))
 	}
 }
+
+// Found in review (issue 19): pairs of a single group left a fold with no
+// training pairs, and the soft pivot indexed into nothing (a panic).
+func TestFitAutoNeedsTwoGroups(t *testing.T) {
+	rng := testRNG(71)
+	x := randRows(rng, 40, 4, nil)
+	p := Pairs{X: x, Y: x, Groups: make([]int, 40)}
+	_, _, err := FitAuto(context.Background(), p, Options{Epochs: 2})
+	require.ErrorIs(t, err, ErrTooFewPairs)
+	assert.Contains(t, err.Error(), "1 group")
+}
+
+// Under Dot the soft pivot picks the pairs by dot product, as the
+// database's index does, and weighs them by cosine.
+func TestSoftPivotUnderDot(t *testing.T) {
+	p := Pairs{X: [][]float32{{1, 0}}, Y: [][]float32{{1, 0}}}
+	for i := range 12 {
+		p.X = append(p.X, []float32{10, 10 + float32(i)*0.01})
+		p.Y = append(p.Y, []float32{0, 1})
+	}
+	out := newSoftPivot(p, modality.Dot).apply([]float32{1, 0})
+	assert.InDelta(t, 0, out[0], 1e-6, "the largest dot products are the second kind of pair")
+	assert.InDelta(t, 1, out[1], 1e-6)
+	zero := newSoftPivot(p, modality.Dot).apply([]float32{0, 0})
+	for _, v := range zero {
+		assert.False(t, math.IsNaN(float64(v)))
+	}
+}

@@ -302,6 +302,9 @@ func (t *Tx) Classes(attr string, name func(uint32) string) (map[uint32]int, err
 	}
 	class := 0
 	err := b.ForEach(func(k, v []byte) error {
+		if len(k) == 1 && k[0] == KindEmptyList {
+			return nil // an empty list is no value: no class
+		}
 		bm, err := readBitmap(attr, k, v)
 		if err != nil {
 			return err
