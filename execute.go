@@ -140,31 +140,11 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 		return out
 	}
 
-	// Early fusion: one search with the weighted sum of the probe vectors.
 	if plan.Fusion == fusion.Early {
 		start := time.Now()
-		sum := make([]float32, p.tm.Dim)
-		var total float32
-		for i, pr := range p.probes {
-			w := plan.Probes[i].Weight
-			total += w
-			for j, x := range pr.vec {
-				sum[j] += w * x
-			}
-		}
-		if p.tm.Metric == modality.Cosine {
-			if !kernel.Normalize(sum) {
-				return nil, fmt.Errorf("%w: the weighted probe vectors sum to zero", ErrInvalidQuery)
-			}
-		} else {
-			// L2 and dot need the weighted mean, not the sum: a probe given
-			// twice must search from where it is, not twice as far out.
-			for j := range sum {
-				sum[j] /= total
-			}
-		}
-		if err := modality.CheckQuery(sum); err != nil {
-			return nil, fmt.Errorf("%w: the weighted sum of the probe vectors: %w", ErrInvalidQuery, err)
+		sum, err := p.earlyVector()
+		if err != nil {
+			return nil, err
 		}
 		list := search(sum, plan.K)
 		timed("early fusion search", start, len(list))
@@ -208,6 +188,34 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 	}
 	timed("fuse ("+string(plan.Fusion)+")", start, len(fused))
 	return db.hits(p, fused, plan.K, true), nil
+}
+
+// earlyVector is early fusion's one query: the probes' weighted sum,
+// normalised under Cosine; under L2 and Dot their weighted mean (a probe
+// given twice must search from where it is, not twice as far out).
+func (p *planned) earlyVector() ([]float32, error) {
+	sum := make([]float32, p.tm.Dim)
+	var total float32
+	for i, pr := range p.probes {
+		w := p.plan.Probes[i].Weight
+		total += w
+		for j, x := range pr.vec {
+			sum[j] += w * x
+		}
+	}
+	if p.tm.Metric == modality.Cosine {
+		if !kernel.Normalize(sum) {
+			return nil, fmt.Errorf("%w: the weighted probe vectors sum to zero", ErrInvalidQuery)
+		}
+	} else {
+		for j := range sum {
+			sum[j] /= total
+		}
+	}
+	if err := modality.CheckQuery(sum); err != nil {
+		return nil, fmt.Errorf("%w: the weighted sum of the probe vectors: %w", ErrInvalidQuery, err)
+	}
+	return sum, nil
 }
 
 // pivotVector carries a pivot probe into the target's space: the
