@@ -174,12 +174,12 @@ func chooseRidge(ctx context.Context, p Pairs, o Options) (ridgeChoice, error) {
 		}
 		rk := newRanker(fr.test.Y, o.Metric)
 		rel := fr.test.relevant()
-		for pi, prior := range priors {
-			for li, lambda := range o.Lambdas {
-				preds, err := fr.predict(lambda, prior, o.Metric)
-				if err != nil {
-					return ridgeChoice{}, err
-				}
+		for li, lambda := range o.Lambdas {
+			byPrior, err := fr.predictAll(lambda, priors, o.Metric)
+			if err != nil {
+				return ridgeChoice{}, err
+			}
+			for pi, preds := range byPrior {
 				var s Score
 				for q, y := range preds {
 					s.add(rk.rank(y, func(g int) bool { return rel(q, g) }))
@@ -261,6 +261,17 @@ func newFoldRidge(train, test Pairs) (*foldRidge, error) {
 // Projection fitRidge would make them (the target mean left out except
 // under L2: see affine).
 func (fr *foldRidge) predict(lambda float64, identity bool, metric modality.Metric) ([][]float32, error) {
+	out, err := fr.predictAll(lambda, []bool{identity}, metric)
+	if err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// predictAll is predict for each prior (false: zero, true: identity),
+// sharing the factorisation and, in the dual form, the solve: only the
+// right-hand side the solution multiplies differs between priors.
+func (fr *foldRidge) predictAll(lambda float64, priors []bool, metric modality.Metric) ([][][]float32, error) {
 	reg := lambda * fr.tr / float64(fr.d1)
 	if reg <= 0 {
 		reg = 1e-9
@@ -275,32 +286,39 @@ func (fr *foldRidge) predict(lambda float64, identity bool, metric modality.Metr
 	if !ch.Factorize(g) {
 		return nil, fmt.Errorf("%w: the regularised Gram matrix is not positive definite", ErrBadInput)
 	}
-	var pred mat.Dense
-	switch {
-	case fr.kt == nil: // primal: B = (X'X + reg I)^-1 (X'Y + reg P)
-		rhs := mat.DenseCopyOf(fr.xy)
-		if identity { // X'Y + reg I = X'(Y - X) + (X'X + reg I)
-			rhs = mat.DenseCopyOf(fr.resid)
-		}
-		var b mat.Dense
-		if err := ch.SolveTo(&b, rhs); err != nil {
-			return nil, fmt.Errorf("align: ridge: %w", err)
-		}
-		pred.Mul(fr.xt, &b)
-	default: // dual, solved against the few test rows: (XX' + reg I)^-1 X Xt'
-		rhs := fr.xy
-		if identity {
-			rhs = fr.resid
-		}
-		var a mat.Dense
+	var a mat.Dense // dual: (XX' + reg I)^-1 X Xt'
+	if fr.kt != nil {
 		if err := ch.SolveTo(&a, fr.kt.T()); err != nil {
 			return nil, fmt.Errorf("align: ridge: %w", err)
 		}
-		pred.Mul(a.T(), rhs)
 	}
-	if identity {
-		pred.Add(&pred, fr.xt)
+	out := make([][][]float32, len(priors))
+	for pi, identity := range priors {
+		rhs := fr.xy
+		if identity { // primal: X'Y + reg I = X'(Y - X) + (X'X + reg I); dual: Y - X
+			rhs = fr.resid
+		}
+		var pred mat.Dense
+		if fr.kt == nil { // primal: B = (X'X + reg I)^-1 rhs
+			var b mat.Dense
+			if err := ch.SolveTo(&b, rhs); err != nil {
+				return nil, fmt.Errorf("align: ridge: %w", err)
+			}
+			pred.Mul(fr.xt, &b)
+		} else {
+			pred.Mul(a.T(), rhs)
+		}
+		if identity {
+			pred.Add(&pred, fr.xt)
+		}
+		out[pi] = fr.rows(&pred, metric)
 	}
+	return out, nil
+}
+
+// rows copies predictions into float32 rows, adding the training target
+// mean under L2.
+func (fr *foldRidge) rows(pred *mat.Dense, metric modality.Metric) [][]float32 {
 	n, d2 := pred.Dims()
 	out := make([][]float32, n)
 	for i := range n {
@@ -313,5 +331,5 @@ func (fr *foldRidge) predict(lambda float64, identity bool, metric modality.Metr
 			out[i][j] = float32(v)
 		}
 	}
-	return out, nil
+	return out
 }
