@@ -23,7 +23,7 @@ type Result struct {
 	// Plans of an EXPLAIN (one per target), with step timings for
 	// EXPLAIN ANALYZE.
 	Plans []*Plan
-	// Report of an ALIGN: each method's held-out recall and the choice.
+	// Report of an ALIGN: each method cross-fitted beside the pivot and chance, and the choice.
 	Report *align.Report
 }
 
