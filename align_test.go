@@ -82,6 +82,19 @@ func TestAlignCOCORandomText(t *testing.T) {
 	assert.Contains(t, in.String(), "IN SAMPLE")
 	assert.Greater(t, in.Recall[10], ev.Recall[10]+0.2, "the training figures should flatter the map")
 
+	// Calibrate measures through the same held-out ranking: its
+	// uncorrected figure is the cross-fitted one, not the training one.
+	c, err := db.Calibrate(ctx, "rtext", "image", &CalibrateOptions{Auto: true})
+	if err != nil {
+		require.ErrorIs(t, err, ErrNoGain)
+	}
+	t.Logf("calibration: %s; none measured R@1 %.3f", c.Why, c.Measured[0].R1)
+	assert.Less(t, c.Measured[0].R1, 0.05, "Calibrate measured on the items the map was fitted on")
+	if err == nil { // a stored calibration would change the figures below
+		_, err = db.Calibrate(ctx, "rtext", "image", nil)
+		require.NoError(t, err)
+	}
+
 	require.NoError(t, db.Close())
 	db2, err := Open(path, nil)
 	require.NoError(t, err)

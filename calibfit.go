@@ -139,8 +139,9 @@ func (f *calibFitter) topSims(ctx context.Context, centred bool, progress func(s
 }
 
 // measureCalibrations ranks the query items outside the bank against the
-// targets outside it, as Evaluate does, without corrections and then with
-// each candidate, and scores each ranking.
+// targets outside it, as Evaluate does (holding out what an alignment was
+// fitted on, or cross-fitting it), without corrections and then with each
+// candidate, and scores each ranking.
 func (db *DB) measureCalibrations(ctx context.Context, in *calibInputs, bank *roaring.Bitmap, cands []*Calibration) ([]CalibrationScore, error) {
 	ein, err := db.evalInputs(in.pm.Name, in.tm.Name, true)
 	if err != nil {
@@ -151,6 +152,11 @@ func (db *DB) measureCalibrations(ctx context.Context, in *calibInputs, bank *ro
 	}
 	ein.exclude = bank
 	set, err := ein.gather()
+	if err == nil {
+		// On the aligned route, hold out what the map was fitted on too,
+		// as Evaluate does: the figures are then held out from both.
+		err = db.holdOut(ctx, ein, set, false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("measuring on the items outside the bank: %w", err)
 	}
