@@ -3,6 +3,7 @@ package align
 import (
 	"fmt"
 
+	"gonum.org/v1/gonum/lapack/lapack64"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -88,24 +89,60 @@ func whitenedSVD(x, y, kx, ky *mat.Dense) (u, v *mat.Dense, sv []float64, err er
 	var a, b mat.Dense
 	a.Mul(kx.T(), x.T()) // d1 x n
 	b.Mul(ky.T(), y.T()) // d2 x n
-	var qa, qb mat.QR
-	qa.Factorize(&a)
-	qb.Factorize(&b)
-	var ra, rb, qma, qmb, small mat.Dense
-	qa.RTo(&ra)
-	qb.RTo(&rb)
-	qa.QTo(&qma)
-	qb.QTo(&qmb)
-	small.Mul(ra.Slice(0, n, 0, n), rb.Slice(0, n, 0, n).T())
-	small.Scale(1/float64(n), &small)
+	u, v, sv = productSVD(&a, &b)
+	for k := range sv {
+		sv[k] /= float64(n)
+	}
+	return u, v, sv, nil
+}
+
+// productSVD returns the thin SVD of a b' for a (d1 x n) and b (d2 x n)
+// with n below both dimensions: from their QR factors, a b' = Qa (Ra Rb')
+// Qb', so only the n x n middle is decomposed. U and V have n columns.
+func productSVD(a, b *mat.Dense) (u, v *mat.Dense, sv []float64) {
+	qma, ra := thinQR(a)
+	qmb, rb := thinQR(b)
+	_, n := a.Dims()
+	var small mat.Dense
+	small.Mul(ra, rb.T())
+	var svd mat.SVD
 	if !svd.Factorize(&small, mat.SVDThin) {
-		return nil, nil, nil, fmt.Errorf("%w: SVD did not converge", ErrBadInput)
+		// An n x n SVD of finite numbers converges; keep the zero map.
+		d1, _ := a.Dims()
+		d2, _ := b.Dims()
+		return mat.NewDense(d1, n, nil), mat.NewDense(d2, n, nil), make([]float64, n)
 	}
 	var us, vs mat.Dense
 	svd.UTo(&us)
 	svd.VTo(&vs)
 	u, v = new(mat.Dense), new(mat.Dense)
-	u.Mul(qma.Slice(0, d1, 0, n), &us)
-	v.Mul(qmb.Slice(0, d2, 0, n), &vs)
-	return u, v, svd.Values(nil), nil
+	u.Mul(qma, &us)
+	v.Mul(qmb, &vs)
+	return u, v, svd.Values(nil)
+}
+
+// thinQR returns the thin QR factors of a (m x n, m >= n): Q with n
+// orthonormal columns and the n x n upper triangular R. LAPACK's
+// reflectors directly, without the m x m Q and the condition estimate
+// mat.QR computes.
+func thinQR(a *mat.Dense) (q, r *mat.Dense) {
+	_, n := a.Dims()
+	f := mat.DenseCopyOf(a)
+	raw := f.RawMatrix()
+	tau := make([]float64, n)
+	work := []float64{0}
+	lapack64.Geqrf(raw, tau, work, -1)
+	work = make([]float64, int(work[0]))
+	lapack64.Geqrf(raw, tau, work, len(work))
+	r = mat.NewDense(n, n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			r.Set(i, j, f.At(i, j))
+		}
+	}
+	work = []float64{0}
+	lapack64.Orgqr(raw, tau, work, -1)
+	work = make([]float64, int(work[0]))
+	lapack64.Orgqr(raw, tau, work, len(work))
+	return f, r
 }

@@ -69,16 +69,22 @@ func fitProcrustes(p Pairs, o Options) (*Projection, error) {
 			yr, vy = yr.Slice(0, n, 0, r).(*mat.Dense), vy.Slice(0, d2, 0, r).(*mat.Dense)
 		}
 	}
-	var m mat.Dense
-	m.Mul(xr.T(), yr)
-	var svd mat.SVD
-	if !svd.Factorize(&m, mat.SVDThin) {
-		return nil, fmt.Errorf("%w: SVD did not converge", ErrBadInput)
+	var u, v *mat.Dense
+	var vals []float64
+	if span > 0 { // X'Y has rank below n: decompose it through the n x n middle
+		u, v, vals = productSVD(mat.DenseCopyOf(xr.T()), mat.DenseCopyOf(yr.T()))
+	} else {
+		var m mat.Dense
+		m.Mul(xr.T(), yr)
+		var svd mat.SVD
+		if !svd.Factorize(&m, mat.SVDThin) {
+			return nil, fmt.Errorf("%w: SVD did not converge", ErrBadInput)
+		}
+		u, v = new(mat.Dense), new(mat.Dense)
+		svd.UTo(u)
+		svd.VTo(v)
+		vals = svd.Values(nil)
 	}
-	var u, v mat.Dense
-	svd.UTo(&u)
-	svd.VTo(&v)
-	vals := svd.Values(nil)
 	keep := len(vals)
 	if span > 0 {
 		keep = 0
