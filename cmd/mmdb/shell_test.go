@@ -956,3 +956,33 @@ func TestEvalLabel(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, `has no "nope" attribute`)
 }
+
+// mmdb calibrate measures, prints what it measured and keeps the best only
+// when it gains; it says what to ask for; --remove removes.
+func TestCalibrateCommand(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errs := mmdbRun(t, "", "demo", "--dir", dir)
+	require.Equal(t, 0, code, errs)
+	db := filepath.Join(dir, "demo.mmdb")
+	code, out, errs := mmdbRun(t, "", "calibrate", "--auto", db, "text", "image")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "measured on the items outside a 1500-vector bank")
+	assert.Contains(t, out, "inverted softmax")
+	assert.Contains(t, out, "\nkept ")
+	code, out, errs = mmdbRun(t, "", "eval", db, "text", "image")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "before:", "the kept corrections are applied")
+	code, out, errs = mmdbRun(t, "", "calibrate", "--json", "--centre", "--force", db, "text", "image")
+	require.Equal(t, 0, code, errs)
+	var v map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
+	assert.Len(t, v["Measured"], 2)
+	code, _, errs = mmdbRun(t, "", "calibrate", db, "text", "image")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, "say what to measure")
+	code, _, errs = mmdbRun(t, "", "calibrate", "--remove", db, "text", "image")
+	require.Equal(t, 0, code, errs)
+	code, out, _ = mmdbRun(t, "", "eval", db, "text", "image")
+	require.Equal(t, 0, code)
+	assert.NotContains(t, out, "before:")
+}
