@@ -53,15 +53,15 @@ type EvalReport struct {
 	// MRR is the mean reciprocal rank of each query's own target.
 	MRR float64
 	// MedianRank is the median rank (1 is best) of each query's own target.
-	// When more than half of a pivot evaluation's targets were not returned
-	// at all, it is Targets+1 (a rank past every target) and MedianBeyond
-	// is set: the median is not a rank any target had.
+	// A pivot probe whose neighbours all lost their target vectors
+	// meanwhile ranks nothing; when that is more than half the queries, the
+	// median is Targets+1 (a rank past every target) and MedianBeyond is
+	// set: the median is not a rank any target had.
 	MedianRank float64
 	// MedianBeyond: see MedianRank.
 	MedianBeyond bool `json:",omitempty"`
-	// Route is how probes reached the target: "direct" and "aligned" rank
-	// every target vector exactly; "pivot" ranks through the pivot route,
-	// as deep as its search goes.
+	// Route is how probes reached the target: "direct", "aligned" or
+	// "pivot"; every route ranks every target vector exactly.
 	Route Route
 	// Corrections names the query-time corrections applied (see
 	// Calibrate), and Before holds the figures without them, on the same

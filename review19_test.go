@@ -215,3 +215,33 @@ func TestLabelWhileItemsChange(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// Found in the second review: an ALIGN statement that stored nothing lost
+// the report that says why; ALIGN ... BY <attr> aligns by a label.
+func TestAlignStatementKeepsTheReport(t *testing.T) {
+	const d, n = 6, 200
+	db, _ := openTest(t,
+		Modality{Name: "a", Dim: d, Metric: Cosine, Space: "sa"},
+		Modality{Name: "b", Dim: d, Metric: Cosine, Space: "sb"})
+	var items []Item
+	for i := range n {
+		a, b := make([]float32, d), make([]float32, d)
+		for j := range d {
+			a[j] = float32(math.Sin(float64(i*d+j) * 1.37))
+			b[j] = float32(math.Cos(float64(i*d+j) * 2.71))
+		}
+		items = append(items, Item{ID: fmt.Sprint(i), Attrs: map[string]any{"c": int64(i % 4)}, Vectors: map[string][]float32{"a": a, "b": b}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	res, err := db.Query(ctx, "ALIGN a TO b USING ridge")
+	require.ErrorIs(t, err, ErrNoGain)
+	require.NotNil(t, res)
+	require.NotNil(t, res.Report)
+	assert.Contains(t, res.String(), "no map kept")
+	res, err = db.Query(ctx, "ALIGN a TO b USING ridge BY c")
+	if err != nil {
+		require.ErrorIs(t, err, ErrNoGain)
+	}
+	require.NotNil(t, res.Report)
+	assert.True(t, res.Report.ByClass, "BY c scores by the label")
+}

@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -65,7 +66,11 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("mmdb: %w: %w", ErrInvalidQuery, err)
 		}
-		rep, err := db.Align(ctx, st.From, st.To, &AlignOptions{Method: m, Force: st.Force, StoreAny: st.Force})
+		rep, err := db.Align(ctx, st.From, st.To, &AlignOptions{Method: m, Force: st.Force, StoreAny: st.Force, Label: st.Label})
+		if errors.Is(err, ErrNoGain) && rep != nil {
+			res.Report = rep // what each method scored is why nothing was stored
+			return res, err
+		}
 		if err != nil {
 			return nil, err
 		}

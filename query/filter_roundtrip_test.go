@@ -305,6 +305,8 @@ func TestParseStatementClauses(t *testing.T) {
 		{"ALIGN a TO b", &query.Statement{Kind: query.StmtAlign, From: "a", To: "b"}},
 		{"ALIGN a TO b USING ridge", &query.Statement{Kind: query.StmtAlign, From: "a", To: "b", Method: "ridge"}},
 		{"ALIGN a TO b FORCE", &query.Statement{Kind: query.StmtAlign, From: "a", To: "b", Force: true}},
+		{"ALIGN a TO b USING cca BY digit FORCE", &query.Statement{Kind: query.StmtAlign, From: "a", To: "b", Method: "cca", Label: "digit", Force: true}},
+		{"ALIGN a TO b by by", &query.Statement{Kind: query.StmtAlign, From: "a", To: "b", Label: "by"}},
 		{`align "to" to "using" using infonce force;`, &query.Statement{Kind: query.StmtAlign, From: "to", To: "using", Method: "infonce", Force: true}},
 		{"-- a comment\nGET 'x' -- and another", &query.Statement{Kind: query.StmtGet, IDs: []string{"x"}}},
 	}
@@ -496,6 +498,11 @@ func rtStatement(r *rand.Rand) (string, *query.Statement) {
 		if r.IntN(2) == 0 {
 			st.Method = []string{"auto", "ridge", "procrustes", "cca", "infonce"}[r.IntN(5)]
 			b.WriteString(" USING " + st.Method)
+		}
+		if r.IntN(2) == 0 {
+			var label string
+			st.Label, label = rtName(r)
+			b.WriteString(" BY " + label)
 		}
 		if r.IntN(2) == 0 {
 			st.Force = true

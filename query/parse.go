@@ -201,6 +201,17 @@ func (p *parser) acceptKeyword(kw string) bool {
 	return false
 }
 
+// acceptWord consumes the next token if it is the unreserved word w (an
+// identifier, any case): a statement word that is no keyword, so that
+// names may still use it.
+func (p *parser) acceptWord(w string) bool {
+	if t := p.toks[p.i]; t.kind == tIdent && strings.EqualFold(t.text, w) {
+		p.i++
+		return true
+	}
+	return false
+}
+
 func describe(t token) string {
 	switch t.kind {
 	case tEOF:

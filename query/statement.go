@@ -25,7 +25,7 @@ const (
 //	GET '<id>'
 //	DELETE '<id>'[, '<id>']
 //	COUNT [WHERE <filter>]
-//	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce] [FORCE]
+//	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce] [BY <attr>] [FORCE]
 //	EXPLAIN [ANALYZE] <statement>
 type Statement struct {
 	Kind    string
@@ -41,7 +41,12 @@ type Statement struct {
 	IDs     []string // GET and DELETE
 	// ALIGN: the modalities (From, To) and the method ("" for auto).
 	From, To, Method string
-	// Force: ALIGN ... FORCE, a map even between modalities of one space.
+	// Label: ALIGN ... BY <attr>, the attribute holding each item's class
+	// for items paired by class ("" for none). BY is not reserved: an
+	// attribute may still be called by.
+	Label string
+	// Force: ALIGN ... FORCE, a map even between modalities of one space,
+	// or one that does not beat searching without it.
 	Force bool
 }
 
@@ -106,6 +111,11 @@ func ParseStatement(s string) (*Statement, error) {
 		}
 		if p.acceptKeyword("USING") {
 			if st.Method, err = p.parseName("a method: auto, ridge, procrustes, cca or infonce"); err != nil {
+				break
+			}
+		}
+		if p.acceptWord("BY") {
+			if st.Label, err = p.parseName("the label attribute"); err != nil {
 				break
 			}
 		}

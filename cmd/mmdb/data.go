@@ -48,6 +48,11 @@ func queryCmd() *cobra.Command {
 		defer db.Close()
 		res, err := db.Query(c.Context(), args[1])
 		if err != nil {
+			if res != nil { // an ALIGN that stored nothing: its report says why
+				if rerr := render(c.Context(), db, c.OutOrStdout(), res, renderOptions{mode: *mode}); rerr != nil {
+					return rerr
+				}
+			}
 			return withCaret(err, args[1])
 		}
 		return render(c.Context(), db, c.OutOrStdout(), res, renderOptions{mode: *mode})

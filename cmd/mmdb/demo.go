@@ -93,7 +93,10 @@ func demoCmd() *cobra.Command {
 				return err
 			}
 		}
-		if *asJSON && *data == "" {
+		if *asJSON && *data != "" {
+			return fmt.Errorf("%w: --json summarises the synthetic demo; the tour of --data prints text", errUsage)
+		}
+		if *asJSON {
 			sum, err := runDemoSummary(c.Context(), io.Discard, *dir, *n)
 			if err != nil {
 				return err

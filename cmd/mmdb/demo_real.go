@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -128,11 +129,17 @@ func runRealDemo(ctx context.Context, stdout, stderr io.Writer, data, dir string
 		return err
 	}
 	fmt.Fprintf(stdout, "\nEvaluate: %s\n", rep)
-	res, err := db.Query(ctx, "ALIGN drawing TO speech")
-	if err != nil {
+	// The pairs are made by digit, not one to one: align by the label.
+	// Whether a map beats pivoting through the pairs is measured; when it
+	// does not, nothing is stored and searches pivot.
+	res, err := db.Query(ctx, "ALIGN drawing TO speech BY digit")
+	if err != nil && !errors.Is(err, mmdb.ErrNoGain) {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nALIGN drawing TO speech (pairs by digit; speaker theo held out):\n%s", res.Report)
+	fmt.Fprintf(stdout, "\nALIGN drawing TO speech BY digit (pairs by digit; speaker theo held out):\n%s", res.Report)
+	if err != nil {
+		fmt.Fprintln(stdout, "(no map stored: searches from drawings to speech pivot through the pairs)")
+	}
 	if _, err := show("Image-to-audio: recordings by theo (never heard by the alignment) for a drawing of a 3",
 		fmt.Sprintf("EXPLAIN SEARCH speech NEAR drawing OF 'digit-%04d' WHERE speaker = 'theo' LIMIT 10", byDigit[3][0])); err != nil {
 		return err

@@ -347,6 +347,11 @@ func (sh *shell) run(ctx context.Context, stmt string) error {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return errors.New("cancelled")
 		}
+		if res != nil { // an ALIGN that stored nothing: its report says why
+			if rerr := render(ctx, sh.db, sh.out, res, sh.opts); rerr != nil {
+				return rerr
+			}
+		}
 		return withCaret(err, text)
 	}
 	if err := render(ctx, sh.db, sh.out, res, sh.opts); err != nil {
@@ -362,7 +367,7 @@ const shellHelp = `Statements end with ';' and may span lines:
   SEARCH image NEAR text OF 'id' [WEIGHT w], audio [0.1, ...] [FUSE rrf|weighted|dbsf|early]
          [WHERE filter] [LIMIT k] [EF n] [EXACT];
   GET 'id';   DELETE 'id', ...;   COUNT [WHERE filter];
-  ALIGN from TO to [USING auto|ridge|procrustes|cca|infonce];
+  ALIGN from TO to [USING auto|ridge|procrustes|cca|infonce] [BY label] [FORCE];
   EXPLAIN [ANALYZE] statement;
 Dot-commands:
   .help                      this text
@@ -507,7 +512,7 @@ type completer struct{ db *mmdb.DB }
 var (
 	dotCommands = []string{".help", ".schema", ".stats", ".define", ".mode", ".timer", ".explain", ".vectors", ".import", ".export", ".snapshot", ".read", ".quit", ".exit"}
 	stmtWords   = []string{"SEARCH", "NEAR", "OF", "WEIGHT", "FUSE", "WHERE", "LIMIT", "EF", "EXACT", "GET", "DELETE", "COUNT",
-		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
+		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
 		"rrf", "weighted", "dbsf", "early", "auto", "ridge", "procrustes", "cca", "infonce"}
 )
 

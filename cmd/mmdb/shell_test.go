@@ -986,3 +986,11 @@ func TestCalibrateCommand(t *testing.T) {
 	require.Equal(t, 0, code)
 	assert.NotContains(t, out, "before:")
 }
+
+// Found in the second review: demo --json with --data printed the text
+// tour; the combination is a usage error.
+func TestDemoJSONWithDataRefused(t *testing.T) {
+	code, _, errs := mmdbRun(t, "", "demo", "--json", "--data", "../shared/data")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, "--json summarises the synthetic demo")
+}
