@@ -259,6 +259,8 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 	if opts == nil {
 		opts = &AlignOptions{}
 	}
+	ctx, done := db.measuring(ctx)
+	defer done()
 	method := opts.Method
 	if method == "" {
 		method = align.Auto
@@ -285,6 +287,7 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 		only = []align.Method{method}
 	}
 	proj, rep, err := align.FitAuto(ctx, pairs, o, only...)
+	err = db.closedErr(err)
 	if err != nil {
 		if errors.Is(err, align.ErrNoGain) {
 			err = fmt.Errorf("%w: %s (FORCE in ALIGN, --force in mmdb align, stores the best anyway)", ErrNoGain, rep.Why)

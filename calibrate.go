@@ -70,6 +70,8 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateO
 	if o != nil {
 		opts = *o
 	}
+	ctx, done := db.measuring(ctx)
+	defer done()
 	if err := opts.check(); err != nil {
 		return nil, fmt.Errorf("mmdb: calibrate: %w", err)
 	}
@@ -89,12 +91,12 @@ func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateO
 	built := make([]*Calibration, len(cands))
 	for i, co := range cands {
 		if built[i], err = f.build(ctx, co, db.opts.Progress); err != nil {
-			return nil, fmt.Errorf("mmdb: calibrate: %w", err)
+			return nil, fmt.Errorf("mmdb: calibrate: %w", db.closedErr(err))
 		}
 	}
 	scores, err := db.measureCalibrations(ctx, in, f.bank, built)
 	if err != nil {
-		return nil, fmt.Errorf("mmdb: calibrate: %w", err)
+		return nil, fmt.Errorf("mmdb: calibrate: %w", db.closedErr(err))
 	}
 	best, keep, why := decideCalibration(scores, opts.StoreAny)
 	c := built[best]

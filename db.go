@@ -1,6 +1,8 @@
 package mmdb
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	"log/slog"
@@ -93,6 +95,27 @@ type DB struct {
 	// with its own lock.
 	st    atomic.Pointer[state]
 	items *itemSet
+
+	// closing is cancelled when Close starts: long measurements (Align,
+	// Calibrate, Evaluate) stop then instead of running to the end.
+	closing     context.Context
+	stopClosing context.CancelFunc
+}
+
+// measuring returns ctx, cancelled too when the database starts closing,
+// for the long measurements; done releases it.
+func (db *DB) measuring(ctx context.Context) (c context.Context, done func()) {
+	c, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(db.closing, cancel)
+	return c, func() { stop(); cancel() }
+}
+
+// closedErr is err, or ErrClosed when the database closing cancelled it.
+func (db *DB) closedErr(err error) error {
+	if err != nil && db.closing.Err() != nil && errors.Is(err, context.Canceled) {
+		return ErrClosed
+	}
+	return err
 }
 
 // Open opens the database at path, creating it if it does not exist, and
@@ -119,6 +142,7 @@ func Open(path string, opts *Options) (*DB, error) {
 		storage.RemoveStaleTemps(path)
 	}
 	db := &DB{store: st, readOnly: opts.ReadOnly, indexCfg: opts.Index, opts: *opts, items: newItemSet()}
+	db.closing, db.stopClosing = context.WithCancel(context.Background())
 	if db.opts.CheckpointEvery <= 0 {
 		db.opts.CheckpointEvery = DefaultCheckpointEvery
 	}
@@ -229,6 +253,7 @@ func (db *DB) addModality(s *state, m Modality) {
 // and releases it. Calls after Close return ErrClosed; a second Close is a
 // no-op.
 func (db *DB) Close() error {
+	db.stopClosing() // long measurements stop (with ErrClosed) instead of finishing first
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	if db.st.Load().closed {

@@ -152,6 +152,8 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 	if opts == nil {
 		opts = &EvalOptions{}
 	}
+	ctx, done := db.measuring(ctx)
+	defer done()
 	ks := opts.Ks
 	if ks == nil {
 		ks = []int{1, 5, 10}
@@ -182,7 +184,7 @@ func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOpti
 	set.sample(maxQ)
 	ranks, tops, err := db.exactRanks(ctx, in, set, nil, slices.Max(ks))
 	if err != nil {
-		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", err)
+		return EvalReport{}, fmt.Errorf("mmdb: evaluate: %w", db.closedErr(err))
 	}
 	rep := set.report(in, ranks, tops, ks)
 	if in.calib == nil {

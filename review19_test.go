@@ -245,3 +245,40 @@ func TestAlignStatementKeepsTheReport(t *testing.T) {
 	require.NotNil(t, res.Report)
 	assert.True(t, res.Report.ByClass, "BY c scores by the label")
 }
+
+// Found in the second review: Close returned at once but a running Align
+// fitted on to the end before failing. Closing now cancels it: it stops
+// with ErrClosed (Calibrate and Evaluate too).
+func TestCloseStopsAlign(t *testing.T) {
+	const d, n = 32, 400
+	var db *DB
+	closed := make(chan struct{})
+	path := filepath.Join(t.TempDir(), "c.mmdb")
+	var err error
+	calls := 0
+	db, err = Open(path, &Options{NoSync: true, Progress: func(stage string, done, total int) {
+		if strings.HasPrefix(stage, "align") {
+			if calls++; calls == 1 {
+				go func() { db.Close(); close(closed) }()
+				<-closed // the next fit starts after Close began
+			}
+		}
+	}})
+	require.NoError(t, err)
+	require.NoError(t, db.DefineModality(Modality{Name: "a", Dim: d, Metric: Cosine, Space: "sa"}))
+	require.NoError(t, db.DefineModality(Modality{Name: "b", Dim: d, Metric: Cosine, Space: "sb"}))
+	var items []Item
+	for i := range n {
+		a, b := make([]float32, d), make([]float32, d)
+		for j := range d {
+			a[j] = float32(math.Sin(float64(i*d+j) * 1.37))
+			b[j] = a[(j+1)%d] + 0.1*float32(math.Cos(float64(i+j)))
+		}
+		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"a": a, "b": b}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	_, err = db.Align(ctx, "a", "b", nil)
+	require.ErrorIs(t, err, ErrClosed)
+	assert.Contains(t, err.Error(), "align a->b")
+	assert.Equal(t, 1, calls, "Align went on fitting after Close")
+}
