@@ -32,6 +32,9 @@ type Alignment struct {
 	// method's cross-fitted figures beside searching without a map. Nil
 	// for maps given to SetAlignment.
 	Report *align.Report
+	// Label is the attribute Align scored and fitted by (AlignOptions.
+	// Label), "" for none; Evaluate refits by it when it cross-fits.
+	Label string
 
 	// fitted holds the items Align fitted the map on: Evaluate keeps them
 	// out of its queries (their figures would be training figures). Nil
@@ -51,7 +54,7 @@ func (a *Alignment) Fitted() int {
 
 // record is a as the file stores it.
 func (a *Alignment) record() (*storage.AlignmentRecord, error) {
-	r := &storage.AlignmentRecord{From: a.From, To: a.To, W: a.W, Bias: a.Bias, Method: a.Method, Report: a.Report}
+	r := &storage.AlignmentRecord{From: a.From, To: a.To, W: a.W, Bias: a.Bias, Method: a.Method, Report: a.Report, Label: a.Label}
 	if a.fitted != nil {
 		var err error
 		if r.Fitted, err = a.fitted.ToBytes(); err != nil {
@@ -63,7 +66,7 @@ func (a *Alignment) record() (*storage.AlignmentRecord, error) {
 
 // alignmentOf decodes a stored record.
 func alignmentOf(r storage.AlignmentRecord) (*Alignment, error) {
-	a := &Alignment{From: r.From, To: r.To, W: r.W, Bias: r.Bias, Method: r.Method, Report: r.Report}
+	a := &Alignment{From: r.From, To: r.To, W: r.W, Bias: r.Bias, Method: r.Method, Report: r.Report, Label: r.Label}
 	if len(r.Fitted) > 0 {
 		var err error
 		if a.fitted, err = storage.DecodeBitmap(r.Fitted); err != nil {
@@ -295,7 +298,7 @@ func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*
 		return rep, fmt.Errorf("mmdb: align %s->%s: nothing stored: %w", from, to, err)
 	}
 	w, bias := proj.Float32()
-	a := Alignment{From: from, To: to, W: w, Bias: bias, Method: string(proj.Method), Report: rep, fitted: roaring.BitmapOf(ids...)}
+	a := Alignment{From: from, To: to, W: w, Bias: bias, Method: string(proj.Method), Report: rep, Label: opts.Label, fitted: roaring.BitmapOf(ids...)}
 	dropped, err := db.setAlignment(a)
 	if err != nil {
 		return rep, err

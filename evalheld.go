@@ -33,7 +33,19 @@ func (db *DB) holdOut(ctx context.Context, in *evalInput, set *evalSet, inSample
 		}
 	}
 	if outside == 0 { // every query item was fitted on: cross-fit them
-		return in.crossFit(ctx, set)
+		var classes []int
+		if in.align.Label != "" { // refit as Align fitted: by its label
+			var err error
+			if classes, err = db.labels(in.align.Label, set.qids, true); err != nil {
+				return err
+			}
+			for _, c := range classes {
+				if c == gone {
+					return fmt.Errorf("%w: a query item left during the evaluation", ErrChanged)
+				}
+			}
+		}
+		return in.crossFit(ctx, set, classes)
 	}
 	set.keep(func(i int) bool { return !fitted.Contains(set.qids[i]) })
 	set.heldOut = fmt.Sprintf("%d of %d query items were never fitted on; the %d the map was fitted on are left out of the queries and kept among the targets", outside, all, all-outside)
@@ -41,10 +53,10 @@ func (db *DB) holdOut(ctx context.Context, in *evalInput, set *evalSet, inSample
 }
 
 // crossFit refits the stored map's method in evalFolds folds of the query
-// items (by their labels too, when Evaluate has them) and gives each query
-// the map fitted without its fold. The calibration, if any, is the stored
-// one (measured through the stored map).
-func (in *evalInput) crossFit(ctx context.Context, set *evalSet) error {
+// items (by the classes of the label Align fitted by, when it had one) and
+// gives each query the map fitted without its fold. The calibration, if
+// any, is the stored one (measured through the stored map).
+func (in *evalInput) crossFit(ctx context.Context, set *evalSet, classes []int) error {
 	method, err := align.ParseMethod(in.align.Method)
 	if err != nil || method == align.Auto {
 		return fmt.Errorf("%w: every query item was fitted on, and the map's method %q cannot be refitted to hold them out (EvalOptions.InSample gives the training figures)", ErrInvalidQuery, in.align.Method)
@@ -58,8 +70,8 @@ func (in *evalInput) crossFit(ctx context.Context, set *evalSet) error {
 			if fold[i]%evalFolds != f {
 				train.X = append(train.X, set.qvecs[i])
 				train.Y = append(train.Y, set.tvecs[set.own[i]*dim:(set.own[i]+1)*dim])
-				if set.qlab != nil { // as Align fits by a label
-					train.Classes = append(train.Classes, set.qlab[i])
+				if classes != nil {
+					train.Classes = append(train.Classes, classes[i])
 				}
 			}
 		}

@@ -244,6 +244,13 @@ func TestAlignStatementKeepsTheReport(t *testing.T) {
 	}
 	require.NotNil(t, res.Report)
 	assert.True(t, res.Report.ByClass, "BY c scores by the label")
+	// Stored, the map keeps its label, and Evaluate's cross-fit refits by it.
+	_, err = db.Query(ctx, "ALIGN a TO b USING ridge BY c FORCE")
+	require.NoError(t, err)
+	assert.Equal(t, "c", db.st.Load().aligns[[2]string{"a", "b"}].Label)
+	ev, err := db.Evaluate(ctx, "a", "b", nil)
+	require.NoError(t, err)
+	assert.Contains(t, ev.HeldOut, "refitted in 5 folds")
 }
 
 // Found in the second review: Close returned at once but a running Align

@@ -310,6 +310,8 @@ type AlignmentRecord struct {
 	// Fitted is a serialised bitmap of the internal IDs of the items the
 	// map was fitted on; empty for maps given whole.
 	Fitted []byte `msgpack:"fitted,omitempty"`
+	// Label is the attribute Align scored and fitted by, if any.
+	Label string `msgpack:"label,omitempty"`
 }
 
 // PutAlignment stores r, replacing the projection between its modalities.
