@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 	"sync"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -101,37 +100,28 @@ func (f *calibFitter) topSims(ctx context.Context, centred bool, progress func(s
 		return nil, err
 	}
 	out := make([][]float32, len(in.targetIDs))
-	workers := runtime.GOMAXPROCS(0)
-	var wg sync.WaitGroup
 	var mu sync.Mutex
 	done := 0
-	for w := range workers {
-		wg.Go(func() {
-			for i := w; i < len(in.targetIDs); i += workers {
-				if ctx.Err() != nil {
-					return
-				}
-				v, ok := in.tidx.Vector(in.targetIDs[i])
-				if !ok {
-					continue
-				}
-				res := bank.Search(v, f.kmax, hnsw.SearchOptions{Ef: max(64, 2*f.kmax)})
-				s := make([]float32, len(res))
-				for k, r := range res {
-					s[k], _ = in.tm.Metric.Score(r.Dist)
-				}
-				out[i] = s
-				if progress != nil && i%1024 == 0 {
-					mu.Lock()
-					done += 1024
-					progress("calibrate "+in.pm.Name+"->"+in.tm.Name, min(done, len(in.targetIDs)), len(in.targetIDs))
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	err := parallel(ctx, len(in.targetIDs), func(i int) error {
+		v, ok := in.tidx.Vector(in.targetIDs[i])
+		if !ok {
+			return nil // the vector left meanwhile: no hubness
+		}
+		res := bank.Search(v, f.kmax, hnsw.SearchOptions{Ef: max(64, 2*f.kmax)})
+		s := make([]float32, len(res))
+		for k, r := range res {
+			s[k], _ = in.tm.Metric.Score(r.Dist)
+		}
+		out[i] = s
+		if progress != nil && i%1024 == 0 {
+			mu.Lock()
+			done += 1024
+			progress("calibrate "+in.pm.Name+"->"+in.tm.Name, min(done, len(in.targetIDs)), len(in.targetIDs))
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	f.sims[centred] = out

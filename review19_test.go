@@ -119,10 +119,7 @@ func TestEvaluateRefusesAReplacedAlignment(t *testing.T) {
 		Modality{Name: "b", Dim: d, Metric: Cosine, Space: "sb"})
 	var items []Item
 	for i := range n {
-		v := make([]float32, d)
-		for j := range v {
-			v[j] = float32(math.Sin(float64(i*d+j) * 1.37))
-		}
+		v := spread(i, d)
 		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"a": v, "b": v}})
 	}
 	require.NoError(t, db.Put(ctx, items...))
@@ -178,10 +175,7 @@ func TestLabelWhileItemsChange(t *testing.T) {
 		Modality{Name: "a", Dim: d, Metric: Cosine, Space: "sa"},
 		Modality{Name: "b", Dim: d, Metric: Cosine, Space: "sb"})
 	mk := func(i int) Item {
-		v := make([]float32, d)
-		for j := range v {
-			v[j] = float32(math.Sin(float64(i*d+j) * 1.37))
-		}
+		v := spread(i, d)
 		return Item{ID: fmt.Sprint(i), Attrs: map[string]any{"c": int64(i % 3)}, Vectors: map[string][]float32{"a": v, "b": v}}
 	}
 	for i := range n {
@@ -225,9 +219,8 @@ func TestAlignStatementKeepsTheReport(t *testing.T) {
 		Modality{Name: "b", Dim: d, Metric: Cosine, Space: "sb"})
 	var items []Item
 	for i := range n {
-		a, b := make([]float32, d), make([]float32, d)
+		a, b := spread(i, d), make([]float32, d)
 		for j := range d {
-			a[j] = float32(math.Sin(float64(i*d+j) * 1.37))
 			b[j] = float32(math.Cos(float64(i*d+j) * 2.71))
 		}
 		items = append(items, Item{ID: fmt.Sprint(i), Attrs: map[string]any{"c": int64(i % 4)}, Vectors: map[string][]float32{"a": a, "b": b}})
@@ -276,9 +269,8 @@ func TestCloseStopsAlign(t *testing.T) {
 	require.NoError(t, db.DefineModality(Modality{Name: "b", Dim: d, Metric: Cosine, Space: "sb"}))
 	var items []Item
 	for i := range n {
-		a, b := make([]float32, d), make([]float32, d)
+		a, b := spread(i, d), make([]float32, d)
 		for j := range d {
-			a[j] = float32(math.Sin(float64(i*d+j) * 1.37))
 			b[j] = a[(j+1)%d] + 0.1*float32(math.Cos(float64(i+j)))
 		}
 		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"a": a, "b": b}})
@@ -288,4 +280,14 @@ func TestCloseStopsAlign(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	assert.Contains(t, err.Error(), "align a->b")
 	assert.Equal(t, 1, calls, "Align went on fitting after Close")
+}
+
+// spread is item i's deterministic d-dimensional test vector: the items'
+// vectors point every which way.
+func spread(i, d int) []float32 {
+	v := make([]float32, d)
+	for j := range v {
+		v[j] = float32(math.Sin(float64(i*d+j) * 1.37))
+	}
+	return v
 }
