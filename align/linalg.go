@@ -108,8 +108,8 @@ func pcaBasis(m *mat.Dense, r int) (*mat.Dense, error) {
 
 // mul32Min is the product size (rows x inner x columns) from which mul
 // computes in float32 with vek's SIMD kernel: 2x gonum's float64 on
-// 512-d products here, conversion included (BenchmarkLinalg), which is what InfoNCE's epochs spend their time
-// on. Smaller products, and thin ones (a side under 64), stay in float64,
+// 512-d products here, conversion included (BenchmarkLinalg), and such
+// products are what InfoNCE's epochs spend their time on. Smaller products, and thin ones (a side under 64), stay in float64,
 // where converting would cost more than it saves (and where InfoNCE's
 // gradient is checked against finite differences).
 var mul32Min = 1 << 18
