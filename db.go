@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
@@ -277,10 +278,13 @@ func (db *DB) Close() error {
 func (db *DB) Path() string { return db.store.Path() }
 
 // DefineModality adds a modality to the schema, persistently. Defining an
-// existing name again with the same Dim, Metric and Space is a no-op; with
-// different ones it fails with ErrModalityConflict. Modalities can be added
-// to a database that already holds items.
+// existing name again with the same Dim, Metric and Space (and the same
+// encoder, or none given) is a no-op; with different ones it fails with
+// ErrModalityConflict. Modalities can be added to a database that already
+// holds items. With an Encoder, a zero Dim is the encoder's and a zero
+// Metric is Cosine.
 func (db *DB) DefineModality(m Modality) error {
+	m = m.WithDefaults()
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("mmdb: %w", err)
 	}
@@ -293,8 +297,12 @@ func (db *DB) DefineModality(m Modality) error {
 	i, exists := s.byName[m.Name]
 	if exists {
 		old := s.schema[i]
-		if old.Compatible(m) {
+		if old.Compatible(m) && (m.Encoder == nil || old.SameEncoder(m)) {
 			return nil
+		}
+		if old.Compatible(m) {
+			return fmt.Errorf("mmdb: %w: %q is made by encoder %s; asked for %s (SetEncoder changes it, with every vector re-encoded)",
+				ErrModalityConflict, m.Name, specName(old.Encoder), specName(m.Encoder))
 		}
 		return fmt.Errorf("mmdb: %w: %q is dim %d, %v, space %q; asked for dim %d, %v, space %q",
 			ErrModalityConflict, m.Name, old.Dim, old.Metric, old.SpaceName(), m.Dim, m.Metric, m.SpaceName())
@@ -313,3 +321,11 @@ func (db *DB) Modalities() []Modality {
 
 // Count returns the number of items.
 func (db *DB) Count() int { return db.items.size() }
+
+// specName names an encoder for messages.
+func specName(s *encoder.Spec) string {
+	if s == nil {
+		return "none"
+	}
+	return s.String()
+}

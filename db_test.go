@@ -353,7 +353,7 @@ func TestSearch(t *testing.T) {
 		{"bad probe vector", Query{Target: "image", Probes: []Probe{{Modality: "text", Vector: []float32{1}}}}, ErrDimension, "got 1 values"},
 		{"no probe", Query{Target: "image"}, ErrInvalidQuery, "0 probes"},
 		{"early fusion across spaces", Query{Target: "image", Fuse: "early", Probes: []Probe{{Modality: "text", ItemID: "north"}, {Modality: "audio", ItemID: "north"}}}, ErrInvalidQuery, "early fusion"},
-		{"both vector and item", Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "east", Vector: []float32{1, 0, 0, 0}}}}, ErrInvalidQuery, "both"},
+		{"both vector and item", Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "east", Vector: []float32{1, 0, 0, 0}}}}, ErrInvalidQuery, "more than one of Vector, ItemID"},
 		{"negative K", Query{Target: "image", K: -1, Probes: []Probe{{Modality: "text", ItemID: "north"}}}, ErrInvalidQuery, "K = -1"},
 	}
 	for _, tc := range errCases {

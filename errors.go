@@ -25,6 +25,10 @@ var (
 	ErrInvalidID = errors.New("invalid item ID")
 	// ErrNoRoute: the probe's modality cannot reach the target's.
 	ErrNoRoute = errors.New("no route between modalities")
+	// ErrNoEncoder: raw content (a file, bytes, text) given for a modality
+	// without an encoder, or whose encoder's standardisation is not
+	// fitted yet.
+	ErrNoEncoder = errors.New("no encoder")
 	// ErrInvalidQuery: a malformed Query.
 	ErrInvalidQuery = errors.New("invalid query")
 	// ErrChanged: an alignment or calibration that a long measurement

@@ -79,7 +79,14 @@ func (db *DB) ExplainAnalyze(ctx context.Context, q Query) (*Plan, []Hit, error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmdb: explain: %w", err)
 	}
-	p.plan.Steps = append(p.plan.Steps, Step{Name: "plan (filter, routes)", Took: time.Since(start), Rows: p.plan.FilterMatches})
+	planTook := time.Since(start)
+	for _, pr := range p.plan.Probes {
+		if pr.Encoder != "" {
+			p.plan.Steps = append(p.plan.Steps, Step{Name: "encode " + pr.Modality, Took: pr.EncodeTook, Rows: 1})
+			planTook -= pr.EncodeTook
+		}
+	}
+	p.plan.Steps = append(p.plan.Steps, Step{Name: "plan (filter, routes)", Took: planTook, Rows: p.plan.FilterMatches})
 	hits, err := db.execute(ctx, p, &p.plan.Steps)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmdb: explain: %w", err)

@@ -170,6 +170,13 @@ func (db *DB) write(ctx context.Context, op string, items []Item, merge bool) er
 	if err != nil {
 		return err
 	}
+	return db.writeLocked(ctx, op, s, items, merge, nil)
+}
+
+// writeLocked validates and stores items against s; also, when set, runs
+// in the same transaction (a schema change that must land with the
+// items). writeMu is held.
+func (db *DB) writeLocked(ctx context.Context, op string, s *state, items []Item, merge bool, also func(*storage.Tx) error) error {
 	preps := make([]prepared, len(items))
 	for i, it := range items {
 		p, err := prepare(s, it, merge)
@@ -182,7 +189,7 @@ func (db *DB) write(ctx context.Context, op string, items []Item, merge bool) er
 
 	changes := make([]change, 0, len(preps))
 	var seq uint64
-	err = db.store.Update(func(tx *storage.Tx) error {
+	err := db.store.Update(func(tx *storage.Tx) error {
 		var post storage.PostingDelta
 		for i, p := range preps {
 			if i%1024 == 0 {
@@ -201,6 +208,11 @@ func (db *DB) write(ctx context.Context, op string, items []Item, merge bool) er
 		}
 		if err := tx.ApplyPostings(&post); err != nil {
 			return err
+		}
+		if also != nil {
+			if err := also(tx); err != nil {
+				return err
+			}
 		}
 		seq = tx.Seq()
 		return nil

@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -74,6 +75,18 @@ type ProbePlan struct {
 	Route    Route
 	Weight   float32
 	Why      string
+	// Encoder names the encoder that made the probe from raw content
+	// (empty for vectors and items); EncodeTook is the time it took.
+	Encoder    string
+	EncodeTook time.Duration
+}
+
+// quoteShort quotes a text probe for a plan, cut to 40 characters.
+func quoteShort(t string) string {
+	if r := []rune(t); len(r) > 40 {
+		t = string(r[:40]) + "..."
+	}
+	return strconv.Quote(t)
 }
 
 // Step is one timed part of an executed plan.
@@ -104,6 +117,9 @@ func (p *Plan) String() string {
 	}
 	for _, pr := range p.Probes {
 		fmt.Fprintf(&b, "  probe %s (%s, weight %g): %s route, %s\n", pr.Modality, pr.Source, pr.Weight, pr.Route, pr.Why)
+		if pr.Encoder != "" {
+			fmt.Fprintf(&b, "    encode: %s, %s\n", pr.Encoder, pr.EncodeTook.Round(time.Microsecond))
+		}
 	}
 	for _, s := range p.Steps {
 		fmt.Fprintf(&b, "  step %-28s %10s  %d rows\n", s.Name, s.Took.Round(time.Microsecond), s.Rows)

@@ -62,14 +62,18 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 		return nil, err
 	}
 	vecs := make([][]float32, len(q.Probes))
+	encs := make([]encoded, len(q.Probes))
 	for i, pr := range q.Probes {
-		if vecs[i], err = db.probeVector(pr); err != nil {
+		if vecs[i], encs[i], err = db.probeVector(ctx, pr); err != nil {
 			return nil, err
 		}
 	}
 	p, candidates, universe, err := db.planProbes(q, k, vecs)
 	if err != nil {
 		return nil, err
+	}
+	for i, e := range encs {
+		p.plan.Probes[i].Encoder, p.plan.Probes[i].EncodeTook = e.how, e.took
 	}
 	p.plan.FilterMatches = p.plan.Candidates
 	if q.Filter != nil {
@@ -164,8 +168,15 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 		return ProbePlan{}, plannedProbe{}, fmt.Errorf("%w: probe %d (%s) weight %v must be a positive number up to %g", ErrInvalidQuery, i, pr.Modality, pr.Weight, float32(MaxProbeWeight))
 	}
 	pp := ProbePlan{Modality: pm.Name, Source: "vector", Weight: w}
-	if pr.ItemID != "" {
+	switch {
+	case pr.ItemID != "":
 		pp.Source = "item " + pr.ItemID
+	case pr.File != "":
+		pp.Source = "file " + pr.File
+	case pr.Data != nil:
+		pp.Source = fmt.Sprintf("%d bytes", len(pr.Data))
+	case pr.Text != "":
+		pp.Source = "text " + quoteShort(pr.Text)
 	}
 	var shared *roaring.Bitmap
 	route, a, direct := s.route(pm, tm)

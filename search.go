@@ -1,7 +1,9 @@
 package mmdb
 
 import (
+	"context"
 	"fmt"
+	"time"
 
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/internal/storage"
@@ -49,14 +51,24 @@ type Query struct {
 	NoCorrections bool
 }
 
-// Probe is one query vector: given directly, or taken from a stored item.
+// Probe is one query vector: given directly, taken from a stored item, or
+// made from raw content by the modality's encoder (see Modality.Encoder).
+// Set exactly one of Vector, ItemID, File, Data and Text.
 type Probe struct {
 	// Modality is the probe vector's modality ("text").
 	Modality string
-	// Vector is the probe itself. Set either Vector or ItemID.
+	// Vector is the probe itself.
 	Vector []float32
 	// ItemID names a stored item whose Modality vector is the probe.
 	ItemID string
+	// File is the path of a media file (WAV, PNG, JPEG) to encode, read
+	// with encoder.ReadFile.
+	File string
+	// Data is a media file's bytes to encode.
+	Data []byte
+	// Text is a sentence to encode, for a modality whose encoder takes
+	// text.
+	Text string
 	// Weight scales this probe's contribution when several are fused;
 	// zero means 1, and at most MaxProbeWeight.
 	Weight float32
@@ -118,27 +130,37 @@ func directRoute(p, t Modality) error {
 	return nil
 }
 
-// probeVector resolves a probe to a validated, normalised vector.
-func (db *DB) probeVector(p Probe) ([]float32, error) {
+// probeVector resolves a probe to a validated, normalised vector; for
+// raw content it also returns the encoder and the time it took.
+func (db *DB) probeVector(ctx context.Context, p Probe) ([]float32, encoded, error) {
 	s, err := db.state()
 	if err != nil {
-		return nil, err
+		return nil, encoded{}, err
 	}
 	m, _, err := s.modality(p.Modality)
 	if err != nil {
-		return nil, fmt.Errorf("probe: %w", err)
+		return nil, encoded{}, fmt.Errorf("probe: %w", err)
+	}
+	set := 0
+	for _, given := range []bool{p.Vector != nil, p.ItemID != "", p.File != "", p.Data != nil, p.Text != ""} {
+		if given {
+			set++
+		}
 	}
 	switch {
-	case p.ItemID != "" && p.Vector != nil:
-		return nil, fmt.Errorf("%w: probe sets both Vector and ItemID", ErrInvalidQuery)
-	case p.ItemID == "" && p.Vector == nil:
-		return nil, fmt.Errorf("%w: probe sets neither Vector nor ItemID", ErrInvalidQuery)
+	case set > 1:
+		return nil, encoded{}, fmt.Errorf("%w: probe of modality %q sets more than one of Vector, ItemID, File, Data and Text", ErrInvalidQuery, p.Modality)
+	case set == 0:
+		return nil, encoded{}, fmt.Errorf("%w: probe of modality %q sets none of Vector, ItemID, File, Data and Text", ErrInvalidQuery, p.Modality)
 	case p.Vector != nil:
 		v, err := m.Prepare(p.Vector)
 		if err != nil {
-			return nil, fmt.Errorf("probe of modality %q: %w", p.Modality, err)
+			return nil, encoded{}, fmt.Errorf("probe of modality %q: %w", p.Modality, err)
 		}
-		return v, nil
+		return v, encoded{}, nil
+	case p.ItemID == "":
+		v, how, took, err := db.encodeProbe(ctx, m, p)
+		return v, encoded{how, took}, err
 	}
 	var v []float32
 	err = db.store.View(func(tx *storage.Tx) error {
@@ -151,5 +173,12 @@ func (db *DB) probeVector(p Probe) ([]float32, error) {
 		}
 		return nil
 	})
-	return v, err
+	return v, encoded{}, err
+}
+
+// encoded says how a probe was made from raw content: the encoder, and
+// the time it took.
+type encoded struct {
+	how  string
+	took time.Duration
 }

@@ -130,7 +130,7 @@ func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, er
 		q.Filter = st.Filter
 	}
 	for _, p := range st.Probes {
-		q.Probes = append(q.Probes, Probe{Modality: p.Modality, ItemID: p.ItemID, Vector: p.Vector, Weight: p.Weight})
+		q.Probes = append(q.Probes, Probe{Modality: p.Modality, ItemID: p.ItemID, Vector: p.Vector, File: p.File, Text: p.Text, Weight: p.Weight})
 	}
 	if !st.Explain {
 		q.Target = st.Targets[0]

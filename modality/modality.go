@@ -10,6 +10,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/kernel"
 )
 
@@ -86,6 +87,10 @@ type Modality struct {
 	// a Space are directly comparable. Empty means a space of its own,
 	// named after the modality.
 	Space string `json:"space"`
+	// Encoder, if set, names how the modality's vectors are made from raw
+	// content (a picture, a recording, a sentence), so that imports and
+	// probes can give files or text; nil when callers give the vectors.
+	Encoder *encoder.Spec `json:"encoder,omitempty"`
 }
 
 // SpaceName returns the modality's Space, or its Name when Space is empty.
@@ -94,6 +99,20 @@ func (m Modality) SpaceName() string {
 		return m.Name
 	}
 	return m.Space
+}
+
+// WithDefaults fills what an encoder implies: a zero Dim is the
+// encoder's, and a zero Metric is Cosine.
+func (m Modality) WithDefaults() Modality {
+	if m.Encoder != nil {
+		if m.Dim == 0 {
+			m.Dim = m.Encoder.Dim()
+		}
+		if m.Metric == 0 {
+			m.Metric = Cosine
+		}
+	}
+	return m
 }
 
 // Validate checks the definition itself.
@@ -110,6 +129,11 @@ func (m Modality) Validate() error {
 	if len(m.Space) > MaxSpaceLen || !utf8.ValidString(m.Space) || strings.IndexFunc(m.Space, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%w: modality %q: space must be at most %d bytes of printable UTF-8", ErrInvalidSchema, m.Name, MaxSpaceLen)
 	}
+	if m.Encoder != nil {
+		if err := m.Encoder.Validate(m.Dim); err != nil {
+			return fmt.Errorf("%w: modality %q: %v", ErrInvalidSchema, m.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -121,6 +145,11 @@ const MaxSpaceLen = 256
 func (m Modality) Compatible(o Modality) bool {
 	return m.SpaceName() == o.SpaceName() && m.Dim == o.Dim && m.Metric == o.Metric
 }
+
+// SameEncoder reports whether m and o make vectors the same way: both
+// without an encoder, or the same encoder with the same parameters
+// (fitted standardisations are not compared).
+func (m Modality) SameEncoder(o Modality) bool { return m.Encoder.SameEncoder(o.Encoder) }
 
 // MaxNorm bounds a stored or query vector's Euclidean length. Beyond it,
 // squared distances and dot products between two vectors overflow

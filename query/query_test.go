@@ -166,6 +166,9 @@ func TestParseStatement(t *testing.T) {
 		"COUNT WHERE x = 1;":             {Kind: StmtCount, Filter: Eq("x", 1)},
 		"ALIGN image TO audio":           {Kind: StmtAlign, From: "image", To: "audio"},
 		"align text to image using CCA;": {Kind: StmtAlign, From: "text", To: "image", Method: "CCA"},
+		"SEARCH audio NEAR image FILE 'digit 3.png' WEIGHT 2, text 'a brown dog' LIMIT 3": {Kind: StmtSearch, Targets: []string{"audio"},
+			Probes: []StmtProbe{{Modality: "image", File: "digit 3.png", Weight: 2}, {Modality: "text", Text: "a brown dog"}}, Limit: 3},
+		"SEARCH file NEAR file file 'x'": {Kind: StmtSearch, Targets: []string{"file"}, Probes: []StmtProbe{{Modality: "file", File: "x"}}},
 	} {
 		got, err := ParseStatement(in)
 		require.NoError(t, err, in)
@@ -174,7 +177,10 @@ func TestParseStatement(t *testing.T) {
 
 	for in, msg := range map[string]string{
 		"SEARCH image text OF 'a'":               "expected NEAR",
-		"SEARCH image NEAR text 'a'":             "OF '<id>' or a vector",
+		"SEARCH image NEAR text 3":               "OF '<id>', a vector [ ... ], FILE '<path>' or a text",
+		"SEARCH image NEAR text FILE 3":          "a file path in quotes",
+		"SEARCH image NEAR text FILE ''":         "names no file",
+		"SEARCH image NEAR text ''":              "empty text probe",
 		"SEARCH image NEAR text OF 'a' LIMIT 0":  "positive integer",
 		"SEARCH image NEAR text OF 'a' FUSE max": "rrf, weighted, dbsf or early",
 		"SEARCH image NEAR text [1, 2":           "',' or ']'",

@@ -21,7 +21,9 @@ const (
 //
 //	SEARCH <target>[, <target>] NEAR <probe>[, <probe>] [FUSE rrf|weighted|dbsf|early]
 //	       [WHERE <filter>] [LIMIT <k>] [EF <n>] [EXACT]
-//	  probe: <modality> OF '<id>' [WEIGHT <w>] | <modality> [<v1>, <v2>, ...] [WEIGHT <w>]
+//	  probe: <modality> <source> [WEIGHT <w>]
+//	  source: OF '<id>' | [<v1>, <v2>, ...] | FILE '<path>' | '<text>'
+//	    (FILE and text are encoded by the modality's encoder)
 //	GET '<id>'
 //	DELETE '<id>'[, '<id>']
 //	COUNT [WHERE <filter>]
@@ -55,7 +57,11 @@ type StmtProbe struct {
 	Modality string
 	ItemID   string
 	Vector   []float32
-	Weight   float32
+	// File is a media file to encode (FILE '<path>'); Text a sentence
+	// ('<text>').
+	File   string
+	Text   string
+	Weight float32
 }
 
 // ParseStatement parses one statement; a trailing ';' is allowed.
@@ -228,8 +234,22 @@ func (p *parser) parseSearch(st *Statement) error {
 				p.next()
 				break
 			}
+		case p.acceptWord("FILE"):
+			if pr.File, err = p.parseString("a file path in quotes after FILE"); err != nil {
+				return err
+			}
+			if pr.File == "" {
+				return fmt.Errorf("%w: FILE '' names no file", ErrSyntax)
+			}
+		case p.peek().kind == tString:
+			if pr.Text, err = p.parseString("a text in quotes"); err != nil {
+				return err
+			}
+			if pr.Text == "" {
+				return fmt.Errorf("%w: an empty text probe ('') says nothing to search for", ErrSyntax)
+			}
 		default:
-			return p.fail("OF '<id>' or a vector [ ... ] after the probe modality")
+			return p.fail("OF '<id>', a vector [ ... ], FILE '<path>' or a text in quotes after the probe modality")
 		}
 		if p.acceptKeyword("WEIGHT") {
 			w, err := p.parseFloat("a weight")

@@ -29,9 +29,20 @@ import (
 // The modalities of the damage test's databases.
 var (
 	damageVec   = mmdb.Modality{Name: "v", Dim: 4, Metric: mmdb.L2}
-	damageAudio = mmdb.Modality{Name: "audio", Dim: encoder.MFCC{}.Dim(), Metric: mmdb.Cosine}
-	damageImage = mmdb.Modality{Name: "image", Dim: encoder.Image{}.Dim(), Metric: mmdb.Cosine}
+	damageAudio = mmdb.Modality{Name: "audio", Dim: encoder.MFCC{}.Dim(), Metric: mmdb.Cosine, Encoder: unitScaled(encoder.KindMFCC, encoder.MFCC{}.Dim())}
+	damageImage = mmdb.Modality{Name: "image", Dim: encoder.Image{}.Dim(), Metric: mmdb.Cosine, Encoder: unitScaled(encoder.KindImage, encoder.Image{}.Dim())}
 )
+
+// unitScaled is a built-in encoder with a standardisation that changes
+// nothing, as if fitted already: imports of one file then store it as
+// encoded.
+func unitScaled(k encoder.Kind, dim int) *encoder.Spec {
+	sc := &encoder.Scaler{Mean: make([]float32, dim), Std: make([]float32, dim)}
+	for i := range sc.Std {
+		sc.Std[i] = 1
+	}
+	return &encoder.Spec{Kind: k, Scaler: sc}
+}
 
 // variant is one input of the damage test.
 type variant struct {
@@ -81,7 +92,7 @@ func mediaImporter(name, modality string, enc encoder.Encoder) importer {
 	return func(ctx context.Context, t *testing.T, db *mmdb.DB, data []byte, o Options) (Report, error) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
-		return ImportMedia(ctx, db, dir, modality, enc, MediaOptions{Options: o, Exts: []string{filepath.Ext(name)}})
+		return ImportMedia(ctx, db, dir, modality, MediaOptions{Options: o, Exts: []string{filepath.Ext(name)}})
 	}
 }
 

@@ -17,22 +17,44 @@ import (
 type MediaOptions struct {
 	Options
 	// Exts are the file extensions to read (".wav"); others are ignored.
+	// By default, those of the encoder's input: .wav for audio, .png,
+	// .jpg and .jpeg for pictures.
 	Exts []string
-	// Standardize z-scores the features over the files imported (the
-	// built-in extractors give dimensions of very different scales).
-	Standardize bool
-	// BeforeStore, if set, runs once every file is encoded and before
-	// anything is stored (to define the modality, say): a folder that
-	// cannot be encoded leaves the database untouched.
-	BeforeStore func() error
+	// Define is the modality's definition, with its Encoder, for a
+	// database that does not have it yet. It is defined only once every
+	// file is encoded: a folder that cannot be encoded leaves the database
+	// untouched.
+	Define *mmdb.Modality
+	// Refit fits the standardisation anew, on this folder's files and the
+	// source files of every vector the modality holds (its "<modality>_file"
+	// attribute), and stores it with every one of those vectors re-encoded,
+	// in one transaction. It refuses, naming them, when source files are
+	// gone. Without it, the standardisation fitted by the modality's first
+	// import is applied unchanged, so the same file always gives the same
+	// vector.
+	Refit bool
+	// Encoder, with Refit, is the modality's new encoder (replacing its
+	// encoder, or giving one to a modality that has none).
+	Encoder *encoder.Spec
 }
 
-// ImportMedia encodes every file under dir with enc and stores the vector
-// as modality, one item per file: the ID is the path relative to dir
-// without its extension, and the attribute "<modality>_file" (say
-// "audio_file") holds the path, so that importing folders of different
-// modalities into the same IDs keeps each one's source. An item that
-// exists keeps its attributes and other vectors.
+// ErrNoSource: a refit needs a stored vector's source file, and it is
+// not recorded or not readable.
+var ErrNoSource = errors.New("transfer: source file missing")
+
+// ImportMedia encodes every file under dir with the modality's encoder
+// (mmdb.Modality.Encoder) and stores the vector as modality, one item per
+// file: the ID is the path relative to dir without its extension, and the
+// attribute "<modality>_file" (say "audio_file") holds the path, so that
+// importing folders of different modalities into the same IDs keeps each
+// one's source. An item that exists keeps its attributes and other
+// vectors.
+//
+// The built-in encoders' features are standardised (encoder.Scaler): the
+// first import fits the standardisation on its files (at least two) and
+// stores it with the modality, in the same transaction as the vectors;
+// later imports, and probes made from files at query time, apply it
+// unchanged. See MediaOptions.Refit to fit it again.
 //
 // Files are read with encoder.ReadFile, up to encoder.MaxFileSize bytes.
 // Paths that are not regular files (FIFOs, devices, sockets, and symbolic
@@ -42,10 +64,120 @@ type MediaOptions struct {
 // found before anything is encoded; with SkipBad the later one in path
 // order is left out and counted. Files that cannot be encoded are an
 // ErrBadRecord naming the file (with SkipBad, left out and counted).
-func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc encoder.Encoder, o MediaOptions) (Report, error) {
+func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, o MediaOptions) (Report, error) {
 	rep := Report{File: dir}
-	var paths []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	m, exists, err := mediaModality(db, modality, o)
+	if err != nil {
+		return rep, fmt.Errorf("%s: %w", dir, err)
+	}
+	spec := m.Encoder
+	if len(o.Exts) == 0 {
+		o.Exts = defaultExts(spec.Input())
+	}
+	paths, pathIDs, err := mediaPaths(dir, o, &rep)
+	if err != nil {
+		return rep, err
+	}
+	raw, err := spec.Raw()
+	if err != nil {
+		return rep, fmt.Errorf("%s: modality %q: %w", dir, modality, err)
+	}
+	attr := modality + "_file"
+	var ids, files []string
+	var vecs [][]float32
+	for i, p := range paths {
+		v, err := encodeFile(ctx, raw, p)
+		if errors.Is(err, encoder.ErrNotRegular) {
+			rep.skip(fmt.Errorf("%s: skipped: %w", p, err))
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return rep, ctx.Err()
+			}
+			if !errors.Is(err, encoder.ErrInput) && !errors.Is(err, encoder.ErrRemote) {
+				return rep, err // the file system's, not the file's
+			}
+			err = fmt.Errorf("%w: %s: %w", ErrBadRecord, p, err)
+			if !o.SkipBad {
+				return rep, err
+			}
+			rep.skip(err)
+			continue
+		}
+		vecs = append(vecs, v)
+		ids = append(ids, pathIDs[i])
+		files = append(files, p)
+		if o.Progress != nil && i%100 == 0 {
+			o.Progress(i, len(paths))
+		}
+	}
+	items := make([]mmdb.Item, len(ids))
+	for i := range ids {
+		items[i] = mmdb.Item{ID: ids[i], Attrs: map[string]any{attr: files[i]}, Vectors: map[string][]float32{modality: vecs[i]}}
+	}
+	if spec.Standardizes() && (spec.Scaler == nil || o.Refit) {
+		return refit(ctx, db, m, exists, items, raw, o, rep)
+	}
+	if spec.Scaler != nil {
+		for _, it := range items {
+			it.Vectors[modality] = spec.Scaler.Apply(it.Vectors[modality])
+		}
+	}
+	if !exists {
+		if err := db.DefineModality(m); err != nil {
+			return rep, err
+		}
+	}
+	return storeMedia(ctx, db, dir, items, o, rep)
+}
+
+// mediaModality is the modality an import encodes for, with the encoder
+// it uses, and whether the database has it yet.
+func mediaModality(db *mmdb.DB, name string, o MediaOptions) (mmdb.Modality, bool, error) {
+	var m *mmdb.Modality
+	for _, x := range db.Modalities() {
+		if x.Name == name {
+			m = &x
+		}
+	}
+	exists := m != nil
+	if !exists {
+		if o.Define == nil || o.Define.Name != name {
+			return mmdb.Modality{}, false, fmt.Errorf("%w: %q (give MediaOptions.Define to define it)", mmdb.ErrUnknownModality, name)
+		}
+		d := o.Define.WithDefaults()
+		m = &d
+	}
+	if o.Refit && o.Encoder != nil {
+		spec := *o.Encoder
+		spec.Scaler = nil
+		m.Encoder = &spec
+	}
+	if m.Encoder == nil {
+		return *m, exists, fmt.Errorf("%w: modality %q has no encoder (its vectors were given by callers): define it with one, or refit with one, which re-encodes its stored vectors from their files", mmdb.ErrNoEncoder, name)
+	}
+	if in := m.Encoder.Input(); in == encoder.InputText {
+		return *m, exists, fmt.Errorf("%w: modality %q encodes text, not media files", ErrBadRecord, name)
+	}
+	if err := m.Validate(); err != nil {
+		return *m, exists, err
+	}
+	return *m, exists, nil
+}
+
+func defaultExts(in encoder.InputKind) []string {
+	if in == encoder.InputAudio {
+		return []string{".wav"}
+	}
+	return []string{".png", ".jpg", ".jpeg"}
+}
+
+// mediaPaths lists the files under dir with one of o.Exts, in path
+// order, and the ID each gives; two files of one ID are an error (with
+// SkipBad, the later one is skipped).
+func mediaPaths(dir string, o MediaOptions, rep *Report) (paths, ids []string, err error) {
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -55,98 +187,70 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, enc enc
 		return nil
 	})
 	if err != nil {
-		return rep, err
+		return nil, nil, err
 	}
 	if len(paths) == 0 {
-		return rep, fmt.Errorf("%w: no %s files under %s", ErrBadRecord, strings.Join(o.Exts, "/"), dir)
+		return nil, nil, fmt.Errorf("%w: no %s files under %s", ErrBadRecord, strings.Join(o.Exts, "/"), dir)
 	}
 	slices.Sort(paths)
-	// One file per ID: a second would overwrite the first.
 	claimed := map[string]string{}
-	pathIDs := make([]string, 0, len(paths))
 	kept := paths[:0:0]
 	for _, p := range paths {
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
-			return rep, err
+			return nil, nil, err
 		}
 		id := strings.TrimSuffix(filepath.ToSlash(rel), filepath.Ext(rel))
 		if first, ok := claimed[id]; ok {
 			err := fmt.Errorf("%w: %s and %s both give the ID %q", ErrBadRecord, first, p, id)
 			if !o.SkipBad {
-				return rep, err
+				return nil, nil, err
 			}
 			rep.skip(err)
 			continue
 		}
 		claimed[id] = p
 		kept = append(kept, p)
-		pathIDs = append(pathIDs, id)
+		ids = append(ids, id)
 	}
-	paths = kept
-	attr := modality + "_file"
-	var ids, files []string
-	var vecs [][]float32
-	for i, p := range paths {
-		data, err := encoder.ReadFile(p)
-		switch {
-		case errors.Is(err, encoder.ErrNotRegular):
-			rep.skip(fmt.Errorf("%s: skipped: %w", p, err))
-			continue
-		case err != nil && !errors.Is(err, encoder.ErrInput): // the file system's, not the file's
-			return rep, err
-		case err == nil:
-			var out [][]float32
-			if out, err = enc.Encode(ctx, []encoder.Input{{Data: data}}); err == nil {
-				vecs = append(vecs, out[0])
-			}
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return rep, ctx.Err()
-			}
-			err = fmt.Errorf("%w: %s: %w", ErrBadRecord, p, err)
-			if !o.SkipBad {
-				return rep, err
-			}
-			rep.skip(err)
-			continue
-		}
-		ids = append(ids, pathIDs[i])
-		files = append(files, p)
-		if o.Progress != nil && i%100 == 0 {
-			o.Progress(i, len(paths))
-		}
+	return kept, ids, nil
+}
+
+// encodeFile reads and encodes one file.
+func encodeFile(ctx context.Context, enc encoder.Encoder, p string) ([]float32, error) {
+	data, err := encoder.ReadFile(p)
+	if err != nil {
+		return nil, err
 	}
-	if o.Standardize && len(vecs) > 1 {
-		sc, err := encoder.FitScaler(vecs)
-		if err != nil {
-			return rep, err
-		}
-		for i, v := range vecs {
-			vecs[i] = sc.Apply(v)
-		}
+	out, err := enc.Encode(ctx, []encoder.Input{{Data: data}})
+	if err != nil {
+		return nil, err
 	}
-	if o.BeforeStore != nil {
-		if err := o.BeforeStore(); err != nil {
-			return rep, err
-		}
-	}
-	for s := 0; s < len(ids); s += o.batch() {
-		var batch []mmdb.Item
-		for i := s; i < min(len(ids), s+o.batch()); i++ {
-			batch = append(batch, mmdb.Item{ID: ids[i], Attrs: map[string]any{attr: files[i]}, Vectors: map[string][]float32{modality: vecs[i]}})
-		}
+	return out[0], nil
+}
+
+// storeMedia stores items in batches.
+func storeMedia(ctx context.Context, db *mmdb.DB, dir string, items []mmdb.Item, o MediaOptions, rep Report) (Report, error) {
+	for s := 0; s < len(items); s += o.batch() {
+		batch := items[s:min(len(items), s+o.batch())]
 		n, err := putBatch(ctx, db, batch, o.Replace, o.SkipBad, func(i int, err error) {
-			rep.skip(fmt.Errorf("%s: %w", files[s+i], err))
+			rep.skip(fmt.Errorf("%s: %w", batch[i].Attrs[batchAttr(batch[i])], err))
 		})
 		if err != nil {
 			return rep, fmt.Errorf("%s: %w", dir, err)
 		}
 		rep.Imported += n
 		if o.Progress != nil {
-			o.Progress(rep.Imported, len(ids))
+			o.Progress(rep.Imported, len(items))
 		}
 	}
 	return rep, nil
+}
+
+// batchAttr is the name of a media item's one attribute (its file).
+func batchAttr(it mmdb.Item) string {
+	for k := range it.Attrs {
+		return k
+	}
+	return ""
 }

@@ -52,7 +52,7 @@ func TestImportMediaDuplicateIDs(t *testing.T) {
 			first, second := filepath.Join(dir, tc.dup[0]), filepath.Join(dir, tc.dup[1])
 
 			db := openDB(t, damageAudio, damageImage)
-			rep, err := ImportMedia(ctx, db, dir, tc.modality, tc.enc, MediaOptions{Exts: tc.exts})
+			rep, err := ImportMedia(ctx, db, dir, tc.modality, MediaOptions{Exts: tc.exts})
 			require.ErrorIs(t, err, ErrBadRecord)
 			assert.Contains(t, err.Error(), first)
 			assert.Contains(t, err.Error(), second)
@@ -61,7 +61,7 @@ func TestImportMediaDuplicateIDs(t *testing.T) {
 			assert.Zero(t, db.Count(), "nothing is stored")
 
 			db = openDB(t, damageAudio, damageImage)
-			rep, err = ImportMedia(ctx, db, dir, tc.modality, tc.enc, MediaOptions{Options: Options{SkipBad: true}, Exts: tc.exts})
+			rep, err = ImportMedia(ctx, db, dir, tc.modality, MediaOptions{Options: Options{SkipBad: true}, Exts: tc.exts})
 			require.NoError(t, err)
 			assert.Equal(t, tc.imported, rep.Imported)
 			assert.Equal(t, tc.imported, db.Count())
@@ -84,10 +84,10 @@ func TestImportMediaFileAttributePerModality(t *testing.T) {
 	writeFiles(t, audioDir, map[string][]byte{"one.wav": validWAV(t), "two.wav": validWAV(t)})
 	writeFiles(t, imageDir, map[string][]byte{"one.png": validPNG(t), "two.png": validPNG(t)})
 	db := openDB(t, damageAudio, damageImage)
-	rep, err := ImportMedia(ctx, db, audioDir, "audio", encoder.MFCC{}, MediaOptions{Exts: []string{".wav"}})
+	rep, err := ImportMedia(ctx, db, audioDir, "audio", MediaOptions{Exts: []string{".wav"}})
 	require.NoError(t, err)
 	require.Equal(t, 2, rep.Imported)
-	rep, err = ImportMedia(ctx, db, imageDir, "image", encoder.Image{}, MediaOptions{Exts: []string{".png"}})
+	rep, err = ImportMedia(ctx, db, imageDir, "image", MediaOptions{Exts: []string{".png"}})
 	require.NoError(t, err)
 	require.Equal(t, 2, rep.Imported)
 	for _, id := range []string{"one", "two"} {
@@ -115,13 +115,13 @@ func TestImportMediaFileTooLarge(t *testing.T) {
 	require.NoError(t, f.Close())
 
 	db := openDB(t, damageAudio)
-	_, err = ImportMedia(ctx, db, dir, "audio", encoder.MFCC{}, MediaOptions{Exts: []string{".wav"}})
+	_, err = ImportMedia(ctx, db, dir, "audio", MediaOptions{Exts: []string{".wav"}})
 	require.ErrorIs(t, err, ErrBadRecord)
 	require.ErrorIs(t, err, encoder.ErrInput)
 	assert.Contains(t, err.Error(), big)
 	assert.Contains(t, err.Error(), "MaxFileSize")
 
-	rep, err := ImportMedia(ctx, db, dir, "audio", encoder.MFCC{}, MediaOptions{Options: Options{SkipBad: true}, Exts: []string{".wav"}})
+	rep, err := ImportMedia(ctx, db, dir, "audio", MediaOptions{Options: Options{SkipBad: true}, Exts: []string{".wav"}})
 	require.NoError(t, err)
 	assert.Equal(t, 1, rep.Imported)
 	assert.Equal(t, 1, rep.Skipped)
@@ -137,7 +137,7 @@ func TestImportMediaHostileFiles(t *testing.T) {
 	db := openDB(t, damageImage)
 	var rep Report
 	err := runGuarded(t, "60000x60000 PNG", func() (err error) {
-		rep, err = ImportMedia(ctx, db, dir, "image", encoder.Image{}, MediaOptions{Options: Options{SkipBad: true}, Exts: []string{".png"}})
+		rep, err = ImportMedia(ctx, db, dir, "image", MediaOptions{Options: Options{SkipBad: true}, Exts: []string{".png"}})
 		return err
 	})
 	require.NoError(t, err)
@@ -149,7 +149,7 @@ func TestImportMediaHostileFiles(t *testing.T) {
 	// TIFF bytes in a .png file are refused naming the format.
 	writeFiles(t, dir, map[string][]byte{"b.png": []byte("II*\x00\x08\x00\x00\x00" + strings.Repeat("\x00", 64))})
 	db = openDB(t, damageImage)
-	_, err = ImportMedia(ctx, db, dir, "image", encoder.Image{}, MediaOptions{Exts: []string{".png"}})
+	_, err = ImportMedia(ctx, db, dir, "image", MediaOptions{Exts: []string{".png"}})
 	require.ErrorIs(t, err, ErrBadRecord)
 	assert.Contains(t, err.Error(), "TIFF")
 	assert.Zero(t, db.Count())

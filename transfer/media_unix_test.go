@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +27,7 @@ func TestImportMediaSkipsSpecialFiles(t *testing.T) {
 		db := openDB(t, damageAudio)
 		var rep Report
 		err := runGuarded(t, "special files", func() (err error) {
-			rep, err = ImportMedia(ctx, db, dir, "audio", encoder.MFCC{}, MediaOptions{Options: Options{SkipBad: skipBad}, Exts: []string{".wav"}})
+			rep, err = ImportMedia(ctx, db, dir, "audio", MediaOptions{Options: Options{SkipBad: skipBad}, Exts: []string{".wav"}})
 			return err
 		})
 		require.NoError(t, err)

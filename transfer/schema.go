@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -16,6 +18,10 @@ type schemaEntry struct {
 	Dim    int    `json:"dim"`
 	Metric string `json:"metric"`
 	Space  string `json:"space,omitempty"`
+	// Encoder is how the modality's vectors are made, with its fitted
+	// standardisation: an import into another database can then probe
+	// with files and text, and its vectors compare with the exported ones.
+	Encoder *encoder.Spec `json:"encoder,omitempty"`
 }
 
 // WriteSchemaFile writes db's modalities as JSON to path, beside an
@@ -23,7 +29,7 @@ type schemaEntry struct {
 func WriteSchemaFile(db *mmdb.DB, path string) error {
 	var s []schemaEntry
 	for _, m := range db.Modalities() {
-		s = append(s, schemaEntry{Name: m.Name, Dim: m.Dim, Metric: m.Metric.String(), Space: m.Space})
+		s = append(s, schemaEntry{Name: m.Name, Dim: m.Dim, Metric: m.Metric.String(), Space: m.Space, Encoder: m.Encoder})
 	}
 	data, err := json.MarshalIndent(map[string]any{"modalities": s}, "", "  ")
 	if err != nil {
@@ -58,17 +64,34 @@ func ApplySchemaFile(db *mmdb.DB, path string) error {
 		if err != nil {
 			return fmt.Errorf("%w: %s: modality %s: %v", ErrBadRecord, path, e.Name, err)
 		}
-		m := mmdb.Modality{Name: e.Name, Dim: e.Dim, Metric: metric, Space: e.Space}
+		m := mmdb.Modality{Name: e.Name, Dim: e.Dim, Metric: metric, Space: e.Space, Encoder: e.Encoder}
 		if old, ok := have[e.Name]; ok {
 			if old.Dim != m.Dim || old.Metric != m.Metric || old.SpaceName() != m.SpaceName() {
 				return fmt.Errorf("%w: %s: modality %s is %d-d %v in space %q here, %d-d %v in space %q in the file",
 					ErrBadRecord, path, e.Name, old.Dim, old.Metric, old.SpaceName(), m.Dim, m.Metric, m.SpaceName())
+			}
+			if err := sameStandardisation(old, m); err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrBadRecord, path, err)
 			}
 			continue
 		}
 		if err := db.DefineModality(m); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
+	}
+	return nil
+}
+
+// sameStandardisation refuses vectors made by another encoder or
+// standardisation than the stored modality's: they would not compare.
+func sameStandardisation(here, file mmdb.Modality) error {
+	a, b := here.Encoder, file.Encoder
+	if a == nil || b == nil || (a.Scaler == nil && b.Scaler == nil && a.SameEncoder(b)) {
+		return nil
+	}
+	if !a.SameEncoder(b) || a.Scaler == nil || b.Scaler == nil ||
+		!slices.Equal(a.Scaler.Mean, b.Scaler.Mean) || !slices.Equal(a.Scaler.Std, b.Scaler.Std) {
+		return fmt.Errorf("modality %s is made by %s here and by %s in the file: the vectors would not compare", here.Name, a, b)
 	}
 	return nil
 }

@@ -60,6 +60,9 @@ type Report struct {
 	// Skipped is the number of records left out: bad ones (SkipBad only),
 	// and media paths that are not regular files (always).
 	Skipped int `json:"skipped"`
+	// Reencoded is the number of stored vectors a refit made again from
+	// their source files (ImportMedia with Refit).
+	Reencoded int `json:"reencoded,omitempty"`
 	// Errors holds the first few skipped records' errors.
 	Errors []string `json:"errors,omitempty"`
 }
@@ -77,6 +80,9 @@ func (r *Report) skip(err error) {
 // String summarises the report on one line.
 func (r Report) String() string {
 	s := fmt.Sprintf("%s: imported %d items", r.File, r.Imported)
+	if r.Reencoded > 0 {
+		s += fmt.Sprintf(", re-encoded %d stored vectors", r.Reencoded)
+	}
 	if r.Skipped > 0 {
 		s += fmt.Sprintf(", skipped %d records", r.Skipped)
 	}
@@ -90,14 +96,19 @@ func (r Report) String() string {
 // batch. Any other failure (a read-only or closed database, a full disk, a
 // cancelled context) stops the import: it is not the records' fault.
 func putBatch(ctx context.Context, db *mmdb.DB, batch []mmdb.Item, replace, skipBad bool, bad func(i int, err error)) (int, error) {
+	write := db.Merge
+	if replace {
+		write = db.Put
+	}
+	return putWith(ctx, write, batch, skipBad, bad)
+}
+
+// putWith is putBatch with the write given.
+func putWith(ctx context.Context, write func(context.Context, ...mmdb.Item) error, batch []mmdb.Item, skipBad bool, bad func(i int, err error)) (int, error) {
 	items := slices.Clone(batch)
 	pos := make([]int, len(items))
 	for i := range pos {
 		pos[i] = i
-	}
-	write := db.Merge
-	if replace {
-		write = db.Put
 	}
 	for len(items) > 0 {
 		err := write(ctx, items...)

@@ -64,10 +64,17 @@ func importCmd() *cobra.Command {
 	c := newCmd("import DB FILE...", "import items from JSONL, NPY or Parquet files, or folders of WAV/PNG/JPEG",
 		"Imports JSON Lines files ({\"id\": ..., \"attrs\": {...}, \"vectors\": {\"image\": [...]}} per line)\n"+
 			"and NumPy .npy matrices (one modality's vectors, --modality; IDs from --ids, one per line,\n"+
-			"or row numbers), Parquet files written by export, and folders of media: WAV files become\n"+
-			"MFCC vectors, PNG/JPEG pictures pixel and gradient features (standardised over the folder,\n"+
-			"so import all of a modality's files in one folder; --modality names the modality, defined\n"+
-			"if missing). Each batch is atomic; by default the first bad line stops the import,\n"+
+			"or row numbers), Parquet files written by export, and folders of media: each file is\n"+
+			"encoded by the modality's encoder (--modality names it; a missing modality is defined with\n"+
+			"the built-in encoder the files call for: WAV files become MFCC vectors, PNG/JPEG pictures\n"+
+			"pixel and gradient features). The first import fits the features' standardisation and\n"+
+			"stores it with the modality; later imports and query-time probes apply it unchanged, so a\n"+
+			"file always gives the same vector. --refit fits it again on the folder and every stored\n"+
+			"vector's source file (the <modality>_file attribute), re-encoding them all in one\n"+
+			"transaction, or refuses naming the files that are gone; it also gives the built-in encoder\n"+
+			"to a modality that has none (an older import). Alignments and calibrations of a refitted\n"+
+			"modality are dropped: ALIGN again.\n"+
+			"Each batch is atomic; by default the first bad line stops the import,\n"+
 			"--skip-bad stores the good lines and counts the bad ones. A schema file written by export\n"+
 			"(FILE.schema.json) defines missing modalities.\n\n"+
 			"A record for an ID that is already stored is merged into it: its vectors replace those\n"+
@@ -88,6 +95,7 @@ func importCmd() *cobra.Command {
 	skipBad := c.Flags().Bool("skip-bad", false, "import the good records and report how many were skipped")
 	replace := c.Flags().Bool("replace", false, "store each record as the whole item, removing attributes and modalities it lacks (default: merge into the stored item)")
 	batch := c.Flags().Int("batch", transfer.DefaultBatch, "items per atomic batch")
+	refit := c.Flags().Bool("refit", false, "for media folders: fit the standardisation again and re-encode every stored vector of the modality from its file")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) < 2 {
@@ -100,7 +108,7 @@ func importCmd() *cobra.Command {
 		defer db.Close()
 		var reps []transfer.Report
 		for _, f := range args[1:] {
-			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, transfer.Options{Batch: *batch, SkipBad: *skipBad, Replace: *replace, Progress: counter(c.ErrOrStderr(), "import "+filepath.Base(f))})
+			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, *refit, transfer.Options{Batch: *batch, SkipBad: *skipBad, Replace: *replace, Progress: counter(c.ErrOrStderr(), "import "+filepath.Base(f))})
 			reps = append(reps, rep)
 			if err != nil {
 				return err
@@ -118,25 +126,12 @@ func importCmd() *cobra.Command {
 	return c
 }
 
-// warnTo receives warnings that do not stop a command.
-var warnTo io.Writer = os.Stderr
-
-func hasVectors(db *mmdb.DB, modality string) bool {
-	st, err := db.Stats()
-	if err != nil {
-		return false
-	}
-	for _, m := range st.Modalities {
-		if m.Name == modality {
-			return m.Vectors > 0
-		}
-	}
-	return false
-}
-
-func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string, o transfer.Options) (transfer.Report, error) {
+func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string, refit bool, o transfer.Options) (transfer.Report, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return importFolder(ctx, db, path, modality, o, warnTo)
+		return importFolder(ctx, db, path, modality, refit, o)
+	}
+	if refit {
+		return transfer.Report{File: path}, fmt.Errorf("%w: %s: --refit is for folders of media", errUsage, path)
 	}
 	if err := transfer.ApplySchemaFile(db, path+".schema.json"); err != nil {
 		return transfer.Report{File: path}, err
@@ -172,44 +167,30 @@ func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string
 	return transfer.Report{File: path}, fmt.Errorf("%w: %s: unknown format (want .jsonl, .ndjson, .npy, .parquet or a folder of media)", errUsage, path)
 }
 
-// importFolder encodes a folder of media with the built-in encoder the
-// modality's files call for: WAV files as MFCCs, PNG/JPEG as pixel and
-// gradient features, standardised over the folder.
-func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, o transfer.Options, warn io.Writer) (transfer.Report, error) {
+// importFolder encodes a folder of media with the modality's encoder; a
+// missing modality is defined with the built-in encoder the files call
+// for: WAV files as MFCCs, PNG/JPEG as pixel and gradient features.
+func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, refit bool, o transfer.Options) (transfer.Report, error) {
 	if modality == "" {
 		return transfer.Report{File: dir}, fmt.Errorf("%w: %s: a folder needs --modality", errUsage, dir)
 	}
-	var m *mmdb.Modality
-	for _, x := range db.Modalities() {
-		if x.Name == modality {
-			m = &x
-		}
-	}
-	// The files decide the encoder: any WAV under the folder means audio.
-	hasWAV := false
+	// The files decide the built-in encoder: any WAV under the folder means audio.
+	spec := &encoder.Spec{Kind: encoder.KindImage}
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.EqualFold(filepath.Ext(p), ".wav") {
-			hasWAV = true
+			spec.Kind = encoder.KindMFCC
 			return filepath.SkipAll
 		}
 		return nil
 	})
-	mo := transfer.MediaOptions{Options: o, Standardize: true}
-	var enc encoder.Encoder
-	if hasWAV {
-		enc, mo.Exts = encoder.MFCC{}, []string{".wav"}
-	} else {
-		enc, mo.Exts = encoder.Image{}, []string{".png", ".jpg", ".jpeg"}
+	mo := transfer.MediaOptions{Options: o, Refit: refit,
+		Define: &mmdb.Modality{Name: modality, Metric: mmdb.Cosine, Encoder: spec}}
+	for _, m := range db.Modalities() {
+		if m.Name == modality && m.Encoder == nil && refit {
+			mo.Encoder = spec // an older import's modality: give it the encoder
+		}
 	}
-	if m == nil { // define it for the encoder, in a space of its own, once the files are encoded
-		def := mmdb.Modality{Name: modality, Dim: enc.Dim(), Metric: mmdb.Cosine}
-		mo.BeforeStore = func() error { return db.DefineModality(def) }
-	} else if m.Dim != enc.Dim() {
-		return transfer.Report{File: dir}, fmt.Errorf("%w: %s: modality %s is %d-d, the built-in encoder gives %d", errUsage, dir, modality, m.Dim, enc.Dim())
-	} else if warn != nil && hasVectors(db, modality) {
-		fmt.Fprintf(warn, "warning: %s already has vectors; features are standardised over each imported folder, so this folder's vectors may not compare well with earlier ones (import all of a modality's files at once)\n", modality)
-	}
-	return transfer.ImportMedia(ctx, db, dir, modality, enc, mo)
+	return transfer.ImportMedia(ctx, db, dir, modality, mo)
 }
 
 func exportCmd() *cobra.Command {
@@ -321,9 +302,9 @@ func statsText(st mmdb.Stats) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d items, %.1f MiB\n", st.Path, st.Items, float64(st.FileSize)/(1<<20))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "modality\tdim\tmetric\tspace\tvectors")
+	fmt.Fprintln(tw, "modality\tdim\tmetric\tspace\tvectors\tencoder")
 	for _, m := range st.Modalities {
-		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%d\n", m.Name, m.Dim, m.Metric, m.SpaceName(), m.Vectors)
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%d\t%s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), m.Vectors, encoderName(m.Encoder))
 	}
 	tw.Flush()
 	if len(st.Attributes) > 0 {

@@ -278,6 +278,11 @@ func runDemoSummary(ctx context.Context, stdout io.Writer, dirFlag string, nItem
 		return sum, err
 	}
 
+	fmt.Fprintln(stdout, "\nSearch with raw media: pictures and recordings in folders, imported through the built-in encoders")
+	if err := mediaTour(ctx, stdout, *dir, &sum); err != nil {
+		return sum, err
+	}
+
 	snap := filepath.Join(*dir, "demo-snapshot.mmdb")
 	os.Remove(snap)
 	if err := db.Snapshot(ctx, snap); err != nil {

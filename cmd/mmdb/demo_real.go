@@ -15,6 +15,10 @@ import (
 	"github.com/mmdb-go/mmdb/internal/npy"
 )
 
+// heldDigits is the number of digits (the last rows) the real demo never
+// stores: one of them is its raw picture probe.
+const heldDigits = 7
+
 // runRealDemo is the demo on the shared data folder: coco500's CLIP photos
 // and captions (one space), handwritten digits as pixel features and
 // spoken digits as MFCCs (a space each), paired by digit.
@@ -46,31 +50,23 @@ func runRealDemo(ctx context.Context, stdout, stderr io.Writer, data, dir string
 		return err
 	}
 	defer db.Close()
+	// Drawings and recordings are encoded from their files (each digit
+	// written as the PNG a scanner would give), as imports and probes do;
+	// the standardisations fitted here are stored with the modalities, so
+	// a picture or a recording given at query time encodes the same way.
 	var img encoder.Image
 	var mfcc encoder.MFCC
-	for _, m := range []mmdb.Modality{
-		{Name: "photo", Dim: 512, Metric: mmdb.Cosine, Space: "clip-vit-b16"},
-		{Name: "caption", Dim: 512, Metric: mmdb.Cosine, Space: "clip-vit-b16"},
-		{Name: "drawing", Dim: img.Dim(), Metric: mmdb.Cosine, Space: "pixels-hog"},
-		{Name: "speech", Dim: mfcc.Dim(), Metric: mmdb.Cosine, Space: "mfcc96"},
-	} {
-		if err := db.DefineModality(m); err != nil {
-			return err
-		}
-	}
-	var items []mmdb.Item
-	for i := range photos {
-		items = append(items, mmdb.Item{ID: fmt.Sprintf("coco-%03d", i), Attrs: map[string]any{"set": "coco"},
-			Vectors: map[string][]float32{"photo": photos[i], "caption": captions[i]}})
-	}
-	// Each recording becomes an item; the first 2,400 also carry a drawing
-	// of the same digit (the pairs Align learns from); the held-out speaker
-	// "theo" has speech only.
 	draw := make([][]float32, len(digits))
 	for i, d := range digits {
-		if draw[i], err = img.EncodeGrid(d.Pixels); err != nil {
+		file, err := d.PNG()
+		if err != nil {
 			return err
 		}
+		v, err := img.Encode(ctx, []encoder.Input{{Data: file}})
+		if err != nil {
+			return err
+		}
+		draw[i] = v[0]
 	}
 	speech := make([][]float32, len(recs))
 	for i, r := range recs {
@@ -86,12 +82,36 @@ func runRealDemo(ctx context.Context, stdout, stderr io.Writer, data, dir string
 	}
 	ds, _ := encoder.FitScaler(draw)
 	ss, _ := encoder.FitScaler(speech)
+	for _, m := range []mmdb.Modality{
+		{Name: "photo", Dim: 512, Metric: mmdb.Cosine, Space: "clip-vit-b16"},
+		{Name: "caption", Dim: 512, Metric: mmdb.Cosine, Space: "clip-vit-b16"},
+		{Name: "drawing", Metric: mmdb.Cosine, Space: "pixels-hog", Encoder: &encoder.Spec{Kind: encoder.KindImage, Scaler: ds}},
+		{Name: "speech", Metric: mmdb.Cosine, Space: "mfcc96", Encoder: &encoder.Spec{Kind: encoder.KindMFCC, Scaler: ss}},
+	} {
+		if err := db.DefineModality(m); err != nil {
+			return err
+		}
+	}
+	var items []mmdb.Item
+	for i := range photos {
+		items = append(items, mmdb.Item{ID: fmt.Sprintf("coco-%03d", i), Attrs: map[string]any{"set": "coco"},
+			Vectors: map[string][]float32{"photo": photos[i], "caption": captions[i]}})
+	}
+	// Each recording becomes an item; the first 2,400 also carry a drawing
+	// of the same digit (the pairs Align learns from); the held-out speaker
+	// "theo" has speech only. The last heldDigits digits and one of theo's
+	// recordings are never stored: they are the raw probes.
 	byDigit := map[int][]int{}
-	for i, d := range digits {
+	for i, d := range digits[:len(digits)-heldDigits] {
 		byDigit[d.Label] = append(byDigit[d.Label], i)
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
+	heldRec := -1
 	for i, r := range recs {
+		if r.Speaker == "theo" && r.Digit == 7 && heldRec < 0 {
+			heldRec = i
+			continue
+		}
 		it := mmdb.Item{ID: fmt.Sprintf("%d_%s_%d", r.Digit, r.Speaker, r.Take), Attrs: map[string]any{"set": "fsdd", "digit": r.Digit, "speaker": r.Speaker},
 			Vectors: map[string][]float32{"speech": ss.Apply(speech[i])}}
 		if r.Speaker != "theo" {
@@ -100,7 +120,7 @@ func runRealDemo(ctx context.Context, stdout, stderr io.Writer, data, dir string
 		}
 		items = append(items, it)
 	}
-	for i, d := range digits {
+	for i, d := range digits[:len(digits)-heldDigits] {
 		items = append(items, mmdb.Item{ID: fmt.Sprintf("digit-%04d", i), Attrs: map[string]any{"set": "digits", "digit": d.Label},
 			Vectors: map[string][]float32{"drawing": ds.Apply(draw[i])}})
 	}
@@ -145,6 +165,33 @@ func runRealDemo(ctx context.Context, stdout, stderr io.Writer, data, dir string
 		return err
 	}
 	if _, err := show("", fmt.Sprintf("SEARCH speech NEAR drawing OF 'digit-%04d' WHERE speaker = 'theo' LIMIT 10", byDigit[3][0])); err != nil {
+		return err
+	}
+	// Raw content in hand: a digit written as a PNG file and a recording,
+	// neither of them stored, encoded at query time.
+	probe := len(digits) - heldDigits
+	for i := probe; i < len(digits); i++ {
+		if digits[i].Label == 3 {
+			probe = i
+		}
+	}
+	file, err := digits[probe].PNG()
+	if err != nil {
+		return err
+	}
+	pic := filepath.Join(dir, fmt.Sprintf("digit-%d.png", digits[probe].Label))
+	if err := os.WriteFile(pic, file, 0o644); err != nil {
+		return err
+	}
+	if _, err := show(fmt.Sprintf("A picture in hand: recordings by theo for %s (a digit %d never stored), encoded at query time", pic, digits[probe].Label),
+		fmt.Sprintf("EXPLAIN ANALYZE SEARCH speech NEAR drawing FILE '%s' WHERE speaker = 'theo' LIMIT 5", pic)); err != nil {
+		return err
+	}
+	if _, err := show("", fmt.Sprintf("SEARCH speech NEAR drawing FILE '%s' WHERE speaker = 'theo' LIMIT 5", pic)); err != nil {
+		return err
+	}
+	if _, err := show(fmt.Sprintf("A recording in hand: drawings for %s (theo saying %d, never stored)", recs[heldRec].Path, recs[heldRec].Digit),
+		fmt.Sprintf("SEARCH drawing NEAR speech FILE '%s' LIMIT 5", recs[heldRec].Path)); err != nil {
 		return err
 	}
 	if _, err := show("Fused: photos near caption coco-007 and photo coco-008",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -54,6 +55,10 @@ func TestDemoOutput(t *testing.T) {
 	assert.Contains(t, s, "aligned route")
 	assert.Regexp(t, `SEARCH audio NEAR image OF 'car-0002' LIMIT 5\n.*\n\s+1\s+car-`, s, "image-to-audio finds a car sound first")
 	assert.Contains(t, s, "the same search gives the same hits: true")
+	// Raw media: a picture and a recording made afresh find their class.
+	assert.Regexp(t, `SEARCH sound NEAR picture FILE '[^']+/probe-columns.png' LIMIT 5\nrank[^\n]*\n1\s+columns-`, s)
+	assert.Regexp(t, `SEARCH picture NEAR sound FILE '[^']+/probe-chirp.wav' LIMIT 5\nrank[^\n]*\n1\s+ring-`, s)
+	assert.Contains(t, s, "encode: mfcc(bands=40 coeffs=13 segments=8) standardised")
 }
 
 func TestSnapshotRestoreCheckCommands(t *testing.T) {
@@ -124,7 +129,15 @@ func TestDemoRealData(t *testing.T) {
 	// The pairs are by digit: whether a map beats the pivot through them
 	// is measured (here the pivot wins); either way the search says how.
 	assert.Regexp(t, `probe drawing \(item digit-\d+, weight 1\): (aligned|pivot) route`, s)
-	assert.Contains(t, s, "reopened: 5297 items")
+	assert.Contains(t, s, "reopened: 5289 items", "7 digits and a recording are held out as raw probes")
+	// A PNG file and a WAV file, never stored, are encoded at query time
+	// with the stored standardisations.
+	assert.Regexp(t, `SEARCH speech NEAR drawing FILE '[^']+/digit-(\d)\.png' WHERE speaker = 'theo' LIMIT 5\n`, s)
+	m := regexp.MustCompile(`SEARCH speech NEAR drawing FILE '[^']+/digit-(\d)\.png' WHERE speaker = 'theo' LIMIT 5\nrank[^\n]*\n1\s+(\d)_theo_`).FindStringSubmatch(s)
+	require.NotNil(t, m, s)
+	assert.Equal(t, m[1], m[2], "the first recording found for the picture is of its digit")
+	assert.Contains(t, s, "encode: image(size=8 orientations=8 cell=4 stride=2) standardised")
+	assert.Regexp(t, `SEARCH drawing NEAR speech FILE '[^']+/7_theo_\d+\.wav' LIMIT 5\nrank[^\n]*\n1\s+\S+\s+[\d.]+\s+[\d.]+\s+7\s`, s, "a drawing of a 7 first for theo saying 7")
 }
 
 // Script errors name the line the failing statement ends on.

@@ -366,6 +366,8 @@ func (sh *shell) run(ctx context.Context, stmt string) error {
 const shellHelp = `Statements end with ';' and may span lines:
   SEARCH image NEAR text OF 'id' [WEIGHT w], audio [0.1, ...] [FUSE rrf|weighted|dbsf|early]
          [WHERE filter] [LIMIT k] [EF n] [EXACT];
+    probes from raw content, for modalities with an encoder (mmdb define --help):
+         image FILE 'cat.png', audio FILE 'bark.wav', caption 'a brown dog on grass'
   GET 'id';   DELETE 'id', ...;   COUNT [WHERE filter];
   ALIGN from TO to [USING auto|ridge|procrustes|cca|infonce] [BY label] [FORCE];
   EXPLAIN [ANALYZE] statement;
@@ -417,6 +419,9 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		}
 		for _, m := range st.Modalities {
 			fmt.Fprintf(sh.out, ".define %s %d %v %s\n", m.Name, m.Dim, m.Metric, m.SpaceName())
+			if m.Encoder != nil {
+				fmt.Fprintf(sh.out, "-- %s encoder: %s\n", m.Name, m.Encoder)
+			}
 		}
 		if len(st.Attributes) > 0 {
 			fmt.Fprintf(sh.out, "-- attributes: %s\n", strings.Join(st.Attributes, ", "))
@@ -455,7 +460,7 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		if len(f) < 2 {
 			return errors.New(".import FILE [MODALITY [IDS]]")
 		}
-		rep, err := importFile(ctx, sh.db, f[1], arg(2), arg(3), transfer.Options{Progress: counter(sh.err, "import")})
+		rep, err := importFile(ctx, sh.db, f[1], arg(2), arg(3), false, transfer.Options{Progress: counter(sh.err, "import")})
 		if err != nil {
 			return err
 		}
@@ -512,7 +517,7 @@ type completer struct{ db *mmdb.DB }
 var (
 	dotCommands = []string{".help", ".schema", ".stats", ".define", ".mode", ".timer", ".explain", ".vectors", ".import", ".export", ".snapshot", ".read", ".quit", ".exit"}
 	stmtWords   = []string{"SEARCH", "NEAR", "OF", "WEIGHT", "FUSE", "WHERE", "LIMIT", "EF", "EXACT", "GET", "DELETE", "COUNT",
-		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
+		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
 		"rrf", "weighted", "dbsf", "early", "auto", "ridge", "procrustes", "cca", "infonce"}
 )
 

@@ -5,8 +5,12 @@ package dataset
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"fmt"
+	"image"
+	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -126,4 +130,18 @@ func Speakers(recs []Recording) []string {
 	}
 	slices.Sort(s)
 	return s
+}
+
+// PNG returns the digit as an 8x8 greyscale PNG file (levels 0-16 scaled
+// to 0-255), as a scanner would give it.
+func (d Digit) PNG() ([]byte, error) {
+	img := image.NewGray(image.Rect(0, 0, 8, 8))
+	for i, v := range d.Pixels {
+		img.Pix[i] = uint8(math.Round(min(max(v, 0), 16) * 255 / 16))
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }

@@ -70,7 +70,7 @@ func TestDecodeSchemaRejects(t *testing.T) {
 	enc := func(ms ...modality.Modality) []byte {
 		recs := make([]modalityRecord, len(ms))
 		for i, m := range ms {
-			recs[i] = modalityRecord(m)
+			recs[i] = toRecord(m)
 		}
 		b, err := msgpack.Marshal(recs)
 		require.NoError(t, err)

@@ -239,15 +239,6 @@ func be32(v uint32) []byte {
 	return b[:]
 }
 
-// modalityRecord is a modality.Modality as the schema stores it: the same
-// fields (so the two convert into each other), with the file's names.
-type modalityRecord struct {
-	Name   string          `msgpack:"name"`
-	Dim    int             `msgpack:"dim"`
-	Metric modality.Metric `msgpack:"metric"`
-	Space  string          `msgpack:"space"`
-}
-
 // decodeSchema reads the modality list, kept as msgpack. Every modality
 // must be valid and named once; anything else is ErrCorrupt.
 func decodeSchema(b []byte) ([]modality.Modality, error) {
@@ -261,7 +252,7 @@ func decodeSchema(b []byte) ([]modality.Modality, error) {
 	ms := make([]modality.Modality, len(recs))
 	names := make(map[string]bool, len(ms))
 	for i, r := range recs {
-		m := modality.Modality(r)
+		m := fromRecord(r)
 		ms[i] = m
 		if err := m.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: schema: %v", ErrCorrupt, err)

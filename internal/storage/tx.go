@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/modality"
@@ -33,16 +34,34 @@ func (t *Tx) DefineModality(m modality.Modality) error {
 	if err != nil {
 		return err
 	}
-	ms = append(ms, m)
-	recs := make([]modalityRecord, len(ms))
-	for i, m := range ms {
-		recs[i] = modalityRecord(m)
+	if _, err := t.tx.CreateBucketIfNotExists(vecBucketName(m.Name)); err != nil {
+		return err
 	}
-	b, err := msgpack.Marshal(recs)
+	return t.putSchema(append(ms, m))
+}
+
+// ReplaceModality stores m in place of the modality of its name (to keep
+// a new encoder state); the caller checks that the change is allowed.
+func (t *Tx) ReplaceModality(m modality.Modality) error {
+	ms, err := t.Schema()
 	if err != nil {
 		return err
 	}
-	if _, err := t.tx.CreateBucketIfNotExists(vecBucketName(m.Name)); err != nil {
+	i := slices.IndexFunc(ms, func(o modality.Modality) bool { return o.Name == m.Name })
+	if i < 0 {
+		return fmt.Errorf("%w: schema: no modality %q to replace", ErrCorrupt, m.Name)
+	}
+	ms[i] = m
+	return t.putSchema(ms)
+}
+
+func (t *Tx) putSchema(ms []modality.Modality) error {
+	recs := make([]modalityRecord, len(ms))
+	for i, m := range ms {
+		recs[i] = toRecord(m)
+	}
+	b, err := msgpack.Marshal(recs)
+	if err != nil {
 		return err
 	}
 	return t.tx.Bucket(bucketMeta).Put(keySchema, b)
@@ -325,6 +344,15 @@ func (t *Tx) PutAlignment(r *AlignmentRecord) error {
 		return err
 	}
 	return b.Put(keyAlignMap, data)
+}
+
+// DeleteAlignment removes the projection from probe to target, if any.
+func (t *Tx) DeleteAlignment(from, to string) error {
+	b := t.tx.Bucket(alignBucketName(from, to))
+	if b == nil {
+		return nil
+	}
+	return b.Delete(keyAlignMap)
 }
 
 // ForEachAlignment calls fn with every stored projection; a record that

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/spf13/cobra"
+)
+
+func encodeCmd() *cobra.Command {
+	c := newCmd("encode DB MODALITY FILE|TEXT", "print the vector a modality's encoder makes of a file or a text",
+		"Encodes FILE (a WAV, PNG or JPEG file) or TEXT with the modality's encoder, as an import or a\n"+
+			"probe would (standardised by the fitted standardisation, normalised under cosine), and\n"+
+			"prints the vector as a JSON list. A modality whose encoder takes text reads the argument as\n"+
+			"text; any other reads it as a file path.",
+		"mmdb encode media.mmdb audio recordings/3_theo_0.wav\n  mmdb encode media.mmdb caption 'a brown dog on grass'", 3)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if err := mustExist(args[0]); err != nil {
+			return err
+		}
+		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		in := encoder.Input{Text: args[2]}
+		for _, m := range db.Modalities() {
+			if m.Name == args[1] && m.Encoder != nil && m.Encoder.Input() != encoder.InputText {
+				if in.Data, err = encoder.ReadFile(args[2]); err != nil {
+					return fmt.Errorf("%w: modality %q: %w", errUsage, m.Name, err)
+				}
+				in.Text = ""
+			}
+		}
+		vecs, err := db.Encode(c.Context(), args[1], in)
+		if err != nil {
+			return err
+		}
+		out, err := json.Marshal(vecs[0])
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c.OutOrStdout(), "%s\n", out)
+		return err
+	}
+	return c
+}
+
+func defineCmd() *cobra.Command {
+	c := newCmd("define DB NAME", "define a modality, with the encoder that makes its vectors",
+		"Defines modality NAME. --encoder names how its vectors are made from raw content, so that\n"+
+			"imports and probes can give files or text: mfcc (WAV audio) and image (PNG/JPEG pictures)\n"+
+			"are built in, and their dimension is theirs; openai is a server speaking OpenAI's\n"+
+			"/v1/embeddings API (Infinity, vLLM, Ollama, LocalAI, text-embeddings-inference), given by\n"+
+			"--url, --model and --input (text or image), with --dim the model's dimension and\n"+
+			"--key-env the environment variable that holds its API key, if it needs one (keys are never\n"+
+			"stored). Without --encoder, vectors are given by the caller and --dim is required.\n"+
+			"Modalities that share --space are compared directly.",
+		"mmdb define media.mmdb audio --encoder mfcc\n"+
+			"  mmdb define media.mmdb caption --encoder openai --url http://localhost:7997 --model openai/clip-vit-base-patch32 --input text --dim 512 --space clip\n"+
+			"  mmdb define media.mmdb photo --dim 512 --space clip", 2)
+	kind := c.Flags().String("encoder", "", "mfcc, image or openai; empty: vectors given by callers")
+	dim := c.Flags().Int("dim", 0, "the vector dimension (the built-in encoders' own by default)")
+	metric := c.Flags().String("metric", "cosine", "cosine, dot or l2")
+	space := c.Flags().String("space", "", "the embedding space: modalities that share one are compared directly")
+	url := c.Flags().String("url", "", "openai: the server's root URL")
+	model := c.Flags().String("model", "", "openai: the model name")
+	input := c.Flags().String("input", "text", "openai: what the model embeds, text or image")
+	keyEnv := c.Flags().String("key-env", "", "openai: the environment variable holding the API key")
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		met, err := modality.ParseMetric(strings.ToLower(*metric))
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		m := mmdb.Modality{Name: args[1], Dim: *dim, Metric: met, Space: *space}
+		switch k := encoder.Kind(*kind); k {
+		case "":
+		case encoder.KindMFCC, encoder.KindImage:
+			m.Encoder = &encoder.Spec{Kind: k}
+		case encoder.KindOpenAI:
+			m.Encoder = &encoder.Spec{Kind: k, Remote: &encoder.Remote{URL: *url, Model: *model, Input: encoder.InputKind(*input), Dimensions: 0, KeyEnv: *keyEnv}}
+		default:
+			return fmt.Errorf("%w: --encoder %q: want mfcc, image or openai", errUsage, *kind)
+		}
+		if m.Encoder != nil && m.Encoder.Kind != encoder.KindOpenAI && (*url != "" || *model != "" || *keyEnv != "") {
+			return fmt.Errorf("%w: --url, --model and --key-env are for --encoder openai", errUsage)
+		}
+		if _, err := os.Stat(args[0]); err != nil {
+			fmt.Fprintf(c.ErrOrStderr(), "creating %s\n", args[0])
+		}
+		db, err := mmdb.Open(args[0], nil)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := db.DefineModality(m); err != nil {
+			return err
+		}
+		for _, d := range db.Modalities() {
+			if d.Name == m.Name {
+				m = d
+			}
+		}
+		return report(c.OutOrStdout(), *asJSON, m, fmt.Sprintf("defined %s: %d-d %v in space %q, encoder %s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), encoderName(m.Encoder)))
+	}
+	return c
+}
+
+// encoderName names a modality's encoder for listings.
+func encoderName(s *encoder.Spec) string {
+	if s == nil {
+		return "none"
+	}
+	return s.String()
+}

@@ -1,0 +1,268 @@
+package mmdb
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// embedServer is an OpenAI-compatible /v1/embeddings server whose model
+// embeds a text as the vector vecs gives it (unknown texts: the first
+// axis). It fails the first failFirst requests with 503, and records
+// every request's inputs and Authorization header.
+type embedServer struct {
+	*httptest.Server
+	vecs      map[string][]float32
+	failFirst int32
+	requests  atomic.Int32
+	inputs    [][]any
+	auth      []string
+}
+
+func newEmbedServer(t *testing.T, vecs map[string][]float32) *embedServer {
+	s := &embedServer{vecs: vecs}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := s.requests.Add(1)
+		if r.URL.Path != "/v1/embeddings" || r.Method != http.MethodPost {
+			http.NotFound(w, r)
+			return
+		}
+		var req struct {
+			Model string `json:"model"`
+			Input []any  `json:"input"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Model != "clip-test" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		s.inputs = append(s.inputs, req.Input)
+		s.auth = append(s.auth, r.Header.Get("Authorization"))
+		if n <= s.failFirst {
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return
+		}
+		type datum struct {
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		}
+		var out struct {
+			Data []datum `json:"data"`
+		}
+		for i, x := range req.Input {
+			v, ok := s.vecs[fmt.Sprint(x)]
+			if !ok {
+				v = []float32{1, 0, 0, 0}
+			}
+			out.Data = append(out.Data, datum{i, v})
+		}
+		json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func textSpec(url string) *encoder.Spec {
+	return &encoder.Spec{Kind: encoder.KindOpenAI, Remote: &encoder.Remote{URL: url, Model: "clip-test", Input: encoder.InputText, KeyEnv: "MMDB_TEST_KEY"}}
+}
+
+// A text probe goes to the modality's embeddings server, and its vector
+// searches like any other: here the caption space is the photos', so the
+// photo whose vector the server gives the sentence comes first. The
+// request carries the model, the text and the key from the environment;
+// a 503 is retried; the plan shows the encode step.
+func TestSearchWithText(t *testing.T) {
+	t.Setenv("MMDB_TEST_KEY", "sk-test")
+	srv := newEmbedServer(t, map[string][]float32{"a brown dog": {0, 1, 0, 0}, "a red car": {0, 0, 1, 0}})
+	srv.failFirst = 1
+	caption := Modality{Name: "caption", Dim: 4, Metric: Cosine, Space: "clip", Encoder: textSpec(srv.URL)}
+	db, path := openTest(t, imgMod, caption)
+	require.NoError(t, db.Put(ctx,
+		Item{ID: "dog", Vectors: map[string][]float32{"image": {0, 1, 0.1, 0}}},
+		Item{ID: "car", Vectors: map[string][]float32{"image": {0, 0.1, 1, 0}}},
+		Item{ID: "sky", Vectors: map[string][]float32{"image": {1, 0, 0, 0.1}}}))
+
+	hits, err := db.Search(ctx, Query{Target: "image", K: 2, Probes: []Probe{{Modality: "caption", Text: "a brown dog"}}})
+	require.NoError(t, err)
+	require.Len(t, hits, 2)
+	assert.Equal(t, "dog", hits[0].ID)
+	assert.Equal(t, int32(2), srv.requests.Load(), "one 503, retried once")
+	assert.Equal(t, []any{"a brown dog"}, srv.inputs[1])
+	assert.Equal(t, "Bearer sk-test", srv.auth[1])
+
+	res, err := db.Query(ctx, "EXPLAIN ANALYZE SEARCH image NEAR caption 'a red car' LIMIT 1")
+	require.NoError(t, err)
+	assert.Equal(t, "car", res.Hits[0].ID)
+	assert.Contains(t, res.String(), `probe caption (text "a red car", weight 1): direct route`)
+	assert.Contains(t, res.String(), "encode: openai(url="+srv.URL+" model=clip-test input=text)")
+	assert.Contains(t, res.String(), "step encode caption")
+
+	// Encode batches: three texts, one request.
+	before := srv.requests.Load()
+	vecs, err := db.Encode(ctx, "caption", encoder.Input{Text: "a brown dog"}, encoder.Input{Text: "a red car"}, encoder.Input{Text: "x"})
+	require.NoError(t, err)
+	assert.Equal(t, [][]float32{{0, 1, 0, 0}, {0, 0, 1, 0}, {1, 0, 0, 0}}, vecs)
+	assert.Equal(t, before+1, srv.requests.Load())
+
+	// The encoder is in the file: it survives a reopen, and no key is
+	// stored in it.
+	require.NoError(t, db.Close())
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "sk-test")
+	db2, err := Open(path, nil)
+	require.NoError(t, err)
+	defer db2.Close()
+	m := db2.Modalities()[1]
+	require.NotNil(t, m.Encoder)
+	assert.Equal(t, *textSpec(srv.URL).Remote, *m.Encoder.Remote)
+}
+
+// Raw content that cannot become a probe fails before any search, with
+// an error that names the modality and the cause.
+func TestProbeErrors(t *testing.T) {
+	t.Setenv("MMDB_TEST_KEY", "sk-test")
+	srv := newEmbedServer(t, map[string][]float32{"five": {1, 2, 3, 4, 5}})
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	deadURL := "http://" + dead.Addr().String()
+	dead.Close() // nothing listens there now
+	unfitted := Modality{Name: "audio", Metric: Cosine, Encoder: &encoder.Spec{Kind: encoder.KindMFCC}}
+	db, _ := openTest(t, imgMod, txtMod, unfitted,
+		Modality{Name: "caption", Dim: 4, Metric: Cosine, Space: "clip", Encoder: textSpec(srv.URL)},
+		Modality{Name: "offline", Dim: 4, Metric: Cosine, Space: "clip", Encoder: textSpec(deadURL)},
+		Modality{Name: "nokey", Dim: 4, Metric: Cosine, Space: "clip", Encoder: &encoder.Spec{Kind: encoder.KindOpenAI,
+			Remote: &encoder.Remote{URL: srv.URL, Model: "clip-test", Input: encoder.InputText, KeyEnv: "MMDB_TEST_UNSET_KEY"}}},
+		Modality{Name: "pic", Metric: Cosine, Encoder: unitImage()})
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"image": {1, 0, 0, 0}}}))
+	dir := t.TempDir()
+	notMedia := filepath.Join(dir, "notes.txt")
+	require.NoError(t, os.WriteFile(notMedia, []byte("not a picture"), 0o644))
+
+	tests := []struct {
+		name  string
+		probe Probe
+		err   error
+		msg   []string
+	}{
+		{"no encoder", Probe{Modality: "text", Text: "a dog"}, ErrNoEncoder, []string{`"text" has no encoder`}},
+		{"not fitted yet", Probe{Modality: "audio", File: notMedia}, ErrNoEncoder, []string{`"audio"`, "not fitted", "import some first"}},
+		{"text for a file encoder", Probe{Modality: "pic", Text: "hello"}, ErrInvalidQuery, []string{`"pic" encodes image files, not text`}},
+		{"file for a text encoder", Probe{Modality: "caption", File: notMedia}, ErrInvalidQuery, []string{`"caption" encodes text, not files`}},
+		{"missing file", Probe{Modality: "caption", File: filepath.Join(dir, "gone.png")}, ErrInvalidQuery, []string{"gone.png", "no such file"}},
+		{"two sources", Probe{Modality: "caption", Text: "a", ItemID: "a"}, ErrInvalidQuery, []string{"more than one of"}},
+		{"wrong dimension", Probe{Modality: "caption", Text: "five"}, ErrInvalidQuery, []string{`"caption"`, "got 5 values", "wants 4"}},
+		{"unreachable server", Probe{Modality: "offline", Text: "a dog"}, ErrInvalidQuery, []string{`"offline"`, "connection refused"}},
+		{"key not set", Probe{Modality: "nokey", Text: "a dog"}, encoder.ErrInput, []string{`"nokey"`, "MMDB_TEST_UNSET_KEY is not set"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := srv.requests.Load()
+			_, err := db.Search(ctx, Query{Target: "image", Probes: []Probe{tc.probe}})
+			require.ErrorIs(t, err, tc.err)
+			for _, m := range tc.msg {
+				assert.Contains(t, err.Error(), m)
+			}
+			if tc.name != "wrong dimension" {
+				assert.Equal(t, before, srv.requests.Load(), "refused before any request")
+			}
+		})
+	}
+	// A picture for an image encoder whose file is a WAV is the encoder's
+	// error, named.
+	wavLike := filepath.Join(dir, "x.png")
+	require.NoError(t, os.WriteFile(wavLike, []byte("RIFF\x00\x00\x00\x00WAVEfmt "), 0o644))
+	_, err = db.Search(ctx, Query{Target: "pic", Probes: []Probe{{Modality: "pic", File: wavLike}}})
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	assert.Contains(t, err.Error(), `"pic"`)
+	assert.Contains(t, err.Error(), "looks like WAV audio")
+}
+
+// unitImage is the image encoder with a standardisation that changes
+// nothing.
+func unitImage() *encoder.Spec {
+	d := encoder.Image{}.Dim()
+	sc := &encoder.Scaler{Mean: make([]float32, d), Std: make([]float32, d)}
+	for i := range sc.Std {
+		sc.Std[i] = 1
+	}
+	return &encoder.Spec{Kind: encoder.KindImage, Scaler: sc}
+}
+
+// SetEncoder never leaves vectors made two ways: a new standardisation
+// must come with every stored vector re-encoded; it lands with them in
+// one transaction, survives a reopen, and drops the alignments fitted on
+// the old vectors.
+func TestSetEncoder(t *testing.T) {
+	spec := unitImage()
+	db, path := openTest(t, Modality{Name: "pic", Metric: Cosine, Encoder: spec}, Modality{Name: "other", Dim: 2, Metric: Cosine})
+	d := spec.Dim()
+	vec := func(i int) []float32 {
+		v := make([]float32, d)
+		v[i] = 1
+		return v
+	}
+	require.NoError(t, db.Put(ctx,
+		Item{ID: "a", Vectors: map[string][]float32{"pic": vec(0), "other": {1, 0}}},
+		Item{ID: "b", Vectors: map[string][]float32{"pic": vec(1), "other": {0, 1}}}))
+	require.NoError(t, db.SetAlignment(Alignment{From: "other", To: "pic", W: identityish(2, d), Bias: make([]float32, d)}))
+
+	refit := *spec
+	refit.Scaler = &encoder.Scaler{Mean: make([]float32, d), Std: make([]float32, d)}
+	for i := range refit.Scaler.Std {
+		refit.Scaler.Std[i] = 2
+	}
+	err := db.SetEncoder(ctx, "pic", &refit, Item{ID: "a", Vectors: map[string][]float32{"pic": vec(2)}})
+	require.ErrorIs(t, err, ErrModalityConflict)
+	assert.Contains(t, err.Error(), `item "b" holds a vector made by the stored encoder`)
+	got, err := db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, vec(0), got.Vectors["pic"], "nothing of a refused change is stored")
+
+	require.NoError(t, db.SetEncoder(ctx, "pic", &refit,
+		Item{ID: "a", Vectors: map[string][]float32{"pic": vec(2)}}, Item{ID: "b", Vectors: map[string][]float32{"pic": vec(3)}}))
+	st, err := db.Stats()
+	require.NoError(t, err)
+	assert.Empty(t, st.Alignments, "the map was fitted on the old vectors")
+	got, err = db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, vec(2), got.Vectors["pic"])
+	assert.Equal(t, []float32{1, 0}, got.Vectors["other"], "merged: the other modality kept")
+
+	// The same spec again needs no vectors; another encoder is refused by
+	// DefineModality.
+	require.NoError(t, db.SetEncoder(ctx, "pic", &refit))
+	err = db.DefineModality(Modality{Name: "pic", Dim: d, Metric: Cosine, Encoder: &encoder.Spec{Kind: encoder.KindImage, Image: &encoder.Image{Orientations: 18, Stride: 4}}})
+	require.ErrorIs(t, err, ErrModalityConflict)
+	require.NoError(t, db.DefineModality(Modality{Name: "pic", Dim: d, Metric: Cosine}), "no encoder given: the stored one stands")
+
+	require.NoError(t, db.Close())
+	db2, err := Open(path, nil)
+	require.NoError(t, err)
+	defer db2.Close()
+	m := db2.Modalities()[0]
+	require.NotNil(t, m.Encoder)
+	assert.Equal(t, refit.Scaler, m.Encoder.Scaler)
+	assert.True(t, strings.HasSuffix(m.Encoder.String(), " standardised"), m.Encoder.String())
+}
+
+func identityish(from, to int) [][]float32 {
+	w := make([][]float32, to)
+	for i := range w {
+		w[i] = make([]float32, from)
+		if i < from {
+			w[i][i] = 1
+		}
+	}
+	return w
+}

@@ -1,0 +1,81 @@
+package storage
+
+import (
+	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// modalityRecord is a modality.Modality as the schema stores it.
+type modalityRecord struct {
+	Name    string          `msgpack:"name"`
+	Dim     int             `msgpack:"dim"`
+	Metric  modality.Metric `msgpack:"metric"`
+	Space   string          `msgpack:"space"`
+	Encoder *encoderRecord  `msgpack:"enc,omitempty"`
+}
+
+// encoderRecord is an encoder.Spec as the schema stores it. Params are
+// the built-in encoder's parameters in their declared order (MFCC: bands,
+// coefficients, segments; image: size, orientations, cell, stride).
+type encoderRecord struct {
+	Kind       string    `msgpack:"kind"`
+	Params     []int     `msgpack:"params,omitempty"`
+	URL        string    `msgpack:"url,omitempty"`
+	Model      string    `msgpack:"model,omitempty"`
+	Input      string    `msgpack:"input,omitempty"`
+	Dimensions int       `msgpack:"dims,omitempty"`
+	KeyEnv     string    `msgpack:"keyenv,omitempty"`
+	Mean       []float32 `msgpack:"mean,omitempty"`
+	Std        []float32 `msgpack:"std,omitempty"`
+}
+
+func toRecord(m modality.Modality) modalityRecord {
+	r := modalityRecord{Name: m.Name, Dim: m.Dim, Metric: m.Metric, Space: m.Space}
+	s := m.Encoder
+	if s == nil {
+		return r
+	}
+	e := &encoderRecord{Kind: string(s.Kind)}
+	if p := s.MFCC; p != nil {
+		e.Params = []int{p.Bands, p.Coeffs, p.Segments}
+	}
+	if p := s.Image; p != nil {
+		e.Params = []int{p.Size, p.Orientations, p.Cell, p.Stride}
+	}
+	if p := s.Remote; p != nil {
+		e.URL, e.Model, e.Input, e.Dimensions, e.KeyEnv = p.URL, p.Model, string(p.Input), p.Dimensions, p.KeyEnv
+	}
+	if s.Scaler != nil {
+		e.Mean, e.Std = s.Scaler.Mean, s.Scaler.Std
+	}
+	r.Encoder = e
+	return r
+}
+
+func fromRecord(r modalityRecord) modality.Modality {
+	m := modality.Modality{Name: r.Name, Dim: r.Dim, Metric: r.Metric, Space: r.Space}
+	e := r.Encoder
+	if e == nil {
+		return m
+	}
+	s := &encoder.Spec{Kind: encoder.Kind(e.Kind)}
+	p := func(i int) int {
+		if i < len(e.Params) {
+			return e.Params[i]
+		}
+		return -1 // a missing parameter: Validate refuses it
+	}
+	switch {
+	case s.Kind == encoder.KindMFCC && e.Params != nil:
+		s.MFCC = &encoder.MFCC{Bands: p(0), Coeffs: p(1), Segments: p(2)}
+	case s.Kind == encoder.KindImage && e.Params != nil:
+		s.Image = &encoder.Image{Size: p(0), Orientations: p(1), Cell: p(2), Stride: p(3)}
+	case e.URL != "" || e.Model != "" || e.Input != "":
+		s.Remote = &encoder.Remote{URL: e.URL, Model: e.Model, Input: encoder.InputKind(e.Input), Dimensions: e.Dimensions, KeyEnv: e.KeyEnv}
+	}
+	if e.Mean != nil || e.Std != nil {
+		s.Scaler = &encoder.Scaler{Mean: e.Mean, Std: e.Std}
+	}
+	m.Encoder = s
+	return m
+}

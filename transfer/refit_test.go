@@ -1,0 +1,138 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/kernel"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// randomPNGs writes n random 8x8 grey pictures named <prefix>-<i>.png.
+func randomPNGs(t *testing.T, dir, prefix string, n int, seed uint64) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	rng := rand.New(rand.NewPCG(seed, 7))
+	for i := range n {
+		img := image.NewGray(image.Rect(0, 0, 8, 8))
+		for j := range img.Pix {
+			img.Pix[j] = uint8(rng.IntN(256))
+		}
+		var b bytes.Buffer
+		require.NoError(t, png.Encode(&b, img))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.png", prefix, i)), b.Bytes(), 0o644))
+	}
+}
+
+// assertEncodesAsStored checks that encoding id's file now gives its
+// stored vector.
+func assertEncodesAsStored(t *testing.T, db *mmdb.DB, id, file string) []float32 {
+	t.Helper()
+	it, err := db.Get(context.Background(), id)
+	require.NoError(t, err)
+	data, err := os.ReadFile(file)
+	require.NoError(t, err)
+	v, err := db.Encode(context.Background(), "pic", encoder.Input{Data: data})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, kernel.DotProduct(it.Vectors["pic"], v[0]), float32(0.99999), id)
+	return it.Vectors["pic"]
+}
+
+func scalerOf(db *mmdb.DB, name string) *encoder.Scaler {
+	for _, m := range db.Modalities() {
+		if m.Name == name && m.Encoder != nil {
+			return m.Encoder.Scaler
+		}
+	}
+	return nil
+}
+
+// The first import fits the standardisation and later ones apply it; a
+// refit fits it again on every file, re-encodes every stored vector in
+// one transaction, or refuses naming the files that are gone.
+func TestImportMediaRefit(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	a, b, c := filepath.Join(tmp, "a"), filepath.Join(tmp, "b"), filepath.Join(tmp, "c")
+	randomPNGs(t, a, "a", 20, 1)
+	randomPNGs(t, b, "b", 5, 2)
+	randomPNGs(t, c, "c", 5, 3)
+	db := openDB(t)
+	def := &mmdb.Modality{Name: "pic", Encoder: &encoder.Spec{Kind: encoder.KindImage}}
+
+	rep, err := ImportMedia(ctx, db, a, "pic", MediaOptions{Define: def})
+	require.NoError(t, err)
+	assert.Equal(t, 20, rep.Imported)
+	first := scalerOf(db, "pic")
+	require.NotNil(t, first)
+	rep, err = ImportMedia(ctx, db, b, "pic", MediaOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 5, rep.Imported)
+	assert.Equal(t, first, scalerOf(db, "pic"), "a later import applies the stored standardisation")
+	before := assertEncodesAsStored(t, db, "a-3", filepath.Join(a, "a-3.png"))
+	assertEncodesAsStored(t, db, "b-1", filepath.Join(b, "b-1.png"))
+
+	rep, err = ImportMedia(ctx, db, c, "pic", MediaOptions{Refit: true})
+	require.NoError(t, err)
+	assert.Equal(t, 5, rep.Imported)
+	assert.Equal(t, 25, rep.Reencoded)
+	assert.Contains(t, rep.String(), "re-encoded 25 stored vectors")
+	assert.NotEqual(t, first, scalerOf(db, "pic"))
+	after := assertEncodesAsStored(t, db, "a-3", filepath.Join(a, "a-3.png"))
+	assert.NotEqual(t, before, after, "re-encoded under the new standardisation")
+	assertEncodesAsStored(t, db, "c-4", filepath.Join(c, "c-4.png"))
+
+	require.NoError(t, os.Remove(filepath.Join(b, "b-2.png")))
+	second := scalerOf(db, "pic")
+	_, err = ImportMedia(ctx, db, c, "pic", MediaOptions{Refit: true})
+	require.ErrorIs(t, err, ErrNoSource)
+	assert.Contains(t, err.Error(), "b-2")
+	assert.Contains(t, err.Error(), "1 cannot be")
+	assert.Equal(t, second, scalerOf(db, "pic"), "a refused refit changes nothing")
+	assertEncodesAsStored(t, db, "a-3", filepath.Join(a, "a-3.png"))
+}
+
+// A modality without an encoder (an older import, or vectors given by
+// callers) takes media only through a refit that gives it one; one with
+// an encoder but vectors stored without a standardisation is refused
+// without a refit.
+func TestImportMediaModalityWithoutEncoder(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "p")
+	randomPNGs(t, dir, "p", 6, 4)
+	d := encoder.Image{}.Dim()
+	db := openDB(t, mmdb.Modality{Name: "pic", Dim: d, Metric: mmdb.Cosine})
+	old := make([]float32, d)
+	old[0] = 1
+	require.NoError(t, db.Put(ctx, mmdb.Item{ID: "p-0", Attrs: map[string]any{"pic_file": filepath.Join(dir, "p-0.png")}, Vectors: map[string][]float32{"pic": old}}))
+
+	_, err := ImportMedia(ctx, db, dir, "pic", MediaOptions{})
+	require.ErrorIs(t, err, mmdb.ErrNoEncoder)
+	assert.Contains(t, err.Error(), `modality "pic" has no encoder`)
+
+	rep, err := ImportMedia(ctx, db, dir, "pic", MediaOptions{Refit: true, Encoder: &encoder.Spec{Kind: encoder.KindImage}})
+	require.NoError(t, err)
+	assert.Equal(t, 6, rep.Imported, "p-0 is in the folder: imported, not re-encoded")
+	assertEncodesAsStored(t, db, "p-0", filepath.Join(dir, "p-0.png"))
+
+	// Defined with an encoder, but holding a vector given by a caller:
+	// a first fit would leave it made another way.
+	db2 := openDB(t, mmdb.Modality{Name: "pic", Metric: mmdb.Cosine, Encoder: &encoder.Spec{Kind: encoder.KindImage}})
+	require.NoError(t, db2.Put(ctx, mmdb.Item{ID: "given", Vectors: map[string][]float32{"pic": old}}))
+	_, err = ImportMedia(ctx, db2, dir, "pic", MediaOptions{})
+	require.ErrorIs(t, err, mmdb.ErrModalityConflict)
+	assert.Contains(t, err.Error(), "holds 1 vectors made under no stored standardisation")
+	_, err = ImportMedia(ctx, db2, dir, "pic", MediaOptions{Refit: true})
+	require.ErrorIs(t, err, ErrNoSource)
+	assert.Contains(t, err.Error(), "given (no pic_file attribute)")
+}
