@@ -88,7 +88,7 @@ func damage(valid []byte, seed uint64, extra ...variant) []variant {
 type importer func(ctx context.Context, t *testing.T, db *mmdb.DB, data []byte, o Options) (Report, error)
 
 // mediaImporter writes data as the one file of a folder and imports it.
-func mediaImporter(name, modality string, enc encoder.Encoder) importer {
+func mediaImporter(name, modality string) importer {
 	return func(ctx context.Context, t *testing.T, db *mmdb.DB, data []byte, o Options) (Report, error) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
@@ -113,9 +113,9 @@ func TestImportDamagedInputs(t *testing.T) {
 		{"NPY", validNPY(), hugeNPY(), func(ctx context.Context, t *testing.T, db *mmdb.DB, data []byte, o Options) (Report, error) {
 			return ImportNPY(ctx, db, bytes.NewReader(data), "x.npy", "v", nil, o)
 		}},
-		{"WAV", validWAV(t), hugeWAV(validWAV(t)), mediaImporter("x.wav", "audio", encoder.MFCC{})},
-		{"PNG", validPNG(t), hugePNG(validPNG(t)), mediaImporter("x.png", "image", encoder.Image{})},
-		{"JPEG", validJPEG(t), hugeJPEG(validJPEG(t)), mediaImporter("x.jpg", "image", encoder.Image{})},
+		{"WAV", validWAV(t), hugeWAV(validWAV(t)), mediaImporter("x.wav", "audio")},
+		{"PNG", validPNG(t), hugePNG(validPNG(t)), mediaImporter("x.png", "image")},
+		{"JPEG", validJPEG(t), hugeJPEG(validJPEG(t)), mediaImporter("x.jpg", "image")},
 		{"Parquet", validParquet(t), hugeParquet(validParquet(t)), func(ctx context.Context, t *testing.T, db *mmdb.DB, data []byte, o Options) (Report, error) {
 			path := filepath.Join(t.TempDir(), "x.parquet")
 			require.NoError(t, os.WriteFile(path, data, 0o644))

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,6 +134,74 @@ func TestReadmeShellWalkthroughRuns(t *testing.T) {
 		code, _, errs := mmdbRun(t, "", args...)
 		assert.Equal(t, 0, code, "%v: %s", args, errs)
 	}
+}
+
+// README's commands for an embeddings server run as written against a
+// stand-in server (an in-process one that speaks /v1/embeddings and gives
+// pictures and texts of the same subject the same vector): the folder
+// import sends the pictures, the text probe finds the picture of a dog.
+func TestReadmeEncoderServerBlockRuns(t *testing.T) {
+	_, blocks := readmeBlocks(t)
+	var block string
+	for _, b := range blocks {
+		if strings.Contains(b, "--encoder openai") {
+			block = b
+		}
+	}
+	require.NotEmpty(t, block, "README.md shows how to point a modality at an embeddings server")
+	var pictures atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string `json:"model"`
+			Input []any  `json:"input"`
+		}
+		if r.URL.Path != "/v1/embeddings" || json.NewDecoder(r.Body).Decode(&req) != nil || req.Model != "openai/clip-vit-base-patch32" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		type datum struct {
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		}
+		var out struct {
+			Data []datum `json:"data"`
+		}
+		for i, x := range req.Input {
+			v := make([]float32, 512)
+			s := fmt.Sprint(x)
+			switch {
+			case strings.Contains(s, "dog"): // the caption
+				v[0] = 1
+			case strings.Contains(s, "image"): // a picture: the dog is the first one sent
+				v[min(int(pictures.Add(1))-1, 510)] = 1
+			default:
+				v[511] = 1
+			}
+			out.Data = append(out.Data, datum{i, v})
+		}
+		json.NewEncoder(w).Encode(out)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	photos := filepath.Join(dir, "photos")
+	require.NoError(t, os.MkdirAll(photos, 0o755))
+	for i, name := range []string{"a-dog", "b-car", "c-tree"} {
+		img := image.NewGray(image.Rect(0, 0, 4, 4))
+		img.Pix[i] = 255
+		var b bytes.Buffer
+		require.NoError(t, png.Encode(&b, img))
+		require.NoError(t, os.WriteFile(filepath.Join(photos, name+".png"), b.Bytes(), 0o644))
+	}
+	var last string
+	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		require.True(t, strings.HasPrefix(line, "$ go run ./cmd/mmdb "), line)
+		line = strings.ReplaceAll(strings.ReplaceAll(line, "http://localhost:7997", srv.URL), "/tmp/clip", dir)
+		args := shellWords(strings.TrimPrefix(line, "$ go run ./cmd/mmdb "))
+		code, out, errs := mmdbRun(t, "", args...)
+		require.Equal(t, 0, code, "mmdb %s\nstdout: %s\nstderr: %s", strings.Join(args, " "), out, errs)
+		last = out
+	}
+	assert.Regexp(t, `\n1\s+a-dog\s`, last, "the caption finds the picture of the dog")
 }
 
 // No command waits forever on a file another process is writing: each

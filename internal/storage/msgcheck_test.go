@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -64,6 +66,52 @@ func TestCheckMsgpack(t *testing.T) {
 	}
 }
 
+// encRec is a stored schema of one 136-d modality with encoder record e;
+// encRec4 of one 4-d modality.
+func encRec(e *encoderRecord) []byte {
+	b, _ := msgpack.Marshal([]modalityRecord{{Name: "m", Dim: 136, Metric: modality.Cosine, Encoder: e}})
+	return b
+}
+
+func encRec4(e *encoderRecord) []byte {
+	b, _ := msgpack.Marshal([]modalityRecord{{Name: "m", Dim: 4, Metric: modality.Cosine, Encoder: e}})
+	return b
+}
+
+// A stored schema decodes, or fails with ErrCorrupt; what decodes encodes
+// back to a schema that decodes the same.
+func FuzzDecodeSchema(f *testing.F) {
+	sc := &encoderRecord{Kind: "image", Mean: make([]float32, 136), Std: make([]float32, 136)}
+	for i := range sc.Std {
+		sc.Std[i] = 1
+	}
+	for _, seed := range [][]byte{encRec(sc), encRec(&encoderRecord{Kind: "image", Params: []int{8, 8, 4, 2}}),
+		encRec4(&encoderRecord{Kind: "openai", URL: "http://a", Model: "m", Input: "image", KeyEnv: "K"}), {0x90}} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ms, err := decodeSchema(b)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("not ErrCorrupt: %v", err)
+			}
+			return
+		}
+		recs := make([]modalityRecord, len(ms))
+		for i, m := range ms {
+			recs[i] = toRecord(m)
+		}
+		again, err := msgpack.Marshal(recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms2, err := decodeSchema(again)
+		if err != nil || !reflect.DeepEqual(ms, ms2) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, ms, ms2)
+		}
+	})
+}
+
 // TestDecodeSchemaRejects: a stored schema that would allocate without
 // bound, or that holds a modality Validate refuses, is ErrCorrupt.
 func TestDecodeSchemaRejects(t *testing.T) {
@@ -90,6 +138,13 @@ func TestDecodeSchemaRejects(t *testing.T) {
 		{"bad name", enc(modality.Modality{Name: "", Dim: 4, Metric: modality.L2}), "name"},
 		{"defined twice", enc(good, good), "twice"},
 		{"not a list", []byte{0x07}, "invalid code"},
+		{"unknown encoder", encRec(&encoderRecord{Kind: "clap"}), "unknown encoder"},
+		{"image params short", encRec(&encoderRecord{Kind: "image", Params: []int{8}}), "image size"},
+		{"huge image grid", encRec(&encoderRecord{Kind: "image", Params: []int{256, 64, 1, 1}}), "more than 65536"},
+		{"encoder of another dimension", encRec(&encoderRecord{Kind: "mfcc"}), "gives 96 values, not 136"},
+		{"scaler of another length", encRec4(&encoderRecord{Kind: "openai", URL: "http://a", Model: "m", Input: "text", Mean: []float32{0}, Std: []float32{1}}), "no scaler"},
+		{"remote without a server", encRec4(&encoderRecord{Kind: "openai"}), "needs a server"},
+		{"remote file URL", encRec4(&encoderRecord{Kind: "openai", URL: "file:///etc/passwd", Model: "m", Input: "text"}), "not an http(s) URL"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// define, encode and import --refit: what they print, and their exit
+// codes (0 ok, 1 error, 2 usage) on bad input.
+func TestEncoderCommands(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "m.mmdb")
+	code, out, errs := mmdbRun(t, "", "define", db, "pic", "--encoder", "image")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, `defined pic: 136-d cosine in space "pic", encoder image(size=8 orientations=8 cell=4 stride=2) not fitted`)
+	code, _, errs = mmdbRun(t, "", "define", db, "vec", "--dim", "3", "--metric", "l2")
+	require.Equal(t, 0, code, errs)
+	code, out, errs = mmdbRun(t, "", "define", "--json", db, "cap", "--encoder", "openai", "--url", "http://127.0.0.1:9", "--model", "m", "--dim", "4")
+	require.Equal(t, 0, code, errs)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &m))
+	assert.Equal(t, map[string]any{"kind": "openai", "remote": map[string]any{"url": "http://127.0.0.1:9", "model": "m", "input": "text"}}, m["encoder"])
+
+	pics := filepath.Join(dir, "pics")
+	require.NoError(t, os.MkdirAll(pics, 0o755))
+	for i, b := range [][]byte{pngOf(t, 0), pngOf(t, 5), pngOf(t, 9)} {
+		require.NoError(t, os.WriteFile(filepath.Join(pics, string(rune('a'+i))+".png"), b, 0o644))
+	}
+	code, out, errs = mmdbRun(t, "", "encode", db, "pic", filepath.Join(pics, "a.png"))
+	assert.Equal(t, 1, code, "not fitted yet")
+	assert.Contains(t, errs, "import some first")
+	code, _, errs = mmdbRun(t, "", "import", db, pics, "--modality", "pic")
+	require.Equal(t, 0, code, errs)
+	code, out, errs = mmdbRun(t, "", "encode", db, "pic", filepath.Join(pics, "a.png"))
+	require.Equal(t, 0, code, errs)
+	var vec []float32
+	require.NoError(t, json.Unmarshal([]byte(out), &vec))
+	assert.Len(t, vec, 136)
+	code, out, errs = mmdbRun(t, "", "import", "--refit", "--json", db, pics, "--modality", "pic")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, `"imported": 3`)
+	code, out, errs = mmdbRun(t, "", "stats", db)
+	require.Equal(t, 0, code, errs)
+	assert.Regexp(t, `pic\s+136\s+cosine\s+pic\s+3\s+image\(size=8 orientations=8 cell=4 stride=2\) standardised`, out)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		err  string
+	}{
+		{"unknown encoder", []string{"define", db, "x", "--encoder", "clap"}, 2, `--encoder "clap": want mfcc, image or openai`},
+		{"server flags on a built-in", []string{"define", db, "x", "--encoder", "mfcc", "--url", "http://a"}, 2, "are for --encoder openai"},
+		{"openai without a model", []string{"define", db, "x", "--encoder", "openai", "--url", "http://a", "--dim", "4"}, 1, "needs a model name"},
+		{"no dimension", []string{"define", db, "x"}, 1, "dimension 0 out of range"},
+		{"another encoder", []string{"define", db, "pic", "--encoder", "mfcc"}, 1, "dim 136"},
+		{"encode: no encoder", []string{"encode", db, "vec", "hello"}, 1, `modality "vec" has no encoder`},
+		{"encode: no such modality", []string{"encode", db, "nope", "hello"}, 1, "unknown modality"},
+		{"encode: missing file", []string{"encode", db, "pic", filepath.Join(dir, "gone.png")}, 2, "gone.png"},
+		{"encode: missing database", []string{"encode", filepath.Join(dir, "none.mmdb"), "pic", "x"}, 1, "no such database"},
+		{"refit of a file", []string{"import", "--refit", db, filepath.Join(dir, "x.jsonl")}, 2, "--refit is for folders of media"},
+		{"folder into a modality without encoder", []string{"import", db, pics, "--modality", "vec"}, 1, `modality "vec" has no encoder`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := mmdbRun(t, "", tc.args...)
+			assert.Equal(t, tc.code, code, errs)
+			assert.Contains(t, errs, tc.err)
+		})
+	}
+}
+
+// pngOf is an 8x8 grey picture with one bright pixel at i.
+func pngOf(t *testing.T, i int) []byte {
+	img := image.NewGray(image.Rect(0, 0, 8, 8))
+	for j := range img.Pix {
+		img.Pix[j] = uint8(20 * (j % 3))
+	}
+	img.Pix[i] = 255
+	var b bytes.Buffer
+	require.NoError(t, png.Encode(&b, img))
+	return b.Bytes()
+}
