@@ -114,6 +114,13 @@ func TestSearchWithText(t *testing.T) {
 	assert.Equal(t, [][]float32{{0, 1, 0, 0}, {0, 0, 1, 0}, {1, 0, 0, 0}}, vecs)
 	assert.Equal(t, before+1, srv.requests.Load())
 
+	// Several targets: the text is encoded once.
+	before = srv.requests.Load()
+	hits, err = db.Search(ctx, Query{Targets: []string{"image", "caption"}, K: 1, Probes: []Probe{{Modality: "caption", Text: "a red car"}}})
+	require.NoError(t, err)
+	assert.Equal(t, "car", hits[0].ID)
+	assert.Equal(t, before+1, srv.requests.Load())
+
 	// The encoder is in the file: it survives a reopen, and no key is
 	// stored in it.
 	require.NoError(t, db.Close())

@@ -45,6 +45,17 @@ func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
 // searchTargets ranks items by several target modalities: one search per
 // target, fused by RRF over item IDs.
 func (db *DB) searchTargets(ctx context.Context, q Query) ([]Hit, error) {
+	// Raw content is encoded once, not once per target.
+	q.Probes = slices.Clone(q.Probes)
+	for i, pr := range q.Probes {
+		if pr.File != "" || pr.Data != nil || pr.Text != "" {
+			v, _, err := db.probeVector(ctx, pr)
+			if err != nil {
+				return nil, fmt.Errorf("mmdb: search: %w", err)
+			}
+			q.Probes[i] = Probe{Modality: pr.Modality, Vector: v, Weight: pr.Weight}
+		}
+	}
 	var lists [][]Hit
 	for _, t := range q.Targets {
 		one := q

@@ -136,3 +136,44 @@ func TestImportMediaModalityWithoutEncoder(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoSource)
 	assert.Contains(t, err.Error(), "given (no pic_file attribute)")
 }
+
+// The schema side file carries the encoder and its standardisation: the
+// vectors exported and imported into another database compare with what
+// that database encodes from the same files. A database whose modality
+// is standardised otherwise refuses the file.
+func TestSchemaFileCarriesEncoder(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "p")
+	randomPNGs(t, dir, "p", 8, 5)
+	src := openDB(t)
+	_, err := ImportMedia(ctx, src, dir, "pic", MediaOptions{Define: &mmdb.Modality{Name: "pic", Encoder: &encoder.Spec{Kind: encoder.KindImage}}})
+	require.NoError(t, err)
+	out := filepath.Join(tmp, "items.jsonl")
+	require.NoError(t, WriteSchemaFile(src, out+".schema.json"))
+	f, err := os.Create(out)
+	require.NoError(t, err)
+	_, err = ExportJSONL(ctx, src, f, nil)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	dst := openDB(t)
+	require.NoError(t, ApplySchemaFile(dst, out+".schema.json"))
+	f, err = os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	_, err = ImportJSONL(ctx, dst, f, out, Options{})
+	require.NoError(t, err)
+	assert.Equal(t, scalerOf(src, "pic"), scalerOf(dst, "pic"))
+	assertEncodesAsStored(t, dst, "p-5", filepath.Join(dir, "p-5.png"))
+
+	other := openDB(t)
+	_, err = ImportMedia(ctx, other, filepath.Join(tmp, "p"), "pic", MediaOptions{Define: &mmdb.Modality{Name: "pic", Encoder: &encoder.Spec{Kind: encoder.KindImage, Image: &encoder.Image{Size: 8}}}})
+	require.NoError(t, err)
+	randomPNGs(t, filepath.Join(tmp, "q"), "q", 8, 6)
+	_, err = ImportMedia(ctx, other, filepath.Join(tmp, "q"), "pic", MediaOptions{Refit: true})
+	require.NoError(t, err)
+	err = ApplySchemaFile(other, out+".schema.json")
+	require.ErrorIs(t, err, ErrBadRecord)
+	assert.Contains(t, err.Error(), "the vectors would not compare")
+}
