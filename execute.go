@@ -11,6 +11,7 @@ import (
 	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
@@ -56,6 +57,19 @@ func (db *DB) searchTargets(ctx context.Context, q Query) ([]Hit, error) {
 			q.Probes[i] = Probe{Modality: pr.Modality, Vector: v, Weight: pr.Weight}
 		}
 	}
+	if _, err := validateQuery(ctx, q); err != nil {
+		return nil, fmt.Errorf("mmdb: search: %w", err)
+	}
+	if q.MinScore != nil || q.MaxDistance != nil {
+		return nil, fmt.Errorf("mmdb: search: %w: SCORE and DISTANCE bound similarities, and a search over several targets ranks by a fused score that is none", ErrInvalidQuery)
+	}
+	if q.Offset > 0 {
+		return nil, fmt.Errorf("mmdb: search: %w: OFFSET into a search over several targets: its RRF-fused ranking depends on each list's depth, so pages would repeat or miss items; ask for more hits (LIMIT)", ErrInvalidQuery)
+	}
+	k := q.K
+	if k <= 0 {
+		k = DefaultK
+	}
 	var lists [][]Hit
 	for _, t := range q.Targets {
 		one := q
@@ -65,10 +79,6 @@ func (db *DB) searchTargets(ctx context.Context, q Query) ([]Hit, error) {
 			return nil, err
 		}
 		lists = append(lists, hits)
-	}
-	k := q.K
-	if k <= 0 {
-		k = DefaultK
 	}
 	return fuseHits(lists, k), nil
 }
@@ -108,7 +118,7 @@ func (db *DB) ExplainAnalyze(ctx context.Context, q Query) (*Plan, []Hit, error)
 		exact := *p
 		ep := *p.plan
 		ep.Strategy, ep.Steps = StrategyExact, nil
-		exact.plan, exact.exactAll = &ep, true
+		exact.plan, exact.exactAll, exact.noAttrs = &ep, true, true
 		want, err := db.execute(ctx, &exact, nil)
 		if err != nil {
 			return nil, nil, fmt.Errorf("mmdb: explain: exact rerun: %w", err)
@@ -164,9 +174,9 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 		if err != nil {
 			return nil, err
 		}
-		list := search(sum, plan.K)
+		list := search(sum, plan.K+plan.Offset)
 		timed("early fusion search", start, len(list))
-		return db.hits(p, list, plan.K, false), nil
+		return db.hits(p, list, plan.K, false)
 	}
 
 	lists := make([][]fusion.Ranked, 0, len(p.probes))
@@ -197,7 +207,7 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 		weights = append(weights, float64(plan.Probes[i].Weight))
 	}
 	if len(lists) == 1 {
-		return db.hits(p, lists[0], plan.K, false), nil
+		return db.hits(p, lists[0], plan.K, false)
 	}
 	start := time.Now()
 	fused, err := fusion.Fuse(plan.Fusion, lists, weights)
@@ -205,7 +215,7 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 		return nil, err
 	}
 	timed("fuse ("+string(plan.Fusion)+")", start, len(fused))
-	return db.hits(p, fused, plan.K, true), nil
+	return db.hits(p, fused, plan.K, true)
 }
 
 // earlyVector is early fusion's one query: the probes' weighted sum,
@@ -291,9 +301,11 @@ func (db *DB) pivotVector(p *planned, pr plannedProbe) ([]float32, error) {
 // hits maps internal IDs to external ones and scores to Hits. For fused
 // lists the score is the fusion score and Distance its negation (Fused
 // says so): no metric distance describes a fused rank.
-func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) []Hit {
-	names := db.items.names(list, k)
+func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, error) {
+	skip := p.plan.Offset
+	names := db.items.names(list, k+skip)
 	out := make([]Hit, 0, min(k, len(list)))
+	iids := make([]uint32, 0, cap(out))
 	for i, r := range list {
 		if names[i] == "" {
 			continue // mid-write: the item's vectors are leaving the index
@@ -304,12 +316,35 @@ func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) []Hit {
 		} else {
 			h.Distance = distanceOf(p.tm.Metric, h.Score)
 		}
+		if p.minScore != nil && h.Score < *p.minScore || p.maxDistance != nil && h.Distance > *p.maxDistance {
+			break // the list is best first: the rest are out of bounds too
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
 		out = append(out, h)
+		iids = append(iids, r.ID)
 		if len(out) == k {
 			break
 		}
 	}
-	return out
+	if p.noAttrs || len(out) == 0 {
+		return out, nil
+	}
+	err := db.store.View(func(tx *storage.Tx) error {
+		for i, id := range iids {
+			r, ok, err := tx.Record(id)
+			if err != nil {
+				return err
+			}
+			if ok && r.ID == out[i].ID { // else deleted or replaced since: no attributes
+				out[i].Attrs = r.Attrs
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // distanceOf inverts Metric.Score.

@@ -41,8 +41,11 @@ const (
 type Plan struct {
 	// Target is the modality ranked.
 	Target string
-	// K is the number of hits asked for.
-	K int
+	// K is the number of hits asked for, after skipping Offset.
+	K, Offset int
+	// Excluded is the number of target vectors left out by Query.Exclude
+	// and the probes' own items.
+	Excluded int
 	// Filter is the filter as parsed ("" for none), FilterMatches the
 	// number of target vectors it keeps, out of Candidates.
 	Filter        string
@@ -103,9 +106,16 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "COUNT\n  filter: %s -> %d of %d items\n  strategy: postings (%s)\n", p.Filter, p.FilterMatches, p.Candidates, p.Why)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "SEARCH %s LIMIT %d\n", p.Target, p.K)
+	fmt.Fprintf(&b, "SEARCH %s LIMIT %d", p.Target, p.K)
+	if p.Offset > 0 {
+		fmt.Fprintf(&b, " OFFSET %d", p.Offset)
+	}
+	b.WriteString("\n")
 	if p.Filter != "" {
-		fmt.Fprintf(&b, "  filter: %s -> %d of %d %s vectors\n", p.Filter, p.FilterMatches, p.Candidates, p.Target)
+		fmt.Fprintf(&b, "  filter: %s -> %d of %d %s vectors\n", p.Filter, p.FilterMatches+p.Excluded, p.Candidates, p.Target)
+	}
+	if p.Excluded > 0 {
+		fmt.Fprintf(&b, "  exclude: %d items (listed, or the probes' own) -> %d candidates\n", p.Excluded, p.FilterMatches)
 	}
 	fmt.Fprintf(&b, "  strategy: %s", p.Strategy)
 	if p.Strategy == StrategyHNSW {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -34,6 +35,9 @@ type planned struct {
 	// exactAll makes every search of the plan exact, pivots included: the
 	// reference run of ExplainAnalyze.
 	exactAll bool
+	noAttrs  bool // hits without attributes
+	// minScore and maxDistance bound the hits (nil: no bound).
+	minScore, maxDistance *float32
 }
 
 type plannedProbe struct {
@@ -86,7 +90,27 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 		p.plan.Filter = q.Filter.String()
 		p.plan.FilterMatches = int(bm.GetCardinality())
 	}
+	excl, err := db.excluded(q)
+	if err != nil {
+		return nil, err
+	}
+	if !excl.IsEmpty() {
+		if p.allow == nil {
+			p.allow = db.items.with(db.st.Load().byName[q.Target])
+		}
+		before := p.allow.GetCardinality()
+		p.allow.AndNot(excl)
+		p.plan.Excluded = int(before - p.allow.GetCardinality())
+		p.plan.FilterMatches = int(p.allow.GetCardinality())
+	}
+	p.plan.Offset = q.Offset
 	if err := planFusion(p, q); err != nil {
+		return nil, err
+	}
+	if err := planBounds(p, q); err != nil {
+		return nil, err
+	}
+	if err := planOffset(p); err != nil {
 		return nil, err
 	}
 	db.planStrategy(p, q)
@@ -116,7 +140,73 @@ func validateQuery(ctx context.Context, q Query) (int, error) {
 			return 0, fmt.Errorf("%w: filter: %w", ErrInvalidQuery, err)
 		}
 	}
+	if q.Offset < 0 || q.Offset > MaxK-k {
+		return 0, fmt.Errorf("%w: OFFSET %d with LIMIT %d: offset + limit must be within 0..%d (MaxK); to read every item, iterate with Items", ErrInvalidQuery, q.Offset, k, MaxK)
+	}
+	for _, b := range []*float32{q.MinScore, q.MaxDistance} {
+		if b != nil && (math.IsNaN(float64(*b)) || math.IsInf(float64(*b), 0)) {
+			return 0, fmt.Errorf("%w: a score or distance bound of %v", ErrInvalidQuery, *b)
+		}
+	}
+	if len(q.Exclude) > MaxK {
+		return 0, fmt.Errorf("%w: %d excluded IDs, at most %d (MaxK); use a filter", ErrInvalidQuery, len(q.Exclude), MaxK)
+	}
 	return k, nil
+}
+
+// planBounds checks that the query's score bounds apply to what the plan
+// ranks by, and records them.
+func planBounds(p *planned, q Query) error {
+	if q.MinScore == nil && q.MaxDistance == nil {
+		return nil
+	}
+	if p.plan.Fusion != "" && p.plan.Fusion != fusion.Early {
+		return fmt.Errorf("%w: SCORE and DISTANCE bound similarities, and %s fusion ranks by a fused score that is none: use one probe or FUSE early", ErrInvalidQuery, p.plan.Fusion)
+	}
+	for _, pr := range p.probes {
+		if pr.dehubs() {
+			return fmt.Errorf("%w: SCORE and DISTANCE bound similarities, and the hubness correction stored for %s -> %s changes the scores: set NoCorrections to bound raw similarities", ErrInvalidQuery, pr.pm.Name, p.tm.Name)
+		}
+	}
+	p.minScore, p.maxDistance = q.MinScore, q.MaxDistance
+	return nil
+}
+
+// planOffset refuses an offset into a fused ranking: how deep each list
+// goes depends on the page, so pages of one fused ranking would repeat or
+// miss items.
+func planOffset(p *planned) error {
+	if p.plan.Offset > 0 && p.plan.Fusion != "" && p.plan.Fusion != fusion.Early {
+		return fmt.Errorf("%w: OFFSET into a %s-fused ranking: each page would fuse lists of another depth, and pages would repeat or miss items; ask for more hits (LIMIT), or page a single probe or FUSE early", ErrInvalidQuery, p.plan.Fusion)
+	}
+	return nil
+}
+
+// excluded is the set of internal IDs q leaves out: Exclude, and the
+// items of probes given by ItemID in the target's modality unless
+// KeepProbeItems.
+func (db *DB) excluded(q Query) (*roaring.Bitmap, error) {
+	ids := slices.Clone(q.Exclude)
+	if !q.KeepProbeItems {
+		for _, pr := range q.Probes {
+			if pr.ItemID != "" && pr.Modality == q.Target {
+				ids = append(ids, pr.ItemID)
+			}
+		}
+	}
+	out := roaring.New()
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := db.store.View(func(tx *storage.Tx) error {
+		for _, id := range ids {
+			if iid, ok := tx.LookupID(id); ok {
+				out.Add(iid)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // planProbes resolves the target and each probe's route on one state,
@@ -140,7 +230,7 @@ func (db *DB) planProbes(q Query, k int, vecs [][]float32) (p *planned, candidat
 	} else {
 		n = db.items.withCount(ti)
 	}
-	p = &planned{tm: tm, tidx: tidx, exactAll: q.Exact, plan: &Plan{Target: q.Target, K: k, Candidates: n}}
+	p = &planned{tm: tm, tidx: tidx, exactAll: q.Exact, noAttrs: q.NoAttrs, plan: &Plan{Target: q.Target, K: k, Candidates: n}}
 	for i, pr := range q.Probes {
 		pp, planned, err := db.planProbe(s, i, pr, vecs[i], tm, q.NoCorrections)
 		if err != nil {
@@ -236,9 +326,9 @@ func planFusion(p *planned, q Query) error {
 			}
 		}
 	}
-	p.plan.Depth = p.plan.K
+	p.plan.Depth = p.plan.K + p.plan.Offset
 	if p.plan.Fusion != "" && p.plan.Fusion != fusion.Early || anyPivot(p.plan.Probes) {
-		p.plan.Depth = max(4*p.plan.K, 40) // deep enough for fusion to matter
+		p.plan.Depth = max(4*p.plan.Depth, 40) // deep enough for fusion to matter
 	}
 	return nil
 }
@@ -312,7 +402,11 @@ func checkComparisons(tx *storage.Tx, attrs []string) error {
 			if known := tx.Attributes(); len(known) > 0 {
 				list = strings.Join(known, ", ")
 			}
-			return fmt.Errorf("%w: %q (known attributes: %s)", ErrUnknownAttribute, a, list)
+			hint := ""
+			if strings.EqualFold(a, "score") || strings.EqualFold(a, "distance") {
+				hint = "; to bound the hits' score or distance, use SCORE >= x or DISTANCE <= x (Query.MinScore, MaxDistance), not WHERE"
+			}
+			return fmt.Errorf("%w: %q (known attributes: %s)%s", ErrUnknownAttribute, a, list, hint)
 		}
 	}
 	return nil

@@ -271,7 +271,7 @@ func TestUnboundedQueriesAreRefused(t *testing.T) {
 	_, err := db.Query(ctx, "SEARCH image NEAR image OF 'a' LIMIT 1000000000")
 	require.ErrorIs(t, err, ErrInvalidQuery)
 	assert.Contains(t, err.Error(), "MaxK")
-	hits, err := db.Search(ctx, Query{Target: "image", K: MaxK, Probes: []Probe{{Modality: "image", ItemID: "a"}}})
+	hits, err := db.Search(ctx, Query{Target: "image", K: MaxK, KeepProbeItems: true, Probes: []Probe{{Modality: "image", ItemID: "a"}}})
 	require.NoError(t, err)
 	assert.Len(t, hits, 1)
 

@@ -49,6 +49,30 @@ type Query struct {
 	// the corrected score and Hit.Distance is derived from it (under L2 it
 	// can then be negative): they rank, they no longer measure.
 	NoCorrections bool
+	// NoAttrs leaves Hit.Attrs nil: a search then reads no item records.
+	NoAttrs bool
+	// Offset skips the first Offset hits: page n of K hits is Offset
+	// n*K. A page costs what a search for Offset+K hits costs (as in
+	// Qdrant), and Offset+K is at most MaxK; pages of an exact search
+	// (Exact, or a plan that scans) never repeat or miss a hit. Refused
+	// for rankings fused by RRF, weighted or DBSF fusion (and over several
+	// targets): their lists' depth would change with the page.
+	Offset int
+	// MinScore, if set, keeps only hits scoring at least this, and
+	// MaxDistance only those at most this far: a similarity in the
+	// target's space on every route (direct, aligned, pivot). Refused for
+	// fused rankings (several probes or targets, but early fusion) and
+	// under a stored hubness correction (scores then rank, they no longer
+	// measure; set NoCorrections).
+	MinScore, MaxDistance *float32
+	// Exclude lists item IDs never returned (unknown IDs exclude
+	// nothing). The items of probes given by ItemID in the target's own
+	// modality are excluded too (each would match itself first, as
+	// Qdrant's recommend leaves its examples out), unless KeepProbeItems;
+	// a probe item of another modality stays (its own image is the right
+	// answer for its caption).
+	Exclude        []string
+	KeepProbeItems bool
 }
 
 // Probe is one query vector: given directly, taken from a stored item, or
@@ -92,6 +116,9 @@ type Hit struct {
 	Score float32
 	// Distance: lower is better. 1 - cosine, -dot, or Euclidean distance.
 	Distance float32
+	// Attrs are the item's attributes (nil with Query.NoAttrs, or for an
+	// item deleted since it was found).
+	Attrs map[string]any
 	// Fused is set when the hit's rank fuses several rankings (several
 	// probes, or several targets): Score is then the fusion score
 	// (RRF, weighted or DBSF, as the plan says), not a similarity, and

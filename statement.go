@@ -17,8 +17,9 @@ type Result struct {
 	Kind string
 	// Hits of a SEARCH.
 	Hits []Hit
-	// Item of a GET.
-	Item *Item
+	// Items of a GET, in the order asked; Item is the first.
+	Items []Item
+	Item  *Item
 	// Count of a COUNT, or the number of items a DELETE removed.
 	Count int
 	// Plans of an EXPLAIN (one per target), with step timings for
@@ -53,11 +54,14 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 		if st.Explain {
 			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
 		}
-		it, err := db.Get(ctx, st.IDs[0])
-		if err != nil {
-			return nil, err
+		for _, id := range st.IDs {
+			it, err := db.Get(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			res.Items = append(res.Items, it)
 		}
-		res.Item, res.Count = &it, 1
+		res.Item, res.Count = &res.Items[0], len(res.Items)
 	case query.StmtAlign:
 		if st.Explain {
 			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
@@ -125,7 +129,8 @@ func (db *DB) countWhere(f query.Expr) (int, error) {
 
 func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, error) {
 	res := &Result{Kind: st.Kind}
-	q := Query{K: st.Limit, Ef: st.Ef, Exact: st.Exact, Fuse: st.Fuse}
+	q := Query{K: st.Limit, Ef: st.Ef, Exact: st.Exact, Fuse: st.Fuse, Offset: st.Offset, Exclude: st.Exclude,
+		MinScore: bound(st.MinScore), MaxDistance: bound(st.MaxDistance)}
 	if st.Filter != nil {
 		q.Filter = st.Filter
 	}
@@ -178,6 +183,7 @@ func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, er
 // fuseHits merges several targets' hit lists by RRF over external IDs.
 func fuseHits(lists [][]Hit, k int) []Hit {
 	ids := map[string]uint32{}
+	attrs := map[string]map[string]any{}
 	var names []string
 	ranked := make([][]fusion.Ranked, len(lists))
 	for i, l := range lists {
@@ -187,6 +193,7 @@ func fuseHits(lists [][]Hit, k int) []Hit {
 				id = uint32(len(names))
 				ids[h.ID] = id
 				names = append(names, h.ID)
+				attrs[h.ID] = h.Attrs
 			}
 			ranked[i] = append(ranked[i], fusion.Ranked{ID: id, Score: float64(h.Score)})
 		}
@@ -194,7 +201,7 @@ func fuseHits(lists [][]Hit, k int) []Hit {
 	fused, _ := fusion.Fuse(fusion.RRF, ranked, nil) // RRF merges any lists
 	out := make([]Hit, 0, min(k, len(fused)))
 	for _, r := range fused[:min(k, len(fused))] {
-		out = append(out, Hit{ID: names[r.ID], Score: float32(r.Score), Distance: float32(-r.Score), Fused: true})
+		out = append(out, Hit{ID: names[r.ID], Score: float32(r.Score), Distance: float32(-r.Score), Fused: true, Attrs: attrs[names[r.ID]]})
 	}
 	return out
 }
@@ -209,11 +216,17 @@ func (r *Result) String() string {
 	case r.Report != nil:
 		b.WriteString(r.Report.String())
 	case r.Item != nil:
-		fmt.Fprintf(&b, "%s attrs=%v", r.Item.ID, r.Item.Attrs)
-		for m, v := range r.Item.Vectors {
-			fmt.Fprintf(&b, " %s=[%d floats]", m, len(v))
+		items := r.Items
+		if len(items) == 0 {
+			items = []Item{*r.Item}
 		}
-		b.WriteString("\n")
+		for _, it := range items {
+			fmt.Fprintf(&b, "%s attrs=%v", it.ID, it.Attrs)
+			for m, v := range it.Vectors {
+				fmt.Fprintf(&b, " %s=[%d floats]", m, len(v))
+			}
+			b.WriteString("\n")
+		}
 	case r.Kind == query.StmtSearch:
 		for i, h := range r.Hits {
 			fmt.Fprintf(&b, "%3d  %-24s %.4f\n", i+1, h.ID, h.Score)
@@ -222,4 +235,13 @@ func (r *Result) String() string {
 		fmt.Fprintf(&b, "%d\n", r.Count)
 	}
 	return b.String()
+}
+
+// bound is a statement's SCORE or DISTANCE bound as a Query takes it.
+func bound(x *float64) *float32 {
+	if x == nil {
+		return nil
+	}
+	f := float32(*x)
+	return &f
 }

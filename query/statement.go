@@ -20,11 +20,12 @@ const (
 // Statement is one parsed statement of the mmdb language:
 //
 //	SEARCH <target>[, <target>] NEAR <probe>[, <probe>] [FUSE rrf|weighted|dbsf|early]
-//	       [WHERE <filter>] [LIMIT <k>] [EF <n>] [EXACT]
+//	       [WHERE <filter>] [LIMIT <k>] [OFFSET <n>] [SCORE >= <x>] [DISTANCE <= <x>]
+//	       [EXCLUDE '<id>'[, '<id>']] [EF <n>] [EXACT]     (clauses in any order)
 //	  probe: <modality> <source> [WEIGHT <w>]
 //	  source: OF '<id>' | [<v1>, <v2>, ...] | FILE '<path>' | '<text>'
 //	    (FILE and text are encoded by the modality's encoder)
-//	GET '<id>'
+//	GET '<id>'[, '<id>']
 //	DELETE '<id>'[, '<id>']
 //	COUNT [WHERE <filter>]
 //	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce] [BY <attr>] [FORCE]
@@ -40,7 +41,13 @@ type Statement struct {
 	Limit   int
 	Ef      int
 	Exact   bool
-	IDs     []string // GET and DELETE
+	// Offset skips hits (OFFSET n); Exclude lists IDs never returned
+	// (EXCLUDE 'a', 'b'); MinScore and MaxDistance bound the hits
+	// (SCORE >= x, DISTANCE <= x).
+	Offset                int
+	Exclude               []string
+	MinScore, MaxDistance *float64
+	IDs                   []string // GET and DELETE
 	// ALIGN: the modalities (From, To) and the method ("" for auto).
 	From, To, Method string
 	// Label: ALIGN ... BY <attr>, the attribute holding each item's class
@@ -64,6 +71,22 @@ type StmtProbe struct {
 	Weight float32
 }
 
+// parseIDs reads '<id>'[, '<id>' ...].
+func (p *parser) parseIDs() ([]string, error) {
+	var ids []string
+	for {
+		id, err := p.parseString("an item ID in quotes")
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+		if p.peek().kind != tComma {
+			return ids, nil
+		}
+		p.next()
+	}
+}
+
 // ParseStatement parses one statement; a trailing ';' is allowed.
 func ParseStatement(s string) (*Statement, error) {
 	toks, err := lex(s)
@@ -82,22 +105,10 @@ func ParseStatement(s string) (*Statement, error) {
 		err = p.parseSearch(st)
 	case p.acceptKeyword("GET"):
 		st.Kind = StmtGet
-		var id string
-		id, err = p.parseString("an item ID in quotes after GET")
-		st.IDs = []string{id}
+		st.IDs, err = p.parseIDs()
 	case p.acceptKeyword("DELETE"):
 		st.Kind = StmtDelete
-		for {
-			var id string
-			if id, err = p.parseString("an item ID in quotes"); err != nil {
-				break
-			}
-			st.IDs = append(st.IDs, id)
-			if p.peek().kind != tComma {
-				break
-			}
-			p.next()
-		}
+		st.IDs, err = p.parseIDs()
 	case p.acceptKeyword("COUNT"):
 		st.Kind = StmtCount
 		if p.acceptKeyword("WHERE") {
@@ -266,11 +277,12 @@ func (p *parser) parseSearch(st *Statement) error {
 	}
 	seen := map[string]bool{}
 	for {
-		if t := p.peek(); t.kind == tKeyword {
-			if seen[t.text] {
-				return &SyntaxError{t.pos, t.text + " given twice"}
+		if t := p.peek(); t.kind == tKeyword || t.kind == tIdent && clauseWords[strings.ToUpper(t.text)] {
+			w := strings.ToUpper(t.text)
+			if seen[w] {
+				return &SyntaxError{t.pos, w + " given twice"}
 			}
-			seen[t.text] = true
+			seen[w] = true
 		}
 		switch {
 		case p.acceptKeyword("FUSE"):
@@ -300,8 +312,47 @@ func (p *parser) parseSearch(st *Statement) error {
 			st.Ef = n
 		case p.acceptKeyword("EXACT"):
 			st.Exact = true
+		case p.acceptWord("OFFSET"):
+			t := p.peek()
+			n, err := strconv.Atoi(t.text)
+			if t.kind != tNumber || err != nil || n < 0 {
+				return p.fail("a whole number of hits to skip after OFFSET")
+			}
+			p.next()
+			st.Offset = n
+		case p.acceptWord("EXCLUDE"):
+			ids, err := p.parseIDs()
+			if err != nil {
+				return err
+			}
+			st.Exclude = ids
+		case p.acceptWord("SCORE"):
+			x, err := p.parseBound(">=", "SCORE >= <number>: the least score a hit may have")
+			if err != nil {
+				return err
+			}
+			st.MinScore = &x
+		case p.acceptWord("DISTANCE"):
+			x, err := p.parseBound("<=", "DISTANCE <= <number>: the farthest a hit may be")
+			if err != nil {
+				return err
+			}
+			st.MaxDistance = &x
 		default:
 			return nil
 		}
 	}
+}
+
+// clauseWords are the SEARCH clauses that are not reserved words (so
+// that attributes may still be called score or offset).
+var clauseWords = map[string]bool{"OFFSET": true, "EXCLUDE": true, "SCORE": true, "DISTANCE": true}
+
+// parseBound reads "<op> <number>" of a SCORE or DISTANCE clause.
+func (p *parser) parseBound(op, want string) (float64, error) {
+	if t := p.peek(); t.kind != tOp || t.text != op {
+		return 0, p.fail(want)
+	}
+	p.next()
+	return p.parseFloat(want)
 }

@@ -34,7 +34,7 @@ func TestEncoderCommands(t *testing.T) {
 	for i, b := range [][]byte{pngOf(t, 0), pngOf(t, 5), pngOf(t, 9)} {
 		require.NoError(t, os.WriteFile(filepath.Join(pics, string(rune('a'+i))+".png"), b, 0o644))
 	}
-	code, out, errs = mmdbRun(t, "", "encode", db, "pic", filepath.Join(pics, "a.png"))
+	code, _, errs = mmdbRun(t, "", "encode", db, "pic", filepath.Join(pics, "a.png"))
 	assert.Equal(t, 1, code, "not fitted yet")
 	assert.Contains(t, errs, "import some first")
 	code, _, errs = mmdbRun(t, "", "import", db, pics, "--modality", "pic")

@@ -47,16 +47,18 @@ func render(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o r
 	switch {
 	case res.Report != nil:
 		fmt.Fprint(w, res.Report.String())
+	case res.Item != nil && len(res.Items) > 1:
+		for _, it := range res.Items {
+			if err := renderItem(w, it, o); err != nil {
+				return err
+			}
+		}
 	case res.Item != nil:
 		return renderItem(w, *res.Item, o)
 	case res.Kind == query.StmtSearch && len(res.Plans) > 0 && len(res.Plans[0].Steps) == 0:
 		// EXPLAIN without ANALYZE: a plan, nothing ran.
 	case res.Kind == query.StmtSearch:
-		rows, err := hitRows(ctx, db, res.Hits)
-		if err != nil {
-			return err
-		}
-		return renderHits(w, rows, o)
+		return renderHits(w, hitRows(res.Hits), o)
 	case res.Kind == query.StmtCount && len(res.Plans) == 0:
 		fmt.Fprintln(w, res.Count)
 	case res.Kind == query.StmtDelete:
@@ -65,7 +67,7 @@ func render(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o r
 	return nil
 }
 
-func hitRows(ctx context.Context, db *mmdb.DB, hits []mmdb.Hit) ([]hitRow, error) {
+func hitRows(hits []mmdb.Hit) []hitRow {
 	rows := make([]hitRow, len(hits))
 	for i, h := range hits {
 		rows[i] = hitRow{Rank: i + 1, ID: h.ID, Score: h.Score}
@@ -73,16 +75,9 @@ func hitRows(ctx context.Context, db *mmdb.DB, hits []mmdb.Hit) ([]hitRow, error
 			d := h.Distance
 			rows[i].Distance = &d
 		}
-		it, err := db.Get(ctx, h.ID)
-		if errors.Is(err, mmdb.ErrNotFound) {
-			continue // deleted since the search
-		}
-		if err != nil {
-			return nil, err
-		}
-		rows[i].Attrs = it.Attrs
+		rows[i].Attrs = h.Attrs
 	}
-	return rows, nil
+	return rows
 }
 
 func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o renderOptions) error {
@@ -97,14 +92,16 @@ func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result,
 	switch {
 	case res.Report != nil:
 		out["report"] = res.Report
+	case res.Item != nil && len(res.Items) > 1:
+		items := make([]any, len(res.Items))
+		for i, it := range res.Items {
+			items[i] = itemJSON(it, o)
+		}
+		out["items"] = items
 	case res.Item != nil:
 		out["item"] = itemJSON(*res.Item, o)
 	case res.Kind == query.StmtSearch:
-		rows, err := hitRows(ctx, db, res.Hits)
-		if err != nil {
-			return err
-		}
-		out["hits"] = rows
+		out["hits"] = hitRows(res.Hits)
 	default:
 		out["count"] = res.Count
 	}

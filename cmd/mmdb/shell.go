@@ -365,10 +365,11 @@ func (sh *shell) run(ctx context.Context, stmt string) error {
 
 const shellHelp = `Statements end with ';' and may span lines:
   SEARCH image NEAR text OF 'id' [WEIGHT w], audio [0.1, ...] [FUSE rrf|weighted|dbsf|early]
-         [WHERE filter] [LIMIT k] [EF n] [EXACT];
+         [WHERE filter] [LIMIT k] [OFFSET n] [SCORE >= x] [DISTANCE <= x]
+         [EXCLUDE 'id', ...] [EF n] [EXACT];       (clauses in any order)
     probes from raw content, for modalities with an encoder (mmdb define --help):
          image FILE 'cat.png', audio FILE 'bark.wav', caption 'a brown dog on grass'
-  GET 'id';   DELETE 'id', ...;   COUNT [WHERE filter];
+  GET 'id', ...;   DELETE 'id', ...;   COUNT [WHERE filter];
   ALIGN from TO to [USING auto|ridge|procrustes|cca|infonce] [BY label] [FORCE];
   EXPLAIN [ANALYZE] statement;
 Dot-commands:
@@ -517,7 +518,7 @@ type completer struct{ db *mmdb.DB }
 var (
 	dotCommands = []string{".help", ".schema", ".stats", ".define", ".mode", ".timer", ".explain", ".vectors", ".import", ".export", ".snapshot", ".read", ".quit", ".exit"}
 	stmtWords   = []string{"SEARCH", "NEAR", "OF", "WEIGHT", "FUSE", "WHERE", "LIMIT", "EF", "EXACT", "GET", "DELETE", "COUNT",
-		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
+		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "OFFSET", "EXCLUDE", "SCORE", "DISTANCE", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
 		"rrf", "weighted", "dbsf", "early", "auto", "ridge", "procrustes", "cca", "infonce"}
 )
 

@@ -903,7 +903,7 @@ func TestShellCSVItemList(t *testing.T) {
 // An exact match under L2 scores 0, not "-0.0000".
 func TestShellL2ExactMatchScore(t *testing.T) {
 	_, db := buildDB(t)
-	code, out, errs := mmdbRun(t, "SEARCH audio NEAR audio OF 'cat-00' LIMIT 1;\n", "shell", db)
+	code, out, errs := mmdbRun(t, "SEARCH audio NEAR audio [0, 0, 0.5] LIMIT 1;\n", "shell", db)
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "cat-00  0.0000")
 	assert.NotContains(t, out, "-0.0000")

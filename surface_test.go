@@ -1,0 +1,258 @@
+package mmdb
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/kernel"
+	"github.com/mmdb-go/mmdb/query"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// surfaceDB holds 400 items: image and text in one space (the direct
+// route), audio in another reached by a stored map from text (aligned)
+// and by pivoting from image (pivot); random vectors, so no ties.
+func surfaceDB(t *testing.T) (*DB, []Item) {
+	t.Helper()
+	db, _ := openTest(t, Modality{Name: "image", Dim: 8, Metric: Cosine, Space: "clip"}, Modality{Name: "text", Dim: 8, Metric: Cosine, Space: "clip"},
+		Modality{Name: "audio", Dim: 6, Metric: Cosine, Space: "clap"})
+	r := rand.New(rand.NewPCG(3, 4))
+	vec := func(d int) []float32 {
+		v := make([]float32, d)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return v
+	}
+	items := make([]Item, 400)
+	for i := range items {
+		img := vec(8)
+		txt := make([]float32, 8)
+		for j := range txt {
+			txt[j] = img[j] + 0.5*float32(r.NormFloat64())
+		}
+		items[i] = Item{ID: fmt.Sprintf("it-%03d", i), Attrs: map[string]any{"year": 2000 + i%20},
+			Vectors: map[string][]float32{"image": img, "text": txt, "audio": append(img[:3:3], vec(3)...)}}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	w := make([][]float32, 6)
+	for i := range w {
+		w[i] = vec(8)
+	}
+	require.NoError(t, db.SetAlignment(Alignment{From: "text", To: "audio", W: w, Method: "test"}))
+	return db, items
+}
+
+// bruteDirect ranks every item's target vector by cosine to probe, best
+// first, keeping those keep allows.
+func bruteDirect(items []Item, target string, probe []float32, keep func(Item) bool) []Hit {
+	var out []Hit
+	p := normalised(probe)
+	for _, it := range items {
+		if keep != nil && !keep(it) {
+			continue
+		}
+		s := kernel.DotProduct(p, normalised(it.Vectors[target]))
+		out = append(out, Hit{ID: it.ID, Score: s, Distance: 1 - s})
+	}
+	slices.SortFunc(out, func(a, b Hit) int { return cmp.Compare(b.Score, a.Score) })
+	return out
+}
+
+func normalised(v []float32) []float32 {
+	m, _ := (Modality{Name: "x", Dim: len(v), Metric: Cosine}).Prepare(v)
+	return m
+}
+
+func ids(hs []Hit) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.ID
+	}
+	return out
+}
+
+// Offsets, exclusions and score bounds give what a brute-force ranking
+// gives, on the direct, aligned and pivot routes and with fusion: pages
+// of an exact search concatenate to the whole ranking, excluded items are
+// gone and nothing else is, and bounds cut the ranking where it crosses
+// them.
+func TestOffsetExcludeBoundsAgainstBruteForce(t *testing.T) {
+	db, items := surfaceDB(t)
+	byID := map[string]Item{}
+	for _, it := range items {
+		byID[it.ID] = it
+	}
+	recent := query.MustParse("year >= 2010")
+	isRecent := func(it Item) bool { return it.Attrs["year"].(int) >= 2010 }
+
+	routes := []struct {
+		name   string
+		q      Query
+		direct func(keep func(Item) bool) []Hit // an independent brute force, where one is simple
+	}{
+		{"direct", Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "it-007"}}},
+			func(keep func(Item) bool) []Hit {
+				return bruteDirect(items, "image", byID["it-007"].Vectors["text"], keep)
+			}},
+		{"aligned", Query{Target: "audio", Probes: []Probe{{Modality: "text", ItemID: "it-011"}}}, nil},
+		{"pivot", Query{Target: "audio", Probes: []Probe{{Modality: "image", ItemID: "it-013"}}}, nil},
+		{"rrf", Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "it-007"}, {Modality: "text", ItemID: "it-021"}}}, nil},
+		{"early", Query{Target: "image", Fuse: fusion.Early, Probes: []Probe{{Modality: "text", ItemID: "it-007"}, {Modality: "text", ItemID: "it-021"}}}, nil},
+	}
+	for _, rt := range routes {
+		for _, filtered := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s filtered=%v", rt.name, filtered), func(t *testing.T) {
+				base := rt.q
+				base.Exact, base.K = true, 100
+				var keep func(Item) bool
+				if filtered {
+					base.Filter, keep = recent, isRecent
+				}
+				all, err := db.Search(ctx, base)
+				require.NoError(t, err)
+				require.Len(t, all, 100)
+				if rt.direct != nil {
+					want := rt.direct(keep)[:100]
+					assert.Equal(t, ids(want), ids(all), "the exact search is the brute force")
+					for i := range want {
+						assert.InDelta(t, want[i].Score, all[i].Score, 1e-5)
+					}
+				}
+				// Pages of 7 concatenate to the ranking (refused for RRF,
+				// whose lists would be of another depth on each page).
+				var paged []Hit
+				for off := 0; off < 98; off += 7 {
+					q := base
+					q.K, q.Offset = 7, off
+					page, err := db.Search(ctx, q)
+					if rt.name == "rrf" && off > 0 {
+						require.ErrorIs(t, err, ErrInvalidQuery)
+						assert.Contains(t, err.Error(), "OFFSET into a rrf-fused ranking")
+						break
+					}
+					require.NoError(t, err)
+					paged = append(paged, page...)
+				}
+				if rt.name != "rrf" {
+					assert.Equal(t, ids(all[:98]), ids(paged))
+				}
+
+				// Excluded IDs are gone, nothing else.
+				q := base
+				q.K = 20
+				q.Exclude = []string{all[0].ID, all[3].ID, all[4].ID, "no-such-item"}
+				got, err := db.Search(ctx, q)
+				require.NoError(t, err)
+				var want []string
+				for _, h := range all {
+					if !slices.Contains(q.Exclude, h.ID) && len(want) < 20 {
+						want = append(want, h.ID)
+					}
+				}
+				if rt.name == "rrf" {
+					// RRF ranks by position in each list: an excluded item
+					// moves the others up, and the fused order changes.
+					assert.Len(t, got, 20)
+					for _, x := range q.Exclude {
+						assert.NotContains(t, ids(got), x)
+					}
+				} else {
+					assert.Equal(t, want, ids(got))
+				}
+
+				// Bounds cut the ranking where it crosses them.
+				bound := all[9].Score
+				q = base
+				q.MinScore = &bound
+				got, err = db.Search(ctx, q)
+				if rt.name == "rrf" {
+					require.ErrorIs(t, err, ErrInvalidQuery)
+					assert.Contains(t, err.Error(), "fused score")
+					return
+				}
+				require.NoError(t, err)
+				assert.Equal(t, ids(all[:10]), ids(got))
+				dist := all[14].Distance
+				q = base
+				q.MaxDistance, q.Offset, q.K = &dist, 5, 50
+				got, err = db.Search(ctx, q)
+				require.NoError(t, err)
+				assert.Equal(t, ids(all[5:15]), ids(got))
+			})
+		}
+	}
+}
+
+// A probe item in the target's own modality is left out (it would match
+// itself first); KeepProbeItems keeps it; an item's own image stays for
+// its caption.
+func TestProbeItemsExcluded(t *testing.T) {
+	db, _ := surfaceDB(t)
+	q := Query{Target: "image", K: 3, Exact: true, Probes: []Probe{{Modality: "image", ItemID: "it-005"}}}
+	hits, err := db.Search(ctx, q)
+	require.NoError(t, err)
+	assert.NotContains(t, ids(hits), "it-005")
+	q.KeepProbeItems = true
+	hits, err = db.Search(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, "it-005", hits[0].ID)
+	assert.InDelta(t, 1, hits[0].Score, 1e-6)
+	cross, err := db.Search(ctx, Query{Target: "image", K: 400, Probes: []Probe{{Modality: "text", ItemID: "it-005"}}})
+	require.NoError(t, err)
+	assert.Contains(t, ids(cross), "it-005")
+
+	plan, err := db.Explain(ctx, Query{Target: "image", K: 3, Offset: 6, Exclude: []string{"it-001"}, Probes: []Probe{{Modality: "image", ItemID: "it-005"}}})
+	require.NoError(t, err)
+	assert.Contains(t, plan.String(), "SEARCH image LIMIT 3 OFFSET 6")
+	assert.Contains(t, plan.String(), "exclude: 2 items (listed, or the probes' own) -> 398 candidates")
+}
+
+// Statements: OFFSET, EXCLUDE, SCORE >= and DISTANCE <= in any order,
+// hits with their attributes, several IDs in one GET, and the bounds'
+// errors.
+func TestSurfaceStatements(t *testing.T) {
+	db, _ := surfaceDB(t)
+	all, err := db.Query(ctx, "SEARCH image NEAR text OF 'it-007' WHERE year >= 2005 LIMIT 12 EXACT")
+	require.NoError(t, err)
+	require.Len(t, all.Hits, 12)
+	assert.Equal(t, map[string]any{"year": all.Hits[0].Attrs["year"]}, all.Hits[0].Attrs)
+	assert.GreaterOrEqual(t, all.Hits[0].Attrs["year"], int64(2005))
+	s := all.Hits[5].Score
+	res, err := db.Query(ctx, fmt.Sprintf("SEARCH image NEAR text OF 'it-007' EXACT OFFSET 2 SCORE >= %v WHERE year >= 2005 EXCLUDE '%s' LIMIT 12", s, all.Hits[3].ID))
+	require.NoError(t, err)
+	assert.Equal(t, []string{all.Hits[2].ID, all.Hits[4].ID, all.Hits[5].ID}, ids(res.Hits))
+
+	noAttrs, err := db.Search(ctx, Query{Target: "image", K: 2, NoAttrs: true, Probes: []Probe{{Modality: "text", ItemID: "it-007"}}})
+	require.NoError(t, err)
+	assert.Nil(t, noAttrs[0].Attrs)
+
+	got, err := db.Query(ctx, "GET 'it-003', 'it-001'")
+	require.NoError(t, err)
+	require.Len(t, got.Items, 2)
+	assert.Equal(t, "it-003", got.Items[0].ID)
+	assert.Equal(t, "it-001", got.Items[1].ID)
+	assert.Equal(t, 2, got.Count)
+	_, err = db.Query(ctx, "GET 'it-003', 'nope'")
+	require.ErrorIs(t, err, ErrNotFound)
+	assert.Contains(t, err.Error(), `"nope"`)
+
+	for stmt, msg := range map[string]string{
+		"SEARCH image NEAR text OF 'it-001', text OF 'it-002' SCORE >= 0.5": "fused score",
+		"SEARCH image, audio NEAR text OF 'it-001' DISTANCE <= 0.5":         "several targets",
+		"SEARCH image NEAR text OF 'it-001' LIMIT 16000 OFFSET 1000":        "offset + limit",
+		"SEARCH image NEAR text OF 'it-001' SCORE > 0.5":                    "SCORE >= <number>",
+		"SEARCH image NEAR text OF 'it-001' OFFSET -1":                      "a whole number of hits to skip",
+		"SEARCH image NEAR text OF 'it-001' WHERE distance < 0.5":           "use SCORE >= x or DISTANCE <= x",
+		"SEARCH image NEAR text OF 'it-001' OFFSET 1 OFFSET 2":              "OFFSET given twice",
+	} {
+		_, err := db.Query(ctx, stmt)
+		require.Error(t, err, stmt)
+		assert.Contains(t, err.Error(), msg, stmt)
+	}
+}
