@@ -148,6 +148,21 @@ func overlap(got, want []Hit) float64 {
 
 // execute runs a plan. steps, if non-nil, receives timings.
 func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, error) {
+	for {
+		hits, err := db.executeOnce(ctx, p, steps)
+		if err != nil || p.groupBy == "" || len(hits) >= p.plan.K || p.plan.Depth >= min(p.plan.FilterMatches, maxGroupDepth) {
+			return hits, err
+		}
+		// Groups filled up the lists: search deeper.
+		p.plan.Depth = min(4*p.plan.Depth, p.plan.FilterMatches, maxGroupDepth)
+	}
+}
+
+// maxGroupDepth bounds how deep a grouped search goes to fill its groups.
+const maxGroupDepth = 1 << 16
+
+// executeOnce runs the plan at its depth.
+func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit, error) {
 	plan := p.plan
 	timed := func(name string, start time.Time, rows int) {
 		if steps != nil {
@@ -174,7 +189,7 @@ func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, er
 		if err != nil {
 			return nil, err
 		}
-		list := search(sum, plan.K+plan.Offset)
+		list := search(sum, plan.Depth)
 		timed("early fusion search", start, len(list))
 		return db.hits(p, list, plan.K, false)
 	}
@@ -302,6 +317,9 @@ func (db *DB) pivotVector(p *planned, pr plannedProbe) ([]float32, error) {
 // lists the score is the fusion score and Distance its negation (Fused
 // says so): no metric distance describes a fused rank.
 func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, error) {
+	if p.groupBy != "" {
+		return db.groupedHits(p, list, k, fused)
+	}
 	skip := p.plan.Offset
 	names := db.items.names(list, k+skip)
 	out := make([]Hit, 0, min(k, len(list)))
@@ -310,13 +328,8 @@ func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, 
 		if names[i] == "" {
 			continue // mid-write: the item's vectors are leaving the index
 		}
-		h := Hit{ID: names[i], Score: float32(r.Score), Fused: fused}
-		if fused {
-			h.Distance = 0 - h.Score
-		} else {
-			h.Distance = distanceOf(p.tm.Metric, h.Score)
-		}
-		if p.minScore != nil && h.Score < *p.minScore || p.maxDistance != nil && h.Distance > *p.maxDistance {
+		h, in := p.hit(names[i], r, fused)
+		if !in {
 			break // the list is best first: the rest are out of bounds too
 		}
 		if skip > 0 {
@@ -345,6 +358,89 @@ func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, 
 		return nil
 	})
 	return out, err
+}
+
+// hit makes the Hit of item name ranked r, and says whether it is within
+// the query's score bounds.
+func (p *planned) hit(name string, r fusion.Ranked, fused bool) (Hit, bool) {
+	h := Hit{ID: name, Score: float32(r.Score), Fused: fused}
+	if fused {
+		h.Distance = 0 - h.Score
+	} else {
+		h.Distance = distanceOf(p.tm.Metric, h.Score)
+	}
+	in := (p.minScore == nil || h.Score >= *p.minScore) && (p.maxDistance == nil || h.Distance <= *p.maxDistance)
+	return h, in
+}
+
+// groupedHits is hits with at most p.groupSize hits per value of the
+// attribute p.groupBy: items without it are left out, and an item with a
+// list of values counts in each (kept while any of them has room), as
+// Qdrant's groups do.
+func (db *DB) groupedHits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, error) {
+	names := db.items.names(list, len(list))
+	skip := p.plan.Offset
+	count := map[string]int{}
+	var out []Hit
+	err := db.store.View(func(tx *storage.Tx) error {
+		for i, r := range list {
+			if names[i] == "" {
+				continue
+			}
+			h, in := p.hit(names[i], r, fused)
+			if !in {
+				return nil
+			}
+			rec, ok, err := tx.Record(r.ID)
+			if err != nil {
+				return err
+			}
+			if !ok || rec.ID != h.ID {
+				continue
+			}
+			keys := groupKeys(rec.Attrs[p.groupBy])
+			room := false
+			for _, key := range keys {
+				room = room || count[key] < p.groupSize
+			}
+			if !room {
+				continue
+			}
+			for _, key := range keys {
+				count[key]++
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			if !p.noAttrs {
+				h.Attrs = rec.Attrs
+			}
+			if out = append(out, h); len(out) == k {
+				return nil
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// groupKeys are the groups an attribute value puts an item in: one per
+// element of a list, none for a missing attribute.
+func groupKeys(v any) []string {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case []string:
+		out := make([]string, len(x))
+		for i, s := range x {
+			out[i] = "s" + s
+		}
+		return out
+	case string:
+		return []string{"s" + x}
+	}
+	return []string{fmt.Sprintf("%T:%v", v, v)}
 }
 
 // distanceOf inverts Metric.Score.

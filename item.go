@@ -7,10 +7,13 @@ import (
 	"iter"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/storage"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 // MaxIDLen is the longest item ID, in bytes.
@@ -390,6 +393,44 @@ func (db *DB) Delete(ctx context.Context, ids ...string) error {
 	}
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	return db.deleteLocked(ids)
+}
+
+// DeleteWhere deletes every item whose attributes match f, in one
+// transaction, and returns how many it deleted (DELETE WHERE in
+// statements). f must be given: to empty a database, delete its file.
+func (db *DB) DeleteWhere(ctx context.Context, f query.Expr) (int, error) {
+	if f == nil {
+		return 0, fmt.Errorf("mmdb: delete: %w: DeleteWhere needs a filter", ErrInvalidQuery)
+	}
+	if err := query.Validate(f); err != nil {
+		return 0, fmt.Errorf("mmdb: delete: %w: %w", ErrInvalidQuery, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	universe := db.items.liveClone()
+	bm, err := db.evalFilter(f, universe)
+	if err != nil {
+		return 0, fmt.Errorf("mmdb: delete: %w", err)
+	}
+	bm.And(universe)
+	var ids []string
+	for _, iid := range bm.ToArray() {
+		if ext := db.items.name(iid); ext != "" {
+			ids = append(ids, ext)
+		}
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return len(ids), db.deleteLocked(ids)
+}
+
+// deleteLocked is Delete; writeMu is held.
+func (db *DB) deleteLocked(ids []string) error {
 	names, err := db.readNames()
 	if err != nil {
 		return err
@@ -433,6 +474,69 @@ func (db *DB) Delete(ctx context.Context, ids ...string) error {
 
 // itemsPage is how many items Items reads per read transaction.
 const itemsPage = 256
+
+// Cursor marks where a Scroll stopped: pass it to the next Scroll to go
+// on. The zero Cursor is the start; Scroll returns the zero Cursor when
+// there is nothing after. Its text form (String, ParseCursor) can travel
+// between processes; it stays valid however the items change (items
+// written after it was made are seen, deleted ones are not).
+type Cursor struct{ next uint32 }
+
+// String is the cursor's text form, "" for the start.
+func (c Cursor) String() string {
+	if c.next == 0 {
+		return ""
+	}
+	return "c" + strconv.FormatUint(uint64(c.next), 10)
+}
+
+// ParseCursor reads a Cursor's text form.
+func ParseCursor(s string) (Cursor, error) {
+	if s == "" {
+		return Cursor{}, nil
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "c"), 10, 32)
+	if err != nil || !strings.HasPrefix(s, "c") || n == 0 {
+		return Cursor{}, fmt.Errorf("%w: %q is not a cursor that Scroll gave", ErrInvalidQuery, s)
+	}
+	return Cursor{uint32(n)}, nil
+}
+
+// Scroll returns up to n items (1..MaxK) in insertion order, starting at
+// from, and the cursor to go on from ("" when none are left): a scan of a
+// large set in pages, resumable across processes, as Qdrant's scroll.
+func (db *DB) Scroll(ctx context.Context, from Cursor, n int) ([]Item, Cursor, error) {
+	if n < 1 || n > MaxK {
+		return nil, Cursor{}, fmt.Errorf("mmdb: scroll: %w: page of %d items, want 1..%d", ErrInvalidQuery, n, MaxK)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, Cursor{}, err
+	}
+	names, err := db.readNames()
+	if err != nil {
+		return nil, Cursor{}, err
+	}
+	var page []Item
+	next, more := from.next, false
+	err = db.store.View(func(tx *storage.Tx) error {
+		return tx.ForEachRecord(from.next, func(iid uint32, r storage.Record) (bool, error) {
+			if len(page) == n {
+				more = true
+				return false, nil
+			}
+			page = append(page, readItem(tx, iid, r, names))
+			next = iid + 1
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, Cursor{}, fmt.Errorf("mmdb: scroll: %w", err)
+	}
+	if !more {
+		return page, Cursor{}, nil
+	}
+	return page, Cursor{next}, nil
+}
 
 // Items iterates over every item in insertion order. It reads in pages of
 // short read transactions, so the loop body may write to the database;

@@ -46,6 +46,10 @@ type Plan struct {
 	// Excluded is the number of target vectors left out by Query.Exclude
 	// and the probes' own items.
 	Excluded int
+	// GroupBy and GroupSize: at most GroupSize hits per value of the
+	// attribute GroupBy ("" for none).
+	GroupBy   string
+	GroupSize int
 	// Filter is the filter as parsed ("" for none), FilterMatches the
 	// number of target vectors it keeps, out of Candidates.
 	Filter        string
@@ -113,6 +117,9 @@ func (p *Plan) String() string {
 	b.WriteString("\n")
 	if p.Filter != "" {
 		fmt.Fprintf(&b, "  filter: %s -> %d of %d %s vectors\n", p.Filter, p.FilterMatches+p.Excluded, p.Candidates, p.Target)
+	}
+	if p.GroupBy != "" {
+		fmt.Fprintf(&b, "  group by %s: at most %d hits per value, searching %d deep (deeper while groups leave the page short)\n", p.GroupBy, p.GroupSize, p.Depth)
 	}
 	if p.Excluded > 0 {
 		fmt.Fprintf(&b, "  exclude: %d items (listed, or the probes' own) -> %d candidates\n", p.Excluded, p.FilterMatches)

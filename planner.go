@@ -38,6 +38,10 @@ type planned struct {
 	noAttrs  bool // hits without attributes
 	// minScore and maxDistance bound the hits (nil: no bound).
 	minScore, maxDistance *float32
+	// groupBy, if set, keeps at most groupSize hits per value of that
+	// attribute.
+	groupBy   string
+	groupSize int
 }
 
 type plannedProbe struct {
@@ -113,6 +117,9 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 	if err := planOffset(p); err != nil {
 		return nil, err
 	}
+	if err := db.planGroups(p, q); err != nil {
+		return nil, err
+	}
 	db.planStrategy(p, q)
 	return p, nil
 }
@@ -169,6 +176,28 @@ func planBounds(p *planned, q Query) error {
 		}
 	}
 	p.minScore, p.maxDistance = q.MinScore, q.MaxDistance
+	return nil
+}
+
+// planGroups records Query.GroupBy, refusing an attribute no item has (it
+// would silently return nothing), and starts the search deep enough to
+// fill a few groups.
+func (db *DB) planGroups(p *planned, q Query) error {
+	if q.GroupBy == "" {
+		if q.GroupSize != 0 {
+			return fmt.Errorf("%w: GroupSize without GroupBy", ErrInvalidQuery)
+		}
+		return nil
+	}
+	if q.GroupSize < 0 || q.GroupSize > MaxK {
+		return fmt.Errorf("%w: group size %d outside 1..%d", ErrInvalidQuery, q.GroupSize, MaxK)
+	}
+	if err := db.store.View(func(tx *storage.Tx) error { return checkComparisons(tx, []string{q.GroupBy}) }); err != nil {
+		return fmt.Errorf("GROUP BY: %w", err)
+	}
+	p.groupBy, p.groupSize = q.GroupBy, max(q.GroupSize, 1)
+	p.plan.GroupBy, p.plan.GroupSize = p.groupBy, p.groupSize
+	p.plan.Depth = max(p.plan.Depth, 4*(p.plan.K+p.plan.Offset))
 	return nil
 }
 

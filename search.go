@@ -73,6 +73,14 @@ type Query struct {
 	// answer for its caption).
 	Exclude        []string
 	KeepProbeItems bool
+	// GroupBy, if set, keeps at most GroupSize (default 1) hits per value
+	// of that attribute, best first: the best image of each label. Items
+	// without the attribute are left out; an item with a list of values
+	// counts in each, and is kept while any of them has room (as Qdrant's
+	// groups). The search goes deeper until K hits are found or the
+	// candidates run out.
+	GroupBy   string
+	GroupSize int
 }
 
 // Probe is one query vector: given directly, taken from a stored item, or

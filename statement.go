@@ -83,6 +83,14 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 		if st.Explain {
 			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
 		}
+		if st.Filter != nil {
+			n, err := db.DeleteWhere(ctx, st.Filter)
+			if err != nil {
+				return nil, err
+			}
+			res.Count = n
+			break
+		}
 		if err := db.Delete(ctx, st.IDs...); err != nil {
 			return nil, err
 		}
@@ -130,7 +138,7 @@ func (db *DB) countWhere(f query.Expr) (int, error) {
 func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, error) {
 	res := &Result{Kind: st.Kind}
 	q := Query{K: st.Limit, Ef: st.Ef, Exact: st.Exact, Fuse: st.Fuse, Offset: st.Offset, Exclude: st.Exclude,
-		MinScore: bound(st.MinScore), MaxDistance: bound(st.MaxDistance)}
+		MinScore: bound(st.MinScore), MaxDistance: bound(st.MaxDistance), GroupBy: st.GroupBy, GroupSize: st.GroupSize}
 	if st.Filter != nil {
 		q.Filter = st.Filter
 	}

@@ -256,3 +256,145 @@ func TestSurfaceStatements(t *testing.T) {
 		assert.Contains(t, err.Error(), msg, stmt)
 	}
 }
+
+// Scroll pages through every item once, in insertion order, resuming
+// from a cursor's text form; items deleted before the scan reaches them
+// are not seen, items added during it are.
+func TestScroll(t *testing.T) {
+	db, items := surfaceDB(t)
+	var seen []string
+	var c Cursor
+	for pages := 0; ; pages++ {
+		page, next, err := db.Scroll(ctx, c, 64)
+		require.NoError(t, err)
+		seen = append(seen, ids(hitsOf(page))...)
+		if pages == 1 {
+			require.NoError(t, db.Delete(ctx, "it-399", "it-200"))
+			require.NoError(t, db.Put(ctx, Item{ID: "late", Vectors: map[string][]float32{"image": {1, 0, 0, 0, 0, 0, 0, 0}}}))
+		}
+		if next == (Cursor{}) {
+			break
+		}
+		c, err = ParseCursor(next.String()) // as if from another process
+		require.NoError(t, err)
+	}
+	var want []string
+	for _, it := range items {
+		if it.ID != "it-399" && it.ID != "it-200" {
+			want = append(want, it.ID)
+		}
+	}
+	assert.Equal(t, append(want, "late"), seen)
+	_, err := ParseCursor("x12")
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	_, _, err = db.Scroll(ctx, Cursor{}, 0)
+	require.ErrorIs(t, err, ErrInvalidQuery)
+}
+
+func hitsOf(items []Item) []Hit {
+	out := make([]Hit, len(items))
+	for i, it := range items {
+		out[i] = Hit{ID: it.ID}
+	}
+	return out
+}
+
+// DELETE WHERE deletes exactly the items the filter matches (counted
+// against COUNT WHERE), and refuses an unknown attribute.
+func TestDeleteWhere(t *testing.T) {
+	db, _ := surfaceDB(t)
+	before, err := db.Query(ctx, "COUNT WHERE year < 2003")
+	require.NoError(t, err)
+	require.Equal(t, 60, before.Count)
+	res, err := db.Query(ctx, "DELETE WHERE year < 2003")
+	require.NoError(t, err)
+	assert.Equal(t, 60, res.Count)
+	after, err := db.Query(ctx, "COUNT")
+	require.NoError(t, err)
+	assert.Equal(t, 340, after.Count)
+	_, err = db.Get(ctx, "it-001")
+	require.ErrorIs(t, err, ErrNotFound)
+	_, err = db.Query(ctx, "DELETE WHERE yeer < 2003")
+	require.ErrorIs(t, err, ErrUnknownAttribute)
+	_, err = db.DeleteWhere(ctx, nil)
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	hits, err := db.Search(ctx, Query{Target: "image", K: 400, Exact: true, Probes: []Probe{{Modality: "text", ItemID: "it-105"}}})
+	require.NoError(t, err)
+	assert.Len(t, hits, 340, "the indexes lost the deleted items too")
+}
+
+// groupBrute keeps at most per hits for each value of attr along a full
+// ranking, as GROUP BY must.
+func groupBrute(all []Hit, attr string, per, k int) []string {
+	count := map[any]int{}
+	var out []string
+	for _, h := range all {
+		v, ok := h.Attrs[attr]
+		if !ok || count[v] >= per {
+			continue
+		}
+		count[v]++
+		if out = append(out, h.ID); len(out) == k {
+			break
+		}
+	}
+	return out
+}
+
+// GROUP BY keeps at most PER hits for each value, best first, equal to
+// the brute force on every route; items without the attribute are left
+// out; the search goes deeper until the page is full.
+func TestGroupBy(t *testing.T) {
+	db, _ := surfaceDB(t)
+	require.NoError(t, db.Put(ctx, Item{ID: "no-year", Vectors: map[string][]float32{"image": {1, 1, 1, 1, 1, 1, 1, 1}, "audio": {1, 1, 1, 1, 1, 1}}}))
+	for _, q := range []Query{
+		{Target: "image", Probes: []Probe{{Modality: "text", Vector: []float32{1, 1, 1, 1, 1, 1, 1, 1}}}},
+		{Target: "audio", Probes: []Probe{{Modality: "text", ItemID: "it-011"}}},
+		{Target: "audio", Probes: []Probe{{Modality: "image", ItemID: "it-013"}}},
+		{Target: "image", Fuse: fusion.Early, Probes: []Probe{{Modality: "text", ItemID: "it-007"}, {Modality: "image", ItemID: "it-021"}}},
+	} {
+		base := q
+		base.Exact, base.K = true, 401
+		all, err := db.Search(ctx, base)
+		require.NoError(t, err)
+		for _, per := range []int{1, 2, 7} {
+			g := q
+			g.K, g.GroupBy, g.GroupSize = 15, "year", per
+			got, err := db.Search(ctx, g)
+			require.NoError(t, err)
+			want := groupBrute(all, "year", per, 15)
+			assert.Equal(t, want, ids(got), "per %d, %v", per, q.Probes)
+			assert.NotContains(t, ids(got), "no-year")
+		}
+	}
+	// 20 years x 2: the 41st hit does not exist, and the search said so
+	// after going to the bottom of the candidates.
+	plan, hits, err := db.ExplainAnalyze(ctx, Query{Target: "image", K: 41, GroupBy: "year", GroupSize: 2, Probes: []Probe{{Modality: "text", ItemID: "it-001"}}})
+	require.NoError(t, err)
+	assert.Len(t, hits, 40)
+	assert.Contains(t, plan.String(), "group by year: at most 2 hits per value")
+
+	res, err := db.Query(ctx, "SEARCH image NEAR text OF 'it-001' GROUP BY year PER 3 LIMIT 9")
+	require.NoError(t, err)
+	years := map[any]int{}
+	for _, h := range res.Hits {
+		years[h.Attrs["year"]]++
+	}
+	require.Len(t, res.Hits, 9)
+	for y, n := range years {
+		assert.LessOrEqual(t, n, 3, "year %v", y)
+	}
+	_, err = db.Query(ctx, "SEARCH image NEAR text OF 'it-001' GROUP BY label")
+	require.ErrorIs(t, err, ErrUnknownAttribute)
+
+	// A list value counts in each of its groups.
+	db2, _ := openTest(t, imgMod)
+	require.NoError(t, db2.Put(ctx,
+		Item{ID: "a", Attrs: map[string]any{"tags": []string{"dog", "cat"}}, Vectors: map[string][]float32{"image": {1, 0, 0, 0}}},
+		Item{ID: "b", Attrs: map[string]any{"tags": []string{"dog"}}, Vectors: map[string][]float32{"image": {0.9, 0.1, 0, 0}}},
+		Item{ID: "c", Attrs: map[string]any{"tags": []string{"cat"}}, Vectors: map[string][]float32{"image": {0.8, 0.2, 0, 0}}},
+		Item{ID: "d", Attrs: map[string]any{"tags": []string{"bird", "dog"}}, Vectors: map[string][]float32{"image": {0.7, 0.3, 0, 0}}}))
+	got, err := db2.Search(ctx, Query{Target: "image", GroupBy: "tags", Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "d"}, ids(got), "a fills dog and cat; b and c find no room; d has room in bird")
+}

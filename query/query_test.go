@@ -168,6 +168,10 @@ func TestParseStatement(t *testing.T) {
 		"align text to image using CCA;": {Kind: StmtAlign, From: "text", To: "image", Method: "CCA"},
 		"SEARCH audio NEAR image FILE 'digit 3.png' WEIGHT 2, text 'a brown dog' LIMIT 3": {Kind: StmtSearch, Targets: []string{"audio"},
 			Probes: []StmtProbe{{Modality: "image", File: "digit 3.png", Weight: 2}, {Modality: "text", Text: "a brown dog"}}, Limit: 3},
+		"DELETE WHERE x = 1": {Kind: StmtDelete, Filter: Eq("x", 1)},
+		"GET 'a', 'b'":       {Kind: StmtGet, IDs: []string{"a", "b"}},
+		"SEARCH a NEAR b OF 'x' GROUP BY label PER 2 OFFSET 3 EXCLUDE 'y', 'z' DISTANCE <= 0.5 SCORE >= -1": {Kind: StmtSearch, Targets: []string{"a"},
+			Probes: []StmtProbe{{Modality: "b", ItemID: "x"}}, GroupBy: "label", GroupSize: 2, Offset: 3, Exclude: []string{"y", "z"}, MaxDistance: ptr(0.5), MinScore: ptr(-1)},
 		"SEARCH file NEAR file file 'x'": {Kind: StmtSearch, Targets: []string{"file"}, Probes: []StmtProbe{{Modality: "file", File: "x"}}},
 	} {
 		got, err := ParseStatement(in)
@@ -216,3 +220,5 @@ func FuzzParseStatement(f *testing.F) {
 		}
 	})
 }
+
+func ptr(x float64) *float64 { return &x }

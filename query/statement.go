@@ -21,12 +21,13 @@ const (
 //
 //	SEARCH <target>[, <target>] NEAR <probe>[, <probe>] [FUSE rrf|weighted|dbsf|early]
 //	       [WHERE <filter>] [LIMIT <k>] [OFFSET <n>] [SCORE >= <x>] [DISTANCE <= <x>]
-//	       [EXCLUDE '<id>'[, '<id>']] [EF <n>] [EXACT]     (clauses in any order)
+//	       [EXCLUDE '<id>'[, '<id>']] [GROUP BY <attr> [PER <n>]] [EF <n>] [EXACT]
+//	       (clauses in any order)
 //	  probe: <modality> <source> [WEIGHT <w>]
 //	  source: OF '<id>' | [<v1>, <v2>, ...] | FILE '<path>' | '<text>'
 //	    (FILE and text are encoded by the modality's encoder)
 //	GET '<id>'[, '<id>']
-//	DELETE '<id>'[, '<id>']
+//	DELETE '<id>'[, '<id>'] | DELETE WHERE <filter>
 //	COUNT [WHERE <filter>]
 //	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce] [BY <attr>] [FORCE]
 //	EXPLAIN [ANALYZE] <statement>
@@ -47,7 +48,10 @@ type Statement struct {
 	Offset                int
 	Exclude               []string
 	MinScore, MaxDistance *float64
-	IDs                   []string // GET and DELETE
+	// GroupBy and GroupSize: GROUP BY <attr> [PER <n>].
+	GroupBy   string
+	GroupSize int
+	IDs       []string // GET and DELETE
 	// ALIGN: the modalities (From, To) and the method ("" for auto).
 	From, To, Method string
 	// Label: ALIGN ... BY <attr>, the attribute holding each item's class
@@ -108,7 +112,11 @@ func ParseStatement(s string) (*Statement, error) {
 		st.IDs, err = p.parseIDs()
 	case p.acceptKeyword("DELETE"):
 		st.Kind = StmtDelete
-		st.IDs, err = p.parseIDs()
+		if p.acceptKeyword("WHERE") {
+			st.Filter, err = p.parseOr()
+		} else {
+			st.IDs, err = p.parseIDs()
+		}
 	case p.acceptKeyword("COUNT"):
 		st.Kind = StmtCount
 		if p.acceptKeyword("WHERE") {
@@ -326,6 +334,20 @@ func (p *parser) parseSearch(st *Statement) error {
 				return err
 			}
 			st.Exclude = ids
+		case p.acceptWord("GROUP"):
+			if !p.acceptWord("BY") {
+				return p.fail("BY after GROUP")
+			}
+			attr, err := p.parseName("an attribute after GROUP BY")
+			if err != nil {
+				return err
+			}
+			st.GroupBy, st.GroupSize = attr, 1
+			if p.acceptWord("PER") {
+				if st.GroupSize, err = p.parseInt("the hits per group after PER"); err != nil {
+					return err
+				}
+			}
 		case p.acceptWord("SCORE"):
 			x, err := p.parseBound(">=", "SCORE >= <number>: the least score a hit may have")
 			if err != nil {
@@ -346,7 +368,7 @@ func (p *parser) parseSearch(st *Statement) error {
 
 // clauseWords are the SEARCH clauses that are not reserved words (so
 // that attributes may still be called score or offset).
-var clauseWords = map[string]bool{"OFFSET": true, "EXCLUDE": true, "SCORE": true, "DISTANCE": true}
+var clauseWords = map[string]bool{"OFFSET": true, "EXCLUDE": true, "SCORE": true, "DISTANCE": true, "GROUP": true}
 
 // parseBound reads "<op> <number>" of a SCORE or DISTANCE clause.
 func (p *parser) parseBound(op, want string) (float64, error) {
