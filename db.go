@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"log/slog"
 	"sync"
@@ -282,7 +283,9 @@ func (db *DB) Path() string { return db.store.Path() }
 // encoder, or none given) is a no-op; with different ones it fails with
 // ErrModalityConflict. Modalities can be added to a database that already
 // holds items. With an Encoder, a zero Dim is the encoder's and a zero
-// Metric is Cosine.
+// Metric is Cosine. Defining an existing modality again may move its
+// remote encoder's server (URL, key variable), and may give a fitted
+// standardisation to one that holds no vectors yet.
 func (db *DB) DefineModality(m Modality) error {
 	m = m.WithDefaults()
 	if err := m.Validate(); err != nil {
@@ -294,23 +297,50 @@ func (db *DB) DefineModality(m Modality) error {
 	if err != nil {
 		return err
 	}
-	i, exists := s.byName[m.Name]
-	if exists {
-		old := s.schema[i]
-		if old.Compatible(m) && (m.Encoder == nil || old.SameEncoder(m)) {
-			return nil
-		}
-		if old.Compatible(m) {
-			return fmt.Errorf("mmdb: %w: %q is made by encoder %s; asked for %s (SetEncoder changes it, with every vector re-encoded)",
-				ErrModalityConflict, m.Name, specName(old.Encoder), specName(m.Encoder))
-		}
-		return fmt.Errorf("mmdb: %w: %q is dim %d, %v, space %q; asked for dim %d, %v, space %q",
-			ErrModalityConflict, m.Name, old.Dim, old.Metric, old.SpaceName(), m.Dim, m.Metric, m.SpaceName())
+	if i, exists := s.byName[m.Name]; exists {
+		return db.redefine(s, s.schema[i], m)
 	}
 	if err := db.store.Update(func(tx *storage.Tx) error { return tx.DefineModality(m) }); err != nil {
 		return fmt.Errorf("mmdb: define modality %q: %w", m.Name, err)
 	}
 	db.update(func(s *state) { db.addModality(s, m) })
+	return nil
+}
+
+// redefine is DefineModality of a modality s has as old; writeMu is held.
+// The same definition is a no-op, and so is one without an encoder. A
+// remote encoder's server may move (URL, key variable). A fitted
+// standardisation may be given to a modality that holds no vectors yet;
+// any other change is ErrModalityConflict.
+func (db *DB) redefine(s *state, old, m Modality) error {
+	conflict := func(what string) error {
+		return fmt.Errorf("mmdb: %w: %q is %d-d %v in space %q made by %s; asked for %d-d %v in space %q made by %s%s",
+			ErrModalityConflict, m.Name, old.Dim, old.Metric, old.SpaceName(), specName(old.Encoder), m.Dim, m.Metric, m.SpaceName(), specName(m.Encoder), what)
+	}
+	switch {
+	case !old.Compatible(m):
+		return conflict("")
+	case m.Encoder == nil:
+		return nil
+	case !old.SameEncoder(m):
+		return conflict(" (SetEncoder changes the encoder, with every vector re-encoded)")
+	case m.Encoder.Scaler != nil && !sameSpec(old.Encoder, m.Encoder) && db.items.withCount(s.byName[m.Name]) > 0:
+		return conflict(": standardised differently, and it holds vectors (a refit re-encodes them)")
+	}
+	next := old
+	next.Encoder = m.Encoder
+	if m.Encoder.Scaler == nil {
+		keep := *m.Encoder
+		keep.Scaler = old.Encoder.Scaler
+		next.Encoder = &keep
+	}
+	if reflect.DeepEqual(next.Encoder, old.Encoder) {
+		return nil
+	}
+	if err := db.store.Update(func(tx *storage.Tx) error { return tx.ReplaceModality(next) }); err != nil {
+		return fmt.Errorf("mmdb: define modality %q: %w", m.Name, err)
+	}
+	db.update(func(s *state) { s.schema[s.byName[m.Name]] = next })
 	return nil
 }
 

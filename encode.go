@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -85,32 +87,43 @@ func checkInput(m Modality, x encoder.Input) error {
 	return nil
 }
 
+// Query-time calls to a remote encoder fail sooner than imports: one
+// retry, probeTimeout an attempt (a search should not wait minutes).
+const probeTimeout = 10 * time.Second
+
 // encodeProbe makes the vector of a probe given as a file, bytes or text;
-// it reports the encoder and the time the encoding took.
-func (db *DB) encodeProbe(ctx context.Context, m Modality, p Probe) ([]float32, string, time.Duration, error) {
+// it reports the encoder and the time the encoding took. Within a
+// statement or a search over several targets, each probe is encoded once
+// (see withEncodeCache).
+func (db *DB) encodeProbe(ctx context.Context, m Modality, p Probe) ([]float32, encoded, error) {
 	start := time.Now()
-	if _, err := encoderOf(m); err != nil {
-		return nil, "", 0, fmt.Errorf("probe: %w", err)
+	enc, err := encoderOf(m)
+	if err != nil {
+		return nil, encoded{}, fmt.Errorf("probe: %w", err)
+	}
+	if c, ok := enc.(*encoder.OpenAI); ok {
+		c.Timeout, c.Retries = probeTimeout, 1
+	}
+	key := probeKey{m.Name, m.Encoder, p.File, p.Text, string(p.Data)}
+	cache, _ := ctx.Value(encodeCacheKey{}).(*encodeCache)
+	if v, e, ok := cache.get(key); ok {
+		return v, e, nil
 	}
 	in := encoder.Input{Text: p.Text, Data: p.Data}
 	what := "data"
 	switch {
 	case p.File != "":
-		what = "file " + p.File
+		what = "file " + strconv.Quote(p.File)
 		data, err := encoder.ReadFile(p.File)
 		if err != nil {
-			return nil, "", 0, fmt.Errorf("%w: probe of modality %q: %w", ErrInvalidQuery, m.Name, err)
+			return nil, encoded{}, fmt.Errorf("%w: probe of modality %q: %w", ErrInvalidQuery, m.Name, err)
 		}
 		in.Data = data
 	case p.Text != "":
 		what = "text"
 	}
-	enc, err := encoderOf(m)
-	if err != nil {
-		return nil, "", 0, fmt.Errorf("probe (%s): %w", what, err)
-	}
 	if err := checkInput(m, in); err != nil {
-		return nil, "", 0, fmt.Errorf("probe (%s): %w", what, err)
+		return nil, encoded{}, fmt.Errorf("probe (%s): %w", what, err)
 	}
 	out, err := enc.Encode(ctx, []encoder.Input{in})
 	if err == nil {
@@ -118,11 +131,78 @@ func (db *DB) encodeProbe(ctx context.Context, m Modality, p Probe) ([]float32, 
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, "", 0, ctx.Err()
+			return nil, encoded{}, ctx.Err()
 		}
-		return nil, "", 0, fmt.Errorf("%w: probe of modality %q (%s): %w", ErrInvalidQuery, m.Name, what, err)
+		return nil, encoded{}, fmt.Errorf("%w: probe of modality %q (%s): %w", ErrInvalidQuery, m.Name, what, err)
 	}
-	return out[0], m.Encoder.String(), time.Since(start), nil
+	e := encoded{how: m.Encoder.String(), took: time.Since(start), spec: m.Encoder}
+	cache.put(key, out[0], e)
+	return out[0], e, nil
+}
+
+// probeKey names one encoding: the modality, the encoder (its spec as
+// stored: a refit makes another) and the content.
+type probeKey struct {
+	modality         string
+	spec             *encoder.Spec
+	file, text, data string
+}
+
+// encodeCache holds the probes one statement has encoded.
+type encodeCache struct {
+	mu   sync.Mutex
+	vecs map[probeKey]cachedProbe
+}
+
+type cachedProbe struct {
+	vec []float32
+	e   encoded
+}
+
+type encodeCacheKey struct{}
+
+// withEncodeCache returns ctx carrying a cache, unless it has one: the
+// probes of one statement are encoded once however many plans it makes.
+func withEncodeCache(ctx context.Context) context.Context {
+	if ctx.Value(encodeCacheKey{}) != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, encodeCacheKey{}, &encodeCache{vecs: map[probeKey]cachedProbe{}})
+}
+
+func (c *encodeCache) get(k probeKey) ([]float32, encoded, bool) {
+	if c == nil {
+		return nil, encoded{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.vecs[k]
+	return v.vec, v.e, ok
+}
+
+func (c *encodeCache) put(k probeKey, v []float32, e encoded) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.vecs[k] = cachedProbe{v, e}
+}
+
+// stillEncoded fails with ErrChanged when a probe's modality got another
+// encoder or standardisation (a refit) while the search ran: its vector
+// was made the old way.
+func (db *DB) stillEncoded(p *planned) error {
+	s := db.st.Load()
+	for _, pr := range p.plan.Probes {
+		if pr.spec == nil {
+			continue
+		}
+		if m, _, err := s.modality(pr.Modality); err != nil || m.Encoder != pr.spec {
+			return fmt.Errorf("%w: modality %q's encoder changed while the search ran (a refit?): search again", ErrChanged, pr.Modality)
+		}
+	}
+	return nil
 }
 
 // SetEncoder stores spec as how modality name's vectors are made (nil
@@ -202,6 +282,32 @@ func (db *DB) SetEncoder(ctx context.Context, name string, spec *encoder.Spec, i
 		db.opts.Logger.Warn("mmdb: set encoder: alignments and calibrations of the re-encoded modality were dropped (fitted on the old vectors): align again", "modality", name, "pairs", stale)
 	}
 	return nil
+}
+
+// MergeEncoded merges items (as Merge does) whose name vectors were made
+// by spec, the modality's encoder when they were encoded: if the encoder
+// or its standardisation has changed since (a refit ran meanwhile),
+// nothing is stored and it fails with ErrChanged; encode them again.
+// Imports store through it, so that no vector lands beside ones
+// standardised another way.
+func (db *DB) MergeEncoded(ctx context.Context, name string, spec *encoder.Spec, items ...Item) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	s, err := db.state()
+	if err != nil {
+		return err
+	}
+	m, _, err := s.modality(name)
+	if err != nil {
+		return fmt.Errorf("mmdb: merge: %w", err)
+	}
+	if spec == nil || !sameSpec(m.Encoder, spec) {
+		return fmt.Errorf("mmdb: merge: %w: modality %q's encoder or standardisation changed since these vectors were encoded (a refit?): encode them again", ErrChanged, name)
+	}
+	return db.writeLocked(ctx, "merge", s, items, true, nil)
 }
 
 // covers checks that items give a new name vector to every item that

@@ -1,13 +1,17 @@
 package mmdb
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -104,7 +108,7 @@ func TestSearchWithText(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "car", res.Hits[0].ID)
 	assert.Contains(t, res.String(), `probe caption (text "a red car", weight 1): direct route`)
-	assert.Contains(t, res.String(), "encode: openai(url="+srv.URL+" model=clip-test input=text)")
+	assert.Contains(t, res.String(), "encode: openai(url="+srv.URL+" model=clip-test input=text key=$MMDB_TEST_KEY)")
 	assert.Contains(t, res.String(), "step encode caption")
 
 	// Encode batches: three texts, one request.
@@ -272,4 +276,34 @@ func identityish(from, to int) [][]float32 {
 		}
 	}
 	return w
+}
+
+// A probe encoded before a refit of its modality is not searched as if
+// made the new way: the search fails with ErrChanged.
+func TestProbeOvertakenByRefit(t *testing.T) {
+	spec := unitImage()
+	db, _ := openTest(t, Modality{Name: "pic", Metric: Cosine, Encoder: spec})
+	d := spec.Dim()
+	v := make([]float32, d)
+	v[0] = 1
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"pic": v}}))
+	file := filepath.Join(t.TempDir(), "x.png")
+	require.NoError(t, os.WriteFile(file, pngFile(t), 0o644))
+	p, err := db.plan(ctx, Query{Target: "pic", Probes: []Probe{{Modality: "pic", File: file}}})
+	require.NoError(t, err)
+	require.NoError(t, db.stillEncoded(p))
+	refit := *spec
+	refit.Scaler = &encoder.Scaler{Mean: make([]float32, d), Std: slices.Repeat([]float32{2}, d)}
+	require.NoError(t, db.SetEncoder(ctx, "pic", &refit, Item{ID: "a", Vectors: map[string][]float32{"pic": v}}))
+	require.ErrorIs(t, db.stillEncoded(p), ErrChanged)
+}
+
+func pngFile(t *testing.T) []byte {
+	img := image.NewGray(image.Rect(0, 0, 8, 8))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 4)
+	}
+	var b bytes.Buffer
+	require.NoError(t, png.Encode(&b, img))
+	return b.Bytes()
 }

@@ -29,6 +29,7 @@ import (
 // allow-list. Several probes are fused (Query.Fuse). Explain shows the
 // plan.
 func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
+	ctx = withEncodeCache(ctx)
 	if len(q.Targets) > 0 {
 		return db.searchTargets(ctx, q)
 	}
@@ -37,6 +38,9 @@ func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
 		return nil, fmt.Errorf("mmdb: search: %w", err)
 	}
 	hits, err := db.execute(ctx, p, nil)
+	if err == nil {
+		err = db.stillEncoded(p)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: search: %w", err)
 	}
@@ -46,17 +50,6 @@ func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
 // searchTargets ranks items by several target modalities: one search per
 // target, fused by RRF over item IDs.
 func (db *DB) searchTargets(ctx context.Context, q Query) ([]Hit, error) {
-	// Raw content is encoded once, not once per target.
-	q.Probes = slices.Clone(q.Probes)
-	for i, pr := range q.Probes {
-		if pr.File != "" || pr.Data != nil || pr.Text != "" {
-			v, _, err := db.probeVector(ctx, pr)
-			if err != nil {
-				return nil, fmt.Errorf("mmdb: search: %w", err)
-			}
-			q.Probes[i] = Probe{Modality: pr.Modality, Vector: v, Weight: pr.Weight}
-		}
-	}
 	if _, err := validateQuery(ctx, q); err != nil {
 		return nil, fmt.Errorf("mmdb: search: %w", err)
 	}
@@ -85,7 +78,7 @@ func (db *DB) searchTargets(ctx context.Context, q Query) ([]Hit, error) {
 
 // Explain returns the plan Search would run for q, without running it.
 func (db *DB) Explain(ctx context.Context, q Query) (*Plan, error) {
-	p, err := db.plan(ctx, q)
+	p, err := db.plan(withEncodeCache(ctx), q)
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: explain: %w", err)
 	}
@@ -95,20 +88,28 @@ func (db *DB) Explain(ctx context.Context, q Query) (*Plan, error) {
 // ExplainAnalyze runs q and returns its plan with the time of each step,
 // and the hits.
 func (db *DB) ExplainAnalyze(ctx context.Context, q Query) (*Plan, []Hit, error) {
+	ctx = withEncodeCache(ctx)
 	start := time.Now()
 	p, err := db.plan(ctx, q)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmdb: explain: %w", err)
 	}
 	planTook := time.Since(start)
-	for _, pr := range p.plan.Probes {
+	for i, pr := range p.plan.Probes {
 		if pr.Encoder != "" {
-			p.plan.Steps = append(p.plan.Steps, Step{Name: "encode " + pr.Modality, Took: pr.EncodeTook, Rows: 1})
+			name := "encode " + pr.Modality
+			if len(p.plan.Probes) > 1 {
+				name += fmt.Sprintf(" (probe %d)", i+1)
+			}
+			p.plan.Steps = append(p.plan.Steps, Step{Name: name, Took: pr.EncodeTook, Rows: 1})
 			planTook -= pr.EncodeTook
 		}
 	}
 	p.plan.Steps = append(p.plan.Steps, Step{Name: "plan (filter, routes)", Took: planTook, Rows: p.plan.FilterMatches})
 	hits, err := db.execute(ctx, p, &p.plan.Steps)
+	if err == nil {
+		err = db.stillEncoded(p)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmdb: explain: %w", err)
 	}

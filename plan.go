@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/fusion"
 )
 
@@ -86,6 +87,7 @@ type ProbePlan struct {
 	// (empty for vectors and items); EncodeTook is the time it took.
 	Encoder    string
 	EncodeTook time.Duration
+	spec       *encoder.Spec // the encoder as stored when it encoded
 }
 
 // quoteShort quotes a text probe for a plan, cut to 40 characters.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -81,7 +82,7 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 		return nil, err
 	}
 	for i, e := range encs {
-		p.plan.Probes[i].Encoder, p.plan.Probes[i].EncodeTook = e.how, e.took
+		p.plan.Probes[i].Encoder, p.plan.Probes[i].EncodeTook, p.plan.Probes[i].spec = e.how, e.took, e.spec
 	}
 	p.plan.FilterMatches = p.plan.Candidates
 	if q.Filter != nil {
@@ -291,7 +292,7 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 	case pr.ItemID != "":
 		pp.Source = "item " + pr.ItemID
 	case pr.File != "":
-		pp.Source = "file " + pr.File
+		pp.Source = "file " + strconv.Quote(pr.File)
 	case pr.Data != nil:
 		pp.Source = fmt.Sprintf("%d bytes", len(pr.Data))
 	case pr.Text != "":

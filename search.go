@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/query"
@@ -194,8 +195,7 @@ func (db *DB) probeVector(ctx context.Context, p Probe) ([]float32, encoded, err
 		}
 		return v, encoded{}, nil
 	case p.ItemID == "":
-		v, how, took, err := db.encodeProbe(ctx, m, p)
-		return v, encoded{how, took}, err
+		return db.encodeProbe(ctx, m, p)
 	}
 	var v []float32
 	err = db.store.View(func(tx *storage.Tx) error {
@@ -216,4 +216,5 @@ func (db *DB) probeVector(ctx context.Context, p Probe) ([]float32, encoded, err
 type encoded struct {
 	how  string
 	took time.Duration
+	spec *encoder.Spec // the modality's encoder that made it, as stored
 }

@@ -44,6 +44,7 @@ type Result struct {
 // are searched one by one and their rankings fused by RRF: an item ranks
 // high when any of its modalities matches.
 func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
+	ctx = withEncodeCache(ctx) // a probe is encoded once, however many targets
 	st, err := query.ParseStatement(statement)
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: %w: %w", ErrInvalidQuery, err)

@@ -7,7 +7,7 @@ import (
 	"math"
 	"net/url"
 	"os"
-	"reflect"
+	"regexp"
 )
 
 // Kind names one way of making vectors from raw content.
@@ -108,7 +108,9 @@ func (s *Spec) Validate(dim int) error {
 	default:
 		return fmt.Errorf("%w: unknown encoder %q (want %s, %s or %s)", ErrInput, s.Kind, KindMFCC, KindImage, KindOpenAI)
 	}
-	if d := s.Dim(); d > maxDim {
+	if d := s.Dim(); d <= 0 && s.Kind != KindOpenAI {
+		return fmt.Errorf("%w: the %s encoder's parameters give no values", ErrInput, s.Kind)
+	} else if d > maxDim {
 		return fmt.Errorf("%w: the %s encoder's parameters give %d values, more than %d", ErrInput, s.Kind, d, maxDim)
 	} else if dim > 0 && d > 0 && d != dim {
 		return fmt.Errorf("%w: the %s encoder gives %d values, not %d", ErrInput, s.Kind, d, dim)
@@ -136,8 +138,14 @@ func (r *Remote) validate() error {
 	if r.Dimensions < 0 {
 		return fmt.Errorf("%w: dimensions %d is negative", ErrInput, r.Dimensions)
 	}
+	if r.KeyEnv != "" && !keyEnvRE.MatchString(r.KeyEnv) {
+		return fmt.Errorf("%w: the API key's variable %q must be named MMDB_<NAME> (letters, digits, _): a database or schema file names it, and must not be able to send any other of the process's secrets to its server", ErrInput, r.KeyEnv)
+	}
 	return nil
 }
+
+// keyEnvRE is the form of Remote.KeyEnv.
+var keyEnvRE = regexp.MustCompile(`^MMDB_[A-Z0-9_]{1,64}$`)
 
 func (sc *Scaler) validate(dim int) error {
 	if len(sc.Mean) != len(sc.Std) || (dim > 0 && len(sc.Mean) != dim) {
@@ -145,12 +153,17 @@ func (sc *Scaler) validate(dim int) error {
 	}
 	for j := range sc.Mean {
 		m, d := float64(sc.Mean[j]), float64(sc.Std[j])
-		if math.IsNaN(m) || math.IsInf(m, 0) || !(d > 0) || math.IsInf(d, 0) {
-			return fmt.Errorf("%w: scaler dimension %d has mean %v and deviation %v", ErrInput, j, m, d)
+		// FitScaler's own floor and a bound far above any feature: outside
+		// them a standardised value overflows or is noise.
+		if !(math.Abs(m) <= maxMean) || !(d >= minStd && d <= maxMean) {
+			return fmt.Errorf("%w: scaler dimension %d has mean %v and deviation %v (want |mean| <= %g, deviation in %g..%g)", ErrInput, j, m, d, maxMean, minStd, maxMean)
 		}
 	}
 	return nil
 }
+
+// The bounds of a valid Scaler's values.
+const minStd, maxMean = 1e-9, 1e12
 
 // Dim is the dimension of the vectors the encoder gives, or 0 when only
 // the server knows it.
@@ -189,8 +202,9 @@ func (s *Spec) Input() InputKind {
 func (s *Spec) Standardizes() bool { return s.Kind == KindMFCC || s.Kind == KindImage }
 
 // SameEncoder reports whether s and o make the same raw vectors: the same
-// kind with the same parameters (defaults filled in) or server. Scalers
-// are not compared.
+// kind with the same parameters (defaults filled in), or the same remote
+// model, input and dimensions (wherever the server is). Scalers are not
+// compared.
 func (s *Spec) SameEncoder(o *Spec) bool {
 	if s == nil || o == nil {
 		return s == o
@@ -204,7 +218,12 @@ func (s *Spec) SameEncoder(o *Spec) bool {
 	case KindImage:
 		return s.image() == o.image()
 	}
-	return reflect.DeepEqual(s.Remote, o.Remote)
+	a, b := s.Remote, o.Remote
+	if a == nil || b == nil {
+		return a == b
+	}
+	// The server's address and key may move; the model makes the vectors.
+	return a.Model == b.Model && a.Input == b.Input && a.Dimensions == b.Dimensions
 }
 
 // String names the encoder and its parameters, as a schema listing shows
@@ -220,7 +239,11 @@ func (s *Spec) String() string {
 		out = fmt.Sprintf("image(size=%d orientations=%d cell=%d stride=%d)", m.Size, m.Orientations, m.Cell, m.Stride)
 	case KindOpenAI:
 		if r := s.Remote; r != nil {
-			out = fmt.Sprintf("openai(url=%s model=%s input=%s)", r.URL, r.Model, r.Input)
+			out = fmt.Sprintf("openai(url=%s model=%s input=%s", r.URL, r.Model, r.Input)
+			if r.KeyEnv != "" {
+				out += " key=$" + r.KeyEnv
+			}
+			out += ")"
 		}
 	default:
 		out = string(s.Kind)

@@ -420,3 +420,10 @@ func (p *parser) parseLiteral() (any, error) {
 	}
 	return nil, p.fail("a value ('text', a number, TRUE or FALSE)")
 }
+
+// Quote returns s as a quoted text of the statement language ('...',
+// with any ' doubled): safe to put in a statement as an ID, a file path
+// or a probe text.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

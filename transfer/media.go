@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/encoder"
@@ -66,6 +67,9 @@ var ErrNoSource = errors.New("transfer: source file missing")
 // ErrBadRecord naming the file (with SkipBad, left out and counted).
 func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, o MediaOptions) (Report, error) {
 	rep := Report{File: dir}
+	if o.Replace {
+		return rep, fmt.Errorf("%w: %s: a media import merges each file's vector into its item (Replace would drop the item's other vectors)", ErrBadRecord, dir)
+	}
 	m, exists, err := mediaModality(db, modality, o)
 	if err != nil {
 		return rep, fmt.Errorf("%s: %w", dir, err)
@@ -105,9 +109,13 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, o Media
 			rep.skip(err)
 			continue
 		}
+		abs, err := filepath.Abs(p) // a refit finds it from any folder
+		if err != nil {
+			return rep, err
+		}
 		vecs = append(vecs, v)
 		ids = append(ids, pathIDs[i])
-		files = append(files, p)
+		files = append(files, abs)
 		if o.Progress != nil && i%100 == 0 {
 			o.Progress(i, len(paths))
 		}
@@ -116,7 +124,7 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, o Media
 	for i := range ids {
 		items[i] = mmdb.Item{ID: ids[i], Attrs: map[string]any{attr: files[i]}, Vectors: map[string][]float32{modality: vecs[i]}}
 	}
-	if spec.Standardizes() && (spec.Scaler == nil || o.Refit) {
+	if o.Refit || !exists || spec.Standardizes() && spec.Scaler == nil {
 		return refit(ctx, db, m, exists, items, raw, o, rep)
 	}
 	if spec.Scaler != nil {
@@ -124,12 +132,7 @@ func ImportMedia(ctx context.Context, db *mmdb.DB, dir, modality string, o Media
 			it.Vectors[modality] = spec.Scaler.Apply(it.Vectors[modality])
 		}
 	}
-	if !exists {
-		if err := db.DefineModality(m); err != nil {
-			return rep, err
-		}
-	}
-	return storeMedia(ctx, db, dir, items, o, rep)
+	return storeMedia(ctx, db, dir, modality, spec, items, o, rep)
 }
 
 // mediaModality is the modality an import encodes for, with the encoder
@@ -158,7 +161,7 @@ func mediaModality(db *mmdb.DB, name string, o MediaOptions) (mmdb.Modality, boo
 		return *m, exists, fmt.Errorf("%w: modality %q has no encoder (its vectors were given by callers): define it with one, or refit with one, which re-encodes its stored vectors from their files", mmdb.ErrNoEncoder, name)
 	}
 	if in := m.Encoder.Input(); in == encoder.InputText {
-		return *m, exists, fmt.Errorf("%w: modality %q encodes text, not media files", ErrBadRecord, name)
+		return *m, exists, fmt.Errorf("%w: modality %q encodes text, not media files: import its vectors, or probe it with text", mmdb.ErrInvalidQuery, name)
 	}
 	if err := m.Validate(); err != nil {
 		return *m, exists, err
@@ -201,6 +204,14 @@ func mediaPaths(dir string, o MediaOptions, rep *Report) (paths, ids []string, e
 			return nil, nil, err
 		}
 		id := strings.TrimSuffix(filepath.ToSlash(rel), filepath.Ext(rel))
+		if !utf8.ValidString(id) || len(id) > mmdb.MaxIDLen {
+			err := fmt.Errorf("%w: %s: the ID %q is not valid UTF-8 of at most %d bytes", ErrBadRecord, p, id, mmdb.MaxIDLen)
+			if !o.SkipBad {
+				return nil, nil, err
+			}
+			rep.skip(err)
+			continue
+		}
 		if first, ok := claimed[id]; ok {
 			err := fmt.Errorf("%w: %s and %s both give the ID %q", ErrBadRecord, first, p, id)
 			if !o.SkipBad {
@@ -229,11 +240,14 @@ func encodeFile(ctx context.Context, enc encoder.Encoder, p string) ([]float32, 
 	return out[0], nil
 }
 
-// storeMedia stores items in batches.
-func storeMedia(ctx context.Context, db *mmdb.DB, dir string, items []mmdb.Item, o MediaOptions, rep Report) (Report, error) {
+// storeMedia stores items in batches, each only while the modality's
+// encoder is still spec (the one that made them): a refit meanwhile makes
+// the import fail with mmdb.ErrChanged rather than mix standardisations.
+func storeMedia(ctx context.Context, db *mmdb.DB, dir, modality string, spec *encoder.Spec, items []mmdb.Item, o MediaOptions, rep Report) (Report, error) {
+	write := func(ctx context.Context, its ...mmdb.Item) error { return db.MergeEncoded(ctx, modality, spec, its...) }
 	for s := 0; s < len(items); s += o.batch() {
 		batch := items[s:min(len(items), s+o.batch())]
-		n, err := putBatch(ctx, db, batch, o.Replace, o.SkipBad, func(i int, err error) {
+		n, err := putWith(ctx, write, batch, o.SkipBad, func(i int, err error) {
 			rep.skip(fmt.Errorf("%s: %w", batch[i].Attrs[batchAttr(batch[i])], err))
 		})
 		if err != nil {

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/mmdb-go/mmdb"
@@ -12,10 +13,12 @@ import (
 // maxNamed caps the items an error names.
 const maxNamed = 5
 
-// refit fits modality m's standardisation on the raw vectors of items
-// and, with o.Refit, of every vector m holds, re-encoded from its source
-// file; then stores it with every vector it standardised, in one
-// transaction (a new modality is defined first).
+// refit stores items (raw vectors of modality m) with m's encoder spec in
+// one transaction, fitting the standardisation first when the encoder
+// standardises: on the items and, with o.Refit, on every vector m holds,
+// re-encoded from its source file and stored again in the same
+// transaction. A new modality is defined first, without a
+// standardisation, so a failed import leaves none behind.
 func refit(ctx context.Context, db *mmdb.DB, m mmdb.Modality, exists bool, items []mmdb.Item, raw encoder.Encoder, o MediaOptions, rep Report) (Report, error) {
 	var old []mmdb.Item
 	if exists {
@@ -25,28 +28,26 @@ func refit(ctx context.Context, db *mmdb.DB, m mmdb.Modality, exists bool, items
 		}
 	}
 	all := append(items[:len(items):len(items)], old...)
-	if len(all) < 2 {
-		return rep, fmt.Errorf("%w: %s: fitting the standardisation of modality %q takes at least 2 files, and there are %d", ErrBadRecord, rep.File, m.Name, len(all))
-	}
-	vecs := make([][]float32, len(all))
-	for i, it := range all {
-		vecs[i] = it.Vectors[m.Name]
-	}
-	sc, err := encoder.FitScaler(vecs)
-	if err != nil {
-		return rep, err
-	}
 	spec := *m.Encoder
-	spec.Scaler = sc
-	m.Encoder = &spec
-	for _, it := range all {
-		it.Vectors[m.Name] = sc.Apply(it.Vectors[m.Name])
+	spec.Scaler = nil
+	if spec.Standardizes() {
+		sc, err := fitScaler(m.Name, all)
+		if err != nil {
+			return rep, fmt.Errorf("%w: %s: %v", ErrBadRecord, rep.File, err)
+		}
+		spec.Scaler = sc
+		for _, it := range all {
+			it.Vectors[m.Name] = sc.Apply(it.Vectors[m.Name])
+		}
 	}
 	if !exists {
-		if err := db.DefineModality(m); err != nil {
+		def := m
+		unfitted := spec
+		unfitted.Scaler = nil
+		def.Encoder = &unfitted
+		if err := db.DefineModality(def); err != nil {
 			return rep, err
 		}
-		return storeMedia(ctx, db, rep.File, items, o, rep)
 	}
 	write := func(ctx context.Context, its ...mmdb.Item) error { return db.SetEncoder(ctx, m.Name, &spec, its...) }
 	n, err := putWith(ctx, write, all, o.SkipBad, func(i int, err error) {
@@ -58,6 +59,25 @@ func refit(ctx context.Context, db *mmdb.DB, m mmdb.Modality, exists bool, items
 	rep.Reencoded = len(old)
 	rep.Imported = n - len(old)
 	return rep, nil
+}
+
+// fitScaler fits the standardisation of modality name on the raw vectors
+// of items, refusing what cannot be fitted: fewer than two files, or
+// files that all give the same features (each would standardise to zero).
+func fitScaler(name string, items []mmdb.Item) (*encoder.Scaler, error) {
+	if len(items) < 2 {
+		return nil, fmt.Errorf("fitting the standardisation of modality %q takes at least 2 files, and there are %d", name, len(items))
+	}
+	vecs := make([][]float32, len(items))
+	same := true
+	for i, it := range items {
+		vecs[i] = it.Vectors[name]
+		same = same && slices.Equal(vecs[i], vecs[0])
+	}
+	if same {
+		return nil, fmt.Errorf("all %d files give modality %q the same features: a standardisation fitted on them would make every vector zero", len(items), name)
+	}
+	return encoder.FitScaler(vecs)
 }
 
 // reencodeStored encodes again, with raw, the source file of every vector

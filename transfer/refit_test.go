@@ -3,10 +3,14 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"image"
 	"image/png"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -175,5 +179,139 @@ func TestSchemaFileCarriesEncoder(t *testing.T) {
 	require.NoError(t, err)
 	err = ApplySchemaFile(other, out+".schema.json")
 	require.ErrorIs(t, err, ErrBadRecord)
-	assert.Contains(t, err.Error(), "the vectors would not compare")
+	assert.Contains(t, err.Error(), "standardised differently here and in the file")
+}
+
+// assertAllEncodeAsStored checks every stored vector of modality pic
+// against its source file.
+func assertAllEncodeAsStored(t *testing.T, db *mmdb.DB) {
+	t.Helper()
+	n := 0
+	for it, err := range db.Items(context.Background()) {
+		require.NoError(t, err)
+		if it.Vectors["pic"] == nil {
+			continue
+		}
+		n++
+		assertEncodesAsStored(t, db, it.ID, it.Attrs["pic_file"].(string))
+	}
+	assert.Positive(t, n)
+}
+
+// An import that a refit overtakes fails with ErrChanged rather than store
+// vectors under the old standardisation; a first import overtaken by
+// another first import fails rather than store its own standardisation's
+// vectors beside the other's. Every stored vector is its file's.
+func TestImportsRacingARefit(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	a, b, c := filepath.Join(tmp, "a"), filepath.Join(tmp, "b"), filepath.Join(tmp, "c")
+	randomPNGs(t, a, "a", 10, 1)
+	randomPNGs(t, b, "b", 10, 2)
+	randomPNGs(t, c, "c", 10, 3)
+	def := &mmdb.Modality{Name: "pic", Encoder: &encoder.Spec{Kind: encoder.KindImage}}
+
+	db := openDB(t)
+	_, err := ImportMedia(ctx, db, a, "pic", MediaOptions{Define: def})
+	require.NoError(t, err)
+	refitted := false
+	_, err = ImportMedia(ctx, db, b, "pic", MediaOptions{Options: Options{Progress: func(done, total int) {
+		if !refitted { // while b is being encoded, c refits
+			refitted = true
+			_, err := ImportMedia(ctx, db, c, "pic", MediaOptions{Refit: true})
+			require.NoError(t, err)
+		}
+	}}})
+	require.ErrorIs(t, err, mmdb.ErrChanged)
+	assertAllEncodeAsStored(t, db)
+
+	db2 := openDB(t)
+	nested := false
+	_, err = ImportMedia(ctx, db2, a, "pic", MediaOptions{Define: def, Options: Options{Progress: func(done, total int) {
+		if !nested {
+			nested = true
+			_, err := ImportMedia(ctx, db2, b, "pic", MediaOptions{Define: def})
+			require.NoError(t, err)
+		}
+	}}})
+	require.ErrorIs(t, err, mmdb.ErrModalityConflict)
+	assertAllEncodeAsStored(t, db2)
+}
+
+// A first import whose files all give the same features cannot fit a
+// standardisation: it fails, naming why, and leaves none behind; the
+// source attribute is an absolute path, so a refit works from any folder.
+func TestImportMediaDegenerateAndPaths(t *testing.T) {
+	ctx := context.Background()
+	tmp := t.TempDir()
+	same := filepath.Join(tmp, "same")
+	randomPNGs(t, same, "x", 1, 9)
+	data, err := os.ReadFile(filepath.Join(same, "x-0.png"))
+	require.NoError(t, err)
+	for i := 1; i < 4; i++ {
+		require.NoError(t, os.WriteFile(filepath.Join(same, fmt.Sprintf("x-%d.png", i)), data, 0o644))
+	}
+	db := openDB(t)
+	def := &mmdb.Modality{Name: "pic", Encoder: &encoder.Spec{Kind: encoder.KindImage}}
+	_, err = ImportMedia(ctx, db, same, "pic", MediaOptions{Define: def})
+	require.ErrorIs(t, err, ErrBadRecord)
+	assert.Contains(t, err.Error(), "all 4 files give modality \"pic\" the same features")
+	assert.Nil(t, scalerOf(db, "pic"), "no standardisation left behind")
+	assert.Zero(t, db.Count())
+
+	rel := filepath.Join(tmp, "rel")
+	randomPNGs(t, rel, "r", 3, 10)
+	_, err = ImportMedia(ctx, db, rel, "pic", MediaOptions{Define: def})
+	require.NoError(t, err)
+	it, err := db.Get(ctx, "r-1")
+	require.NoError(t, err)
+	assert.True(t, filepath.IsAbs(it.Attrs["pic_file"].(string)), it.Attrs["pic_file"])
+	_, err = ImportMedia(ctx, db, rel, "pic", MediaOptions{Options: Options{Replace: true}})
+	require.ErrorIs(t, err, ErrBadRecord)
+	assert.Contains(t, err.Error(), "merges each file's vector")
+}
+
+// A refit of a modality whose encoder is a remote model re-encodes every
+// stored vector with the new model, from its file, in one transaction.
+func TestRefitRemoteEncoder(t *testing.T) {
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Model string `json:"model"`
+			Input []map[string]string
+		}
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&req))
+		type datum struct {
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		}
+		var out struct {
+			Data []datum `json:"data"`
+		}
+		for i, x := range req.Input {
+			h := fnv.New32a()
+			h.Write([]byte(req.Model + x["image"]))
+			s := h.Sum32()
+			out.Data = append(out.Data, datum{i, []float32{float32(s & 255), float32(s >> 8 & 255), float32(s >> 16 & 255), 1}})
+		}
+		json.NewEncoder(w).Encode(out)
+	}))
+	defer srv.Close()
+	spec := func(model string) *encoder.Spec {
+		return &encoder.Spec{Kind: encoder.KindOpenAI, Remote: &encoder.Remote{URL: srv.URL, Model: model, Input: encoder.InputImage}}
+	}
+	tmp := t.TempDir()
+	a, b := filepath.Join(tmp, "a"), filepath.Join(tmp, "b")
+	randomPNGs(t, a, "a", 4, 1)
+	randomPNGs(t, b, "b", 3, 2)
+	db := openDB(t)
+	_, err := ImportMedia(ctx, db, a, "pic", MediaOptions{Define: &mmdb.Modality{Name: "pic", Dim: 4, Encoder: spec("A")}})
+	require.NoError(t, err)
+	assertAllEncodeAsStored(t, db)
+	rep, err := ImportMedia(ctx, db, b, "pic", MediaOptions{Refit: true, Encoder: spec("B")})
+	require.NoError(t, err)
+	assert.Equal(t, 3, rep.Imported)
+	assert.Equal(t, 4, rep.Reencoded)
+	assert.Equal(t, "B", db.Modalities()[0].Encoder.Remote.Model)
+	assertAllEncodeAsStored(t, db)
 }

@@ -83,15 +83,21 @@ func ApplySchemaFile(db *mmdb.DB, path string) error {
 }
 
 // sameStandardisation refuses vectors made by another encoder or
-// standardisation than the stored modality's: they would not compare.
+// standardisation than the stored modality's, or by no known encoder for
+// a modality whose vectors its encoder makes: they would not compare.
 func sameStandardisation(here, file mmdb.Modality) error {
 	a, b := here.Encoder, file.Encoder
-	if a == nil || b == nil || (a.Scaler == nil && b.Scaler == nil && a.SameEncoder(b)) {
+	switch {
+	case a == nil:
 		return nil
-	}
-	if !a.SameEncoder(b) || a.Scaler == nil || b.Scaler == nil ||
-		!slices.Equal(a.Scaler.Mean, b.Scaler.Mean) || !slices.Equal(a.Scaler.Std, b.Scaler.Std) {
+	case b == nil:
+		return fmt.Errorf("modality %s is made by %s here, and the file does not say how its vectors were made: they may not compare (import them into a modality without an encoder)", here.Name, a)
+	case !a.SameEncoder(b):
 		return fmt.Errorf("modality %s is made by %s here and by %s in the file: the vectors would not compare", here.Name, a, b)
+	case a.Scaler == nil && b.Scaler == nil:
+		return nil
+	case a.Scaler == nil || b.Scaler == nil || !slices.Equal(a.Scaler.Mean, b.Scaler.Mean) || !slices.Equal(a.Scaler.Std, b.Scaler.Std):
+		return fmt.Errorf("modality %s is standardised differently here and in the file (fitted on other imports): the vectors would not compare", here.Name)
 	}
 	return nil
 }

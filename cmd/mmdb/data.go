@@ -136,6 +136,16 @@ func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string
 	if err := transfer.ApplySchemaFile(db, path+".schema.json"); err != nil {
 		return transfer.Report{File: path}, err
 	}
+	if _, err := os.Stat(path + ".schema.json"); err != nil {
+		for _, m := range db.Modalities() {
+			if m.Encoder != nil {
+				fmt.Fprintf(os.Stderr, "warning: %s has no schema side file (%s.schema.json): vectors it gives modality %s, made by %s here, are stored as given and compare only if they were made the same way\n", path, filepath.Base(path), m.Name, m.Encoder)
+			}
+		}
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return transfer.Report{File: path}, fmt.Errorf("%w: %s is not a regular file or a folder", errUsage, path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return transfer.Report{File: path}, err

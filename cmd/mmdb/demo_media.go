@@ -16,6 +16,7 @@ import (
 	"github.com/go-audio/wav"
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/mmdb-go/mmdb/transfer"
 )
 
@@ -32,7 +33,22 @@ var shapes = []struct{ name, sound string }{
 func mediaTour(ctx context.Context, stdout io.Writer, dir string, sum *demoSummary) error {
 	media := filepath.Join(dir, "media")
 	pics, sounds := filepath.Join(media, "pictures"), filepath.Join(media, "sounds")
-	os.RemoveAll(media)
+	// Only a folder an earlier demo made is replaced: never a user's.
+	marker := filepath.Join(media, ".mmdb-demo")
+	if _, err := os.Stat(media); err == nil {
+		if _, err := os.Stat(marker); err != nil {
+			return fmt.Errorf("%s exists and the demo did not make it: give --dir another folder", media)
+		}
+		if err := os.RemoveAll(media); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(media, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(marker, []byte("made by mmdb demo; the next demo replaces this folder\n"), 0o644); err != nil {
+		return err
+	}
 	for _, d := range []string{pics, sounds} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -89,9 +105,9 @@ func mediaTour(ctx context.Context, stdout io.Writer, dir string, sum *demoSumma
 	}
 	for _, q := range []struct{ key, title, stmt string }{
 		{"picture-to-sound", "Sounds for a picture of columns drawn just now (a file, never imported):",
-			fmt.Sprintf("SEARCH sound NEAR picture FILE '%s' LIMIT 5", probePic)},
+			fmt.Sprintf("SEARCH sound NEAR picture FILE %s LIMIT 5", query.Quote(probePic))},
 		{"sound-to-picture", "Pictures for a rising chirp recorded just now:",
-			fmt.Sprintf("SEARCH picture NEAR sound FILE '%s' LIMIT 5", probeSound)},
+			fmt.Sprintf("SEARCH picture NEAR sound FILE %s LIMIT 5", query.Quote(probeSound))},
 	} {
 		fmt.Fprintf(stdout, "\n%s\n  EXPLAIN %s\n", q.title, q.stmt)
 		ex, err := db.Query(ctx, "EXPLAIN "+q.stmt)

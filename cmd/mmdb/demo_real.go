@@ -13,6 +13,7 @@ import (
 	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/internal/dataset"
 	"github.com/mmdb-go/mmdb/internal/npy"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 // heldDigits is the number of digits (the last rows) the real demo never
@@ -184,14 +185,14 @@ func runRealDemo(ctx context.Context, stdout, stderr io.Writer, data, dir string
 		return err
 	}
 	if _, err := show(fmt.Sprintf("A picture in hand: recordings by theo for %s (a digit %d never stored), encoded at query time", pic, digits[probe].Label),
-		fmt.Sprintf("EXPLAIN ANALYZE SEARCH speech NEAR drawing FILE '%s' WHERE speaker = 'theo' LIMIT 5", pic)); err != nil {
+		fmt.Sprintf("EXPLAIN ANALYZE SEARCH speech NEAR drawing FILE %s WHERE speaker = 'theo' LIMIT 5", query.Quote(pic))); err != nil {
 		return err
 	}
-	if _, err := show("", fmt.Sprintf("SEARCH speech NEAR drawing FILE '%s' WHERE speaker = 'theo' LIMIT 5", pic)); err != nil {
+	if _, err := show("", fmt.Sprintf("SEARCH speech NEAR drawing FILE %s WHERE speaker = 'theo' LIMIT 5", query.Quote(pic))); err != nil {
 		return err
 	}
 	if _, err := show(fmt.Sprintf("A recording in hand: drawings for %s (theo saying %d, never stored)", recs[heldRec].Path, recs[heldRec].Digit),
-		fmt.Sprintf("SEARCH drawing NEAR speech FILE '%s' LIMIT 5", recs[heldRec].Path)); err != nil {
+		fmt.Sprintf("SEARCH drawing NEAR speech FILE %s LIMIT 5", query.Quote(recs[heldRec].Path))); err != nil {
 		return err
 	}
 	if _, err := show("Fused: photos near caption coco-007 and photo coco-008",

@@ -88,19 +88,29 @@ func defineCmd() *cobra.Command {
 		default:
 			return fmt.Errorf("%w: --encoder %q: want mfcc, image or openai", errUsage, *kind)
 		}
-		if m.Encoder != nil && m.Encoder.Kind != encoder.KindOpenAI && (*url != "" || *model != "" || *keyEnv != "") {
-			return fmt.Errorf("%w: --url, --model and --key-env are for --encoder openai", errUsage)
+		remote := *url != "" || *model != "" || *keyEnv != "" || c.Flags().Changed("input")
+		if remote && (m.Encoder == nil || m.Encoder.Kind != encoder.KindOpenAI) {
+			return fmt.Errorf("%w: --url, --model, --input and --key-env are for --encoder openai", errUsage)
 		}
-		if _, err := os.Stat(args[0]); err != nil {
-			fmt.Fprintf(c.ErrOrStderr(), "creating %s\n", args[0])
+		if err := m.WithDefaults().Validate(); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
 		}
+		_, statErr := os.Stat(args[0])
 		db, err := mmdb.Open(args[0], nil)
 		if err != nil {
 			return err
 		}
-		defer db.Close()
 		if err := db.DefineModality(m); err != nil {
+			empty := len(db.Modalities()) == 0
+			db.Close()
+			if statErr != nil && empty {
+				os.Remove(args[0]) // created for this define: leave nothing behind
+			}
 			return err
+		}
+		defer db.Close()
+		if statErr != nil {
+			fmt.Fprintf(c.ErrOrStderr(), "created %s\n", args[0])
 		}
 		for _, d := range db.Modalities() {
 			if d.Name == m.Name {

@@ -59,9 +59,13 @@ func TestEncoderCommands(t *testing.T) {
 	}{
 		{"unknown encoder", []string{"define", db, "x", "--encoder", "clap"}, 2, `--encoder "clap": want mfcc, image or openai`},
 		{"server flags on a built-in", []string{"define", db, "x", "--encoder", "mfcc", "--url", "http://a"}, 2, "are for --encoder openai"},
-		{"openai without a model", []string{"define", db, "x", "--encoder", "openai", "--url", "http://a", "--dim", "4"}, 1, "needs a model name"},
-		{"no dimension", []string{"define", db, "x"}, 1, "dimension 0 out of range"},
-		{"another encoder", []string{"define", db, "pic", "--encoder", "mfcc"}, 1, "dim 136"},
+		{"openai without a model", []string{"define", db, "x", "--encoder", "openai", "--url", "http://a", "--dim", "4"}, 2, "needs a model name"},
+		{"no dimension", []string{"define", db, "x"}, 2, "dimension 0 out of range"},
+		{"another encoder", []string{"define", db, "pic", "--encoder", "mfcc"}, 1, "made by image(size=8 orientations=8 cell=4 stride=2) standardised; asked for 96-d cosine in space \"pic\" made by mfcc"},
+		{"bad input kind", []string{"define", db, "y", "--encoder", "openai", "--url", "http://a", "--model", "m", "--input", "audio", "--dim", "4"}, 2, `input is "text" or "image"`},
+		{"input without openai", []string{"define", db, "y", "--encoder", "mfcc", "--input", "image"}, 2, "are for --encoder openai"},
+		{"url without encoder", []string{"define", db, "y", "--dim", "4", "--url", "http://a"}, 2, "are for --encoder openai"},
+		{"key variable not MMDB_", []string{"define", db, "y", "--encoder", "openai", "--url", "http://a", "--model", "m", "--dim", "4", "--key-env", "HOME"}, 2, "must be named MMDB_"},
 		{"encode: no encoder", []string{"encode", db, "vec", "hello"}, 1, `modality "vec" has no encoder`},
 		{"encode: no such modality", []string{"encode", db, "nope", "hello"}, 1, "unknown modality"},
 		{"encode: missing file", []string{"encode", db, "pic", filepath.Join(dir, "gone.png")}, 2, "gone.png"},
@@ -75,6 +79,11 @@ func TestEncoderCommands(t *testing.T) {
 			assert.Contains(t, errs, tc.err)
 		})
 	}
+	// A define that fails leaves no new database behind.
+	fresh := filepath.Join(dir, "fresh.mmdb")
+	code, _, _ = mmdbRun(t, "", "define", fresh, "x")
+	assert.Equal(t, 2, code)
+	assert.NoFileExists(t, fresh)
 }
 
 // pngOf is an 8x8 grey picture with one bright pixel at i.
@@ -87,4 +96,24 @@ func pngOf(t *testing.T, i int) []byte {
 	var b bytes.Buffer
 	require.NoError(t, png.Encode(&b, img))
 	return b.Bytes()
+}
+
+// The demo never removes a folder it did not make, and a --dir with a
+// quote in it works (paths go into statements quoted).
+func TestDemoMediaFolderIsItsOwn(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "it's")
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "media"), 0o755))
+	precious := filepath.Join(dir, "media", "precious.txt")
+	require.NoError(t, os.WriteFile(precious, []byte("mine"), 0o644))
+	code, _, errs := mmdbRun(t, "", "demo", "--items", "300", "--dir", dir)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "exists and the demo did not make it")
+	assert.FileExists(t, precious)
+	require.NoError(t, os.Remove(precious))
+	require.NoError(t, os.Remove(filepath.Join(dir, "media")))
+	code, out, errs := mmdbRun(t, "", "demo", "--items", "300", "--dir", dir)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "probe-columns.png")
+	code, _, errs = mmdbRun(t, "", "demo", "--items", "300", "--dir", dir)
+	require.Equal(t, 0, code, "a second demo replaces its own folder: %s", errs)
 }

@@ -66,6 +66,15 @@ func TestCheckMsgpack(t *testing.T) {
 	}
 }
 
+// tinyStd is an image encoder record whose scaler divides by 1e-45.
+func tinyStd() *encoderRecord {
+	e := &encoderRecord{Kind: "image", Mean: make([]float32, 136), Std: make([]float32, 136)}
+	for i := range e.Std {
+		e.Std[i] = 1e-45
+	}
+	return e
+}
+
 // encRec is a stored schema of one 136-d modality with encoder record e;
 // encRec4 of one 4-d modality.
 func encRec(e *encoderRecord) []byte {
@@ -139,11 +148,16 @@ func TestDecodeSchemaRejects(t *testing.T) {
 		{"defined twice", enc(good, good), "twice"},
 		{"not a list", []byte{0x07}, "invalid code"},
 		{"unknown encoder", encRec(&encoderRecord{Kind: "clap"}), "unknown encoder"},
-		{"image params short", encRec(&encoderRecord{Kind: "image", Params: []int{8}}), "image size"},
+		{"image params short", encRec(&encoderRecord{Kind: "image", Params: []int{8}}), "has 4 parameters, the record 1"},
+		{"mfcc params long", encRec(&encoderRecord{Kind: "mfcc", Params: []int{40, 13, 8, 1, 1}}), "has 3 parameters, the record 5"},
+		{"mfcc with a server", encRec(&encoderRecord{Kind: "mfcc", URL: "http://a"}), "server fields true"},
+		{"mfcc of no values", encRec4(&encoderRecord{Kind: "mfcc", Params: []int{1, 0, 0}}), "give no values"},
+		{"scaler deviation tiny", encRec(tinyStd()), "deviation in 1e-09"},
+		{"remote key variable", encRec4(&encoderRecord{Kind: "openai", URL: "http://a", Model: "m", Input: "text", KeyEnv: "GITHUB_TOKEN"}), "must be named MMDB_"},
 		{"huge image grid", encRec(&encoderRecord{Kind: "image", Params: []int{256, 64, 1, 1}}), "more than 65536"},
 		{"encoder of another dimension", encRec(&encoderRecord{Kind: "mfcc"}), "gives 96 values, not 136"},
 		{"scaler of another length", encRec4(&encoderRecord{Kind: "openai", URL: "http://a", Model: "m", Input: "text", Mean: []float32{0}, Std: []float32{1}}), "no scaler"},
-		{"remote without a server", encRec4(&encoderRecord{Kind: "openai"}), "needs a server"},
+		{"remote without a server", encRec4(&encoderRecord{Kind: "openai"}), "server fields false"},
 		{"remote file URL", encRec4(&encoderRecord{Kind: "openai", URL: "file:///etc/passwd", Model: "m", Input: "text"}), "not an http(s) URL"},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/modality"
 )
@@ -52,30 +53,33 @@ func toRecord(m modality.Modality) modalityRecord {
 	return r
 }
 
-func fromRecord(r modalityRecord) modality.Modality {
+func fromRecord(r modalityRecord) (modality.Modality, error) {
 	m := modality.Modality{Name: r.Name, Dim: r.Dim, Metric: r.Metric, Space: r.Space}
 	e := r.Encoder
 	if e == nil {
-		return m
+		return m, nil
 	}
 	s := &encoder.Spec{Kind: encoder.Kind(e.Kind)}
-	p := func(i int) int {
-		if i < len(e.Params) {
-			return e.Params[i]
-		}
-		return -1 // a missing parameter: Validate refuses it
-	}
+	remote := e.URL != "" || e.Model != "" || e.Input != "" || e.Dimensions != 0 || e.KeyEnv != ""
+	params := map[encoder.Kind]int{encoder.KindMFCC: 3, encoder.KindImage: 4}[s.Kind]
 	switch {
-	case s.Kind == encoder.KindMFCC && e.Params != nil:
-		s.MFCC = &encoder.MFCC{Bands: p(0), Coeffs: p(1), Segments: p(2)}
-	case s.Kind == encoder.KindImage && e.Params != nil:
-		s.Image = &encoder.Image{Size: p(0), Orientations: p(1), Cell: p(2), Stride: p(3)}
-	case e.URL != "" || e.Model != "" || e.Input != "":
+	case e.Params != nil && len(e.Params) != params:
+		return m, fmt.Errorf("modality %q: a %s encoder has %d parameters, the record %d", r.Name, e.Kind, params, len(e.Params))
+	case remote != (s.Kind == encoder.KindOpenAI):
+		return m, fmt.Errorf("modality %q: a %s encoder record with server fields %v", r.Name, e.Kind, remote)
+	}
+	p := e.Params
+	switch {
+	case s.Kind == encoder.KindMFCC && p != nil:
+		s.MFCC = &encoder.MFCC{Bands: p[0], Coeffs: p[1], Segments: p[2]}
+	case s.Kind == encoder.KindImage && p != nil:
+		s.Image = &encoder.Image{Size: p[0], Orientations: p[1], Cell: p[2], Stride: p[3]}
+	case remote:
 		s.Remote = &encoder.Remote{URL: e.URL, Model: e.Model, Input: encoder.InputKind(e.Input), Dimensions: e.Dimensions, KeyEnv: e.KeyEnv}
 	}
 	if e.Mean != nil || e.Std != nil {
 		s.Scaler = &encoder.Scaler{Mean: e.Mean, Std: e.Std}
 	}
 	m.Encoder = s
-	return m
+	return m, nil
 }

@@ -252,7 +252,10 @@ func decodeSchema(b []byte) ([]modality.Modality, error) {
 	ms := make([]modality.Modality, len(recs))
 	names := make(map[string]bool, len(ms))
 	for i, r := range recs {
-		m := fromRecord(r)
+		m, err := fromRecord(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: schema: %v", ErrCorrupt, err)
+		}
 		ms[i] = m
 		if err := m.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: schema: %v", ErrCorrupt, err)
