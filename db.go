@@ -65,6 +65,11 @@ type Options struct {
 	// target vectors (25k at 100k vectors and ef 64), so small databases
 	// are always scanned exactly.
 	ExactCutoff int
+	// NoFileProbes refuses probes that name a file (Probe.File, FILE
+	// '...' in statements): for a database that runs statements from
+	// people who must not read the host's files through it. Probes of
+	// bytes (Probe.Data) and text still work.
+	NoFileProbes bool
 }
 
 // DefaultTimeout is how long Open waits for another process's lock on the
@@ -299,6 +304,9 @@ func (db *DB) DefineModality(m Modality) error {
 	}
 	if i, exists := s.byName[m.Name]; exists {
 		return db.redefine(s, s.schema[i], m)
+	}
+	if err := sharesSpaceWith(s, m); err != nil {
+		return err
 	}
 	if err := db.store.Update(func(tx *storage.Tx) error { return tx.DefineModality(m) }); err != nil {
 		return fmt.Errorf("mmdb: define modality %q: %w", m.Name, err)

@@ -112,6 +112,8 @@ func (db *DB) encodeProbe(ctx context.Context, m Modality, p Probe) ([]float32, 
 	in := encoder.Input{Text: p.Text, Data: p.Data}
 	what := "data"
 	switch {
+	case p.File != "" && db.opts.NoFileProbes:
+		return nil, encoded{}, fmt.Errorf("%w: probe of modality %q names a file, and this database was opened with NoFileProbes: give its bytes", ErrInvalidQuery, m.Name)
 	case p.File != "":
 		what = "file " + strconv.Quote(p.File)
 		data, err := encoder.ReadFile(p.File)
@@ -239,6 +241,9 @@ func (db *DB) SetEncoder(ctx context.Context, name string, spec *encoder.Spec, i
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("mmdb: set encoder: %w", err)
 	}
+	if err := sharesSpaceWith(s, m); err != nil {
+		return err
+	}
 	var stale [][2]string // maps and corrections measured on the old vectors
 	if spec != nil && !sameSpec(old.Encoder, spec) {
 		if err := db.covers(s, name, items); err != nil {
@@ -308,6 +313,22 @@ func (db *DB) MergeEncoded(ctx context.Context, name string, spec *encoder.Spec,
 		return fmt.Errorf("mmdb: merge: %w: modality %q's encoder or standardisation changed since these vectors were encoded (a refit?): encode them again", ErrChanged, name)
 	}
 	return db.writeLocked(ctx, "merge", s, items, true, nil)
+}
+
+// sharesSpaceWith refuses a remote model for m that differs from the
+// model of another modality in its space: their vectors would be compared
+// directly, and vectors of two models do not compare.
+func sharesSpaceWith(s *state, m Modality) error {
+	if m.Encoder == nil || m.Encoder.Remote == nil {
+		return nil
+	}
+	for _, o := range s.schema {
+		if o.Name != m.Name && o.SpaceName() == m.SpaceName() && o.Encoder != nil && o.Encoder.Remote != nil && o.Encoder.Remote.Model != m.Encoder.Remote.Model {
+			return fmt.Errorf("mmdb: %w: modality %q shares space %q with %q, made by model %q; %q would be made by %q, and vectors of two models are not comparable (give them other spaces)",
+				ErrModalityConflict, m.Name, m.SpaceName(), o.Name, o.Encoder.Remote.Model, m.Name, m.Encoder.Remote.Model)
+		}
+	}
+	return nil
 }
 
 // covers checks that items give a new name vector to every item that

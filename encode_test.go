@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -306,4 +307,34 @@ func pngFile(t *testing.T) []byte {
 	var b bytes.Buffer
 	require.NoError(t, png.Encode(&b, img))
 	return b.Bytes()
+}
+
+// NoFileProbes refuses file probes; bytes still work. A remote model
+// change is refused for a modality that shares its space with another
+// model's.
+func TestNoFileProbesAndSharedSpaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.mmdb")
+	db, err := Open(path, &Options{NoFileProbes: true})
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.DefineModality(Modality{Name: "pic", Metric: Cosine, Encoder: unitImage()}))
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"pic": slices.Repeat([]float32{1}, 136)}}))
+	file := filepath.Join(t.TempDir(), "x.png")
+	require.NoError(t, os.WriteFile(file, pngFile(t), 0o644))
+	_, err = db.Query(ctx, "SEARCH pic NEAR pic FILE "+query.Quote(file))
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	assert.Contains(t, err.Error(), "NoFileProbes")
+	_, err = db.Search(ctx, Query{Target: "pic", Probes: []Probe{{Modality: "pic", Data: pngFile(t)}}})
+	require.NoError(t, err)
+
+	remote := func(model string, in encoder.InputKind) *encoder.Spec {
+		return &encoder.Spec{Kind: encoder.KindOpenAI, Remote: &encoder.Remote{URL: "http://127.0.0.1:9", Model: model, Input: in}}
+	}
+	require.NoError(t, db.DefineModality(Modality{Name: "photo", Dim: 4, Metric: Cosine, Space: "clip", Encoder: remote("clip-b", encoder.InputImage)}))
+	require.NoError(t, db.DefineModality(Modality{Name: "caption", Dim: 4, Metric: Cosine, Space: "clip", Encoder: remote("clip-b", encoder.InputText)}))
+	err = db.SetEncoder(ctx, "caption", remote("clip-l", encoder.InputText))
+	require.ErrorIs(t, err, ErrModalityConflict)
+	assert.Contains(t, err.Error(), `shares space "clip" with "photo", made by model "clip-b"`)
+	err = db.DefineModality(Modality{Name: "caption2", Dim: 4, Metric: Cosine, Space: "clip", Encoder: remote("clip-l", encoder.InputText)})
+	require.ErrorIs(t, err, ErrModalityConflict)
 }
