@@ -240,11 +240,34 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 func (p *planned) earlyVector() ([]float32, error) {
 	sum := make([]float32, p.tm.Dim)
 	var total float32
-	for i, pr := range p.probes {
-		w := p.plan.Probes[i].Weight
-		total += w
-		for j, x := range pr.vec {
-			sum[j] += w * x
+	if p.negatives {
+		// Qdrant's average vector: mean(pos) + (mean(pos) - mean(neg)).
+		pos, neg := make([]float64, p.tm.Dim), make([]float64, p.tm.Dim)
+		var wp, wn float64
+		for i, pr := range p.probes {
+			w := float64(p.plan.Probes[i].Weight)
+			acc := pos
+			if w < 0 {
+				acc, w = neg, -w
+				wn += w
+			} else {
+				wp += w
+			}
+			for j, x := range pr.vec {
+				acc[j] += w * float64(x)
+			}
+		}
+		for j := range sum {
+			sum[j] = float32(2*pos[j]/wp - neg[j]/wn)
+		}
+		total = 1
+	} else {
+		for i, pr := range p.probes {
+			w := p.plan.Probes[i].Weight
+			total += w
+			for j, x := range pr.vec {
+				sum[j] += w * x
+			}
 		}
 	}
 	if p.tm.Metric == modality.Cosine {

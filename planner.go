@@ -35,8 +35,9 @@ type planned struct {
 	probes []plannedProbe
 	// exactAll makes every search of the plan exact, pivots included: the
 	// reference run of ExplainAnalyze.
-	exactAll bool
-	noAttrs  bool // hits without attributes
+	exactAll  bool
+	noAttrs   bool // hits without attributes
+	negatives bool // some probes have negative weights: early fusion by average vector
 	// minScore and maxDistance bound the hits (nil: no bound).
 	minScore, maxDistance *float32
 	// groupBy, if set, keeps at most groupSize hits per value of that
@@ -162,6 +163,30 @@ func validateQuery(ctx context.Context, q Query) (int, error) {
 	return k, nil
 }
 
+// planNegatives checks the probes of negative weight, examples to move
+// away from (Qdrant's recommend, average-vector strategy): they need a
+// positive probe beside them and one search with 2 x mean(positive) -
+// mean(negative) (early fusion, the default when there are negatives).
+func planNegatives(p *planned, q Query) error {
+	pos := 0
+	for _, pp := range p.plan.Probes {
+		if pp.Weight < 0 {
+			p.negatives = true
+		} else {
+			pos++
+		}
+	}
+	switch {
+	case !p.negatives:
+		return nil
+	case pos == 0:
+		return fmt.Errorf("%w: every probe has a negative weight: give at least one example to move towards", ErrInvalidQuery)
+	case q.Fuse != "" && q.Fuse != fusion.Early:
+		return fmt.Errorf("%w: negative weights (examples to move away from) need one search with 2 x mean(positive) - mean(negative), FUSE early; %s fusion ranks lists, and a negative list has no rank to subtract", ErrInvalidQuery, q.Fuse)
+	}
+	return nil
+}
+
 // planBounds checks that the query's score bounds apply to what the plan
 // ranks by, and records them.
 func planBounds(p *planned, q Query) error {
@@ -284,8 +309,8 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 	if w == 0 {
 		w = 1
 	}
-	if !(w > 0 && w <= MaxProbeWeight) { // also false for NaN
-		return ProbePlan{}, plannedProbe{}, fmt.Errorf("%w: probe %d (%s) weight %v must be a positive number up to %g", ErrInvalidQuery, i, pr.Modality, pr.Weight, float32(MaxProbeWeight))
+	if !(math.Abs(float64(w)) <= MaxProbeWeight) { // also false for NaN
+		return ProbePlan{}, plannedProbe{}, fmt.Errorf("%w: probe %d (%s) weight %v must be a number of size up to %g (negative for an example to move away from)", ErrInvalidQuery, i, pr.Modality, pr.Weight, float32(MaxProbeWeight))
 	}
 	pp := ProbePlan{Modality: pm.Name, Source: "vector", Weight: w}
 	switch {
@@ -343,10 +368,16 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 
 // planFusion sets how several probes' lists merge, and how deep each is.
 func planFusion(p *planned, q Query) error {
+	if err := planNegatives(p, q); err != nil {
+		return err
+	}
 	if len(q.Probes) > 1 {
 		p.plan.Fusion = q.Fuse
 		if p.plan.Fusion == "" {
 			p.plan.Fusion = fusion.RRF
+			if p.negatives {
+				p.plan.Fusion = fusion.Early
+			}
 		}
 		if p.plan.Fusion == fusion.Early {
 			for _, pp := range p.plan.Probes {

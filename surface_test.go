@@ -398,3 +398,42 @@ func TestGroupBy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"a", "d"}, ids(got), "a fills dog and cat; b and c find no room; d has room in bird")
 }
+
+// Negative weights are examples to move away from (Qdrant's recommend,
+// average vector): one search with 2 x mean(positive) - mean(negative),
+// equal to the brute force; refused with list fusion and without a
+// positive example.
+func TestNegativeExamples(t *testing.T) {
+	db, items := surfaceDB(t)
+	byID := map[string]Item{}
+	for _, it := range items {
+		byID[it.ID] = it
+	}
+	p1, p2, n1 := normalised(byID["it-007"].Vectors["text"]), normalised(byID["it-030"].Vectors["text"]), normalised(byID["it-021"].Vectors["text"])
+	q := make([]float32, 8)
+	for j := range q {
+		// weights 1 and 3 on the positives, 2 on the negative
+		q[j] = 2*(1*p1[j]+3*p2[j])/4 - n1[j]
+	}
+	want := bruteDirect(items, "image", q, nil)[:20]
+	res, err := db.Query(ctx, "SEARCH image NEAR text OF 'it-007', text OF 'it-030' WEIGHT 3, text OF 'it-021' WEIGHT -2 LIMIT 20 EXACT")
+	require.NoError(t, err)
+	assert.Equal(t, ids(want), ids(res.Hits))
+	for i := range want {
+		assert.InDelta(t, want[i].Score, res.Hits[i].Score, 1e-5)
+	}
+	ex, err := db.Query(ctx, "EXPLAIN SEARCH image NEAR text OF 'it-007', text OF 'it-021' WEIGHT -1")
+	require.NoError(t, err)
+	assert.Contains(t, ex.String(), "weight -1")
+	assert.Contains(t, ex.String(), "fusion: early")
+
+	for stmt, msg := range map[string]string{
+		"SEARCH image NEAR text OF 'it-007', text OF 'it-021' WEIGHT -1 FUSE rrf": "need one search with 2 x mean(positive) - mean(negative)",
+		"SEARCH image NEAR text OF 'it-021' WEIGHT -1":                            "give at least one example to move towards",
+		"SEARCH audio NEAR image OF 'it-007', image OF 'it-021' WEIGHT -1":        "early fusion needs every probe in the target's space",
+	} {
+		_, err := db.Query(ctx, stmt)
+		require.ErrorIs(t, err, ErrInvalidQuery, stmt)
+		assert.Contains(t, err.Error(), msg, stmt)
+	}
+}

@@ -365,6 +365,7 @@ func (sh *shell) run(ctx context.Context, stmt string) error {
 
 const shellHelp = `Statements end with ';' and may span lines:
   SEARCH image NEAR text OF 'id' [WEIGHT w], audio [0.1, ...] [FUSE rrf|weighted|dbsf|early]
+         (WEIGHT -1: an example to move away from)
          [WHERE filter] [LIMIT k] [OFFSET n] [SCORE >= x] [DISTANCE <= x]
          [EXCLUDE 'id', ...] [GROUP BY attr [PER n]] [EF n] [EXACT];   (any order)
     probes from raw content, for modalities with an encoder (mmdb define --help):
