@@ -160,7 +160,7 @@ func TestEvalReportMedianBeyondIsFinite(t *testing.T) {
 	assert.Contains(t, r.String(), "median rank beyond the 40 targets")
 	b, err := json.Marshal(r)
 	require.NoError(t, err)
-	assert.Contains(t, string(b), `"MedianRank":41,"MedianBeyond":true`)
+	assert.Contains(t, string(b), `"median_rank":41,"median_beyond":true`)
 	r = summarise("a", "b", []int{1, 3, notRanked}, 40, []int{1})
 	assert.Equal(t, 3.0, r.MedianRank)
 	assert.False(t, r.MedianBeyond)

@@ -24,34 +24,37 @@ const (
 // held-out queries: R@1, R@10 and MRR of each query's own target, and the
 // MRR of each of 5 folds of the queries.
 type CalibrationScore struct {
-	Corrections  string // "none" for the uncorrected ranking
-	R1, R10, MRR float64
-	FoldMRR      []float64
+	Corrections string    `json:"corrections"` // "none" for the uncorrected ranking
+	R1          float64   `json:"r1"`
+	R10         float64   `json:"r10"`
+	MRR         float64   `json:"mrr"`
+	FoldMRR     []float64 `json:"fold_mrr"`
 }
 
 // Calibration is the corrections for searches from Probe to Target.
 type Calibration struct {
 	// Probe and Target are the modalities searched from and ranked.
-	Probe, Target string
+	Probe  string `json:"probe"`
+	Target string `json:"target"`
 	// Centre is the mean probe vector in the target's space, subtracted
 	// from each query; nil when centring is off.
-	Centre []float32
+	Centre []float32 `json:"centre"`
 	// Alpha and K are the hubness correction's strength (0: off) and the
 	// number of bank neighbours it looks at.
-	Alpha float64
-	K     int
+	Alpha float64 `json:"alpha"`
+	K     int     `json:"k"`
 	// Beta, when above 0, makes the hubness the inverted softmax's
 	// (QB-Norm's) log-sum-exp of those K similarities at inverse
 	// temperature Beta, instead of their mean.
-	Beta float64
+	Beta float64 `json:"beta"`
 	// MeanHub is the mean hubness of the targets, given to targets stored
 	// after calibrating.
-	MeanHub float32
+	MeanHub float32 `json:"mean_hub"`
 	// Measured is what Calibrate measured on the query items outside the
 	// bank, first without corrections; Why says what it kept and why.
 	// Neither is stored.
-	Measured []CalibrationScore
-	Why      string
+	Measured []CalibrationScore `json:"measured"`
+	Why      string             `json:"why"`
 
 	// bank holds the items whose probe vectors formed the bank. Evaluate
 	// keeps them out of its queries and targets: an item whose own probe

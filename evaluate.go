@@ -43,47 +43,48 @@ const DefaultEvalQueries = 1000
 // EvalReport is the outcome of Evaluate.
 type EvalReport struct {
 	// Probe and Target are the modalities evaluated.
-	Probe, Target string
+	Probe  string `json:"probe"`
+	Target string `json:"target"`
 	// N is the number of query items.
-	N int
+	N int `json:"n"`
 	// Targets is the number of target vectors each query was ranked against.
-	Targets int
+	Targets int `json:"targets"`
 	// Recall[k] is the share of queries whose own target ranked in the top k.
-	Recall map[int]float64
+	Recall map[int]float64 `json:"recall"`
 	// MRR is the mean reciprocal rank of each query's own target.
-	MRR float64
+	MRR float64 `json:"mrr"`
 	// MedianRank is the median rank (1 is best) of each query's own target.
 	// A pivot probe whose neighbours all lost their target vectors
 	// meanwhile ranks nothing; when that is more than half the queries, the
 	// median is Targets+1 (a rank past every target) and MedianBeyond is
 	// set: the median is not a rank any target had.
-	MedianRank float64
+	MedianRank float64 `json:"median_rank"`
 	// MedianBeyond: see MedianRank.
-	MedianBeyond bool `json:",omitempty"`
+	MedianBeyond bool `json:"median_beyond,omitempty"`
 	// Route is how probes reached the target: "direct", "aligned" or
 	// "pivot"; every route ranks every target vector exactly.
-	Route Route
+	Route Route `json:"route"`
 	// Corrections names the query-time corrections applied (see
 	// Calibrate), and Before holds the figures without them, on the same
 	// queries and targets; both empty when none are stored.
-	Corrections string
-	Before      *EvalReport `json:",omitempty"`
+	Corrections string      `json:"corrections"`
+	Before      *EvalReport `json:"before,omitempty"`
 	// HeldOut says how the queries were kept apart from what the route
 	// learned from ("" on the direct route, which learned nothing).
-	HeldOut string `json:",omitempty"`
+	HeldOut string `json:"held_out,omitempty"`
 	// InSample is set when some queries were items the map was fitted on
 	// (EvalOptions.InSample, or a map given to SetAlignment, whose
 	// training items are unknown): the figures may be training figures.
-	InSample bool `json:",omitempty"`
+	InSample bool `json:"in_sample,omitempty"`
 	// Label is EvalOptions.Label: with it, Recall and MRR count the first
 	// target of the query's label, and Precision[k] is the mean share of
 	// the top k (of all targets, when there are fewer) that have it.
-	Label     string          `json:",omitempty"`
-	Precision map[int]float64 `json:",omitempty"`
+	Label     string          `json:"label,omitempty"`
+	Precision map[int]float64 `json:"precision,omitempty"`
 	// ChanceRecall and ChanceMRR are what a random ranking of the same
 	// targets scores.
-	ChanceRecall map[int]float64
-	ChanceMRR    float64
+	ChanceRecall map[int]float64 `json:"chance_recall"`
+	ChanceMRR    float64         `json:"chance_mrr"`
 }
 
 // String formats the report on one line.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 // Route is how probes of one modality reach the target's.
@@ -40,53 +41,57 @@ const (
 
 // Plan is how a query will run (Explain) or ran (ExplainAnalyze).
 type Plan struct {
+	// Statement is the query as a statement (vectors shown by their
+	// length), the header EXPLAIN prints.
+	Statement string `json:"statement"`
 	// Target is the modality ranked.
-	Target string
+	Target string `json:"target"`
 	// K is the number of hits asked for, after skipping Offset.
-	K, Offset int
+	K      int `json:"k"`
+	Offset int `json:"offset"`
 	// Excluded is the number of target vectors left out by Query.Exclude
 	// and the probes' own items.
-	Excluded int
+	Excluded int `json:"excluded"`
 	// GroupBy and GroupSize: at most GroupSize hits per value of the
 	// attribute GroupBy ("" for none).
-	GroupBy   string
-	GroupSize int
+	GroupBy   string `json:"group_by"`
+	GroupSize int    `json:"group_size"`
 	// Filter is the filter as parsed ("" for none), FilterMatches the
 	// number of target vectors it keeps, out of Candidates.
-	Filter        string
-	FilterMatches int
-	Candidates    int
+	Filter        string `json:"filter"`
+	FilterMatches int    `json:"filter_matches"`
+	Candidates    int    `json:"candidates"`
 	// Strategy is StrategyExact (a scan of the candidates) or StrategyHNSW
 	// (the graph, with the filter as an allow-list), with Ef for the graph
 	// and Why; StrategyPostings for COUNT.
-	Strategy Strategy
-	Ef       int
-	Why      string
+	Strategy Strategy `json:"strategy"`
+	Ef       int      `json:"ef"`
+	Why      string   `json:"why"`
 	// Probes has one entry per probe: its route and why.
-	Probes []ProbePlan
+	Probes []ProbePlan `json:"probes"`
 	// Fusion is how several probes' lists are merged ("" for one probe),
 	// and Depth how many hits each list contributes.
-	Fusion fusion.Method
-	Depth  int
+	Fusion fusion.Method `json:"fusion"`
+	Depth  int           `json:"depth"`
 	// Steps are the timed steps of ExplainAnalyze (empty for Explain).
-	Steps []Step
+	Steps []Step `json:"steps"`
 	// Recall is ExplainAnalyze's recall@K of this very query against the
 	// same query run with exact scans (1 when it ran exactly); 0 for
 	// Explain.
-	Recall float64
+	Recall float64 `json:"recall"`
 }
 
 // ProbePlan is the route of one probe.
 type ProbePlan struct {
-	Modality string
-	Source   string // "vector" or the item ID it came from
-	Route    Route
-	Weight   float32
-	Why      string
+	Modality string  `json:"modality"`
+	Source   string  // "vector" or the item ID it came from
+	Route    Route   `json:"route"`
+	Weight   float32 `json:"weight"`
+	Why      string  `json:"why"`
 	// Encoder names the encoder that made the probe from raw content
 	// (empty for vectors and items); EncodeTook is the time it took.
-	Encoder    string
-	EncodeTook time.Duration
+	Encoder    string        `json:"encoder"`
+	EncodeTook time.Duration `json:"encode_took"`
 	spec       *encoder.Spec // the encoder as stored when it encoded
 }
 
@@ -100,9 +105,9 @@ func quoteShort(t string) string {
 
 // Step is one timed part of an executed plan.
 type Step struct {
-	Name string
-	Took time.Duration
-	Rows int
+	Name string        `json:"name"`
+	Took time.Duration `json:"took"`
+	Rows int           `json:"rows"`
 }
 
 // String renders the plan as an indented tree, the form EXPLAIN prints.
@@ -112,11 +117,11 @@ func (p *Plan) String() string {
 		fmt.Fprintf(&b, "COUNT\n  filter: %s -> %d of %d items\n  strategy: postings (%s)\n", p.Filter, p.FilterMatches, p.Candidates, p.Why)
 		return b.String()
 	}
-	fmt.Fprintf(&b, "SEARCH %s LIMIT %d", p.Target, p.K)
-	if p.Offset > 0 {
-		fmt.Fprintf(&b, " OFFSET %d", p.Offset)
+	if p.Statement != "" {
+		b.WriteString(p.Statement + "\n")
+	} else {
+		fmt.Fprintf(&b, "SEARCH %s LIMIT %d\n", p.Target, p.K)
 	}
-	b.WriteString("\n")
 	if p.Filter != "" {
 		fmt.Fprintf(&b, "  filter: %s -> %d of %d %s vectors\n", p.Filter, p.FilterMatches+p.Excluded, p.Candidates, p.Target)
 	}
@@ -145,6 +150,67 @@ func (p *Plan) String() string {
 	}
 	if len(p.Steps) > 0 {
 		fmt.Fprintf(&b, "  recall@%d against exact: %.3f\n", p.K, p.Recall)
+	}
+	return b.String()
+}
+
+// statement writes q as the statement it is (for the plan's header):
+// every clause it sets, vectors by their length.
+func statement(q Query, k int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SEARCH %s NEAR ", q.Target)
+	for i, pr := range q.Probes {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(pr.Modality + " ")
+		switch {
+		case pr.ItemID != "":
+			b.WriteString("OF " + query.Quote(pr.ItemID))
+		case pr.File != "":
+			b.WriteString("FILE " + query.Quote(pr.File))
+		case pr.Text != "":
+			b.WriteString(query.Quote(pr.Text))
+		case pr.Data != nil:
+			fmt.Fprintf(&b, "[%d bytes]", len(pr.Data))
+		default:
+			fmt.Fprintf(&b, "[%d floats]", len(pr.Vector))
+		}
+		if pr.Weight != 0 && pr.Weight != 1 {
+			fmt.Fprintf(&b, " WEIGHT %g", pr.Weight)
+		}
+	}
+	if q.Fuse != "" {
+		fmt.Fprintf(&b, " FUSE %s", q.Fuse)
+	}
+	if q.Filter != nil {
+		fmt.Fprintf(&b, " WHERE %s", q.Filter)
+	}
+	fmt.Fprintf(&b, " LIMIT %d", k)
+	if q.Offset > 0 {
+		fmt.Fprintf(&b, " OFFSET %d", q.Offset)
+	}
+	if q.MinScore != nil {
+		fmt.Fprintf(&b, " SCORE >= %g", *q.MinScore)
+	}
+	if q.MaxDistance != nil {
+		fmt.Fprintf(&b, " DISTANCE <= %g", *q.MaxDistance)
+	}
+	if len(q.Exclude) > 0 {
+		quoted := make([]string, len(q.Exclude))
+		for i, id := range q.Exclude {
+			quoted[i] = query.Quote(id)
+		}
+		fmt.Fprintf(&b, " EXCLUDE %s", strings.Join(quoted, ", "))
+	}
+	if q.GroupBy != "" {
+		fmt.Fprintf(&b, " GROUP BY %s PER %d", q.GroupBy, max(q.GroupSize, 1))
+	}
+	if q.Ef > 0 {
+		fmt.Fprintf(&b, " EF %d", q.Ef)
+	}
+	if q.Exact {
+		b.WriteString(" EXACT")
 	}
 	return b.String()
 }

@@ -82,6 +82,7 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.plan.Statement = statement(q, k)
 	for i, e := range encs {
 		p.plan.Probes[i].Encoder, p.plan.Probes[i].EncodeTook, p.plan.Probes[i].spec = e.how, e.took, e.spec
 	}

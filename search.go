@@ -119,20 +119,20 @@ const MaxProbeWeight = 1e6
 // Hit is one search result.
 type Hit struct {
 	// ID is the item's external ID.
-	ID string
+	ID string `json:"id"`
 	// Score: higher is better. Cosine similarity, dot product, or the
 	// negated Euclidean distance, by the target's metric.
-	Score float32
+	Score float32 `json:"score"`
 	// Distance: lower is better. 1 - cosine, -dot, or Euclidean distance.
-	Distance float32
+	Distance float32 `json:"distance"`
 	// Attrs are the item's attributes (nil with Query.NoAttrs, or for an
 	// item deleted since it was found).
-	Attrs map[string]any
+	Attrs map[string]any `json:"attrs"`
 	// Fused is set when the hit's rank fuses several rankings (several
 	// probes, or several targets): Score is then the fusion score
 	// (RRF, weighted or DBSF, as the plan says), not a similarity, and
 	// Distance is its negation. Neither is NaN or Inf.
-	Fused bool
+	Fused bool `json:"fused"`
 }
 
 // route resolves how probes of modality pm reach target tm: through

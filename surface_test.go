@@ -209,7 +209,7 @@ func TestProbeItemsExcluded(t *testing.T) {
 
 	plan, err := db.Explain(ctx, Query{Target: "image", K: 3, Offset: 6, Exclude: []string{"it-001"}, Probes: []Probe{{Modality: "image", ItemID: "it-005"}}})
 	require.NoError(t, err)
-	assert.Contains(t, plan.String(), "SEARCH image LIMIT 3 OFFSET 6")
+	assert.Contains(t, plan.String(), "SEARCH image NEAR image OF 'it-005' LIMIT 3 OFFSET 6 EXCLUDE 'it-001'\n")
 	assert.Contains(t, plan.String(), "exclude: 2 items (listed, or the probes' own) -> 398 candidates")
 }
 

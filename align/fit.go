@@ -71,30 +71,31 @@ type Report struct {
 	// Pairs is the number of pairs given, Folds the number of folds they
 	// were cross-fitted in (by group): each pair is scored once, by a map
 	// fitted on the other folds.
-	Pairs, Folds int
+	Pairs int `json:"pairs"`
+	Folds int `json:"folds"`
 	// Gallery is the number of targets each query ranked against: every
 	// pair's target.
-	Gallery int
+	Gallery int `json:"gallery"`
 	// ByClass is set when the pairs had classes: a target of the query's
 	// class counted as a hit.
-	ByClass bool `json:",omitempty"`
+	ByClass bool `json:"by_class,omitempty"`
 	// Chance is what a random ranking of the gallery scores.
-	Chance Score
+	Chance Score `json:"chance"`
 	// Scores has one entry per method, then the baseline (when the
 	// dimensions agree), then the pivot.
-	Scores []Score
+	Scores []Score `json:"scores"`
 	// Reference is what searches do without a map (Options.Reference);
 	// a method is kept only when it beats it.
-	Reference Method
+	Reference Method `json:"reference"`
 	// Chosen is the method kept (the best MRR, if it beats the reference
 	// by more than the fold-to-fold spread of the gain), fitted again on
 	// all the pairs; "" when none was kept.
-	Chosen Method
+	Chosen Method `json:"chosen"`
 	// Why says why Chosen was kept, or why nothing was.
-	Why string
+	Why string `json:"why"`
 	// Notes say what storing the map did besides, such as a calibration
 	// it made stale and dropped.
-	Notes []string `json:",omitempty"`
+	Notes []string `json:"notes,omitempty"`
 }
 
 // String formats the report as a small table.

@@ -16,20 +16,22 @@ type Score struct {
 	// Method is the learner, Baseline for the identity map (the source
 	// vector used as it is, when the dimensions agree), or Pivot for
 	// searching without a map (through the nearest pairs).
-	Method Method
+	Method Method `json:"method"`
 	// Params are the settings the learner chose (on the last fold).
-	Params string
+	Params string `json:"params"`
 	// R1, R5, R10: the share of queries with a relevant target in the top
 	// 1, 5, 10 (relevant: the pair's own target, or any of its class).
-	R1, R5, R10 float64
+	R1  float64 `json:"r1"`
+	R5  float64 `json:"r5"`
+	R10 float64 `json:"r10"`
 	// MRR is the mean reciprocal rank of the first relevant target.
-	MRR float64
+	MRR float64 `json:"mrr"`
 	// P10 is the mean share of relevant targets among the top 10.
-	P10 float64
+	P10 float64 `json:"p10"`
 	// FoldMRR is the MRR of each fold's queries (nil outside a Report).
-	FoldMRR []float64 `json:",omitempty"`
+	FoldMRR []float64 `json:"fold_mrr,omitempty"`
 	// Err says why the method could not be fitted, if it could not.
-	Err string `json:",omitempty"`
+	Err string `json:"err,omitempty"`
 }
 
 // Spread is the fold-to-fold standard deviation of MRR (0 without folds).

@@ -83,11 +83,7 @@ func hitRows(hits []mmdb.Hit) []hitRow {
 func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o renderOptions) error {
 	out := map[string]any{"kind": res.Kind}
 	if len(res.Plans) > 0 {
-		plans := make([]string, len(res.Plans))
-		for i, p := range res.Plans {
-			plans[i] = p.String()
-		}
-		out["plans"] = plans
+		out["plans"] = res.Plans // objects: the route, strategy and steps of each
 	}
 	switch {
 	case res.Report != nil:

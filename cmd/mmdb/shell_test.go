@@ -215,7 +215,7 @@ func TestShellExplainOn(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	first, second, ok := strings.Cut(out, "12\n")
 	require.True(t, ok, out)
-	assert.Contains(t, first, "SEARCH image LIMIT 2")
+	assert.Contains(t, first, "SEARCH image NEAR text OF 'cat-00' LIMIT 2\n")
 	assert.Contains(t, first, "probe text (item cat-00")
 	assert.Regexp(t, `\d+(\.\d+)?(ns|µs|ms|s)`, first, "ANALYZE timings")
 	assert.Contains(t, first, "1     cat-00")
@@ -631,8 +631,8 @@ func TestJSONOutputs(t *testing.T) {
 		{"check", []string{"check", "--json", db}, []string{"items", "problems", "vectors"}, false},
 		{"snapshot", []string{"snapshot", "--json", db, filepath.Join(dir, "snap.mmdb")}, []string{"items", "snapshot"}, false},
 		{"restore", []string{"restore", "--json", filepath.Join(dir, "snap.mmdb"), filepath.Join(dir, "restored.mmdb")}, []string{"from", "restored"}, false},
-		{"align", []string{"align", "--json", "--method", "ridge", db, "image", "audio"}, []string{"Chance", "Chosen", "Folds", "Gallery", "Pairs", "Reference", "Scores", "Why"}, false},
-		{"eval", []string{"eval", "--json", db, "text", "image"}, []string{"ChanceMRR", "ChanceRecall", "Corrections", "MRR", "MedianRank", "N", "Probe", "Recall", "Route", "Target", "Targets"}, false},
+		{"align", []string{"align", "--json", "--method", "ridge", db, "image", "audio"}, []string{"chance", "chosen", "folds", "gallery", "pairs", "reference", "scores", "why"}, false},
+		{"eval", []string{"eval", "--json", db, "text", "image"}, []string{"chance_mrr", "chance_recall", "corrections", "median_rank", "mrr", "n", "probe", "recall", "route", "target", "targets"}, false},
 		{"export", []string{"export", "--json", db, jsonl}, []string{"exported", "file"}, false},
 		{"import", []string{"import", "--json", filepath.Join(dir, "new.mmdb"), jsonl}, []string{"file", "imported", "skipped"}, true},
 		{"version", []string{"version", "--json"}, []string{"version"}, false},
@@ -716,11 +716,11 @@ func TestEvalJSONPivotMedian(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	var v map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
-	assert.NotContains(t, v, "MedianBeyond")
-	med := v["MedianRank"].(float64)
-	assert.True(t, med >= 1 && med <= v["Targets"].(float64), "median rank %v", med)
-	assert.Equal(t, "pivot", v["Route"])
-	for _, k := range []string{"MRR", "ChanceMRR"} {
+	assert.NotContains(t, v, "median_beyond")
+	med := v["median_rank"].(float64)
+	assert.True(t, med >= 1 && med <= v["targets"].(float64), "median rank %v", med)
+	assert.Equal(t, "pivot", v["route"])
+	for _, k := range []string{"mrr", "chance_mrr"} {
 		f := v[k].(float64)
 		assert.False(t, math.IsNaN(f) || math.IsInf(f, 0), k)
 	}
@@ -825,7 +825,7 @@ func TestShellExplainNoEmptyHits(t *testing.T) {
 	_, db := buildDB(t)
 	code, out, errs := mmdbRun(t, "EXPLAIN SEARCH image NEAR text OF 'cat-00' LIMIT 3;\n", "shell", db)
 	require.Equal(t, 0, code, errs)
-	assert.Contains(t, out, "SEARCH image LIMIT 3\n")
+	assert.Contains(t, out, "SEARCH image NEAR text OF 'cat-00' LIMIT 3\n")
 	assert.NotContains(t, out, "(0 hits)")
 	assert.NotContains(t, out, "rank")
 }
@@ -950,8 +950,8 @@ func TestEvalLabel(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	var v map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
-	assert.Equal(t, "kind", v["Label"])
-	assert.Contains(t, v, "Precision")
+	assert.Equal(t, "kind", v["label"])
+	assert.Contains(t, v, "precision")
 	code, _, errs = mmdbRun(t, "", "eval", "--label", "nope", db, "text", "image")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, `has no "nope" attribute`)
@@ -976,7 +976,7 @@ func TestCalibrateCommand(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	var v map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &v), out)
-	assert.Len(t, v["Measured"], 2)
+	assert.Len(t, v["measured"], 2)
 	code, _, errs = mmdbRun(t, "", "calibrate", db, "text", "image")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errs, "say what to measure")
