@@ -123,6 +123,36 @@ func (a *Alignment) validate(from, to Modality) error {
 	return nil
 }
 
+// DropAlignment removes the stored projection from one modality to
+// another (searches between them take the direct or pivot route again),
+// with the calibration measured through it; it reports whether there was
+// one.
+func (db *DB) DropAlignment(from, to string) (bool, error) {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	s, err := db.state()
+	if err != nil {
+		return false, err
+	}
+	k := [2]string{from, to}
+	if s.aligns[k] == nil {
+		return false, nil
+	}
+	if err := db.store.Update(func(tx *storage.Tx) error {
+		if err := tx.DeleteAlignment(from, to); err != nil {
+			return err
+		}
+		return tx.PutCalibration(from, to, nil)
+	}); err != nil {
+		return false, fmt.Errorf("mmdb: drop alignment: %w", err)
+	}
+	db.update(func(s *state) {
+		delete(s.aligns, k)
+		delete(s.calibs, k)
+	})
+	return true, nil
+}
+
 // SetAlignment stores a projection from a.From to a.To, replacing any
 // earlier one; searches from a.From to a.To use it at once (the aligned
 // route, which takes precedence over the direct one). A calibration made

@@ -234,3 +234,26 @@ func loadCalibrations(tx *storage.Tx, s *state) error {
 		return nil
 	})
 }
+
+// dropCalibration removes the corrections stored for searches from probe
+// to target, reporting whether there were any (DROP CALIBRATION; Calibrate
+// with no options does the same).
+func (db *DB) dropCalibration(probe, target string) (bool, error) {
+	s, err := db.state()
+	if err != nil {
+		return false, err
+	}
+	pm, _, err := s.modality(probe)
+	if err != nil {
+		return false, fmt.Errorf("mmdb: drop calibration: %w", err)
+	}
+	tm, _, err := s.modality(target)
+	if err != nil {
+		return false, fmt.Errorf("mmdb: drop calibration: %w", err)
+	}
+	had := s.calibs[[2]string{pm.Name, tm.Name}] != nil
+	if !had {
+		return false, nil
+	}
+	return true, db.storeCalibration(&Calibration{Probe: pm.Name, Target: tm.Name}, true, nil)
+}

@@ -27,6 +27,8 @@ type Result struct {
 	Plans []*Plan
 	// Report of an ALIGN: each method cross-fitted beside the pivot and chance, and the choice.
 	Report *align.Report
+	// Calibration of a CALIBRATE: what it measured, and what it kept.
+	Calibration *Calibration
 }
 
 // Query runs one statement of the mmdb language (see query.Statement):
@@ -63,23 +65,11 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 			res.Items = append(res.Items, it)
 		}
 		res.Item, res.Count = &res.Items[0], len(res.Items)
-	case query.StmtAlign:
+	case query.StmtAlign, query.StmtCalibrate, query.StmtDrop:
 		if st.Explain {
 			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
 		}
-		m, err := align.ParseMethod(strings.ToLower(st.Method))
-		if err != nil {
-			return nil, fmt.Errorf("mmdb: %w: %w", ErrInvalidQuery, err)
-		}
-		rep, err := db.Align(ctx, st.From, st.To, &AlignOptions{Method: m, Force: st.Force, StoreAny: st.Force, Label: st.Label})
-		if errors.Is(err, ErrNoGain) && rep != nil {
-			res.Report = rep // what each method scored is why nothing was stored
-			return res, err
-		}
-		if err != nil {
-			return nil, err
-		}
-		res.Report = rep
+		return db.queryModel(ctx, st, res)
 	case query.StmtDelete:
 		if st.Explain {
 			return nil, fmt.Errorf("mmdb: %w: EXPLAIN applies to SEARCH and COUNT", ErrInvalidQuery)
@@ -115,6 +105,55 @@ func (db *DB) Query(ctx context.Context, statement string) (*Result, error) {
 		}
 	case query.StmtSearch:
 		return db.querySearch(ctx, st)
+	}
+	return res, nil
+}
+
+// queryModel runs the statements that fit or drop what searches route
+// through: ALIGN, CALIBRATE, DROP.
+func (db *DB) queryModel(ctx context.Context, st *query.Statement, res *Result) (*Result, error) {
+	switch st.Kind {
+	case query.StmtAlign:
+		m, err := align.ParseMethod(strings.ToLower(st.Method))
+		if err != nil {
+			return nil, fmt.Errorf("mmdb: %w: %w", ErrInvalidQuery, err)
+		}
+		rep, err := db.Align(ctx, st.From, st.To, &AlignOptions{Method: m, Force: st.Force, StoreAny: st.Force, Label: st.Label})
+		if errors.Is(err, ErrNoGain) && rep != nil {
+			res.Report = rep // what each method scored is why nothing was stored
+			return res, err
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Report = rep
+	case query.StmtCalibrate:
+		o := &CalibrateOptions{Auto: st.Auto, Centre: st.Centre, Alpha: st.Alpha, Beta: st.Beta, K: st.K, StoreAny: st.Force}
+		if !o.Auto && !o.Centre && o.Alpha == 0 && o.Beta == 0 {
+			return nil, fmt.Errorf("mmdb: %w: CALIBRATE %s TO %s: say what to measure (AUTO, CENTRE, ALPHA x or BETA x); DROP CALIBRATION removes one", ErrInvalidQuery, st.From, st.To)
+		}
+		c, err := db.Calibrate(ctx, st.From, st.To, o)
+		res.Calibration = c
+		if errors.Is(err, ErrNoGain) && c != nil {
+			return res, err
+		}
+		if err != nil {
+			return nil, err
+		}
+	case query.StmtDrop:
+		var dropped bool
+		var err error
+		if st.Drop == "ALIGNMENT" {
+			dropped, err = db.DropAlignment(st.From, st.To)
+		} else {
+			dropped, err = db.dropCalibration(st.From, st.To)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if dropped {
+			res.Count = 1
+		}
 	}
 	return res, nil
 }
@@ -224,6 +263,10 @@ func (r *Result) String() string {
 	switch {
 	case r.Report != nil:
 		b.WriteString(r.Report.String())
+	case r.Calibration != nil:
+		fmt.Fprintf(&b, "calibration %s->%s: %s\n", r.Calibration.Probe, r.Calibration.Target, r.Calibration.Why)
+	case r.Kind == query.StmtDrop:
+		fmt.Fprintf(&b, "dropped %d\n", r.Count)
 	case r.Item != nil:
 		items := r.Items
 		if len(items) == 0 {

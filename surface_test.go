@@ -437,3 +437,38 @@ func TestNegativeExamples(t *testing.T) {
 		assert.Contains(t, err.Error(), msg, stmt)
 	}
 }
+
+// CALIBRATE and DROP as statements: what they store, what they remove.
+func TestCalibrateAndDropStatements(t *testing.T) {
+	db, _ := surfaceDB(t)
+	res, err := db.Query(ctx, "CALIBRATE text TO image CENTRE FORCE")
+	require.NoError(t, err)
+	require.NotNil(t, res.Calibration)
+	assert.NotEmpty(t, res.Calibration.Measured)
+	st, err := db.Stats()
+	require.NoError(t, err)
+	assert.Len(t, st.Calibrations, 1)
+	_, err = db.Query(ctx, "CALIBRATE text TO image")
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	assert.Contains(t, err.Error(), "say what to measure")
+
+	res, err = db.Query(ctx, "DROP CALIBRATION text TO image")
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Count)
+	res, err = db.Query(ctx, "DROP CALIBRATION text TO image")
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.Count, "nothing left to drop")
+
+	plan, err := db.Explain(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "text", ItemID: "it-001"}}})
+	require.NoError(t, err)
+	assert.Equal(t, RouteAligned, plan.Probes[0].Route)
+	res, err = db.Query(ctx, "DROP ALIGNMENT text TO audio")
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Count)
+	plan, err = db.Explain(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "text", ItemID: "it-001"}}})
+	require.NoError(t, err)
+	assert.Equal(t, RoutePivot, plan.Probes[0].Route, "without the map, the pivot")
+	_, err = db.Query(ctx, "DROP MODALITY audio")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ALIGNMENT or CALIBRATION after DROP")
+}

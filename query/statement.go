@@ -15,6 +15,11 @@ const (
 	StmtDelete = "DELETE"
 	StmtCount  = "COUNT"
 	StmtAlign  = "ALIGN"
+	// StmtCalibrate: CALIBRATE <probe> TO <target> [AUTO] [CENTRE]
+	// [ALPHA <x>] [BETA <x>] [K <n>] [FORCE].
+	StmtCalibrate = "CALIBRATE"
+	// StmtDrop: DROP ALIGNMENT|CALIBRATION <from> TO <to>.
+	StmtDrop = "DROP"
 )
 
 // Statement is one parsed statement of the mmdb language:
@@ -30,6 +35,8 @@ const (
 //	DELETE '<id>'[, '<id>'] | DELETE WHERE <filter>
 //	COUNT [WHERE <filter>]
 //	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce] [BY <attr>] [FORCE]
+//	CALIBRATE <probe> TO <target> [AUTO] [CENTRE] [ALPHA <x>] [BETA <x>] [K <n>] [FORCE]
+//	DROP ALIGNMENT|CALIBRATION <from> TO <to>
 //	EXPLAIN [ANALYZE] <statement>
 type Statement struct {
 	Kind    string
@@ -59,8 +66,16 @@ type Statement struct {
 	// attribute may still be called by.
 	Label string
 	// Force: ALIGN ... FORCE, a map even between modalities of one space,
-	// or one that does not beat searching without it.
+	// or one that does not beat searching without it; CALIBRATE ... FORCE,
+	// corrections stored even when they measure no better.
 	Force bool
+	// Drop: what DROP removes, "ALIGNMENT" or "CALIBRATION".
+	Drop string
+	// CALIBRATE's candidates: Auto, Centre, Alpha and Beta (0: not asked),
+	// K (0: the default).
+	Auto, Centre bool
+	Alpha, Beta  float64
+	K            int
 }
 
 // StmtProbe is one probe of a SEARCH statement.
@@ -73,6 +88,44 @@ type StmtProbe struct {
 	File   string
 	Text   string
 	Weight float32
+}
+
+// parsePair reads "<from> TO <to>".
+func (p *parser) parsePair(what string) (from, to string, err error) {
+	if from, err = p.parseName(what); err != nil {
+		return "", "", err
+	}
+	if !p.acceptKeyword("TO") {
+		return "", "", p.fail("TO")
+	}
+	to, err = p.parseName("the target modality after TO")
+	return from, to, err
+}
+
+// parseCalibrate reads CALIBRATE's options, in any order.
+func (p *parser) parseCalibrate(st *Statement) error {
+	for {
+		var err error
+		switch {
+		case p.acceptWord("AUTO"):
+			st.Auto = true
+		case p.acceptWord("CENTRE"), p.acceptWord("CENTER"):
+			st.Centre = true
+		case p.acceptWord("ALPHA"):
+			st.Alpha, err = p.parseFloat("a hubness weight after ALPHA")
+		case p.acceptWord("BETA"):
+			st.Beta, err = p.parseFloat("an inverse temperature after BETA")
+		case p.acceptWord("K"):
+			st.K, err = p.parseInt("the neighbours after K")
+		case p.acceptKeyword("FORCE"):
+			st.Force = true
+		default:
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // parseIDs reads '<id>'[, '<id>' ...].
@@ -145,8 +198,26 @@ func ParseStatement(s string) (*Statement, error) {
 			}
 		}
 		st.Force = p.acceptKeyword("FORCE")
+	case p.acceptWord("CALIBRATE"):
+		st.Kind = StmtCalibrate
+		if st.From, st.To, err = p.parsePair("the probe modality"); err == nil {
+			err = p.parseCalibrate(st)
+		}
+	case p.acceptWord("DROP"):
+		st.Kind = StmtDrop
+		switch {
+		case p.acceptWord("ALIGNMENT"):
+			st.Drop = "ALIGNMENT"
+		case p.acceptWord("CALIBRATION"):
+			st.Drop = "CALIBRATION"
+		default:
+			err = p.fail("ALIGNMENT or CALIBRATION after DROP")
+		}
+		if err == nil {
+			st.From, st.To, err = p.parsePair("a modality")
+		}
 	default:
-		return nil, p.fail("SEARCH, GET, DELETE, COUNT, ALIGN or EXPLAIN")
+		return nil, p.fail("SEARCH, GET, DELETE, COUNT, ALIGN, CALIBRATE, DROP or EXPLAIN")
 	}
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func queryCmd() *cobra.Command {
 		if err != nil {
 			return withCaret(fmt.Errorf("%w: %w", mmdb.ErrInvalidQuery, err), args[1])
 		}
-		readOnly := st.Kind != query.StmtDelete && st.Kind != query.StmtAlign
+		readOnly := st.Kind == query.StmtSearch || st.Kind == query.StmtGet || st.Kind == query.StmtCount
 		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: readOnly, Progress: progressFunc(c.ErrOrStderr())})
 		if err != nil {
 			return err

@@ -47,6 +47,12 @@ func render(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o r
 	switch {
 	case res.Report != nil:
 		fmt.Fprint(w, res.Report.String())
+	case res.Calibration != nil:
+		fmt.Fprint(w, calibrationText(res.Calibration.Probe, res.Calibration.Target, res.Calibration))
+	case res.Kind == query.StmtDrop && res.Count == 0:
+		fmt.Fprintln(w, "nothing to drop")
+	case res.Kind == query.StmtDrop:
+		fmt.Fprintln(w, "dropped")
 	case res.Item != nil && len(res.Items) > 1:
 		for _, it := range res.Items {
 			if err := renderItem(w, it, o); err != nil {
@@ -88,6 +94,8 @@ func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result,
 	switch {
 	case res.Report != nil:
 		out["report"] = res.Report
+	case res.Calibration != nil:
+		out["calibration"] = res.Calibration
 	case res.Item != nil && len(res.Items) > 1:
 		items := make([]any, len(res.Items))
 		for i, it := range res.Items {

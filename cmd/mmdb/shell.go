@@ -372,6 +372,8 @@ const shellHelp = `Statements end with ';' and may span lines:
          image FILE 'cat.png', audio FILE 'bark.wav', caption 'a brown dog on grass'
   GET 'id', ...;   DELETE 'id', ...;   COUNT [WHERE filter];
   ALIGN from TO to [USING auto|ridge|procrustes|cca|infonce] [BY label] [FORCE];
+  CALIBRATE probe TO target [AUTO] [CENTRE] [ALPHA x] [BETA x] [K n] [FORCE];
+  DROP ALIGNMENT|CALIBRATION from TO to;   DELETE WHERE filter;
   EXPLAIN [ANALYZE] statement;
 Dot-commands:
   .help                      this text
@@ -519,7 +521,7 @@ type completer struct{ db *mmdb.DB }
 var (
 	dotCommands = []string{".help", ".schema", ".stats", ".define", ".mode", ".timer", ".explain", ".vectors", ".import", ".export", ".snapshot", ".read", ".quit", ".exit"}
 	stmtWords   = []string{"SEARCH", "NEAR", "OF", "WEIGHT", "FUSE", "WHERE", "LIMIT", "EF", "EXACT", "GET", "DELETE", "COUNT",
-		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "OFFSET", "EXCLUDE", "SCORE", "DISTANCE", "GROUP", "PER", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
+		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "OFFSET", "EXCLUDE", "SCORE", "DISTANCE", "GROUP", "PER", "CALIBRATE", "DROP", "ALIGNMENT", "CALIBRATION", "AUTO", "CENTRE", "ALPHA", "BETA", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
 		"rrf", "weighted", "dbsf", "early", "auto", "ridge", "procrustes", "cca", "infonce"}
 )
 
