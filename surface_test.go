@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/kernel"
@@ -471,4 +472,48 @@ func TestCalibrateAndDropStatements(t *testing.T) {
 	_, err = db.Query(ctx, "DROP MODALITY audio")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "ALIGNMENT or CALIBRATION after DROP")
+}
+
+// LIKE 'prefix%' matches what strings.HasPrefix says, on strings and on
+// lists, through the postings (COUNT, DELETE) and inside a search; other
+// wildcards are refused, not taken literally.
+func TestLikePrefix(t *testing.T) {
+	db, _ := openTest(t, imgMod)
+	names := []string{"apple", "apricot", "ap", "a", "banana", "ap%x", "Apple", "äpfel", "ap_y", "apz\xff"}
+	var items []Item
+	for i, n := range names {
+		if !utf8.ValidString(n) {
+			continue
+		}
+		items = append(items, Item{ID: fmt.Sprint(i), Attrs: map[string]any{"name": n, "tags": []string{"x" + n, n}},
+			Vectors: map[string][]float32{"image": {1, float32(i), 0, 0}}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	for _, f := range []string{"name LIKE 'ap%'", "name LIKE 'a%'", "name LIKE '%'", "name LIKE 'ap\\%%'", "name LIKE 'ap\\_%'",
+		"tags LIKE 'xap%'", "name LIKE 'apple'", "NOT name LIKE 'ap%'", "name LIKE 'äp%'", "name LIKE 'zz%'"} {
+		e, err := query.ParseFilter(f)
+		require.NoError(t, err, f)
+		want := 0
+		for _, it := range items {
+			if query.Match(e, it.Attrs) {
+				want++
+			}
+		}
+		res, err := db.Query(ctx, "COUNT WHERE "+f)
+		require.NoError(t, err, f)
+		assert.Equal(t, want, res.Count, f)
+		hits, err := db.Search(ctx, Query{Target: "image", K: 20, Filter: e, Probes: []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}})
+		require.NoError(t, err)
+		assert.Len(t, hits, want, f)
+		again, err := query.ParseFilter(e.String())
+		require.NoError(t, err, e.String())
+		assert.Equal(t, e.String(), again.String())
+	}
+	n, err := query.ParseFilter("name LIKE 'ap%'")
+	require.NoError(t, err)
+	assert.Equal(t, query.StartsWith("name", "ap"), n)
+	for _, bad := range []string{"name LIKE '%pp%'", "name LIKE 'a_ple'", "name LIKE 3"} {
+		_, err := query.ParseFilter(bad)
+		require.ErrorIs(t, err, query.ErrSyntax, bad)
+	}
 }

@@ -65,6 +65,8 @@ func Eval(e Expr, src Source) (*roaring.Bitmap, error) {
 		return src.Range(x.Attr, x.Lo, x.Hi, true, true)
 	case Exists:
 		return src.Exists(x.Attr)
+	case Prefix:
+		return evalPrefix(x, src)
 	case AndExpr:
 		var out *roaring.Bitmap
 		for _, t := range x.Terms {

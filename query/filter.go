@@ -260,6 +260,8 @@ func Match(e Expr, attrs map[string]any) bool {
 	case Exists:
 		_, ok := attrs[x.Attr]
 		return ok
+	case Prefix:
+		return matchPrefix(x, attrs)
 	case AndExpr:
 		for _, t := range x.Terms {
 			if !Match(t, attrs) {
@@ -405,6 +407,8 @@ func validate(e Expr, depth int) error {
 		return lit(x.Hi)
 	case Exists:
 		return attr(x.Attr)
+	case Prefix:
+		return validPrefix(x)
 	case AndExpr:
 		if len(x.Terms) == 0 {
 			return fmt.Errorf("%w: an AND of no terms", ErrSyntax)
@@ -450,6 +454,8 @@ func Compared(e Expr) []string {
 		case InList:
 			name = x.Attr
 		case Between:
+			name = x.Attr
+		case Prefix:
 			name = x.Attr
 		case AndExpr:
 			for _, t := range x.Terms {

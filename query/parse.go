@@ -177,6 +177,7 @@ func lex(s string) ([]token, error) {
 type parser struct {
 	toks []token
 	i    int
+	src  string // the text parsed, for hints about quoting
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
@@ -236,7 +237,7 @@ func ParseFilter(s string) (Expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{toks: toks}
+	p := &parser{toks: toks, src: s}
 	e, err := p.parseOr()
 	if err != nil {
 		return nil, err
@@ -380,8 +381,15 @@ func (p *parser) parsePrimary(d int) (Expr, error) {
 			return Between{attr, lo, hi}, nil
 		case p.acceptKeyword("EXISTS"):
 			return Exists{attr}, nil
+		case p.acceptWord("LIKE"):
+			pat := p.peek()
+			if pat.kind != tString {
+				return nil, p.fail("a pattern in quotes after LIKE ('abc%')")
+			}
+			p.next()
+			return parseLike(attr, pat.text, pat.pos)
 		}
-		return nil, p.fail("a comparison (=, !=, <, <=, >, >=), IN, BETWEEN or EXISTS after " + strconv.Quote(attr))
+		return nil, p.fail("a comparison (=, !=, <, <=, >, >=), IN, BETWEEN, LIKE or EXISTS after " + strconv.Quote(attr))
 	}
 	return nil, p.fail("an attribute name, NOT, EXISTS or '('")
 }

@@ -150,7 +150,7 @@ func ParseStatement(s string) (*Statement, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{toks: toks}
+	p := &parser{toks: toks, src: s}
 	st := &Statement{}
 	if p.acceptKeyword("EXPLAIN") {
 		st.Explain = true
@@ -238,6 +238,9 @@ func ParseStatement(s string) (*Statement, error) {
 
 func (p *parser) parseString(want string) (string, error) {
 	t := p.peek()
+	if t.kind == tIdent && t.pos < len(p.src) && p.src[t.pos] == '"' {
+		return "", &SyntaxError{t.pos, fmt.Sprintf("expected %s: texts and IDs take single quotes ('%s'); double quotes name attributes", want, t.text)}
+	}
 	if t.kind != tString {
 		return "", p.fail(want)
 	}

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/encoder"
@@ -27,6 +29,15 @@ type schemaEntry struct {
 // WriteSchemaFile writes db's modalities as JSON to path, beside an
 // export, so that an import can define them.
 func WriteSchemaFile(db *mmdb.DB, path string) error {
+	var b strings.Builder
+	if err := WriteSchema(db, &b); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// WriteSchema writes db's modalities as the JSON of a schema file.
+func WriteSchema(db *mmdb.DB, w io.Writer) error {
 	var s []schemaEntry
 	for _, m := range db.Modalities() {
 		s = append(s, schemaEntry{Name: m.Name, Dim: m.Dim, Metric: m.Metric.String(), Space: m.Space, Encoder: m.Encoder})
@@ -35,7 +46,8 @@ func WriteSchemaFile(db *mmdb.DB, path string) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
+	_, err = w.Write(append(data, '\n'))
+	return err
 }
 
 // ApplySchemaFile defines the modalities listed in the schema file at path

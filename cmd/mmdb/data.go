@@ -76,7 +76,8 @@ func importCmd() *cobra.Command {
 			"modality are dropped: ALIGN again.\n"+
 			"Each batch is atomic; by default the first bad line stops the import,\n"+
 			"--skip-bad stores the good lines and counts the bad ones. A schema file written by export\n"+
-			"(FILE.schema.json) defines missing modalities.\n\n"+
+			"(FILE.schema.json) defines missing modalities (--schema names one). FILE - reads JSON lines\n"+
+			"from stdin.\n\n"+
 			"A record for an ID that is already stored is merged into it: its vectors replace those\n"+
 			"modalities and the item's other modalities are kept; its attributes replace those of the\n"+
 			"same names (null removes one) and the others are kept. So {\"id\":\"a\",\"attrs\":{\"label\":\"x\"}}\n"+
@@ -89,12 +90,13 @@ func importCmd() *cobra.Command {
 			"PCM WAV are read (up to 50 megapixels, 2^24 audio frames, 128 MiB a file); FIFOs, devices\n"+
 			"and links to them are skipped and counted. Parquet with LZ4 columns is refused (its decoder\n"+
 			"has no bound on a damaged file); export writes Zstandard.",
-		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy\n  mmdb import --modality speech media.mmdb recordings/", -1)
+		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy\n  mmdb import --modality speech media.mmdb recordings/\n  mmdb import --schema items.jsonl.schema.json new.mmdb - < items.jsonl", -1)
 	modality := c.Flags().String("modality", "", "for .npy files and media folders: the modality the vectors belong to")
 	idsFile := c.Flags().String("ids", "", "for .npy files: a text file with one ID per row")
 	skipBad := c.Flags().Bool("skip-bad", false, "import the good records and report how many were skipped")
 	replace := c.Flags().Bool("replace", false, "store each record as the whole item, removing attributes and modalities it lacks (default: merge into the stored item)")
 	batch := c.Flags().Int("batch", transfer.DefaultBatch, "items per atomic batch")
+	schema := c.Flags().String("schema", "", "a schema file (written by export) defining the modalities first; for stdin (-), whose side file cannot be found")
 	refit := c.Flags().Bool("refit", false, "for media folders: fit the standardisation again and re-encode every stored vector of the modality from its file")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
@@ -107,8 +109,25 @@ func importCmd() *cobra.Command {
 		}
 		defer db.Close()
 		var reps []transfer.Report
+		if *schema != "" {
+			if _, err := os.Stat(*schema); err != nil {
+				return fmt.Errorf("%w: --schema: %w", errUsage, err)
+			}
+			if err := transfer.ApplySchemaFile(db, *schema); err != nil {
+				return err
+			}
+		}
 		for _, f := range args[1:] {
-			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, *refit, transfer.Options{Batch: *batch, SkipBad: *skipBad, Replace: *replace, Progress: counter(c.ErrOrStderr(), "import "+filepath.Base(f))})
+			o := transfer.Options{Batch: *batch, SkipBad: *skipBad, Replace: *replace, Progress: counter(c.ErrOrStderr(), "import "+filepath.Base(f))}
+			if f == "-" { // JSON lines on stdin
+				rep, err := transfer.ImportJSONL(c.Context(), db, c.InOrStdin(), "stdin", o)
+				reps = append(reps, rep)
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, *refit, o)
 			reps = append(reps, rep)
 			if err != nil {
 				return err
@@ -208,7 +227,7 @@ func exportCmd() *cobra.Command {
 		"Writes every item to OUT: as JSON lines (OUT - for stdout), or, when OUT ends in .parquet, as\n"+
 			"Parquet rows laid out for bulk import into Milvus and LanceDB (id, attrs as a JSON string,\n"+
 			"one float32 list column per modality). The schema goes to OUT.schema.json so that\n"+
-			"'mmdb import' can recreate the modalities.",
+			"'mmdb import' can recreate the modalities (to stderr for OUT -). Other extensions are refused.",
 		"mmdb export media.mmdb items.jsonl\n  mmdb export media.mmdb items.parquet", 2)
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
@@ -232,10 +251,21 @@ func exportCmd() *cobra.Command {
 
 func exportTo(ctx context.Context, db *mmdb.DB, out string, stdout, stderr io.Writer) (int, error) {
 	if out == "-" {
+		// The schema cannot go beside stdout: it goes to stderr.
+		var schema strings.Builder
+		if err := transfer.WriteSchema(db, &schema); err != nil {
+			return 0, err
+		}
+		fmt.Fprint(stderr, schema.String())
 		return transfer.ExportJSONL(ctx, db, stdout, nil)
 	}
 	if err := refuseDatabase(db, out); err != nil {
 		return 0, err
+	}
+	switch strings.ToLower(filepath.Ext(out)) {
+	case ".jsonl", ".ndjson", ".json", ".parquet":
+	default:
+		return 0, fmt.Errorf("%w: %s: unknown export format %q (want .jsonl, .ndjson, .json or .parquet, or - for JSON lines on stdout)", errUsage, out, filepath.Ext(out))
 	}
 	if err := transfer.WriteSchemaFile(db, out+".schema.json"); err != nil {
 		return 0, err

@@ -117,3 +117,25 @@ func TestDemoMediaFolderIsItsOwn(t *testing.T) {
 	code, _, errs = mmdbRun(t, "", "demo", "--items", "300", "--dir", dir)
 	require.Equal(t, 0, code, "a second demo replaces its own folder: %s", errs)
 }
+
+// export to stdout puts the schema on stderr; import from stdin takes it
+// with --schema; an export format mmdb does not write is refused; an ID in
+// double quotes gets a hint.
+func TestExportImportStreams(t *testing.T) {
+	_, db := buildDB(t)
+	dir := t.TempDir()
+	code, out, errs := mmdbRun(t, "", "export", db, "-")
+	require.Equal(t, 0, code, errs)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "s.json"), []byte(errs), 0o644))
+	assert.Contains(t, errs, `"modalities"`)
+	code, got, errs := mmdbRun(t, out, "import", "--json", "--schema", filepath.Join(dir, "s.json"), filepath.Join(dir, "n.mmdb"), "-")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, got, `"imported": 12`)
+	code, _, errs = mmdbRun(t, "", "export", db, filepath.Join(dir, "x.csv"))
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errs, `unknown export format ".csv"`)
+	assert.NoFileExists(t, filepath.Join(dir, "x.csv"))
+	code, _, errs = mmdbRun(t, "", "query", db, `GET "cat-00"`)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "texts and IDs take single quotes ('cat-00')")
+}

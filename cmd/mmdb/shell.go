@@ -385,7 +385,7 @@ Dot-commands:
   .explain on|off            run SEARCH statements as EXPLAIN ANALYZE
   .vectors on|off            print vectors in full instead of [N floats]
   .import FILE [MODALITY [IDS]]   JSONL, or NPY rows of MODALITY (IDs from the IDS file)
-  .export FILE               every item as JSONL (and FILE.schema.json)
+  .export FILE               every item as JSONL, or Parquet for .parquet (and FILE.schema.json)
   .snapshot FILE             a consistent copy of the database
   .read FILE                 run the statements in FILE
   .quit                      leave (also .exit, Ctrl-D)
