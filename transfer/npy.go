@@ -44,15 +44,46 @@ func ReadIDs(r io.Reader, name string) ([]string, error) {
 // row number) when ids is nil. An item that already exists keeps its
 // attributes and other vectors: the row is added to it.
 func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality string, ids []string, o Options) (Report, error) {
+	return ImportNPYWith(ctx, db, r, name, modality, ids, NPYOptions{Options: o, Index: -1})
+}
+
+// NPYOptions tune ImportNPYWith.
+type NPYOptions struct {
+	Options
+	// Index picks the matrix of a 3-D file (L, N, D): its rows are the
+	// file's [Index, i, :]. It must be given (0..L-1) for such a file, and
+	// be -1 for a 2-D one.
+	Index int
+	// Define, when the database has no such modality, defines it: a zero
+	// Dim is the file's, a zero Metric Cosine.
+	Define *mmdb.Modality
+}
+
+// ImportNPYWith is ImportNPY for 3-D files and modalities it defines.
+func ImportNPYWith(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality string, ids []string, no NPYOptions) (Report, error) {
+	o := no.Options
 	rep := Report{File: name}
 	a, err := npy.Read(r)
 	if err != nil {
 		return rep, fmt.Errorf("%w: %s: %w", ErrBadRecord, name, err)
 	}
-	if len(a.Shape) != 2 {
-		return rep, fmt.Errorf("%w: %s: shape %v is not a matrix (rows x dimension)", ErrBadRecord, name, a.Shape)
+	data, rows, dim, err := npyMatrix(a, name, no.Index)
+	if err != nil {
+		return rep, err
 	}
-	rows, dim := a.Shape[0], a.Shape[1]
+	if d := no.Define; d != nil && !slices.ContainsFunc(db.Modalities(), func(m mmdb.Modality) bool { return m.Name == modality }) {
+		def := *d
+		def.Name = modality
+		if def.Dim == 0 {
+			def.Dim = dim
+		}
+		if def.Metric == 0 {
+			def.Metric = mmdb.Cosine
+		}
+		if err := db.DefineModality(def); err != nil {
+			return rep, fmt.Errorf("%s: %w", name, err)
+		}
+	}
 	// Refuse a shape the modality cannot take before reading any row: a
 	// file claiming a billion rows of dimension 0 would otherwise go
 	// through a billion refused items.
@@ -91,7 +122,7 @@ func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality str
 		if ids != nil {
 			id = ids[i]
 		}
-		vec := a.Data[i*dim : (i+1)*dim : (i+1)*dim]
+		vec := data[i*dim : (i+1)*dim : (i+1)*dim]
 		batch = append(batch, mmdb.Item{ID: id, Vectors: map[string][]float32{modality: vec}})
 		if len(batch) >= o.batch() {
 			if err := flush(); err != nil {
@@ -100,4 +131,21 @@ func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality str
 		}
 	}
 	return rep, flush()
+}
+
+// npyMatrix is the rows x dim matrix of a 2-D file, or the one a 3-D
+// file holds at index.
+func npyMatrix(a npy.Array, name string, index int) (data []float32, rows, dim int, err error) {
+	switch {
+	case len(a.Shape) == 2 && index < 0:
+		return a.Data, a.Shape[0], a.Shape[1], nil
+	case len(a.Shape) == 2:
+		return nil, 0, 0, fmt.Errorf("%w: %s: an index (%d) for a 2-D file of shape %v", ErrBadRecord, name, index, a.Shape)
+	case len(a.Shape) == 3 && (index < 0 || index >= a.Shape[0]):
+		return nil, 0, 0, fmt.Errorf("%w: %s: shape %v holds %d matrices: give the index of one (0..%d)", ErrBadRecord, name, a.Shape, a.Shape[0], a.Shape[0]-1)
+	case len(a.Shape) == 3:
+		rows, dim = a.Shape[1], a.Shape[2]
+		return a.Data[index*rows*dim : (index+1)*rows*dim], rows, dim, nil
+	}
+	return nil, 0, 0, fmt.Errorf("%w: %s: shape %v is not a matrix (rows x dimension) or a stack of them", ErrBadRecord, name, a.Shape)
 }

@@ -90,12 +90,17 @@ func importCmd() *cobra.Command {
 			"PCM WAV are read (up to 50 megapixels, 2^24 audio frames, 128 MiB a file); FIFOs, devices\n"+
 			"and links to them are skipped and counted. Parquet with LZ4 columns is refused (its decoder\n"+
 			"has no bound on a damaged file); export writes Zstandard.",
-		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy\n  mmdb import --modality speech media.mmdb recordings/\n  mmdb import --schema items.jsonl.schema.json new.mmdb - < items.jsonl", -1)
+		"mmdb import media.mmdb items.jsonl\n  mmdb import --modality image --ids ids.txt media.mmdb image.npy\n  mmdb import --modality caption --define --space clip --index 1 media.mmdb features.npy\n  mmdb import --modality speech media.mmdb recordings/\n  mmdb import --schema items.jsonl.schema.json new.mmdb - < items.jsonl", -1)
 	modality := c.Flags().String("modality", "", "for .npy files and media folders: the modality the vectors belong to")
 	idsFile := c.Flags().String("ids", "", "for .npy files: a text file with one ID per row")
 	skipBad := c.Flags().Bool("skip-bad", false, "import the good records and report how many were skipped")
 	replace := c.Flags().Bool("replace", false, "store each record as the whole item, removing attributes and modalities it lacks (default: merge into the stored item)")
 	batch := c.Flags().Int("batch", transfer.DefaultBatch, "items per atomic batch")
+	var nf npyFlags
+	c.Flags().IntVar(&nf.index, "index", -1, "for .npy files of shape (L, N, D): which of the L matrices to import")
+	c.Flags().BoolVar(&nf.define, "define", false, "for .npy files: define the modality if missing, of the file's dimension (--metric, --space)")
+	c.Flags().StringVar(&nf.metric, "metric", "cosine", "with --define: cosine, dot or l2")
+	c.Flags().StringVar(&nf.space, "space", "", "with --define: the embedding space")
 	schema := c.Flags().String("schema", "", "a schema file (written by export) defining the modalities first; for stdin (-), whose side file cannot be found")
 	refit := c.Flags().Bool("refit", false, "for media folders: fit the standardisation again and re-encode every stored vector of the modality from its file")
 	asJSON := jsonFlag(c)
@@ -127,7 +132,7 @@ func importCmd() *cobra.Command {
 				}
 				continue
 			}
-			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, *refit, o)
+			rep, err := importFile(c.Context(), db, f, *modality, *idsFile, *refit, o, nf)
 			reps = append(reps, rep)
 			if err != nil {
 				return err
@@ -145,7 +150,14 @@ func importCmd() *cobra.Command {
 	return c
 }
 
-func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string, refit bool, o transfer.Options) (transfer.Report, error) {
+// npyFlags are import's flags for .npy files.
+type npyFlags struct {
+	index         int
+	define        bool
+	metric, space string
+}
+
+func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string, refit bool, o transfer.Options, nf npyFlags) (transfer.Report, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return importFolder(ctx, db, path, modality, refit, o)
 	}
@@ -187,7 +199,15 @@ func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string
 				return transfer.Report{File: path}, err
 			}
 		}
-		return transfer.ImportNPY(ctx, db, f, path, modality, ids, o)
+		no := transfer.NPYOptions{Options: o, Index: nf.index}
+		if nf.define {
+			met, err := parseMetric(nf.metric)
+			if err != nil {
+				return transfer.Report{File: path}, fmt.Errorf("%w: %v", errUsage, err)
+			}
+			no.Define = &mmdb.Modality{Metric: met, Space: nf.space}
+		}
+		return transfer.ImportNPYWith(ctx, db, f, path, modality, ids, no)
 	case ".jsonl", ".ndjson", ".json":
 		return transfer.ImportJSONL(ctx, db, f, path, o)
 	case ".parquet":

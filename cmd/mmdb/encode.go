@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/mmdb-go/mmdb"
@@ -52,8 +53,9 @@ func encodeCmd() *cobra.Command {
 }
 
 func defineCmd() *cobra.Command {
-	c := newCmd("define DB NAME", "define a modality, with the encoder that makes its vectors",
-		"Defines modality NAME. --encoder names how its vectors are made from raw content, so that\n"+
+	c := newCmd("define DB NAME [DIM [METRIC [SPACE]]]", "define a modality, with the encoder that makes its vectors",
+		"Defines modality NAME (DIM, METRIC and SPACE may also be given as --dim, --metric, --space).\n"+
+			"--encoder names how its vectors are made from raw content, so that\n"+
 			"imports and probes can give files or text: mfcc (WAV audio) and image (PNG/JPEG pictures)\n"+
 			"are built in, and their dimension is theirs; openai is a server speaking OpenAI's\n"+
 			"/v1/embeddings API (Infinity, vLLM, Ollama, LocalAI, text-embeddings-inference), given by\n"+
@@ -63,7 +65,7 @@ func defineCmd() *cobra.Command {
 			"Modalities that share --space are compared directly.",
 		"mmdb define media.mmdb audio --encoder mfcc\n"+
 			"  mmdb define media.mmdb caption --encoder openai --url http://localhost:7997 --model openai/clip-vit-base-patch32 --input text --dim 512 --space clip\n"+
-			"  mmdb define media.mmdb photo --dim 512 --space clip", 2)
+			"  mmdb define media.mmdb photo 512 cosine clip", -1)
 	kind := c.Flags().String("encoder", "", "mfcc, image or openai; empty: vectors given by callers")
 	dim := c.Flags().Int("dim", 0, "the vector dimension (the built-in encoders' own by default)")
 	metric := c.Flags().String("metric", "cosine", "cosine, dot or l2")
@@ -74,6 +76,22 @@ func defineCmd() *cobra.Command {
 	keyEnv := c.Flags().String("key-env", "", "openai: the environment variable holding the API key")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) < 2 || len(args) > 5 {
+			return fmt.Errorf("%w: want DB NAME [DIM [METRIC [SPACE]]], got %d arguments", errUsage, len(args))
+		}
+		if len(args) > 2 {
+			n, err := strconv.Atoi(args[2])
+			if err != nil {
+				return fmt.Errorf("%w: dimension %q is not a number", errUsage, args[2])
+			}
+			*dim = n
+		}
+		if len(args) > 3 {
+			*metric = args[3]
+		}
+		if len(args) > 4 {
+			*space = args[4]
+		}
 		met, err := modality.ParseMetric(strings.ToLower(*metric))
 		if err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
@@ -128,4 +146,9 @@ func encoderName(s *encoder.Spec) string {
 		return "none"
 	}
 	return s.String()
+}
+
+// parseMetric reads a --metric flag.
+func parseMetric(s string) (mmdb.Metric, error) {
+	return modality.ParseMetric(strings.ToLower(s))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
 	"os"
@@ -21,8 +22,11 @@ func TestEncoderCommands(t *testing.T) {
 	code, out, errs := mmdbRun(t, "", "define", db, "pic", "--encoder", "image")
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, `defined pic: 136-d cosine in space "pic", encoder image(size=8 orientations=8 cell=4 stride=2) not fitted`)
-	code, _, errs = mmdbRun(t, "", "define", db, "vec", "--dim", "3", "--metric", "l2")
+	code, _, errs = mmdbRun(t, "", "define", db, "vec", "3", "l2")
 	require.Equal(t, 0, code, errs)
+	code, out, errs = mmdbRun(t, "", "define", db, "vec2", "3", "dot", "shared")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, `defined vec2: 3-d dot in space "shared", encoder none`)
 	code, out, errs = mmdbRun(t, "", "define", "--json", db, "cap", "--encoder", "openai", "--url", "http://127.0.0.1:9", "--model", "m", "--dim", "4")
 	require.Equal(t, 0, code, errs)
 	var m map[string]any
@@ -138,4 +142,26 @@ func TestExportImportStreams(t *testing.T) {
 	code, _, errs = mmdbRun(t, "", "query", db, `GET "cat-00"`)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, "texts and IDs take single quotes ('cat-00')")
+}
+
+// An NPY stack of shape (2, 500, 512) (coco500's CLIP photos and
+// captions) imports one matrix at a time, defining each modality from the
+// file; the two then evaluate at their published figure.
+func TestImportNPYStackAndDefine(t *testing.T) {
+	const file = "../../../shared/data/coco500-clip/features_clip.npy"
+	if _, err := os.Stat(file); err != nil {
+		t.Skipf("%s is absent (%v): this test needs the shared data folder beside the repository", file, err)
+	}
+	db := filepath.Join(t.TempDir(), "c.mmdb")
+	code, _, errs := mmdbRun(t, "", "import", "--modality", "photo", "--define", db, file)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "holds 2 matrices: give the index of one (0..1)")
+	for i, m := range []string{"photo", "caption"} {
+		code, out, errs := mmdbRun(t, "", "import", "--modality", m, "--define", "--space", "clip", "--index", fmt.Sprint(i), db, file)
+		require.Equal(t, 0, code, errs)
+		assert.Contains(t, out, "imported 500 items")
+	}
+	code, out, errs := mmdbRun(t, "", "eval", db, "caption", "photo")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "caption->photo over 500 queries x 500 targets: R@1 0.506")
 }

@@ -464,7 +464,7 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		if len(f) < 2 {
 			return errors.New(".import FILE [MODALITY [IDS]]")
 		}
-		rep, err := importFile(ctx, sh.db, f[1], arg(2), arg(3), false, transfer.Options{Progress: counter(sh.err, "import")})
+		rep, err := importFile(ctx, sh.db, f[1], arg(2), arg(3), false, transfer.Options{Progress: counter(sh.err, "import")}, npyFlags{index: -1})
 		if err != nil {
 			return err
 		}
