@@ -511,7 +511,8 @@ func TestImportNPYErrors(t *testing.T) {
 		{"more IDs than rows", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{2, 3}, make([]float64, 6)) }, []string{"a", "b", "c"}, true, "has 2 rows but 3 IDs"},
 		{"fewer IDs than rows", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{2, 3}, make([]float64, 6)) }, []string{"a"}, true, "has 2 rows but 1 IDs"},
 		{"1-D", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{3}, []float64{1, 2, 3}) }, nil, true, "shape [3] is not a matrix"},
-		{"3-D", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{1, 1, 3}, []float64{1, 2, 3}) }, nil, true, "shape [1 1 3] is not a matrix"},
+		{"3-D", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{1, 1, 3}, []float64{1, 2, 3}) }, nil, true, "shape [1 1 3] holds 1 matrices: give the index of one (0..0)"},
+		{"4-D", func(t *testing.T) []byte { return npyFile(t, "<f4", []int{1, 1, 1, 3}, []float64{1, 2, 3}) }, nil, true, "is not a matrix"},
 		{"not npy", func(*testing.T) []byte { return []byte("hello, world, this is text") }, nil, true, "bad magic"},
 		{"truncated", func(t *testing.T) []byte {
 			b := npyFile(t, "<f4", []int{2, 3}, make([]float64, 6))
