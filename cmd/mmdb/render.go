@@ -114,16 +114,18 @@ func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result,
 	return enc.Encode(out)
 }
 
-func itemJSON(it mmdb.Item, o renderOptions) map[string]any {
-	vecs := map[string]any{}
+// itemJSON is an item as JSON prints it: vectors as arrays, whatever
+// .vectors says (it shortens tables), and no null for an empty map.
+func itemJSON(it mmdb.Item, _ renderOptions) map[string]any {
+	vecs := map[string][]float32{}
 	for k, v := range it.Vectors {
-		if o.vectors {
-			vecs[k] = v
-		} else {
-			vecs[k] = fmt.Sprintf("[%d floats]", len(v))
-		}
+		vecs[k] = v
 	}
-	return map[string]any{"id": it.ID, "attrs": it.Attrs, "vectors": vecs}
+	attrs := it.Attrs
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	return map[string]any{"id": it.ID, "attrs": attrs, "vectors": vecs}
 }
 
 func attrColumns(rows []hitRow) []string {
