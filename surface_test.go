@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
@@ -515,5 +517,43 @@ func TestLikePrefix(t *testing.T) {
 	for _, bad := range []string{"name LIKE '%pp%'", "name LIKE 'a_ple'", "name LIKE 3"} {
 		_, err := query.ParseFilter(bad)
 		require.ErrorIs(t, err, query.ErrSyntax, bad)
+	}
+}
+
+// Ranked pages over 100k items: pages of an exact search up to MaxK hits
+// (offset + limit is capped there, as in Milvus) return every hit of the
+// ranking exactly once, with a filter too.
+func TestOffsetPagesOver100k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: stores 100,000 items")
+	}
+	db, err := Open(filepath.Join(t.TempDir(), "p.mmdb"), &Options{NoSync: true, Index: hnsw.Config{M: 8, EfConstruction: 16}})
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: 4, Metric: L2}))
+	r := rand.New(rand.NewPCG(5, 6))
+	items := make([]Item, 100_000)
+	for i := range items {
+		items[i] = Item{ID: fmt.Sprintf("p%06d", i), Attrs: map[string]any{"odd": i%2 == 1},
+			Vectors: map[string][]float32{"v": {r.Float32(), r.Float32(), r.Float32(), r.Float32()}}}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	for _, f := range []query.Expr{nil, query.Eq("odd", true)} {
+		seen := map[string]bool{}
+		var last float32 = -1
+		const page = 2048
+		for off := 0; off+page <= MaxK; off += page {
+			hits, err := db.Search(ctx, Query{Target: "v", K: page, Offset: off, Exact: true, Filter: f, NoAttrs: true,
+				Probes: []Probe{{Modality: "v", Vector: []float32{0.5, 0.5, 0.5, 0.5}}}})
+			require.NoError(t, err)
+			require.Len(t, hits, page)
+			for _, h := range hits {
+				require.False(t, seen[h.ID], "hit %s on two pages", h.ID)
+				seen[h.ID] = true
+				require.GreaterOrEqual(t, h.Distance, last, "pages continue the ranking")
+				last = h.Distance
+			}
+		}
+		assert.Len(t, seen, MaxK)
 	}
 }
