@@ -90,6 +90,32 @@ type StmtProbe struct {
 	Weight float32
 }
 
+// parseAlign reads ALIGN's modalities and options.
+func (p *parser) parseAlign(st *Statement) error {
+	var err error
+	if st.From, err = p.parseName("the modality to align from"); err != nil {
+		return err
+	}
+	if !p.acceptKeyword("TO") {
+		return p.fail("TO")
+	}
+	if st.To, err = p.parseName("the modality to align to"); err != nil {
+		return err
+	}
+	if p.acceptKeyword("USING") {
+		if st.Method, err = p.parseName("a method: auto, ridge, procrustes, cca or infonce"); err != nil {
+			return err
+		}
+	}
+	if p.acceptWord("BY") {
+		if st.Label, err = p.parseName("the label attribute"); err != nil {
+			return err
+		}
+	}
+	st.Force = p.acceptKeyword("FORCE")
+	return nil
+}
+
 // parsePair reads "<from> TO <to>".
 func (p *parser) parsePair(what string) (from, to string, err error) {
 	if from, err = p.parseName(what); err != nil {
@@ -177,27 +203,7 @@ func ParseStatement(s string) (*Statement, error) {
 		}
 	case p.acceptKeyword("ALIGN"):
 		st.Kind = StmtAlign
-		if st.From, err = p.parseName("the modality to align from"); err != nil {
-			break
-		}
-		if !p.acceptKeyword("TO") {
-			err = p.fail("TO")
-			break
-		}
-		if st.To, err = p.parseName("the modality to align to"); err != nil {
-			break
-		}
-		if p.acceptKeyword("USING") {
-			if st.Method, err = p.parseName("a method: auto, ridge, procrustes, cca or infonce"); err != nil {
-				break
-			}
-		}
-		if p.acceptWord("BY") {
-			if st.Label, err = p.parseName("the label attribute"); err != nil {
-				break
-			}
-		}
-		st.Force = p.acceptKeyword("FORCE")
+		err = p.parseAlign(st)
 	case p.acceptWord("CALIBRATE"):
 		st.Kind = StmtCalibrate
 		if st.From, st.To, err = p.parsePair("the probe modality"); err == nil {
@@ -357,6 +363,12 @@ func (p *parser) parseSearch(st *Statement) error {
 		}
 		p.next()
 	}
+	return p.parseSearchClauses(st)
+}
+
+// parseSearchClauses reads the clauses after a SEARCH's probes, in any
+// order, each at most once.
+func (p *parser) parseSearchClauses(st *Statement) error {
 	seen := map[string]bool{}
 	for {
 		if t := p.peek(); t.kind == tKeyword || t.kind == tIdent && clauseWords[strings.ToUpper(t.text)] {
