@@ -20,8 +20,15 @@ import (
 
 func queryCmd() *cobra.Command {
 	c := newCmd("query DB STATEMENT", "run one statement and print the result",
-		"Runs one statement of the mmdb language (SEARCH, GET, DELETE, COUNT, ALIGN, EXPLAIN [ANALYZE]).",
-		"mmdb query media.mmdb \"SEARCH image NEAR text OF 'dog-1' WHERE year >= 2010 LIMIT 5\"", 2)
+		"Runs one statement of the mmdb language (SEARCH, GET, DELETE, COUNT, ALIGN, CALIBRATE, DROP,\n"+
+			"EXPLAIN [ANALYZE]); the shell's .help lists their clauses.",
+		"mmdb query media.mmdb \"SEARCH image NEAR text OF 'dog-1' WHERE year >= 2010 LIMIT 5\"\n"+
+			"  mmdb query media.mmdb \"SEARCH image NEAR text OF 'dog-1' LIMIT 10 OFFSET 10 SCORE >= 0.2\"\n"+
+			"  mmdb query media.mmdb \"SEARCH image NEAR image OF 'dog-1' GROUP BY label PER 2 EXCLUDE 'dog-2'\"\n"+
+			"  mmdb query media.mmdb \"SEARCH image NEAR text OF 'dog-1', text OF 'cat-1' WEIGHT -1\"\n"+
+			"  mmdb query media.mmdb \"SEARCH audio NEAR image FILE 'dog.png' LIMIT 5\"\n"+
+			"  mmdb query media.mmdb \"DELETE WHERE name LIKE 'tmp-%'\"\n"+
+			"  mmdb query media.mmdb \"CALIBRATE text TO image AUTO\"", 2)
 	mode := c.Flags().String("mode", "table", "output: table, json or csv")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {

@@ -8,8 +8,11 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -164,4 +167,22 @@ func TestImportNPYStackAndDefine(t *testing.T) {
 	code, out, errs := mmdbRun(t, "", "eval", db, "caption", "photo")
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "caption->photo over 500 queries x 500 targets: R@1 0.506")
+}
+
+// Every statement in mmdb query --help's examples parses.
+func TestQueryHelpExamplesParse(t *testing.T) {
+	ex := queryCmd().Example
+	n := 0
+	for _, line := range strings.Split(ex, "\n") {
+		_, stmt, ok := strings.Cut(line, "media.mmdb ")
+		if !ok {
+			continue
+		}
+		stmt, err := strconv.Unquote(strings.TrimSpace(stmt))
+		require.NoError(t, err, line)
+		_, err = query.ParseStatement(stmt)
+		require.NoError(t, err, stmt)
+		n++
+	}
+	assert.GreaterOrEqual(t, n, 7)
 }
