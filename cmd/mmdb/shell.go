@@ -252,6 +252,7 @@ type splitter struct {
 	comment bool // inside a -- comment
 	content bool // the unfinished statement has text outside comments
 	text0   bool // the unfinished statement has any text but white space
+	scanned int  // bytes examined so far: what TestSplitterIsLinear counts
 }
 
 // write adds text and returns the statements it completes (those made of
@@ -259,6 +260,7 @@ type splitter struct {
 func (s *splitter) write(text string) (stmts []string) {
 	s.text = append(s.text, text...)
 	for ; s.pos < len(s.text); s.pos++ {
+		s.scanned++
 		c := s.text[s.pos]
 		last := s.pos+1 == len(s.text)
 		s.text0 = s.text0 || (c != ' ' && c != '\t' && c != '\n' && c != '\r')
