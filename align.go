@@ -134,6 +134,11 @@ func (db *DB) DropAlignment(from, to string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	for _, name := range []string{from, to} {
+		if _, _, err := s.modality(name); err != nil {
+			return false, fmt.Errorf("mmdb: drop alignment: %w", err)
+		}
+	}
 	k := [2]string{from, to}
 	if s.aligns[k] == nil {
 		return false, nil

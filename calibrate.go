@@ -115,8 +115,8 @@ func (o *CalibrateOptions) check() error {
 	if !(o.Alpha >= 0 && o.Alpha <= MaxAlpha) { // also true for NaN
 		return fmt.Errorf("%w: alpha %g must be between 0 and %g", ErrInvalidQuery, o.Alpha, float64(MaxAlpha))
 	}
-	if !(o.Beta >= 0 && o.Beta <= MaxBeta) {
-		return fmt.Errorf("%w: beta %g must be between 0 and %g", ErrInvalidQuery, o.Beta, float64(MaxBeta))
+	if !(o.Beta == 0 || o.Beta >= MinBeta && o.Beta <= MaxBeta) {
+		return fmt.Errorf("%w: beta %g must be 0 (none) or between %g and %g", ErrInvalidQuery, o.Beta, float64(MinBeta), float64(MaxBeta))
 	}
 	if o.K <= 0 {
 		o.K = 10

@@ -13,10 +13,13 @@ import (
 )
 
 // MaxAlpha bounds CalibrateOptions.Alpha: the correction subtracts Alpha
-// times a similarity, so larger values only rank by hubness. MaxBeta bounds
-// Beta: past it the log-sum-exp is the largest similarity.
+// times a similarity, so larger values only rank by hubness. MinBeta and
+// MaxBeta bound Beta: past MaxBeta the log-sum-exp is the largest
+// similarity, and below MinBeta it is log(n)/Beta, a number that only
+// grows.
 const (
 	MaxAlpha = 100
+	MinBeta  = 1e-3
 	MaxBeta  = 1000
 )
 
@@ -122,12 +125,23 @@ func (c *Calibration) validNumbers() error {
 		if math.IsNaN(float64(h)) || math.IsInf(float64(h), 0) {
 			return fmt.Errorf("hubness: %w: %v", ErrInvalidVector, h)
 		}
+		// A penalty is subtracted from a score in float32: it must stay
+		// far from overflowing (scores are at most 1e15 in size).
+		if p := float64(c.Alpha) * float64(h); math.Abs(p) > maxPenalty {
+			return fmt.Errorf("hubness: %w: alpha %g x hubness %g is beyond %g", ErrInvalidVector, c.Alpha, h, maxPenalty)
+		}
 	}
 	if err := modality.CheckFinite([]float32{c.MeanHub}); err != nil {
 		return fmt.Errorf("mean hubness: %w", err)
 	}
+	if math.Abs(c.Alpha*float64(c.MeanHub)) > maxPenalty {
+		return fmt.Errorf("mean hubness: %w: alpha %g x %g is beyond %g", ErrInvalidVector, c.Alpha, c.MeanHub, maxPenalty)
+	}
 	return nil
 }
+
+// maxPenalty bounds a hubness penalty (alpha x hubness).
+const maxPenalty = 1e30
 
 // calibration decodes a stored record.
 func calibrationOf(r storage.CalibrationRecord) (*Calibration, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/mmdb-go/mmdb/align"
@@ -14,6 +15,7 @@ import (
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 // Search runs q and returns up to K hits, best first.
@@ -55,6 +57,16 @@ func (db *DB) searchTargets(ctx context.Context, q Query) ([]Hit, error) {
 	}
 	if q.MinScore != nil || q.MaxDistance != nil {
 		return nil, fmt.Errorf("mmdb: search: %w: SCORE and DISTANCE bound similarities, and a search over several targets ranks by a fused score that is none", ErrInvalidQuery)
+	}
+	if q.GroupBy != "" {
+		return nil, fmt.Errorf("mmdb: search: %w: GROUP BY over several targets: each target's list would be grouped apart, and their fusion could hold more than PER hits of a value", ErrInvalidQuery)
+	}
+	if !q.KeepProbeItems { // a probe item in any target's modality would find itself
+		for _, pr := range q.Probes {
+			if pr.ItemID != "" && slices.Contains(q.Targets, pr.Modality) {
+				q.Exclude = append(slices.Clip(q.Exclude), pr.ItemID)
+			}
+		}
 	}
 	if q.Offset > 0 {
 		return nil, fmt.Errorf("mmdb: search: %w: OFFSET into a search over several targets: its RRF-fused ranking depends on each list's depth, so pages would repeat or miss items; ask for more hits (LIMIT)", ErrInvalidQuery)
@@ -150,17 +162,22 @@ func overlap(got, want []Hit) float64 {
 // execute runs a plan. steps, if non-nil, receives timings.
 func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, error) {
 	for {
+		p.exhausted = false
 		hits, err := db.executeOnce(ctx, p, steps)
-		if err != nil || p.groupBy == "" || len(hits) >= p.plan.K || p.plan.Depth >= min(p.plan.FilterMatches, maxGroupDepth) {
+		if err != nil || p.groupBy == "" || len(hits) >= p.plan.K || p.exhausted || p.plan.Depth >= p.plan.FilterMatches {
 			return hits, err
 		}
-		// Groups filled up the lists: search deeper.
-		p.plan.Depth = min(4*p.plan.Depth, p.plan.FilterMatches, maxGroupDepth)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		// Full groups took the list: search deeper, down to every
+		// candidate (scanned once the depth nears their number).
+		p.plan.Depth = min(4*p.plan.Depth, p.plan.FilterMatches)
+		if 4*p.plan.Depth >= p.plan.FilterMatches {
+			p.plan.Strategy = StrategyExact
+		}
 	}
 }
-
-// maxGroupDepth bounds how deep a grouped search goes to fill its groups.
-const maxGroupDepth = 1 << 16
 
 // executeOnce runs the plan at its depth.
 func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit, error) {
@@ -413,6 +430,7 @@ func (db *DB) groupedHits(p *planned, list []fusion.Ranked, k int, fused bool) (
 			}
 			h, in := p.hit(names[i], r, fused)
 			if !in {
+				p.exhausted = true // the rest are out of bounds: deeper finds nothing
 				return nil
 			}
 			rec, ok, err := tx.Record(r.ID)
@@ -444,25 +462,35 @@ func (db *DB) groupedHits(p *planned, list []fusion.Ranked, k int, fused bool) (
 				return nil
 			}
 		}
+		p.exhausted = !fused && len(list) < p.plan.Depth // the search had no more to give
 		return nil
 	})
 	return out, err
 }
 
 // groupKeys are the groups an attribute value puts an item in: one per
-// element of a list, none for a missing attribute.
+// distinct element of a list, none for a missing attribute. Numbers group
+// by value, as filters compare them (2010 and 2010.0, 0 and -0 are one).
 func groupKeys(v any) []string {
-	switch x := v.(type) {
+	switch x := query.Normalize(v).(type) {
 	case nil:
 		return nil
 	case []string:
-		out := make([]string, len(x))
-		for i, s := range x {
-			out[i] = "s" + s
+		out := make([]string, 0, len(x))
+		for _, s := range x {
+			if k := "s" + s; !slices.Contains(out, k) {
+				out = append(out, k)
+			}
 		}
 		return out
 	case string:
 		return []string{"s" + x}
+	case int64:
+		return []string{"n" + strconv.FormatFloat(float64(x)+0, 'g', -1, 64)}
+	case float64:
+		return []string{"n" + strconv.FormatFloat(x+0, 'g', -1, 64)}
+	case bool:
+		return []string{"b" + strconv.FormatBool(x)}
 	}
 	return []string{fmt.Sprintf("%T:%v", v, v)}
 }

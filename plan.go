@@ -84,7 +84,7 @@ type Plan struct {
 // ProbePlan is the route of one probe.
 type ProbePlan struct {
 	Modality string  `json:"modality"`
-	Source   string  // "vector" or the item ID it came from
+	Source   string  `json:"source"` // "vector", "item <id>", "file ...", "text ..."
 	Route    Route   `json:"route"`
 	Weight   float32 `json:"weight"`
 	Why      string  `json:"why"`
@@ -203,8 +203,11 @@ func statement(q Query, k int) string {
 		}
 		fmt.Fprintf(&b, " EXCLUDE %s", strings.Join(quoted, ", "))
 	}
+	if q.KeepProbeItems {
+		b.WriteString(" KEEP PROBES")
+	}
 	if q.GroupBy != "" {
-		fmt.Fprintf(&b, " GROUP BY %s PER %d", q.GroupBy, max(q.GroupSize, 1))
+		fmt.Fprintf(&b, " GROUP BY %s PER %d", query.Ident(q.GroupBy), max(q.GroupSize, 1))
 	}
 	if q.Ef > 0 {
 		fmt.Fprintf(&b, " EF %d", q.Ef)

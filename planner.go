@@ -37,6 +37,7 @@ type planned struct {
 	// reference run of ExplainAnalyze.
 	exactAll  bool
 	noAttrs   bool // hits without attributes
+	exhausted bool // a grouped search's list ended or crossed a bound: deeper finds nothing more
 	negatives bool // some probes have negative weights: early fusion by average vector
 	// minScore and maxDistance bound the hits (nil: no bound).
 	minScore, maxDistance *float32
@@ -219,9 +220,20 @@ func (db *DB) planGroups(p *planned, q Query) error {
 	if q.GroupSize < 0 || q.GroupSize > MaxK {
 		return fmt.Errorf("%w: group size %d outside 1..%d", ErrInvalidQuery, q.GroupSize, MaxK)
 	}
-	if err := db.store.View(func(tx *storage.Tx) error { return checkComparisons(tx, []string{q.GroupBy}) }); err != nil {
+	// Items without the attribute are in no group: leave them out of the
+	// search itself, so deepening never wades through them.
+	has, err := db.evalFilter(query.Exists{Attr: q.GroupBy}, db.items.liveClone())
+	if err != nil {
 		return fmt.Errorf("GROUP BY: %w", err)
 	}
+	if has.IsEmpty() {
+		return fmt.Errorf("GROUP BY: %w: no item has %q", ErrUnknownAttribute, q.GroupBy)
+	}
+	if p.allow == nil {
+		p.allow = db.items.with(db.st.Load().byName[p.tm.Name])
+	}
+	p.allow.And(has)
+	p.plan.FilterMatches = int(p.allow.GetCardinality())
 	p.groupBy, p.groupSize = q.GroupBy, max(q.GroupSize, 1)
 	p.plan.GroupBy, p.plan.GroupSize = p.groupBy, p.groupSize
 	p.plan.Depth = max(p.plan.Depth, 4*(p.plan.K+p.plan.Offset))
@@ -402,6 +414,9 @@ func (db *DB) planStrategy(p *planned, q Query) {
 		ef = hnswEf(p.tidx)
 	}
 	ef = max(ef, p.plan.Depth)
+	if p.plan.Offset > 0 {
+		ef = max(ef, 2*p.plan.Depth) // a deep page: the beam wider than the page's end
+	}
 	cutoff := db.exactCutoff(ef, p.plan.Candidates)
 	switch {
 	case q.Exact:

@@ -55,7 +55,9 @@ type Query struct {
 	// Offset skips the first Offset hits: page n of K hits is Offset
 	// n*K. A page costs what a search for Offset+K hits costs (as in
 	// Qdrant), and Offset+K is at most MaxK; pages of an exact search
-	// (Exact, or a plan that scans) never repeat or miss a hit. Refused
+	// (Exact, or a plan that scans) never repeat or miss a hit, ties
+	// included; pages walked in the graph are approximate like any graph
+	// search (its beam is widened to twice the page's end). Refused
 	// for rankings fused by RRF, weighted or DBSF fusion (and over several
 	// targets): their lists' depth would change with the page.
 	Offset int

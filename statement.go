@@ -178,7 +178,7 @@ func (db *DB) countWhere(f query.Expr) (int, error) {
 func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, error) {
 	res := &Result{Kind: st.Kind}
 	q := Query{K: st.Limit, Ef: st.Ef, Exact: st.Exact, Fuse: st.Fuse, Offset: st.Offset, Exclude: st.Exclude,
-		MinScore: bound(st.MinScore), MaxDistance: bound(st.MaxDistance), GroupBy: st.GroupBy, GroupSize: st.GroupSize}
+		MinScore: bound(st.MinScore), MaxDistance: bound(st.MaxDistance), GroupBy: st.GroupBy, GroupSize: st.GroupSize, KeepProbeItems: st.KeepProbes}
 	if st.Filter != nil {
 		q.Filter = st.Filter
 	}

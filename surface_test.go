@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -556,4 +557,106 @@ func TestOffsetPagesOver100k(t *testing.T) {
 		}
 		assert.Len(t, seen, MaxK)
 	}
+}
+
+// Tied hits page once each: exact pages over 60 identical vectors return
+// all 60, none twice (the top-k heap orders equal distances by ID).
+func TestOffsetPagesWithTies(t *testing.T) {
+	db, _ := openTest(t, imgMod)
+	var items []Item
+	for i := range 60 {
+		items = append(items, Item{ID: fmt.Sprintf("t%02d", i), Attrs: map[string]any{"g": i % 3}, Vectors: map[string][]float32{"image": {1, 2, 3, 4}}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	for _, grouped := range []bool{false, true} {
+		seen := map[string]bool{}
+		for off := 0; off < 60; off += 10 {
+			q := Query{Target: "image", K: 10, Offset: off, Exact: true, Probes: []Probe{{Modality: "image", Vector: []float32{1, 2, 3, 4}}}}
+			if grouped {
+				q.GroupBy, q.GroupSize, q.K, q.Offset = "g", 20, 10, off
+			}
+			hits, err := db.Search(ctx, q)
+			require.NoError(t, err)
+			require.Len(t, hits, 10)
+			for _, h := range hits {
+				require.False(t, seen[h.ID], "%s on two pages (grouped %v)", h.ID, grouped)
+				seen[h.ID] = true
+			}
+		}
+		assert.Len(t, seen, 60)
+	}
+}
+
+// GROUP BY finds a group however far its items are, skips items without
+// the attribute in the search itself, groups numbers by value and a
+// list's repeated values once; over several targets it is refused, and a
+// probe item never finds itself through any target.
+func TestGroupByFarGroupsAndKeys(t *testing.T) {
+	db, _ := openTest(t, imgMod, txtMod)
+	r := rand.New(rand.NewPCG(8, 9))
+	var items []Item
+	for i := range 3000 {
+		v := []float32{1, 0.01 * r.Float32(), 0.01 * r.Float32(), 0}
+		a := map[string]any{"kind": "common"}
+		if i%300 == 0 {
+			v, a = []float32{0, 0, 0.01 * r.Float32(), 1}, map[string]any{"kind": "rare", "only": "x"}
+		}
+		items = append(items, Item{ID: fmt.Sprintf("g%04d", i), Attrs: a, Vectors: map[string][]float32{"image": v, "text": v}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	probe := []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}
+	hits, err := db.Search(ctx, Query{Target: "image", K: 2, GroupBy: "kind", Probes: probe})
+	require.NoError(t, err)
+	require.Len(t, hits, 2)
+	assert.Equal(t, "rare", hits[1].Attrs["kind"], "the far group is found")
+	hits, err = db.Search(ctx, Query{Target: "image", K: 20, GroupBy: "only", GroupSize: 20, Probes: probe})
+	require.NoError(t, err)
+	assert.Len(t, hits, 10, "the 10 items that have the attribute, however far")
+
+	_, err = db.Search(ctx, Query{Targets: []string{"image", "text"}, GroupBy: "kind", Probes: probe})
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	multi, err := db.Search(ctx, Query{Targets: []string{"image", "text"}, K: 5, Probes: []Probe{{Modality: "image", ItemID: "g0001"}}})
+	require.NoError(t, err)
+	assert.NotContains(t, ids(multi), "g0001")
+
+	db2, _ := openTest(t, imgMod)
+	require.NoError(t, db2.Put(ctx,
+		Item{ID: "a", Attrs: map[string]any{"y": 2010, "tags": []string{"dog", "dog"}}, Vectors: map[string][]float32{"image": {1, 0, 0, 0}}},
+		Item{ID: "b", Attrs: map[string]any{"y": 2010.0, "tags": []string{"dog"}}, Vectors: map[string][]float32{"image": {0.9, 0.1, 0, 0}}},
+		Item{ID: "c", Attrs: map[string]any{"y": 2011, "tags": []string{"cat"}}, Vectors: map[string][]float32{"image": {0.8, 0.2, 0, 0}}}))
+	p := []Probe{{Modality: "image", Vector: []float32{1, 0, 0, 0}}}
+	got, err := db2.Search(ctx, Query{Target: "image", GroupBy: "y", Probes: p})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "c"}, ids(got), "2010 and 2010.0 are one group")
+	got, err = db2.Search(ctx, Query{Target: "image", GroupBy: "tags", GroupSize: 2, Probes: p})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b", "c"}, ids(got), "a's two dogs count once")
+}
+
+// Corrections that would overflow a score are refused: a tiny BETA (its
+// hubness is log(n)/beta) or a penalty beyond float32.
+func TestCalibrateRefusesOverflow(t *testing.T) {
+	db, _ := surfaceDB(t)
+	_, err := db.Query(ctx, "CALIBRATE text TO image BETA 1e-37 ALPHA 100 FORCE")
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	assert.Contains(t, err.Error(), "must be 0 (none) or between 0.001 and 1000")
+	c := &Calibration{Alpha: 100, hub: map[uint32]float32{1: 1e30}}
+	require.Error(t, c.validNumbers())
+}
+
+// KEEP PROBES keeps the probe item; the plan's header says so and parses
+// back; DROP ALIGNMENT names an unknown modality.
+func TestKeepProbesAndDropErrors(t *testing.T) {
+	db, _ := surfaceDB(t)
+	res, err := db.Query(ctx, "SEARCH image NEAR image OF 'it-005' LIMIT 1 KEEP PROBES EXACT")
+	require.NoError(t, err)
+	assert.Equal(t, "it-005", res.Hits[0].ID)
+	ex, err := db.Query(ctx, "EXPLAIN SEARCH image NEAR image OF 'it-005' KEEP PROBES GROUP BY year")
+	require.NoError(t, err)
+	header, _, _ := strings.Cut(ex.Plans[0].String(), "\n")
+	assert.Equal(t, "SEARCH image NEAR image OF 'it-005' LIMIT 10 KEEP PROBES GROUP BY year PER 1", header)
+	_, err = query.ParseStatement(header)
+	require.NoError(t, err)
+	_, err = db.Query(ctx, "DROP ALIGNMENT foo TO audio")
+	require.ErrorIs(t, err, ErrUnknownModality)
 }

@@ -661,13 +661,22 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 // live for a moment.
 func (h *HNSW) toIDs(found []Result, k int) []Result {
 	res := make([]Result, 0, min(k, len(found)))
+	var seen map[uint32]bool // for long lists: a scan of res per result is quadratic
+	if len(found) > 64 {
+		seen = make(map[uint32]bool, len(found))
+	}
 	for _, f := range found {
 		id := h.ids[f.ID]
 		dup := false
-		for _, r := range res {
-			if r.ID == id {
-				dup = true
-				break
+		if seen != nil {
+			dup = seen[id]
+			seen[id] = true
+		} else {
+			for _, r := range res {
+				if r.ID == id {
+					dup = true
+					break
+				}
 			}
 		}
 		if !dup {

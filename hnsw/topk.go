@@ -1,7 +1,10 @@
 package hnsw
 
-// maxHeap is a bounded max-heap on Dist: it keeps the k smallest results
-// seen, with the worst of them on top so it can be evicted in O(log k).
+// maxHeap is a bounded max-heap on Dist, then ID: it keeps the k smallest
+// results seen, with the worst of them on top so it can be evicted in
+// O(log k). Equal distances are ordered by ID, so which of several tied
+// results a search keeps does not depend on k, and pages of an exact
+// search neither repeat nor miss tied items.
 // Hand-written rather than container/heap to avoid interface calls on the
 // search path.
 type maxHeap []Result
@@ -12,7 +15,7 @@ func (h *maxHeap) push(r Result) {
 	i := len(s) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if s[p].Dist >= s[i].Dist {
+		if !worse(s[i], s[p]) {
 			break
 		}
 		s[p], s[i] = s[i], s[p]
@@ -38,10 +41,10 @@ func siftDownMax(s []Result, i int) {
 			return
 		}
 		c := l
-		if r := l + 1; r < n && s[r].Dist > s[l].Dist {
+		if r := l + 1; r < n && worse(s[r], s[l]) {
 			c = r
 		}
-		if s[i].Dist >= s[c].Dist {
+		if !worse(s[c], s[i]) {
 			return
 		}
 		s[i], s[c] = s[c], s[i]
@@ -55,10 +58,15 @@ func (h *maxHeap) offer(r Result, k int) {
 		h.push(r)
 		return
 	}
-	if r.Dist < (*h)[0].Dist {
+	if worse((*h)[0], r) {
 		(*h)[0] = r
 		siftDownMax(*h, 0)
 	}
+}
+
+// worse orders results: farther, or as far with a larger ID.
+func worse(a, b Result) bool {
+	return a.Dist > b.Dist || a.Dist == b.Dist && a.ID > b.ID
 }
 
 // sorted empties the heap into a slice ordered closest first.

@@ -205,6 +205,10 @@ func join(ts []Expr, sep string) string {
 
 // ident quotes an attribute name that is not a plain identifier or that
 // collides with a keyword.
+// Ident returns an attribute or modality name as the statement language
+// reads it: bare when it can be, else in double quotes.
+func Ident(s string) string { return ident(s) }
+
 func ident(s string) string {
 	plain := s != ""
 	for i, r := range s {

@@ -26,7 +26,7 @@ const (
 //
 //	SEARCH <target>[, <target>] NEAR <probe>[, <probe>] [FUSE rrf|weighted|dbsf|early]
 //	       [WHERE <filter>] [LIMIT <k>] [OFFSET <n>] [SCORE >= <x>] [DISTANCE <= <x>]
-//	       [EXCLUDE '<id>'[, '<id>']] [GROUP BY <attr> [PER <n>]] [EF <n>] [EXACT]
+//	       [EXCLUDE '<id>'[, '<id>']] [KEEP PROBES] [GROUP BY <attr> [PER <n>]] [EF <n>] [EXACT]
 //	       (clauses in any order)
 //	  probe: <modality> <source> [WEIGHT <w>]
 //	  source: OF '<id>' | [<v1>, <v2>, ...] | FILE '<path>' | '<text>'
@@ -58,7 +58,10 @@ type Statement struct {
 	// GroupBy and GroupSize: GROUP BY <attr> [PER <n>].
 	GroupBy   string
 	GroupSize int
-	IDs       []string // GET and DELETE
+	// KeepProbes: KEEP PROBES, a probe item in the target's modality may
+	// be a hit (left out by default).
+	KeepProbes bool
+	IDs        []string // GET and DELETE
 	// ALIGN: the modalities (From, To) and the method ("" for auto).
 	From, To, Method string
 	// Label: ALIGN ... BY <attr>, the attribute holding each item's class
@@ -420,6 +423,11 @@ func (p *parser) parseSearchClauses(st *Statement) error {
 				return err
 			}
 			st.Exclude = ids
+		case p.acceptWord("KEEP"):
+			if !p.acceptWord("PROBES") {
+				return p.fail("PROBES after KEEP")
+			}
+			st.KeepProbes = true
 		case p.acceptWord("GROUP"):
 			if !p.acceptWord("BY") {
 				return p.fail("BY after GROUP")
@@ -454,7 +462,7 @@ func (p *parser) parseSearchClauses(st *Statement) error {
 
 // clauseWords are the SEARCH clauses that are not reserved words (so
 // that attributes may still be called score or offset).
-var clauseWords = map[string]bool{"OFFSET": true, "EXCLUDE": true, "SCORE": true, "DISTANCE": true, "GROUP": true}
+var clauseWords = map[string]bool{"OFFSET": true, "EXCLUDE": true, "SCORE": true, "DISTANCE": true, "GROUP": true, "KEEP": true}
 
 // parseBound reads "<op> <number>" of a SCORE or DISTANCE clause.
 func (p *parser) parseBound(op, want string) (float64, error) {

@@ -369,7 +369,7 @@ const shellHelp = `Statements end with ';' and may span lines:
   SEARCH image NEAR text OF 'id' [WEIGHT w], audio [0.1, ...] [FUSE rrf|weighted|dbsf|early]
          (WEIGHT -1: an example to move away from)
          [WHERE filter] [LIMIT k] [OFFSET n] [SCORE >= x] [DISTANCE <= x]
-         [EXCLUDE 'id', ...] [GROUP BY attr [PER n]] [EF n] [EXACT];   (any order)
+         [EXCLUDE 'id', ...] [KEEP PROBES] [GROUP BY attr [PER n]] [EF n] [EXACT];   (any order)
     probes from raw content, for modalities with an encoder (mmdb define --help):
          image FILE 'cat.png', audio FILE 'bark.wav', caption 'a brown dog on grass'
   GET 'id', ...;   DELETE 'id', ...;   COUNT [WHERE filter];
@@ -523,7 +523,7 @@ type completer struct{ db *mmdb.DB }
 var (
 	dotCommands = []string{".help", ".schema", ".stats", ".define", ".mode", ".timer", ".explain", ".vectors", ".import", ".export", ".snapshot", ".read", ".quit", ".exit"}
 	stmtWords   = []string{"SEARCH", "NEAR", "OF", "WEIGHT", "FUSE", "WHERE", "LIMIT", "EF", "EXACT", "GET", "DELETE", "COUNT",
-		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "OFFSET", "EXCLUDE", "SCORE", "DISTANCE", "GROUP", "PER", "CALIBRATE", "DROP", "ALIGNMENT", "CALIBRATION", "AUTO", "CENTRE", "ALPHA", "BETA", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
+		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "OFFSET", "EXCLUDE", "SCORE", "DISTANCE", "GROUP", "PER", "KEEP", "PROBES", "CALIBRATE", "DROP", "ALIGNMENT", "CALIBRATION", "AUTO", "CENTRE", "ALPHA", "BETA", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
 		"rrf", "weighted", "dbsf", "early", "auto", "ridge", "procrustes", "cca", "infonce"}
 )
 
