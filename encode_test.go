@@ -2,79 +2,36 @@ package mmdb
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/internal/embedtest"
 	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// embedServer is an OpenAI-compatible /v1/embeddings server whose model
-// embeds a text as the vector vecs gives it (unknown texts: the first
-// axis). It fails the first failFirst requests with 503, and records
-// every request's inputs and Authorization header.
-type embedServer struct {
-	*httptest.Server
-	vecs      map[string][]float32
-	failFirst int32
-	requests  atomic.Int32
-	inputs    [][]any
-	auth      []string
-}
-
-func newEmbedServer(t *testing.T, vecs map[string][]float32) *embedServer {
-	s := &embedServer{vecs: vecs}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := s.requests.Add(1)
-		if r.URL.Path != "/v1/embeddings" || r.Method != http.MethodPost {
-			http.NotFound(w, r)
-			return
+// newEmbedServer is a stand-in server whose model "clip-test" embeds a
+// text as vecs gives it (unknown texts: the first axis); other models are
+// refused by an empty answer.
+func newEmbedServer(t *testing.T, vecs map[string][]float32) *embedtest.Server {
+	return embedtest.New(t, func(model string, x any) []float32 {
+		if model != "clip-test" {
+			return nil
 		}
-		var req struct {
-			Model string `json:"model"`
-			Input []any  `json:"input"`
+		if v, ok := vecs[fmt.Sprint(x)]; ok {
+			return v
 		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Model != "clip-test" {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		s.inputs = append(s.inputs, req.Input)
-		s.auth = append(s.auth, r.Header.Get("Authorization"))
-		if n <= s.failFirst {
-			http.Error(w, "warming up", http.StatusServiceUnavailable)
-			return
-		}
-		type datum struct {
-			Index     int       `json:"index"`
-			Embedding []float32 `json:"embedding"`
-		}
-		var out struct {
-			Data []datum `json:"data"`
-		}
-		for i, x := range req.Input {
-			v, ok := s.vecs[fmt.Sprint(x)]
-			if !ok {
-				v = []float32{1, 0, 0, 0}
-			}
-			out.Data = append(out.Data, datum{i, v})
-		}
-		json.NewEncoder(w).Encode(out)
-	}))
-	t.Cleanup(s.Close)
-	return s
+		return []float32{1, 0, 0, 0}
+	})
 }
 
 func textSpec(url string) *encoder.Spec {
@@ -89,7 +46,7 @@ func textSpec(url string) *encoder.Spec {
 func TestSearchWithText(t *testing.T) {
 	t.Setenv("MMDB_TEST_KEY", "sk-test")
 	srv := newEmbedServer(t, map[string][]float32{"a brown dog": {0, 1, 0, 0}, "a red car": {0, 0, 1, 0}})
-	srv.failFirst = 1
+	srv.FailFirst = 1
 	caption := Modality{Name: "caption", Dim: 4, Metric: Cosine, Space: "clip", Encoder: textSpec(srv.URL)}
 	db, path := openTest(t, imgMod, caption)
 	require.NoError(t, db.Put(ctx,
@@ -101,9 +58,10 @@ func TestSearchWithText(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, hits, 2)
 	assert.Equal(t, "dog", hits[0].ID)
-	assert.Equal(t, int32(2), srv.requests.Load(), "one 503, retried once")
-	assert.Equal(t, []any{"a brown dog"}, srv.inputs[1])
-	assert.Equal(t, "Bearer sk-test", srv.auth[1])
+	assert.Equal(t, int32(2), srv.Requests(), "one 503, retried once")
+	in, auth := srv.Request(1)
+	assert.Equal(t, []any{"a brown dog"}, in)
+	assert.Equal(t, "Bearer sk-test", auth)
 
 	res, err := db.Query(ctx, "EXPLAIN ANALYZE SEARCH image NEAR caption 'a red car' LIMIT 1")
 	require.NoError(t, err)
@@ -113,18 +71,18 @@ func TestSearchWithText(t *testing.T) {
 	assert.Contains(t, res.String(), "step encode caption")
 
 	// Encode batches: three texts, one request.
-	before := srv.requests.Load()
+	before := srv.Requests()
 	vecs, err := db.Encode(ctx, "caption", encoder.Input{Text: "a brown dog"}, encoder.Input{Text: "a red car"}, encoder.Input{Text: "x"})
 	require.NoError(t, err)
 	assert.Equal(t, [][]float32{{0, 1, 0, 0}, {0, 0, 1, 0}, {1, 0, 0, 0}}, vecs)
-	assert.Equal(t, before+1, srv.requests.Load())
+	assert.Equal(t, before+1, srv.Requests())
 
 	// Several targets: the text is encoded once.
-	before = srv.requests.Load()
+	before = srv.Requests()
 	hits, err = db.Search(ctx, Query{Targets: []string{"image", "caption"}, K: 1, Probes: []Probe{{Modality: "caption", Text: "a red car"}}})
 	require.NoError(t, err)
 	assert.Equal(t, "car", hits[0].ID)
-	assert.Equal(t, before+1, srv.requests.Load())
+	assert.Equal(t, before+1, srv.Requests())
 
 	// The encoder is in the file: it survives a reopen, and no key is
 	// stored in it.
@@ -179,14 +137,14 @@ func TestProbeErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := srv.requests.Load()
+			before := srv.Requests()
 			_, err := db.Search(ctx, Query{Target: "image", Probes: []Probe{tc.probe}})
 			require.ErrorIs(t, err, tc.err)
 			for _, m := range tc.msg {
 				assert.Contains(t, err.Error(), m)
 			}
 			if tc.name != "wrong dimension" {
-				assert.Equal(t, before, srv.requests.Load(), "refused before any request")
+				assert.Equal(t, before, srv.Requests(), "refused before any request")
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package mmdb
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -216,4 +217,17 @@ func statement(q Query, k int) string {
 		b.WriteString(" EXACT")
 	}
 	return b.String()
+}
+
+// MarshalJSON leaves "recall" out of a plan that did not run (Explain):
+// its zero is no measurement.
+func (p Plan) MarshalJSON() ([]byte, error) {
+	type plain Plan
+	if len(p.Steps) > 0 {
+		return json.Marshal(plain(p))
+	}
+	return json.Marshal(struct {
+		plain
+		Recall *float64 `json:"recall,omitempty"`
+	}{plain: plain(p)})
 }

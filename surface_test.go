@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -659,4 +660,21 @@ func TestKeepProbesAndDropErrors(t *testing.T) {
 	require.NoError(t, err)
 	_, err = db.Query(ctx, "DROP ALIGNMENT foo TO audio")
 	require.ErrorIs(t, err, ErrUnknownModality)
+}
+
+// EXPLAIN's JSON has no recall (nothing was measured); ANALYZE's has it.
+func TestPlanJSONRecall(t *testing.T) {
+	db, _ := surfaceDB(t)
+	q := Query{Target: "image", Probes: []Probe{{Modality: "text", ItemID: "it-001"}}}
+	p, err := db.Explain(ctx, q)
+	require.NoError(t, err)
+	b, err := json.Marshal(p)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), `"recall"`)
+	assert.Contains(t, string(b), `"statement":"SEARCH image NEAR text OF 'it-001' LIMIT 10"`)
+	p, _, err = db.ExplainAnalyze(ctx, q)
+	require.NoError(t, err)
+	b, err = json.Marshal(p)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"recall":1`)
 }

@@ -3,20 +3,18 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"image"
 	"image/png"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/internal/embedtest"
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -275,28 +273,12 @@ func TestImportMediaDegenerateAndPaths(t *testing.T) {
 // stored vector with the new model, from its file, in one transaction.
 func TestRefitRemoteEncoder(t *testing.T) {
 	ctx := context.Background()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Model string `json:"model"`
-			Input []map[string]string
-		}
-		require.NoError(t, json.NewDecoder(r.Body).Decode(&req))
-		type datum struct {
-			Index     int       `json:"index"`
-			Embedding []float32 `json:"embedding"`
-		}
-		var out struct {
-			Data []datum `json:"data"`
-		}
-		for i, x := range req.Input {
-			h := fnv.New32a()
-			h.Write([]byte(req.Model + x["image"]))
-			s := h.Sum32()
-			out.Data = append(out.Data, datum{i, []float32{float32(s & 255), float32(s >> 8 & 255), float32(s >> 16 & 255), 1}})
-		}
-		json.NewEncoder(w).Encode(out)
-	}))
-	defer srv.Close()
+	srv := embedtest.New(t, func(model string, x any) []float32 {
+		h := fnv.New32a()
+		h.Write([]byte(model + fmt.Sprint(x)))
+		s := h.Sum32()
+		return []float32{float32(s & 255), float32(s >> 8 & 255), float32(s >> 16 & 255), 1}
+	})
 	spec := func(model string) *encoder.Spec {
 		return &encoder.Spec{Kind: encoder.KindOpenAI, Remote: &encoder.Remote{URL: srv.URL, Model: model, Input: encoder.InputImage}}
 	}

@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/internal/embedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -150,38 +148,20 @@ func TestReadmeEncoderServerBlockRuns(t *testing.T) {
 	}
 	require.NotEmpty(t, block, "README.md shows how to point a modality at an embeddings server")
 	var pictures atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Model string `json:"model"`
-			Input []any  `json:"input"`
+	srv := embedtest.New(t, func(model string, x any) []float32 {
+		v := make([]float32, 512)
+		switch s := fmt.Sprint(x); {
+		case model != "openai/clip-vit-base-patch32":
+			return nil
+		case strings.Contains(s, "dog"): // the caption
+			v[0] = 1
+		case strings.Contains(s, "image"): // a picture: the dog is the first one sent
+			v[min(int(pictures.Add(1))-1, 510)] = 1
+		default:
+			v[511] = 1
 		}
-		if r.URL.Path != "/v1/embeddings" || json.NewDecoder(r.Body).Decode(&req) != nil || req.Model != "openai/clip-vit-base-patch32" {
-			http.Error(w, "bad request", http.StatusBadRequest)
-			return
-		}
-		type datum struct {
-			Index     int       `json:"index"`
-			Embedding []float32 `json:"embedding"`
-		}
-		var out struct {
-			Data []datum `json:"data"`
-		}
-		for i, x := range req.Input {
-			v := make([]float32, 512)
-			s := fmt.Sprint(x)
-			switch {
-			case strings.Contains(s, "dog"): // the caption
-				v[0] = 1
-			case strings.Contains(s, "image"): // a picture: the dog is the first one sent
-				v[min(int(pictures.Add(1))-1, 510)] = 1
-			default:
-				v[511] = 1
-			}
-			out.Data = append(out.Data, datum{i, v})
-		}
-		json.NewEncoder(w).Encode(out)
-	}))
-	defer srv.Close()
+		return v
+	})
 	dir := t.TempDir()
 	photos := filepath.Join(dir, "photos")
 	require.NoError(t, os.MkdirAll(photos, 0o755))
