@@ -201,6 +201,15 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 		return out
 	}
 
+	if plan.Fusion == fusion.BestScore {
+		start := time.Now()
+		list, err := db.bestScore(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		timed("best_score scan", start, len(list))
+		return db.hits(p, list, plan.K, true)
+	}
 	if plan.Fusion == fusion.Early {
 		start := time.Now()
 		sum, err := p.earlyVector()
@@ -597,4 +606,49 @@ func (p *planned) rankKey(i int, tvecs []float32, ids []uint32) func(j int) floa
 		s, _ := m.Score(d)
 		return float64(pr.calib.penalty(ids[j])) - float64(s)
 	}
+}
+
+// bestScore ranks every candidate by its best example, as Qdrant's
+// recommend best_score: the best similarity to a positive probe when it
+// beats the best to a negative one, else minus the square of that best
+// negative similarity (below every candidate closer to a positive).
+// Weights count by their sign only.
+func (db *DB) bestScore(ctx context.Context, p *planned) ([]fusion.Ranked, error) {
+	cands := p.allow
+	if cands == nil {
+		cands = db.items.with(db.st.Load().byName[p.tm.Name])
+	}
+	var out []fusion.Ranked
+	it := cands.Iterator()
+	for n := 0; it.HasNext(); n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		id := it.Next()
+		v, ok := p.tidx.Vector(id)
+		if !ok {
+			continue
+		}
+		pos, neg := math.Inf(-1), math.Inf(-1)
+		for i, pr := range p.probes {
+			s, _ := p.tm.Metric.Score(p.tm.Metric.Distance(pr.vec, v))
+			if p.plan.Probes[i].Weight < 0 {
+				neg = max(neg, float64(s))
+			} else {
+				pos = max(pos, float64(s))
+			}
+		}
+		score := pos
+		if neg > pos {
+			score = -neg * neg
+		}
+		out = append(out, fusion.Ranked{ID: id, Score: score})
+	}
+	slices.SortFunc(out, func(a, b fusion.Ranked) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out[:min(len(out), p.plan.Depth)], nil
 }

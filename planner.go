@@ -144,7 +144,7 @@ func validateQuery(ctx context.Context, q Query) (int, error) {
 		return 0, fmt.Errorf("%w: 0 probes; give at least one", ErrInvalidQuery)
 	}
 	if !fusion.Valid(q.Fuse) {
-		return 0, fmt.Errorf("%w: unknown fusion %q (want rrf, weighted, dbsf or early)", ErrInvalidQuery, q.Fuse)
+		return 0, fmt.Errorf("%w: unknown fusion %q (want rrf, weighted, dbsf, early or best_score)", ErrInvalidQuery, q.Fuse)
 	}
 	if q.Filter != nil {
 		if err := query.Validate(q.Filter); err != nil {
@@ -183,8 +183,8 @@ func planNegatives(p *planned, q Query) error {
 		return nil
 	case pos == 0:
 		return fmt.Errorf("%w: every probe has a negative weight: give at least one example to move towards", ErrInvalidQuery)
-	case q.Fuse != "" && q.Fuse != fusion.Early:
-		return fmt.Errorf("%w: negative weights (examples to move away from) need one search with 2 x mean(positive) - mean(negative), FUSE early; %s fusion ranks lists, and a negative list has no rank to subtract", ErrInvalidQuery, q.Fuse)
+	case q.Fuse != "" && q.Fuse != fusion.Early && q.Fuse != fusion.BestScore:
+		return fmt.Errorf("%w: negative weights (examples to move away from) need FUSE early (one search with 2 x mean(positive) - mean(negative)) or FUSE best_score (each candidate by its best positive and negative example); %s fusion ranks lists, and a negative list has no rank to subtract", ErrInvalidQuery, q.Fuse)
 	}
 	return nil
 }
@@ -244,7 +244,7 @@ func (db *DB) planGroups(p *planned, q Query) error {
 // goes depends on the page, so pages of one fused ranking would repeat or
 // miss items.
 func planOffset(p *planned) error {
-	if p.plan.Offset > 0 && p.plan.Fusion != "" && p.plan.Fusion != fusion.Early {
+	if p.plan.Offset > 0 && p.plan.Fusion != "" && p.plan.Fusion != fusion.Early && p.plan.Fusion != fusion.BestScore {
 		return fmt.Errorf("%w: OFFSET into a %s-fused ranking: each page would fuse lists of another depth, and pages would repeat or miss items; ask for more hits (LIMIT), or page a single probe or FUSE early", ErrInvalidQuery, p.plan.Fusion)
 	}
 	return nil
@@ -392,13 +392,16 @@ func planFusion(p *planned, q Query) error {
 				p.plan.Fusion = fusion.Early
 			}
 		}
-		if p.plan.Fusion == fusion.Early {
+		if p.plan.Fusion == fusion.Early || p.plan.Fusion == fusion.BestScore {
 			for _, pp := range p.plan.Probes {
 				if pp.Route == RoutePivot {
-					return fmt.Errorf("%w: early fusion needs every probe in the target's space (directly or aligned); %s is not", ErrInvalidQuery, pp.Modality)
+					return fmt.Errorf("%w: %s fusion needs every probe in the target's space (directly or aligned); %s is not", ErrInvalidQuery, p.plan.Fusion, pp.Modality)
 				}
 			}
 		}
+	}
+	if q.Fuse == fusion.BestScore && len(q.Probes) == 1 {
+		p.plan.Fusion = fusion.BestScore // one example: its similarity, by a scan
 	}
 	p.plan.Depth = p.plan.K + p.plan.Offset
 	if p.plan.Fusion != "" && p.plan.Fusion != fusion.Early || anyPivot(p.plan.Probes) {
@@ -419,6 +422,8 @@ func (db *DB) planStrategy(p *planned, q Query) {
 	}
 	cutoff := db.exactCutoff(ef, p.plan.Candidates)
 	switch {
+	case p.plan.Fusion == fusion.BestScore:
+		p.plan.Strategy, p.plan.Why = StrategyExact, "best_score compares every candidate with every example"
 	case q.Exact:
 		p.plan.Strategy, p.plan.Why = StrategyExact, "Query.Exact"
 	case p.plan.FilterMatches <= cutoff:

@@ -433,7 +433,7 @@ func TestNegativeExamples(t *testing.T) {
 	assert.Contains(t, ex.String(), "fusion: early")
 
 	for stmt, msg := range map[string]string{
-		"SEARCH image NEAR text OF 'it-007', text OF 'it-021' WEIGHT -1 FUSE rrf": "need one search with 2 x mean(positive) - mean(negative)",
+		"SEARCH image NEAR text OF 'it-007', text OF 'it-021' WEIGHT -1 FUSE rrf": "need FUSE early (one search with 2 x mean(positive) - mean(negative)) or FUSE best_score",
 		"SEARCH image NEAR text OF 'it-021' WEIGHT -1":                            "give at least one example to move towards",
 		"SEARCH audio NEAR image OF 'it-007', image OF 'it-021' WEIGHT -1":        "early fusion needs every probe in the target's space",
 	} {
@@ -677,4 +677,52 @@ func TestPlanJSONRecall(t *testing.T) {
 	b, err = json.Marshal(p)
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"recall":1`)
+}
+
+// FUSE best_score ranks each candidate by its best positive example, or
+// below all such by its best negative one (Qdrant's recommend
+// best_score), equal to the brute force; it pages exactly.
+func TestBestScore(t *testing.T) {
+	db, items := surfaceDB(t)
+	byID := map[string]Item{}
+	for _, it := range items {
+		byID[it.ID] = it
+	}
+	pos1, pos2, neg := normalised(byID["it-007"].Vectors["text"]), normalised(byID["it-030"].Vectors["text"]), normalised(byID["it-021"].Vectors["text"])
+	type scored struct {
+		id string
+		s  float64
+	}
+	var want []scored
+	for _, it := range items {
+		if it.Attrs["year"].(int) < 2005 {
+			continue
+		}
+		v := normalised(it.Vectors["image"])
+		p := max(float64(kernel.DotProduct(pos1, v)), float64(kernel.DotProduct(pos2, v)))
+		n := float64(kernel.DotProduct(neg, v))
+		s := p
+		if n > p {
+			s = -n * n
+		}
+		want = append(want, scored{it.ID, s})
+	}
+	slices.SortFunc(want, func(a, b scored) int { return cmp.Compare(b.s, a.s) })
+	stmt := "SEARCH image NEAR text OF 'it-007', text OF 'it-030', text OF 'it-021' WEIGHT -1 FUSE best_score WHERE year >= 2005 LIMIT 15"
+	res, err := db.Query(ctx, stmt)
+	require.NoError(t, err)
+	require.Len(t, res.Hits, 15)
+	for i, h := range res.Hits {
+		assert.Equal(t, want[i].id, h.ID, "rank %d", i+1)
+		assert.InDelta(t, want[i].s, h.Score, 1e-5)
+	}
+	page, err := db.Query(ctx, stmt+" OFFSET 15")
+	require.NoError(t, err)
+	assert.Equal(t, want[15].id, page.Hits[0].ID)
+	ex, err := db.Query(ctx, "EXPLAIN ANALYZE "+stmt)
+	require.NoError(t, err)
+	assert.Contains(t, ex.String(), "best_score compares every candidate with every example")
+	_, err = db.Query(ctx, "SEARCH audio NEAR image OF 'it-007', image OF 'it-021' WEIGHT -1 FUSE best_score")
+	require.ErrorIs(t, err, ErrInvalidQuery)
+	assert.Contains(t, err.Error(), "best_score fusion needs every probe in the target's space")
 }

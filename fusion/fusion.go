@@ -26,6 +26,9 @@ const (
 	Weighted Method = "weighted" // weighted sum of min-max normalised scores
 	DBSF     Method = "dbsf"     // distribution-based score fusion
 	Early    Method = "early"    // weighted sum of probe vectors, one search
+	// BestScore scores each candidate by its best positive and best
+	// negative example (Qdrant's recommend best_score): one exact scan.
+	BestScore Method = "best_score"
 )
 
 // RRFK is the k of reciprocal rank fusion: score = sum of w / (k + rank).
@@ -115,7 +118,7 @@ func meanStd(l []Ranked) (mu, sigma float64) {
 // Valid reports whether m names a method, or is "" (the default, RRF).
 func Valid(m Method) bool {
 	switch m {
-	case "", RRF, Weighted, DBSF, Early:
+	case "", RRF, Weighted, DBSF, Early, BestScore:
 		return true
 	}
 	return false

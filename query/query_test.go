@@ -190,7 +190,7 @@ func TestParseStatement(t *testing.T) {
 		"SEARCH image NEAR text FILE ''":         "names no file",
 		"SEARCH image NEAR text ''":              "empty text probe",
 		"SEARCH image NEAR text OF 'a' LIMIT 0":  "positive integer",
-		"SEARCH image NEAR text OF 'a' FUSE max": "rrf, weighted, dbsf or early",
+		"SEARCH image NEAR text OF 'a' FUSE max": "rrf, weighted, dbsf, early or best_score",
 		"SEARCH image NEAR text [1, 2":           "',' or ']'",
 		"GET a":                                  "an item ID in quotes",
 		"DROP TABLE items":                       "ALIGNMENT or CALIBRATION after DROP",

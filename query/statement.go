@@ -24,7 +24,7 @@ const (
 
 // Statement is one parsed statement of the mmdb language:
 //
-//	SEARCH <target>[, <target>] NEAR <probe>[, <probe>] [FUSE rrf|weighted|dbsf|early]
+//	SEARCH <target>[, <target>] NEAR <probe>[, <probe>] [FUSE rrf|weighted|dbsf|early|best_score]
 //	       [WHERE <filter>] [LIMIT <k>] [OFFSET <n>] [SCORE >= <x>] [DISTANCE <= <x>]
 //	       [EXCLUDE '<id>'[, '<id>']] [KEEP PROBES] [GROUP BY <attr> [PER <n>]] [EF <n>] [EXACT]
 //	       (clauses in any order)
@@ -385,7 +385,7 @@ func (p *parser) parseSearchClauses(st *Statement) error {
 		case p.acceptKeyword("FUSE"):
 			t := p.peek()
 			if t.kind != tIdent || !fusion.Valid(fusion.Method(strings.ToLower(t.text))) {
-				return p.fail("rrf, weighted, dbsf or early after FUSE")
+				return p.fail("rrf, weighted, dbsf, early or best_score after FUSE")
 			}
 			p.next()
 			st.Fuse = fusion.Method(strings.ToLower(t.text))

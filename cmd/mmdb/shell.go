@@ -366,7 +366,7 @@ func (sh *shell) run(ctx context.Context, stmt string) error {
 }
 
 const shellHelp = `Statements end with ';' and may span lines:
-  SEARCH image NEAR text OF 'id' [WEIGHT w], audio [0.1, ...] [FUSE rrf|weighted|dbsf|early]
+  SEARCH image NEAR text OF 'id' [WEIGHT w], audio [0.1, ...] [FUSE rrf|weighted|dbsf|early|best_score]
          (WEIGHT -1: an example to move away from)
          [WHERE filter] [LIMIT k] [OFFSET n] [SCORE >= x] [DISTANCE <= x]
          [EXCLUDE 'id', ...] [KEEP PROBES] [GROUP BY attr [PER n]] [EF n] [EXACT];   (any order)
@@ -524,7 +524,7 @@ var (
 	dotCommands = []string{".help", ".schema", ".stats", ".define", ".mode", ".timer", ".explain", ".vectors", ".import", ".export", ".snapshot", ".read", ".quit", ".exit"}
 	stmtWords   = []string{"SEARCH", "NEAR", "OF", "WEIGHT", "FUSE", "WHERE", "LIMIT", "EF", "EXACT", "GET", "DELETE", "COUNT",
 		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "OFFSET", "EXCLUDE", "SCORE", "DISTANCE", "GROUP", "PER", "KEEP", "PROBES", "CALIBRATE", "DROP", "ALIGNMENT", "CALIBRATION", "AUTO", "CENTRE", "ALPHA", "BETA", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
-		"rrf", "weighted", "dbsf", "early", "auto", "ridge", "procrustes", "cca", "infonce"}
+		"rrf", "weighted", "dbsf", "early", "best_score", "auto", "ridge", "procrustes", "cca", "infonce"}
 )
 
 // Do implements readline.AutoCompleter: the candidates' remaining letters
