@@ -141,6 +141,9 @@ func (db *DB) queryModel(ctx context.Context, st *query.Statement, res *Result) 
 			return nil, err
 		}
 	case query.StmtDrop:
+		if st.Drop == "MODALITY" {
+			return nil, fmt.Errorf("mmdb: %w: DROP MODALITY rewrites the file's schema, which an open database serves: close it and run mmdb drop DB %s (mmdb.DropModality)", ErrInvalidQuery, st.From)
+		}
 		var dropped bool
 		var err error
 		if st.Drop == "ALIGNMENT" {

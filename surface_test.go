@@ -473,9 +473,9 @@ func TestCalibrateAndDropStatements(t *testing.T) {
 	plan, err = db.Explain(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "text", ItemID: "it-001"}}})
 	require.NoError(t, err)
 	assert.Equal(t, RoutePivot, plan.Probes[0].Route, "without the map, the pivot")
-	_, err = db.Query(ctx, "DROP MODALITY audio")
+	_, err = db.Query(ctx, "DROP TABLE audio")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "ALIGNMENT or CALIBRATION after DROP")
+	assert.Contains(t, err.Error(), "ALIGNMENT, CALIBRATION or MODALITY after DROP")
 }
 
 // LIKE 'prefix%' matches what strings.HasPrefix says, on strings and on

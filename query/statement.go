@@ -18,7 +18,8 @@ const (
 	// StmtCalibrate: CALIBRATE <probe> TO <target> [AUTO] [CENTRE]
 	// [ALPHA <x>] [BETA <x>] [K <n>] [FORCE].
 	StmtCalibrate = "CALIBRATE"
-	// StmtDrop: DROP ALIGNMENT|CALIBRATION <from> TO <to>.
+	// StmtDrop: DROP ALIGNMENT|CALIBRATION <from> TO <to>, DROP MODALITY
+	// <name>.
 	StmtDrop = "DROP"
 )
 
@@ -36,7 +37,7 @@ const (
 //	COUNT [WHERE <filter>]
 //	ALIGN <from> TO <to> [USING auto|ridge|procrustes|cca|infonce] [BY <attr>] [FORCE]
 //	CALIBRATE <probe> TO <target> [AUTO] [CENTRE] [ALPHA <x>] [BETA <x>] [K <n>] [FORCE]
-//	DROP ALIGNMENT|CALIBRATION <from> TO <to>
+//	DROP ALIGNMENT|CALIBRATION <from> TO <to> | DROP MODALITY <name>
 //	EXPLAIN [ANALYZE] <statement>
 type Statement struct {
 	Kind    string
@@ -72,7 +73,8 @@ type Statement struct {
 	// or one that does not beat searching without it; CALIBRATE ... FORCE,
 	// corrections stored even when they measure no better.
 	Force bool
-	// Drop: what DROP removes, "ALIGNMENT" or "CALIBRATION".
+	// Drop: what DROP removes, "ALIGNMENT", "CALIBRATION" or "MODALITY"
+	// (named by From).
 	Drop string
 	// CALIBRATE's candidates: Auto, Centre, Alpha and Beta (0: not asked),
 	// K (0: the default).
@@ -219,10 +221,13 @@ func ParseStatement(s string) (*Statement, error) {
 			st.Drop = "ALIGNMENT"
 		case p.acceptWord("CALIBRATION"):
 			st.Drop = "CALIBRATION"
+		case p.acceptWord("MODALITY"):
+			st.Drop = "MODALITY"
+			st.From, err = p.parseName("the modality to drop")
 		default:
-			err = p.fail("ALIGNMENT or CALIBRATION after DROP")
+			err = p.fail("ALIGNMENT, CALIBRATION or MODALITY after DROP")
 		}
-		if err == nil {
+		if err == nil && st.Drop != "MODALITY" {
 			st.From, st.To, err = p.parsePair("a modality")
 		}
 	default:

@@ -152,3 +152,23 @@ func encoderName(s *encoder.Spec) string {
 func parseMetric(s string) (mmdb.Metric, error) {
 	return modality.ParseMetric(strings.ToLower(s))
 }
+
+func dropCmd() *cobra.Command {
+	c := newCmd("drop DB MODALITY", "remove a modality: its vectors, index, alignments and calibrations",
+		"Removes MODALITY from DB in one transaction: every vector of it, its index, and the\n"+
+			"alignments and calibrations to or from it. Items keep their attributes and other vectors.\n"+
+			"It rewrites the schema, so the file must not be open elsewhere (it waits for the lock as\n"+
+			"every command does, then fails).",
+		"mmdb drop media.mmdb audio", 2)
+	asJSON := jsonFlag(c)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if err := mustExist(args[0]); err != nil {
+			return err
+		}
+		if err := mmdb.DropModality(c.Context(), args[0], args[1], nil); err != nil {
+			return err
+		}
+		return report(c.OutOrStdout(), *asJSON, map[string]string{"dropped": args[1]}, fmt.Sprintf("dropped modality %s\n", args[1]))
+	}
+	return c
+}

@@ -186,3 +186,20 @@ func TestQueryHelpExamplesParse(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, n, 7)
 }
+
+// mmdb drop removes a modality from a closed file.
+func TestDropCommand(t *testing.T) {
+	_, db := buildDB(t)
+	code, out, errs := mmdbRun(t, "", "drop", db, "audio")
+	require.Equal(t, 0, code, errs)
+	assert.Equal(t, "dropped modality audio\n", out)
+	code, out, _ = mmdbRun(t, "", "stats", db)
+	require.Equal(t, 0, code)
+	assert.NotContains(t, out, "audio")
+	code, _, errs = mmdbRun(t, "", "drop", db, "audio")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "unknown modality")
+	code, _, errs = mmdbRun(t, "DROP MODALITY text;\n", "shell", db)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "close it and run mmdb drop DB text")
+}

@@ -376,6 +376,7 @@ const shellHelp = `Statements end with ';' and may span lines:
   ALIGN from TO to [USING auto|ridge|procrustes|cca|infonce] [BY label] [FORCE];
   CALIBRATE probe TO target [AUTO] [CENTRE] [ALPHA x] [BETA x] [K n] [FORCE];
   DROP ALIGNMENT|CALIBRATION from TO to;   DELETE WHERE filter;
+  (DROP MODALITY needs the file closed: mmdb drop DB MODALITY)
   EXPLAIN [ANALYZE] statement;
 Dot-commands:
   .help                      this text
@@ -523,7 +524,7 @@ type completer struct{ db *mmdb.DB }
 var (
 	dotCommands = []string{".help", ".schema", ".stats", ".define", ".mode", ".timer", ".explain", ".vectors", ".import", ".export", ".snapshot", ".read", ".quit", ".exit"}
 	stmtWords   = []string{"SEARCH", "NEAR", "OF", "WEIGHT", "FUSE", "WHERE", "LIMIT", "EF", "EXACT", "GET", "DELETE", "COUNT",
-		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "OFFSET", "EXCLUDE", "SCORE", "DISTANCE", "GROUP", "PER", "KEEP", "PROBES", "CALIBRATE", "DROP", "ALIGNMENT", "CALIBRATION", "AUTO", "CENTRE", "ALPHA", "BETA", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
+		"EXPLAIN", "ANALYZE", "ALIGN", "TO", "USING", "BY", "FORCE", "FILE", "OFFSET", "EXCLUDE", "SCORE", "DISTANCE", "GROUP", "PER", "KEEP", "PROBES", "CALIBRATE", "DROP", "ALIGNMENT", "CALIBRATION", "MODALITY", "AUTO", "CENTRE", "ALPHA", "BETA", "AND", "OR", "NOT", "IN", "BETWEEN", "EXISTS", "TRUE", "FALSE",
 		"rrf", "weighted", "dbsf", "early", "best_score", "auto", "ridge", "procrustes", "cca", "infonce"}
 )
 

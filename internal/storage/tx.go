@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/modality"
@@ -427,4 +428,63 @@ func (t *Tx) forEachAlign(key []byte, fn func(data []byte) error) error {
 		}
 		return nil
 	})
+}
+
+// DropModality removes modality name from the schema, with its vectors,
+// its saved index, its log entries and the alignments and calibrations
+// to or from it; it reports false when there is no such modality. The
+// caller holds the file to itself: every in-memory structure built on
+// the schema is stale afterwards.
+func (t *Tx) DropModality(name string) (bool, error) {
+	ms, err := t.Schema()
+	if err != nil {
+		return false, err
+	}
+	i := slices.IndexFunc(ms, func(m modality.Modality) bool { return m.Name == name })
+	if i < 0 {
+		return false, nil
+	}
+	if err := t.putSchema(slices.Delete(ms, i, i+1)); err != nil {
+		return false, err
+	}
+	drop := [][]byte{vecBucketName(name), indexBucketName(name)}
+	err = t.tx.ForEach(func(b []byte, _ *bolt.Bucket) error {
+		from, to, ok := strings.Cut(strings.TrimPrefix(string(b), "align/"), "/")
+		if ok && strings.HasPrefix(string(b), "align/") && (from == name || to == name) {
+			drop = append(drop, bytes.Clone(b))
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, b := range drop {
+		if t.tx.Bucket(b) != nil {
+			if err := t.tx.DeleteBucket(b); err != nil {
+				return false, err
+			}
+		}
+	}
+	// The log's entries for the modality, found first and deleted after:
+	// a bbolt cursor may skip a key after a Delete.
+	lb := t.tx.Bucket(bucketLog)
+	if lb == nil {
+		return true, nil
+	}
+	var keys [][]byte
+	err = lb.ForEach(func(k, v []byte) error {
+		if len(v) >= 5 && string(v[5:]) == name {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, k := range keys {
+		if err := lb.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
