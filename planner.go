@@ -151,8 +151,8 @@ func validateQuery(ctx context.Context, q Query) (int, error) {
 			return 0, fmt.Errorf("%w: filter: %w", ErrInvalidQuery, err)
 		}
 	}
-	if q.Offset < 0 || q.Offset > MaxK-k {
-		return 0, fmt.Errorf("%w: OFFSET %d with LIMIT %d: offset + limit must be within 0..%d (MaxK); to read every item, iterate with Items", ErrInvalidQuery, q.Offset, k, MaxK)
+	if q.Offset < 0 || q.Offset > MaxOffset {
+		return 0, fmt.Errorf("%w: OFFSET %d is outside 0..%d (MaxOffset); to read every item, use Scroll", ErrInvalidQuery, q.Offset, MaxOffset)
 	}
 	for _, b := range []*float32{q.MinScore, q.MaxDistance} {
 		if b != nil && (math.IsNaN(float64(*b)) || math.IsInf(float64(*b), 0)) {
@@ -422,6 +422,8 @@ func (db *DB) planStrategy(p *planned, q Query) {
 	}
 	cutoff := db.exactCutoff(ef, p.plan.Candidates)
 	switch {
+	case p.plan.Offset > 0 && 4*p.plan.Depth >= p.plan.FilterMatches:
+		p.plan.Strategy, p.plan.Why = StrategyExact, "a page this deep reaches most of the candidates: a scan"
 	case p.plan.Fusion == fusion.BestScore:
 		p.plan.Strategy, p.plan.Why = StrategyExact, "best_score compares every candidate with every example"
 	case q.Exact:

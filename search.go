@@ -54,7 +54,8 @@ type Query struct {
 	NoAttrs bool
 	// Offset skips the first Offset hits: page n of K hits is Offset
 	// n*K. A page costs what a search for Offset+K hits costs (as in
-	// Qdrant), and Offset+K is at most MaxK; pages of an exact search
+	// Qdrant; a page that deep in most of the candidates scans them), and
+	// Offset is at most MaxOffset; pages of an exact search
 	// (Exact, or a plan that scans) never repeat or miss a hit, ties
 	// included; pages walked in the graph are approximate like any graph
 	// search (its beam is widened to twice the page's end). Refused
@@ -113,6 +114,10 @@ type Probe struct {
 // cost grows with K, and a list longer than this is a scan, which Items
 // does better.
 const MaxK = 16384
+
+// MaxOffset bounds Query.Offset (and OFFSET): a page costs a search for
+// Offset+K hits, and deeper than this a Scroll reads the set better.
+const MaxOffset = 1 << 20
 
 // MaxProbeWeight bounds Probe.Weight: weighted sums of scores and vectors
 // must stay finite.
