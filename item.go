@@ -502,6 +502,26 @@ func ParseCursor(s string) (Cursor, error) {
 	return Cursor{uint32(n)}, nil
 }
 
+// CursorAfter is the cursor that resumes a Scroll just after item id (in
+// insertion order): a scan can restart from the last ID it handled. An
+// ID not stored is ErrNotFound (a cursor from Scroll survives its item's
+// deletion; an ID does not).
+func (db *DB) CursorAfter(id string) (Cursor, error) {
+	var c Cursor
+	err := db.store.View(func(tx *storage.Tx) error {
+		iid, ok := tx.LookupID(id)
+		if !ok {
+			return fmt.Errorf("item %q: %w", id, ErrNotFound)
+		}
+		c = Cursor{iid + 1}
+		return nil
+	})
+	if err != nil {
+		return Cursor{}, fmt.Errorf("mmdb: cursor: %w", err)
+	}
+	return c, nil
+}
+
 // Scroll returns up to n items (1..MaxK) in insertion order, starting at
 // from, and the cursor to go on from ("" when none are left): a scan of a
 // large set in pages, resumable across processes, as Qdrant's scroll.

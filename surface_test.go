@@ -290,7 +290,14 @@ func TestScroll(t *testing.T) {
 		}
 	}
 	assert.Equal(t, append(want, "late"), seen)
-	_, err := ParseCursor("x12")
+	c, err := db.CursorAfter("it-397")
+	require.NoError(t, err)
+	rest, _, err := db.Scroll(ctx, c, 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"it-398", "late"}, ids(hitsOf(rest)), "after it-397: it-398 (it-399 was deleted), then the late one")
+	_, err = db.CursorAfter("it-399")
+	require.ErrorIs(t, err, ErrNotFound)
+	_, err = ParseCursor("x12")
 	require.ErrorIs(t, err, ErrInvalidQuery)
 	_, _, err = db.Scroll(ctx, Cursor{}, 0)
 	require.ErrorIs(t, err, ErrInvalidQuery)
