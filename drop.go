@@ -27,8 +27,10 @@ func DropModality(ctx context.Context, path, name string, o *Options) error {
 	if opts.ReadOnly {
 		return fmt.Errorf("mmdb: drop modality: %w: the file is opened read-only", ErrInvalidQuery)
 	}
-	if _, err := os.Stat(path); err != nil {
+	if fi, err := os.Stat(path); err != nil {
 		return fmt.Errorf("mmdb: drop modality: %w", err) // never create a file
+	} else if fi.Size() == 0 {
+		return fmt.Errorf("mmdb: drop modality: %s is empty, not a database", path)
 	}
 	timeout := opts.Timeout
 	switch {

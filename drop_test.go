@@ -1,6 +1,8 @@
 package mmdb
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -62,4 +64,49 @@ func TestDropModality(t *testing.T) {
 	hits, err := db2.Search(ctx, Query{Target: "audio", Probes: []Probe{{Modality: "audio", Vector: []float32{1, 2}}}})
 	require.NoError(t, err)
 	assert.Equal(t, []string{"it-003"}, ids(hits), "a new audio, none of the old vectors")
+}
+
+// A file left by a crash (log entries past the checkpoints) drops a
+// modality, takes the same name again with another dimension, and opens
+// clean: the dropped modality's log entries replay into nothing.
+func TestDropModalityAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "live.mmdb")
+	db, err := Open(path, &Options{CheckpointEvery: 1 << 30})
+	require.NoError(t, err)
+	require.NoError(t, db.DefineModality(Modality{Name: "image", Dim: 2, Metric: Cosine}))
+	require.NoError(t, db.DefineModality(Modality{Name: "audio", Dim: 3, Metric: L2}))
+	for i := range 50 {
+		require.NoError(t, db.Put(ctx, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"image": {1, float32(i)}, "audio": {float32(i), 0, 1}}}))
+	}
+	crashed := filepath.Join(dir, "crashed.mmdb")
+	raw, err := os.ReadFile(path) // the file as a kill -9 would leave it
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(crashed, raw, 0o644))
+	require.NoError(t, db.Close())
+
+	require.NoError(t, DropModality(ctx, crashed, "audio", nil))
+	db2, err := Open(crashed, nil)
+	require.NoError(t, err)
+	require.NoError(t, db2.DefineModality(Modality{Name: "audio", Dim: 2, Metric: L2}))
+	require.NoError(t, db2.Merge(ctx, Item{ID: "7", Vectors: map[string][]float32{"audio": {7, 7}}}))
+	require.NoError(t, db2.Close())
+	db3, err := Open(crashed, nil)
+	require.NoError(t, err)
+	defer db3.Close()
+	rep, err := db3.Check(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Problems)
+	hits, err := db3.Search(ctx, Query{Target: "audio", K: 50, Probes: []Probe{{Modality: "audio", Vector: []float32{7, 7}}}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"7"}, ids(hits))
+	img, err := db3.Search(ctx, Query{Target: "image", K: 50, Probes: []Probe{{Modality: "image", Vector: []float32{1, 3}}}})
+	require.NoError(t, err)
+	assert.Len(t, img, 50)
+	empty := filepath.Join(dir, "empty.mmdb")
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	require.Error(t, DropModality(ctx, empty, "audio", nil))
+	fi, err := os.Stat(empty)
+	require.NoError(t, err)
+	assert.Zero(t, fi.Size(), "an empty file stays empty")
 }

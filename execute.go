@@ -609,16 +609,27 @@ func (p *planned) rankKey(i int, tvecs []float32, ids []uint32) func(j int) floa
 }
 
 // bestScore ranks every candidate by its best example, as Qdrant's
-// recommend best_score: the best similarity to a positive probe when it
-// beats the best to a negative one, else minus the square of that best
-// negative similarity (below every candidate closer to a positive).
-// Weights count by their sign only.
+// recommend best_score: sigmoid(best similarity to a positive probe) when
+// it beats the best to a negative one, else -sigmoid(that best negative
+// similarity), so every candidate nearer a positive ranks above every one
+// nearer a negative, whatever the metric's scale (sigmoid(x) = (x/(1+|x|)
+// + 1)/2, bounded, monotone). Weights count by their sign only.
 func (db *DB) bestScore(ctx context.Context, p *planned) ([]fusion.Ranked, error) {
 	cands := p.allow
 	if cands == nil {
 		cands = db.items.with(db.st.Load().byName[p.tm.Name])
 	}
+	depth := max(p.plan.Depth, 1)
 	var out []fusion.Ranked
+	keep := func() { // the best depth so far, best first
+		slices.SortFunc(out, func(a, b fusion.Ranked) int {
+			if c := cmp.Compare(b.Score, a.Score); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ID, b.ID)
+		})
+		out = out[:min(len(out), depth)]
+	}
 	it := cands.Iterator()
 	for n := 0; it.HasNext(); n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
@@ -638,17 +649,23 @@ func (db *DB) bestScore(ctx context.Context, p *planned) ([]fusion.Ranked, error
 				pos = max(pos, float64(s))
 			}
 		}
-		score := pos
+		score := sigmoid(pos)
 		if neg > pos {
-			score = -neg * neg
+			score = -sigmoid(neg)
 		}
-		out = append(out, fusion.Ranked{ID: id, Score: score})
+		if out = append(out, fusion.Ranked{ID: id, Score: score}); len(out) >= 2*depth+1024 {
+			keep()
+		}
 	}
-	slices.SortFunc(out, func(a, b fusion.Ranked) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	return out[:min(len(out), p.plan.Depth)], nil
+	keep()
+	return out, nil
+}
+
+// sigmoid maps a score into (0, 1), keeping its order (Qdrant's fast
+// sigmoid).
+func sigmoid(x float64) float64 {
+	if math.IsInf(x, -1) {
+		return 0
+	}
+	return (x/(1+math.Abs(x)) + 1) / 2
 }

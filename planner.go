@@ -403,6 +403,18 @@ func planFusion(p *planned, q Query) error {
 	if q.Fuse == fusion.BestScore && len(q.Probes) == 1 {
 		p.plan.Fusion = fusion.BestScore // one example: its similarity, by a scan
 	}
+	if p.plan.Fusion == fusion.BestScore {
+		for i, pp := range p.plan.Probes {
+			switch {
+			case pp.Route == RoutePivot:
+				return fmt.Errorf("%w: best_score fusion needs every probe in the target's space (directly or aligned); %s is not", ErrInvalidQuery, pp.Modality)
+			case p.probes[i].dehubs():
+				return fmt.Errorf("%w: best_score compares raw similarities, and the hubness correction stored for %s -> %s would not apply: set NoCorrections, or use another fusion", ErrInvalidQuery, pp.Modality, p.tm.Name)
+			case len(p.probes[i].vec) != p.tm.Dim:
+				return fmt.Errorf("%w: best_score: probe %s has %d values, target %s %d", ErrInvalidQuery, pp.Modality, len(p.probes[i].vec), p.tm.Name, p.tm.Dim)
+			}
+		}
+	}
 	p.plan.Depth = p.plan.K + p.plan.Offset
 	if p.plan.Fusion != "" && p.plan.Fusion != fusion.Early || anyPivot(p.plan.Probes) {
 		p.plan.Depth = max(4*p.plan.Depth, 40) // deep enough for fusion to matter

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -713,9 +714,10 @@ func TestBestScore(t *testing.T) {
 		v := normalised(it.Vectors["image"])
 		p := max(float64(kernel.DotProduct(pos1, v)), float64(kernel.DotProduct(pos2, v)))
 		n := float64(kernel.DotProduct(neg, v))
-		s := p
+		sig := func(x float64) float64 { return (x/(1+math.Abs(x)) + 1) / 2 } // an independent copy of the rule
+		s := sig(p)
 		if n > p {
-			s = -n * n
+			s = -sig(n)
 		}
 		want = append(want, scored{it.ID, s})
 	}
@@ -734,7 +736,31 @@ func TestBestScore(t *testing.T) {
 	ex, err := db.Query(ctx, "EXPLAIN ANALYZE "+stmt)
 	require.NoError(t, err)
 	assert.Contains(t, ex.String(), "best_score compares every candidate with every example")
-	_, err = db.Query(ctx, "SEARCH audio NEAR image OF 'it-007', image OF 'it-021' WEIGHT -1 FUSE best_score")
+	for _, stmt := range []string{"SEARCH audio NEAR image OF 'it-007', image OF 'it-021' WEIGHT -1 FUSE best_score",
+		"SEARCH audio NEAR image OF 'it-007' FUSE best_score"} {
+		_, err = db.Query(ctx, stmt)
+		require.ErrorIs(t, err, ErrInvalidQuery, stmt)
+		assert.Contains(t, err.Error(), "best_score fusion needs every probe in the target's space", stmt)
+	}
+	_, err = db.Query(ctx, "CALIBRATE text TO image ALPHA 0.5 FORCE")
+	require.NoError(t, err)
+	_, err = db.Query(ctx, stmt)
 	require.ErrorIs(t, err, ErrInvalidQuery)
-	assert.Contains(t, err.Error(), "best_score fusion needs every probe in the target's space")
+	assert.Contains(t, err.Error(), "hubness correction")
+
+	// Under L2 every score is <= 0: a candidate nearer the positive still
+	// ranks above every one nearer the negative, and the nearer the
+	// negative, the lower.
+	l2, _ := openTest(t, Modality{Name: "v", Dim: 1, Metric: L2})
+	var pts []Item
+	for _, x := range []float32{-40, 10, 40, 60, 99, 100} {
+		pts = append(pts, Item{ID: fmt.Sprint(x), Vectors: map[string][]float32{"v": {x}}})
+	}
+	require.NoError(t, l2.Put(ctx, pts...))
+	hits, err := l2.Search(ctx, Query{Target: "v", Fuse: fusion.BestScore, Probes: []Probe{{Modality: "v", Vector: []float32{0}}, {Modality: "v", Vector: []float32{100}, Weight: -1}}})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"10", "-40", "40", "60", "99", "100"}, ids(hits))
+	for _, h := range hits {
+		assert.False(t, math.IsInf(float64(h.Score), 0) || math.Signbit(float64(h.Score)) && h.Score == 0, "score %v", h.Score)
+	}
 }

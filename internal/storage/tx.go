@@ -431,8 +431,7 @@ func (t *Tx) forEachAlign(key []byte, fn func(data []byte) error) error {
 }
 
 // DropModality removes modality name from the schema, with its vectors,
-// its saved index, its log entries and the alignments and calibrations
-// to or from it; it reports false when there is no such modality. The
+// its saved index and the alignments and calibrations to or from it; it reports false when there is no such modality. The
 // caller holds the file to itself: every in-memory structure built on
 // the schema is stale afterwards.
 func (t *Tx) DropModality(name string) (bool, error) {
@@ -465,26 +464,9 @@ func (t *Tx) DropModality(name string) (bool, error) {
 			}
 		}
 	}
-	// The log's entries for the modality, found first and deleted after:
-	// a bbolt cursor may skip a key after a Delete.
-	lb := t.tx.Bucket(bucketLog)
-	if lb == nil {
-		return true, nil
-	}
-	var keys [][]byte
-	err = lb.ForEach(func(k, v []byte) error {
-		if len(v) >= 5 && string(v[5:]) == name {
-			keys = append(keys, bytes.Clone(k))
-		}
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	for _, k := range keys {
-		if err := lb.Delete(k); err != nil {
-			return false, err
-		}
-	}
+	// The log's entries for the modality stay: deleting them could move
+	// the log's start past another modality's checkpoint (a needless
+	// rebuild at the next Open), and replay reads what is stored, which
+	// for a dropped modality is nothing.
 	return true, nil
 }
