@@ -271,8 +271,9 @@ func BenchmarkFiltered(b *testing.B) {
 }
 
 // BenchmarkSearchOverhead: a top-10 search through DB.Search (planning,
-// probe validation, ID mapping) against the same HNSW index searched
-// directly, on 20k x 128, in one run:
+// probe validation, ID mapping, the hits' attributes; and without them,
+// NoAttrs) against the same HNSW index searched directly, on 20k x 128,
+// in one run:
 //
 //	go test -run '^$' -bench SearchOverhead .
 func BenchmarkSearchOverhead(b *testing.B) {
@@ -282,6 +283,15 @@ func BenchmarkSearchOverhead(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			if _, err := db.Search(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}, K: 10}); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("db-noattrs", func(b *testing.B) { // hits without their attributes: no record reads
+		i := 0
+		for b.Loop() {
+			if _, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}, K: 10}); err != nil {
 				b.Fatal(err)
 			}
 			i++

@@ -296,3 +296,30 @@ func TestNoFileProbesAndSharedSpaces(t *testing.T) {
 	err = db.DefineModality(Modality{Name: "caption2", Dim: 4, Metric: Cosine, Space: "clip", Encoder: remote("clip-l", encoder.InputText)})
 	require.ErrorIs(t, err, ErrModalityConflict)
 }
+
+// Defining a modality again may move its remote server (same model) and
+// give a standardisation to one that holds no vectors yet; another
+// standardisation for one that holds vectors is a conflict.
+func TestRedefineEncoder(t *testing.T) {
+	remote := func(url string) *encoder.Spec {
+		return &encoder.Spec{Kind: encoder.KindOpenAI, Remote: &encoder.Remote{URL: url, Model: "m", Input: encoder.InputText}}
+	}
+	db, _ := openTest(t, Modality{Name: "cap", Dim: 4, Metric: Cosine, Encoder: remote("http://a:1")})
+	require.NoError(t, db.Put(ctx, Item{ID: "x", Vectors: map[string][]float32{"cap": {1, 0, 0, 0}}}))
+	require.NoError(t, db.DefineModality(Modality{Name: "cap", Dim: 4, Metric: Cosine, Encoder: remote("http://b:2")}))
+	assert.Equal(t, "http://b:2", db.Modalities()[0].Encoder.Remote.URL, "the server moved; the vectors stand")
+
+	spec := &encoder.Spec{Kind: encoder.KindImage}
+	require.NoError(t, db.DefineModality(Modality{Name: "pic", Encoder: spec}))
+	fitted := unitImage()
+	require.NoError(t, db.DefineModality(Modality{Name: "pic", Encoder: fitted}), "no vectors yet: the standardisation is taken")
+	assert.Equal(t, fitted.Scaler, db.Modalities()[1].Encoder.Scaler)
+	require.NoError(t, db.Put(ctx, Item{ID: "x", Vectors: map[string][]float32{"pic": slices.Repeat([]float32{1}, 136)}}))
+	other := unitImage()
+	other.Scaler.Std[0] = 2
+	err := db.DefineModality(Modality{Name: "pic", Encoder: other})
+	require.ErrorIs(t, err, ErrModalityConflict)
+	assert.Contains(t, err.Error(), "standardised differently, and it holds vectors")
+	require.NoError(t, db.DefineModality(Modality{Name: "pic", Encoder: &encoder.Spec{Kind: encoder.KindImage}}), "no standardisation given: the stored one stands")
+	assert.Equal(t, fitted.Scaler, db.Modalities()[1].Encoder.Scaler)
+}

@@ -178,6 +178,14 @@ func TestSchemaFileCarriesEncoder(t *testing.T) {
 	err = ApplySchemaFile(other, out+".schema.json")
 	require.ErrorIs(t, err, ErrBadRecord)
 	assert.Contains(t, err.Error(), "standardised differently here and in the file")
+
+	// A schema file that does not say how its vectors were made is
+	// refused for a modality whose encoder makes them.
+	bare := filepath.Join(tmp, "bare.schema.json")
+	require.NoError(t, os.WriteFile(bare, []byte(`{"modalities":[{"name":"pic","dim":136,"metric":"cosine"}]}`), 0o644))
+	err = ApplySchemaFile(other, bare)
+	require.ErrorIs(t, err, ErrBadRecord)
+	assert.Contains(t, err.Error(), "does not say how its vectors were made")
 }
 
 // assertAllEncodeAsStored checks every stored vector of modality pic

@@ -56,13 +56,13 @@ func queryCmd() *cobra.Command {
 		res, err := db.Query(c.Context(), args[1])
 		if err != nil {
 			if res != nil { // an ALIGN that stored nothing: its report says why
-				if rerr := render(c.Context(), db, c.OutOrStdout(), res, renderOptions{mode: *mode}); rerr != nil {
+				if rerr := render(c.OutOrStdout(), res, renderOptions{mode: *mode}); rerr != nil {
 					return rerr
 				}
 			}
 			return withCaret(err, args[1])
 		}
-		return render(c.Context(), db, c.OutOrStdout(), res, renderOptions{mode: *mode})
+		return render(c.OutOrStdout(), res, renderOptions{mode: *mode})
 	}
 	return c
 }

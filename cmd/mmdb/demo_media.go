@@ -121,7 +121,7 @@ func mediaTour(ctx context.Context, stdout io.Writer, dir string, sum *demoSumma
 			return err
 		}
 		sum.Searches[q.key] = hitIDs(res.Hits)
-		if err := render(ctx, db, stdout, res, renderOptions{mode: "table"}); err != nil {
+		if err := render(stdout, res, renderOptions{mode: "table"}); err != nil {
 			return err
 		}
 	}

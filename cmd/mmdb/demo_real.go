@@ -140,7 +140,7 @@ func runRealDemo(ctx context.Context, stdout, stderr io.Writer, data, dir string
 		if err != nil {
 			return nil, err
 		}
-		return res, render(ctx, db, stdout, res, renderOptions{mode: "table"})
+		return res, render(stdout, res, renderOptions{mode: "table"})
 	}
 	if _, err := show("Text-to-image on CLIP: photos for the caption of coco-007", "SEARCH photo NEAR caption OF 'coco-007' LIMIT 5"); err != nil {
 		return err

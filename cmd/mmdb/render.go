@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -37,9 +36,9 @@ type hitRow struct {
 
 // render prints a statement's result: plans first, then the hits, item,
 // count or report.
-func render(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o renderOptions) error {
+func render(w io.Writer, res *mmdb.Result, o renderOptions) error {
 	if o.mode == "json" {
-		return renderJSON(ctx, db, w, res, o)
+		return renderJSON(w, res)
 	}
 	for _, p := range res.Plans {
 		fmt.Fprint(w, p.String())
@@ -86,7 +85,7 @@ func hitRows(hits []mmdb.Hit) []hitRow {
 	return rows
 }
 
-func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result, o renderOptions) error {
+func renderJSON(w io.Writer, res *mmdb.Result) error {
 	out := map[string]any{"kind": res.Kind}
 	if len(res.Plans) > 0 {
 		out["plans"] = res.Plans // objects: the route, strategy and steps of each
@@ -99,11 +98,11 @@ func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result,
 	case res.Item != nil && len(res.Items) > 1:
 		items := make([]any, len(res.Items))
 		for i, it := range res.Items {
-			items[i] = itemJSON(it, o)
+			items[i] = itemJSON(it)
 		}
 		out["items"] = items
 	case res.Item != nil:
-		out["item"] = itemJSON(*res.Item, o)
+		out["item"] = itemJSON(*res.Item)
 	case res.Kind == query.StmtSearch:
 		out["hits"] = hitRows(res.Hits)
 	default:
@@ -116,7 +115,7 @@ func renderJSON(ctx context.Context, db *mmdb.DB, w io.Writer, res *mmdb.Result,
 
 // itemJSON is an item as JSON prints it: vectors as arrays, whatever
 // .vectors says (it shortens tables), and no null for an empty map.
-func itemJSON(it mmdb.Item, _ renderOptions) map[string]any {
+func itemJSON(it mmdb.Item) map[string]any {
 	vecs := map[string][]float32{}
 	for k, v := range it.Vectors {
 		vecs[k] = v

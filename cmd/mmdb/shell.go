@@ -350,13 +350,13 @@ func (sh *shell) run(ctx context.Context, stmt string) error {
 			return errors.New("cancelled")
 		}
 		if res != nil { // an ALIGN that stored nothing: its report says why
-			if rerr := render(ctx, sh.db, sh.out, res, sh.opts); rerr != nil {
+			if rerr := render(sh.out, res, sh.opts); rerr != nil {
 				return rerr
 			}
 		}
 		return withCaret(err, text)
 	}
-	if err := render(ctx, sh.db, sh.out, res, sh.opts); err != nil {
+	if err := render(sh.out, res, sh.opts); err != nil {
 		return err
 	}
 	if sh.timer {
