@@ -176,7 +176,8 @@ func importFile(ctx context.Context, db *mmdb.DB, path, modality, idsFile string
 	}
 	if _, err := os.Stat(path + ".schema.json"); err != nil {
 		for _, m := range db.Modalities() {
-			if m.Encoder != nil {
+			// An .npy file fills one modality; other files may fill any.
+			if m.Encoder != nil && (modality == "" || m.Name == modality) {
 				fmt.Fprintf(os.Stderr, "warning: %s has no schema side file (%s.schema.json): vectors it gives modality %s, made by %s here, are stored as given and compare only if they were made the same way\n", path, filepath.Base(path), m.Name, m.Encoder)
 			}
 		}
