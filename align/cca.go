@@ -18,20 +18,32 @@ import (
 // weighted canonical variates of x, y = my + Cyy B diag(rho) A' (x - mx).
 // That is a reduced-rank regression: only the directions the two spaces
 // share survive.
+//
+// With fewer pairs than dimensions, a side is fitted in the coordinates
+// of its pairs' span (rowBasis) and the map carried back. That is the
+// same map, not an approximation: the cross-covariance lies in the spans,
+// so the whitening acts on nothing outside them (the regulariser keeps
+// the full dimension's mean variance).
 func fitCCA(p Pairs, o Options) (*Projection, error) {
 	d1, d2, err := p.check(2)
 	if err != nil {
 		return nil, err
 	}
 	x, y := dense(p.X), dense(p.Y)
+	qx, qy := rowBasis(x), rowBasis(y)
+	x, y = inBasis(x, qx), inBasis(y, qy)
+	_, rx := x.Dims()
+	_, ry := y.Dims()
 	mx, my := centre(x), centre(y)
 	r := o.Components
 	if r <= 0 {
 		r = 16
 	}
 	r = min(r, d1, d2)
-	cxx, _ := gram(x, o.CCAReg)
-	cyy, _ := gram(y, o.CCAReg)
+	// gram scales the regulariser by the mean variance over the columns
+	// it sees: rx of d1 carry all the variance.
+	cxx, _ := gram(x, o.CCAReg*float64(rx)/float64(d1))
+	cyy, _ := gram(y, o.CCAReg*float64(ry)/float64(d2))
 	kx, err := whitener(cxx)
 	if err != nil {
 		return nil, err
@@ -47,10 +59,10 @@ func fitCCA(p Pairs, o Options) (*Projection, error) {
 	r = min(r, len(sv))
 	rho := sv[:r]
 	var a, bc mat.Dense
-	a.Mul(kx, u.Slice(0, d1, 0, r))
-	bc.Mul(ky, v.Slice(0, d2, 0, r))
+	a.Mul(kx, u.Slice(0, rx, 0, r))
+	bc.Mul(ky, v.Slice(0, ry, 0, r))
 	for k, c := range rho { // weight by the canonical correlations
-		for i := range d1 {
+		for i := range rx {
 			a.Set(i, k, a.At(i, k)*c)
 		}
 	}
@@ -59,41 +71,32 @@ func fitCCA(p Pairs, o Options) (*Projection, error) {
 	var ab, b mat.Dense
 	ab.Mul(&a, bc.T())
 	b.Mul(&ab, raw)
-	return affine(CCA, fmt.Sprintf("components=%d reg=%g rho1=%.3f", r, o.CCAReg, rho[0]), &b, mx, my, o.Metric), nil
+	return affine(CCA, fmt.Sprintf("components=%d reg=%g rho1=%.3f", r, o.CCAReg, rho[0]), lift(qx, &b, qy), liftVec(qx, mx), liftVec(qy, my), o.Metric), nil
 }
 
 // whitenedSVD returns the SVD of the whitened cross-covariance
 // M = Kx' X'Y Ky / n of centred x and y (U, V as columns, singular values
-// descending). With fewer pairs than dimensions M has rank at most n and
-// is the product (Kx'X')(Y Ky)/n of two thin matrices: it is then taken
-// from the QR factors of each and the SVD of an n x n matrix, not of the
-// d1 x d2 one.
+// descending). fitCCA has at least as many pairs as columns on each side
+// (it works in the pairs' span), so M is at most n x n.
+//
+// Only CCA's top components are kept, but a truncated SVD by subspace
+// iteration does not pay: on the random-encoder coco pairs the canonical
+// correlations are too even for it to converge in 100 rounds.
 func whitenedSVD(x, y, kx, ky *mat.Dense) (u, v *mat.Dense, sv []float64, err error) {
-	n, d1 := x.Dims()
-	_, d2 := y.Dims()
+	n, _ := x.Dims()
+	var cxy, t, m mat.Dense
+	cxy.Mul(x.T(), y)
+	cxy.Scale(1/float64(n), &cxy)
+	t.Mul(kx.T(), &cxy)
+	m.Mul(&t, ky)
 	var svd mat.SVD
-	if n >= min(d1, d2) {
-		var cxy, t, m mat.Dense
-		cxy.Mul(x.T(), y)
-		cxy.Scale(1/float64(n), &cxy)
-		t.Mul(kx.T(), &cxy)
-		m.Mul(&t, ky)
-		if !svd.Factorize(&m, mat.SVDThin) {
-			return nil, nil, nil, fmt.Errorf("%w: SVD did not converge", ErrBadInput)
-		}
-		u, v = new(mat.Dense), new(mat.Dense)
-		svd.UTo(u)
-		svd.VTo(v)
-		return u, v, svd.Values(nil), nil
+	if !svd.Factorize(&m, mat.SVDThin) {
+		return nil, nil, nil, fmt.Errorf("%w: SVD did not converge", ErrBadInput)
 	}
-	var a, b mat.Dense
-	a.Mul(kx.T(), x.T()) // d1 x n
-	b.Mul(ky.T(), y.T()) // d2 x n
-	u, v, sv = productSVD(&a, &b)
-	for k := range sv {
-		sv[k] /= float64(n)
-	}
-	return u, v, sv, nil
+	u, v = new(mat.Dense), new(mat.Dense)
+	svd.UTo(u)
+	svd.VTo(v)
+	return u, v, svd.Values(nil), nil
 }
 
 // productSVD returns the thin SVD of a b' for a (d1 x n) and b (d2 x n)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime/pprof"
 
 	"github.com/mmdb-go/mmdb/modality"
 	"gonum.org/v1/gonum/mat"
@@ -180,16 +181,19 @@ func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 	}
 	trainIdx, valIdx := p.split(0.15, o.Seed+1)
 	train, val := p.subset(trainIdx), p.subset(valIdx)
-	var init *Projection
-	if o.ridgeHint != nil {
-		init, err = fitRidge(train, o.ridgeHint.lambda, o.ridgeHint.identity, o.Metric)
-	} else {
-		init, err = fitRidgeCV(ctx, train, o)
+	choice := o.ridgeHint
+	if choice == nil {
+		ch, err := chooseRidge(ctx, train, o)
+		if err != nil {
+			return nil, fmt.Errorf("infonce: initial ridge: %w", err)
+		}
+		choice = &ch
 	}
+	var init *Projection
+	pprof.Do(ctx, pprof.Labels("part", "init"), func(context.Context) { init, err = fitRidge(train, choice.lambda, choice.identity, o.Metric) })
 	if err != nil {
 		return nil, fmt.Errorf("infonce: initial ridge: %w", err)
 	}
-	h := &head{w: mat.DenseCopyOf(init.W), b: append([]float64(nil), init.Bias...), t: math.Log(InitialTemperature)}
 	unitDense := func(rows [][]float32) *mat.Dense {
 		m := dense(rows)
 		for i := range len(rows) {
@@ -208,7 +212,16 @@ func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 		return m
 	}
 	xt, yt := dense(train.X), unitDense(train.Y)
-	xv, yv := dense(val.X), unitDense(val.Y)
+	// With fewer pairs than dimensions, train in the coordinates of the
+	// pairs' span (trainingSpan): a 768 x 768 head learnt from 49 pairs
+	// becomes at most 49 x 49.
+	qx, qy := trainingSpan(p, choice.identity)
+	xt, yt = inBasis(xt, qx), inBasis(yt, qy)
+	xv, yv := inBasis(dense(val.X), qx), inBasis(unitDense(val.Y), qy)
+	w0, b0 := restrict(qy, init.W, qx), restrictVec(qy, init.Bias)
+	_, d1 = xt.Dims()
+	_, d2 = yt.Dims()
+	h := &head{w: mat.DenseCopyOf(w0), b: append([]float64(nil), b0...), t: math.Log(InitialTemperature)}
 	valLoss := func() float64 {
 		n, _ := xv.Dims()
 		var sum float64
@@ -275,5 +288,51 @@ func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 		}
 	}
 	params := fmt.Sprintf("epochs=%d best=%d tau=%.3f init=(%s)", epochs, bestEpoch, math.Exp(bestH.t), init.Params)
-	return &Projection{Method: InfoNCE, Params: params, W: bestH.w, Bias: bestH.b, Normalize: o.Metric == modality.Cosine}, nil
+	w := bestH.w
+	if qx != nil || qy != nil {
+		params += fmt.Sprintf(" span=%dx%d", d2, d1)
+		w = liftHead(qx, qy, w, choice.identity)
+	}
+	return &Projection{Method: InfoNCE, Params: params, W: w, Bias: liftVec(qy, bestH.b), Normalize: o.Metric == modality.Cosine}, nil
+}
+
+// trainingSpan returns the bases InfoNCE trains its head in, nil for a
+// side with at least as many pairs as dimensions. The loss's gradient with
+// respect to W is a sum of y x' over the pairs, so training only moves W
+// inside the pairs' spans (source rows, target rows). The ridge map it
+// starts from lies there too, or, when ridge shrank towards the identity,
+// is the identity plus a part that does; then both sides share one basis
+// of both spans, and the identity stays as it is outside it (liftHead).
+// Adam scales each coordinate separately, so training in these
+// coordinates is not step for step the same as in the full ones; it is
+// the same model, fitted to the same loss.
+func trainingSpan(p Pairs, identity bool) (qx, qy *mat.Dense) {
+	x, y := dense(p.X), dense(p.Y)
+	if !identity {
+		return rowBasis(x), rowBasis(y)
+	}
+	var both mat.Dense
+	both.Stack(x, y)
+	q := rowBasis(&both)
+	return q, q
+}
+
+// liftHead carries a head trained in trainingSpan's bases back into the
+// full spaces: Qy W Qx', plus the identity outside the span when the head
+// started from the identity prior.
+func liftHead(qx, qy, w *mat.Dense, identity bool) *mat.Dense {
+	if !identity {
+		return lift(qy, w, qx)
+	}
+	r, _ := w.Dims()
+	delta := mat.DenseCopyOf(w)
+	for i := range r {
+		delta.Set(i, i, delta.At(i, i)-1)
+	}
+	full := lift(qy, delta, qx)
+	d, _ := full.Dims()
+	for i := range d {
+		full.Set(i, i, full.At(i, i)+1)
+	}
+	return full
 }

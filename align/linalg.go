@@ -168,3 +168,80 @@ func rowMajor32(a mat.Matrix) []float32 {
 	}
 	return out
 }
+
+// rowBasis returns an orthonormal basis (d x n) of the span of m's n rows
+// when there are fewer rows than columns, and nil otherwise. Learners
+// whose answer lies in the span of the pairs fit in those n coordinates
+// and carry the map back (lift): with 49 pairs of 768-d vectors that is a
+// 49 x 49 problem in place of a 768 x 768 one.
+func rowBasis(m *mat.Dense) *mat.Dense {
+	n, d := m.Dims()
+	if n >= d {
+		return nil
+	}
+	q, _ := thinQR(mat.DenseCopyOf(m.T()))
+	return q
+}
+
+// inBasis returns the coordinates m q of m's rows in the orthonormal
+// basis q (the columns of q), or m itself when q is nil.
+func inBasis(m, q *mat.Dense) *mat.Dense {
+	if q == nil {
+		return m
+	}
+	var out mat.Dense
+	out.Mul(m, q)
+	return &out
+}
+
+// lift returns a m b', a matrix of coefficients in two bases carried back
+// into the full spaces; a nil basis is the identity.
+func lift(a, m, b *mat.Dense) *mat.Dense {
+	out := m
+	if a != nil {
+		out = new(mat.Dense)
+		out.Mul(a, m)
+	}
+	if b != nil {
+		var t mat.Dense
+		t.Mul(out, b.T())
+		out = &t
+	}
+	return out
+}
+
+// liftVec returns q v, or v when q is nil.
+func liftVec(q *mat.Dense, v []float64) []float64 {
+	if q == nil {
+		return v
+	}
+	var out mat.VecDense
+	out.MulVec(q, mat.NewVecDense(len(v), v))
+	return out.RawVector().Data
+}
+
+// restrict returns a' m b, the coefficients of m in two bases; a nil
+// basis is the identity.
+func restrict(a, m, b *mat.Dense) *mat.Dense {
+	out := m
+	if a != nil {
+		out = new(mat.Dense)
+		out.Mul(a.T(), m)
+	}
+	if b != nil {
+		var t mat.Dense
+		t.Mul(out, b)
+		out = &t
+	}
+	return out
+}
+
+// restrictVec returns q' v, or v when q is nil.
+func restrictVec(q *mat.Dense, v []float64) []float64 {
+	if q == nil {
+		return v
+	}
+	var out mat.VecDense
+	out.MulVec(q.T(), mat.NewVecDense(len(v), v))
+	return out.RawVector().Data
+}

@@ -51,49 +51,6 @@ func TestFoldRidgeMatchesDirectSolve(t *testing.T) {
 	}
 }
 
-// With fewer pairs than dimensions CCA takes the whitened cross-
-// covariance's SVD from two thin QR factors; its singular values and
-// vectors are those of the full matrix (vectors up to sign).
-func TestWhitenedSVDLowRankMatchesFull(t *testing.T) {
-	const n, d1, d2 = 15, 30, 25
-	rng := testRNG(41)
-	x, y := dense(randRows(rng, n, d1, nil)), dense(randRows(rng, n, d2, nil))
-	centre(x)
-	centre(y)
-	cxx, _ := gram(x, 0.5)
-	cyy, _ := gram(y, 0.5)
-	kx, err := whitener(cxx)
-	require.NoError(t, err)
-	ky, err := whitener(cyy)
-	require.NoError(t, err)
-	u, v, sv, err := whitenedSVD(x, y, kx, ky)
-	require.NoError(t, err)
-	// The full matrix, by the other branch's arithmetic.
-	var cxy, tm, m mat.Dense
-	cxy.Mul(x.T(), y)
-	cxy.Scale(1/float64(n), &cxy)
-	tm.Mul(kx.T(), &cxy)
-	m.Mul(&tm, ky)
-	var svd mat.SVD
-	require.True(t, svd.Factorize(&m, mat.SVDThin))
-	var fu, fv mat.Dense
-	svd.UTo(&fu)
-	svd.VTo(&fv)
-	full := svd.Values(nil)
-	for k := range 5 { // the leading, well separated components
-		require.InDelta(t, full[k], sv[k], 1e-9)
-		var du, dv float64
-		for i := range d1 {
-			du += fu.At(i, k) * u.At(i, k)
-		}
-		for i := range d2 {
-			dv += fv.At(i, k) * v.At(i, k)
-		}
-		require.InDelta(t, 1, math.Abs(du), 1e-6, "component %d", k)
-		require.InDelta(t, du, dv, 1e-6, "component %d: U and V flip signs together", k)
-	}
-}
-
 // The dual solve (fewer pairs than dimensions) is the primal one.
 func TestRidgeDualMatchesPrimal(t *testing.T) {
 	const n, d = 12, 30
