@@ -163,6 +163,17 @@ type cachedProbe struct {
 
 type encodeCacheKey struct{}
 
+// needsEncoding says whether any probe is raw content (a file, bytes or
+// text) that an encoder turns into a vector.
+func needsEncoding(probes []Probe) bool {
+	for _, pr := range probes {
+		if pr.File != "" || pr.Data != nil || pr.Text != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // withEncodeCache returns ctx carrying a cache, unless it has one: the
 // probes of one statement are encoded once however many plans it makes.
 func withEncodeCache(ctx context.Context) context.Context {

@@ -248,7 +248,7 @@ func TestProbeOvertakenByRefit(t *testing.T) {
 	require.NoError(t, db.Put(ctx, Item{ID: "a", Vectors: map[string][]float32{"pic": v}}))
 	file := filepath.Join(t.TempDir(), "x.png")
 	require.NoError(t, os.WriteFile(file, pngFile(t), 0o644))
-	p, err := db.plan(ctx, Query{Target: "pic", Probes: []Probe{{Modality: "pic", File: file}}})
+	p, err := db.plan(ctx, Query{Target: "pic", Probes: []Probe{{Modality: "pic", File: file}}}, false)
 	require.NoError(t, err)
 	require.NoError(t, db.stillEncoded(p))
 	refit := *spec

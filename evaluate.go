@@ -370,7 +370,7 @@ func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corr 
 	err = parallel(ctx, len(set.qvecs), func(i int) error {
 		stored := corr != nil && corr == in.calib
 		p, err := db.plan(ctx, Query{Target: in.target, K: 1, NoCorrections: !stored,
-			Probes: []Probe{{Modality: in.probe, Vector: set.qvecs[i]}}})
+			Probes: []Probe{{Modality: in.probe, Vector: set.qvecs[i]}}}, false)
 		if err != nil {
 			return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
 		}

@@ -31,11 +31,13 @@ import (
 // allow-list. Several probes are fused (Query.Fuse). Explain shows the
 // plan.
 func (db *DB) Search(ctx context.Context, q Query) ([]Hit, error) {
-	ctx = withEncodeCache(ctx)
+	if needsEncoding(q.Probes) {
+		ctx = withEncodeCache(ctx)
+	}
 	if len(q.Targets) > 0 {
 		return db.searchTargets(ctx, q)
 	}
-	p, err := db.plan(ctx, q)
+	p, err := db.plan(ctx, q, false)
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: search: %w", err)
 	}
@@ -90,7 +92,7 @@ func (db *DB) searchTargets(ctx context.Context, q Query) ([]Hit, error) {
 
 // Explain returns the plan Search would run for q, without running it.
 func (db *DB) Explain(ctx context.Context, q Query) (*Plan, error) {
-	p, err := db.plan(withEncodeCache(ctx), q)
+	p, err := db.plan(withEncodeCache(ctx), q, true)
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: explain: %w", err)
 	}
@@ -102,7 +104,7 @@ func (db *DB) Explain(ctx context.Context, q Query) (*Plan, error) {
 func (db *DB) ExplainAnalyze(ctx context.Context, q Query) (*Plan, []Hit, error) {
 	ctx = withEncodeCache(ctx)
 	start := time.Now()
-	p, err := db.plan(ctx, q)
+	p, err := db.plan(ctx, q, true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mmdb: explain: %w", err)
 	}
@@ -221,8 +223,12 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 		return db.hits(p, list, plan.K, false)
 	}
 
-	lists := make([][]fusion.Ranked, 0, len(p.probes))
-	weights := make([]float64, 0, len(p.probes))
+	var lists [][]fusion.Ranked
+	var weights []float64
+	if len(p.probes) > 1 {
+		lists = make([][]fusion.Ranked, 0, len(p.probes))
+		weights = make([]float64, 0, len(p.probes))
+	}
 	for i, pr := range p.probes {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -231,10 +237,14 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 		var list []fusion.Ranked
 		if pr.dehubs() {
 			list = dehub(search(pr.vec, 3*plan.Depth+20), pr.calib, plan.Depth)
-			timed("search "+pr.pm.Name+" -> "+plan.Target+" (hubness-corrected)", start, len(list))
+			if steps != nil {
+				timed("search "+pr.pm.Name+" -> "+plan.Target+" (hubness-corrected)", start, len(list))
+			}
 		} else if plan.Probes[i].Route != RoutePivot {
 			list = search(pr.vec, plan.Depth)
-			timed("search "+pr.pm.Name+" -> "+plan.Target, start, len(list))
+			if steps != nil {
+				timed("search "+pr.pm.Name+" -> "+plan.Target, start, len(list))
+			}
 		} else {
 			vec, err := db.pivotVector(p, pr)
 			if err != nil {
@@ -243,20 +253,24 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 			if vec != nil {
 				list = search(vec, plan.Depth)
 			}
-			timed("pivot "+pr.pm.Name+" -> "+plan.Target+" (soft pivot, one search)", start, len(list))
+			if steps != nil {
+				timed("pivot "+pr.pm.Name+" -> "+plan.Target+" (soft pivot, one search)", start, len(list))
+			}
+		}
+		if len(p.probes) == 1 {
+			return db.hits(p, list, plan.K, false)
 		}
 		lists = append(lists, list)
 		weights = append(weights, float64(plan.Probes[i].Weight))
-	}
-	if len(lists) == 1 {
-		return db.hits(p, lists[0], plan.K, false)
 	}
 	start := time.Now()
 	fused, err := fusion.Fuse(plan.Fusion, lists, weights)
 	if err != nil {
 		return nil, err
 	}
-	timed("fuse ("+string(plan.Fusion)+")", start, len(fused))
+	if steps != nil {
+		timed("fuse ("+string(plan.Fusion)+")", start, len(fused))
+	}
 	return db.hits(p, fused, plan.K, true)
 }
 
@@ -373,7 +387,10 @@ func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, 
 	skip := p.plan.Offset
 	names := db.items.names(list, k+skip)
 	out := make([]Hit, 0, min(k, len(list)))
-	iids := make([]uint32, 0, cap(out))
+	var iids []uint32 // for the attributes
+	if !p.noAttrs {
+		iids = make([]uint32, 0, cap(out))
+	}
 	for i, r := range list {
 		if names[i] == "" {
 			continue // mid-write: the item's vectors are leaving the index
@@ -387,7 +404,9 @@ func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, 
 			continue
 		}
 		out = append(out, h)
-		iids = append(iids, r.ID)
+		if iids != nil {
+			iids = append(iids, r.ID)
+		}
 		if len(out) == k {
 			break
 		}

@@ -16,23 +16,16 @@ import (
 	"github.com/mmdb-go/mmdb/query"
 )
 
-// exactCost is the constant of the planner's cost model: the graph, walked
-// with an allow-list keeping a share s of n vectors, visits about ef/s
-// nodes, each with M neighbours to score, while the exact scan scores the
-// allowed vectors once each. The two cost the same near
-// allowed = sqrt(exactCost * ef * n). On 100k x 128 at ef 64 the crossover
-// measured between 10% and 50% allowed (BenchmarkFiltered: exact 0.96 ms
-// vs graph 1.83 ms at 10%; 2.14 ms vs 0.93 ms at 50%), which this constant
-// puts at 25k.
-const exactCost = 100
-
 // planned is a plan plus what executing it needs.
 type planned struct {
-	plan   *Plan
-	tm     Modality
-	tidx   hnsw.Index
-	allow  *roaring.Bitmap // nil: no filter
-	probes []plannedProbe
+	plan *Plan
+	// explain builds the plan's prose (Why, Source, Statement): EXPLAIN
+	// reads it, a search does not pay for it.
+	explain bool
+	tm      Modality
+	tidx    hnsw.Index
+	allow   *roaring.Bitmap // nil: no filter
+	probes  []plannedProbe
 	// exactAll makes every search of the plan exact, pivots included: the
 	// reference run of ExplainAnalyze.
 	exactAll  bool
@@ -45,6 +38,11 @@ type planned struct {
 	// attribute.
 	groupBy   string
 	groupSize int
+	// The plan and, for a single probe, its probe slices live here: one
+	// allocation for a search's plan, not five.
+	planBuf   Plan
+	probeBuf  [1]ProbePlan
+	pprobeBuf [1]plannedProbe
 }
 
 type plannedProbe struct {
@@ -58,16 +56,17 @@ type plannedProbe struct {
 }
 
 // exactCutoff is the candidate count at or below which the planner scans
-// exactly: Options.ExactCutoff when set, else the cost model's crossover.
+// exactly: Options.ExactCutoff when set, else the cost model's crossover
+// (hnsw.ExactCutoff).
 func (db *DB) exactCutoff(ef, n int) int {
 	if db.opts.ExactCutoff > 0 {
 		return db.opts.ExactCutoff
 	}
-	return int(math.Sqrt(float64(exactCost) * float64(ef) * float64(n)))
+	return hnsw.ExactCutoff(ef, n)
 }
 
 // plan validates q, evaluates its filter and picks routes and strategy.
-func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
+func (db *DB) plan(ctx context.Context, q Query, explain bool) (*planned, error) {
 	k, err := validateQuery(ctx, q)
 	if err != nil {
 		return nil, err
@@ -79,11 +78,13 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 			return nil, err
 		}
 	}
-	p, candidates, universe, err := db.planProbes(q, k, vecs)
+	p, candidates, universe, err := db.planProbes(q, k, vecs, explain)
 	if err != nil {
 		return nil, err
 	}
-	p.plan.Statement = statement(q, k)
+	if explain {
+		p.plan.Statement = statement(q, k)
+	}
 	for i, e := range encs {
 		p.plan.Probes[i].Encoder, p.plan.Probes[i].EncodeTook, p.plan.Probes[i].spec = e.how, e.took, e.spec
 	}
@@ -102,7 +103,7 @@ func (db *DB) plan(ctx context.Context, q Query) (*planned, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !excl.IsEmpty() {
+	if excl != nil && !excl.IsEmpty() {
 		if p.allow == nil {
 			p.allow = db.items.with(db.st.Load().byName[q.Target])
 		}
@@ -252,7 +253,7 @@ func planOffset(p *planned) error {
 
 // excluded is the set of internal IDs q leaves out: Exclude, and the
 // items of probes given by ItemID in the target's modality unless
-// KeepProbeItems.
+// KeepProbeItems; nil when there are none.
 func (db *DB) excluded(q Query) (*roaring.Bitmap, error) {
 	ids := slices.Clone(q.Exclude)
 	if !q.KeepProbeItems {
@@ -262,10 +263,10 @@ func (db *DB) excluded(q Query) (*roaring.Bitmap, error) {
 			}
 		}
 	}
-	out := roaring.New()
 	if len(ids) == 0 {
-		return out, nil
+		return nil, nil
 	}
+	out := roaring.New()
 	err := db.store.View(func(tx *storage.Tx) error {
 		for _, id := range ids {
 			if iid, ok := tx.LookupID(id); ok {
@@ -281,7 +282,7 @@ func (db *DB) excluded(q Query) (*roaring.Bitmap, error) {
 // and returns, when q has a filter, copies of the target's candidates and
 // of the live items for it (an unfiltered search does not pay two
 // copies).
-func (db *DB) planProbes(q Query, k int, vecs [][]float32) (p *planned, candidates, universe *roaring.Bitmap, err error) {
+func (db *DB) planProbes(q Query, k int, vecs [][]float32, explain bool) (p *planned, candidates, universe *roaring.Bitmap, err error) {
 	s, err := db.state()
 	if err != nil {
 		return nil, nil, nil, err
@@ -298,9 +299,14 @@ func (db *DB) planProbes(q Query, k int, vecs [][]float32) (p *planned, candidat
 	} else {
 		n = db.items.withCount(ti)
 	}
-	p = &planned{tm: tm, tidx: tidx, exactAll: q.Exact, noAttrs: q.NoAttrs, plan: &Plan{Target: q.Target, K: k, Candidates: n}}
+	p = &planned{tm: tm, tidx: tidx, exactAll: q.Exact, noAttrs: q.NoAttrs, explain: explain}
+	p.planBuf = Plan{Target: q.Target, K: k, Candidates: n}
+	p.plan = &p.planBuf
+	if len(q.Probes) == 1 {
+		p.plan.Probes, p.probes = p.probeBuf[:0], p.pprobeBuf[:0]
+	}
 	for i, pr := range q.Probes {
-		pp, planned, err := db.planProbe(s, i, pr, vecs[i], tm, q.NoCorrections)
+		pp, planned, err := db.planProbe(s, i, pr, vecs[i], tm, q.NoCorrections, explain)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -312,8 +318,8 @@ func (db *DB) planProbes(q Query, k int, vecs [][]float32) (p *planned, candidat
 
 // planProbe routes probe i (vector vec) to target tm on state s:
 // projected through an alignment, centred by a calibration, or set up to
-// pivot.
-func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, noCorrections bool) (ProbePlan, plannedProbe, error) {
+// pivot. The prose (Source, Why) is written only when explaining.
+func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, noCorrections, explain bool) (ProbePlan, plannedProbe, error) {
 	pm, pidx, err := s.modality(pr.Modality)
 	if err != nil {
 		return ProbePlan{}, plannedProbe{}, fmt.Errorf("probe: %w", err)
@@ -325,46 +331,28 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 	if !(math.Abs(float64(w)) <= MaxProbeWeight) { // also false for NaN
 		return ProbePlan{}, plannedProbe{}, fmt.Errorf("%w: probe %d (%s) weight %v must be a number of size up to %g (negative for an example to move away from)", ErrInvalidQuery, i, pr.Modality, pr.Weight, float32(MaxProbeWeight))
 	}
-	pp := ProbePlan{Modality: pm.Name, Source: "vector", Weight: w}
-	switch {
-	case pr.ItemID != "":
-		pp.Source = "item " + pr.ItemID
-	case pr.File != "":
-		pp.Source = "file " + strconv.Quote(pr.File)
-	case pr.Data != nil:
-		pp.Source = fmt.Sprintf("%d bytes", len(pr.Data))
-	case pr.Text != "":
-		pp.Source = "text " + quoteShort(pr.Text)
+	pp := ProbePlan{Modality: pm.Name, Weight: w}
+	if explain {
+		pp.Source = probeSource(pr)
 	}
 	var shared *roaring.Bitmap
 	route, a, direct := s.route(pm, tm)
 	pp.Route = route
 	switch route {
-	case RouteDirect:
-		pp.Why = fmt.Sprintf("%s and %s share space %q", pm.Name, tm.Name, tm.SpaceName())
 	case RouteAligned:
 		pv, err := a.carry(tm, vec)
 		if err != nil {
 			return ProbePlan{}, plannedProbe{}, fmt.Errorf("probe projected by the %s->%s alignment: %w", pm.Name, tm.Name, err)
 		}
 		vec = pv
-		pp.Why = fmt.Sprintf("spaces differ (%q, %q); projected by the stored %s->%s alignment", pm.SpaceName(), tm.SpaceName(), pm.Name, tm.Name)
-		if pm.SpaceName() == tm.SpaceName() {
-			pp.Why = fmt.Sprintf("projected by the %s->%s alignment stored with force, although both are in space %q", pm.Name, tm.Name, tm.SpaceName())
-		}
-		if a.Method != "" {
-			pp.Why += " (" + a.Method + ")"
-		}
 	case RoutePivot:
 		shared = db.items.withBoth(s.byName[pm.Name], s.byName[tm.Name])
-		both := shared.GetCardinality()
-		if both == 0 {
+		if shared.IsEmpty() {
 			return ProbePlan{}, plannedProbe{}, fmt.Errorf("%w; no %s->%s alignment is stored, and no item carries both to pivot through", direct, pm.Name, tm.Name)
 		}
-		pp.Why = fmt.Sprintf("spaces differ (%q, %q); carried as the softmax-weighted mean of the %s vectors of its %d nearest %s items (T %g), of the %d that carry both", pm.SpaceName(), tm.SpaceName(), tm.Name, align.PivotItems, pm.Name, align.PivotTemperature, both)
-		if both >= align.MinPairs*4 {
-			pp.Why += fmt.Sprintf("; ALIGN %s TO %s can learn a map from them, and its report says whether it beats this pivot", pm.Name, tm.Name)
-		}
+	}
+	if explain {
+		pp.Why = routeWhy(route, pm, tm, a, shared)
 	}
 	var calib *Calibration
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !noCorrections && route != RoutePivot {
@@ -374,9 +362,51 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 			return ProbePlan{}, plannedProbe{}, fmt.Errorf("probe centred by the %s->%s calibration: %w", pm.Name, tm.Name, err)
 		}
 		vec = pv
-		pp.Why += "; corrected: " + c.describe()
+		if explain {
+			pp.Why += "; corrected: " + c.describe()
+		}
 	}
 	return pp, plannedProbe{vec: vec, pidx: pidx, pm: pm, ext: pr.ItemID, shared: shared, calib: calib, align: a}, nil
+}
+
+// probeSource says what a probe was given as, for EXPLAIN.
+func probeSource(pr Probe) string {
+	switch {
+	case pr.ItemID != "":
+		return "item " + pr.ItemID
+	case pr.File != "":
+		return "file " + strconv.Quote(pr.File)
+	case pr.Data != nil:
+		return fmt.Sprintf("%d bytes", len(pr.Data))
+	case pr.Text != "":
+		return "text " + quoteShort(pr.Text)
+	}
+	return "vector"
+}
+
+// routeWhy says why a probe of pm takes its route to tm, for EXPLAIN.
+func routeWhy(route Route, pm, tm Modality, a *Alignment, shared *roaring.Bitmap) string {
+	switch route {
+	case RouteDirect:
+		return fmt.Sprintf("%s and %s share space %q", pm.Name, tm.Name, tm.SpaceName())
+	case RouteAligned:
+		why := fmt.Sprintf("spaces differ (%q, %q); projected by the stored %s->%s alignment", pm.SpaceName(), tm.SpaceName(), pm.Name, tm.Name)
+		if pm.SpaceName() == tm.SpaceName() {
+			why = fmt.Sprintf("projected by the %s->%s alignment stored with force, although both are in space %q", pm.Name, tm.Name, tm.SpaceName())
+		}
+		if a.Method != "" {
+			why += " (" + a.Method + ")"
+		}
+		return why
+	case RoutePivot:
+		both := shared.GetCardinality()
+		why := fmt.Sprintf("spaces differ (%q, %q); carried as the softmax-weighted mean of the %s vectors of its %d nearest %s items (T %g), of the %d that carry both", pm.SpaceName(), tm.SpaceName(), tm.Name, align.PivotItems, pm.Name, align.PivotTemperature, both)
+		if both >= align.MinPairs*4 {
+			why += fmt.Sprintf("; ALIGN %s TO %s can learn a map from them, and its report says whether it beats this pivot", pm.Name, tm.Name)
+		}
+		return why
+	}
+	return ""
 }
 
 // planFusion sets how several probes' lists merge, and how deep each is.
@@ -433,6 +463,7 @@ func (db *DB) planStrategy(p *planned, q Query) {
 		ef = max(ef, 2*p.plan.Depth) // a deep page: the beam wider than the page's end
 	}
 	cutoff := db.exactCutoff(ef, p.plan.Candidates)
+	var why func() string
 	switch {
 	case p.plan.Offset > 0 && 4*p.plan.Depth >= p.plan.FilterMatches:
 		p.plan.Strategy, p.plan.Why = StrategyExact, "a page this deep reaches most of the candidates: a scan"
@@ -442,14 +473,22 @@ func (db *DB) planStrategy(p *planned, q Query) {
 		p.plan.Strategy, p.plan.Why = StrategyExact, "Query.Exact"
 	case p.plan.FilterMatches <= cutoff:
 		p.plan.Strategy = StrategyExact
-		p.plan.Why = fmt.Sprintf("%d candidates <= exact cutoff %d: a scan of them costs less than the graph", p.plan.FilterMatches, cutoff)
+		why = func() string {
+			return fmt.Sprintf("%d candidates <= exact cutoff %d: a scan of them costs less than the graph", p.plan.FilterMatches, cutoff)
+		}
 	default:
 		p.plan.Strategy = StrategyHNSW
 		p.plan.Ef = ef
-		p.plan.Why = fmt.Sprintf("%d candidates > exact cutoff %d", p.plan.FilterMatches, cutoff)
-		if p.allow != nil {
-			p.plan.Why += "; the filter is an allow-list inside the walk"
+		why = func() string {
+			w := fmt.Sprintf("%d candidates > exact cutoff %d", p.plan.FilterMatches, cutoff)
+			if p.allow != nil {
+				w += "; the filter is an allow-list inside the walk"
+			}
+			return w
 		}
+	}
+	if why != nil && p.explain {
+		p.plan.Why = why()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mmdb-go/mmdb/align"
 	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/hnsw"
 
 	"github.com/mmdb-go/mmdb/internal/querytest"
 	"github.com/mmdb-go/mmdb/query"
@@ -432,4 +433,40 @@ func TestFusionAndPivotUnderL2(t *testing.T) {
 	res, err := db.Query(ctx, "EXPLAIN ANALYZE SEARCH v, v NEAR v [1, 0] LIMIT 1")
 	require.NoError(t, err)
 	assert.Len(t, res.Hits, 1, "LIMIT holds with several targets")
+}
+
+// A search pays for its plan's prose (Why, Source, Statement) only when
+// explained, and its own bookkeeping stays a few allocations above the
+// index's: the plan, the ranked list, the names and the hits. The count
+// is exact, so any new allocation on the path shows here.
+func TestSearchAllocationsAboveTheIndex(t *testing.T) {
+	db, _ := openTest(t, Modality{Name: "v", Dim: 32, Metric: Cosine})
+	r := rand.New(rand.NewPCG(3, 3))
+	var items []Item
+	for i := range 2000 {
+		items = append(items, Item{ID: fmt.Sprintf("i%d", i), Vectors: map[string][]float32{"v": randVec(r, 32)}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	qv := randVec(r, 32)
+	q := Query{Target: "v", NoAttrs: true, Probes: []Probe{{Modality: "v", Vector: qv}}, K: 10}
+	idx := db.st.Load().indexes[0]
+	p, err := db.Explain(ctx, q)
+	require.NoError(t, err)
+	opts := hnsw.SearchOptions{Exact: p.Strategy == StrategyExact, Ef: p.Ef} // the search the plan runs
+	index := testing.AllocsPerRun(50, func() {
+		v := append([]float32(nil), qv...)
+		idx.Search(v, 10, opts)
+	})
+	search := testing.AllocsPerRun(50, func() {
+		if _, err := db.Search(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("allocations: index %.0f, search %.0f", index, search)
+	assert.LessOrEqual(t, search-index, 4.0)
+
+	assert.NotEmpty(t, p.Why, "EXPLAIN still gives the strategy's reason")
+	assert.NotEmpty(t, p.Probes[0].Why, "and the route's")
+	assert.Equal(t, "vector", p.Probes[0].Source)
+	assert.Contains(t, p.Statement, "SEARCH v NEAR v [32 floats] LIMIT 10")
 }

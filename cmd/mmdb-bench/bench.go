@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,7 +38,7 @@ func benchCmd() *cobra.Command {
 	fs := c.Flags()
 	data := fs.String("data", "sift5k,synth100k,synth50k", "datasets: sift5k (real SIFT, from --shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), or tiny (1k x 32)")
 	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure: hnsw, hnsw-f32 (hnsw walking on float32 vectors), coder, flat")
-	efs := fs.String("ef", "16,32,64,128,256", "search beam widths")
+	efs := fs.String("ef", denseEfs, "search beam widths (a dense grid from 10, so recall targets are interpolated, not read off the first point)")
 	threads := fs.String("threads", "1,"+strconv.Itoa(runtime.NumCPU()), "build thread counts")
 	shared := fs.String("shared", "../shared/data", "the shared data folder")
 	m := fs.Int("m", 16, "HNSW links per node")
@@ -45,13 +46,31 @@ func benchCmd() *cobra.Command {
 	quiet := fs.BoolP("quiet", "q", false, "no progress lines on stderr")
 	peers := fs.Bool("peers", false, "compare with hnswlib and FAISS (installed with apt-get when missing), alternating runs")
 	with := fs.String("with", strings.Join(bench.Peers, ","), "with --peers: the peers to run (FAISS builds take most of a full run)")
-	reps := fs.Int("reps", 3, "with --peers: alternating repetitions; medians are reported")
+	reps := fs.Int("reps", 3, "with --peers: paired rounds (every engine once a round, alternating); ratios are per round, with their median and range")
 	plotDir := fs.String("plot", "", "with --peers: write a recall-vs-queries/s PNG per dataset into this directory")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	filters := fs.String("filters", "1,10,50", "filtered sweeps: the percentages of vectors an allow-list keeps (every 100/p-th ID), against exact filtered search; \"\" for none")
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON, *with})
+		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON, *with, *filters})
 	}
 	return c
+}
+
+// denseEfs is the default ef sweep.
+const denseEfs = "10,12,14,16,20,24,28,32,40,48,56,64,80,96,128,160,192,256,320,384,512"
+
+// output is what --json prints.
+type output struct {
+	Machine bench.Machine `json:"machine"`
+	// Rounds is the number of paired rounds (with --peers).
+	Rounds int `json:"rounds,omitempty"`
+	// Peers says which build of each peer ran.
+	Peers       map[string]string  `json:"peers,omitempty"`
+	Ratios      []bench.Ratio      `json:"ratios,omitempty"`
+	BuildRatios []bench.BuildRatio `json:"build_ratios,omitempty"`
+	// Rows and Builds are the medians over the rounds.
+	Rows   []bench.Row   `json:"rows"`
+	Builds []bench.Build `json:"builds"`
 }
 
 type benchFlags struct {
@@ -62,6 +81,7 @@ type benchFlags struct {
 	plotDir                             string
 	json                                bool
 	with                                string
+	filters                             string
 }
 
 func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
@@ -74,12 +94,18 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 	if err != nil {
 		return err
 	}
-	cfg := bench.Config{Engines: strings.Split(*engines, ","), Efs: efList, Threads: thList, M: *m, EfC: *efc, K: 10}
+	steps, err := filterSteps(f.filters)
+	if err != nil {
+		return err
+	}
+	cfg := bench.Config{Engines: strings.Split(*engines, ","), Efs: efList, Threads: thList, M: *m, EfC: *efc, K: 10, Filters: steps}
 	if !*quiet {
 		cfg.Progress = stderr
 	}
+	machine := bench.DescribeMachine()
 	var total bench.Report
-	var harness string
+	var rounds []bench.Report
+	var harness, hnswlibVersion string
 	var peerList []string
 	for _, p := range strings.Split(f.with, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -91,43 +117,40 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 		peerList = append(peerList, p)
 	}
 	if *peers {
-		cfg.Engines, cfg.NoFilter = []string{"hnsw"}, true
+		cfg.Engines = []string{"hnsw"}
 		if err := bench.EnsurePeers(ctx, stderr); err != nil {
 			return err
 		}
-		if harness, err = bench.BuildHarness(ctx); err != nil {
+		if harness, hnswlibVersion, err = bench.BuildHarness(ctx, stderr); err != nil {
 			return err
 		}
+		rounds = make([]bench.Report, *reps)
 	}
+	sizes := map[string]int{}
 	for _, name := range strings.Split(*data, ",") {
-		var d bench.Dataset
-		switch name {
-		case "sift5k":
-			if d, err = bench.SIFT5k(*shared + "/sift5k"); err != nil {
-				return fmt.Errorf("sift5k needs the shared data folder (--shared): %w", err)
-			}
-		case "synth100k":
-			d = bench.Synthetic(name, 100_000, 1000, 128, 1000, 1)
-		case "synth50k":
-			d = bench.Synthetic(name, 50_000, 1000, 512, 500, 2)
-		case "tiny":
-			d = bench.Synthetic(name, 1000, 50, 32, 10, 3)
-		default:
-			return fmt.Errorf("%w: unknown dataset %q", errUsage, name)
+		d, err := dataset(name, *shared)
+		if err != nil {
+			return err
 		}
+		sizes[d.Name] = len(d.Base)
 		if *peers {
-			rep, err := comparePeers(ctx, harness, d, cfg, peerList, *reps, stderr)
+			runs, err := comparePeers(ctx, harness, d, cfg, peerList, *reps, stderr)
 			if err != nil {
 				return err
 			}
-			total.Rows = append(total.Rows, rep.Rows...)
-			total.Builds = append(total.Builds, rep.Builds...)
+			med := bench.Medians(runs)
+			for r, run := range runs {
+				rounds[r].Rows = append(rounds[r].Rows, run.Rows...)
+				rounds[r].Builds = append(rounds[r].Builds, run.Builds...)
+			}
+			total.Rows = append(total.Rows, med.Rows...)
+			total.Builds = append(total.Builds, med.Builds...)
 			if *plotDir != "" {
 				if err := os.MkdirAll(*plotDir, 0o755); err != nil {
 					return err
 				}
 				path := filepath.Join(*plotDir, "recall-qps-"+d.Name+".png")
-				if err := bench.Plot(rep, d.Name, path); err != nil {
+				if err := bench.Plot(med, d.Name, path); err != nil {
 					return err
 				}
 				fmt.Fprintf(stderr, "plot written to %s\n", path)
@@ -141,49 +164,120 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 		total.Rows = append(total.Rows, rep.Rows...)
 		total.Builds = append(total.Builds, rep.Builds...)
 	}
-	if f.json {
-		return report(stdout, total)
+	machine.Finish()
+	out := output{Machine: machine, Rows: total.Rows, Builds: total.Builds}
+	if *peers {
+		out.Rounds = *reps
+		out.Ratios, out.BuildRatios = bench.PairedRatios(rounds, peerList, sizes)
+		out.Peers = map[string]string{}
+		for _, p := range peerList {
+			out.Peers[p] = peerBuilds[p]
+		}
+		out.Peers["hnswlib"] = "hnswlib " + hnswlibVersion
+		if !slices.Contains(peerList, "hnswlib") {
+			delete(out.Peers, "hnswlib")
+		}
 	}
+	if f.json {
+		return report(stdout, out)
+	}
+	fmt.Fprintf(stdout, "%s\n", machine)
+	for _, p := range peerList {
+		if v, ok := out.Peers[p]; ok {
+			fmt.Fprintf(stdout, "%s: %s\n", p, v)
+		}
+	}
+	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, total.Markdown())
 	if *peers {
-		fmt.Fprintf(stdout, "\nq/s at equal recall@10 (medians of %d alternating runs; interpolated along the ef curve):\n\n", *reps)
-		fmt.Fprint(stdout, bench.Ratios(total))
+		fmt.Fprintf(stdout, "\nmmdb over each peer, per paired round (%d rounds; q/s interpolated at each recall along the ef sweep):\n\n", *reps)
+		fmt.Fprint(stdout, bench.RatiosMarkdown(out.Ratios, out.BuildRatios))
 	}
 	return nil
 }
 
-// comparePeers measures mmdb, hnswlib and FAISS on d in alternation, reps
-// times, and returns the medians.
-func comparePeers(ctx context.Context, harness string, d bench.Dataset, cfg bench.Config, peers []string, reps int, log io.Writer) (bench.Report, error) {
+// dataset makes or loads a named dataset.
+func dataset(name, shared string) (bench.Dataset, error) {
+	switch name {
+	case "sift5k":
+		d, err := bench.SIFT5k(shared + "/sift5k")
+		if err != nil {
+			return d, fmt.Errorf("sift5k needs the shared data folder (--shared): %w", err)
+		}
+		return d, nil
+	case "synth100k":
+		return bench.Synthetic(name, 100_000, 1000, 128, 1000, 1), nil
+	case "synth50k":
+		return bench.Synthetic(name, 50_000, 1000, 512, 500, 2), nil
+	case "tiny":
+		return bench.Synthetic(name, 1000, 50, 32, 10, 3), nil
+	}
+	return bench.Dataset{}, fmt.Errorf("%w: unknown dataset %q", errUsage, name)
+}
+
+// comparePeers measures mmdb and the peers on d in paired rounds: each
+// round runs every engine once, one after the other, and yields one
+// report, so ratios can be taken within a round.
+func comparePeers(ctx context.Context, harness string, d bench.Dataset, cfg bench.Config, peers []string, reps int, log io.Writer) ([]bench.Report, error) {
 	if d.Truth == nil {
 		fmt.Fprintf(log, "%s: exact ground truth for %d queries\n", d.Name, len(d.Queries))
 		d.Truth = bench.ExactTruth(d, cfg.K)
 	}
+	bench.FilterTruth(&d, cfg.K, cfg.Filters)
 	dir, err := os.MkdirTemp("", "mmdb-peers-")
 	if err != nil {
-		return bench.Report{}, err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	if err := bench.WriteDataset(d, d.Truth, dir); err != nil {
-		return bench.Report{}, err
+		return nil, err
 	}
-	var runs []bench.Report
+	runs := make([]bench.Report, reps)
 	for r := range reps {
-		rep, err := bench.Run(ctx, d, cfg)
-		if err != nil {
-			return bench.Report{}, err
+		// Alternate who goes first, so neither always runs on a warmer
+		// (or more throttled) machine.
+		order := append([]string{"mmdb"}, peers...)
+		if r%2 == 1 {
+			slices.Reverse(order)
 		}
-		runs = append(runs, rep)
-		for _, peer := range peers {
-			fmt.Fprintf(log, "%s: run %d/%d: %s\n", d.Name, r+1, reps, peer)
-			rep, err := bench.RunPeer(ctx, harness, peer, dir, d, cfg)
-			if err != nil {
-				return bench.Report{}, err
+		for _, engine := range order {
+			fmt.Fprintf(log, "%s: round %d/%d: %s\n", d.Name, r+1, reps, engine)
+			var rep bench.Report
+			if engine == "mmdb" {
+				rep, err = bench.Run(ctx, d, cfg)
+			} else {
+				rep, err = bench.RunPeer(ctx, harness, engine, dir, d, cfg)
 			}
-			runs = append(runs, rep)
+			if err != nil {
+				return nil, err
+			}
+			runs[r].Rows = append(runs[r].Rows, rep.Rows...)
+			runs[r].Builds = append(runs[r].Builds, rep.Builds...)
 		}
 	}
-	return bench.Medians(runs), nil
+	return runs, nil
+}
+
+// peerBuilds says how each peer was built, for the report.
+var peerBuilds = map[string]string{
+	"faiss": "FAISS 1.7.3, Debian's prebuilt libfaiss-dev (not built with -march=native), IndexHNSWFlat searched through its batch API one query at a time",
+}
+
+// filterSteps turns percentages of allowed vectors into allow-list steps
+// (every step-th ID).
+func filterSteps(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		p, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(p > 0 && p <= 100) {
+			return nil, fmt.Errorf("%w: filter %q is not a percentage in (0, 100]", errUsage, f)
+		}
+		out = append(out, max(1, int(math.Round(100/p))))
+	}
+	return out, nil
 }
 
 func ints(s string) ([]int, error) {

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,7 +33,7 @@ func TestRunExitCodes(t *testing.T) {
 		// A tiny run of the benchmark so its harness cannot rot.
 		{"smoke", []string{"--data", "tiny", "--ef", "32", "--threads", "1,2", "--quiet"}, 0, "| tiny | hnsw | 32 | 100% |", ""},
 		{"coder baseline", []string{"--data", "tiny", "--engines", "coder", "--ef", "32", "--threads", "1", "--quiet"}, 0, "| tiny | coder | 32 | 100% |", ""},
-		{"json", []string{"--data", "tiny", "--engines", "flat", "--threads", "1", "--quiet", "--json"}, 0, `"Engine": "flat"`, ""},
+		{"json", []string{"--data", "tiny", "--engines", "flat", "--threads", "1", "--quiet", "--json"}, 0, `"engine": "flat"`, ""},
 		{"help", []string{"--help"}, 0, "--peers", ""},
 		{"bad ef", []string{"--ef", "x"}, 2, "", "not a positive integer"},
 		{"bad int flag", []string{"--m", "x"}, 2, "", `invalid argument "x"`},
@@ -39,6 +41,8 @@ func TestRunExitCodes(t *testing.T) {
 		{"unknown dataset", []string{"--data", "nope"}, 2, "", `unknown dataset "nope"`},
 		{"unknown engine", []string{"--data", "tiny", "--engines", "nope", "--quiet"}, 1, "", `unknown engine "nope"`},
 		{"unknown peer", []string{"--peers", "--with", "annoy", "--data", "tiny"}, 2, "", `unknown peer "annoy"`},
+		{"bad filter", []string{"--filters", "0", "--data", "tiny"}, 2, "", `filter "0" is not a percentage`},
+		{"filtered rows", []string{"--data", "tiny", "--engines", "hnsw", "--ef", "16", "--filters", "10", "--threads", "1", "--quiet"}, 0, "| tiny | hnsw-scan | exact | 10% | 1.000 |", ""},
 		// The subcommand of old: a usage error that says what to do.
 		{"argument", []string{"bench", "--data", "tiny"}, 2, "", "flags only"},
 	}
@@ -66,19 +70,52 @@ func TestBenchPeersSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	plots := t.TempDir()
-	code, out, errs := benchRun("--peers", "--data", "tiny", "--ef", "32", "--reps", "1", "--threads", "1", "--quiet", "--plot", plots)
+	code, out, errs := benchRun("--peers", "--data", "tiny", "--ef", "10,12,16,24,32,64", "--filters", "10", "--reps", "2", "--threads", "1", "--quiet", "--plot", plots)
 	require.Equal(t, 0, code, errs)
-	for _, want := range []string{"| tiny | hnsw | 32 |", "| tiny | hnswlib | 32 |", "| tiny | faiss | 32 |", "| tiny | 0.95 |", "mmdb/hnswlib"} {
+	for _, want := range []string{"| tiny | hnsw | 32 | 100% |", "| tiny | hnswlib | 32 | 100% |", "| tiny | faiss | 32 | 100% |", "mmdb/peer q/s per CPU-s",
+		"| tiny | hnswlib | 100% | 0.95 |", "| tiny | faiss | 100% | 0.99 |", "| tiny | hnswlib | 1 |", "flags ",
+		"| tiny | hnsw | 32 | 10% |", "| tiny | hnsw-scan | exact | 10% | 1.000 |", "| tiny | faiss | 32 | 10% |", "| tiny | faiss | 10% | 0.95 |", "faiss: FAISS 1.7.3"} {
 		assert.Contains(t, out, want)
 	}
 	assert.FileExists(t, filepath.Join(plots, "recall-qps-tiny.png"))
+	if _, err := exec.LookPath("npm"); err == nil { // hnswlib 0.8.0 from npm: its filter functor
+		assert.Contains(t, out, "| tiny | hnswlib | 32 | 10% |")
+		assert.Contains(t, out, "hnswlib: hnswlib 0.8.0")
+	}
 
-	// --with picks the peers: without FAISS, its columns read "-".
-	code, out, errs = benchRun("--peers", "--with", "hnswlib", "--data", "tiny", "--ef", "32", "--reps", "1", "--threads", "1", "--quiet")
+	// --with picks the peers; --json gives per-round ratios, with no NaN
+	// to stop the encoder (the old report died at the end on one).
+	code, out, errs = benchRun("--peers", "--with", "hnswlib", "--data", "tiny", "--ef", "10,16,32", "--filters", "", "--reps", "2", "--threads", "1", "--quiet", "--json")
 	require.Equal(t, 0, code, errs)
-	assert.Contains(t, out, "| tiny | hnswlib | 32 |")
-	assert.NotContains(t, out, "| tiny | faiss |")
-	assert.Regexp(t, `\| tiny \| 0\.95 \| \d+ \| \d+ \| - \| [0-9.]+ \| - \|`, out)
+	var got struct {
+		Machine struct {
+			CPU string `json:"cpu"`
+		} `json:"machine"`
+		Rounds int `json:"rounds"`
+		Ratios []struct {
+			Dataset, Peer string
+			Recall        float64
+			QPSRatio      *float64   `json:"qps_ratio"`
+			Rounds        []*float64 `json:"rounds"`
+			Note          string     `json:"note"`
+		} `json:"ratios"`
+		Rows []struct {
+			Engine string `json:"engine"`
+		} `json:"rows"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	assert.Equal(t, 2, got.Rounds)
+	require.Len(t, got.Ratios, 2) // hnswlib at 0.95 and 0.99
+	for _, r := range got.Ratios {
+		assert.Equal(t, "hnswlib", r.Peer)
+		assert.Len(t, r.Rounds, 2)
+		if r.QPSRatio == nil {
+			assert.NotEmpty(t, r.Note, "a ratio missing without a reason")
+		}
+	}
+	for _, r := range got.Rows {
+		assert.NotEqual(t, "faiss", r.Engine)
+	}
 }
 
 // docCommands returns the arguments of every `go run ./cmd/mmdb-bench`

@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"math"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -26,36 +28,75 @@ type Config struct {
 	K       int      // recall@K (default 10)
 	// Progress, if non-nil, receives a line per step (to stderr).
 	Progress io.Writer
-	// NoFilter skips the allow-list row (it needs its own exact ground
-	// truth, which repeated peer runs need not pay for again).
-	NoFilter bool
+	// Filters are allow-list steps: for step s, a sweep among the vectors
+	// whose ID is a multiple of s (1/s of them), against exact filtered
+	// search, for each engine, and for hnsw an exact scan of the allowed
+	// vectors too (the planner's other strategy).
+	Filters []int
 }
 
 // Row is one engine at one ef on one dataset.
 type Row struct {
-	Dataset, Engine string
-	Ef              int
+	Dataset string `json:"dataset"`
+	Engine  string `json:"engine"`
+	Ef      int    `json:"ef"`
 	// Allowed is the share of items an allow-list kept (1 = no filter).
-	Allowed float64
-	Recall  float64
-	QPS     float64
+	Allowed float64 `json:"allowed"`
+	Recall  float64 `json:"recall"`
+	// QPS is queries per CPU second of the process, on one thread
+	// (GOMAXPROCS 1 for mmdb): load from other processes cancels out.
+	QPS float64 `json:"qps"`
+	// WallQPS is queries per second of wall-clock time, beside it.
+	WallQPS float64 `json:"wall_qps"`
 }
 
 // Build is one engine's build on one dataset.
 type Build struct {
-	Dataset, Engine string
-	Threads         int
-	InsertsPerSec   float64
-	BytesPerVector  float64 // heap growth per vector (NaN when not measured)
-	SavedPerVector  float64 // serialised index bytes per vector
-	SaveSec         float64
-	LoadSec         float64
+	Dataset string `json:"dataset"`
+	Engine  string `json:"engine"`
+	Threads int    `json:"threads"`
+	// InsertsPerSec is per wall-clock second (what more threads buy);
+	// InsertsPerCPUSec per CPU second of the process (what an insert
+	// costs).
+	InsertsPerSec    float64 `json:"inserts_per_s"`
+	InsertsPerCPUSec float64 `json:"inserts_per_cpu_s"`
+	// HeapPerVector is the Go heap's growth per vector over the build
+	// (mmdb only); LoadedHeapPerVector the heap a loaded copy of the
+	// index holds per vector, with no growth slack (mmdb only).
+	HeapPerVector       *float64 `json:"heap_bytes_per_vector,omitempty"`
+	LoadedHeapPerVector *float64 `json:"loaded_heap_bytes_per_vector,omitempty"`
+	// RSSPerVector is the resident set's growth per vector over the
+	// build, every engine alike; measured on the first build of a run
+	// only (a freed index is not always returned to the system).
+	RSSPerVector   *float64 `json:"rss_bytes_per_vector,omitempty"`
+	SavedPerVector float64  `json:"saved_bytes_per_vector"`
+	// SaveSec and LoadSec are wall-clock seconds to write the index to a
+	// file and read it back (the loaded copy's destruction untimed).
+	SaveSec float64 `json:"save_s"`
+	LoadSec float64 `json:"load_s"`
 }
 
 // Report holds everything Run measured.
 type Report struct {
-	Rows   []Row
-	Builds []Build
+	Rows   []Row   `json:"rows"`
+	Builds []Build `json:"builds"`
+}
+
+// perVector returns bytes/n as a pointer, nil when nothing was measured.
+func perVector(bytes uint64, n int) *float64 {
+	if bytes == 0 || n == 0 {
+		return nil
+	}
+	v := float64(bytes) / float64(n)
+	return &v
+}
+
+// grew is after - before, or 0 when it shrank.
+func grew(before, after uint64) uint64 {
+	if after < before {
+		return 0
+	}
+	return after - before
 }
 
 func newIndex(engine string, d Dataset, cfg Config) (hnsw.Index, error) {
@@ -102,50 +143,20 @@ func Run(ctx context.Context, d Dataset, cfg Config) (Report, error) {
 		cfg.logf("%s: exact ground truth for %d queries", d.Name, len(d.Queries))
 		truth = ExactTruth(d, cfg.K)
 	}
-	ids := make([]uint32, len(d.Base))
-	for i := range ids {
-		ids[i] = uint32(i)
-	}
+	FilterTruth(&d, cfg.K, cfg.Filters)
 	var rep Report
-	var filteredTruth [][]int32
 	for _, eng := range cfg.Engines {
 		var idx hnsw.Index
-		for _, th := range cfg.Threads {
+		for ti, th := range cfg.Threads {
 			if eng == "coder" && th > 1 {
 				continue // coder/hnsw is not safe for concurrent inserts
 			}
-			before := heapInUse()
-			i, err := newIndex(eng, d, cfg)
+			i, b, err := build(ctx, eng, d, cfg, th, ti == 0)
 			if err != nil {
 				return rep, err
 			}
-			cfg.logf("%s: building %s with %d thread(s)", d.Name, eng, th)
-			start := time.Now()
-			if err := hnsw.AddParallel(ctx, i, ids, d.Base, th, nil); err != nil {
-				return rep, err
-			}
-			el := time.Since(start).Seconds()
-			b := Build{Dataset: d.Name, Engine: eng, Threads: th, InsertsPerSec: float64(len(ids)) / el}
-			b.BytesPerVector = float64(heapInUse()-min(before, heapInUse())) / float64(len(ids))
-			var buf bytes.Buffer
-			start = time.Now()
-			if err := i.Save(&buf); err != nil {
-				return rep, err
-			}
-			b.SaveSec = time.Since(start).Seconds()
-			b.SavedPerVector = float64(buf.Len()) / float64(len(ids))
-			fresh, _ := newIndex(eng, d, cfg)
-			start = time.Now()
-			// A Buffer, as the database loads a checkpoint.
-			if err := fresh.Load(bytes.NewBuffer(buf.Bytes())); err != nil {
-				return rep, fmt.Errorf("%s load: %w", eng, err)
-			}
-			b.LoadSec = time.Since(start).Seconds()
 			rep.Builds = append(rep.Builds, b)
 			idx = i
-			if ctx.Err() != nil {
-				return rep, ctx.Err()
-			}
 		}
 		efs := cfg.Efs
 		if eng == "flat" {
@@ -153,28 +164,161 @@ func Run(ctx context.Context, d Dataset, cfg Config) (Report, error) {
 		}
 		for _, ef := range efs {
 			r := Row{Dataset: d.Name, Engine: eng, Ef: ef, Allowed: 1}
-			r.Recall, r.QPS = measure(idx, d.Queries, truth, cfg.K, ef, nil)
-			cfg.logf("%s: %s ef=%d recall@%d %.3f, %.0f q/s", d.Name, eng, ef, cfg.K, r.Recall, r.QPS)
+			r.Recall, r.QPS, r.WallQPS = measure(idx, d.Queries, truth, cfg.K, ef, nil)
+			cfg.logf("%s: %s ef=%d recall@%d %.3f, %.0f q/CPU-s", d.Name, eng, ef, cfg.K, r.Recall, r.QPS)
 			rep.Rows = append(rep.Rows, r)
 		}
-		if cfg.NoFilter {
-			continue
+		for _, step := range cfg.Filters {
+			rows, err := filtered(idx, d, cfg, eng, efs, step)
+			if err != nil {
+				return rep, err
+			}
+			rep.Rows = append(rep.Rows, rows...)
 		}
-		// An allow-list keeping every tenth item, against exact filtered
-		// search, at the smallest ef of the sweep.
-		allow := roaring.New()
-		for i := 0; i < len(d.Base); i += 10 {
-			allow.Add(uint32(i))
-		}
-		if filteredTruth == nil {
-			filteredTruth = exactTruthAllowed(d, cfg.K, allow)
-		}
-		r := Row{Dataset: d.Name, Engine: eng, Ef: efs[0], Allowed: 0.1}
-		r.Recall, r.QPS = measure(idx, d.Queries, filteredTruth, cfg.K, efs[0], allow)
-		cfg.logf("%s: %s ef=%d allow 10%% recall@%d %.3f, %.0f q/s", d.Name, eng, efs[0], cfg.K, r.Recall, r.QPS)
-		rep.Rows = append(rep.Rows, r)
 	}
 	return rep, nil
+}
+
+// ScanEngine names the rows of an exact scan of the allowed vectors
+// through mmdb's index: the strategy the planner takes for small
+// candidate sets.
+const ScanEngine = "hnsw-scan"
+
+// Allow returns the allow-list of a filter step: the IDs below n that are
+// multiples of step.
+func Allow(n, step int) *roaring.Bitmap {
+	allow := roaring.New()
+	for i := 0; i < n; i += step {
+		allow.Add(uint32(i))
+	}
+	return allow
+}
+
+// FilterTruth fills d.Filtered with the exact top k among the allowed
+// vectors of each step that it lacks.
+func FilterTruth(d *Dataset, k int, steps []int) {
+	if d.Filtered == nil {
+		d.Filtered = map[int][][]int32{}
+	}
+	for _, s := range steps {
+		if d.Filtered[s] == nil {
+			d.Filtered[s] = exactTruthAllowed(*d, k, Allow(len(d.Base), s))
+		}
+	}
+}
+
+// filtered sweeps one engine among the vectors allowed by step.
+func filtered(idx hnsw.Index, d Dataset, cfg Config, eng string, efs []int, step int) ([]Row, error) {
+	FilterTruth(&d, cfg.K, []int{step})
+	allow, truth, share := Allow(len(d.Base), step), d.Filtered[step], 1/float64(step)
+	var rows []Row
+	for _, ef := range efs {
+		r := Row{Dataset: d.Name, Engine: eng, Ef: ef, Allowed: share}
+		r.Recall, r.QPS, r.WallQPS = measure(idx, d.Queries, truth, cfg.K, ef, allow)
+		cfg.logf("%s: %s ef=%d allow %.0f%% recall@%d %.3f, %.0f q/CPU-s", d.Name, eng, ef, 100*share, cfg.K, r.Recall, r.QPS)
+		rows = append(rows, r)
+	}
+	if eng == "hnsw" {
+		r := Row{Dataset: d.Name, Engine: ScanEngine, Allowed: share}
+		r.Recall, r.QPS, r.WallQPS = measure(idx, d.Queries, truth, cfg.K, 0, allow)
+		cfg.logf("%s: %s allow %.0f%% recall@%d %.3f, %.0f q/CPU-s", d.Name, ScanEngine, 100*share, cfg.K, r.Recall, r.QPS)
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// build builds one engine's index with th threads (GOMAXPROCS th for the
+// build, so a one-thread build's garbage collector does not borrow
+// another core) and measures it: inserts per wall and per CPU second,
+// memory (heap and resident growth; the resident one only when memory is
+// set, on a run's first build), and saving to and loading from a file.
+func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memory bool) (hnsw.Index, Build, error) {
+	b := Build{Dataset: d.Name, Engine: eng, Threads: th}
+	ids := make([]uint32, len(d.Base))
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	heap0, rss0 := heapInUse(), residentBytes()
+	i, err := newIndex(eng, d, cfg)
+	if err != nil {
+		return nil, b, err
+	}
+	cfg.logf("%s: building %s with %d thread(s)", d.Name, eng, th)
+	prev := runtime.GOMAXPROCS(th)
+	cpu0, start := processCPU(), time.Now()
+	err = hnsw.AddParallel(ctx, i, ids, d.Base, th, nil)
+	cpu, wall := processCPU()-cpu0, time.Since(start)
+	runtime.GOMAXPROCS(prev)
+	if cpu0 == 0 { // no CPU clock here
+		cpu = wall
+	}
+	if err != nil {
+		return nil, b, err
+	}
+	b.InsertsPerSec = float64(len(ids)) / wall.Seconds()
+	b.InsertsPerCPUSec = float64(len(ids)) / max(cpu.Seconds(), 1e-9)
+	b.HeapPerVector = perVector(grew(heap0, heapInUse()), len(ids))
+	if memory {
+		b.RSSPerVector = perVector(grew(rss0, residentBytes()), len(ids))
+	}
+	dir, err := os.MkdirTemp("", "mmdb-bench-")
+	if err != nil {
+		return nil, b, err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, eng+".idx")
+	start = time.Now()
+	if err := saveFile(i, path); err != nil {
+		return nil, b, fmt.Errorf("%s save: %w", eng, err)
+	}
+	b.SaveSec = time.Since(start).Seconds()
+	if st, err := os.Stat(path); err == nil {
+		b.SavedPerVector = float64(st.Size()) / float64(len(ids))
+	}
+	heap1 := heapInUse()
+	fresh, _ := newIndex(eng, d, cfg)
+	start = time.Now()
+	if err := loadFile(fresh, path); err != nil {
+		return nil, b, fmt.Errorf("%s load: %w", eng, err)
+	}
+	b.LoadSec = time.Since(start).Seconds()
+	b.LoadedHeapPerVector = perVector(grew(heap1, heapInUse()), len(ids))
+	runtime.KeepAlive(fresh)
+	return i, b, ctx.Err()
+}
+
+// saveFile writes the index to a file, through a buffered writer, and
+// syncs it.
+func saveFile(i hnsw.Index, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	if err := i.Save(w); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// loadFile reads an index from a file: the whole file into memory, then
+// parsed in place, as the database parses a checkpoint from bbolt's
+// memory-mapped file (a bytes.Buffer is Load's fast path).
+func loadFile(i hnsw.Index, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return i.Load(bytes.NewBuffer(b))
 }
 
 func exactTruthAllowed(d Dataset, k int, allow *roaring.Bitmap) [][]int32 {
@@ -206,9 +350,11 @@ func ExactTruth(d Dataset, k int) [][]int32 {
 	return out
 }
 
-// measure runs every query once on one goroutine for speed (repeating
-// short sets until 0.5 s have passed), and computes recall@k.
-func measure(idx hnsw.Index, qs [][]float32, truth [][]int32, k, ef int, allow *roaring.Bitmap) (recall, qps float64) {
+// measure computes recall@k over every query, then times searches on one
+// thread (GOMAXPROCS 1, after a collection) until they have used 0.3 s of
+// CPU and covered every query once: queries per CPU second of the
+// process, and per wall-clock second.
+func measure(idx hnsw.Index, qs [][]float32, truth [][]int32, k, ef int, allow *roaring.Bitmap) (recall, qps, wallQPS float64) {
 	opts := hnsw.SearchOptions{Ef: ef, Exact: ef == 0, Allow: allow}
 	hit := 0
 	for i, q := range qs {
@@ -221,33 +367,47 @@ func measure(idx hnsw.Index, qs [][]float32, truth [][]int32, k, ef int, allow *
 		}
 	}
 	recall = float64(hit) / float64(len(qs)*k)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	runtime.GC()
 	n := 0
-	start := time.Now()
-	for time.Since(start) < 500*time.Millisecond || n < len(qs) {
-		idx.Search(qs[n%len(qs)], k, opts)
-		n++
+	cpu0, start := processCPU(), time.Now()
+	spent := func() time.Duration { return processCPU() - cpu0 }
+	if cpu0 == 0 { // no CPU clock here: time by the wall clock
+		spent = func() time.Duration { return time.Since(start) }
 	}
-	return recall, float64(n) / time.Since(start).Seconds()
+	for spent() < 300*time.Millisecond || n < len(qs) {
+		for range 16 { // read the clock every 16 searches, not every one
+			idx.Search(qs[n%len(qs)], k, opts)
+			n++
+		}
+	}
+	cpu, wall := spent(), time.Since(start)
+	return recall, float64(n) / cpu.Seconds(), float64(n) / wall.Seconds()
 }
 
 // Markdown renders the report as two tables.
 func (r Report) Markdown() string {
 	var b strings.Builder
-	b.WriteString("| dataset | engine | ef | allowed | recall@10 | queries/s (1 thread) |\n| --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| dataset | engine | ef | allowed | recall@10 | queries/CPU-s (1 thread) | queries/s wall |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, x := range r.Rows {
 		ef := fmt.Sprint(x.Ef)
-		if x.Engine == "flat" {
+		if x.Ef == 0 {
 			ef = "exact"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.0f%% | %.3f | %.0f |\n", x.Dataset, x.Engine, ef, 100*x.Allowed, x.Recall, x.QPS)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f%% | %.3f | %.0f | %.0f |\n", x.Dataset, x.Engine, ef, 100*x.Allowed, x.Recall, x.QPS, x.WallQPS)
 	}
-	b.WriteString("\n| dataset | engine | build threads | inserts/s | heap bytes/vector | saved bytes/vector | save s | load s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("\n| dataset | engine | build threads | inserts/s wall | inserts/CPU-s | heap bytes/vector | loaded heap bytes/vector | resident bytes/vector | saved bytes/vector | save s | load s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, x := range r.Builds {
-		heap := "-"
-		if !math.IsNaN(x.BytesPerVector) {
-			heap = fmt.Sprintf("%.0f", x.BytesPerVector)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %s | %.0f | %.3f | %.3f |\n", x.Dataset, x.Engine, x.Threads, x.InsertsPerSec, heap, x.SavedPerVector, x.SaveSec, x.LoadSec)
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f | %s | %s | %s | %.0f | %.3f | %.3f |\n", x.Dataset, x.Engine, x.Threads, x.InsertsPerSec, x.InsertsPerCPUSec,
+			optional(x.HeapPerVector), optional(x.LoadedHeapPerVector), optional(x.RSSPerVector), x.SavedPerVector, x.SaveSec, x.LoadSec)
 	}
 	return b.String()
+}
+
+// optional prints a measured figure, or "-" when it was not measured.
+func optional(x *float64) string {
+	if x == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", *x)
 }

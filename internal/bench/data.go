@@ -26,6 +26,9 @@ type Dataset struct {
 	Base    [][]float32
 	Queries [][]float32
 	Truth   [][]int32 // nil: computed by exact search
+	// Filtered holds, per allow-list step (see Allow), the exact top k
+	// among the allowed vectors; missing steps are computed when needed.
+	Filtered map[int][][]int32
 }
 
 // Synthetic returns n base vectors and q queries of dimension dim, drawn

@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"archive/tar"
 	"bufio"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	_ "embed"
@@ -15,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/mmdb-go/mmdb/modality"
@@ -65,36 +66,132 @@ func EnsurePeers(ctx context.Context, log io.Writer) error {
 	return nil
 }
 
-// BuildHarness compiles the C++ peer harness (cached by the hash of its
-// source in the user cache directory) and returns the binary's path.
-func BuildHarness(ctx context.Context) (string, error) {
-	sum := sha256.Sum256(harnessSrc)
+// hnswlibNode is the npm package whose sources carry hnswlib 0.8.0, the
+// first hnswlib with a filter functor: Debian's libhnswlib-dev is 0.6.2,
+// which cannot filter.
+const hnswlibNode = "hnswlib-node@3.0.0"
+
+// cacheDir is the benchmark's folder in the user cache directory.
+func cacheDir() string {
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
 	}
-	dir := filepath.Join(cache, "mmdb-bench")
-	bin := filepath.Join(dir, "harness-"+hex.EncodeToString(sum[:8]))
+	return filepath.Join(cache, "mmdb-bench")
+}
+
+// filterHeaders returns a folder holding hnswlib/hnswlib.h of hnswlib
+// 0.8.0, taken from the hnswlib-node package on npm (cached), or "" when
+// npm is not at hand (the harness then uses Debian's hnswlib, and
+// hnswlib's filtered rows are missing).
+func filterHeaders(ctx context.Context, log io.Writer) string {
+	dir := filepath.Join(cacheDir(), "hnswlib-node-3.0.0")
+	if _, err := os.Stat(filepath.Join(dir, "hnswlib", "hnswlib.h")); err == nil {
+		return dir
+	}
+	if _, err := exec.LookPath("npm"); err != nil {
+		fmt.Fprintf(log, "npm not found: hnswlib's filtered search is not measured (Debian's hnswlib 0.6.2 has no filter functor)\n")
+		return ""
+	}
+	tmp, err := os.MkdirTemp("", "mmdb-hnswlib-")
+	if err != nil {
+		return ""
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.CommandContext(ctx, "npm", "pack", "--silent", "--pack-destination", tmp, hnswlibNode)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(log, "npm pack %s: %v: %s; hnswlib's filtered search is not measured\n", hnswlibNode, err, out)
+		return ""
+	}
+	if err := untarHeaders(filepath.Join(tmp, "hnswlib-node-3.0.0.tgz"), filepath.Join(dir, "hnswlib")); err != nil {
+		fmt.Fprintf(log, "unpacking %s: %v; hnswlib's filtered search is not measured\n", hnswlibNode, err)
+		return ""
+	}
+	return dir
+}
+
+// untarHeaders copies the package's src/hnswlib/*.h into dst.
+func untarHeaders(tgz, dst string) error {
+	f, err := os.Open(tgz)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(gz)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	found := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(h.Name, "package/src/hnswlib/")
+		if name == h.Name || strings.Contains(name, "/") || !strings.HasSuffix(name, ".h") || h.Size > 1<<22 {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, h.Size))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), b, 0o644); err != nil {
+			return err
+		}
+		found++
+	}
+	if found == 0 {
+		return fmt.Errorf("no headers under package/src/hnswlib")
+	}
+	return nil
+}
+
+// BuildHarness compiles the C++ peer harness (cached by the hash of its
+// source and of the hnswlib it uses, in the user cache directory) and
+// returns the binary's path and which hnswlib it has: 0.8.0 from npm when
+// it can (see filterHeaders), else Debian's 0.6.2.
+func BuildHarness(ctx context.Context, log io.Writer) (bin, hnswlib string, err error) {
+	inc := filterHeaders(ctx, log)
+	h := sha256.New()
+	h.Write(harnessSrc)
+	h.Write([]byte(inc))
+	sum := h.Sum(nil)
+	dir := cacheDir()
+	bin = filepath.Join(dir, "harness-"+hex.EncodeToString(sum[:8]))
+	args := []string{"-O3", "-march=native", "-fopenmp"} // the flags of hnswlib's published figures
+	hnswlib = "0.6.2 (Debian's libhnswlib-dev, which has no filter functor)"
+	if inc != "" {
+		args = append(args, "-I", inc, "-DMMDB_HNSWLIB_FILTER")
+		hnswlib = "0.8.0 (the sources in the npm package " + hnswlibNode + ")"
+	}
 	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
+		return bin, hnswlib, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return "", "", err
 	}
 	src := bin + ".cpp"
 	if err := os.WriteFile(src, harnessSrc, 0o644); err != nil {
-		return "", err
+		return "", "", err
 	}
-	// The same flags the published hnswlib figures use.
-	cmd := exec.CommandContext(ctx, "g++", "-O3", "-march=native", "-fopenmp", "-o", bin+".tmp", src, "-lfaiss", "-lblas", "-llapack")
+	args = append(args, "-o", bin+".tmp", src, "-lfaiss", "-lblas", "-llapack")
+	cmd := exec.CommandContext(ctx, "g++", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("compiling the peer harness: %v\n%s", err, out)
+		return "", "", fmt.Errorf("compiling the peer harness: %v\n%s", err, out)
 	}
-	return bin, os.Rename(bin+".tmp", bin)
+	return bin, hnswlib, os.Rename(bin+".tmp", bin)
 }
 
 // WriteDataset writes d into dir as base.fvecs, query.fvecs and gt.ivecs
-// (the exact top k of each query) for the harness.
+// (the exact top k of each query), and gt_allow<step>.ivecs for each of
+// d's filtered truths, for the harness.
 func WriteDataset(d Dataset, truth [][]int32, dir string) error {
 	write := func(name string, rows [][]float32, ints [][]int32) error {
 		f, err := os.Create(filepath.Join(dir, name))
@@ -123,6 +220,11 @@ func WriteDataset(d Dataset, truth [][]int32, dir string) error {
 	if err := write("query.fvecs", d.Queries, nil); err != nil {
 		return err
 	}
+	for step, t := range d.Filtered {
+		if err := write(fmt.Sprintf("gt_allow%d.ivecs", step), nil, t); err != nil {
+			return err
+		}
+	}
 	return write("gt.ivecs", nil, truth)
 }
 
@@ -147,7 +249,11 @@ func RunPeer(ctx context.Context, harness, engine, dir string, d Dataset, cfg Co
 	if efc == 0 {
 		efc = 200
 	}
-	cmd := exec.CommandContext(ctx, harness, engine, dir, metric, fmt.Sprint(m), fmt.Sprint(efc), join(cfg.Threads), join(cfg.Efs), fmt.Sprint(cfg.K))
+	steps := join(cfg.Filters)
+	if steps == "" {
+		steps = "-"
+	}
+	cmd := exec.CommandContext(ctx, harness, engine, dir, metric, fmt.Sprint(m), fmt.Sprint(efc), join(cfg.Threads), join(cfg.Efs), fmt.Sprint(cfg.K), steps)
 	out, err := cmd.Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -158,21 +264,35 @@ func RunPeer(ctx context.Context, harness, engine, dir string, d Dataset, cfg Co
 	var rep Report
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var v struct {
-			Kind, Engine string
-			Threads, Ef  int
-			Inserts      float64 `json:"inserts_per_s"`
-			Bytes        float64 `json:"bytes_per_vector"`
-			Save         float64 `json:"save_s"`
-			Load         float64 `json:"load_s"`
-			Recall, QPS  float64
+			Kind    string  `json:"kind"`
+			Threads int     `json:"threads"`
+			Ef      int     `json:"ef"`
+			Step    int     `json:"step"` // 0: unfiltered
+			Inserts float64 `json:"inserts_per_s"`
+			CPUIns  float64 `json:"inserts_per_cpu_s"`
+			RSS     float64 `json:"rss_bytes_per_vector"` // -1: not measured
+			Saved   float64 `json:"saved_bytes_per_vector"`
+			Save    float64 `json:"save_s"`
+			Load    float64 `json:"load_s"`
+			Recall  float64 `json:"recall"`
+			QPS     float64 `json:"qps"`
+			WallQPS float64 `json:"wall_qps"`
 		}
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
 			return Report{}, fmt.Errorf("%s harness printed %q: %v", engine, line, err)
 		}
 		if v.Kind == "build" {
-			rep.Builds = append(rep.Builds, Build{Dataset: d.Name, Engine: engine, Threads: v.Threads, InsertsPerSec: v.Inserts, BytesPerVector: math.NaN(), SavedPerVector: v.Bytes, SaveSec: v.Save, LoadSec: v.Load})
+			b := Build{Dataset: d.Name, Engine: engine, Threads: v.Threads, InsertsPerSec: v.Inserts, InsertsPerCPUSec: v.CPUIns, SavedPerVector: v.Saved, SaveSec: v.Save, LoadSec: v.Load}
+			if v.RSS >= 0 {
+				b.RSSPerVector = &v.RSS
+			}
+			rep.Builds = append(rep.Builds, b)
 		} else {
-			rep.Rows = append(rep.Rows, Row{Dataset: d.Name, Engine: engine, Ef: v.Ef, Allowed: 1, Recall: v.Recall, QPS: v.QPS})
+			allowed := 1.0
+			if v.Step > 0 {
+				allowed = 1 / float64(v.Step)
+			}
+			rep.Rows = append(rep.Rows, Row{Dataset: d.Name, Engine: engine, Ef: v.Ef, Allowed: allowed, Recall: v.Recall, QPS: v.QPS, WallQPS: v.WallQPS})
 		}
 	}
 	return rep, nil
@@ -197,90 +317,70 @@ func Medians(runs []Report) Report {
 	type key struct {
 		ds, eng string
 		n       int
+		allowed float64
 	}
-	rec, qps := map[key][]float64{}, map[key][]float64{}
-	var rowOrder []key
-	ins, bpv, sv, ld, spv := map[key][]float64{}, map[key][]float64{}, map[key][]float64{}, map[key][]float64{}, map[key][]float64{}
-	var buildOrder []key
+	rows, builds := map[key][]Row{}, map[key][]Build{}
+	var rowOrder, buildOrder []key
 	for _, r := range runs {
 		for _, x := range r.Rows {
-			if x.Allowed != 1 {
-				continue
-			}
-			k := key{x.Dataset, x.Engine, x.Ef}
-			if _, ok := rec[k]; !ok {
+			k := key{x.Dataset, x.Engine, x.Ef, x.Allowed}
+			if _, ok := rows[k]; !ok {
 				rowOrder = append(rowOrder, k)
 			}
-			rec[k], qps[k] = append(rec[k], x.Recall), append(qps[k], x.QPS)
+			rows[k] = append(rows[k], x)
 		}
 		for _, b := range r.Builds {
-			k := key{b.Dataset, b.Engine, b.Threads}
-			if _, ok := ins[k]; !ok {
+			k := key{b.Dataset, b.Engine, b.Threads, 1}
+			if _, ok := builds[k]; !ok {
 				buildOrder = append(buildOrder, k)
 			}
-			ins[k], bpv[k] = append(ins[k], b.InsertsPerSec), append(bpv[k], b.BytesPerVector)
-			spv[k] = append(spv[k], b.SavedPerVector)
-			sv[k], ld[k] = append(sv[k], b.SaveSec), append(ld[k], b.LoadSec)
+			builds[k] = append(builds[k], b)
 		}
 	}
 	var out Report
 	for _, k := range rowOrder {
-		out.Rows = append(out.Rows, Row{Dataset: k.ds, Engine: k.eng, Ef: k.n, Allowed: 1, Recall: median(rec[k]), QPS: median(qps[k])})
+		rs := rows[k]
+		of := func(f func(Row) float64) float64 {
+			xs := make([]float64, len(rs))
+			for i, r := range rs {
+				xs[i] = f(r)
+			}
+			return median(xs)
+		}
+		out.Rows = append(out.Rows, Row{Dataset: k.ds, Engine: k.eng, Ef: k.n, Allowed: k.allowed,
+			Recall: of(func(r Row) float64 { return r.Recall }), QPS: of(func(r Row) float64 { return r.QPS }), WallQPS: of(func(r Row) float64 { return r.WallQPS })})
 	}
 	for _, k := range buildOrder {
-		out.Builds = append(out.Builds, Build{Dataset: k.ds, Engine: k.eng, Threads: k.n, InsertsPerSec: median(ins[k]), BytesPerVector: median(bpv[k]), SavedPerVector: median(spv[k]), SaveSec: median(sv[k]), LoadSec: median(ld[k])})
+		bs := builds[k]
+		of := func(f func(Build) float64) float64 {
+			xs := make([]float64, len(bs))
+			for i, b := range bs {
+				xs[i] = f(b)
+			}
+			return median(xs)
+		}
+		opt := func(f func(Build) *float64) *float64 {
+			var xs []float64
+			for _, b := range bs {
+				if v := f(b); v != nil {
+					xs = append(xs, *v)
+				}
+			}
+			if len(xs) == 0 {
+				return nil
+			}
+			m := median(xs)
+			return &m
+		}
+		out.Builds = append(out.Builds, Build{Dataset: k.ds, Engine: k.eng, Threads: k.n,
+			InsertsPerSec:       of(func(b Build) float64 { return b.InsertsPerSec }),
+			InsertsPerCPUSec:    of(func(b Build) float64 { return b.InsertsPerCPUSec }),
+			HeapPerVector:       opt(func(b Build) *float64 { return b.HeapPerVector }),
+			LoadedHeapPerVector: opt(func(b Build) *float64 { return b.LoadedHeapPerVector }),
+			RSSPerVector:        opt(func(b Build) *float64 { return b.RSSPerVector }),
+			SavedPerVector:      of(func(b Build) float64 { return b.SavedPerVector }),
+			SaveSec:             of(func(b Build) float64 { return b.SaveSec }),
+			LoadSec:             of(func(b Build) float64 { return b.LoadSec })})
 	}
 	return out
-}
-
-// QPSAtRecall interpolates an engine's q/s at a recall target along its ef
-// curve (rows of one dataset and engine, in ef order): linear between the
-// two points around the target; the first point's q/s when even the
-// smallest ef reaches it; NaN when no ef does.
-func QPSAtRecall(rows []Row, target float64) float64 {
-	for i, r := range rows {
-		if r.Recall >= target {
-			if i == 0 {
-				return r.QPS
-			}
-			p := rows[i-1]
-			t := (target - p.Recall) / (r.Recall - p.Recall)
-			return p.QPS + t*(r.QPS-p.QPS)
-		}
-	}
-	return math.NaN()
-}
-
-// Ratios renders, per dataset, mmdb's q/s at recall 0.95 and 0.99 over
-// each peer's, as a Markdown table.
-func Ratios(rep Report) string {
-	curves := map[string]map[string][]Row{}
-	var datasets []string
-	for _, r := range rep.Rows {
-		if curves[r.Dataset] == nil {
-			curves[r.Dataset] = map[string][]Row{}
-			datasets = append(datasets, r.Dataset)
-		}
-		curves[r.Dataset][r.Engine] = append(curves[r.Dataset][r.Engine], r)
-	}
-	var b strings.Builder
-	b.WriteString("| dataset | recall@10 | mmdb q/s | hnswlib q/s | faiss q/s | mmdb/hnswlib | mmdb/faiss |\n| --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, ds := range datasets {
-		for _, target := range []float64{0.95, 0.99} {
-			m := QPSAtRecall(curves[ds]["hnsw"], target)
-			h := QPSAtRecall(curves[ds]["hnswlib"], target)
-			f := QPSAtRecall(curves[ds]["faiss"], target)
-			fmt.Fprintf(&b, "| %s | %.2f | %s | %s | %s | %s | %s |\n", ds, target, num(m, 0), num(h, 0), num(f, 0), num(m/h, 2), num(m/f, 2))
-		}
-	}
-	return b.String()
-}
-
-// num prints x with prec decimals, or "-" when it is not a number (a peer
-// not run, or a recall no ef reached).
-func num(x float64, prec int) string {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return "-"
-	}
-	return strconv.FormatFloat(x, 'f', prec, 64)
 }
