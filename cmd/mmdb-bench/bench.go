@@ -49,9 +49,10 @@ func benchCmd() *cobra.Command {
 	reps := fs.Int("reps", 3, "with --peers: paired rounds (every engine once a round, alternating); ratios are per round, with their median and range")
 	plotDir := fs.String("plot", "", "with --peers: write a recall-vs-queries/s PNG per dataset into this directory")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	filterEfs := fs.String("filter-ef", "10,16,24,32,48,64,96,128,192,256,384,512", "search beam widths of the filtered sweeps")
 	filters := fs.String("filters", "1,10,50", "filtered sweeps: the percentages of vectors an allow-list keeps (every 100/p-th ID), against exact filtered search; \"\" for none")
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON, *with, *filters})
+		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON, *with, *filters, *filterEfs})
 	}
 	return c
 }
@@ -81,7 +82,7 @@ type benchFlags struct {
 	plotDir                             string
 	json                                bool
 	with                                string
-	filters                             string
+	filters, filterEfs                  string
 }
 
 func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
@@ -98,7 +99,11 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 	if err != nil {
 		return err
 	}
-	cfg := bench.Config{Engines: strings.Split(*engines, ","), Efs: efList, Threads: thList, M: *m, EfC: *efc, K: 10, Filters: steps}
+	filterEfList, err := ints(f.filterEfs)
+	if err != nil {
+		return err
+	}
+	cfg := bench.Config{Engines: strings.Split(*engines, ","), Efs: efList, Threads: thList, M: *m, EfC: *efc, K: 10, Filters: steps, FilterEfs: filterEfList}
 	if !*quiet {
 		cfg.Progress = stderr
 	}

@@ -31,9 +31,9 @@ func TestRunExitCodes(t *testing.T) {
 		err  string
 	}{
 		// A tiny run of the benchmark so its harness cannot rot.
-		{"smoke", []string{"--data", "tiny", "--ef", "32", "--threads", "1,2", "--quiet"}, 0, "| tiny | hnsw | 32 | 100% |", ""},
-		{"coder baseline", []string{"--data", "tiny", "--engines", "coder", "--ef", "32", "--threads", "1", "--quiet"}, 0, "| tiny | coder | 32 | 100% |", ""},
-		{"json", []string{"--data", "tiny", "--engines", "flat", "--threads", "1", "--quiet", "--json"}, 0, `"engine": "flat"`, ""},
+		{"smoke", []string{"--data", "tiny", "--ef", "32", "--filter-ef", "32", "--threads", "1,2", "--quiet"}, 0, "| tiny | hnsw | 32 | 100% |", ""},
+		{"coder baseline", []string{"--data", "tiny", "--engines", "coder", "--ef", "32", "--filters", "", "--threads", "1", "--quiet"}, 0, "| tiny | coder | 32 | 100% |", ""},
+		{"json", []string{"--data", "tiny", "--engines", "flat", "--filters", "10", "--threads", "1", "--quiet", "--json"}, 0, `"engine": "flat"`, ""},
 		{"help", []string{"--help"}, 0, "--peers", ""},
 		{"bad ef", []string{"--ef", "x"}, 2, "", "not a positive integer"},
 		{"bad int flag", []string{"--m", "x"}, 2, "", `invalid argument "x"`},
@@ -42,7 +42,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"unknown engine", []string{"--data", "tiny", "--engines", "nope", "--quiet"}, 1, "", `unknown engine "nope"`},
 		{"unknown peer", []string{"--peers", "--with", "annoy", "--data", "tiny"}, 2, "", `unknown peer "annoy"`},
 		{"bad filter", []string{"--filters", "0", "--data", "tiny"}, 2, "", `filter "0" is not a percentage`},
-		{"filtered rows", []string{"--data", "tiny", "--engines", "hnsw", "--ef", "16", "--filters", "10", "--threads", "1", "--quiet"}, 0, "| tiny | hnsw-scan | exact | 10% | 1.000 |", ""},
+		{"filtered rows", []string{"--data", "tiny", "--engines", "hnsw", "--ef", "16", "--filter-ef", "16", "--filters", "10", "--threads", "1", "--quiet"}, 0, "| tiny | hnsw-scan | exact | 10% | 1.000 |", ""},
 		// The subcommand of old: a usage error that says what to do.
 		{"argument", []string{"bench", "--data", "tiny"}, 2, "", "flags only"},
 	}
@@ -70,7 +70,7 @@ func TestBenchPeersSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	plots := t.TempDir()
-	code, out, errs := benchRun("--peers", "--data", "tiny", "--ef", "10,12,16,24,32,64", "--filters", "10", "--reps", "2", "--threads", "1", "--quiet", "--plot", plots)
+	code, out, errs := benchRun("--peers", "--data", "tiny", "--ef", "10,12,16,24,32,64", "--filters", "10", "--filter-ef", "10,16,32", "--reps", "2", "--threads", "1", "--quiet", "--plot", plots)
 	require.Equal(t, 0, code, errs)
 	for _, want := range []string{"| tiny | hnsw | 32 | 100% |", "| tiny | hnswlib | 32 | 100% |", "| tiny | faiss | 32 | 100% |", "mmdb/peer q/s per CPU-s",
 		"| tiny | hnswlib | 100% | 0.95 |", "| tiny | faiss | 100% | 0.99 |", "| tiny | hnswlib | 1 |", "flags ",

@@ -253,7 +253,11 @@ func RunPeer(ctx context.Context, harness, engine, dir string, d Dataset, cfg Co
 	if steps == "" {
 		steps = "-"
 	}
-	cmd := exec.CommandContext(ctx, harness, engine, dir, metric, fmt.Sprint(m), fmt.Sprint(efc), join(cfg.Threads), join(cfg.Efs), fmt.Sprint(cfg.K), steps)
+	filterEfs := cfg.FilterEfs
+	if len(filterEfs) == 0 {
+		filterEfs = cfg.Efs
+	}
+	cmd := exec.CommandContext(ctx, harness, engine, dir, metric, fmt.Sprint(m), fmt.Sprint(efc), join(cfg.Threads), join(cfg.Efs), fmt.Sprint(cfg.K), steps, join(filterEfs))
 	out, err := cmd.Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {

@@ -3,11 +3,12 @@
 // one JSON object per line. Built by the Go benchmark with g++ against
 // Debian's libhnswlib-dev and libfaiss-dev; not part of the mmdb library.
 //
-// usage: harness ENGINE DIR METRIC M EFC THREADS(1,2) EFS(16,32,...) K STEPS(100,10,2 or -)
+// usage: harness ENGINE DIR METRIC M EFC THREADS(1,2) EFS(16,32,...) K STEPS(100,10,2 or -) FILTER_EFS
 //   ENGINE hnswlib | faiss;  METRIC l2 | ip
 //   DIR holds base.fvecs, query.fvecs and gt.ivecs (exact top-K per query),
 //   and for each filter step s gt_allow<s>.ivecs: the exact top-K among the
-//   vectors whose ID is a multiple of s (1/s of them allowed). hnswlib
+//   vectors whose ID is a multiple of s (1/s of them allowed), for its
+//   first queries (as many as it has rows), swept over FILTER_EFS. hnswlib
 //   filters with its filter functor (hnswlib >= 0.7, MMDB_HNSWLIB_FILTER),
 //   FAISS with an IDSelector in its search parameters.
 //
@@ -154,8 +155,8 @@ struct FaissSearcher : Searcher {
 };
 
 int main(int argc, char **argv) {
-    if (argc != 10) {
-        std::fprintf(stderr, "usage: harness ENGINE DIR METRIC M EFC THREADS EFS K STEPS\n");
+    if (argc != 11) {
+        std::fprintf(stderr, "usage: harness ENGINE DIR METRIC M EFC THREADS EFS K STEPS FILTER_EFS\n");
         return 2;
     }
     std::string engine = argv[1], dir = argv[2], metric = argv[3];
@@ -163,6 +164,7 @@ int main(int argc, char **argv) {
     auto threads = list(argv[6]), efs = list(argv[7]);
     std::vector<int> steps;
     if (std::string(argv[9]) != "-") steps = list(argv[9]);
+    auto filterEfs = list(argv[10]);
     int dim = 0, gdim = 0;
     size_t n = 0, nq = 0, ng = 0;
     auto base = readVecs(dir + "/base.fvecs", dim, n);
@@ -226,12 +228,13 @@ int main(int argc, char **argv) {
     if (engine == "hnswlib") { auto x = new HnswlibSearcher(); x->h = h.get(); s.reset(x); }
     else { auto x = new FaissSearcher(); x->f = f.get(); s.reset(x); }
     std::vector<long> out;
-    // One sweep: step 0 unfiltered, else among the multiples of step.
-    auto sweep = [&](long step, const int *truth, int tdim) {
-        for (int ef : efs) {
+    // One sweep: step 0 unfiltered, else among the multiples of step; over
+    // the first nqs queries.
+    auto sweep = [&](long step, const int *truth, int tdim, size_t nqs, const std::vector<int> &efList) {
+        for (int ef : efList) {
             s->setEf(ef);
             long hit = 0;
-            for (size_t i = 0; i < nq; i++) {
+            for (size_t i = 0; i < nqs; i++) {
                 if (step == 0) s->search(qs.data() + i * dim, K, out);
                 else if (!s->filtered(qs.data() + i * dim, K, step, out)) return;
                 std::set<long> want(truth + i * tdim, truth + i * tdim + K);
@@ -242,24 +245,24 @@ int main(int argc, char **argv) {
             size_t runs = 0;
             auto start = Clock::now();
             double cpu0 = cpuNow();
-            while (cpuNow() - cpu0 < 0.3 || runs < nq) {
+            while (cpuNow() - cpu0 < 0.3 || runs < nqs) {
                 for (int j = 0; j < 16; j++, runs++) {
-                    if (step == 0) s->search(qs.data() + (runs % nq) * dim, K, out);
-                    else s->filtered(qs.data() + (runs % nq) * dim, K, step, out);
+                    if (step == 0) s->search(qs.data() + (runs % nqs) * dim, K, out);
+                    else s->filtered(qs.data() + (runs % nqs) * dim, K, step, out);
                 }
             }
             double cpu = cpuNow() - cpu0, wall = since(start);
             std::printf("{\"kind\":\"search\",\"engine\":\"%s\",\"step\":%ld,\"ef\":%d,\"recall\":%.4f,\"qps\":%.1f,\"wall_qps\":%.1f}\n",
-                        engine.c_str(), step, ef, (double)hit / (nq * K), runs / cpu, runs / wall);
+                        engine.c_str(), step, ef, (double)hit / (nqs * K), runs / cpu, runs / wall);
             std::fflush(stdout);
         }
     };
-    sweep(0, gt, gdim);
+    sweep(0, gt, gdim, nq, efs);
     for (int step : steps) {
         int fdim = 0;
         size_t fn = 0;
         auto fgt = readVecs(dir + "/gt_allow" + std::to_string(step) + ".ivecs", fdim, fn);
-        sweep(step, reinterpret_cast<const int *>(fgt.data()), fdim);
+        sweep(step, reinterpret_cast<const int *>(fgt.data()), fdim, std::min(fn, nq), filterEfs);
     }
     return 0;
 }
