@@ -277,10 +277,16 @@ func filterSteps(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		p, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || !(p > 0 && p <= 100) {
-			return nil, fmt.Errorf("%w: filter %q is not a percentage in (0, 100]", errUsage, f)
+		// 100% would be the unfiltered sweep again; above 50% the step
+		// rounds to 1 or 2 (every ID, every other one).
+		if err != nil || !(p > 0 && p <= 50) {
+			return nil, fmt.Errorf("%w: filter %q is not a percentage in (0, 50] (the unfiltered sweep is always run)", errUsage, f)
 		}
-		out = append(out, max(1, int(math.Round(100/p))))
+		step := int(math.Round(100 / p))
+		if slices.Contains(out, step) {
+			return nil, fmt.Errorf("%w: filters %s give the same allow-list twice (every %d-th ID)", errUsage, s, step)
+		}
+		out = append(out, step)
 	}
 	return out, nil
 }

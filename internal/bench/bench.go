@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -73,8 +74,9 @@ type Build struct {
 	HeapPerVector       *float64 `json:"heap_bytes_per_vector,omitempty"`
 	LoadedHeapPerVector *float64 `json:"loaded_heap_bytes_per_vector,omitempty"`
 	// RSSPerVector is the resident set's growth per vector over the
-	// build, every engine alike; measured on the first build of a run
-	// only (a freed index is not always returned to the system).
+	// build, every engine alike; measured on each engine's first build of
+	// a run, after the Go side has returned freed memory to the system
+	// (debug.FreeOSMemory), as each peer starts in a fresh process.
 	RSSPerVector   *float64 `json:"rss_bytes_per_vector,omitempty"`
 	SavedPerVector float64  `json:"saved_bytes_per_vector"`
 	// SaveSec and LoadSec are wall-clock seconds to write the index to a
@@ -244,14 +246,17 @@ func filtered(idx hnsw.Index, d Dataset, cfg Config, eng string, efs []int, step
 // build, so a one-thread build's garbage collector does not borrow
 // another core) and measures it: inserts per wall and per CPU second,
 // memory (heap and resident growth; the resident one only when memory is
-// set, on a run's first build), and saving to and loading from a file.
+// set, on an engine's first build of a run), and saving to and loading
+// from a file.
 func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memory bool) (hnsw.Index, Build, error) {
 	b := Build{Dataset: d.Name, Engine: eng, Threads: th}
 	ids := make([]uint32, len(d.Base))
 	for i := range ids {
 		ids[i] = uint32(i)
 	}
-	heap0, rss0 := heapInUse(), residentBytes()
+	heap0 := heapInUse()
+	debug.FreeOSMemory() // what earlier rounds freed must not be counted as reused
+	rss0 := residentBytes()
 	i, err := newIndex(eng, d, cfg)
 	if err != nil {
 		return nil, b, err
@@ -369,17 +374,21 @@ func ExactTruth(d Dataset, k int) [][]int32 {
 // process, and per wall-clock second.
 func measure(idx hnsw.Index, qs [][]float32, truth [][]int32, k, ef int, allow *roaring.Bitmap) (recall, qps, wallQPS float64) {
 	opts := hnsw.SearchOptions{Ef: ef, Exact: ef == 0, Allow: allow}
-	hit := 0
+	hit, total := 0, 0
 	for i, q := range qs {
 		got := idx.Search(q, k, opts)
-		want := truth[i][:min(k, len(truth[i]))]
+		want := truth[i][:min(k, len(truth[i]))] // fewer when a filter allows fewer than k
+		total += len(want)
 		for _, g := range got {
 			if slices.Contains(want, int32(g.ID)) {
 				hit++
 			}
 		}
 	}
-	recall = float64(hit) / float64(len(qs)*k)
+	recall = 1
+	if total > 0 {
+		recall = float64(hit) / float64(total)
+	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	runtime.GC()
 	n := 0

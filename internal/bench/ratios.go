@@ -96,6 +96,9 @@ func curve(r Report, dataset, engine string, allowed float64) []Row {
 func mmdbAt(r Report, ds string, allowed, target float64) (float64, string, string) {
 	q, note := QPSAtRecall(curve(r, ds, mmdbEngine, allowed), target)
 	strategy := "graph"
+	if math.IsNaN(q) {
+		strategy = "-"
+	}
 	for _, s := range curve(r, ds, ScanEngine, allowed) {
 		if s.Recall >= target && (math.IsNaN(q) || s.QPS > q) {
 			q, note, strategy = s.QPS, "", "scan"

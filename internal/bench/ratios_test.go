@@ -170,3 +170,30 @@ func TestPairedRatiosFiltered(t *testing.T) {
 	assert.Nil(t, ratios[0].QPSRatio)
 	assert.Contains(t, ratios[0].Note, "hnswlib did not filter")
 }
+
+// A filter that allows fewer vectors than k has shorter truth rows:
+// recall counts against what exists (an exact scan finds all of it), and
+// the filtered rows never share the unfiltered rows' share.
+func TestFilteredRecallWithFewerThanK(t *testing.T) {
+	d := Synthetic("tiny", 1000, 20, 16, 5, 3)
+	cfg := Config{Engines: []string{"hnsw"}, Efs: []int{16}, Threads: []int{1}, K: 10, Filters: []int{200}} // 5 allowed
+	rep, err := Run(t.Context(), d, cfg)
+	require.NoError(t, err)
+	var scan, graph, unfiltered int
+	for _, r := range rep.Rows {
+		switch {
+		case r.Engine == ScanEngine:
+			scan++
+			assert.Equal(t, 1.0, r.Recall, "the exact scan finds every allowed vector")
+			assert.Equal(t, 1/200.0, r.Allowed)
+		case r.Allowed == 1:
+			unfiltered++
+		default:
+			graph++
+			assert.LessOrEqual(t, r.Recall, 1.0)
+		}
+	}
+	assert.Equal(t, 1, scan)
+	assert.Equal(t, 1, graph)
+	assert.Equal(t, 1, unfiltered)
+}
