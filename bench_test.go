@@ -7,7 +7,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/kernel"
@@ -105,6 +108,92 @@ func BenchmarkPut(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkCheckpointPause measures the pause a Put pays when it crosses
+// Options.CheckpointEvery: 100,000 x 128 vectors in batches of 1,000 with
+// the default CheckpointEvery (50,000), each Put timed. It reports the
+// median Put, the slowest (one that checkpointed the graph) and how many
+// Puts took over 5x the median:
+//
+//	go test -run '^$' -bench CheckpointPause -benchtime 1x -timeout 30m .
+func BenchmarkCheckpointPause(b *testing.B) {
+	const n, dim, batch = 100_000, 128, 1000
+	for b.Loop() {
+		db, _ := openTest(b, Modality{Name: "v", Dim: dim, Metric: Cosine})
+		r := rand.New(rand.NewPCG(11, 11))
+		var took []time.Duration
+		for start := 0; start < n; start += batch {
+			items := make([]Item, batch)
+			for j := range items {
+				items[j] = Item{ID: fmt.Sprintf("i%d", start+j), Vectors: map[string][]float32{"v": randVec(r, dim)}}
+			}
+			t0 := time.Now()
+			if err := db.Put(ctx, items...); err != nil {
+				b.Fatal(err)
+			}
+			took = append(took, time.Since(t0))
+		}
+		sorted := slices.Clone(took)
+		slices.Sort(sorted)
+		med := sorted[len(sorted)/2]
+		slow := 0
+		for _, d := range took {
+			if d > 5*med {
+				slow++
+			}
+		}
+		b.ReportMetric(med.Seconds(), "median-put-s")
+		b.ReportMetric(sorted[len(sorted)-1].Seconds(), "max-put-s")
+		b.ReportMetric(float64(slow), "puts-over-5x-median")
+	}
+}
+
+// BenchmarkSearchThroughput measures concurrent searchers: 20,000 x 128,
+// top-10, searches per wall-clock second with one goroutine and with
+// GOMAXPROCS of them (2 here), in 5 paired rounds that alternate which
+// goes first; it reports the median and range of the per-round ratio:
+//
+//	go test -run '^$' -bench SearchThroughput -benchtime 1x .
+func BenchmarkSearchThroughput(b *testing.B) {
+	db, qs := benchDB(b, 20_000, 128)
+	workers := runtime.GOMAXPROCS(0)
+	const per = 4000 // searches per round and setting
+	rate := func(g int) float64 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range g {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < per; i += g {
+					if _, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}, K: 10}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return per / time.Since(start).Seconds()
+	}
+	for b.Loop() {
+		var ratios []float64
+		for r := range 5 {
+			var one, many float64
+			if r%2 == 0 {
+				one, many = rate(1), rate(workers)
+			} else {
+				many, one = rate(workers), rate(1)
+			}
+			ratios = append(ratios, many/one)
+		}
+		slices.Sort(ratios)
+		b.ReportMetric(ratios[len(ratios)/2], "median-ratio")
+		b.ReportMetric(ratios[0], "min-ratio")
+		b.ReportMetric(ratios[len(ratios)-1], "max-ratio")
+		b.ReportMetric(float64(workers), "goroutines")
 	}
 }
 

@@ -51,7 +51,8 @@ type Options struct {
 	// CheckpointEvery is how many logged vector changes may accumulate
 	// before the graphs are saved into the file (DefaultCheckpointEvery when
 	// zero). Open replays at most this many changes; a checkpoint costs a
-	// write of every changed graph. Graphs are also saved on Close.
+	// write of every changed graph, paid by the Put or Merge that reaches
+	// the count (see Put). Graphs are also saved on Close.
 	CheckpointEvery int
 	// Logger, if set, receives what Open did with each index (loaded,
 	// replayed, rebuilt and why) and checkpoint timings.

@@ -146,6 +146,12 @@ func prepare(s *state, it Item, merge bool) (prepared, error) {
 // version lacks is removed (Merge changes only what it is given). The
 // batch is atomic: every item is validated first, and one bad item means
 // nothing is written. Within a batch, a later item with a repeated ID wins.
+//
+// The Put that brings the logged changes to Options.CheckpointEvery also
+// saves the changed graphs before it returns: a pause that grows with the
+// graph (1.4 s against a median of 0.29 s for 1,000-item Puts into
+// 100,000 x 128, BenchmarkCheckpointPause). Call Checkpoint at a quiet
+// moment, or raise CheckpointEvery, to move it.
 func (db *DB) Put(ctx context.Context, items ...Item) error {
 	return db.write(ctx, "put", items, false)
 }
