@@ -77,7 +77,11 @@ type Build struct {
 	// build, every engine alike; measured on each engine's first build of
 	// a run, after the Go side has returned freed memory to the system
 	// (debug.FreeOSMemory), as each peer starts in a fresh process.
-	RSSPerVector   *float64 `json:"rss_bytes_per_vector,omitempty"`
+	RSSPerVector *float64 `json:"rss_bytes_per_vector,omitempty"`
+	// PeakPerVector is the peak resident set's rise over the build, per
+	// vector (measured with RSSPerVector): what a build needs at its
+	// highest, growth copies and collector headroom included.
+	PeakPerVector  *float64 `json:"peak_rss_bytes_per_vector,omitempty"`
 	SavedPerVector float64  `json:"saved_bytes_per_vector"`
 	// SaveSec and LoadSec are wall-clock seconds to write the index to a
 	// file and read it back (the loaded copy's destruction untimed).
@@ -257,6 +261,7 @@ func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memor
 	heap0 := heapInUse()
 	debug.FreeOSMemory() // what earlier rounds freed must not be counted as reused
 	rss0 := residentBytes()
+	resetPeak()
 	i, err := newIndex(eng, d, cfg)
 	if err != nil {
 		return nil, b, err
@@ -278,6 +283,7 @@ func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memor
 	b.HeapPerVector = perVector(grew(heap0, heapInUse()), len(ids))
 	if memory {
 		b.RSSPerVector = perVector(grew(rss0, residentBytes()), len(ids))
+		b.PeakPerVector = perVector(grew(rss0, peakBytes()), len(ids))
 	}
 	dir, err := os.MkdirTemp("", "mmdb-bench-")
 	if err != nil {
@@ -418,10 +424,10 @@ func (r Report) Markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %.0f%% | %.3f | %.0f | %.0f |\n", x.Dataset, x.Engine, ef, 100*x.Allowed, x.Recall, x.QPS, x.WallQPS)
 	}
-	b.WriteString("\n| dataset | engine | build threads | inserts/s wall | inserts/CPU-s | heap bytes/vector | loaded heap bytes/vector | resident bytes/vector | saved bytes/vector | save s | load s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("\n| dataset | engine | build threads | inserts/s wall | inserts/CPU-s | heap bytes/vector | loaded heap bytes/vector | resident bytes/vector | peak resident bytes/vector | saved bytes/vector | save s | load s |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, x := range r.Builds {
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f | %s | %s | %s | %.0f | %.3f | %.3f |\n", x.Dataset, x.Engine, x.Threads, x.InsertsPerSec, x.InsertsPerCPUSec,
-			optional(x.HeapPerVector), optional(x.LoadedHeapPerVector), optional(x.RSSPerVector), x.SavedPerVector, x.SaveSec, x.LoadSec)
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f | %s | %s | %s | %s | %.0f | %.3f | %.3f |\n", x.Dataset, x.Engine, x.Threads, x.InsertsPerSec, x.InsertsPerCPUSec,
+			optional(x.HeapPerVector), optional(x.LoadedHeapPerVector), optional(x.RSSPerVector), optional(x.PeakPerVector), x.SavedPerVector, x.SaveSec, x.LoadSec)
 	}
 	return b.String()
 }

@@ -37,6 +37,33 @@ func residentBytes() uint64 {
 	return pages * uint64(os.Getpagesize())
 }
 
+// resetPeak resets the process's peak resident set (VmHWM) to its
+// current size, where Linux allows it (/proc/self/clear_refs, "5").
+func resetPeak() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// peakBytes is the process's peak resident set since the last resetPeak
+// (VmHWM in /proc/self/status), or 0 where it cannot be read.
+func peakBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 2 && f[1] == "kB" {
+				kb, err := strconv.ParseUint(f[0], 10, 64)
+				if err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
+}
+
 // Machine describes where a run happened: what a reader needs to weigh
 // its figures.
 type Machine struct {

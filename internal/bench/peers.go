@@ -275,6 +275,7 @@ func RunPeer(ctx context.Context, harness, engine, dir string, d Dataset, cfg Co
 			Inserts float64 `json:"inserts_per_s"`
 			CPUIns  float64 `json:"inserts_per_cpu_s"`
 			RSS     float64 `json:"rss_bytes_per_vector"` // -1: not measured
+			Peak    float64 `json:"peak_rss_bytes_per_vector"`
 			Saved   float64 `json:"saved_bytes_per_vector"`
 			Save    float64 `json:"save_s"`
 			Load    float64 `json:"load_s"`
@@ -288,7 +289,7 @@ func RunPeer(ctx context.Context, harness, engine, dir string, d Dataset, cfg Co
 		if v.Kind == "build" {
 			b := Build{Dataset: d.Name, Engine: engine, Threads: v.Threads, InsertsPerSec: v.Inserts, InsertsPerCPUSec: v.CPUIns, SavedPerVector: v.Saved, SaveSec: v.Save, LoadSec: v.Load}
 			if v.RSS >= 0 {
-				b.RSSPerVector = &v.RSS
+				b.RSSPerVector, b.PeakPerVector = &v.RSS, &v.Peak
 			}
 			rep.Builds = append(rep.Builds, b)
 		} else {
@@ -382,6 +383,7 @@ func Medians(runs []Report) Report {
 			HeapPerVector:       opt(func(b Build) *float64 { return b.HeapPerVector }),
 			LoadedHeapPerVector: opt(func(b Build) *float64 { return b.LoadedHeapPerVector }),
 			RSSPerVector:        opt(func(b Build) *float64 { return b.RSSPerVector }),
+			PeakPerVector:       opt(func(b Build) *float64 { return b.PeakPerVector }),
 			SavedPerVector:      of(func(b Build) float64 { return b.SavedPerVector }),
 			SaveSec:             of(func(b Build) float64 { return b.SaveSec }),
 			LoadSec:             of(func(b Build) float64 { return b.LoadSec })})

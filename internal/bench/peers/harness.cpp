@@ -58,6 +58,21 @@ static long residentBytes() {
     return resident * sysconf(_SC_PAGESIZE);
 }
 
+// peakBytes is the peak resident set since the last resetPeak (VmHWM).
+static long peakBytes() {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6)) * 1024;
+    }
+    return 0;
+}
+
+static void resetPeak() {
+    std::ofstream out("/proc/self/clear_refs");
+    out << "5";
+}
+
 static std::vector<float> readVecs(const std::string &path, int &dim, size_t &n) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("cannot open " + path);
@@ -184,6 +199,7 @@ int main(int argc, char **argv) {
         h.reset();
         f.reset();
         long rss0 = residentBytes();
+        resetPeak();
         auto start = Clock::now();
         double cpu0 = cpuNow();
         if (engine == "hnswlib") {
@@ -204,6 +220,7 @@ int main(int argc, char **argv) {
         }
         double buildCPU = cpuNow() - cpu0, build = since(start);
         double rss = first ? (double)(residentBytes() - rss0) / n : -1;
+        double peak = first ? (double)(peakBytes() - rss0) / n : -1;
         first = false;
         std::string path = dir + "/" + engine + ".idx";
         start = Clock::now();
@@ -219,8 +236,8 @@ int main(int argc, char **argv) {
             std::unique_ptr<faiss::Index> loaded(faiss::read_index(path.c_str()));
             load = since(start);
         }
-        std::printf("{\"kind\":\"build\",\"engine\":\"%s\",\"threads\":%d,\"inserts_per_s\":%.1f,\"inserts_per_cpu_s\":%.1f,\"rss_bytes_per_vector\":%.1f,\"saved_bytes_per_vector\":%.1f,\"save_s\":%.4f,\"load_s\":%.4f}\n",
-                    engine.c_str(), t, n / build, n / buildCPU, rss, (double)fileSize(path) / n, save, load);
+        std::printf("{\"kind\":\"build\",\"engine\":\"%s\",\"threads\":%d,\"inserts_per_s\":%.1f,\"inserts_per_cpu_s\":%.1f,\"rss_bytes_per_vector\":%.1f,\"peak_rss_bytes_per_vector\":%.1f,\"saved_bytes_per_vector\":%.1f,\"save_s\":%.4f,\"load_s\":%.4f}\n",
+                    engine.c_str(), t, n / build, n / buildCPU, rss, peak, (double)fileSize(path) / n, save, load);
         std::fflush(stdout);
     }
 
