@@ -144,3 +144,75 @@ func orthogonalTo(t *testing.T, m *mat.Dense, v []float64) *mat.VecDense {
 	vec.SubVec(vec, &back)
 	return vec
 }
+
+// With fewer components than the cross-covariance's rank, CCA keeps the
+// top canonical pairs: the map must still be the full-space one, here by
+// symmetric whitening (s^-1/2 by eigendecomposition) on the d x d
+// matrices, which fitCCA's Cholesky whitening in the span must agree with.
+func TestSpanCCATruncatedMatchesFullSpace(t *testing.T) {
+	for _, tc := range []struct{ n, d1, d2, r int }{{20, 40, 30, 3}, {25, 12, 60, 5}, {18, 50, 10, 4}} {
+		t.Run(fmt.Sprintf("n=%d d=%dx%d r=%d", tc.n, tc.d1, tc.d2, tc.r), func(t *testing.T) {
+			rng := testRNG(uint64(7*tc.n + tc.r))
+			x := randRows(rng, tc.n, tc.d1, randVec(rng, tc.d1, 1))
+			y := mapRows(rng, x, randDense(rng, tc.d1, tc.d2, 0.5), 1, randVec(rng, tc.d2, 1), 1)
+			const reg = 0.5
+			proj, err := Fit(context.Background(), CCA, Pairs{X: x, Y: y}, Options{Components: tc.r, CCAReg: reg, Metric: modality.L2})
+			require.NoError(t, err)
+
+			xc, yc := dense(x), dense(y)
+			mx, my := centre(xc), centre(yc)
+			cxx, _ := gram(xc, reg)
+			cyy, _ := gram(yc, reg)
+			raw, _ := gram(yc, 0)
+			invSqrt := func(s *mat.SymDense) *mat.Dense {
+				var e mat.EigenSym
+				require.True(t, e.Factorize(s, true))
+				var v mat.Dense
+				e.VectorsTo(&v)
+				vals := e.Values(nil)
+				d := len(vals)
+				out := mat.NewDense(d, d, nil)
+				for i := range d {
+					for j := range d {
+						var sum float64
+						for k := range d {
+							sum += v.At(i, k) * v.At(j, k) / math.Sqrt(vals[k])
+						}
+						out.Set(i, j, sum)
+					}
+				}
+				return out
+			}
+			wx, wy := invSqrt(cxx), invSqrt(cyy)
+			var cxy, t1, m mat.Dense
+			cxy.Mul(xc.T(), yc)
+			cxy.Scale(1/float64(tc.n), &cxy)
+			t1.Mul(wx, &cxy)
+			m.Mul(&t1, wy)
+			var svd mat.SVD
+			require.True(t, svd.Factorize(&m, mat.SVDThin))
+			var u, v mat.Dense
+			svd.UTo(&u)
+			svd.VTo(&v)
+			rho := svd.Values(nil)
+			require.Greater(t, rho[tc.r-1]-rho[tc.r], 1e-6, "the kept components must be separated from the next")
+			var a, bc, ab, b mat.Dense
+			a.Mul(wx, u.Slice(0, tc.d1, 0, tc.r))
+			for k := range tc.r {
+				for i := range tc.d1 {
+					a.Set(i, k, a.At(i, k)*rho[k])
+				}
+			}
+			bc.Mul(wy, v.Slice(0, tc.d2, 0, tc.r))
+			ab.Mul(&a, bc.T())
+			b.Mul(&ab, raw)
+			scale := mat.Norm(&b, math.Inf(1))
+			assert.Less(t, maxAbsDiff(t, proj.W, b.T())/scale, 1e-6)
+			var bmx mat.VecDense
+			bmx.MulVec(b.T(), mat.NewVecDense(tc.d1, mx))
+			for i := range tc.d2 {
+				assert.InDelta(t, my[i]-bmx.AtVec(i), proj.Bias[i], 1e-6*max(scale, 1))
+			}
+		})
+	}
+}
