@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime/pprof"
 
 	"github.com/mmdb-go/mmdb/modality"
 	"gonum.org/v1/gonum/mat"
@@ -175,41 +174,14 @@ func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 		// learns no scale, which L2 needs.
 		return nil, fmt.Errorf("%w: InfoNCE learns directions only; for an L2 target use ridge, Procrustes or CCA", ErrBadInput)
 	}
-	d1, d2, err := p.check(o.Folds * 2)
-	if err != nil {
+	if _, _, err := p.check(o.Folds * 2); err != nil {
 		return nil, err
 	}
 	trainIdx, valIdx := p.split(0.15, o.Seed+1)
 	train, val := p.subset(trainIdx), p.subset(valIdx)
-	choice := o.ridgeHint
-	if choice == nil {
-		ch, err := chooseRidge(ctx, train, o)
-		if err != nil {
-			return nil, fmt.Errorf("infonce: initial ridge: %w", err)
-		}
-		choice = &ch
-	}
-	var init *Projection
-	pprof.Do(ctx, pprof.Labels("part", "init"), func(context.Context) { init, err = fitRidge(train, choice.lambda, choice.identity, o.Metric) })
+	choice, init, err := ridgeStart(ctx, train, o)
 	if err != nil {
-		return nil, fmt.Errorf("infonce: initial ridge: %w", err)
-	}
-	unitDense := func(rows [][]float32) *mat.Dense {
-		m := dense(rows)
-		for i := range len(rows) {
-			r := m.RawRowView(i)
-			var s float64
-			for _, v := range r {
-				s += v * v
-			}
-			if s > 0 {
-				s = 1 / math.Sqrt(s)
-			}
-			for j := range r {
-				r[j] *= s
-			}
-		}
-		return m
+		return nil, err
 	}
 	xt, yt := dense(train.X), unitDense(train.Y)
 	// With fewer pairs than dimensions, train in the coordinates of the
@@ -219,27 +191,10 @@ func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 	xt, yt = inBasis(xt, qx), inBasis(yt, qy)
 	xv, yv := inBasis(dense(val.X), qx), inBasis(unitDense(val.Y), qy)
 	w0, b0 := restrict(qy, init.W, qx), restrictVec(qy, init.Bias)
-	_, d1 = xt.Dims()
-	_, d2 = yt.Dims()
+	_, d1 := xt.Dims()
+	_, d2 := yt.Dims()
 	h := &head{w: mat.DenseCopyOf(w0), b: append([]float64(nil), b0...), t: math.Log(InitialTemperature)}
-	valLoss := func() float64 {
-		n, _ := xv.Dims()
-		var sum float64
-		var batches int
-		for s := 0; s < n; s += o.Batch {
-			e := min(n, s+o.Batch)
-			if e-s < 2 {
-				break
-			}
-			var cl []int
-			if val.Classes != nil {
-				cl = val.Classes[s:e]
-			}
-			sum += h.loss(xv.Slice(s, e, 0, d1).(*mat.Dense), yv.Slice(s, e, 0, d2).(*mat.Dense), cl, nil)
-			batches++
-		}
-		return sum / float64(max(batches, 1))
-	}
+	valLoss := func() float64 { return h.meanLoss(xv, yv, val.Classes, o.Batch) }
 	best := valLoss()
 	bestH := head{w: mat.DenseCopyOf(h.w), b: append([]float64(nil), h.b...), t: h.t}
 	bestEpoch, epochs := 0, 0
@@ -294,6 +249,67 @@ func fitInfoNCE(ctx context.Context, p Pairs, o Options) (*Projection, error) {
 		w = liftHead(qx, qy, w, choice.identity)
 	}
 	return &Projection{Method: InfoNCE, Params: params, W: w, Bias: liftVec(qy, bestH.b), Normalize: o.Metric == modality.Cosine}, nil
+}
+
+// ridgeStart is InfoNCE's starting point: the ridge map with the lambda
+// and prior ridge chose on the same training pairs (o.ridgeHint, or chosen
+// here).
+func ridgeStart(ctx context.Context, train Pairs, o Options) (*ridgeChoice, *Projection, error) {
+	choice := o.ridgeHint
+	if choice == nil {
+		ch, err := chooseRidge(ctx, train, o)
+		if err != nil {
+			return nil, nil, fmt.Errorf("infonce: initial ridge: %w", err)
+		}
+		choice = &ch
+	}
+	init, err := fitRidge(train, choice.lambda, choice.identity, o.Metric)
+	if err != nil {
+		return nil, nil, fmt.Errorf("infonce: initial ridge: %w", err)
+	}
+	return choice, init, nil
+}
+
+// unitDense copies rows into a matrix with each row scaled to unit length
+// (zero rows stay zero).
+func unitDense(rows [][]float32) *mat.Dense {
+	m := dense(rows)
+	for i := range len(rows) {
+		r := m.RawRowView(i)
+		var s float64
+		for _, v := range r {
+			s += v * v
+		}
+		if s > 0 {
+			s = 1 / math.Sqrt(s)
+		}
+		for j := range r {
+			r[j] *= s
+		}
+	}
+	return m
+}
+
+// meanLoss is the loss over x and y in batches of batch rows (a last
+// batch of one row is left out: it has no negatives), averaged.
+func (h *head) meanLoss(x, y *mat.Dense, classes []int, batch int) float64 {
+	n, d1 := x.Dims()
+	_, d2 := y.Dims()
+	var sum float64
+	var batches int
+	for s := 0; s < n; s += batch {
+		e := min(n, s+batch)
+		if e-s < 2 {
+			break
+		}
+		var cl []int
+		if classes != nil {
+			cl = classes[s:e]
+		}
+		sum += h.loss(x.Slice(s, e, 0, d1).(*mat.Dense), y.Slice(s, e, 0, d2).(*mat.Dense), cl, nil)
+		batches++
+	}
+	return sum / float64(max(batches, 1))
 }
 
 // trainingSpan returns the bases InfoNCE trains its head in, nil for a

@@ -86,42 +86,15 @@ type benchFlags struct {
 }
 
 func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
-	data, engines, efs, threads, shared, m, efc, quiet, peers, reps, plotDir := &f.data, &f.engines, &f.efs, &f.threads, &f.shared, &f.m, &f.efc, &f.quiet, &f.peers, &f.reps, &f.plotDir
-	efList, err := ints(*efs)
+	cfg, peerList, err := f.config(stderr)
 	if err != nil {
 		return err
-	}
-	thList, err := ints(*threads)
-	if err != nil {
-		return err
-	}
-	steps, err := filterSteps(f.filters)
-	if err != nil {
-		return err
-	}
-	filterEfList, err := ints(f.filterEfs)
-	if err != nil {
-		return err
-	}
-	cfg := bench.Config{Engines: strings.Split(*engines, ","), Efs: efList, Threads: thList, M: *m, EfC: *efc, K: 10, Filters: steps, FilterEfs: filterEfList}
-	if !*quiet {
-		cfg.Progress = stderr
 	}
 	machine := bench.DescribeMachine()
 	var total bench.Report
 	var rounds []bench.Report
 	var harness, hnswlibVersion string
-	var peerList []string
-	for _, p := range strings.Split(f.with, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		if !slices.Contains(bench.Peers, p) {
-			return fmt.Errorf("%w: unknown peer %q (want %s)", errUsage, p, strings.Join(bench.Peers, ", "))
-		}
-		peerList = append(peerList, p)
-	}
-	if *peers {
+	if f.peers {
 		cfg.Engines = []string{"hnsw"}
 		if err := bench.EnsurePeers(ctx, stderr); err != nil {
 			return err
@@ -129,41 +102,30 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 		if harness, hnswlibVersion, err = bench.BuildHarness(ctx, stderr); err != nil {
 			return err
 		}
-		rounds = make([]bench.Report, *reps)
+		rounds = make([]bench.Report, f.reps)
 	}
 	sizes := map[string]int{}
-	for _, name := range strings.Split(*data, ",") {
-		d, err := dataset(name, *shared)
+	for _, name := range strings.Split(f.data, ",") {
+		d, err := dataset(name, f.shared)
 		if err != nil {
 			return err
 		}
 		sizes[d.Name] = len(d.Base)
-		if *peers {
-			runs, err := comparePeers(ctx, harness, d, cfg, peerList, *reps, stderr)
+		var rep bench.Report
+		if f.peers {
+			runs, err := comparePeers(ctx, harness, d, cfg, peerList, f.reps, stderr)
 			if err != nil {
 				return err
 			}
-			med := bench.Medians(runs)
 			for r, run := range runs {
 				rounds[r].Rows = append(rounds[r].Rows, run.Rows...)
 				rounds[r].Builds = append(rounds[r].Builds, run.Builds...)
 			}
-			total.Rows = append(total.Rows, med.Rows...)
-			total.Builds = append(total.Builds, med.Builds...)
-			if *plotDir != "" {
-				if err := os.MkdirAll(*plotDir, 0o755); err != nil {
-					return err
-				}
-				path := filepath.Join(*plotDir, "recall-qps-"+d.Name+".png")
-				if err := bench.Plot(med, d.Name, path); err != nil {
-					return err
-				}
-				fmt.Fprintf(stderr, "plot written to %s\n", path)
+			rep = bench.Medians(runs)
+			if err := plot(f.plotDir, rep, d.Name, stderr); err != nil {
+				return err
 			}
-			continue
-		}
-		rep, err := bench.Run(ctx, d, cfg)
-		if err != nil {
+		} else if rep, err = bench.Run(ctx, d, cfg); err != nil {
 			return err
 		}
 		total.Rows = append(total.Rows, rep.Rows...)
@@ -171,22 +133,80 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 	}
 	machine.Finish()
 	out := output{Machine: machine, Rows: total.Rows, Builds: total.Builds}
-	if *peers {
-		out.Rounds = *reps
+	if f.peers {
+		out.Rounds = f.reps
 		out.Ratios, out.BuildRatios = bench.PairedRatios(rounds, peerList, sizes)
 		out.Peers = map[string]string{}
 		for _, p := range peerList {
 			out.Peers[p] = peerBuilds[p]
-		}
-		out.Peers["hnswlib"] = "hnswlib " + hnswlibVersion
-		if !slices.Contains(peerList, "hnswlib") {
-			delete(out.Peers, "hnswlib")
+			if p == "hnswlib" {
+				out.Peers[p] = "hnswlib " + hnswlibVersion
+			}
 		}
 	}
 	if f.json {
 		return report(stdout, out)
 	}
-	fmt.Fprintf(stdout, "%s\n", machine)
+	printReport(stdout, out, total, peerList)
+	return nil
+}
+
+// config turns the flags into the benchmark's configuration and the list
+// of peers.
+func (f benchFlags) config(stderr io.Writer) (bench.Config, []string, error) {
+	efList, err := ints(f.efs)
+	if err != nil {
+		return bench.Config{}, nil, err
+	}
+	thList, err := ints(f.threads)
+	if err != nil {
+		return bench.Config{}, nil, err
+	}
+	steps, err := filterSteps(f.filters)
+	if err != nil {
+		return bench.Config{}, nil, err
+	}
+	filterEfList, err := ints(f.filterEfs)
+	if err != nil {
+		return bench.Config{}, nil, err
+	}
+	cfg := bench.Config{Engines: strings.Split(f.engines, ","), Efs: efList, Threads: thList, M: f.m, EfC: f.efc, K: 10, Filters: steps, FilterEfs: filterEfList}
+	if !f.quiet {
+		cfg.Progress = stderr
+	}
+	var peerList []string
+	for _, p := range strings.Split(f.with, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !slices.Contains(bench.Peers, p) {
+			return bench.Config{}, nil, fmt.Errorf("%w: unknown peer %q (want %s)", errUsage, p, strings.Join(bench.Peers, ", "))
+		}
+		peerList = append(peerList, p)
+	}
+	return cfg, peerList, nil
+}
+
+// plot writes a dataset's recall-vs-q/s plot into dir, when dir is set.
+func plot(dir string, rep bench.Report, dataset string, stderr io.Writer) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "recall-qps-"+dataset+".png")
+	if err := bench.Plot(rep, dataset, path); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "plot written to %s\n", path)
+	return nil
+}
+
+// printReport writes the machine line, the peers' builds, the tables and,
+// with peers, the paired ratios.
+func printReport(stdout io.Writer, out output, total bench.Report, peerList []string) {
+	fmt.Fprintf(stdout, "%s\n", out.Machine)
 	for _, p := range peerList {
 		if v, ok := out.Peers[p]; ok {
 			fmt.Fprintf(stdout, "%s: %s\n", p, v)
@@ -194,11 +214,10 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, total.Markdown())
-	if *peers {
-		fmt.Fprintf(stdout, "\nmmdb over each peer, per paired round (%d rounds; q/s interpolated at each recall along the ef sweep):\n\n", *reps)
+	if out.Rounds > 0 {
+		fmt.Fprintf(stdout, "\nmmdb over each peer, per paired round (%d rounds; q/s interpolated at each recall along the ef sweep):\n\n", out.Rounds)
 		fmt.Fprint(stdout, bench.RatiosMarkdown(out.Ratios, out.BuildRatios))
 	}
-	return nil
 }
 
 // dataset makes or loads a named dataset.
