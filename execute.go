@@ -96,7 +96,7 @@ func (db *DB) Explain(ctx context.Context, q Query) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmdb: explain: %w", err)
 	}
-	return p.plan, nil
+	return p.detach(), nil
 }
 
 // ExplainAnalyze runs q and returns its plan with the time of each step,
@@ -140,7 +140,7 @@ func (db *DB) ExplainAnalyze(ctx context.Context, q Query) (*Plan, []Hit, error)
 		}
 		p.plan.Recall = overlap(hits, want)
 	}
-	return p.plan, hits, nil
+	return p.detach(), hits, nil
 }
 
 // overlap is the share of want's IDs that got holds.

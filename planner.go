@@ -45,6 +45,15 @@ type planned struct {
 	pprobeBuf [1]plannedProbe
 }
 
+// detach returns a copy of the plan for the caller to keep: p.plan lives
+// inside p, and handing it out would keep the probes' vectors and the
+// allow-list alive with it.
+func (p *planned) detach() *Plan {
+	out := *p.plan
+	out.Probes = slices.Clone(p.plan.Probes)
+	return &out
+}
+
 type plannedProbe struct {
 	vec    []float32
 	pidx   hnsw.Index // the probe modality's index, for pivots

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -81,7 +80,12 @@ func TestBenchPeersSmoke(t *testing.T) {
 		assert.Contains(t, out, want)
 	}
 	assert.FileExists(t, filepath.Join(plots, "recall-qps-tiny.png"))
-	if _, err := exec.LookPath("npm"); err == nil { // hnswlib 0.8.0 from npm: its filter functor
+	// hnswlib 0.8.0 from npm has a filter functor; without npm, or when
+	// the fetch fails, the bench says so and falls back to Debian's.
+	if strings.Contains(errs, "hnswlib's filtered search is not measured") {
+		t.Logf("no hnswlib 0.8.0: %s", errs)
+		assert.Contains(t, out, "hnswlib: hnswlib 0.6.2")
+	} else {
 		assert.Contains(t, out, "| tiny | hnswlib | 32 | 10% |")
 		assert.Contains(t, out, "hnswlib: hnswlib 0.8.0")
 	}

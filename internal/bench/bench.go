@@ -207,7 +207,7 @@ func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memor
 	heap0 := heapInUse()
 	debug.FreeOSMemory() // what earlier rounds freed must not be counted as reused
 	rss0 := residentBytes()
-	resetPeak()
+	peakReset := resetPeak()
 	i, err := newIndex(eng, d, cfg)
 	if err != nil {
 		return nil, b, err
@@ -229,7 +229,9 @@ func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memor
 	b.HeapPerVector = perVector(grew(heap0, heapInUse()), len(ids))
 	if memory {
 		b.RSSPerVector = perVector(grew(rss0, residentBytes()), len(ids))
-		b.PeakPerVector = perVector(grew(rss0, peakBytes()), len(ids))
+		if peakReset {
+			b.PeakPerVector = perVector(grew(rss0, peakBytes()), len(ids))
+		}
 	}
 	dir, err := os.MkdirTemp("", "mmdb-bench-")
 	if err != nil {

@@ -38,9 +38,11 @@ func residentBytes() uint64 {
 }
 
 // resetPeak resets the process's peak resident set (VmHWM) to its
-// current size, where Linux allows it (/proc/self/clear_refs, "5").
-func resetPeak() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+// current size, where Linux allows it (/proc/self/clear_refs, "5"), and
+// says whether it could: without the reset, VmHWM is the process's peak
+// since it started, which is no build's.
+func resetPeak() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 }
 
 // peakBytes is the process's peak resident set since the last resetPeak

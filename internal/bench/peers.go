@@ -274,8 +274,8 @@ func RunPeer(ctx context.Context, harness, engine, dir string, d Dataset, cfg Co
 			Step    int     `json:"step"` // 0: unfiltered
 			Inserts float64 `json:"inserts_per_s"`
 			CPUIns  float64 `json:"inserts_per_cpu_s"`
-			RSS     float64 `json:"rss_bytes_per_vector"` // -1: not measured
-			Peak    float64 `json:"peak_rss_bytes_per_vector"`
+			RSS     float64 `json:"rss_bytes_per_vector"`      // -1: not measured
+			Peak    float64 `json:"peak_rss_bytes_per_vector"` // -1: not measured
 			Saved   float64 `json:"saved_bytes_per_vector"`
 			Save    float64 `json:"save_s"`
 			Load    float64 `json:"load_s"`
@@ -289,7 +289,10 @@ func RunPeer(ctx context.Context, harness, engine, dir string, d Dataset, cfg Co
 		if v.Kind == "build" {
 			b := Build{Dataset: d.Name, Engine: engine, Threads: v.Threads, InsertsPerSec: v.Inserts, InsertsPerCPUSec: v.CPUIns, SavedPerVector: v.Saved, SaveSec: v.Save, LoadSec: v.Load}
 			if v.RSS >= 0 {
-				b.RSSPerVector, b.PeakPerVector = &v.RSS, &v.Peak
+				b.RSSPerVector = &v.RSS
+			}
+			if v.Peak >= 0 {
+				b.PeakPerVector = &v.Peak
 			}
 			rep.Builds = append(rep.Builds, b)
 		} else {
@@ -345,48 +348,43 @@ func Medians(runs []Report) Report {
 	var out Report
 	for _, k := range rowOrder {
 		rs := rows[k]
-		of := func(f func(Row) float64) float64 {
-			xs := make([]float64, len(rs))
-			for i, r := range rs {
-				xs[i] = f(r)
-			}
-			return median(xs)
-		}
 		out.Rows = append(out.Rows, Row{Dataset: k.ds, Engine: k.eng, Ef: k.n, Allowed: k.allowed,
-			Recall: of(func(r Row) float64 { return r.Recall }), QPS: of(func(r Row) float64 { return r.QPS }), WallQPS: of(func(r Row) float64 { return r.WallQPS })})
+			Recall:  medianOf(rs, func(r Row) float64 { return r.Recall }),
+			QPS:     medianOf(rs, func(r Row) float64 { return r.QPS }),
+			WallQPS: medianOf(rs, func(r Row) float64 { return r.WallQPS })})
 	}
 	for _, k := range buildOrder {
 		bs := builds[k]
-		of := func(f func(Build) float64) float64 {
-			xs := make([]float64, len(bs))
-			for i, b := range bs {
-				xs[i] = f(b)
-			}
-			return median(xs)
-		}
-		opt := func(f func(Build) *float64) *float64 {
-			var xs []float64
-			for _, b := range bs {
-				if v := f(b); v != nil {
-					xs = append(xs, *v)
-				}
-			}
-			if len(xs) == 0 {
-				return nil
-			}
-			m := median(xs)
-			return &m
-		}
 		out.Builds = append(out.Builds, Build{Dataset: k.ds, Engine: k.eng, Threads: k.n,
-			InsertsPerSec:       of(func(b Build) float64 { return b.InsertsPerSec }),
-			InsertsPerCPUSec:    of(func(b Build) float64 { return b.InsertsPerCPUSec }),
-			HeapPerVector:       opt(func(b Build) *float64 { return b.HeapPerVector }),
-			LoadedHeapPerVector: opt(func(b Build) *float64 { return b.LoadedHeapPerVector }),
-			RSSPerVector:        opt(func(b Build) *float64 { return b.RSSPerVector }),
-			PeakPerVector:       opt(func(b Build) *float64 { return b.PeakPerVector }),
-			SavedPerVector:      of(func(b Build) float64 { return b.SavedPerVector }),
-			SaveSec:             of(func(b Build) float64 { return b.SaveSec }),
-			LoadSec:             of(func(b Build) float64 { return b.LoadSec })})
+			InsertsPerSec:       medianOf(bs, func(b Build) float64 { return b.InsertsPerSec }),
+			InsertsPerCPUSec:    medianOf(bs, func(b Build) float64 { return b.InsertsPerCPUSec }),
+			HeapPerVector:       medianOfMeasured(bs, func(b Build) *float64 { return b.HeapPerVector }),
+			LoadedHeapPerVector: medianOfMeasured(bs, func(b Build) *float64 { return b.LoadedHeapPerVector }),
+			RSSPerVector:        medianOfMeasured(bs, func(b Build) *float64 { return b.RSSPerVector }),
+			PeakPerVector:       medianOfMeasured(bs, func(b Build) *float64 { return b.PeakPerVector }),
+			SavedPerVector:      medianOf(bs, func(b Build) float64 { return b.SavedPerVector }),
+			SaveSec:             medianOf(bs, func(b Build) float64 { return b.SaveSec }),
+			LoadSec:             medianOf(bs, func(b Build) float64 { return b.LoadSec })})
 	}
 	return out
+}
+
+// medianOf is the median of f over xs.
+func medianOf[T any](xs []T, f func(T) float64) float64 {
+	vals := make([]float64, len(xs))
+	for i, x := range xs {
+		vals[i] = f(x)
+	}
+	return median(vals)
+}
+
+// medianOfMeasured is the median of f over the xs where it was measured
+// (not nil), nil when it never was.
+func medianOfMeasured[T any](xs []T, f func(T) *float64) *float64 {
+	vals := make([]*float64, len(xs))
+	for i, x := range xs {
+		vals[i] = f(x)
+	}
+	m, _, _ := spread(vals)
+	return m
 }

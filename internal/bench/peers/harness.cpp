@@ -68,9 +68,13 @@ static long peakBytes() {
     return 0;
 }
 
-static void resetPeak() {
+// resetPeak resets VmHWM to the current resident size, and says whether
+// it could (else VmHWM is the process's peak since it started).
+static bool resetPeak() {
     std::ofstream out("/proc/self/clear_refs");
     out << "5";
+    out.flush();
+    return bool(out);
 }
 
 static std::vector<float> readVecs(const std::string &path, int &dim, size_t &n) {
@@ -199,7 +203,7 @@ int main(int argc, char **argv) {
         h.reset();
         f.reset();
         long rss0 = residentBytes();
-        resetPeak();
+        bool peakReset = resetPeak();
         auto start = Clock::now();
         double cpu0 = cpuNow();
         if (engine == "hnswlib") {
@@ -220,7 +224,7 @@ int main(int argc, char **argv) {
         }
         double buildCPU = cpuNow() - cpu0, build = since(start);
         double rss = first ? (double)(residentBytes() - rss0) / n : -1;
-        double peak = first ? (double)(peakBytes() - rss0) / n : -1;
+        double peak = first && peakReset ? (double)(peakBytes() - rss0) / n : -1;
         first = false;
         std::string path = dir + "/" + engine + ".idx";
         start = Clock::now();
