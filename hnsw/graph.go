@@ -133,6 +133,10 @@ type HNSW struct {
 	sinceCheck, checkAt atomic.Int64
 	checking            atomic.Bool
 	relinks             atomic.Int64 // re-links made by repairs, for tests
+
+	// outgrown is set once the float32 vectors outgrow cacheWalkBytes:
+	// from then on walks score byte codes (walksOnCodes).
+	outgrown atomic.Bool
 }
 
 // NewHNSW returns an empty graph.
@@ -244,6 +248,7 @@ func (h *HNSW) claim() (slot uint32, level int, ok bool) {
 	} else if h.used < len(h.ids) {
 		slot = uint32(h.used)
 		h.used++
+		h.noteSize()
 	} else {
 		return 0, 0, false
 	}
@@ -362,7 +367,7 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 // off from the graph then.
 func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *searcher) [][]Result {
 	epSlot, epLevel := uint32(ep), int(ep>>32)
-	qq := h.searchQuery(q, h.rows != nil, sc)
+	qq := h.searchQuery(q, h.walksOnCodes(), sc)
 	cur := Result{ID: epSlot, Dist: h.qdist(&qq, epSlot)}
 	for l := epLevel; l > level; l-- {
 		cur = h.greedy(&qq, cur, l, sc)
@@ -409,8 +414,10 @@ func (h *HNSW) greedy(q *query, cur Result, l int, sc *searcher) Result {
 		}
 		h.prefetch(q, nb)
 		sc.nb = nb
-		for _, e := range nb {
-			if d := h.qdist(q, e); d < cur.Dist {
+		ds := sc.distsFor(len(nb))
+		h.qdists(q, nb, ds)
+		for i, e := range nb {
+			if d := ds[i]; d < cur.Dist {
 				cur, changed = Result{ID: e, Dist: d}, true
 			}
 		}
@@ -455,8 +462,10 @@ func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *roaring.Bit
 		}
 		h.prefetch(q, nb)
 		sc.nb = nb
-		for _, e := range nb {
-			d := h.qdist(q, e)
+		ds := sc.distsFor(len(nb))
+		h.qdists(q, nb, ds)
+		for i, e := range nb {
+			d := ds[i]
 			if len(res) < ef || d < res[0].Dist {
 				cand.push(Result{ID: e, Dist: d})
 				if (!skipDeleted || atomic.LoadUint32(&h.deleted[e]) == 0) && (allow == nil || allow.Contains(h.ids[e])) {
@@ -537,11 +546,13 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 		atomic.StoreUint32(&b[0], uint32(n+1))
 		return
 	}
-	nv := h.vec(node)
+	nq := query{v: h.vec(node)}
+	ds := make([]float32, n)
+	h.qdists(&nq, b[1:n+1], ds)
 	cands := make([]Result, 0, n+1)
 	cands = append(cands, Result{ID: newSlot, Dist: d})
-	for i := 1; i <= n; i++ {
-		cands = append(cands, Result{ID: b[i], Dist: h.dist(nv, h.vec(b[i]))})
+	for i, dd := range ds {
+		cands = append(cands, Result{ID: b[i+1], Dist: dd})
 	}
 	sortLinks(cands, node)
 	h.writeBlock(b, h.selectNeighbours(cands, h.capAt(l)))
@@ -607,7 +618,7 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 		return nil
 	}
 	sc := h.getSearcher()
-	qq := h.searchQuery(q, h.rows != nil, sc)
+	qq := h.searchQuery(q, h.walksOnCodes(), sc)
 	cur := Result{ID: uint32(ep), Dist: h.qdist(&qq, uint32(ep))}
 	for l := int(ep >> 32); l > 0; l-- {
 		cur = h.greedy(&qq, cur, l, sc)
@@ -638,22 +649,49 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 		}
 	}
 	h.slotMu.Unlock()
-	top := make(maxHeap, 0, min(k, 1024)+1)
+	// Live slots are scored in batches, four rows a kernel call.
+	sc := &scanner{top: make(maxHeap, 0, min(k, 1024)+1), q: query{v: q}, k: k}
 	if slots != nil {
 		for _, s := range slots {
 			if atomic.LoadUint32(&h.deleted[s]) == 0 {
-				top.offer(Result{ID: s, Dist: h.dist(q, h.vec(s))}, k)
+				sc.add(h, s)
 			}
 		}
-		return h.toIDs(top.sorted(), k)
-	}
-	for s := range uint32(used) {
-		if atomic.LoadUint32(&h.deleted[s]) != 0 || (allow != nil && !allow.Contains(h.ids[s])) {
-			continue
+	} else {
+		for s := range uint32(used) {
+			if atomic.LoadUint32(&h.deleted[s]) == 0 && (allow == nil || allow.Contains(h.ids[s])) {
+				sc.add(h, s)
+			}
 		}
-		top.offer(Result{ID: s, Dist: h.dist(q, h.vec(s))}, k)
 	}
-	return h.toIDs(top.sorted(), k)
+	sc.flush(h)
+	return h.toIDs(sc.top.sorted(), k)
+}
+
+// scanner keeps the k closest of the slots it is given, scoring them a
+// batch at a time.
+type scanner struct {
+	top   maxHeap
+	q     query
+	k     int
+	slots [64]uint32
+	dists [64]float32
+	n     int
+}
+
+func (sc *scanner) add(h *HNSW, s uint32) {
+	sc.slots[sc.n] = s
+	if sc.n++; sc.n == len(sc.slots) {
+		sc.flush(h)
+	}
+}
+
+func (sc *scanner) flush(h *HNSW) {
+	h.qdists(&sc.q, sc.slots[:sc.n], sc.dists[:])
+	for i, s := range sc.slots[:sc.n] {
+		sc.top.offer(Result{ID: s, Dist: sc.dists[i]}, sc.k)
+	}
+	sc.n = 0
 }
 
 // toIDs maps slots to IDs, closest first, keeping the first k distinct
@@ -864,6 +902,7 @@ func (h *HNSW) compact() bool {
 // allocates nothing but its result slice.
 type searcher struct {
 	nb   []uint32  // the unvisited neighbours of the node being expanded
+	ds   []float32 // their distances
 	qc   []float32 // the query minus the centre (L2 on codes)
 	xt   []float32 // an inserted vector minus the centre, to quantize
 	vis  visitedSet
@@ -873,6 +912,14 @@ type searcher struct {
 	// cands holds the live nodes of a search's results, to choose links
 	// from.
 	cands []Result
+}
+
+// distsFor returns room for n distances.
+func (sc *searcher) distsFor(n int) []float32 {
+	if cap(sc.ds) < n {
+		sc.ds = make([]float32, n)
+	}
+	return sc.ds[:n]
 }
 
 func (h *HNSW) getSearcher() *searcher {

@@ -28,6 +28,27 @@ import (
 // norms (|q|² + |x|² - 2q·x) would subtract numbers of size 1e10 to get
 // distances of size 1e2. Centred, both work on the spread alone.
 
+// While the float32 vectors are small enough to stay in the CPU's caches,
+// fetching them costs little and the codes save nothing: a walk then
+// scores float32 rows, exactly, which is cheaper per row than widening and
+// converting bytes (kernel.BenchmarkBatch) and needs no re-scoring. The
+// codes are still kept, so the switch to them is free once the graph
+// grows past cacheWalkBytes. The threshold is half of a small last-level
+// cache (8 MiB): BenchmarkWalkSize measures both walks on either side.
+const cacheWalkBytes = 4 << 20
+
+// noteSize records that the vectors outgrew cacheWalkBytes (slotMu held).
+// Slots are never given back to the allocator, so it is set once.
+func (h *HNSW) noteSize() {
+	if !h.outgrown.Load() && h.used*h.dim*4 > cacheWalkBytes {
+		h.outgrown.Store(true)
+	}
+}
+
+// walksOnCodes reports whether a walk scores byte codes: the graph keeps
+// them, and its vectors have outgrown the cache.
+func (h *HNSW) walksOnCodes() bool { return h.rows != nil && h.outgrown.Load() }
+
 // scale reads a node's codes back: x - centre ≈ lo + step*code[i]. sq is
 // |x - centre|², for L2.
 type scale struct{ lo, step, sq float32 }
@@ -95,7 +116,13 @@ func (h *HNSW) qdist(q *query, slot uint32) float32 {
 		return h.dist(q.v, h.vec(slot))
 	}
 	codes, sc := h.row(slot)
-	d := sc.lo*q.sum + sc.step*kernel.DotU8(q.c, codes) // c·(x - centre)
+	return h.codeDist(q, sc, kernel.DotU8(q.c, codes))
+}
+
+// codeDist is the distance under the metric from a row's scale and the
+// dot product of q.c with its codes.
+func (h *HNSW) codeDist(q *query, sc *scale, dot float32) float32 {
+	d := sc.lo*q.sum + sc.step*dot // c·(x - centre)
 	switch h.metric {
 	case modality.L2:
 		return q.off + sc.sq - 2*d
@@ -103,6 +130,52 @@ func (h *HNSW) qdist(q *query, slot uint32) float32 {
 		return -(q.off + d)
 	}
 	return 1 - (q.off + d)
+}
+
+// qdists writes q's distances to slots into out (at least as long), four
+// slots a kernel call (kernel.L2Sq4 and friends: the query is read once
+// for four rows).
+func (h *HNSW) qdists(q *query, slots []uint32, out []float32) {
+	out = out[:len(slots)]
+	var d [4]float32
+	var pad [4]uint32
+	i := 0
+	for ; i+2 <= len(slots); i += 4 {
+		s := slots[i:min(i+4, len(slots))]
+		if len(s) < 4 {
+			// Two or three left: one four-row call, the last slot
+			// repeated, costs less than two or three single ones.
+			n := copy(pad[:], s)
+			for k := n; k < 4; k++ {
+				pad[k] = s[n-1]
+			}
+			s = pad[:]
+		}
+		if q.approx {
+			c0, s0 := h.row(s[0])
+			c1, s1 := h.row(s[1])
+			c2, s2 := h.row(s[2])
+			c3, s3 := h.row(s[3])
+			kernel.DotU8x4(q.c, c0, c1, c2, c3, &d)
+			d = [4]float32{h.codeDist(q, s0, d[0]), h.codeDist(q, s1, d[1]), h.codeDist(q, s2, d[2]), h.codeDist(q, s3, d[3])}
+		} else {
+			v0, v1, v2, v3 := h.vec(s[0]), h.vec(s[1]), h.vec(s[2]), h.vec(s[3])
+			switch h.metric {
+			case modality.L2:
+				kernel.L2Sq4(q.v, v0, v1, v2, v3, &d)
+			case modality.Dot:
+				kernel.Dot4(q.v, v0, v1, v2, v3, &d)
+				d = [4]float32{-d[0], -d[1], -d[2], -d[3]}
+			default:
+				kernel.Dot4(q.v, v0, v1, v2, v3, &d)
+				d = [4]float32{1 - d[0], 1 - d[1], 1 - d[2], 1 - d[3]}
+			}
+		}
+		copy(out[i:], d[:])
+	}
+	for ; i < len(slots); i++ {
+		out[i] = h.qdist(q, slots[i])
+	}
 }
 
 // rescore replaces the walk's distances with exact ones and re-sorts.
@@ -149,8 +222,8 @@ func (h *HNSW) quantizeAll(used int) {
 // prefetch asks for the rows that scoring slots will read: codes and
 // scales on a quantized walk, float32 vectors otherwise.
 func (h *HNSW) prefetch(q *query, slots []uint32) {
-	if len(slots) == 0 || h.dim == 0 {
-		return
+	if len(slots) == 0 || h.dim == 0 || !h.outgrown.Load() {
+		return // in cache, a prefetch is an instruction per line for nothing
 	}
 	if q.approx {
 		prefetchRows(unsafe.Pointer(&h.rows[0]), uintptr(h.rowSize), h.codeLines, slots)

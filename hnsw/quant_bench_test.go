@@ -71,13 +71,20 @@ type walkVariant struct {
 	g    *HNSW
 }
 
-// walkVariants: the default walk on g (byte codes), and the float32 walk
-// on the same links, vectors and entry point: g saved and loaded into a
-// Float32Walk graph, which drops the codes. Both prefetch. (The walk
-// without prefetching, the third column of BENCHMARKS.md's table, was
-// measured with a switch since removed from the engine.)
+// walkVariants: the walk on byte codes (g itself, or a copy of it made to
+// walk on codes if its vectors are small enough to walk on float32), and
+// the float32 walk on the same links, vectors and entry point: g saved and
+// loaded into a Float32Walk graph, which drops the codes. Both prefetch
+// when the vectors outgrow the cache. (The walk without prefetching, the
+// third column of BENCHMARKS.md's table, was measured with a switch since
+// removed from the engine.)
 func walkVariants(b *testing.B, g *HNSW) []walkVariant {
-	return []walkVariant{{"u8", g}, {"f32", reload(b, g, Config{Float32Walk: true})}}
+	codes := g
+	if !g.walksOnCodes() {
+		codes = reload(b, g, Config{})
+		codes.outgrown.Store(true)
+	}
+	return []walkVariant{{"u8", codes}, {"f32", reload(b, g, Config{Float32Walk: true})}}
 }
 
 // reload returns g saved and loaded into a fresh graph of config cfg: the
@@ -198,5 +205,56 @@ func BenchmarkBuildWalk(b *testing.B) {
 				b.ReportMetric(rc, fmt.Sprintf("%s-recall-ef%d", name, ef))
 			}
 		}
+	}
+}
+
+// BenchmarkWalkSize measures where walking on float32 vectors stops paying
+// (cacheWalkBytes): clustered 128-d sets of 4 to 32 MiB of float32, each
+// graph searched in turns on byte codes with prefetching (as beyond the
+// threshold) and on float32 vectors without (as below it), with recall@10
+// against brute force beside.
+//
+//	go test -run '^$' -bench '^BenchmarkWalkSize$' -benchtime 20x ./hnsw
+func BenchmarkWalkSize(b *testing.B) {
+	for _, n := range []int{8192, 16384, 32768, 65536} {
+		const nq = 500
+		data := clustered(n+nq, 128, n/100, 41)
+		g := NewHNSW(128, modality.Cosine, Config{Seed: 1})
+		ids := make([]uint32, n)
+		for i := range ids {
+			ids[i] = uint32(i)
+		}
+		require.NoError(b, AddParallel(context.Background(), g, ids, data[:n], 0, nil))
+		qs := data[n:]
+		truth := exactIDs(modality.Cosine, data[:n], qs)
+		b.Run(fmt.Sprintf("MiB=%d", n*128*4>>20), func(b *testing.B) {
+			var took [2]time.Duration
+			var hits [2]int
+			next, count := 0, 0
+			for b.Loop() {
+				for v, codes := range []bool{true, false} {
+					g.outgrown.Store(codes)
+					start := time.Now()
+					for i := range 100 {
+						q := (next + i) % len(qs)
+						for _, r := range g.Search(qs[q], 10, SearchOptions{Ef: 32}) {
+							for _, t := range truth[q] {
+								if r.ID == t {
+									hits[v]++
+								}
+							}
+						}
+					}
+					took[v] += time.Since(start)
+				}
+				next += 100
+				count += 100
+			}
+			for v, name := range []string{"codes", "f32"} {
+				b.ReportMetric(float64(took[v].Microseconds())/float64(count), name+"-µs/q")
+				b.ReportMetric(float64(hits[v])/float64(10*count), name+"-recall")
+			}
+			b.ReportMetric(float64(took[1])/float64(took[0]), "f32/codes")
+		})
 	}
 }

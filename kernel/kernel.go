@@ -1,42 +1,49 @@
-// Package kernel holds the distance kernels (dot product, squared L2,
-// AVX2 through vek where the CPU has it) and the byte quantisation the
-// HNSW walk scores against (Quantize, DotU8: AVX2 assembly of ours).
+// Package kernel holds the distance kernels (dot product, squared L2, one
+// row or four at a time: AVX2 assembly of ours where the CPU has it) and
+// the byte quantisation the HNSW walk scores against (Quantize, DotU8).
 package kernel
 
-import (
-	"math"
-
-	"github.com/viterin/vek"
-	"github.com/viterin/vek/vek32"
-)
-
-// simd reports whether vek's AVX2/FMA kernels run on this CPU. Elsewhere
-// (no AVX2, or arm64) vek falls back to a plain Go loop, slower than our
-// unrolled one, so we use ours.
-var simd = vek.Info().Acceleration
+import "math"
 
 // DotProduct returns the inner product of a and b; b must be at least as
 // long as a (only len(a) values are read).
 //
-// On AVX2 machines it runs github.com/viterin/vek's assembly kernel:
-// 3.8x (128-d) to 6.3x (512-d) faster than the unrolled Go loop in the same
-// benchmark run (BenchmarkDot), and the distance kernel is where a graph
-// search spends most of its time.
+// On AVX2 machines it is an assembly kernel of ours (batch_amd64.s), which
+// sums in exactly the order Dot4 does, so an inner product is the same
+// float whichever of the two computed it: a graph walk scores four rows a
+// call and an exact scan may score one, and a page cursor compares their
+// distances. vek's kernel, which it replaced, sums in another order.
 func DotProduct(a, b []float32) float32 {
-	if simd && len(a) > 0 {
-		return vek32.Dot(a, b[:len(a)])
+	n := len(a)
+	b = b[:n]
+	body := batchBody(n)
+	var s float32
+	if body > 0 {
+		s = dotAsm(&a[0], &b[0], body)
 	}
-	return dotGo(a, b)
+	if body < n {
+		s += dotGo(a[body:], b[body:])
+	}
+	return s
 }
 
 // L2Sq returns the squared Euclidean distance between a and b; b must be
-// at least as long as a. AVX2 through vek where available, like DotProduct.
+// at least as long as a. On AVX2 machines it is an assembly kernel of
+// ours, summing as L2Sq4 does (see DotProduct); vek has only the
+// Euclidean distance, whose square root costs time and whose square is not
+// the exact sum.
 func L2Sq(a, b []float32) float32 {
-	if simd && len(a) > 0 {
-		d := vek32.Distance(a, b[:len(a)])
-		return d * d
+	n := len(a)
+	b = b[:n]
+	body := batchBody(n)
+	var s float32
+	if body > 0 {
+		s = l2SqAsm(&a[0], &b[0], body)
 	}
-	return l2Go(a, b)
+	if body < n {
+		s += l2Go(a[body:], b[body:])
+	}
+	return s
 }
 
 // dotGo is the portable kernel. The loop is unrolled by eight into four

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"github.com/viterin/vek/vek32"
 	"strconv"
 	"testing"
 
@@ -61,12 +62,15 @@ func benchKernel(b *testing.B, n int, f func(a, b []float32) float32) {
 
 // The naive variants are the baseline the unrolled kernels are measured
 // against: go test -bench 'Dot|L2' ./kernel
-// "kernel" is what DotProduct and L2Sq run on this machine (vek's AVX2
-// code where available), "unrolled" the portable Go fallback.
+// "kernel" is what DotProduct and L2Sq run on this machine (our AVX2
+// assembly where available), "vek" the library's AVX2 kernels they
+// replaced (L2: its distance, squared), "unrolled" the portable Go
+// fallback.
 func BenchmarkDot(b *testing.B) {
-	b.Logf("SIMD kernels: %v", simd)
+	b.Logf("AVX2 and FMA: %v", hasAVX2FMA)
 	for _, n := range []int{128, 512} {
 		b.Run("kernel/"+itoa(n), func(b *testing.B) { benchKernel(b, n, DotProduct) })
+		b.Run("vek/"+itoa(n), func(b *testing.B) { benchKernel(b, n, vek32.Dot) })
 		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, dotGo) })
 		b.Run("naive/"+itoa(n), func(b *testing.B) { benchKernel(b, n, naiveDot) })
 	}
@@ -75,6 +79,9 @@ func BenchmarkDot(b *testing.B) {
 func BenchmarkL2(b *testing.B) {
 	for _, n := range []int{128, 512} {
 		b.Run("kernel/"+itoa(n), func(b *testing.B) { benchKernel(b, n, L2Sq) })
+		b.Run("vek/"+itoa(n), func(b *testing.B) {
+			benchKernel(b, n, func(x, y []float32) float32 { d := vek32.Distance(x, y); return d * d })
+		})
 		b.Run("unrolled/"+itoa(n), func(b *testing.B) { benchKernel(b, n, l2Go) })
 		b.Run("naive/"+itoa(n), func(b *testing.B) { benchKernel(b, n, naiveL2) })
 	}

@@ -1,0 +1,262 @@
+#include "textflag.h"
+
+// Four-row kernels: one query against four rows in one pass. The query's
+// components are loaded once for the four rows, the sums are independent
+// chains the CPU overlaps, and one horizontal reduction serves all four.
+// They need AVX2 and FMA (the Go wrappers check); n is a positive multiple
+// of 8 (the wrappers do the tail).
+//
+// The float32 kernels sum in exactly the same order one row at a time
+// (l2SqAsm, dotAsm) as four at a time, so a distance is the same float
+// whichever path computed it: two chains per row, the even blocks of 8
+// components into the first and the odd ones into the second, then
+// (first + second), then the lanes pairwise as VHADDPS pairs them.
+
+// func dotU8x4Asm(a *float32, c0, c1, c2, c3 *uint8, n int, out *[4]float32)
+TEXT ·dotU8x4Asm(SB), NOSPLIT, $0-56
+	MOVQ a+0(FP), SI
+	MOVQ c0+8(FP), R8
+	MOVQ c1+16(FP), R9
+	MOVQ c2+24(FP), R10
+	MOVQ c3+32(FP), R11
+	MOVQ n+40(FP), CX
+	MOVQ out+48(FP), DX
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ AX, AX
+
+u8loop:
+	CMPQ AX, CX
+	JGE  u8reduce
+	VMOVUPS (SI)(AX*4), Y0
+	VPMOVZXBD (R8)(AX*1), Y1
+	VPMOVZXBD (R9)(AX*1), Y2
+	VPMOVZXBD (R10)(AX*1), Y3
+	VPMOVZXBD (R11)(AX*1), Y4
+	VCVTDQ2PS Y1, Y1
+	VCVTDQ2PS Y2, Y2
+	VCVTDQ2PS Y3, Y3
+	VCVTDQ2PS Y4, Y4
+	VFMADD231PS Y0, Y1, Y8
+	VFMADD231PS Y0, Y2, Y9
+	VFMADD231PS Y0, Y3, Y10
+	VFMADD231PS Y0, Y4, Y11
+	ADDQ $8, AX
+	JMP  u8loop
+
+u8reduce:
+	VHADDPS Y9, Y8, Y8
+	VHADDPS Y11, Y10, Y10
+	VHADDPS Y10, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS X9, X8, X8
+	VMOVUPS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func l2Sq4Asm(a, b0, b1, b2, b3 *float32, n int, out *[4]float32)
+TEXT ·l2Sq4Asm(SB), NOSPLIT, $0-56
+	MOVQ a+0(FP), SI
+	MOVQ b0+8(FP), R8
+	MOVQ b1+16(FP), R9
+	MOVQ b2+24(FP), R10
+	MOVQ b3+32(FP), R11
+	MOVQ n+40(FP), CX
+	MOVQ out+48(FP), DX
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	XORQ AX, AX
+
+l2Sq4Asm16:
+	LEAQ 16(AX), BX
+	CMPQ BX, CX
+	JG   l2Sq4Asm8
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS 32(SI)(AX*4), Y1
+	VSUBPS (R8)(AX*4), Y0, Y2
+	VSUBPS 32(R8)(AX*4), Y1, Y3
+	VFMADD231PS Y2, Y2, Y8
+	VFMADD231PS Y3, Y3, Y9
+	VSUBPS (R9)(AX*4), Y0, Y2
+	VSUBPS 32(R9)(AX*4), Y1, Y3
+	VFMADD231PS Y2, Y2, Y10
+	VFMADD231PS Y3, Y3, Y11
+	VSUBPS (R10)(AX*4), Y0, Y2
+	VSUBPS 32(R10)(AX*4), Y1, Y3
+	VFMADD231PS Y2, Y2, Y12
+	VFMADD231PS Y3, Y3, Y13
+	VSUBPS (R11)(AX*4), Y0, Y2
+	VSUBPS 32(R11)(AX*4), Y1, Y3
+	VFMADD231PS Y2, Y2, Y14
+	VFMADD231PS Y3, Y3, Y15
+	MOVQ BX, AX
+	JMP  l2Sq4Asm16
+
+l2Sq4Asm8:
+	CMPQ AX, CX
+	JGE  l2Sq4Asmreduce
+	VMOVUPS (SI)(AX*4), Y0
+	VSUBPS (R8)(AX*4), Y0, Y2
+	VFMADD231PS Y2, Y2, Y8
+	VSUBPS (R9)(AX*4), Y0, Y2
+	VFMADD231PS Y2, Y2, Y10
+	VSUBPS (R10)(AX*4), Y0, Y2
+	VFMADD231PS Y2, Y2, Y12
+	VSUBPS (R11)(AX*4), Y0, Y2
+	VFMADD231PS Y2, Y2, Y14
+
+l2Sq4Asmreduce:
+	VADDPS Y9, Y8, Y8
+	VADDPS Y11, Y10, Y10
+	VADDPS Y13, Y12, Y12
+	VADDPS Y15, Y14, Y14
+	VHADDPS Y10, Y8, Y8
+	VHADDPS Y14, Y12, Y12
+	VHADDPS Y12, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS X9, X8, X8
+	VMOVUPS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func dot4Asm(a, b0, b1, b2, b3 *float32, n int, out *[4]float32)
+TEXT ·dot4Asm(SB), NOSPLIT, $0-56
+	MOVQ a+0(FP), SI
+	MOVQ b0+8(FP), R8
+	MOVQ b1+16(FP), R9
+	MOVQ b2+24(FP), R10
+	MOVQ b3+32(FP), R11
+	MOVQ n+40(FP), CX
+	MOVQ out+48(FP), DX
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	XORQ AX, AX
+
+dot4Asm16:
+	LEAQ 16(AX), BX
+	CMPQ BX, CX
+	JG   dot4Asm8
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS 32(SI)(AX*4), Y1
+	VFMADD231PS (R8)(AX*4), Y0, Y8
+	VFMADD231PS 32(R8)(AX*4), Y1, Y9
+	VFMADD231PS (R9)(AX*4), Y0, Y10
+	VFMADD231PS 32(R9)(AX*4), Y1, Y11
+	VFMADD231PS (R10)(AX*4), Y0, Y12
+	VFMADD231PS 32(R10)(AX*4), Y1, Y13
+	VFMADD231PS (R11)(AX*4), Y0, Y14
+	VFMADD231PS 32(R11)(AX*4), Y1, Y15
+	MOVQ BX, AX
+	JMP  dot4Asm16
+
+dot4Asm8:
+	CMPQ AX, CX
+	JGE  dot4Asmreduce
+	VMOVUPS (SI)(AX*4), Y0
+	VFMADD231PS (R8)(AX*4), Y0, Y8
+	VFMADD231PS (R9)(AX*4), Y0, Y10
+	VFMADD231PS (R10)(AX*4), Y0, Y12
+	VFMADD231PS (R11)(AX*4), Y0, Y14
+
+dot4Asmreduce:
+	VADDPS Y9, Y8, Y8
+	VADDPS Y11, Y10, Y10
+	VADDPS Y13, Y12, Y12
+	VADDPS Y15, Y14, Y14
+	VHADDPS Y10, Y8, Y8
+	VHADDPS Y14, Y12, Y12
+	VHADDPS Y12, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS X9, X8, X8
+	VMOVUPS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func l2SqAsm(a, b *float32, n int) float32
+TEXT ·l2SqAsm(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	XORQ AX, AX
+
+l2SqAsm16:
+	LEAQ 16(AX), BX
+	CMPQ BX, CX
+	JG   l2SqAsm8
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS 32(SI)(AX*4), Y1
+	VSUBPS (DI)(AX*4), Y0, Y2
+	VSUBPS 32(DI)(AX*4), Y1, Y3
+	VFMADD231PS Y2, Y2, Y8
+	VFMADD231PS Y3, Y3, Y9
+	MOVQ BX, AX
+	JMP  l2SqAsm16
+
+l2SqAsm8:
+	CMPQ AX, CX
+	JGE  l2SqAsmreduce
+	VMOVUPS (SI)(AX*4), Y0
+	VSUBPS (DI)(AX*4), Y0, Y2
+	VFMADD231PS Y2, Y2, Y8
+
+l2SqAsmreduce:
+	VADDPS Y9, Y8, Y8
+	VHADDPS Y8, Y8, Y8
+	VHADDPS Y8, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS X9, X8, X8
+	VZEROUPPER
+	MOVSS X8, ret+24(FP)
+	RET
+
+// func dotAsm(a, b *float32, n int) float32
+TEXT ·dotAsm(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	XORQ AX, AX
+
+dotAsm16:
+	LEAQ 16(AX), BX
+	CMPQ BX, CX
+	JG   dotAsm8
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS 32(SI)(AX*4), Y1
+	VFMADD231PS (DI)(AX*4), Y0, Y8
+	VFMADD231PS 32(DI)(AX*4), Y1, Y9
+	MOVQ BX, AX
+	JMP  dotAsm16
+
+dotAsm8:
+	CMPQ AX, CX
+	JGE  dotAsmreduce
+	VMOVUPS (SI)(AX*4), Y0
+	VFMADD231PS (DI)(AX*4), Y0, Y8
+
+dotAsmreduce:
+	VADDPS Y9, Y8, Y8
+	VHADDPS Y8, Y8, Y8
+	VHADDPS Y8, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS X9, X8, X8
+	VZEROUPPER
+	MOVSS X8, ret+24(FP)
+	RET
