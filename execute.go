@@ -385,32 +385,29 @@ func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, 
 		return db.groupedHits(p, list, k, fused)
 	}
 	skip := p.plan.Offset
-	names := db.items.names(list, k+skip)
 	out := make([]Hit, 0, min(k, len(list)))
 	var iids []uint32 // for the attributes
 	if !p.noAttrs {
 		iids = make([]uint32, 0, cap(out))
 	}
-	for i, r := range list {
-		if names[i] == "" {
-			continue // mid-write: the item's vectors are leaving the index
+	db.items.eachName(list, func(r fusion.Ranked, name string) bool {
+		if name == "" {
+			return true // mid-write: the item's vectors are leaving the index
 		}
-		h, in := p.hit(names[i], r, fused)
+		h, in := p.hit(name, r, fused)
 		if !in {
-			break // the list is best first: the rest are out of bounds too
+			return false // the list is best first: the rest are out of bounds too
 		}
 		if skip > 0 {
 			skip--
-			continue
+			return true
 		}
 		out = append(out, h)
 		if iids != nil {
 			iids = append(iids, r.ID)
 		}
-		if len(out) == k {
-			break
-		}
-	}
+		return len(out) < k
+	})
 	if p.noAttrs || len(out) == 0 {
 		return out, nil
 	}

@@ -156,6 +156,23 @@ func (t *itemSet) names(list []fusion.Ranked, k int) []string {
 	return out
 }
 
+// eachName calls fn with each of list's items and its external ID ("" for
+// one not live), in order, under one read lock, until fn returns false. A
+// search's hits are named this way, with no slice of names in between.
+func (t *itemSet) eachName(list []fusion.Ranked, fn func(r fusion.Ranked, name string) bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, r := range list {
+		name := ""
+		if int(r.ID) < len(t.extIDs) {
+			name = t.extIDs[r.ID]
+		}
+		if !fn(r, name) {
+			return
+		}
+	}
+}
+
 // size is the number of live items.
 func (t *itemSet) size() int {
 	t.mu.RLock()

@@ -430,14 +430,14 @@ func (h *HNSW) greedy(q *query, cur Result, l int, sc *searcher) Result {
 // Nodes that are tombstoned (when skipDeleted) or outside allow are walked
 // through but never returned, as in hnswlib; while fewer than ef results
 // are found the walk goes on.
-func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *roaring.Bitmap, skipDeleted bool, sc *searcher) []Result {
+func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *allowed, skipDeleted bool, sc *searcher) []Result {
 	vis := &sc.vis
 	vis.reset(len(h.ids))
 	cand, res := sc.cand[:0], sc.res[:0]
 	for _, e := range eps {
 		if vis.visit(e.ID) {
 			cand.push(e)
-			if (!skipDeleted || atomic.LoadUint32(&h.deleted[e.ID]) == 0) && (allow == nil || allow.Contains(h.ids[e.ID])) {
+			if (!skipDeleted || atomic.LoadUint32(&h.deleted[e.ID]) == 0) && (allow == nil || allow.has(h.ids[e.ID])) {
 				res.offer(e, ef)
 			}
 		}
@@ -468,7 +468,7 @@ func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *roaring.Bit
 			d := ds[i]
 			if len(res) < ef || d < res[0].Dist {
 				cand.push(Result{ID: e, Dist: d})
-				if (!skipDeleted || atomic.LoadUint32(&h.deleted[e]) == 0) && (allow == nil || allow.Contains(h.ids[e])) {
+				if (!skipDeleted || atomic.LoadUint32(&h.deleted[e]) == 0) && (allow == nil || allow.has(h.ids[e])) {
 					res.offer(Result{ID: e, Dist: d}, ef)
 				}
 			}
@@ -623,7 +623,13 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	for l := int(ep >> 32); l > 0; l-- {
 		cur = h.greedy(&qq, cur, l, sc)
 	}
-	found := h.searchLayer(&qq, []Result{cur}, ef, 0, opts.Allow, true, sc)
+	var allow *allowed
+	if opts.Allow != nil {
+		sc.allow.set(opts.Allow)
+		allow = &sc.allow
+	}
+	found := h.searchLayer(&qq, []Result{cur}, ef, 0, allow, true, sc)
+	sc.allow.reset()
 	if qq.approx {
 		h.rescore(q, found)
 	}
@@ -901,14 +907,16 @@ func (h *HNSW) compact() bool {
 // searcher holds the reusable state of one search: pooled, so a search
 // allocates nothing but its result slice.
 type searcher struct {
-	nb   []uint32  // the unvisited neighbours of the node being expanded
-	ds   []float32 // their distances
-	qc   []float32 // the query minus the centre (L2 on codes)
-	xt   []float32 // an inserted vector minus the centre, to quantize
-	vis  visitedSet
-	cand minHeap
-	res  maxHeap
-	out  []Result
+	nb []uint32  // the unvisited neighbours of the node being expanded
+	ds []float32 // their distances
+	// allow is the allow-list of the search under way.
+	allow allowed
+	qc    []float32 // the query minus the centre (L2 on codes)
+	xt    []float32 // an inserted vector minus the centre, to quantize
+	vis   visitedSet
+	cand  minHeap
+	res   maxHeap
+	out   []Result
 	// cands holds the live nodes of a search's results, to choose links
 	// from.
 	cands []Result

@@ -1,0 +1,53 @@
+package hnsw
+
+import "github.com/RoaringBitmap/roaring/v2"
+
+// allowed answers a walk's membership tests against an allow-list. A walk
+// tests every node that would enter its results, hundreds a search, and a
+// roaring bitmap answers each with a binary search wherever its IDs are
+// sparse (an array container: fewer than 4,096 of a block of 65,536); so
+// when it is cheap the walk copies the bitmap into a dense bitset once and
+// tests a bit. On sift5k with every other ID allowed, at ef 56, a search
+// then takes 0.85x the time (0.70-0.92 over 6 paired rounds); on 20k x 128
+// with 10% allowed (BenchmarkAllowList), 0.93x.
+type allowed struct {
+	bm    *roaring.Bitmap
+	words []uint64 // bm as a dense bitset, or nil to ask bm
+	buf   []uint64 // kept for the next dense copy
+}
+
+// Limits of the dense copy: its length in words, absolutely (1 MiB a
+// searcher, for IDs below 8M) and against the bitmap's cardinality (a few
+// allowed IDs spread over a large range are tested faster than the range
+// is cleared).
+const (
+	maxDenseWords     = 1 << 17
+	denseWordsPerItem = 16
+)
+
+// set points a at bm, reusing a's buffer for the dense copy.
+func (a *allowed) set(bm *roaring.Bitmap) {
+	a.bm, a.words = bm, nil
+	n := bm.DenseSize()
+	if n == 0 || n > maxDenseWords || n > denseWordsPerItem*bm.GetCardinality()+1024 {
+		return
+	}
+	if uint64(cap(a.buf)) < n {
+		a.buf = make([]uint64, n)
+	}
+	a.words = a.buf[:n]
+	clear(a.words)
+	bm.WriteDenseTo(a.words)
+}
+
+// reset lets go of the bitmap, so a pooled searcher does not keep it.
+func (a *allowed) reset() { a.bm, a.words = nil, nil }
+
+// has reports whether id is allowed.
+func (a *allowed) has(id uint32) bool {
+	if a.words != nil {
+		w := int(id >> 6)
+		return w < len(a.words) && a.words[w]&(1<<(id&63)) != 0
+	}
+	return a.bm.Contains(id)
+}
