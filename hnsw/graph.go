@@ -547,11 +547,15 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 		return
 	}
 	nq := query{v: h.vec(node)}
-	ds := make([]float32, n)
+	var buf [64]float32 // 2M = 32 links by default: no allocation
+	ds := buf[:]
+	if n > len(buf) {
+		ds = make([]float32, n)
+	}
 	h.qdists(&nq, b[1:n+1], ds)
 	cands := make([]Result, 0, n+1)
 	cands = append(cands, Result{ID: newSlot, Dist: d})
-	for i, dd := range ds {
+	for i, dd := range ds[:n] {
 		cands = append(cands, Result{ID: b[i+1], Dist: dd})
 	}
 	sortLinks(cands, node)

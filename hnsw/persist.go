@@ -244,7 +244,7 @@ func (h *HNSW) Load(r io.Reader) error {
 	h.vecs, h.rows, h.ids, h.levels, h.links0, h.upper, h.deleted, h.nodeMu = n.vecs, n.rows, n.ids, n.levels, n.links0, n.upper, n.deleted, n.nodeMu
 	h.entry.Store(entry)
 	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones
-	h.noteSize()
+	h.outgrown.Store(h.outgrowsCache())
 	h.rng = rand.New(rand.NewPCG(h.cfg.Seed, used64))
 	return nil
 }

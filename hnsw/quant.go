@@ -38,12 +38,17 @@ import (
 const cacheWalkBytes = 4 << 20
 
 // noteSize records that the vectors outgrew cacheWalkBytes (slotMu held).
-// Slots are never given back to the allocator, so it is set once.
+// Slots are never given back to the allocator, so while a graph grows it
+// is set once.
 func (h *HNSW) noteSize() {
-	if !h.outgrown.Load() && h.used*h.dim*4 > cacheWalkBytes {
+	if !h.outgrown.Load() && h.outgrowsCache() {
 		h.outgrown.Store(true)
 	}
 }
+
+// outgrowsCache reports whether the used slots' float32 vectors are more
+// than cacheWalkBytes (slotMu held). Load sets outgrown from it.
+func (h *HNSW) outgrowsCache() bool { return h.used*h.dim*4 > cacheWalkBytes }
 
 // walksOnCodes reports whether a walk scores byte codes: the graph keeps
 // them, and its vectors have outgrown the cache.

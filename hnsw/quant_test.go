@@ -288,6 +288,14 @@ func TestWalkSwitchesToCodes(t *testing.T) {
 	require.NoError(t, back.Load(&buf))
 	assert.True(t, back.walksOnCodes(), "a loaded graph knows its size")
 	assert.Equal(t, big, back.Search(q, 10, SearchOptions{Ef: 64}))
+
+	// Loaded over, the big graph takes the small one's walk.
+	small1 := NewHNSW(dim, modality.L2, Config{Seed: 8, EfConstruction: 64})
+	fill(t, small1, data[:50])
+	buf.Reset()
+	require.NoError(t, small1.Save(&buf))
+	require.NoError(t, back.Load(&buf))
+	assert.False(t, back.walksOnCodes(), "a graph loaded over a big one walks on float32 again")
 }
 
 // A distance is the same float whichever path computed it: the float32
@@ -297,18 +305,31 @@ func TestWalkSwitchesToCodes(t *testing.T) {
 // repeat or skip an item at a page boundary.
 func TestDistancesAgreeAcrossPaths(t *testing.T) {
 	for _, dim := range []int{37, 64} {
-		data := clustered(420, dim, 8, 47)
+		// 403 items: the exact scan's last batch is 19 slots, so four-row
+		// calls, a padded call and a single one all score some.
+		data := clustered(423, dim, 8, 47)
 		for _, m := range []modality.Metric{modality.L2, modality.Cosine, modality.Dot} {
 			t.Run(fmt.Sprintf("%s/%d", m, dim), func(t *testing.T) {
 				g := NewHNSW(dim, m, Config{Seed: 9})
-				fill(t, g, data[:400])
+				fill(t, g, data[:403])
 				require.False(t, g.walksOnCodes())
 				var buf bytes.Buffer
 				require.NoError(t, g.Save(&buf))
 				codes := NewHNSW(dim, m, Config{})
 				require.NoError(t, codes.Load(&buf))
 				onCodes(codes)
-				for _, q := range data[400:] {
+				for _, q := range data[403:] {
+					// The codes themselves: the batched scores agree with
+					// one-row ones up to rounding.
+					cq := codes.searchQuery(q, true, &searcher{})
+					slots := []uint32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
+					ds := make([]float32, len(slots))
+					codes.qdists(&cq, slots, ds)
+					for i, s := range slots {
+						one := codes.qdist(&cq, s)
+						assert.InDelta(t, one, ds[i], 1e-4*(1+math.Abs(float64(one))), "codes, slot %d", s)
+						assert.InDelta(t, m.Distance(q, codes.vec(s)), ds[i], 0.1*(1+math.Abs(float64(one))), "codes approximate the distance, slot %d", s)
+					}
 					paths := map[string][]Result{
 						"float32 walk": g.Search(q, 10, SearchOptions{Ef: 40}),
 						"codes walk":   codes.Search(q, 10, SearchOptions{Ef: 40}),

@@ -4,10 +4,10 @@ package kernel
 // node it expands against one query; scoring them four at a time loads the
 // query once per four rows, runs four independent sums the CPU overlaps,
 // and pays one horizontal reduction and one call for all four. On an AVX2
-// machine with 128-d rows this is 2.0x (float32) and 1.4x (bytes) faster
-// per row than four single calls (BenchmarkBatch). vek has no multi-row
-// kernel, nor a squared L2 (its Distance takes a square root), so these are
-// assembly of ours.
+// machine with 128-d rows that is 1.8-2.0x less time per float32 row and
+// 1.4x per byte row than one call a row (BenchmarkBatch). vek has no
+// multi-row kernel, nor a squared L2 (its Distance takes a square root), so
+// these are assembly of ours.
 
 // L2Sq4 writes the squared Euclidean distances from a to b0..b3 into out;
 // each b must be at least as long as a.
@@ -49,8 +49,10 @@ func Dot4(a, b0, b1, b2, b3 []float32, out *[4]float32) {
 	}
 }
 
-// DotU8x4 writes DotU8(a, c0..c3) into out; each c must be at least as
-// long as a.
+// DotU8x4 writes the four sums DotU8(a, c0..c3) would into out, up to
+// float32 rounding: unlike the float32 kernels it sums in another order
+// than DotU8, which is fine for what scores codes (a walk's approximate
+// distances, re-scored exactly). Each c must be at least as long as a.
 func DotU8x4(a []float32, c0, c1, c2, c3 []uint8, out *[4]float32) {
 	n := len(a)
 	c0, c1, c2, c3 = c0[:n], c1[:n], c2[:n], c3[:n]

@@ -28,7 +28,7 @@ type Array struct {
 
 // maxElems caps what a header may ask for before any data is read, so a
 // damaged header cannot trigger a huge allocation (1<<31 floats = 8 GiB).
-const maxElems = 1 << 31
+const maxElems = min(1<<31, math.MaxInt) // math.MaxInt on 32-bit platforms
 
 var (
 	descrRE = regexp.MustCompile(`'descr'\s*:\s*'([^']*)'`)
@@ -88,7 +88,7 @@ func Read(r io.Reader) (Array, error) {
 	}
 	n := 1
 	for _, d := range shape {
-		if d < 0 || (d > 0 && n > maxElems/d) {
+		if d < 0 || (d > 0 && int64(n) > maxElems/int64(d)) {
 			return Array{}, fmt.Errorf("%w: shape %v too large", ErrFormat, shape)
 		}
 		n *= d
