@@ -40,6 +40,21 @@ func (a *allowed) set(bm *roaring.Bitmap) {
 	bm.WriteDenseTo(a.words)
 }
 
+// perID is how many slots an exact scan tests for what finding one allowed
+// ID's slot in the ID map costs: a bit test is cheaper than a binary
+// search in the bitmap. On sift5k (4,900 slots), the map's way took 36 µs
+// a search against 49 for the bits' at 10% allowed, 70 against 60 at 20%:
+// even near 8.
+func (a *allowed) perID() uint64 {
+	if a.words != nil {
+		return densePerID
+	}
+	return 4
+}
+
+// densePerID is perID with a dense copy.
+const densePerID = 8
+
 // reset lets go of the bitmap, so a pooled searcher does not keep it.
 func (a *allowed) reset() { a.bm, a.words = nil, nil }
 

@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/modality"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // allowed answers as the bitmap does, dense or not, and a reused buffer
@@ -54,6 +56,68 @@ func TestAllowedMatchesBitmap(t *testing.T) {
 			}
 			a.reset()
 			assert.Nil(t, a.bm, "reset lets go of the bitmap")
+		})
+	}
+}
+
+// The exact scan answers as a flat index does under every allow-list
+// shape: walked by ID (few allowed), slot by slot on a dense copy, and
+// slot by slot on the bitmap (IDs spread too far to copy), with deleted
+// and replaced items among them.
+func TestScanAllowListShapes(t *testing.T) {
+	const n, dim = 600, 24
+	data := clustered(n+10+50, dim, 6, 53) // items, queries, replacements: no ties
+	queries, repl := data[n:n+10], data[n+10:]
+	g := NewHNSW(dim, modality.L2, Config{Seed: 3})
+	flat := NewFlat(dim, modality.L2)
+	id := func(i int) uint32 {
+		if i%7 == 0 {
+			return uint32(i) + 3_000_000_000 // far from the rest
+		}
+		return uint32(i)
+	}
+	for i, v := range data[:n] {
+		require.NoError(t, g.Add(id(i), v))
+		require.NoError(t, flat.Add(id(i), v))
+	}
+	for i := 0; i < n; i += 11 {
+		g.Delete(id(i))
+		flat.Delete(id(i))
+	}
+	for i := 5; i < n; i += 13 { // replaced: the old node is a tombstone
+		require.NoError(t, g.Add(id(i), repl[i/13]))
+		require.NoError(t, flat.Add(id(i), repl[i/13]))
+	}
+	near := func(step int) *roaring.Bitmap {
+		bm := roaring.New()
+		for i := 1; i < n; i += step {
+			if i%7 != 0 {
+				bm.Add(id(i))
+			}
+		}
+		return bm
+	}
+	all := roaring.New()
+	for i := range n {
+		all.Add(id(i))
+	}
+	tests := []struct {
+		name  string
+		allow *roaring.Bitmap
+	}{
+		{"by ID (1 in 50)", near(50)},
+		{"dense (1 in 2)", near(2)},
+		{"bitmap (IDs up to 3e9)", all},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, q := range queries {
+				for _, k := range []int{1, 10, 1000} {
+					want := flat.Search(q, k, SearchOptions{Allow: tt.allow})
+					got := g.Search(q, k, SearchOptions{Exact: true, Allow: tt.allow})
+					assert.Equal(t, want, got, "k=%d", k)
+				}
+			}
 		})
 	}
 }

@@ -646,19 +646,36 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 	h.slotMu.Lock()
 	used := h.used
+	h.slotMu.Unlock()
 	// A small allow-list is walked by ID: the cost follows the allowed
-	// count, not the index size.
+	// count, not the index size. A larger one is tested slot by slot, on a
+	// dense copy when that is cheap, a bit a slot (allowed.perID says
+	// where the two cost the same).
+	var al *allowed
+	byID := false
+	if allow != nil {
+		card := allow.GetCardinality()
+		if byID = card*densePerID < uint64(used); !byID {
+			sr := h.getSearcher()
+			defer h.searchers.Put(sr)
+			defer sr.allow.reset()
+			sr.allow.set(allow)
+			al = &sr.allow
+			byID = card*al.perID() < uint64(used)
+		}
+	}
 	var slots []uint32
-	if allow != nil && allow.GetCardinality()*4 < uint64(used) {
+	if byID {
 		slots = make([]uint32, 0, allow.GetCardinality())
+		h.slotMu.Lock()
 		it := allow.Iterator()
 		for it.HasNext() {
 			if s, ok := h.slotOf[it.Next()]; ok {
 				slots = append(slots, s)
 			}
 		}
+		h.slotMu.Unlock()
 	}
-	h.slotMu.Unlock()
 	// Live slots are scored in batches, four rows a kernel call.
 	sc := &scanner{top: make(maxHeap, 0, min(k, 1024)+1), q: query{v: q}, k: k}
 	if slots != nil {
@@ -669,7 +686,7 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 		}
 	} else {
 		for s := range uint32(used) {
-			if atomic.LoadUint32(&h.deleted[s]) == 0 && (allow == nil || allow.Contains(h.ids[s])) {
+			if atomic.LoadUint32(&h.deleted[s]) == 0 && (al == nil || al.has(h.ids[s])) {
 				sc.add(h, s)
 			}
 		}
