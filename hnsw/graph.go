@@ -211,12 +211,40 @@ func (h *HNSW) capAt(l int) int {
 	return h.m
 }
 
-// grow makes room for at least n slots. mu must be held exclusively.
+// grow makes room for at least n slots, doubling. mu must be held
+// exclusively.
 func (h *HNSW) grow(n int) {
 	if n <= len(h.ids) {
 		return
 	}
-	c := max(n, 2*len(h.ids), 1024)
+	h.resize(max(n, 2*len(h.ids), 1024))
+}
+
+// Reserve makes room for n more nodes in one step, so that a bulk load
+// copies no arrays as it goes: grown a node at a time, the arrays double,
+// and while a doubling copies them the old and the new are both held,
+// three times the nodes' memory at the peak. It reserves only when n is
+// more than the next doubling would give, and reports false, doing
+// nothing, before the graph's first node (whose vector must reach Add
+// first: it becomes the centre of the codes).
+func (h *HNSW) Reserve(n int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.centre == nil && !h.cfg.Float32Walk {
+		return false
+	}
+	h.slotMu.Lock()
+	need := h.used + n
+	h.slotMu.Unlock()
+	if need > 2*len(h.ids) {
+		h.resize(need)
+	}
+	return true
+}
+
+// resize reallocates the slot arrays to c slots (c >= len(h.ids)), mu held
+// exclusively.
+func (h *HNSW) resize(c int) {
 	h.vecs = append(make([]float32, 0, c*h.dim), h.vecs...)[:c*h.dim]
 	if !h.cfg.Float32Walk {
 		h.rows = append(make([]uint8, 0, c*h.rowSize), h.rows...)[:c*h.rowSize]

@@ -22,8 +22,20 @@ func AddParallel(ctx context.Context, idx Index, ids []uint32, vecs [][]float32,
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	added := 0 // before the workers start
+	if r, ok := idx.(interface{ Reserve(int) bool }); ok && len(ids) > 0 && !r.Reserve(len(ids)) {
+		// An empty graph: its first vector goes in alone (it becomes the
+		// codes' centre), then the rest are reserved for at once.
+		if err := idx.Add(ids[0], vecs[0]); err != nil {
+			return fmt.Errorf("id %d: %w", ids[0], err)
+		}
+		r.Reserve(len(ids) - 1)
+		ids, vecs = ids[1:], vecs[1:]
+		added = 1
+	}
 	workers = max(1, min(workers, len(ids)/64)) // tiny batches: not worth the goroutines
 	var next, done atomic.Int64
+	done.Store(int64(added))
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -63,7 +75,7 @@ func AddParallel(ctx context.Context, idx Index, ids []uint32, vecs [][]float32,
 		r.Repair()
 	}
 	if firstErr == nil && progress != nil {
-		progress(len(ids))
+		progress(added + len(ids))
 	}
 	return firstErr
 }
