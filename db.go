@@ -62,9 +62,9 @@ type Options struct {
 	Progress func(stage string, done, total int)
 	// ExactCutoff: when a filter leaves at most this many candidates, the
 	// planner scans them exactly instead of walking the graph. Zero uses a
-	// cost model fitted to the bench's filtered sweeps (hnsw.ExactCost):
-	// sqrt(12 * ef * n) for n target vectors (8,763 at 100k vectors and
-	// ef 64, 40% of 4,900), so small filtered sets are scanned exactly.
+	// cost model measured by BenchmarkFiltered: sqrt(100 * ef * n) for n
+	// target vectors (25k at 100k vectors and ef 64), so small databases
+	// are always scanned exactly.
 	ExactCutoff int
 	// NoFileProbes refuses probes that name a file (Probe.File, FILE
 	// '...' in statements): for a database that runs statements from

@@ -7,16 +7,11 @@ import "math"
 // allow-list keeping a share s of n vectors, visits about ef/s nodes, each
 // with M neighbours to score, while the exact scan scores the allowed
 // vectors once each. The two cost the same near
-// allowed = sqrt(ExactCost * ef * n). Fitted at ef 64 on the bench's
-// filtered sweeps (`go run ./cmd/mmdb-bench --data synth100k,sift5k
-// --engines hnsw --ef 64 --filter-ef 32,64 --filters 1,5,10,20,50`), where
-// the scan and the graph cost the same between 5% and 10% allowed of
-// synth100k (C 8.8) and between 20% and 50% of sift5k (C 15): 12 puts the
-// cutoff at 8.8% and 40%, on the right side of every measured share.
-// (It was 100, from a scan that tested the allow-list in the bitmap for
-// every slot and scored one row a call: at 10% of 100k that chose the
-// scan, which was then 2x slower than the graph.)
-const ExactCost = 12
+// allowed = sqrt(ExactCost * ef * n). On 100k x 128 at ef 64 the crossover
+// measured between 10% and 50% allowed (the root package's
+// BenchmarkFiltered: exact 0.96 ms vs graph 1.83 ms at 10%; 2.14 ms vs
+// 0.93 ms at 50%), which this constant puts at 25k.
+const ExactCost = 100
 
 // ExactCutoff is the number of allowed vectors, out of n, at or below
 // which an exact scan costs less than a graph walk with beam ef.

@@ -226,17 +226,28 @@ func (h *HNSW) grow(n int) {
 // three times the nodes' memory at the peak. It reserves only when n is
 // more than the next doubling would give, and reports false, doing
 // nothing, before the graph's first node (whose vector must reach Add
-// first: it becomes the centre of the codes).
+// first: it becomes the centre of the codes; a Float32Walk graph has no
+// centre and reserves from empty). It takes the graph's write lock, and so
+// waits for searches, only when it resizes.
 func (h *HNSW) Reserve(n int) bool {
+	grow := func() (need int, ok, do bool) {
+		if h.centre == nil && !h.cfg.Float32Walk {
+			return 0, false, false
+		}
+		h.slotMu.Lock()
+		need = h.used - len(h.free) + n
+		h.slotMu.Unlock()
+		return need, true, n > 0 && need > 2*len(h.ids)
+	}
+	h.mu.RLock()
+	_, ok, do := grow()
+	h.mu.RUnlock()
+	if !ok || !do {
+		return ok
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.centre == nil && !h.cfg.Float32Walk {
-		return false
-	}
-	h.slotMu.Lock()
-	need := h.used + n
-	h.slotMu.Unlock()
-	if need > 2*len(h.ids) {
+	if need, ok, do := grow(); ok && do {
 		h.resize(need)
 	}
 	return true

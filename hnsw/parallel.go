@@ -22,6 +22,9 @@ func AddParallel(ctx context.Context, idx Index, ids []uint32, vecs [][]float32,
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	added := 0 // before the workers start
 	if r, ok := idx.(interface{ Reserve(int) bool }); ok && len(ids) > 0 && !r.Reserve(len(ids)) {
 		// An empty graph: its first vector goes in alone (it becomes the

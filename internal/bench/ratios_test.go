@@ -163,7 +163,7 @@ func TestPairedRatiosFiltered(t *testing.T) {
 	assert.InDelta(t, 2.0, *r.Rounds[0], 1e-9) // graph 800 / 400
 	assert.InDelta(t, 3.0, *r.Rounds[1], 1e-9) // scan 1200 / 400
 	assert.Equal(t, []string{"graph", "scan"}, r.Strategies)
-	// 1,000 allowed of 100,000 is under the cutoff at ef 64 (8,763).
+	// 1,000 allowed of 100,000 is under the cutoff at ef 64 (25,298).
 	assert.Equal(t, "scan", r.Planner)
 
 	ratios, _ = PairedRatios([]Report{mk(500, false)}, []string{"hnswlib"}, map[string]int{"d": 100_000})
