@@ -134,8 +134,9 @@ type HNSW struct {
 	checking            atomic.Bool
 	relinks             atomic.Int64 // re-links made by repairs, for tests
 
-	// outgrown is set once the float32 vectors outgrow cacheWalkBytes:
-	// from then on walks score byte codes (walksOnCodes).
+	// outgrown is set when the float32 vectors outgrow cacheWalkBytes
+	// (by an insert, for good; by Load, from the loaded size): walks then
+	// score byte codes (walksOnCodes).
 	outgrown atomic.Bool
 }
 
