@@ -183,6 +183,9 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 	if err1 != nil {
 		return false, fmt.Errorf("mmdb: alignment: %w", err1)
 	}
+	if err := refuseMulti("an alignment", from, to); err2 == nil && err != nil {
+		return false, fmt.Errorf("mmdb: alignment: %w", err)
+	}
 	if err2 != nil {
 		return false, fmt.Errorf("mmdb: alignment: %w", err2)
 	}
@@ -353,6 +356,9 @@ func (db *DB) alignPairs(from, to string, force bool) (p align.Pairs, ids []uint
 	}
 	s, fidx, tidx := pr.s, pr.pidx, pr.tidx
 	fm, tm = pr.pm, pr.tm
+	if err := refuseMulti("ALIGN", fm, tm); err != nil {
+		return p, nil, fm, tm, err
+	}
 	if fm.Name == tm.Name {
 		return p, nil, fm, tm, fmt.Errorf("%w: cannot align %s with itself", ErrInvalidQuery, fm.Name)
 	}

@@ -212,6 +212,9 @@ func (db *DB) calibrationInputs(probe, target string) (*calibInputs, error) {
 		return nil, err
 	}
 	s, pm, tm, pidx, tidx := pr.s, pr.pm, pr.tm, pr.pidx, pr.tidx
+	if err := refuseMulti("Calibrate", pm, tm); err != nil {
+		return nil, err
+	}
 	route, al, rerr := s.route(pm, tm)
 	if route == RoutePivot {
 		return nil, fmt.Errorf("%w; corrections need a direct route or a stored alignment", rerr)

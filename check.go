@@ -26,15 +26,20 @@ type CheckReport struct {
 // OK reports whether Check found no problem.
 func (r CheckReport) OK() bool { return len(r.Problems) == 0 }
 
-// storedVectorOK checks what Put guarantees of a stored vector: finite,
-// within modality.MaxNorm, and of unit length under Cosine.
-func storedVectorOK(m Modality, v []float32) error {
-	if err := modality.CheckQuery(v); err != nil {
-		return err
-	}
-	if m.Metric == Cosine {
-		if n := kernel.Norm(v); math.Abs(float64(n)-1) > 1e-3 {
-			return fmt.Errorf("%w: length %g under cosine, want 1", ErrInvalidVector, n)
+// storedVectorOK checks what Put guarantees of a stored vector (each
+// vector of a set): finite, within modality.MaxNorm, and of unit length
+// under Cosine.
+func storedVectorOK(m Modality, set []float32) error {
+	for j, v := range m.Split(set) {
+		err := modality.CheckQuery(v)
+		if n := kernel.Norm(v); err == nil && m.Metric == Cosine && math.Abs(float64(n)-1) > 1e-3 {
+			err = fmt.Errorf("%w: length %g under cosine, want 1", ErrInvalidVector, n)
+		}
+		if err != nil && m.IsMulti() {
+			return fmt.Errorf("vector %d of the set: %w", j, err)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -127,8 +132,8 @@ func (c *checker) vectors(tx *storage.Tx, i int, byID map[uint32]string) error {
 		if _, ok := byID[id]; !ok {
 			c.add("%s vector of internal %d belongs to no item", m.Name, id)
 		}
-		if len(v) != m.Dim {
-			c.add("%s vector of internal %d has %d values, want %d", m.Name, id, len(v), m.Dim)
+		if m.Count(len(v)) == 0 {
+			c.add("%s vector of internal %d: %v", m.Name, id, m.CheckLen(len(v)))
 			return nil
 		}
 		if err := storedVectorOK(m, v); err != nil {
@@ -137,6 +142,10 @@ func (c *checker) vectors(tx *storage.Tx, i int, byID map[uint32]string) error {
 		iv, ok := idx.Vector(id)
 		if !ok {
 			c.add("%s vector of %q is missing from its index", m.Name, byID[id])
+			return nil
+		}
+		if len(iv) != len(v) {
+			c.add("%s vector of %q has %d values, its index copy %d", m.Name, byID[id], len(v), len(iv))
 			return nil
 		}
 		for j := range v {

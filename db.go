@@ -253,8 +253,16 @@ func (db *DB) addModality(s *state, m Modality) {
 	db.items.addModality() // before s is published: readers index has by it
 	s.byName[m.Name] = len(s.schema)
 	s.schema = append(s.schema, m)
-	s.indexes = append(s.indexes, hnsw.NewHNSW(m.Dim, m.Metric, db.indexCfg))
+	s.indexes = append(s.indexes, hnsw.New(m, db.indexCfg))
 	db.ckptSeq = append(db.ckptSeq, 0)
+}
+
+// setKind says what a modality holds an item, for errors.
+func setKind(m Modality) string {
+	if m.IsMulti() {
+		return fmt.Sprintf("sets of vectors scored by %v", m.Multi)
+	}
+	return "one vector an item"
 }
 
 // Close saves every index changed since its last checkpoint into the file
@@ -329,6 +337,8 @@ func (db *DB) redefine(s *state, old, m Modality) error {
 	switch {
 	case !old.Compatible(m):
 		return conflict("")
+	case old.Multi != m.Multi:
+		return fmt.Errorf("mmdb: %w: %q holds %s; asked for %s", ErrModalityConflict, m.Name, setKind(old), setKind(m))
 	case m.Encoder == nil:
 		return nil
 	case !old.SameEncoder(m):

@@ -243,6 +243,9 @@ func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, 
 		return nil, err
 	}
 	s, pm, tm := pr.s, pr.pm, pr.tm
+	if err := refuseMulti("Evaluate", pm, tm); err != nil {
+		return nil, err
+	}
 	in := &evalInput{probe: pm.Name, target: tm.Name, pm: pm, tm: tm, pidx: pr.pidx, tidx: pr.tidx}
 	in.route, in.align, _ = s.route(pm, tm)
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {

@@ -194,7 +194,14 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 	}
 	opts := hnsw.SearchOptions{Ef: plan.Ef, Allow: p.allow, Exact: plan.Strategy == StrategyExact}
 	search := func(vec []float32, depth int) []fusion.Ranked {
-		res := p.tidx.Search(vec, depth, opts)
+		var res []hnsw.Result
+		if mi, ok := p.tidx.(*hnsw.Multi); ok && steps != nil {
+			var st hnsw.MultiStats
+			res, st = mi.SearchStats(vec, depth, opts)
+			lateSteps(steps, mi, st, len(res), opts.Exact)
+		} else {
+			res = p.tidx.Search(vec, depth, opts)
+		}
 		out := make([]fusion.Ranked, len(res))
 		for i, r := range res {
 			s, _ := p.tm.Metric.Score(r.Dist)

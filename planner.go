@@ -347,6 +347,9 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 	var shared *roaring.Bitmap
 	route, a, direct := s.route(pm, tm)
 	pp.Route = route
+	if err := multiRoute(route, pm, tm); err != nil {
+		return ProbePlan{}, plannedProbe{}, fmt.Errorf("probe %d: %w", i, err)
+	}
 	switch route {
 	case RouteAligned:
 		pv, err := a.carry(tm, vec)
@@ -362,6 +365,9 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 	}
 	if explain {
 		pp.Why = routeWhy(route, pm, tm, a, shared)
+		if tm.IsMulti() {
+			pp.Why += lateWhy(tm, len(vec)/tm.Dim)
+		}
 	}
 	var calib *Calibration
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !noCorrections && route != RoutePivot {
@@ -441,6 +447,9 @@ func planFusion(p *planned, q Query) error {
 	}
 	if q.Fuse == fusion.BestScore && len(q.Probes) == 1 {
 		p.plan.Fusion = fusion.BestScore // one example: its similarity, by a scan
+	}
+	if err := multiFusion(p); err != nil {
+		return err
 	}
 	if p.plan.Fusion == fusion.BestScore {
 		for i, pp := range p.plan.Probes {

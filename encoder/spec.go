@@ -329,3 +329,15 @@ func (e scaled) Encode(ctx context.Context, in []Input) ([][]float32, error) {
 	}
 	return out, nil
 }
+
+// SetDim is the dimension of each vector when the encoder's output is
+// taken as a set (a multi-vector modality), or 0 when it cannot be: the
+// MFCC encoder's output is its Segments stretches of Coeffs-1
+// coefficients laid end to end, a set of one vector a stretch of time.
+func (s *Spec) SetDim() int {
+	if s.Kind == KindMFCC {
+		m := s.mfcc()
+		return m.Coeffs - 1
+	}
+	return 0
+}

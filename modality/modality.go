@@ -91,6 +91,10 @@ type Modality struct {
 	// content (a picture, a recording, a sentence), so that imports and
 	// probes can give files or text; nil when callers give the vectors.
 	Encoder *encoder.Spec `json:"encoder,omitempty"`
+	// Multi, when not Single, makes the modality hold a set of 1 to MaxSet
+	// Dim-long vectors an item, laid end to end in one []float32, scored
+	// against a probe by late interaction (MaxSim or MaxPair).
+	Multi Multi `json:"multi,omitempty"`
 }
 
 // SpaceName returns the modality's Space, or its Name when Space is empty.
@@ -105,6 +109,9 @@ func (m Modality) SpaceName() string {
 // encoder's, and a zero Metric is Cosine.
 func (m Modality) WithDefaults() Modality {
 	if m.Encoder != nil {
+		if m.Dim == 0 && m.IsMulti() {
+			m.Dim = m.Encoder.SetDim()
+		}
 		if m.Dim == 0 {
 			m.Dim = m.Encoder.Dim()
 		}
@@ -126,10 +133,22 @@ func (m Modality) Validate() error {
 	if !m.Metric.Valid() {
 		return fmt.Errorf("%w: modality %q: metric must be Cosine, Dot or L2", ErrInvalidSchema, m.Name)
 	}
+	if !m.Multi.Valid() {
+		return fmt.Errorf("%w: modality %q: multi must be Single, MaxSim or MaxPair", ErrInvalidSchema, m.Name)
+	}
 	if len(m.Space) > MaxSpaceLen || !utf8.ValidString(m.Space) || strings.IndexFunc(m.Space, unicode.IsControl) >= 0 {
 		return fmt.Errorf("%w: modality %q: space must be at most %d bytes of printable UTF-8", ErrInvalidSchema, m.Name, MaxSpaceLen)
 	}
-	if m.Encoder != nil {
+	if m.Encoder != nil && m.IsMulti() {
+		if d := m.Encoder.SetDim(); d != 0 && d != m.Dim {
+			return fmt.Errorf("%w: modality %q: the %s encoder gives a set of %d-d vectors, not %d-d", ErrInvalidSchema, m.Name, m.Encoder.Kind, d, m.Dim)
+		} else if d == 0 {
+			return fmt.Errorf("%w: modality %q: a multi-vector modality's encoder must give a set of %d-d vectors (mfcc gives one a segment of time, Coeffs-1 values each); the %s encoder gives one vector", ErrInvalidSchema, m.Name, m.Dim, m.Encoder.Kind)
+		}
+		if err := m.Encoder.Validate(m.Encoder.Dim()); err != nil {
+			return fmt.Errorf("%w: modality %q: %v", ErrInvalidSchema, m.Name, err)
+		}
+	} else if m.Encoder != nil {
 		if err := m.Encoder.Validate(m.Dim); err != nil {
 			return fmt.Errorf("%w: modality %q: %v", ErrInvalidSchema, m.Name, err)
 		}
@@ -141,7 +160,8 @@ func (m Modality) Validate() error {
 const MaxSpaceLen = 256
 
 // Compatible reports whether two modalities can be compared directly:
-// same space, same dimension and same metric.
+// same space, same dimension and same metric. (A set of vectors compares
+// with single vectors of the same space, vector by vector.)
 func (m Modality) Compatible(o Modality) bool {
 	return m.SpaceName() == o.SpaceName() && m.Dim == o.Dim && m.Metric == o.Metric
 }
@@ -164,10 +184,29 @@ const MaxNorm = 1e15
 // or Inf values, a zero vector under Cosine, or a length beyond MaxNorm.
 // The normalisation runs in float64, so a vector of tiny (even subnormal)
 // values normalises to a finite unit vector, and the result is checked.
+// For a multi-vector modality v is the set's vectors laid end to end, and
+// each is prepared so; an error names the vector.
 func (m Modality) Prepare(v []float32) ([]float32, error) {
-	if len(v) != m.Dim {
-		return nil, fmt.Errorf("%w: got %d values, modality %q wants %d", ErrDimension, len(v), m.Name, m.Dim)
+	n := m.Count(len(v))
+	if n == 0 {
+		return nil, m.lengthError(len(v))
 	}
+	if n == 1 {
+		return prepareOne(m.Metric, v)
+	}
+	out := make([]float32, 0, len(v))
+	for i := range n {
+		p, err := prepareOne(m.Metric, v[i*m.Dim:(i+1)*m.Dim])
+		if err != nil {
+			return nil, fmt.Errorf("vector %d of the set: %w", i, err)
+		}
+		out = append(out, p...)
+	}
+	return out, nil
+}
+
+// prepareOne is Prepare for one vector of the right length.
+func prepareOne(metric Metric, v []float32) ([]float32, error) {
 	if err := CheckFinite(v); err != nil {
 		return nil, err
 	}
@@ -175,15 +214,15 @@ func (m Modality) Prepare(v []float32) ([]float32, error) {
 	copy(out, v)
 	n := kernel.Norm64(out)
 	switch {
-	case m.Metric == Cosine && n == 0:
+	case metric == Cosine && n == 0:
 		return nil, fmt.Errorf("%w: zero vector cannot be compared by cosine", ErrInvalidVector)
-	case m.Metric != Cosine && n > MaxNorm:
+	case metric != Cosine && n > MaxNorm:
 		return nil, fmt.Errorf("%w: length %.3g is beyond %g, where distances overflow float32", ErrInvalidVector, n, MaxNorm)
 	}
 	// A vector already of unit length (to float32 precision) is kept as it
 	// is: normalising it again moves its last bits, so an exported
 	// database would not import back bit for bit.
-	if m.Metric == Cosine && math.Abs(n-1) > 1e-6 {
+	if metric == Cosine && math.Abs(n-1) > 1e-6 {
 		for i, x := range out {
 			out[i] = float32(float64(x) / n)
 		}

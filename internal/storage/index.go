@@ -26,7 +26,7 @@ func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, se
 	if !ok {
 		return nil, 0, st, "no checkpoint", nil
 	}
-	h := hnsw.NewHNSW(m.Dim, m.Metric, cfg)
+	h := hnsw.New(m, cfg)
 	// A Buffer is parsed in place (the value is valid for this read
 	// transaction, and Load keeps no reference to it).
 	if err := h.Load(bytes.NewBuffer(graph)); err != nil {
@@ -48,7 +48,7 @@ func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, se
 		return nil, 0, st, "", err
 	}
 	for id := range touched {
-		if v, ok := t.Vector(m.Name, id); ok && len(v) == m.Dim {
+		if v, ok := t.Vector(m.Name, id); ok && m.Count(len(v)) > 0 {
 			if err := h.Add(id, v); err != nil {
 				return nil, 0, st, "", err
 			}
@@ -62,7 +62,9 @@ func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, se
 	// A graph saved with nodes no search reaches (an older build's
 	// parallel inserts) is re-linked: one walk over the links when there
 	// is nothing to mend.
-	st.Relinked = h.Repair()
+	if r, ok := h.(interface{ Repair() int }); ok {
+		st.Relinked = r.Repair()
+	}
 	st.Replayed = len(touched)
 	return h, seq, st, "", nil
 }
@@ -72,12 +74,12 @@ func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, se
 // with the vectors added so far and the total.
 func (t *Tx) RebuildIndex(m modality.Modality, cfg hnsw.Config, progress func(done, total int)) (hnsw.Index, []uint32, error) {
 	stored := t.CountVectors(m.Name)
-	idx := hnsw.NewHNSW(m.Dim, m.Metric, cfg)
+	idx := hnsw.New(m, cfg)
 	ids := make([]uint32, 0, stored)
 	vecs := make([][]float32, 0, stored)
 	if err := t.ForEachVector(m.Name, func(id uint32, v []float32) error {
-		if len(v) != m.Dim {
-			return fmt.Errorf("%w: item %d: %s vector has %d values, want %d", ErrCorrupt, id, m.Name, len(v), m.Dim)
+		if m.Count(len(v)) == 0 {
+			return fmt.Errorf("%w: item %d: %s vector has %d values, %s", ErrCorrupt, id, m.Name, len(v), wants(m))
 		}
 		ids, vecs = append(ids, id), append(vecs, v)
 		return nil
@@ -92,4 +94,12 @@ func (t *Tx) RebuildIndex(m modality.Modality, cfg hnsw.Config, progress func(do
 		return nil, nil, fmt.Errorf("building the %s index: %w", m.Name, err)
 	}
 	return idx, ids, nil
+}
+
+// wants says what lengths modality m's values may have, for errors.
+func wants(m modality.Modality) string {
+	if m.IsMulti() {
+		return fmt.Sprintf("want a whole number (1 to %d) of %d-d vectors", modality.MaxSet, m.Dim)
+	}
+	return fmt.Sprintf("want %d", m.Dim)
 }

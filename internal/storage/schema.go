@@ -13,6 +13,7 @@ type modalityRecord struct {
 	Metric  modality.Metric `msgpack:"metric"`
 	Space   string          `msgpack:"space"`
 	Encoder *encoderRecord  `msgpack:"enc,omitempty"`
+	Multi   modality.Multi  `msgpack:"multi,omitempty"`
 }
 
 // encoderRecord is an encoder.Spec as the schema stores it. Params are
@@ -31,7 +32,7 @@ type encoderRecord struct {
 }
 
 func toRecord(m modality.Modality) modalityRecord {
-	r := modalityRecord{Name: m.Name, Dim: m.Dim, Metric: m.Metric, Space: m.Space}
+	r := modalityRecord{Name: m.Name, Dim: m.Dim, Metric: m.Metric, Space: m.Space, Multi: m.Multi}
 	s := m.Encoder
 	if s == nil {
 		return r
@@ -54,7 +55,7 @@ func toRecord(m modality.Modality) modalityRecord {
 }
 
 func fromRecord(r modalityRecord) (modality.Modality, error) {
-	m := modality.Modality{Name: r.Name, Dim: r.Dim, Metric: r.Metric, Space: r.Space}
+	m := modality.Modality{Name: r.Name, Dim: r.Dim, Metric: r.Metric, Space: r.Space, Multi: r.Multi}
 	e := r.Encoder
 	if e == nil {
 		return m, nil

@@ -169,9 +169,10 @@ func (t *Tx) DeleteVector(mod string, id uint32) error {
 	return err
 }
 
-// Vector returns item id's vector of modality mod. A stored value that
-// cannot be a vector (not whole float32s, or longer than modality.MaxDim)
-// reads as absent; ForEachVector reports it.
+// Vector returns item id's vector of modality mod (a multi-vector
+// modality's set, laid end to end). A stored value that cannot be a
+// vector (not whole float32s, or longer than modality.MaxSetValues) reads
+// as absent; ForEachVector reports it.
 func (t *Tx) Vector(mod string, id uint32) ([]float32, bool) {
 	b := t.tx.Bucket(vecBucketName(mod))
 	if b == nil {
@@ -220,9 +221,10 @@ func (t *Tx) ForEachRecord(from uint32, fn func(id uint32, r Record) (bool, erro
 }
 
 // vectorSized reports whether a stored vector's length is one a modality
-// could have: whole float32s, at most modality.MaxDim of them.
+// could have: whole float32s, at most modality.MaxSetValues of them (a
+// set of a multi-vector modality; one vector is at most modality.MaxDim).
 func vectorSized(v []byte) bool {
-	return len(v)%4 == 0 && len(v) <= 4*modality.MaxDim
+	return len(v)%4 == 0 && len(v) <= 4*max(modality.MaxDim, modality.MaxSetValues)
 }
 
 // EncodeVector returns v as raw little-endian float32 bytes.

@@ -1,0 +1,378 @@
+package hnsw
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// Multi is an index over sets of vectors: each ID owns 1 to
+// modality.MaxSet vectors, given to Add laid end to end, and a query (one
+// vector or a set) scores an ID by late interaction (modality.MaxSim or
+// modality.MaxPair).
+//
+// Every vector of every set is a node of one HNSW graph, under a key of
+// its own that maps back to its owner. A search runs in two stages: each
+// query vector's nearest keys in the graph name the candidate owners, then
+// each candidate is scored exactly against its whole stored set. The
+// aggregated distance is, per query vector, the distance to its closest
+// vector of the set, averaged over the query's vectors (MaxSim), or the
+// smallest distance of any pair (MaxPair); Metric.Score turns it into a
+// score as it does a single vector's distance.
+type Multi struct {
+	agg modality.Multi
+	dim int
+
+	// writers is held shared by Add and Delete and exclusively by Save
+	// and Load, so a save sees no half-replaced set.
+	writers sync.RWMutex
+	// idMu serialises the Adds and Deletes of one ID (striped).
+	idMu [64]sync.Mutex
+
+	mu    sync.RWMutex // guards everything below
+	g     *HNSW
+	owner []uint32            // key -> owner ID, for keys handed out
+	keys  map[uint32][]uint32 // owner ID -> its keys, in set order
+	free  []uint32            // keys given back, for reuse
+	nodes int                 // keys held by live sets
+}
+
+// NewMulti returns an empty set index whose sets are scored by agg.
+func NewMulti(dim int, metric modality.Metric, agg modality.Multi, cfg Config) *Multi {
+	return &Multi{agg: agg, dim: dim, g: NewHNSW(dim, metric, cfg), keys: map[uint32][]uint32{}}
+}
+
+// New returns an empty index for modality m: a Multi for a multi-vector
+// modality, else an HNSW graph.
+func New(m modality.Modality, cfg Config) Index {
+	if m.IsMulti() {
+		return NewMulti(m.Dim, m.Metric, m.Multi, cfg)
+	}
+	return NewHNSW(m.Dim, m.Metric, cfg)
+}
+
+// Dim implements Index: the dimension of each vector of a set.
+func (m *Multi) Dim() int { return m.dim }
+
+// Metric implements Index.
+func (m *Multi) Metric() modality.Metric { return m.graph().metric }
+
+// Aggregation says how sets are scored.
+func (m *Multi) Aggregation() modality.Multi { return m.agg }
+
+// Len implements Index: the number of IDs with a set.
+func (m *Multi) Len() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.keys)
+}
+
+// Vectors is the number of vectors in all the sets.
+func (m *Multi) Vectors() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.nodes
+}
+
+func (m *Multi) graph() *HNSW {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.g
+}
+
+// count is how many vectors a value of n floats holds, 0 if it cannot be
+// a set.
+func (m *Multi) count(n int) int {
+	if n == 0 || n%m.dim != 0 || n/m.dim > modality.MaxSet {
+		return 0
+	}
+	return n / m.dim
+}
+
+// Add implements Index: vec is the set's vectors laid end to end, and
+// replaces any set id had.
+func (m *Multi) Add(id uint32, vec []float32) error {
+	n := m.count(len(vec))
+	if n == 0 {
+		return fmt.Errorf("%w: %d values is not a set of 1 to %d %d-d vectors", ErrDimension, len(vec), modality.MaxSet, m.dim)
+	}
+	l := &m.idMu[id%uint32(len(m.idMu))]
+	l.Lock()
+	defer l.Unlock()
+	m.writers.RLock()
+	defer m.writers.RUnlock()
+
+	m.mu.Lock()
+	g := m.g
+	if len(m.free) < n && len(m.owner)+n-len(m.free) > int(noNode) {
+		m.mu.Unlock()
+		return fmt.Errorf("hnsw: a set index holds at most %d vectors", noNode)
+	}
+	old := m.keys[id]
+	keys := make([]uint32, n)
+	for j := range keys {
+		if f := len(m.free); f > 0 {
+			keys[j] = m.free[f-1]
+			m.free = m.free[:f-1]
+		} else {
+			keys[j] = uint32(len(m.owner))
+			m.owner = append(m.owner, 0)
+		}
+		m.owner[keys[j]] = id
+	}
+	m.keys[id] = keys
+	m.nodes += n - len(old)
+	m.mu.Unlock()
+
+	for j, k := range keys {
+		if err := g.Add(k, vec[j*m.dim:(j+1)*m.dim]); err != nil {
+			return err
+		}
+	}
+	m.release(g, old)
+	return nil
+}
+
+// release takes a replaced or deleted set's keys out of the graph, then
+// makes them free for reuse (in that order: a key reused before its node
+// left would have its new node deleted).
+func (m *Multi) release(g *HNSW, keys []uint32) {
+	if len(keys) == 0 {
+		return
+	}
+	for _, k := range keys {
+		g.Delete(k)
+	}
+	m.mu.Lock()
+	if g == m.g {
+		m.free = append(m.free, keys...)
+	}
+	m.mu.Unlock()
+}
+
+// Delete implements Index.
+func (m *Multi) Delete(id uint32) bool {
+	l := &m.idMu[id%uint32(len(m.idMu))]
+	l.Lock()
+	defer l.Unlock()
+	m.writers.RLock()
+	defer m.writers.RUnlock()
+	m.mu.Lock()
+	g := m.g
+	old, ok := m.keys[id]
+	if ok {
+		delete(m.keys, id)
+		m.nodes -= len(old)
+	}
+	m.mu.Unlock()
+	m.release(g, old)
+	return ok
+}
+
+// Vector implements Index: id's set, laid end to end.
+func (m *Multi) Vector(id uint32) ([]float32, bool) {
+	m.mu.RLock()
+	g, keys := m.g, m.keys[id]
+	m.mu.RUnlock()
+	if keys == nil {
+		return nil, false
+	}
+	out := make([]float32, 0, len(keys)*m.dim)
+	for _, k := range keys {
+		v, ok := g.Vector(k)
+		if !ok {
+			return nil, false // replaced while it was read
+		}
+		out = append(out, v...)
+	}
+	return out, true
+}
+
+// MultiStats says what a set search did: the query's vectors, the
+// candidate IDs the graph gave, and the time of each stage.
+type MultiStats struct {
+	QueryVectors, Candidates int
+	Walk, Rescore            time.Duration
+}
+
+// Search implements Index: q is one vector or a set laid end to end.
+func (m *Multi) Search(q []float32, k int, opts SearchOptions) []Result {
+	res, _ := m.SearchStats(q, k, opts)
+	return res
+}
+
+// SearchStats is Search, with what it did. With opts.Exact every set (or
+// every allowed one) is scored; otherwise each query vector's Ef nearest
+// vectors in the graph name the candidates, which are then scored exactly.
+func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, MultiStats) {
+	nq := m.count(len(q))
+	st := MultiStats{QueryVectors: nq}
+	if k <= 0 || nq == 0 {
+		return nil, st
+	}
+	g := m.graph()
+	start := time.Now()
+	var cands []uint32
+	if opts.Exact {
+		cands = m.owners(opts.Allow)
+	} else {
+		cands = m.candidates(g, q, nq, k, opts)
+	}
+	st.Walk = time.Since(start)
+	st.Candidates = len(cands)
+	start = time.Now()
+	res := m.rank(g, q, nq, cands, k)
+	st.Rescore = time.Since(start)
+	return res, st
+}
+
+// owners lists the IDs with a set (those allow holds, if it is not nil),
+// in order.
+func (m *Multi) owners(allow *roaring.Bitmap) []uint32 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []uint32
+	if allow != nil && allow.GetCardinality() < uint64(len(m.keys)) {
+		out = make([]uint32, 0, allow.GetCardinality())
+		it := allow.Iterator()
+		for it.HasNext() {
+			if id := it.Next(); m.keys[id] != nil {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	out = make([]uint32, 0, len(m.keys))
+	for id := range m.keys {
+		if allow == nil || allow.Contains(id) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// candidates is the first stage of a graph search: the owners of each
+// query vector's nearest keys, distinct, in order.
+func (m *Multi) candidates(g *HNSW, q []float32, nq, k int, opts SearchOptions) []uint32 {
+	ef := opts.Ef
+	if ef <= 0 {
+		ef = g.cfg.EfSearch
+	}
+	ef = max(ef, k)
+	sub := SearchOptions{Ef: ef}
+	if opts.Allow != nil {
+		if sub.Allow = m.keysOf(opts.Allow); sub.Allow.IsEmpty() {
+			return nil
+		}
+	}
+	found := make([][]Result, nq)
+	total := 0
+	for i := range nq {
+		found[i] = g.Search(q[i*m.dim:(i+1)*m.dim], ef, sub)
+		total += len(found[i])
+	}
+	out := make([]uint32, 0, total)
+	m.mu.RLock()
+	for _, res := range found {
+		for _, r := range res {
+			if int(r.ID) < len(m.owner) {
+				out = append(out, m.owner[r.ID])
+			}
+		}
+	}
+	m.mu.RUnlock()
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// keysOf is the keys of the sets of the IDs allow holds.
+func (m *Multi) keysOf(allow *roaring.Bitmap) *roaring.Bitmap {
+	out := roaring.New()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if allow.GetCardinality() < uint64(len(m.keys)) {
+		it := allow.Iterator()
+		for it.HasNext() {
+			out.AddMany(m.keys[it.Next()])
+		}
+		return out
+	}
+	for id, keys := range m.keys {
+		if allow.Contains(id) {
+			out.AddMany(keys)
+		}
+	}
+	return out
+}
+
+// rank scores the candidate owners exactly and keeps the k closest.
+func (m *Multi) rank(g *HNSW, q []float32, nq int, cands []uint32, k int) []Result {
+	top := make(maxHeap, 0, min(k, len(cands))+1)
+	var keys, slots []uint32
+	var dists []float32
+	qs := make([]query, nq)
+	for i := range qs {
+		qs[i] = query{v: q[i*m.dim : (i+1)*m.dim]}
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for _, id := range cands {
+		m.mu.RLock()
+		keys = append(keys[:0], m.keys[id]...)
+		m.mu.RUnlock()
+		slots = slots[:0]
+		g.slotMu.Lock()
+		for _, key := range keys {
+			if s, ok := g.slotOf[key]; ok {
+				slots = append(slots, s)
+			}
+		}
+		g.slotMu.Unlock()
+		if len(slots) == 0 {
+			continue // deleted or replaced since the walk
+		}
+		dists = slices.Grow(dists[:0], len(slots))[:len(slots)]
+		var sum float64
+		best := float32(0)
+		for i := range qs {
+			g.qdists(&qs[i], slots, dists)
+			d := slices.Min(dists)
+			sum += float64(d)
+			if i == 0 || d < best {
+				best = d
+			}
+		}
+		if m.agg == modality.MaxSim {
+			best = float32(sum / float64(nq))
+		}
+		top.offer(Result{ID: id, Dist: best}, k)
+	}
+	return top.sorted()
+}
+
+// Unreachable implements Index: the IDs with a vector no search reaches.
+func (m *Multi) Unreachable() []uint32 {
+	g := m.graph()
+	lost := g.Unreachable()
+	if len(lost) == 0 {
+		return lost
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]uint32, 0, len(lost))
+	for _, k := range lost {
+		if int(k) < len(m.owner) {
+			out = append(out, m.owner[k])
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Repair re-links the graph's unreachable nodes (HNSW.Repair).
+func (m *Multi) Repair() int { return m.graph().Repair() }

@@ -1,0 +1,84 @@
+package mmdb
+
+import (
+	"fmt"
+
+	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// Multi-vector modalities (Modality.Multi) hold a set of vectors an item,
+// scored by late interaction in their index (hnsw.Multi). What works with
+// them, and what refuses with ErrInvalidQuery or ErrNoRoute, is decided
+// here, in one place.
+
+// Multi says whether a modality holds one vector an item or a set, and how
+// a set is scored: see modality.Multi.
+type Multi = modality.Multi
+
+// The values of Modality.Multi.
+const (
+	Single  = modality.Single  // one vector an item (the default)
+	MaxSim  = modality.MaxSim  // a set, scored by each probe vector's best match, averaged
+	MaxPair = modality.MaxPair // a set, scored by its best pair with the probe
+)
+
+// MaxSet is the most vectors an item holds for a multi-vector modality.
+const MaxSet = modality.MaxSet
+
+// multiRoute refuses what a route cannot do with sets: a set probe needs a
+// multi-vector target (its vectors are matched one by one with the
+// target's), and alignments and pivots carry one vector an item.
+func multiRoute(route Route, pm, tm Modality) error {
+	switch {
+	case !pm.IsMulti() && !tm.IsMulti():
+		return nil
+	case pm.IsMulti() && !tm.IsMulti():
+		return fmt.Errorf("%w: %s holds sets of vectors and %s one vector an item: a set probe is scored by late interaction against a multi-vector target only", ErrInvalidQuery, pm.Name, tm.Name)
+	case route != RouteDirect:
+		return fmt.Errorf("%w: %s -> %s would take the %s route, and alignments and pivots carry one vector an item; multi-vector modalities are searched directly, from a modality of their own space", ErrNoRoute, pm.Name, tm.Name, route)
+	}
+	return nil
+}
+
+// multiFusion refuses the fusions that combine probe vectors or score
+// them one by one against a target's single vectors.
+func multiFusion(p *planned) error {
+	if !p.tm.IsMulti() {
+		return nil
+	}
+	switch p.plan.Fusion {
+	case fusion.Early, fusion.BestScore:
+		return fmt.Errorf("%w: %s fusion combines single vectors, and %s holds sets: fuse by rrf, rsf or dbsf (each probe searched by late interaction)", ErrInvalidQuery, p.plan.Fusion, p.tm.Name)
+	}
+	return nil
+}
+
+// lateSteps records the two stages of a set search, for ANALYZE.
+func lateSteps(steps *[]Step, mi *hnsw.Multi, st hnsw.MultiStats, kept int, exact bool) {
+	first := fmt.Sprintf("late interaction 1/2: %d probe vector(s) walk the graph of %d vectors, candidates", st.QueryVectors, mi.Vectors())
+	if exact {
+		first = "late interaction 1/2: every set is a candidate (exact scan)"
+	}
+	*steps = append(*steps,
+		Step{Name: first, Took: st.Walk, Rows: st.Candidates},
+		Step{Name: fmt.Sprintf("late interaction 2/2: %v of each candidate's whole set, kept", mi.Aggregation()), Took: st.Rescore, Rows: kept})
+}
+
+// lateWhy says how a set target is searched, for EXPLAIN.
+func lateWhy(tm Modality, probeVectors int) string {
+	return fmt.Sprintf("; %s holds sets, scored by %v late interaction: each of the probe's %d vector(s) finds candidates in the graph, then each candidate's whole set is scored exactly", tm.Name, tm.Multi, probeVectors)
+}
+
+// refuseMulti is the error of an operation that works on one vector an
+// item (alignment, calibration, evaluation) given a multi-vector modality,
+// or nil.
+func refuseMulti(op string, ms ...Modality) error {
+	for _, m := range ms {
+		if m.IsMulti() {
+			return fmt.Errorf("%w: %s works on one vector an item, and %s holds sets of vectors (%v)", ErrInvalidQuery, op, m.Name, m.Multi)
+		}
+	}
+	return nil
+}

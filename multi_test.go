@@ -1,0 +1,285 @@
+package mmdb
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/encoder"
+	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/mmdb-go/mmdb/query"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	tokMod    = Modality{Name: "tokens", Dim: 6, Metric: Cosine, Space: "colbert", Multi: MaxSim}
+	photosMod = Modality{Name: "photos", Dim: 6, Metric: L2, Space: "shots", Multi: MaxPair}
+	queryMod  = Modality{Name: "query", Dim: 6, Metric: Cosine, Space: "colbert"}
+)
+
+// randSet draws a set of 1..most vectors of dimension dim, laid end to end.
+func randSet(r *rand.Rand, most, dim int) []float32 {
+	var vs [][]float32
+	for range 1 + r.IntN(most) {
+		vs = append(vs, randVec(r, dim))
+	}
+	return modality.Join(vs...)
+}
+
+// maxSimRef scores a stored set against a probe set from first
+// principles, as a user would check it: for each probe vector its best
+// cosine with the set, averaged (MaxSim), or the smallest Euclidean
+// distance of any pair (MaxPair, as a distance).
+func maxSimRef(m Modality, probe, set []float32) float64 {
+	unit := func(v []float32) []float64 {
+		out := make([]float64, len(v))
+		var n float64
+		for _, x := range v {
+			n += float64(x) * float64(x)
+		}
+		for i, x := range v {
+			out[i] = float64(x)
+			if m.Metric == Cosine {
+				out[i] /= math.Sqrt(n)
+			}
+		}
+		return out
+	}
+	var sum float64
+	best := math.Inf(1)
+	for i := 0; i < len(probe); i += m.Dim {
+		q := unit(probe[i : i+m.Dim])
+		near := math.Inf(-1)
+		for j := 0; j < len(set); j += m.Dim {
+			s := unit(set[j : j+m.Dim])
+			var dot, l2 float64
+			for d := range q {
+				dot += q[d] * s[d]
+				l2 += (q[d] - s[d]) * (q[d] - s[d])
+			}
+			if m.Metric == Cosine {
+				near = max(near, dot)
+			} else {
+				near = max(near, -math.Sqrt(l2))
+			}
+		}
+		sum += near
+		best = min(best, -near)
+	}
+	if m.Multi == MaxSim {
+		return sum / float64(len(probe)/m.Dim)
+	}
+	return -best
+}
+
+func multiDB(t *testing.T, n int) (*DB, string, []Item) {
+	db, path := openTest(t, tokMod, photosMod, queryMod)
+	r := rand.New(rand.NewPCG(5, 5))
+	items := make([]Item, n)
+	for i := range items {
+		items[i] = Item{ID: fmt.Sprintf("doc-%03d", i), Attrs: map[string]any{"even": i%2 == 0},
+			Vectors: map[string][]float32{"tokens": randSet(r, 5, 6), "photos": randSet(r, 3, 6), "query": randVec(r, 6)}}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	return db, path, items
+}
+
+func TestMultiVectorSearchIsLateInteraction(t *testing.T) {
+	db, _, items := multiDB(t, 300)
+	r := rand.New(rand.NewPCG(6, 6))
+
+	got, err := db.Get(ctx, "doc-007")
+	require.NoError(t, err)
+	require.Len(t, got.Vectors["tokens"], len(items[7].Vectors["tokens"]), "Get gives the whole set")
+	for j, v := range tokMod.Split(got.Vectors["tokens"]) {
+		assert.InDelta(t, 1, norm(v), 1e-5, "vector %d of the set is normalised", j)
+	}
+	assert.Equal(t, items[7].Vectors["photos"], got.Vectors["photos"], "L2 sets are stored as given")
+
+	for _, c := range []struct {
+		target, probeMod string
+		probe            []float32
+		filter           query.Expr
+	}{
+		{"tokens", "tokens", randSet(r, 4, 6), nil},
+		{"tokens", "query", randVec(r, 6), nil}, // a single vector of the space: a set of one
+		{"tokens", "tokens", randSet(r, 4, 6), query.MustParse("even = true")},
+		{"photos", "photos", randSet(r, 3, 6), nil},
+	} {
+		m := tokMod
+		if c.target == "photos" {
+			m = photosMod
+		}
+		type ref struct {
+			id    string
+			score float64
+		}
+		var want []ref
+		for i, it := range items {
+			if c.filter == nil || i%2 == 0 {
+				want = append(want, ref{it.ID, maxSimRef(m, c.probe, it.Vectors[c.target])})
+			}
+		}
+		slices.SortStableFunc(want, func(a, b ref) int {
+			if a.score != b.score {
+				if a.score > b.score {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a.id, b.id)
+		})
+		for _, exact := range []bool{true, false} {
+			name := fmt.Sprintf("%s<-%s exact=%v filter=%v", c.target, c.probeMod, exact, c.filter)
+			hits, err := db.Search(ctx, Query{Target: c.target, K: 10, Exact: exact, Filter: c.filter,
+				Probes: []Probe{{Modality: c.probeMod, Vector: c.probe}}})
+			require.NoError(t, err, name)
+			require.Len(t, hits, 10, name)
+			found := 0
+			for i, h := range hits {
+				if exact {
+					assert.Equal(t, want[i].id, h.ID, "%s: rank %d", name, i)
+					assert.InDelta(t, want[i].score, float64(h.Score), 1e-4, "%s: score of %s", name, h.ID)
+				}
+				for _, w := range want[:10] {
+					if w.id == h.ID {
+						found++
+					}
+				}
+			}
+			assert.GreaterOrEqual(t, found, 9, "%s: recall@10 against exact late interaction", name)
+		}
+	}
+
+	own, err := db.Get(ctx, "doc-003")
+	require.NoError(t, err)
+	plan, hits, err := db.ExplainAnalyze(ctx, Query{Target: "tokens", K: 5, Probes: []Probe{{Modality: "tokens", Vector: own.Vectors["tokens"]}}})
+	require.NoError(t, err)
+	assert.Equal(t, "doc-003", hits[0].ID, "an item's own set scores best against itself")
+	assert.InDelta(t, 1, hits[0].Score, 1e-5)
+	text := plan.String()
+	assert.Contains(t, text, "scored by maxsim late interaction")
+	assert.Contains(t, text, "late interaction 2/2")
+	chk, err := db.Check(ctx)
+	require.NoError(t, err)
+	assert.True(t, chk.OK(), chk.Problems)
+}
+
+func TestMultiVectorRefusals(t *testing.T) {
+	db, _, _ := multiDB(t, 20)
+	r := rand.New(rand.NewPCG(7, 7))
+	set := randSet(r, 4, 6)
+	cases := []struct {
+		name string
+		err  error
+		run  func() error
+	}{
+		{"a set probe against single vectors", ErrInvalidQuery, func() error {
+			_, err := db.Search(ctx, Query{Target: "query", K: 3, Probes: []Probe{{Modality: "tokens", Vector: set}}})
+			return err
+		}},
+		{"a set probe from another space", ErrNoRoute, func() error {
+			_, err := db.Search(ctx, Query{Target: "photos", K: 3, Probes: []Probe{{Modality: "tokens", Vector: set}}})
+			return err
+		}},
+		{"early fusion into sets", ErrInvalidQuery, func() error {
+			_, err := db.Search(ctx, Query{Target: "tokens", K: 3, Fuse: fusion.Early, Probes: []Probe{{Modality: "tokens", Vector: set}, {Modality: "query", Vector: randVec(r, 6)}}})
+			return err
+		}},
+		{"align", ErrInvalidQuery, func() error {
+			_, err := db.Align(ctx, "tokens", "photos", nil)
+			return err
+		}},
+		{"evaluate", ErrInvalidQuery, func() error {
+			_, err := db.Evaluate(ctx, "query", "tokens", nil)
+			return err
+		}},
+		{"calibrate", ErrInvalidQuery, func() error {
+			_, err := db.Calibrate(ctx, "query", "tokens", nil)
+			return err
+		}},
+		{"a set of 7 values for 6-d vectors", ErrDimension, func() error {
+			return db.Put(ctx, Item{ID: "x", Vectors: map[string][]float32{"tokens": make([]float32, 7)}})
+		}},
+		{"more than MaxSet vectors", ErrDimension, func() error {
+			return db.Put(ctx, Item{ID: "x", Vectors: map[string][]float32{"tokens": randSet(rand.New(rand.NewPCG(1, 1)), 1, 6*(MaxSet+1))}})
+		}},
+		{"a zero vector in a cosine set", ErrInvalidVector, func() error {
+			return db.Put(ctx, Item{ID: "x", Vectors: map[string][]float32{"tokens": append(randVec(r, 6), make([]float32, 6)...)}})
+		}},
+		{"two vectors for a single-vector modality", ErrDimension, func() error {
+			return db.Put(ctx, Item{ID: "x", Vectors: map[string][]float32{"query": randVec(r, 12)}})
+		}},
+		{"redefined as one vector an item", ErrModalityConflict, func() error {
+			m := tokMod
+			m.Multi = Single
+			return db.DefineModality(m)
+		}},
+		{"an encoder whose output is no set", ErrInvalidSchema, func() error {
+			return db.DefineModality(Modality{Name: "pics", Multi: MaxSim, Encoder: &encoder.Spec{Kind: encoder.KindImage}})
+		}},
+	}
+	for _, c := range cases {
+		err := c.run()
+		require.ErrorIs(t, err, c.err, c.name)
+		t.Logf("%s: %v", c.name, err)
+	}
+	err := db.Put(ctx, Item{ID: "bad", Vectors: map[string][]float32{"tokens": append(randVec(r, 6), make([]float32, 6)...)}})
+	assert.ErrorContains(t, err, `item "bad": modality "tokens": vector 1 of the set`, "the error names the item, the modality and the vector")
+	_, err = db.Get(ctx, "x")
+	assert.ErrorIs(t, err, ErrNotFound, "nothing refused was written")
+}
+
+func TestMultiVectorSurvivesReopenAndReplay(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.mmdb")
+	db := openAt(t, path, &Options{NoSync: true, CheckpointEvery: 100})
+	for _, m := range []Modality{tokMod, photosMod} {
+		require.NoError(t, db.DefineModality(m))
+	}
+	r := rand.New(rand.NewPCG(8, 8))
+	put := func(prefix string, n int) {
+		for i := range n {
+			require.NoError(t, db.Put(ctx, Item{ID: fmt.Sprintf("%s-%d", prefix, i), Vectors: map[string][]float32{"tokens": randSet(r, 6, 6), "photos": randSet(r, 2, 6)}}))
+		}
+	}
+	put("a", 150) // 300 changes: checkpoints ran
+	require.NoError(t, db.Merge(ctx, Item{ID: "a-3", Vectors: map[string][]float32{"tokens": randSet(r, 6, 6)}}))
+	require.NoError(t, db.Delete(ctx, "a-4"))
+	put("b", 10)
+	probe := randSet(r, 3, 6)
+	q := Query{Target: "tokens", K: 10, Exact: true, Probes: []Probe{{Modality: "tokens", Vector: probe}}}
+	want, err := db.Search(ctx, q)
+	require.NoError(t, err)
+
+	crashed := filepath.Join(dir, "crashed.mmdb")
+	rawCopy(t, db, crashed)
+	c := openAt(t, crashed, nil)
+	for _, rep := range c.OpenReport() {
+		assert.Equal(t, "loaded", rep.Action, "%+v", rep)
+		assert.Greater(t, rep.Replayed, 0, "the sets written after the checkpoint are replayed")
+	}
+	got, err := c.Search(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	chk, err := c.Check(ctx)
+	require.NoError(t, err)
+	assert.True(t, chk.OK(), chk.Problems)
+	assert.Equal(t, 159, chk.Vectors["tokens"])
+
+	require.NoError(t, db.Close())
+	db = openAt(t, path, nil)
+	got, err = db.Search(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, want, got, "after a clean close the saved sets answer the same")
+	q.Exact = false
+	graph, err := db.Search(ctx, q)
+	require.NoError(t, err)
+	assert.Equal(t, ids(want)[:5], ids(graph)[:5])
+}
