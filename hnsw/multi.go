@@ -2,8 +2,10 @@ package hnsw
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -217,6 +219,12 @@ func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, M
 	g := m.graph()
 	start := time.Now()
 	var cands []uint32
+	if opts.Exact && (opts.Allow == nil || opts.Allow.GetCardinality()*4 > uint64(m.Len())) {
+		// Most sets: one pass over the graph's vectors in slot order.
+		res, n := m.scan(g, q, nq, k, opts.Allow)
+		st.Candidates, st.Rescore = n, time.Since(start)
+		return res, st
+	}
 	if opts.Exact {
 		cands = m.owners(opts.Allow)
 	} else {
@@ -315,6 +323,7 @@ func (m *Multi) rank(g *HNSW, q []float32, nq int, cands []uint32, k int) []Resu
 	top := make(maxHeap, 0, min(k, len(cands))+1)
 	var keys, slots []uint32
 	var dists []float32
+	near := make([]float32, nq)
 	qs := make([]query, nq)
 	for i := range qs {
 		qs[i] = query{v: q[i*m.dim : (i+1)*m.dim]}
@@ -337,20 +346,13 @@ func (m *Multi) rank(g *HNSW, q []float32, nq int, cands []uint32, k int) []Resu
 			continue // deleted or replaced since the walk
 		}
 		dists = slices.Grow(dists[:0], len(slots))[:len(slots)]
-		var sum float64
-		best := float32(0)
 		for i := range qs {
 			g.qdists(&qs[i], slots, dists)
-			d := slices.Min(dists)
-			sum += float64(d)
-			if i == 0 || d < best {
-				best = d
-			}
+			near[i] = slices.Min(dists)
 		}
-		if m.agg == modality.MaxSim {
-			best = float32(sum / float64(nq))
+		if d, ok := m.aggregate(near); ok {
+			top.offer(Result{ID: id, Dist: d}, k)
 		}
-		top.offer(Result{ID: id, Dist: best}, k)
 	}
 	return top.sorted()
 }
@@ -376,3 +378,99 @@ func (m *Multi) Unreachable() []uint32 {
 
 // Repair re-links the graph's unreachable nodes (HNSW.Repair).
 func (m *Multi) Repair() int { return m.graph().Repair() }
+
+// scan is the exact search over every set (or every set allow holds): one
+// pass over the graph's live slots in order, four rows a kernel call per
+// query vector, keeping per set the closest distance of each query vector.
+// It returns the k closest sets and the number scored. The distances are
+// those rank computes, bit for bit (the same kernels, the same sums).
+func (m *Multi) scan(g *HNSW, q []float32, nq, k int, allow *roaring.Bitmap) ([]Result, int) {
+	m.mu.RLock()
+	owner := slices.Clone(m.owner)
+	sets := make([]uint32, 0, len(m.keys))
+	for id := range m.keys {
+		if allow == nil || allow.Contains(id) {
+			sets = append(sets, id)
+		}
+	}
+	m.mu.RUnlock()
+	if len(sets) == 0 {
+		return nil, 0
+	}
+	slices.Sort(sets)
+	// row: a set's place in near (sets[row] is its ID).
+	row := make(map[uint32]int32, len(sets))
+	for i, id := range sets {
+		row[id] = int32(i)
+	}
+	near := make([]float32, len(sets)*nq)
+	for i := range near {
+		near[i] = float32(math.Inf(1))
+	}
+	qs := make([]query, nq)
+	for i := range qs {
+		qs[i] = query{v: q[i*m.dim : (i+1)*m.dim]}
+	}
+	var slots [64]uint32
+	var rows [64]int32
+	var dists [64]float32
+	n := 0
+	flush := func() {
+		for i := range qs {
+			g.qdists(&qs[i], slots[:n], dists[:])
+			for j, d := range dists[:n] {
+				if p := &near[int(rows[j])*nq+i]; d < *p {
+					*p = d
+				}
+			}
+		}
+		n = 0
+	}
+	g.mu.RLock()
+	g.slotMu.Lock()
+	used := g.used
+	g.slotMu.Unlock()
+	for s := range uint32(used) {
+		if atomic.LoadUint32(&g.deleted[s]) != 0 || int(g.ids[s]) >= len(owner) {
+			continue
+		}
+		r, ok := row[owner[g.ids[s]]]
+		if !ok {
+			continue
+		}
+		slots[n], rows[n] = s, r
+		if n++; n == len(slots) {
+			flush()
+		}
+	}
+	flush()
+	g.mu.RUnlock()
+	top := make(maxHeap, 0, min(k, len(sets))+1)
+	for i, id := range sets {
+		d, ok := m.aggregate(near[i*nq : (i+1)*nq])
+		if ok {
+			top.offer(Result{ID: id, Dist: d}, k)
+		}
+	}
+	return top.sorted(), len(sets)
+}
+
+// aggregate is a set's distance from each query vector's closest distance
+// to it: their mean (MaxSim) or their minimum (MaxPair), summed in the
+// order rank sums them. ok is false for a set none of whose vectors was
+// seen (replaced while the scan ran).
+func (m *Multi) aggregate(near []float32) (float32, bool) {
+	var sum float64
+	best := near[0]
+	for _, d := range near {
+		if math.IsInf(float64(d), 1) {
+			return 0, false
+		}
+		sum += float64(d)
+		best = min(best, d)
+	}
+	if m.agg == modality.MaxSim {
+		return float32(sum / float64(len(near))), true
+	}
+	return best, true
+}

@@ -196,6 +196,19 @@ func TestMultiReplaceDeleteAllow(t *testing.T) {
 			assert.True(t, allow.Contains(r.ID) && data[r.ID] != nil, "%d allowed and live", r.ID)
 		}
 	}
+	// A small allow-list is scored set by set (rank), a large one by the
+	// pass over every slot (scan): the same distances, bit for bit.
+	for _, q := range sets(10, 3, dim, 15) {
+		all := m.Search(q, 20, SearchOptions{Exact: true})
+		few := roaring.New()
+		for _, r := range all[:12] {
+			few.Add(r.ID)
+		}
+		require.Less(t, few.GetCardinality()*4, uint64(m.Len()), "the small list takes the set-by-set path")
+		assert.Equal(t, all[:10], m.Search(q, 10, SearchOptions{Exact: true, Allow: few}))
+		want := bruteTop(modality.Cosine, modality.MaxSim, q, data, dim, 10, few)
+		assert.Equal(t, want, ids(m.Search(q, 10, SearchOptions{Allow: few})), "the walk, filtered to 12 sets, finds them")
+	}
 	assert.Empty(t, m.Search(make([]float32, dim+1), 5, SearchOptions{}), "a query of no whole vectors")
 	assert.ErrorIs(t, m.Add(9999, make([]float32, dim*(modality.MaxSet+1))), ErrDimension)
 	assert.ErrorIs(t, m.Add(9999, nil), ErrDimension)

@@ -35,7 +35,12 @@ type Record struct {
 // int64 when written without a fraction or exponent (2, -7), and float64
 // otherwise (2.0, 1e3, 0.5). With merge, a null attribute is kept as nil:
 // Merge removes that attribute.
-func decodeRecord(line []byte, merge bool) (mmdb.Item, error) {
+//
+// A vector may also be a list of lists of numbers: the set of a
+// multi-vector modality, whose dimension sets gives (modality name ->
+// Dim). Each list must hold Dim numbers; the set is stored laid end to
+// end.
+func decodeRecord(line []byte, merge bool, sets map[string]int) (mmdb.Item, error) {
 	if !utf8.Valid(line) {
 		return mmdb.Item{}, fmt.Errorf("invalid UTF-8 at byte %d", invalidAt(line))
 	}
@@ -63,7 +68,7 @@ func decodeRecord(line []byte, merge bool) (mmdb.Item, error) {
 			}
 			it.Vectors = map[string][]float32{}
 			return jsonvec.Fields(raw, func(mod string, raw json.RawMessage) error {
-				v, err := jsonvec.ParseFloats(raw)
+				v, err := parseVector(raw, mod, sets)
 				if err != nil {
 					return fmt.Errorf("vector %q: %w", mod, err)
 				}
@@ -82,6 +87,57 @@ func decodeRecord(line []byte, merge bool) (mmdb.Item, error) {
 		return mmdb.Item{}, errors.New(`missing "id"`)
 	}
 	return it, nil
+}
+
+// parseVector parses a vector: a list of numbers or, for a multi-vector
+// modality, a list of lists of Dim numbers each.
+func parseVector(raw json.RawMessage, mod string, sets map[string]int) ([]float32, error) {
+	b := bytes.TrimSpace(raw)
+	if len(b) < 2 || b[0] != '[' {
+		return jsonvec.ParseFloats(raw)
+	}
+	if i := 1 + jsonvecSkip(b[1:]); i >= len(b) || b[i] != '[' {
+		return jsonvec.ParseFloats(raw)
+	}
+	dim, ok := sets[mod]
+	if !ok {
+		return nil, fmt.Errorf("a list of lists is a set of vectors, and %q is not a multi-vector modality of this database", mod)
+	}
+	var lists []json.RawMessage
+	if err := json.Unmarshal(b, &lists); err != nil {
+		return nil, fmt.Errorf("not a list of lists of numbers: %v", err)
+	}
+	if len(lists) == 0 || len(lists) > mmdb.MaxSet {
+		return nil, fmt.Errorf("a set of %d vectors (1 to %d)", len(lists), mmdb.MaxSet)
+	}
+	out := make([]float32, 0, len(lists)*dim)
+	for j, l := range lists {
+		v, err := jsonvec.ParseFloats(l)
+		if err != nil {
+			return nil, fmt.Errorf("vector %d of the set: %w", j, err)
+		}
+		if len(v) != dim {
+			return nil, fmt.Errorf("vector %d of the set has %d values, %q wants %d: %w", j, len(v), mod, dim, mmdb.ErrDimension)
+		}
+		out = append(out, v...)
+	}
+	return out, nil
+}
+
+// jsonvecSkip is the number of white-space bytes at the start of b.
+func jsonvecSkip(b []byte) int {
+	return len(b) - len(bytes.TrimLeft(b, " \t\r\n"))
+}
+
+// setDims maps db's multi-vector modalities to their dimension.
+func setDims(db *mmdb.DB) map[string]int {
+	out := map[string]int{}
+	for _, m := range db.Modalities() {
+		if m.IsMulti() {
+			out[m.Name] = m.Dim
+		}
+	}
+	return out
 }
 
 func decodeAttrs(raw json.RawMessage, merge bool) (map[string]any, error) {
@@ -191,6 +247,7 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		return nil
 	}
 	line := 0
+	sets := setDims(db)
 	seen := map[string]int{} // ID -> the line that gave it
 	for sc.Scan() {
 		line++
@@ -198,7 +255,7 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		if len(b) == 0 {
 			continue
 		}
-		it, err := decodeRecord(b, !o.Replace)
+		it, err := decodeRecord(b, !o.Replace, sets)
 		if err == nil {
 			if first, dup := seen[it.ID]; dup {
 				err = fmt.Errorf("item %q appears again (first on line %d); one import stores an ID once", it.ID, first)
@@ -244,11 +301,35 @@ func ExportJSONL(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(do
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	n, total := 0, db.Count()
+	multi := map[string]mmdb.Modality{}
+	for _, m := range db.Modalities() {
+		if m.IsMulti() {
+			multi[m.Name] = m
+		}
+	}
 	for it, err := range db.Items(ctx) {
 		if err != nil {
 			return n, err
 		}
-		if err := enc.Encode(Record{ID: it.ID, Attrs: exportAttrs(it.Attrs), Vectors: it.Vectors}); err != nil {
+		var rec any = Record{ID: it.ID, Attrs: exportAttrs(it.Attrs), Vectors: it.Vectors}
+		if len(multi) > 0 {
+			// Sets are written as lists of vectors, as Qdrant and
+			// LanceDB write multivectors.
+			vecs := make(map[string]any, len(it.Vectors))
+			for name, v := range it.Vectors {
+				if m, ok := multi[name]; ok {
+					vecs[name] = m.Split(v)
+				} else {
+					vecs[name] = v
+				}
+			}
+			rec = struct {
+				ID      string         `json:"id"`
+				Attrs   map[string]any `json:"attrs,omitempty"`
+				Vectors map[string]any `json:"vectors"`
+			}{it.ID, exportAttrs(it.Attrs), vecs}
+		}
+		if err := enc.Encode(rec); err != nil {
 			return n, err
 		}
 		n++

@@ -118,7 +118,7 @@ func ReadParquet(r io.ReaderAt, size int64) (items []mmdb.Item, err error) {
 				if !ok || s == "" {
 					continue
 				}
-				item, err := decodeRecord([]byte(`{"id":"x","attrs":`+s+`}`), false)
+				item, err := decodeRecord([]byte(`{"id":"x","attrs":`+s+`}`), false, nil)
 				if err != nil {
 					return nil, fmt.Errorf("%w: row %d: attrs: %v", ErrBadRecord, i, err)
 				}

@@ -24,6 +24,8 @@ type schemaEntry struct {
 	// standardisation: an import into another database can then probe
 	// with files and text, and its vectors compare with the exported ones.
 	Encoder *encoder.Spec `json:"encoder,omitempty"`
+	// Multi is "maxsim" or "maxpair" for a multi-vector modality.
+	Multi modality.Multi `json:"multi,omitempty"`
 }
 
 // WriteSchemaFile writes db's modalities as JSON to path, beside an
@@ -40,7 +42,7 @@ func WriteSchemaFile(db *mmdb.DB, path string) error {
 func WriteSchema(db *mmdb.DB, w io.Writer) error {
 	var s []schemaEntry
 	for _, m := range db.Modalities() {
-		s = append(s, schemaEntry{Name: m.Name, Dim: m.Dim, Metric: m.Metric.String(), Space: m.Space, Encoder: m.Encoder})
+		s = append(s, schemaEntry{Name: m.Name, Dim: m.Dim, Metric: m.Metric.String(), Space: m.Space, Encoder: m.Encoder, Multi: m.Multi})
 	}
 	data, err := json.MarshalIndent(map[string]any{"modalities": s}, "", "  ")
 	if err != nil {
@@ -76,11 +78,11 @@ func ApplySchemaFile(db *mmdb.DB, path string) error {
 		if err != nil {
 			return fmt.Errorf("%w: %s: modality %s: %v", ErrBadRecord, path, e.Name, err)
 		}
-		m := mmdb.Modality{Name: e.Name, Dim: e.Dim, Metric: metric, Space: e.Space, Encoder: e.Encoder}
+		m := mmdb.Modality{Name: e.Name, Dim: e.Dim, Metric: metric, Space: e.Space, Encoder: e.Encoder, Multi: e.Multi}
 		if old, ok := have[e.Name]; ok {
-			if old.Dim != m.Dim || old.Metric != m.Metric || old.SpaceName() != m.SpaceName() {
-				return fmt.Errorf("%w: %s: modality %s is %d-d %v in space %q here, %d-d %v in space %q in the file",
-					ErrBadRecord, path, e.Name, old.Dim, old.Metric, old.SpaceName(), m.Dim, m.Metric, m.SpaceName())
+			if old.Dim != m.Dim || old.Metric != m.Metric || old.SpaceName() != m.SpaceName() || old.Multi != m.Multi {
+				return fmt.Errorf("%w: %s: modality %s is %d-d %v %v in space %q here, %d-d %v %v in space %q in the file",
+					ErrBadRecord, path, e.Name, old.Dim, old.Metric, old.Multi, old.SpaceName(), m.Dim, m.Metric, m.Multi, m.SpaceName())
 			}
 			if err := sameStandardisation(old, m); err != nil {
 				return fmt.Errorf("%w: %s: %v", ErrBadRecord, path, err)

@@ -220,12 +220,12 @@ func TestJSONLRoundTripIntegralFloat(t *testing.T) {
 }
 
 func TestDecodeRecordAttrTypes(t *testing.T) {
-	it, err := decodeRecord([]byte(`{"id":"x","attrs":{"i":-42,"f":2.5,"s":"s","b":false,"l":["a","b"],"empty":[]},"vectors":{"pos":[1,2.5,-3e-2]}}`), false)
+	it, err := decodeRecord([]byte(`{"id":"x","attrs":{"i":-42,"f":2.5,"s":"s","b":false,"l":["a","b"],"empty":[]},"vectors":{"pos":[1,2.5,-3e-2]}}`), false, nil)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{"i": int64(-42), "f": 2.5, "s": "s", "b": false, "l": []string{"a", "b"}, "empty": []string{}}, it.Attrs)
 	assert.Equal(t, []float32{1, 2.5, -3e-2}, it.Vectors["pos"])
 
-	_, err = decodeRecord([]byte(`{"id":"x","attrs":{"n":1e400}}`), false)
+	_, err = decodeRecord([]byte(`{"id":"x","attrs":{"n":1e400}}`), false, nil)
 	assert.Error(t, err, "a number out of float64 range")
 }
 

@@ -1,0 +1,100 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var setMod = mmdb.Modality{Name: "frames", Dim: 3, Metric: mmdb.L2, Multi: mmdb.MaxSim}
+
+func TestJSONLRoundTripSets(t *testing.T) {
+	ctx := context.Background()
+	src := openDB(t, setMod, posMod)
+	r := rand.New(rand.NewPCG(3, 3))
+	var items []mmdb.Item
+	for i := range 30 {
+		var set [][]float32
+		for range 1 + i%5 {
+			set = append(set, randVec(r, 3))
+		}
+		items = append(items, mmdb.Item{ID: fmt.Sprintf("clip-%d", i), Vectors: map[string][]float32{"frames": modality.Join(set...), "pos": randVec(r, 3)}})
+	}
+	require.NoError(t, src.Put(ctx, items...))
+	schema := filepath.Join(t.TempDir(), "sets.jsonl.schema.json")
+	require.NoError(t, WriteSchemaFile(src, schema))
+	var buf bytes.Buffer
+	_, err := ExportJSONL(ctx, src, &buf, nil)
+	require.NoError(t, err)
+	first := strings.SplitN(buf.String(), "\n", 2)[0]
+	assert.Contains(t, first, `"frames":[[`, "a set is written as a list of vectors")
+
+	dst := openDB(t)
+	require.NoError(t, ApplySchemaFile(dst, schema))
+	assert.Equal(t, src.Modalities(), dst.Modalities(), "the schema file keeps Multi")
+	_, err = ImportJSONL(ctx, dst, bytes.NewReader(buf.Bytes()), "sets.jsonl", Options{})
+	require.NoError(t, err)
+	for _, it := range items {
+		got, err := dst.Get(ctx, it.ID)
+		require.NoError(t, err)
+		requireSameItem(t, it, got)
+	}
+}
+
+func TestImportJSONLBadSets(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, setMod, posMod)
+	for _, c := range []struct{ line, want string }{
+		{`{"id":"a","vectors":{"frames":[[1,2,3],[4,5]]}}`, `vector "frames": vector 1 of the set has 2 values, "frames" wants 3`},
+		{`{"id":"a","vectors":{"frames":[[1,2],[3,4],[5,6]]}}`, `vector 0 of the set has 2 values`},
+		{`{"id":"a","vectors":{"pos":[[1,2,3]]}}`, `"pos" is not a multi-vector modality`},
+		{`{"id":"a","vectors":{"frames":[]}}`, `wrong dimension`},
+		{`{"id":"a","vectors":{"frames":[[1,2,null]]}}`, `vector 0 of the set`},
+		{`{"id":"a","vectors":{"frames":[ [`, `x.jsonl:1`},
+		{`{"id":"a","vectors":{"frames":[ `, `x.jsonl:1`},
+	} {
+		_, err := ImportJSONL(ctx, db, strings.NewReader(c.line+"\n"), "x.jsonl", Options{})
+		require.Error(t, err, c.line)
+		assert.ErrorContains(t, err, c.want, c.line)
+	}
+	assert.Equal(t, 0, db.Count(), "nothing refused was stored")
+	// A flat list is a set too: its values laid end to end.
+	_, err := ImportJSONL(ctx, db, strings.NewReader(`{"id":"b","vectors":{"frames":[1,2,3,4,5,6]}}`+"\n"), "y.jsonl", Options{})
+	require.NoError(t, err)
+	got, err := db.Get(ctx, "b")
+	require.NoError(t, err)
+	assert.Equal(t, []float32{1, 2, 3, 4, 5, 6}, got.Vectors["frames"])
+}
+
+// FuzzDecodeRecord: any line decodes or fails with an error; a set that
+// decodes is a whole number of the modality's vectors.
+func FuzzDecodeRecord(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"a","attrs":{"k":1},"vectors":{"frames":[[1,2,3],[4,5,6]],"pos":[1,2,3]}}`,
+		`{"id":"a","vectors":{"frames":[ [1,2,3] ]}}`,
+		`{"id":"a","vectors":{"frames":[[1,2,3],[4,5]]}}`,
+		`{"id":"a","vectors":{"frames":[1,2,3]}}`,
+		`{"id":"a","vectors":null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	sets := map[string]int{"frames": 3}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		it, err := decodeRecord(line, false, sets)
+		if err != nil {
+			return
+		}
+		if v, ok := it.Vectors["frames"]; ok && bytes.Contains(line, []byte("[[")) && len(v)%3 != 0 {
+			t.Fatalf("a set of %d values for 3-d vectors from %q", len(v), line)
+		}
+	})
+}
