@@ -22,7 +22,8 @@ import (
 // each Put returns; the parent kills it with SIGKILL at a random moment,
 // reopens the database and checks that every acknowledged batch is there
 // bit for bit, findable through the index, and that Check passes. The
-// child checkpoints often, so kills land mid-checkpoint too.
+// child checkpoints often, so kills land mid-checkpoint too. Items carry
+// a multi-vector modality too (sets of 1 to 4 vectors).
 //
 // MMDB_CRASH_ITERS sets the number of kills (default 50).
 
@@ -35,6 +36,12 @@ const (
 var crashMods = []Modality{
 	{Name: "image", Dim: 16, Metric: Cosine, Space: "s"},
 	{Name: "audio", Dim: 4, Metric: L2, Space: "a"},
+	{Name: "frames", Dim: 4, Metric: Cosine, Space: "f", Multi: MaxSim},
+}
+
+// crashSet is the set of item i of batch b: 1 to 4 vectors of 4-d.
+func crashSet(batch, i, version int) []float32 {
+	return crashVec(batch, i, version, 4*(1+(batch+i+version)%4))
 }
 
 func crashVec(batch, i, version, dim int) []float32 {
@@ -54,11 +61,11 @@ func crashItems(b int) []Item {
 	items := make([]Item, 0, crashBatch+1)
 	for i := range crashBatch {
 		items = append(items, Item{ID: crashID(b, i), Attrs: map[string]any{"batch": b},
-			Vectors: map[string][]float32{"image": crashVec(b, i, 1, 16), "audio": crashVec(b, i, 1, 4)}})
+			Vectors: map[string][]float32{"image": crashVec(b, i, 1, 16), "audio": crashVec(b, i, 1, 4), "frames": crashSet(b, i, 1)}})
 	}
 	if b > 0 {
 		items = append(items, Item{ID: crashID(b-1, 0), Attrs: map[string]any{"batch": b - 1, "v": 2},
-			Vectors: map[string][]float32{"image": crashVec(b-1, 0, 2, 16), "audio": crashVec(b-1, 0, 2, 4)}})
+			Vectors: map[string][]float32{"image": crashVec(b-1, 0, 2, 16), "audio": crashVec(b-1, 0, 2, 4), "frames": crashSet(b-1, 0, 2)}})
 	}
 	return items
 }
@@ -161,7 +168,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 		// Every acknowledged batch is there, bit for bit.
-		img, aud := crashMods[0], crashMods[1]
+		img, aud, frames := crashMods[0], crashMods[1], crashMods[2]
 		for b := 0; b <= acked; b++ {
 			for i := range crashBatch {
 				got, err := db.Get(ctx, crashID(b, i))
@@ -176,7 +183,8 @@ func TestCrashRecovery(t *testing.T) {
 				for _, v := range versions {
 					wi, _ := img.Prepare(crashVec(b, i, v, 16))
 					wa, _ := aud.Prepare(crashVec(b, i, v, 4))
-					match = match || (bitsEqual(wi, got.Vectors["image"]) && bitsEqual(wa, got.Vectors["audio"]))
+					wf, _ := frames.Prepare(crashSet(b, i, v))
+					match = match || (bitsEqual(wi, got.Vectors["image"]) && bitsEqual(wa, got.Vectors["audio"]) && bitsEqual(wf, got.Vectors["frames"]))
 				}
 				require.True(t, match, "iteration %d: %s differs from what was acknowledged", it, crashID(b, i))
 			}
@@ -192,6 +200,11 @@ func TestCrashRecovery(t *testing.T) {
 				require.NoError(t, err)
 				require.Len(t, hits, 1)
 				require.Equal(t, crashID(b, i), hits[0].ID, "iteration %d", it)
+				set, _ := frames.Prepare(crashSet(b, i, 1))
+				hits, err = db.Search(ctx, Query{Target: "frames", Probes: []Probe{{Modality: "frames", Vector: set}}, K: 1})
+				require.NoError(t, err)
+				require.Len(t, hits, 1)
+				require.Equal(t, crashID(b, i), hits[0].ID, "iteration %d: a set finds its own item", it)
 			}
 		}
 		chk, err := db.Check(ctx)

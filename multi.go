@@ -5,6 +5,7 @@ import (
 
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/mmdb-go/mmdb/modality"
 )
 
@@ -66,9 +67,33 @@ func lateSteps(steps *[]Step, mi *hnsw.Multi, st hnsw.MultiStats, kept int, exac
 		Step{Name: fmt.Sprintf("late interaction 2/2: %v of each candidate's whole set, kept", mi.Aggregation()), Took: st.Rescore, Rows: kept})
 }
 
-// lateWhy says how a set target is searched, for EXPLAIN.
+// lateWhy says how a set target is scored, for EXPLAIN.
 func lateWhy(tm Modality, probeVectors int) string {
-	return fmt.Sprintf("; %s holds sets, scored by %v late interaction: each of the probe's %d vector(s) finds candidates in the graph, then each candidate's whole set is scored exactly", tm.Name, tm.Multi, probeVectors)
+	return fmt.Sprintf("; %s holds sets, scored by %v late interaction of the probe's %d vector(s) with each item's whole set (through the graph: each probe vector's neighbours are the candidates)", tm.Name, tm.Multi, probeVectors)
+}
+
+// checkSetDim refuses a statement's set of vectors ([[...], [...]]) whose
+// vectors are not of the probe modality's dimension: laid end to end they
+// could otherwise pass as vectors of another length.
+func (db *DB) checkSetDim(p query.StmtProbe) error {
+	if p.SetDim == 0 {
+		return nil
+	}
+	s, err := db.state()
+	if err != nil {
+		return err
+	}
+	m, _, err := s.modality(p.Modality)
+	if err != nil {
+		return fmt.Errorf("mmdb: probe: %w", err)
+	}
+	if p.SetDim != m.Dim {
+		return fmt.Errorf("mmdb: probe of modality %q: %w: a set of %d-d vectors, the modality's are %d-d", p.Modality, ErrDimension, p.SetDim, m.Dim)
+	}
+	if !m.IsMulti() && len(p.Vector) != m.Dim {
+		return fmt.Errorf("mmdb: probe of modality %q: %w: a set of %d vectors, and %s holds one vector an item (probe a multi-vector modality of its space with a set)", p.Modality, ErrInvalidQuery, len(p.Vector)/p.SetDim, m.Name)
+	}
+	return nil
 }
 
 // refuseMulti is the error of an operation that works on one vector an

@@ -283,3 +283,32 @@ func TestMultiVectorSurvivesReopenAndReplay(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, ids(want)[:5], ids(graph)[:5])
 }
+
+func TestMultiVectorStatements(t *testing.T) {
+	db, _, items := multiDB(t, 50)
+	set := tokMod.Split(items[9].Vectors["tokens"])
+	lit := func(vs [][]float32) string {
+		var parts []string
+		for _, v := range vs {
+			var nums []string
+			for _, x := range v {
+				nums = append(nums, fmt.Sprint(x))
+			}
+			parts = append(parts, "["+strings.Join(nums, ", ")+"]")
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	}
+	res, err := db.Query(ctx, "SEARCH tokens NEAR tokens "+lit(set)+" LIMIT 3 EXACT")
+	require.NoError(t, err)
+	require.NotEmpty(t, res.Hits)
+	assert.Equal(t, "doc-009", res.Hits[0].ID)
+	assert.InDelta(t, 1, res.Hits[0].Score, 1e-5)
+
+	_, err = db.Query(ctx, "SEARCH tokens NEAR tokens [[1, 2, 3], [4, 5, 6], [1, 1, 1], [2, 2, 2]]")
+	assert.ErrorIs(t, err, ErrDimension, "3-d vectors for a 6-d modality, though 12 values make two 6-d ones")
+	_, err = db.Query(ctx, "SEARCH tokens NEAR query "+lit(set[:2]))
+	assert.ErrorIs(t, err, ErrInvalidQuery, "a set for a single-vector probe modality")
+	res, err = db.Query(ctx, "SEARCH tokens NEAR query "+lit(set[:1])+" LIMIT 2")
+	require.NoError(t, err, "a set of one is one vector")
+	assert.Len(t, res.Hits, 2)
+}

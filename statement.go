@@ -186,6 +186,9 @@ func (db *DB) querySearch(ctx context.Context, st *query.Statement) (*Result, er
 		q.Filter = st.Filter
 	}
 	for _, p := range st.Probes {
+		if err := db.checkSetDim(p); err != nil {
+			return nil, err
+		}
 		q.Probes = append(q.Probes, Probe{Modality: p.Modality, ItemID: p.ItemID, Vector: p.Vector, File: p.File, Text: p.Text, Weight: p.Weight})
 	}
 	if !st.Explain {

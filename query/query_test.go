@@ -208,7 +208,7 @@ func TestParseStatement(t *testing.T) {
 }
 
 func FuzzParseStatement(f *testing.F) {
-	for _, s := range []string{"SEARCH image NEAR text OF 'a' WHERE y > 1 LIMIT 3", "EXPLAIN SEARCH a, b NEAR c [1, 2] WEIGHT 2 FUSE early", "DELETE 'x', 'y'", "COUNT WHERE NOT EXISTS z"} {
+	for _, s := range []string{"SEARCH image NEAR text OF 'a' WHERE y > 1 LIMIT 3", "EXPLAIN SEARCH a, b NEAR c [1, 2] WEIGHT 2 FUSE early", "SEARCH t NEAR t [[1, 2], [3, 4]] LIMIT 2", "DELETE 'x', 'y'", "COUNT WHERE NOT EXISTS z"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

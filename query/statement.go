@@ -88,6 +88,10 @@ type StmtProbe struct {
 	Modality string
 	ItemID   string
 	Vector   []float32
+	// SetDim is, for a set of vectors written as a list of lists
+	// ([[...], [...]]), the length of each; Vector holds them laid end to
+	// end. 0 for one vector.
+	SetDim int
 	// File is a media file to encode (FILE '<path>'); Text a sentence
 	// ('<text>').
 	File   string
@@ -324,22 +328,8 @@ func (p *parser) parseSearch(st *Statement) error {
 				return err
 			}
 		case p.peek().kind == tLBracket:
-			p.next()
-			for {
-				f, err := p.parseFloat("a number")
-				if err != nil {
-					return err
-				}
-				pr.Vector = append(pr.Vector, float32(f))
-				if p.peek().kind == tComma {
-					p.next()
-					continue
-				}
-				if p.peek().kind != tRBracket {
-					return p.fail("',' or ']'")
-				}
-				p.next()
-				break
+			if pr.Vector, pr.SetDim, err = p.parseVectors(); err != nil {
+				return err
 			}
 		case p.acceptWord("FILE"):
 			if pr.File, err = p.parseString("a file path in quotes after FILE"); err != nil {
@@ -476,4 +466,60 @@ func (p *parser) parseBound(op, want string) (float64, error) {
 	}
 	p.next()
 	return p.parseFloat(want)
+}
+
+// parseVectors reads a vector [x, ...] or a set of them [[x, ...], ...],
+// laid end to end, with the length of each vector of a set.
+func (p *parser) parseVectors() (v []float32, setDim int, err error) {
+	p.next() // [
+	if p.peek().kind != tLBracket {
+		v, err = p.parseNumbers()
+		return v, 0, err
+	}
+	for {
+		p.next() // [
+		one, err := p.parseNumbers()
+		if err != nil {
+			return nil, 0, err
+		}
+		if setDim == 0 {
+			setDim = len(one)
+		} else if len(one) != setDim {
+			return nil, 0, fmt.Errorf("%w: vector %d of the set has %d values, the first %d", ErrSyntax, len(v)/setDim, len(one), setDim)
+		}
+		v = append(v, one...)
+		switch p.peek().kind {
+		case tComma:
+			p.next()
+			if p.peek().kind != tLBracket {
+				return nil, 0, p.fail("'[' (the next vector of the set)")
+			}
+			continue
+		case tRBracket:
+			p.next()
+			return v, setDim, nil
+		}
+		return nil, 0, p.fail("',' or ']'")
+	}
+}
+
+// parseNumbers reads numbers up to and including the closing ']'.
+func (p *parser) parseNumbers() ([]float32, error) {
+	var v []float32
+	for {
+		f, err := p.parseFloat("a number")
+		if err != nil {
+			return nil, err
+		}
+		v = append(v, float32(f))
+		if p.peek().kind == tComma {
+			p.next()
+			continue
+		}
+		if p.peek().kind != tRBracket {
+			return nil, p.fail("',' or ']'")
+		}
+		p.next()
+		return v, nil
+	}
 }

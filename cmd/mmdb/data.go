@@ -372,7 +372,7 @@ func statsText(st mmdb.Stats) string {
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "modality\tdim\tmetric\tspace\tvectors\tencoder")
 	for _, m := range st.Modalities {
-		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%d\t%s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), m.Vectors, encoderName(m.Encoder))
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%d\t%s%s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), m.Vectors, encoderName(m.Encoder), setNote(m.Modality))
 	}
 	tw.Flush()
 	if len(st.Attributes) > 0 {
@@ -385,4 +385,12 @@ func statsText(st mmdb.Stats) string {
 		fmt.Fprintf(&b, "calibration: %s -> %s\n", c[0], c[1])
 	}
 	return b.String()
+}
+
+// setNote marks a multi-vector modality in listings.
+func setNote(m mmdb.Modality) string {
+	if !m.IsMulti() {
+		return ""
+	}
+	return fmt.Sprintf(" (sets, %v)", m.Multi)
 }

@@ -62,10 +62,14 @@ func defineCmd() *cobra.Command {
 			"--url, --model and --input (text or image), with --dim the model's dimension and\n"+
 			"--key-env the environment variable that holds its API key, if it needs one (keys are never\n"+
 			"stored). Without --encoder, vectors are given by the caller and --dim is required.\n"+
-			"Modalities that share --space are compared directly.",
+			"Modalities that share --space are compared directly. --multi maxsim (or maxpair) makes a\n"+
+			"multi-vector modality: an item holds a set of up to 256 DIM-d vectors (tokens, patches,\n"+
+			"segments), scored by late interaction; with --encoder mfcc its vectors are the recording's\n"+
+			"segments of time, 12-d each.",
 		"mmdb define media.mmdb audio --encoder mfcc\n"+
 			"  mmdb define media.mmdb caption --encoder openai --url http://localhost:7997 --model openai/clip-vit-base-patch32 --input text --dim 512 --space clip\n"+
-			"  mmdb define media.mmdb photo 512 cosine clip", -1)
+			"  mmdb define media.mmdb photo 512 cosine clip\n"+
+			"  mmdb define media.mmdb tokens 128 cosine colbert --multi maxsim", -1)
 	kind := c.Flags().String("encoder", "", "mfcc, image or openai; empty: vectors given by callers")
 	dim := c.Flags().Int("dim", 0, "the vector dimension (the built-in encoders' own by default)")
 	metric := c.Flags().String("metric", "cosine", "cosine, dot or l2")
@@ -74,6 +78,7 @@ func defineCmd() *cobra.Command {
 	model := c.Flags().String("model", "", "openai: the model name")
 	input := c.Flags().String("input", "text", "openai: what the model embeds, text or image")
 	keyEnv := c.Flags().String("key-env", "", "openai: the environment variable holding the API key")
+	multi := c.Flags().String("multi", "", "maxsim or maxpair: a set of vectors an item, scored by late interaction")
 	asJSON := jsonFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if len(args) < 2 || len(args) > 5 {
@@ -96,7 +101,11 @@ func defineCmd() *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("%w: %v", errUsage, err)
 		}
-		m := mmdb.Modality{Name: args[1], Dim: *dim, Metric: met, Space: *space}
+		agg, err := modality.ParseMulti(strings.ToLower(*multi))
+		if err != nil {
+			return fmt.Errorf("%w: --multi: %v", errUsage, err)
+		}
+		m := mmdb.Modality{Name: args[1], Dim: *dim, Metric: met, Space: *space, Multi: agg}
 		switch k := encoder.Kind(*kind); k {
 		case "":
 		case encoder.KindMFCC, encoder.KindImage:
@@ -135,7 +144,7 @@ func defineCmd() *cobra.Command {
 				m = d
 			}
 		}
-		return report(c.OutOrStdout(), *asJSON, m, fmt.Sprintf("defined %s: %d-d %v in space %q, encoder %s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), encoderName(m.Encoder)))
+		return report(c.OutOrStdout(), *asJSON, m, fmt.Sprintf("defined %s: %d-d %v in space %q, encoder %s%s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), encoderName(m.Encoder), setNote(m)))
 	}
 	return c
 }

@@ -382,7 +382,8 @@ Dot-commands:
   .help                      this text
   .schema                    modalities and attributes
   .stats                     counts, file size, alignments
-  .define NAME DIM METRIC [SPACE]   add a modality (metric: cosine, dot or l2)
+  .define NAME DIM METRIC [SPACE [MULTI]]   add a modality (metric: cosine, dot or l2;
+                                    MULTI maxsim or maxpair: a set of vectors an item)
   .mode table|json|csv       how results print
   .timer on|off              print each statement's run time
   .explain on|off            run SEARCH statements as EXPLAIN ANALYZE
@@ -425,7 +426,11 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 			return err
 		}
 		for _, m := range st.Modalities {
-			fmt.Fprintf(sh.out, ".define %s %d %v %s\n", m.Name, m.Dim, m.Metric, m.SpaceName())
+			multi := ""
+			if m.IsMulti() {
+				multi = " " + m.Multi.String()
+			}
+			fmt.Fprintf(sh.out, ".define %s %d %v %s%s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), multi)
 			if m.Encoder != nil {
 				fmt.Fprintf(sh.out, "-- %s encoder: %s\n", m.Name, m.Encoder)
 			}
@@ -440,8 +445,8 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		}
 		fmt.Fprint(sh.out, statsText(st))
 	case ".define":
-		if len(f) < 4 || len(f) > 5 {
-			return errors.New(".define NAME DIM METRIC [SPACE]")
+		if len(f) < 4 || len(f) > 6 {
+			return errors.New(".define NAME DIM METRIC [SPACE [maxsim|maxpair]]")
 		}
 		dim, err := strconv.Atoi(f[2])
 		if err != nil {
@@ -451,7 +456,11 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		if err != nil {
 			return err
 		}
-		return sh.db.DefineModality(mmdb.Modality{Name: f[1], Dim: dim, Metric: metric, Space: arg(4)})
+		agg, err := modality.ParseMulti(strings.ToLower(arg(5)))
+		if err != nil {
+			return err
+		}
+		return sh.db.DefineModality(mmdb.Modality{Name: f[1], Dim: dim, Metric: metric, Space: arg(4), Multi: agg})
 	case ".mode":
 		if !validMode(arg(1)) {
 			return errors.New(".mode wants table, json or csv")
