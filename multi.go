@@ -5,8 +5,8 @@ import (
 
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
-	"github.com/mmdb-go/mmdb/query"
 	"github.com/mmdb-go/mmdb/modality"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 // Multi-vector modalities (Modality.Multi) hold a set of vectors an item,
