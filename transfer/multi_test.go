@@ -98,3 +98,27 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func TestImportNPYSets(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, setMod, posMod)
+	// Two items, sets of two 3-d vectors each: shape (2, 2, 3).
+	data := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
+	f := npyFile(t, "<f4", []int{2, 2, 3}, data)
+	rep, err := ImportNPY(ctx, db, bytes.NewReader(f), "sets.npy", "frames", []string{"a", "b"}, Options{})
+	require.NoError(t, err)
+	assert.Equal(t, 2, rep.Imported)
+	got, err := db.Get(ctx, "b")
+	require.NoError(t, err)
+	assert.Equal(t, []float32{7, 8, 9, 10, 11, 12}, got.Vectors["frames"])
+	// A 2-D file gives sets of one; a stack for a single-vector modality
+	// still needs an index; vectors of another length are refused.
+	_, err = ImportNPY(ctx, db, bytes.NewReader(npyFile(t, "<f4", []int{1, 3}, data[:3])), "one.npy", "frames", []string{"c"}, Options{})
+	require.NoError(t, err)
+	_, err = ImportNPY(ctx, db, bytes.NewReader(f), "sets.npy", "pos", nil, Options{})
+	assert.ErrorContains(t, err, "give the index of one")
+	_, err = ImportNPY(ctx, db, bytes.NewReader(npyFile(t, "<f4", []int{1, 3, 4}, data)), "bad.npy", "frames", nil, Options{})
+	assert.ErrorIs(t, err, mmdb.ErrDimension)
+	_, err = ImportNPY(ctx, db, bytes.NewReader(npyFile(t, "<f4", []int{2, 0, 3}, nil)), "empty.npy", "frames", nil, Options{})
+	assert.ErrorIs(t, err, ErrBadRecord)
+}

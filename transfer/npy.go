@@ -40,7 +40,8 @@ func ReadIDs(r io.Reader, name string) ([]string, error) {
 }
 
 // ImportNPY stores the rows of a 2-D float32 or float64 .npy matrix as
-// vectors of one modality. Row i goes to item ids[i], or to item "i" (the
+// vectors of one modality; for a multi-vector modality a 3-D array (N, S,
+// D) stores its [i, :, :] as item i's set of S vectors. Row i goes to item ids[i], or to item "i" (the
 // row number) when ids is nil. An item that already exists keeps its
 // attributes and other vectors: the row is added to it.
 func ImportNPY(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality string, ids []string, o Options) (Report, error) {
@@ -67,10 +68,21 @@ func ImportNPYWith(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality
 	if err != nil {
 		return rep, fmt.Errorf("%w: %s: %w", ErrBadRecord, name, err)
 	}
+	// A 3-D file (N, S, D) without an index, for a multi-vector
+	// modality: item i's set is its S vectors [i, :, :].
+	set := 1
+	if len(a.Shape) == 3 && no.Index < 0 && slices.ContainsFunc(db.Modalities(), func(m mmdb.Modality) bool { return m.Name == modality && m.IsMulti() }) {
+		set = a.Shape[1]
+		a.Shape = []int{a.Shape[0] * a.Shape[1], a.Shape[2]}
+		if set < 1 || set > mmdb.MaxSet {
+			return rep, fmt.Errorf("%w: %s: sets of %d vectors (1 to %d)", ErrBadRecord, name, set, mmdb.MaxSet)
+		}
+	}
 	data, rows, dim, err := npyMatrix(a, name, no.Index)
 	if err != nil {
 		return rep, err
 	}
+	rows /= set
 	if d := no.Define; d != nil && !slices.ContainsFunc(db.Modalities(), func(m mmdb.Modality) bool { return m.Name == modality }) {
 		def := *d
 		def.Name = modality
@@ -122,7 +134,7 @@ func ImportNPYWith(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality
 		if ids != nil {
 			id = ids[i]
 		}
-		vec := data[i*dim : (i+1)*dim : (i+1)*dim]
+		vec := data[i*dim*set : (i+1)*dim*set : (i+1)*dim*set]
 		batch = append(batch, mmdb.Item{ID: id, Vectors: map[string][]float32{modality: vec}})
 		if len(batch) >= o.batch() {
 			if err := flush(); err != nil {
