@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
@@ -44,14 +45,19 @@ func multiRoute(route Route, pm, tm Modality) error {
 }
 
 // multiFusion refuses the fusions that combine probe vectors or score
-// them one by one against a target's single vectors.
+// them one by one against a target's single vectors, and negative
+// examples (which need one of those). The planner asks before it checks
+// negatives itself, so the error a user gets names what sets cannot do.
 func multiFusion(p *planned) error {
 	if !p.tm.IsMulti() {
 		return nil
 	}
-	switch p.plan.Fusion {
-	case fusion.Early, fusion.BestScore:
-		return fmt.Errorf("%w: %s fusion combines single vectors, and %s holds sets: fuse by rrf, rsf or dbsf (each probe searched by late interaction)", ErrInvalidQuery, p.plan.Fusion, p.tm.Name)
+	negative := slices.ContainsFunc(p.plan.Probes, func(pp ProbePlan) bool { return pp.Weight < 0 })
+	switch {
+	case negative:
+		return fmt.Errorf("%w: negative weights (examples to move away from) need early or best_score fusion, which combine single vectors, and %s holds sets: late interaction has no set to subtract", ErrInvalidQuery, p.tm.Name)
+	case p.plan.Fusion == fusion.Early, p.plan.Fusion == fusion.BestScore:
+		return fmt.Errorf("%w: %s fusion combines single vectors, and %s holds sets: fuse by rrf, weighted or dbsf (each probe searched by late interaction)", ErrInvalidQuery, p.plan.Fusion, p.tm.Name)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
@@ -21,6 +22,7 @@ var (
 	tokMod    = Modality{Name: "tokens", Dim: 6, Metric: Cosine, Space: "colbert", Multi: MaxSim}
 	photosMod = Modality{Name: "photos", Dim: 6, Metric: L2, Space: "shots", Multi: MaxPair}
 	queryMod  = Modality{Name: "query", Dim: 6, Metric: Cosine, Space: "colbert"}
+	clipsMod  = Modality{Name: "clips", Dim: 6, Metric: L2, Space: "shots", Multi: MaxSim}
 )
 
 // randSet draws a set of 1..most vectors of dimension dim, laid end to end.
@@ -79,12 +81,12 @@ func maxSimRef(m Modality, probe, set []float32) float64 {
 }
 
 func multiDB(t *testing.T, n int) (*DB, string, []Item) {
-	db, path := openTest(t, tokMod, photosMod, queryMod)
+	db, path := openTest(t, tokMod, photosMod, queryMod, clipsMod)
 	r := rand.New(rand.NewPCG(5, 5))
 	items := make([]Item, n)
 	for i := range items {
 		items[i] = Item{ID: fmt.Sprintf("doc-%03d", i), Attrs: map[string]any{"even": i%2 == 0},
-			Vectors: map[string][]float32{"tokens": randSet(r, 5, 6), "photos": randSet(r, 3, 6), "query": randVec(r, 6)}}
+			Vectors: map[string][]float32{"tokens": randSet(r, 5, 6), "photos": randSet(r, 3, 6), "query": randVec(r, 6), "clips": randSet(r, 4, 6)}}
 	}
 	require.NoError(t, db.Put(ctx, items...))
 	return db, path, items
@@ -111,11 +113,9 @@ func TestMultiVectorSearchIsLateInteraction(t *testing.T) {
 		{"tokens", "query", randVec(r, 6), nil}, // a single vector of the space: a set of one
 		{"tokens", "tokens", randSet(r, 4, 6), query.MustParse("even = true")},
 		{"photos", "photos", randSet(r, 3, 6), nil},
+		{"clips", "clips", randSet(r, 3, 6), nil}, // L2 MaxSim: the mean Euclidean distance
 	} {
-		m := tokMod
-		if c.target == "photos" {
-			m = photosMod
-		}
+		m := map[string]Modality{"tokens": tokMod, "photos": photosMod, "clips": clipsMod}[c.target]
 		type ref struct {
 			id    string
 			score float64
@@ -190,6 +190,13 @@ func TestMultiVectorRefusals(t *testing.T) {
 		}},
 		{"early fusion into sets", ErrInvalidQuery, func() error {
 			_, err := db.Search(ctx, Query{Target: "tokens", K: 3, Fuse: fusion.Early, Probes: []Probe{{Modality: "tokens", Vector: set}, {Modality: "query", Vector: randVec(r, 6)}}})
+			return err
+		}},
+		{"a negative example against sets", ErrInvalidQuery, func() error {
+			_, err := db.Search(ctx, Query{Target: "tokens", K: 3, Fuse: fusion.RRF, Probes: []Probe{{Modality: "tokens", Vector: set}, {Modality: "query", Vector: randVec(r, 6), Weight: -1}}})
+			if err != nil && !strings.Contains(err.Error(), "holds sets") {
+				return fmt.Errorf("the error does not say why sets cannot: %w", err)
+			}
 			return err
 		}},
 		{"align", ErrInvalidQuery, func() error {
@@ -286,7 +293,9 @@ func TestMultiVectorSurvivesReopenAndReplay(t *testing.T) {
 
 func TestMultiVectorStatements(t *testing.T) {
 	db, _, items := multiDB(t, 50)
-	set := tokMod.Split(items[9].Vectors["tokens"])
+	at := slices.IndexFunc(items, func(it Item) bool { return len(it.Vectors["tokens"]) >= 2*tokMod.Dim })
+	require.GreaterOrEqual(t, at, 0)
+	set := tokMod.Split(items[at].Vectors["tokens"])
 	lit := func(vs [][]float32) string {
 		var parts []string
 		for _, v := range vs {
@@ -301,7 +310,7 @@ func TestMultiVectorStatements(t *testing.T) {
 	res, err := db.Query(ctx, "SEARCH tokens NEAR tokens "+lit(set)+" LIMIT 3 EXACT")
 	require.NoError(t, err)
 	require.NotEmpty(t, res.Hits)
-	assert.Equal(t, "doc-009", res.Hits[0].ID)
+	assert.Equal(t, items[at].ID, res.Hits[0].ID)
 	assert.InDelta(t, 1, res.Hits[0].Score, 1e-5)
 
 	_, err = db.Query(ctx, "SEARCH tokens NEAR tokens [[1, 2, 3], [4, 5, 6], [1, 1, 1], [2, 2, 2]]")
@@ -311,4 +320,61 @@ func TestMultiVectorStatements(t *testing.T) {
 	res, err = db.Query(ctx, "SEARCH tokens NEAR query "+lit(set[:1])+" LIMIT 2")
 	require.NoError(t, err, "a set of one is one vector")
 	assert.Len(t, res.Hits, 2)
+}
+
+func TestMultiVectorFusedAndPaged(t *testing.T) {
+	db, _, items := multiDB(t, 120)
+	r := rand.New(rand.NewPCG(9, 9))
+	a, b := randSet(r, 3, 6), randVec(r, 6)
+	one := func(p Probe) []Hit {
+		hits, err := db.Search(ctx, Query{Target: "tokens", K: 40, Exact: true, Probes: []Probe{p}})
+		require.NoError(t, err)
+		return hits
+	}
+	ha, hb := one(Probe{Modality: "tokens", Vector: a}), one(Probe{Modality: "query", Vector: b})
+	// RRF of the two exact lists, by hand (k = 60, as fusion.RRF).
+	score := map[string]float64{}
+	for _, hs := range [][]Hit{ha, hb} {
+		for i, h := range hs {
+			score[h.ID] += 1 / float64(60+i+1)
+		}
+	}
+	fused, err := db.Search(ctx, Query{Target: "tokens", K: 5, Exact: true, Fuse: fusion.RRF,
+		Probes: []Probe{{Modality: "tokens", Vector: a}, {Modality: "query", Vector: b}}})
+	require.NoError(t, err)
+	require.Len(t, fused, 5)
+	for i := 1; i < len(fused); i++ {
+		assert.GreaterOrEqual(t, score[fused[i-1].ID], score[fused[i].ID], "fused by RRF of the late-interaction lists")
+	}
+	// Pages of an exact set search neither repeat nor miss a hit.
+	var paged []string
+	for off := 0; off < 30; off += 10 {
+		hits, err := db.Search(ctx, Query{Target: "tokens", K: 10, Offset: off, Exact: true, Probes: []Probe{{Modality: "tokens", Vector: a}}})
+		require.NoError(t, err)
+		paged = append(paged, ids(hits)...)
+	}
+	assert.Equal(t, ids(ha)[:30], paged)
+	// A score bound keeps what late interaction scores above it.
+	bound := float32(ha[7].Score)
+	hits, err := db.Search(ctx, Query{Target: "tokens", K: 40, MinScore: &bound, Probes: []Probe{{Modality: "tokens", Vector: a}}, Exact: true})
+	require.NoError(t, err)
+	assert.Equal(t, ids(ha)[:8], ids(hits))
+	_ = items
+}
+
+func TestMultiVectorUsesTheConfiguredEf(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ef.mmdb")
+	db, err := Open(path, &Options{NoSync: true, Index: hnsw.Config{EfSearch: 300}, ExactCutoff: 1})
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.DefineModality(tokMod))
+	r := rand.New(rand.NewPCG(10, 10))
+	var items []Item
+	for i := range 300 {
+		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"tokens": randSet(r, 2, 6)}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	plan, err := db.Explain(ctx, Query{Target: "tokens", K: 5, Probes: []Probe{{Modality: "tokens", Vector: randVec(r, 6)}}})
+	require.NoError(t, err)
+	assert.Equal(t, 300, plan.Ef, "Options.Index.EfSearch reaches a multi-vector target")
 }

@@ -426,6 +426,9 @@ func routeWhy(route Route, pm, tm Modality, a *Alignment, shared *roaring.Bitmap
 
 // planFusion sets how several probes' lists merge, and how deep each is.
 func planFusion(p *planned, q Query) error {
+	if err := multiFusion(p); err != nil {
+		return err
+	}
 	if err := planNegatives(p, q); err != nil {
 		return err
 	}
@@ -520,7 +523,7 @@ func anyPivot(ps []ProbePlan) bool {
 }
 
 func hnswEf(idx hnsw.Index) int {
-	if h, ok := idx.(*hnsw.HNSW); ok {
+	if h, ok := idx.(interface{ Config() hnsw.Config }); ok {
 		return h.Config().EfSearch
 	}
 	return hnsw.DefaultEfSearch

@@ -63,6 +63,9 @@ func (m *Multi) Dim() int { return m.dim }
 // Metric implements Index.
 func (m *Multi) Metric() modality.Metric { return m.graph().metric }
 
+// Config returns the graph's configuration with defaults filled in.
+func (m *Multi) Config() Config { return m.graph().cfg }
+
 // Aggregation says how sets are scored.
 func (m *Multi) Aggregation() modality.Multi { return m.agg }
 
@@ -95,12 +98,26 @@ func (m *Multi) count(n int) int {
 	return n / m.dim
 }
 
+// noOwner marks a key no set holds: handed out to an Add still
+// inserting its vectors, or replaced and not yet freed. (So ID
+// math.MaxUint32 cannot own a set.)
+const noOwner = math.MaxUint32
+
 // Add implements Index: vec is the set's vectors laid end to end, and
 // replaces any set id had.
+//
+// A reader sees the old set or the new one, never a blend: the new
+// vectors go into the graph under keys no set holds yet, then the set
+// switches to them in one step under mu, and only then do the old keys
+// leave the graph and become free. Readers that score sets hold mu shared
+// throughout, so no key they read is switched or reused under them.
 func (m *Multi) Add(id uint32, vec []float32) error {
 	n := m.count(len(vec))
-	if n == 0 {
+	switch {
+	case n == 0:
 		return fmt.Errorf("%w: %d values is not a set of 1 to %d %d-d vectors", ErrDimension, len(vec), modality.MaxSet, m.dim)
+	case id == noOwner:
+		return fmt.Errorf("hnsw: ID %d is reserved in a set index", id)
 	}
 	l := &m.idMu[id%uint32(len(m.idMu))]
 	l.Lock()
@@ -110,11 +127,10 @@ func (m *Multi) Add(id uint32, vec []float32) error {
 
 	m.mu.Lock()
 	g := m.g
-	if len(m.free) < n && len(m.owner)+n-len(m.free) > int(noNode) {
+	if len(m.free) < n && len(m.owner)+n-len(m.free) >= int(noOwner) {
 		m.mu.Unlock()
-		return fmt.Errorf("hnsw: a set index holds at most %d vectors", noNode)
+		return fmt.Errorf("hnsw: a set index holds at most %d vectors", noOwner-1)
 	}
-	old := m.keys[id]
 	keys := make([]uint32, n)
 	for j := range keys {
 		if f := len(m.free); f > 0 {
@@ -122,26 +138,36 @@ func (m *Multi) Add(id uint32, vec []float32) error {
 			m.free = m.free[:f-1]
 		} else {
 			keys[j] = uint32(len(m.owner))
-			m.owner = append(m.owner, 0)
+			m.owner = append(m.owner, noOwner)
 		}
-		m.owner[keys[j]] = id
+		m.owner[keys[j]] = noOwner
 	}
-	m.keys[id] = keys
-	m.nodes += n - len(old)
 	m.mu.Unlock()
 
 	for j, k := range keys {
 		if err := g.Add(k, vec[j*m.dim:(j+1)*m.dim]); err != nil {
+			m.release(g, keys)
 			return err
 		}
 	}
+	m.mu.Lock()
+	old := m.keys[id]
+	for _, k := range old {
+		m.owner[k] = noOwner
+	}
+	for _, k := range keys {
+		m.owner[k] = id
+	}
+	m.keys[id] = keys
+	m.nodes += n - len(old)
+	m.mu.Unlock()
 	m.release(g, old)
 	return nil
 }
 
-// release takes a replaced or deleted set's keys out of the graph, then
-// makes them free for reuse (in that order: a key reused before its node
-// left would have its new node deleted).
+// release takes keys no set holds out of the graph, then makes them free
+// for reuse (in that order: a key reused before its node left would have
+// its new node deleted).
 func (m *Multi) release(g *HNSW, keys []uint32) {
 	if len(keys) == 0 {
 		return
@@ -169,6 +195,9 @@ func (m *Multi) Delete(id uint32) bool {
 	if ok {
 		delete(m.keys, id)
 		m.nodes -= len(old)
+		for _, k := range old {
+			m.owner[k] = noOwner
+		}
 	}
 	m.mu.Unlock()
 	m.release(g, old)
@@ -178,16 +207,16 @@ func (m *Multi) Delete(id uint32) bool {
 // Vector implements Index: id's set, laid end to end.
 func (m *Multi) Vector(id uint32) ([]float32, bool) {
 	m.mu.RLock()
-	g, keys := m.g, m.keys[id]
-	m.mu.RUnlock()
+	defer m.mu.RUnlock()
+	keys := m.keys[id]
 	if keys == nil {
 		return nil, false
 	}
 	out := make([]float32, 0, len(keys)*m.dim)
 	for _, k := range keys {
-		v, ok := g.Vector(k)
+		v, ok := m.g.Vector(k)
 		if !ok {
-			return nil, false // replaced while it was read
+			return nil, false // a set's keys are in the graph while it holds them
 		}
 		out = append(out, v...)
 	}
@@ -207,28 +236,45 @@ func (m *Multi) Search(q []float32, k int, opts SearchOptions) []Result {
 	return res
 }
 
+// scanBudget bounds the per-set closest distances the one-pass exact scan
+// keeps (sets x query vectors, 64 MiB of float32); past it the scan
+// scores set by set, in constant memory.
+const scanBudget = 1 << 24
+
 // SearchStats is Search, with what it did. With opts.Exact every set (or
 // every allowed one) is scored; otherwise each query vector's Ef nearest
 // vectors in the graph name the candidates, which are then scored exactly.
+// A walk that names fewer than k sets is widened (ef x4, three times at
+// most), then replaced by the exact scan, so a search returns min(k,
+// allowed sets) results: sets of many close vectors (a document's tokens)
+// can fill one query vector's ef nearest with a few sets.
 func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, MultiStats) {
 	nq := m.count(len(q))
 	st := MultiStats{QueryVectors: nq}
 	if k <= 0 || nq == 0 {
 		return nil, st
 	}
-	g := m.graph()
 	start := time.Now()
-	var cands []uint32
-	if opts.Exact && (opts.Allow == nil || opts.Allow.GetCardinality()*4 > uint64(m.Len())) {
-		// Most sets: one pass over the graph's vectors in slot order.
-		res, n := m.scan(g, q, nq, k, opts.Allow)
-		st.Candidates, st.Rescore = n, time.Since(start)
-		return res, st
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	g, sets := m.g, len(m.keys)
+	if opts.Allow != nil {
+		sets = min(sets, int(opts.Allow.GetCardinality()))
 	}
-	if opts.Exact {
+	var cands []uint32
+	if !opts.Exact {
+		cands = m.candidates(q, nq, k, sets, opts)
+	}
+	if cands == nil {
+		if opts.Allow == nil || opts.Allow.GetCardinality()*4 > uint64(len(m.keys)) {
+			if len(m.keys)*nq <= scanBudget {
+				// Most sets: one pass over the graph's vectors in slot order.
+				res, n := m.scan(q, nq, k, opts.Allow)
+				st.Candidates, st.Rescore = n, time.Since(start)
+				return res, st
+			}
+		}
 		cands = m.owners(opts.Allow)
-	} else {
-		cands = m.candidates(g, q, nq, k, opts)
 	}
 	st.Walk = time.Since(start)
 	st.Candidates = len(cands)
@@ -239,10 +285,8 @@ func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, M
 }
 
 // owners lists the IDs with a set (those allow holds, if it is not nil),
-// in order.
+// in order (mu held shared).
 func (m *Multi) owners(allow *roaring.Bitmap) []uint32 {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	var out []uint32
 	if allow != nil && allow.GetCardinality() < uint64(len(m.keys)) {
 		out = make([]uint32, 0, allow.GetCardinality())
@@ -264,45 +308,51 @@ func (m *Multi) owners(allow *roaring.Bitmap) []uint32 {
 	return out
 }
 
-// candidates is the first stage of a graph search: the owners of each
-// query vector's nearest keys, distinct, in order.
-func (m *Multi) candidates(g *HNSW, q []float32, nq, k int, opts SearchOptions) []uint32 {
+// candidates is the first stage of a graph search (mu held shared): the
+// owners of each query vector's nearest keys, distinct, in order; nil
+// when even a widened walk names fewer than min(k, sets), and the caller
+// scores every set instead.
+func (m *Multi) candidates(q []float32, nq, k, sets int, opts SearchOptions) []uint32 {
+	g := m.g
 	ef := opts.Ef
 	if ef <= 0 {
 		ef = g.cfg.EfSearch
 	}
 	ef = max(ef, k)
-	sub := SearchOptions{Ef: ef}
+	sub := SearchOptions{}
 	if opts.Allow != nil {
 		if sub.Allow = m.keysOf(opts.Allow); sub.Allow.IsEmpty() {
-			return nil
+			return []uint32{}
 		}
 	}
-	found := make([][]Result, nq)
-	total := 0
-	for i := range nq {
-		found[i] = g.Search(q[i*m.dim:(i+1)*m.dim], ef, sub)
-		total += len(found[i])
-	}
-	out := make([]uint32, 0, total)
-	m.mu.RLock()
-	for _, res := range found {
-		for _, r := range res {
-			if int(r.ID) < len(m.owner) {
-				out = append(out, m.owner[r.ID])
+	want := min(k, sets)
+	var out []uint32
+	for range 4 {
+		sub.Ef = ef
+		out = out[:0]
+		for i := range nq {
+			for _, r := range g.Search(q[i*m.dim:(i+1)*m.dim], ef, sub) {
+				if int(r.ID) < len(m.owner) && m.owner[r.ID] != noOwner {
+					out = append(out, m.owner[r.ID])
+				}
 			}
 		}
+		slices.Sort(out)
+		out = slices.Compact(out)
+		if len(out) >= want {
+			return out
+		}
+		if ef >= m.nodes {
+			break
+		}
+		ef *= 4
 	}
-	m.mu.RUnlock()
-	slices.Sort(out)
-	return slices.Compact(out)
+	return nil
 }
 
-// keysOf is the keys of the sets of the IDs allow holds.
+// keysOf is the keys of the sets of the IDs allow holds (mu held shared).
 func (m *Multi) keysOf(allow *roaring.Bitmap) *roaring.Bitmap {
 	out := roaring.New()
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	if allow.GetCardinality() < uint64(len(m.keys)) {
 		it := allow.Iterator()
 		for it.HasNext() {
@@ -318,32 +368,27 @@ func (m *Multi) keysOf(allow *roaring.Bitmap) *roaring.Bitmap {
 	return out
 }
 
-// rank scores the candidate owners exactly and keeps the k closest.
+// rank scores the candidate owners exactly and keeps the k closest (mu
+// held shared: every key of a set is in the graph).
 func (m *Multi) rank(g *HNSW, q []float32, nq int, cands []uint32, k int) []Result {
 	top := make(maxHeap, 0, min(k, len(cands))+1)
-	var keys, slots []uint32
+	var slots []uint32
 	var dists []float32
 	near := make([]float32, nq)
-	qs := make([]query, nq)
-	for i := range qs {
-		qs[i] = query{v: q[i*m.dim : (i+1)*m.dim]}
-	}
+	qs := m.queries(q, nq)
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	for _, id := range cands {
-		m.mu.RLock()
-		keys = append(keys[:0], m.keys[id]...)
-		m.mu.RUnlock()
 		slots = slots[:0]
 		g.slotMu.Lock()
-		for _, key := range keys {
+		for _, key := range m.keys[id] {
 			if s, ok := g.slotOf[key]; ok {
 				slots = append(slots, s)
 			}
 		}
 		g.slotMu.Unlock()
 		if len(slots) == 0 {
-			continue // deleted or replaced since the walk
+			continue
 		}
 		dists = slices.Grow(dists[:0], len(slots))[:len(slots)]
 		for i := range qs {
@@ -355,6 +400,14 @@ func (m *Multi) rank(g *HNSW, q []float32, nq int, cands []uint32, k int) []Resu
 		}
 	}
 	return top.sorted()
+}
+
+func (m *Multi) queries(q []float32, nq int) []query {
+	qs := make([]query, nq)
+	for i := range qs {
+		qs[i] = query{v: q[i*m.dim : (i+1)*m.dim]}
+	}
+	return qs
 }
 
 // Unreachable implements Index: the IDs with a vector no search reaches.
@@ -379,21 +432,20 @@ func (m *Multi) Unreachable() []uint32 {
 // Repair re-links the graph's unreachable nodes (HNSW.Repair).
 func (m *Multi) Repair() int { return m.graph().Repair() }
 
-// scan is the exact search over every set (or every set allow holds): one
-// pass over the graph's live slots in order, four rows a kernel call per
-// query vector, keeping per set the closest distance of each query vector.
-// It returns the k closest sets and the number scored. The distances are
-// those rank computes, bit for bit (the same kernels, the same sums).
-func (m *Multi) scan(g *HNSW, q []float32, nq, k int, allow *roaring.Bitmap) ([]Result, int) {
-	m.mu.RLock()
-	owner := slices.Clone(m.owner)
+// scan is the exact search over every set (or every set allow holds), mu
+// held shared: one pass over the graph's live slots in order, four rows a
+// kernel call per query vector, keeping per set the closest distance of
+// each query vector. It returns the k closest sets and the number scored.
+// The distances are those rank computes, bit for bit (the same kernels,
+// the same sums).
+func (m *Multi) scan(q []float32, nq, k int, allow *roaring.Bitmap) ([]Result, int) {
+	g := m.g
 	sets := make([]uint32, 0, len(m.keys))
 	for id := range m.keys {
 		if allow == nil || allow.Contains(id) {
 			sets = append(sets, id)
 		}
 	}
-	m.mu.RUnlock()
 	if len(sets) == 0 {
 		return nil, 0
 	}
@@ -407,10 +459,7 @@ func (m *Multi) scan(g *HNSW, q []float32, nq, k int, allow *roaring.Bitmap) ([]
 	for i := range near {
 		near[i] = float32(math.Inf(1))
 	}
-	qs := make([]query, nq)
-	for i := range qs {
-		qs[i] = query{v: q[i*m.dim : (i+1)*m.dim]}
-	}
+	qs := m.queries(q, nq)
 	var slots [64]uint32
 	var rows [64]int32
 	var dists [64]float32
@@ -431,10 +480,11 @@ func (m *Multi) scan(g *HNSW, q []float32, nq, k int, allow *roaring.Bitmap) ([]
 	used := g.used
 	g.slotMu.Unlock()
 	for s := range uint32(used) {
-		if atomic.LoadUint32(&g.deleted[s]) != 0 || int(g.ids[s]) >= len(owner) {
+		key := g.ids[s]
+		if atomic.LoadUint32(&g.deleted[s]) != 0 || int(key) >= len(m.owner) || m.owner[key] == noOwner {
 			continue
 		}
-		r, ok := row[owner[g.ids[s]]]
+		r, ok := row[m.owner[key]]
 		if !ok {
 			continue
 		}
@@ -447,30 +497,40 @@ func (m *Multi) scan(g *HNSW, q []float32, nq, k int, allow *roaring.Bitmap) ([]
 	g.mu.RUnlock()
 	top := make(maxHeap, 0, min(k, len(sets))+1)
 	for i, id := range sets {
-		d, ok := m.aggregate(near[i*nq : (i+1)*nq])
-		if ok {
+		if d, ok := m.aggregate(near[i*nq : (i+1)*nq]); ok {
 			top.offer(Result{ID: id, Dist: d}, k)
 		}
 	}
 	return top.sorted(), len(sets)
 }
 
-// aggregate is a set's distance from each query vector's closest distance
-// to it: their mean (MaxSim) or their minimum (MaxPair), summed in the
-// order rank sums them. ok is false for a set none of whose vectors was
-// seen (replaced while the scan ran).
+// aggregate is a set's distance from each query vector's closest
+// distance to it: their mean (MaxSim) or their minimum (MaxPair), summed
+// in one order whatever the path. Under L2 the index's distances are
+// squared, and MaxSim averages the Euclidean distances (the square of
+// their mean is returned, which Metric.Score takes the root of). ok is
+// false for a set none of whose vectors was seen.
 func (m *Multi) aggregate(near []float32) (float32, bool) {
 	var sum float64
 	best := near[0]
+	l2 := m.g.metric == modality.L2
 	for _, d := range near {
 		if math.IsInf(float64(d), 1) {
 			return 0, false
 		}
-		sum += float64(d)
+		if l2 {
+			sum += math.Sqrt(max(float64(d), 0))
+		} else {
+			sum += float64(d)
+		}
 		best = min(best, d)
 	}
-	if m.agg == modality.MaxSim {
-		return float32(sum / float64(len(near))), true
+	if m.agg != modality.MaxSim {
+		return best, true
 	}
-	return best, true
+	mean := sum / float64(len(near))
+	if l2 {
+		return float32(mean * mean), true
+	}
+	return float32(mean), true
 }

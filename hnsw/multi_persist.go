@@ -69,6 +69,9 @@ func (m *Multi) Load(r io.Reader) error {
 		return fmt.Errorf("%w: %d sets and %d keys cannot fit in %d bytes", ErrFormat, nsets, handed, len(fr.b))
 	}
 	owner := make([]uint32, handed)
+	for k := range owner {
+		owner[k] = noOwner
+	}
 	seen := make([]bool, handed)
 	keys := make(map[uint32][]uint32, nsets)
 	nodes := 0
@@ -88,8 +91,8 @@ func (m *Multi) Load(r io.Reader) error {
 		if fr.err != nil {
 			return fr.err
 		}
-		if keys[id] != nil {
-			return fmt.Errorf("%w: ID %d has two sets", ErrFormat, id)
+		if keys[id] != nil || id == noOwner {
+			return fmt.Errorf("%w: ID %d has two sets, or is reserved", ErrFormat, id)
 		}
 		for _, k := range ks {
 			if err := take(k); err != nil {

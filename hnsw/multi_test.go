@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -57,13 +59,20 @@ func lateInteraction(metric modality.Metric, agg modality.Multi, q, set []float3
 		for j := 0; j < len(set); j += dim {
 			near = min(near, dist(q[i*dim:(i+1)*dim], set[j:j+dim]))
 		}
-		sum += near
+		if metric == modality.L2 {
+			sum += math.Sqrt(near) // MaxSim averages Euclidean distances
+		} else {
+			sum += near
+		}
 		best = min(best, near)
 	}
-	if agg == modality.MaxSim {
-		return sum / float64(nq)
+	if agg != modality.MaxSim {
+		return best
 	}
-	return best
+	if metric == modality.L2 {
+		return math.Pow(sum/float64(nq), 2) // squared, as the index's L2 distances are
+	}
+	return sum / float64(nq)
 }
 
 // bruteTop is the reference top k: IDs by lateInteraction, ties by ID.
@@ -329,4 +338,119 @@ func FuzzMultiLoad(f *testing.F) {
 		l.Delete(3)
 		assert.Equal(t, l.Vectors(), l.graph().Len())
 	})
+}
+
+// constSet is n copies of v, laid end to end.
+func constSet(n int, v []float32) []float32 {
+	out := make([]float32, 0, n*len(v))
+	for range n {
+		out = append(out, v...)
+	}
+	return out
+}
+
+// A search or a Vector read while sets are replaced sees each set whole,
+// old or new, never a blend, and never another ID's vectors (keys freed by
+// one replacement are reused by the next). Item 0 flips between three
+// copies of a and three of b: against the probe {a, b} either scores a
+// mean Euclidean distance of 5 (squared: 25), a blend 0.
+func TestMultiReplaceIsAtomicForReaders(t *testing.T) {
+	m := NewMulti(2, modality.L2, modality.MaxSim, Config{Seed: 5})
+	a, b := []float32{0, 0}, []float32{10, 0}
+	require.NoError(t, m.Add(0, constSet(3, a)))
+	other := func(id uint32) []float32 { return []float32{float32(id) * 100, 50} }
+	for id := uint32(1); id < 20; id++ {
+		require.NoError(t, m.Add(id, constSet(2, other(id))))
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; !stop.Load(); i++ {
+			set := constSet(3, a)
+			if i%2 == 0 {
+				set = constSet(3, b)
+			}
+			if err := m.Add(0, set); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		r := rand.New(rand.NewPCG(1, 1))
+		for !stop.Load() {
+			id := uint32(1 + r.IntN(19))
+			if err := m.Add(id, constSet(1+r.IntN(3), other(id))); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	var searches, bad atomic.Int64
+	q := append(slices.Clone(a), b...)
+	for w := range 2 {
+		wg.Go(func() {
+			for !stop.Load() {
+				for _, r := range m.Search(q, 3, SearchOptions{Exact: w == 0, Ef: 100}) {
+					if (r.ID == 0 && r.Dist != 25) || (r.ID != 0 && r.Dist < 1000) {
+						bad.Add(1)
+					}
+				}
+				for id := range uint32(20) {
+					v, ok := m.Vector(id)
+					want := other(id)
+					if id == 0 && ok {
+						want = v[:2]
+					}
+					for j := 0; ok && j < len(v); j += 2 {
+						if v[j] != want[0] || v[j+1] != want[1] {
+							bad.Add(1)
+						}
+					}
+				}
+				searches.Add(1)
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
+	assert.Positive(t, searches.Load())
+	assert.Zero(t, bad.Load(), "blended sets or another ID's vectors in %d rounds of reads", searches.Load())
+}
+
+// Sets of many close vectors (a document's tokens) fill a probe vector's
+// ef nearest with a few sets; the walk is widened until k sets are named.
+func TestMultiReturnsKOnDenseSets(t *testing.T) {
+	const dim = 8
+	r := rand.New(rand.NewPCG(11, 11))
+	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 6})
+	data := map[uint32][]float32{}
+	for id := range uint32(800) {
+		c := clustered(1, dim, 1, uint64(id)+100)[0]
+		var vs [][]float32
+		for range 32 {
+			v := slices.Clone(c)
+			for d := range v {
+				v[d] += float32(r.NormFloat64() * 0.02)
+			}
+			vs = append(vs, v)
+		}
+		data[id] = modality.Join(vs...)
+		require.NoError(t, m.Add(id, data[id]))
+	}
+	for _, q := range sets(10, 1, dim, 12) {
+		for _, k := range []int{10, 40} {
+			got := m.Search(q, k, SearchOptions{Ef: 16})
+			require.Len(t, got, k)
+			want := bruteTop(modality.Cosine, modality.MaxSim, q, data, dim, k, nil)
+			hit := 0
+			for _, id := range ids(got) {
+				if slices.Contains(want, id) {
+					hit++
+				}
+			}
+			assert.GreaterOrEqual(t, float64(hit)/float64(k), 0.9, "recall@%d", k)
+		}
+	}
 }
