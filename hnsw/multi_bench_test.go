@@ -61,6 +61,7 @@ func benchMulti(b *testing.B, kind string) {
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	ratios := make([][]float64, len(efs))
+	var scans []float64
 	b.ResetTimer()
 	for range b.N {
 		start := cpuNow()
@@ -75,9 +76,11 @@ func benchMulti(b *testing.B, kind string) {
 			}
 			ratios[j] = append(ratios[j], float64(scan)/float64(cpuNow()-start))
 		}
-		b.Logf("round: exact scan %.2f ms a query", float64(scan)/float64(time.Millisecond)/float64(len(queries)))
+		scans = append(scans, float64(scan)/float64(time.Millisecond)/float64(len(queries)))
 	}
 	b.StopTimer()
+	slices.Sort(scans)
+	b.Logf("exact scan: %.1f ms a query (median of %d rounds, CPU time)", scans[len(scans)/2], len(scans))
 	for j, ef := range efs {
 		r := slices.Clone(ratios[j])
 		slices.Sort(r)
