@@ -28,6 +28,8 @@ type Stats struct {
 // ModalityStats is one modality's schema and how many items carry it.
 type ModalityStats struct {
 	Modality
+	// Vectors is the number of items with a vector of the modality (with
+	// a set, for a multi-vector modality).
 	Vectors int `json:"vectors"`
 }
 

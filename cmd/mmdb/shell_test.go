@@ -256,8 +256,9 @@ func TestShellCreatesDB(t *testing.T) {
 func TestShellDotCommandErrors(t *testing.T) {
 	_, db := buildDB(t)
 	tests := []struct{ line, msg string }{
-		{".define x", ".define NAME DIM METRIC [SPACE]"},
-		{".define x 4 cosine clip extra", ".define NAME DIM METRIC [SPACE]"},
+		{".define x", ".define NAME DIM METRIC [SPACE [maxsim|maxpair]]"},
+		{".define x 4 cosine clip maxsim extra", ".define NAME DIM METRIC [SPACE [maxsim|maxpair]]"},
+		{".define x 4 cosine clip extra", "unknown multi-vector scoring \"extra\" (want single, maxsim or maxpair)"},
 		{".define x four cosine", `dimension "four" is not a number`},
 		{".define x 4 manhattan", `unknown metric "manhattan" (want cosine, dot or l2)`},
 		{".define text 8 cosine clip", "already defined differently"},
