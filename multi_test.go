@@ -1,7 +1,10 @@
 package mmdb
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -377,4 +380,44 @@ func TestMultiVectorUsesTheConfiguredEf(t *testing.T) {
 	plan, err := db.Explain(ctx, Query{Target: "tokens", K: 5, Probes: []Probe{{Modality: "tokens", Vector: randVec(r, 6)}}})
 	require.NoError(t, err)
 	assert.Equal(t, 300, plan.Ef, "Options.Index.EfSearch reaches a multi-vector target")
+}
+
+// A picture as a set of its patches: an image encoder with Patches on a
+// multi-vector modality, kept across a reopen.
+func TestMultiVectorImagePatches(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 12))
+	enc := encoder.Image{Patches: true}
+	var raw [][]float32
+	for range 50 {
+		grid := make([]float64, 64)
+		for i := range grid {
+			grid[i] = r.Float64() * 16
+		}
+		v, err := enc.EncodeGrid(grid)
+		require.NoError(t, err)
+		raw = append(raw, v)
+	}
+	sc, err := encoder.FitScaler(raw)
+	require.NoError(t, err)
+	m := Modality{Name: "patches", Multi: MaxSim, Encoder: &encoder.Spec{Kind: encoder.KindImage, Image: &encoder.Image{Patches: true}, Scaler: sc}}
+	db, path := openTest(t, m)
+	require.Equal(t, 24, db.Modalities()[0].Dim, "a 24-d vector a patch")
+	img := image.NewGray(image.Rect(0, 0, 16, 16))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(r.IntN(256))
+	}
+	var b bytes.Buffer
+	require.NoError(t, png.Encode(&b, img))
+	vs, err := db.Encode(ctx, "patches", encoder.Input{Data: b.Bytes()})
+	require.NoError(t, err)
+	require.Len(t, vs[0], 9*24, "nine patches")
+	require.NoError(t, db.Put(ctx, Item{ID: "pic", Vectors: map[string][]float32{"patches": vs[0]}}))
+	require.NoError(t, db.Close())
+	db2 := openAt(t, path, nil)
+	require.Equal(t, m.Encoder.Image.Patches, db2.Modalities()[0].Encoder.Image.Patches, "the schema keeps Patches")
+	hits, err := db2.Search(ctx, Query{Target: "patches", K: 1, Probes: []Probe{{Modality: "patches", Data: b.Bytes()}}})
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, "pic", hits[0].ID)
+	assert.InDelta(t, 1, hits[0].Score, 1e-5)
 }

@@ -36,6 +36,13 @@ type Image struct {
 	Orientations int
 	// Cell and Stride place the histogram cells; defaults 4 and 2.
 	Cell, Stride int
+	// Patches lays the output out as a set, one vector a cell (patch):
+	// the cell's Cell x Cell grey values, then its histogram, cell after
+	// cell in row-major order (9 vectors of 16 + 8 = 24 values by
+	// default). For a multi-vector modality; the values are those of the
+	// default layout, rearranged (a pixel of two overlapping cells is in
+	// both).
+	Patches bool
 }
 
 func (m Image) withDefaults() Image {
@@ -58,11 +65,39 @@ func (m Image) withDefaults() Image {
 func (m Image) cells() int { return (m.Size-m.Cell)/m.Stride + 1 }
 
 // Dim is Size² pixels plus cells² x Orientations: 64 + 72 = 136 by
-// default.
+// default; with Patches, cells² x PatchDim (9 x 24 = 216).
 func (m Image) Dim() int {
 	m = m.withDefaults()
 	c := m.cells()
+	if m.Patches {
+		return c * c * m.PatchDim()
+	}
 	return m.Size*m.Size + c*c*m.Orientations
+}
+
+// PatchDim is the length of one patch's vector under Patches: Cell²
+// grey values and Orientations histogram bins.
+func (m Image) PatchDim() int {
+	m = m.withDefaults()
+	return m.Cell*m.Cell + m.Orientations
+}
+
+// patches rearranges the default layout (pixels, then each cell's
+// histogram) into one vector a cell.
+func (m Image) patches(v []float32) []float32 {
+	s, c := m.Size, m.cells()
+	pix, hist := v[:s*s], v[s*s:]
+	out := make([]float32, 0, c*c*m.PatchDim())
+	for cy := range c {
+		for cx := range c {
+			for y := cy * m.Stride; y < cy*m.Stride+m.Cell; y++ {
+				out = append(out, pix[y*s+cx*m.Stride:y*s+cx*m.Stride+m.Cell]...)
+			}
+			h := (cy*c + cx) * m.Orientations
+			out = append(out, hist[h:h+m.Orientations]...)
+		}
+	}
+	return out
 }
 
 // Encode decodes each input's Data as a PNG or JPEG picture (see
@@ -209,7 +244,7 @@ func (m Image) EncodeGrid(pix []float64) ([]float32, error) {
 			return nil, fmt.Errorf("%w: pixel %d is %v", ErrInput, i, p)
 		}
 	}
-	out := make([]float32, 0, m.Dim())
+	out := make([]float32, 0, s*s+m.cells()*m.cells()*m.Orientations)
 	for _, p := range pix {
 		out = append(out, float32(p))
 	}
@@ -254,6 +289,9 @@ func (m Image) EncodeGrid(pix []float64) ([]float32, error) {
 				out = append(out, float32(v/n))
 			}
 		}
+	}
+	if m.Patches {
+		return m.patches(out), nil
 	}
 	return out, nil
 }

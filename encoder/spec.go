@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strings"
 )
 
 // Kind names one way of making vectors from raw content.
@@ -237,6 +238,9 @@ func (s *Spec) String() string {
 	case KindImage:
 		m := s.image()
 		out = fmt.Sprintf("image(size=%d orientations=%d cell=%d stride=%d)", m.Size, m.Orientations, m.Cell, m.Stride)
+		if m.Patches {
+			out = strings.TrimSuffix(out, ")") + " patches)"
+		}
 	case KindOpenAI:
 		if r := s.Remote; r != nil {
 			out = fmt.Sprintf("openai(url=%s model=%s input=%s", r.URL, r.Model, r.Input)
@@ -334,10 +338,15 @@ func (e scaled) Encode(ctx context.Context, in []Input) ([][]float32, error) {
 // taken as a set (a multi-vector modality), or 0 when it cannot be: the
 // MFCC encoder's output is its Segments stretches of Coeffs-1
 // coefficients laid end to end, a set of one vector a stretch of time.
+//
+// The image encoder's output is a set with Patches: one vector a cell.
 func (s *Spec) SetDim() int {
-	if s.Kind == KindMFCC {
+	switch {
+	case s.Kind == KindMFCC:
 		m := s.mfcc()
 		return m.Coeffs - 1
+	case s.Kind == KindImage && s.image().Patches:
+		return s.image().PatchDim()
 	}
 	return 0
 }

@@ -93,7 +93,9 @@ type Modality struct {
 	Encoder *encoder.Spec `json:"encoder,omitempty"`
 	// Multi, when not Single, makes the modality hold a set of 1 to MaxSet
 	// Dim-long vectors an item, laid end to end in one []float32, scored
-	// against a probe by late interaction (MaxSim or MaxPair).
+	// against a probe by late interaction (MaxSim or MaxPair). Its
+	// encoder, if any, must give a set: MFCC (a vector a segment of time)
+	// or Image with Patches (a vector a patch).
 	Multi Multi `json:"multi,omitempty"`
 }
 
@@ -143,7 +145,7 @@ func (m Modality) Validate() error {
 		if d := m.Encoder.SetDim(); d != 0 && d != m.Dim {
 			return fmt.Errorf("%w: modality %q: the %s encoder gives a set of %d-d vectors, not %d-d", ErrInvalidSchema, m.Name, m.Encoder.Kind, d, m.Dim)
 		} else if d == 0 {
-			return fmt.Errorf("%w: modality %q: a multi-vector modality's encoder must give a set of %d-d vectors (mfcc gives one a segment of time, Coeffs-1 values each); the %s encoder gives one vector", ErrInvalidSchema, m.Name, m.Dim, m.Encoder.Kind)
+			return fmt.Errorf("%w: modality %q: a multi-vector modality's encoder must give a set of vectors (mfcc gives one a segment of time; image one a patch, with Image.Patches); the %s encoder, as given, gives one vector", ErrInvalidSchema, m.Name, m.Encoder.Kind)
 		}
 		if err := m.Encoder.Validate(m.Encoder.Dim()); err != nil {
 			return fmt.Errorf("%w: modality %q: %v", ErrInvalidSchema, m.Name, err)

@@ -65,7 +65,7 @@ func defineCmd() *cobra.Command {
 			"Modalities that share --space are compared directly. --multi maxsim (or maxpair) makes a\n"+
 			"multi-vector modality: an item holds a set of up to 256 DIM-d vectors (tokens, patches,\n"+
 			"segments), scored by late interaction; with --encoder mfcc its vectors are the recording's\n"+
-			"segments of time, 12-d each.",
+			"segments of time (12-d each), with --encoder image the picture's patches (24-d each).",
 		"mmdb define media.mmdb audio --encoder mfcc\n"+
 			"  mmdb define media.mmdb caption --encoder openai --url http://localhost:7997 --model openai/clip-vit-base-patch32 --input text --dim 512 --space clip\n"+
 			"  mmdb define media.mmdb photo 512 cosine clip\n"+
@@ -108,8 +108,11 @@ func defineCmd() *cobra.Command {
 		m := mmdb.Modality{Name: args[1], Dim: *dim, Metric: met, Space: *space, Multi: agg}
 		switch k := encoder.Kind(*kind); k {
 		case "":
-		case encoder.KindMFCC, encoder.KindImage:
+		case encoder.KindMFCC:
 			m.Encoder = &encoder.Spec{Kind: k}
+		case encoder.KindImage:
+			// A set of pictures' patches: one vector a cell.
+			m.Encoder = &encoder.Spec{Kind: k, Image: &encoder.Image{Patches: agg != modality.Single}}
 		case encoder.KindOpenAI:
 			m.Encoder = &encoder.Spec{Kind: k, Remote: &encoder.Remote{URL: *url, Model: *model, Input: encoder.InputKind(*input), Dimensions: 0, KeyEnv: *keyEnv}}
 		default:

@@ -43,6 +43,9 @@ func toRecord(m modality.Modality) modalityRecord {
 	}
 	if p := s.Image; p != nil {
 		e.Params = []int{p.Size, p.Orientations, p.Cell, p.Stride}
+		if p.Patches {
+			e.Params = append(e.Params, 1) // a fifth parameter only when set: older files read as they did
+		}
 	}
 	if p := s.Remote; p != nil {
 		e.URL, e.Model, e.Input, e.Dimensions, e.KeyEnv = p.URL, p.Model, string(p.Input), p.Dimensions, p.KeyEnv
@@ -64,7 +67,8 @@ func fromRecord(r modalityRecord) (modality.Modality, error) {
 	remote := e.URL != "" || e.Model != "" || e.Input != "" || e.Dimensions != 0 || e.KeyEnv != ""
 	params := map[encoder.Kind]int{encoder.KindMFCC: 3, encoder.KindImage: 4}[s.Kind]
 	switch {
-	case e.Params != nil && len(e.Params) != params:
+	case e.Params != nil && len(e.Params) != params && !(s.Kind == encoder.KindImage && len(e.Params) == 5 && e.Params[4] == 1):
+		// (Patches is the image encoder's fifth parameter, stored when set.)
 		return m, fmt.Errorf("modality %q: a %s encoder has %d parameters, the record %d", r.Name, e.Kind, params, len(e.Params))
 	case remote != (s.Kind == encoder.KindOpenAI):
 		return m, fmt.Errorf("modality %q: a %s encoder record with server fields %v", r.Name, e.Kind, remote)
@@ -74,7 +78,7 @@ func fromRecord(r modalityRecord) (modality.Modality, error) {
 	case s.Kind == encoder.KindMFCC && p != nil:
 		s.MFCC = &encoder.MFCC{Bands: p[0], Coeffs: p[1], Segments: p[2]}
 	case s.Kind == encoder.KindImage && p != nil:
-		s.Image = &encoder.Image{Size: p[0], Orientations: p[1], Cell: p[2], Stride: p[3]}
+		s.Image = &encoder.Image{Size: p[0], Orientations: p[1], Cell: p[2], Stride: p[3], Patches: len(p) == 5 && p[4] == 1}
 	case remote:
 		s.Remote = &encoder.Remote{URL: e.URL, Model: e.Model, Input: encoder.InputKind(e.Input), Dimensions: e.Dimensions, KeyEnv: e.KeyEnv}
 	}
