@@ -480,8 +480,11 @@ func (m *Multi) scan(q []float32, nq, k int, allow *roaring.Bitmap) ([]Result, i
 	used := g.used
 	g.slotMu.Unlock()
 	for s := range uint32(used) {
+		if atomic.LoadUint32(&g.deleted[s]) != 0 {
+			continue // (a slot being inserted is flagged until published)
+		}
 		key := g.ids[s]
-		if atomic.LoadUint32(&g.deleted[s]) != 0 || int(key) >= len(m.owner) || m.owner[key] == noOwner {
+		if int(key) >= len(m.owner) || m.owner[key] == noOwner {
 			continue
 		}
 		r, ok := row[m.owner[key]]
