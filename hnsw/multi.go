@@ -119,11 +119,7 @@ func (m *Multi) Add(id uint32, vec []float32) error {
 	case id == noOwner:
 		return fmt.Errorf("hnsw: ID %d is reserved in a set index", id)
 	}
-	l := &m.idMu[id%uint32(len(m.idMu))]
-	l.Lock()
-	defer l.Unlock()
-	m.writers.RLock()
-	defer m.writers.RUnlock()
+	defer m.writing(id)()
 
 	m.mu.Lock()
 	g := m.g
@@ -182,13 +178,22 @@ func (m *Multi) release(g *HNSW, keys []uint32) {
 	m.mu.Unlock()
 }
 
-// Delete implements Index.
-func (m *Multi) Delete(id uint32) bool {
+// writing takes what a write of id holds throughout (id's stripe of
+// idMu, and writers shared, so a Save sees no write half done) and
+// returns their release.
+func (m *Multi) writing(id uint32) func() {
 	l := &m.idMu[id%uint32(len(m.idMu))]
 	l.Lock()
-	defer l.Unlock()
 	m.writers.RLock()
-	defer m.writers.RUnlock()
+	return func() {
+		m.writers.RUnlock()
+		l.Unlock()
+	}
+}
+
+// Delete implements Index.
+func (m *Multi) Delete(id uint32) bool {
+	defer m.writing(id)()
 	m.mu.Lock()
 	g := m.g
 	old, ok := m.keys[id]
