@@ -264,7 +264,7 @@ func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, M
 	defer m.mu.RUnlock()
 	g, sets := m.g, len(m.keys)
 	if opts.Allow != nil {
-		sets = min(sets, int(opts.Allow.GetCardinality()))
+		sets = m.allowedSets(opts.Allow)
 	}
 	var cands []uint32
 	if !opts.Exact {
@@ -311,6 +311,28 @@ func (m *Multi) owners(allow *roaring.Bitmap) []uint32 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// allowedSets counts the IDs allow holds that have a set (mu held
+// shared), so that a walk is not widened looking for sets that do not
+// exist.
+func (m *Multi) allowedSets(allow *roaring.Bitmap) int {
+	n := 0
+	if allow.GetCardinality() < uint64(len(m.keys)) {
+		it := allow.Iterator()
+		for it.HasNext() {
+			if m.keys[it.Next()] != nil {
+				n++
+			}
+		}
+		return n
+	}
+	for id := range m.keys {
+		if allow.Contains(id) {
+			n++
+		}
+	}
+	return n
 }
 
 // candidates is the first stage of a graph search (mu held shared): the
@@ -416,17 +438,18 @@ func (m *Multi) queries(q []float32, nq int) []query {
 }
 
 // Unreachable implements Index: the IDs with a vector no search reaches.
+// (Keys no set holds, of an Add in progress, are not reported; mu is held
+// shared throughout, so no key changes owner while they are mapped.)
 func (m *Multi) Unreachable() []uint32 {
-	g := m.graph()
-	lost := g.Unreachable()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	lost := m.g.Unreachable()
 	if len(lost) == 0 {
 		return lost
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	out := make([]uint32, 0, len(lost))
 	for _, k := range lost {
-		if int(k) < len(m.owner) {
+		if int(k) < len(m.owner) && m.owner[k] != noOwner {
 			out = append(out, m.owner[k])
 		}
 	}

@@ -218,6 +218,17 @@ func TestMultiReplaceDeleteAllow(t *testing.T) {
 		want := bruteTop(modality.Cosine, modality.MaxSim, q, data, dim, 10, few)
 		assert.Equal(t, want, ids(m.Search(q, 10, SearchOptions{Allow: few})), "the walk, filtered to 12 sets, finds them")
 	}
+	// An allow-list of 3 sets and 1,000 IDs without one: the 3.
+	sparse := roaring.New()
+	sparse.AddRange(100000, 101000)
+	for id := range data {
+		if sparse.GetCardinality() < 1003 {
+			sparse.Add(id)
+		}
+	}
+	for _, exact := range []bool{false, true} {
+		assert.Len(t, m.Search(sets(1, 2, dim, 16)[0], 10, SearchOptions{Allow: sparse, Exact: exact}), 3)
+	}
 	assert.Empty(t, m.Search(make([]float32, dim+1), 5, SearchOptions{}), "a query of no whole vectors")
 	assert.ErrorIs(t, m.Add(9999, make([]float32, dim*(modality.MaxSet+1))), ErrDimension)
 	assert.ErrorIs(t, m.Add(9999, nil), ErrDimension)
