@@ -383,7 +383,7 @@ Dot-commands:
   .schema                    modalities and attributes
   .stats                     counts, file size, alignments
   .define NAME DIM METRIC [SPACE [MULTI]]   add a modality (metric: cosine, dot or l2;
-                                    MULTI maxsim or maxpair: a set of vectors an item)
+                             MULTI: maxsim or maxpair, a set of vectors an item)
   .mode table|json|csv       how results print
   .timer on|off              print each statement's run time
   .explain on|off            run SEARCH statements as EXPLAIN ANALYZE
