@@ -62,6 +62,29 @@ func multiFusion(p *planned) error {
 	return nil
 }
 
+// meanSet is the mean number of vectors a set of idx holds, 0 for an
+// index of single vectors.
+func meanSet(idx hnsw.Index) float64 {
+	mi, ok := idx.(*hnsw.Multi)
+	if !ok {
+		return 0
+	}
+	if n := mi.Len(); n > 0 {
+		return float64(mi.Vectors()) / float64(n)
+	}
+	return 0
+}
+
+// setCutoff is the exact cutoff, in sets, for n sets of s vectors on
+// average: the cost model's crossover counted in vectors (a set costs s
+// vectors to scan, and the graph the walk searches holds s times as many
+// nodes), divided back into sets. Counted in sets, 5,000 sets of 100
+// token vectors were scanned, 500,000 vectors a probe vector, where the
+// graph walks a few hundred.
+func setCutoff(ef, n int, s float64) int {
+	return int(float64(hnsw.ExactCutoff(ef, int(float64(n)*s))) / s)
+}
+
 // lateSteps records the two stages of a set search, for ANALYZE.
 func lateSteps(steps *[]Step, mi *hnsw.Multi, st hnsw.MultiStats, kept int, exact bool) {
 	first := fmt.Sprintf("late interaction 1/2: %d probe vector(s) walk the graph of %d vectors, candidates", st.QueryVectors, mi.Vectors())

@@ -421,3 +421,26 @@ func TestMultiVectorImagePatches(t *testing.T) {
 	assert.Equal(t, "pic", hits[0].ID)
 	assert.InDelta(t, 1, hits[0].Score, 1e-5)
 }
+
+// The planner counts a set's vectors: 600 sets of 32 vectors go to the
+// graph, where 600 single vectors are scanned.
+func TestMultiVectorPlannerCountsVectors(t *testing.T) {
+	set := Modality{Name: "set", Dim: 4, Metric: Cosine, Space: "s", Multi: MaxSim}
+	one := Modality{Name: "one", Dim: 4, Metric: Cosine, Space: "s"}
+	db, _ := openTest(t, set, one)
+	r := rand.New(rand.NewPCG(13, 13))
+	var items []Item
+	for i := range 600 {
+		var vs [][]float32
+		for range 32 {
+			vs = append(vs, randVec(r, 4))
+		}
+		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"set": modality.Join(vs...), "one": randVec(r, 4)}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	for target, want := range map[string]Strategy{"set": StrategyHNSW, "one": StrategyExact} {
+		plan, err := db.Explain(ctx, Query{Target: target, K: 10, Probes: []Probe{{Modality: "one", Vector: randVec(r, 4)}}})
+		require.NoError(t, err)
+		assert.Equal(t, want, plan.Strategy, "%s: %s", target, plan.Why)
+	}
+}

@@ -484,6 +484,9 @@ func (db *DB) planStrategy(p *planned, q Query) {
 		ef = max(ef, 2*p.plan.Depth) // a deep page: the beam wider than the page's end
 	}
 	cutoff := db.exactCutoff(ef, p.plan.Candidates)
+	if s := meanSet(p.tidx); s > 1 && db.opts.ExactCutoff <= 0 {
+		cutoff = setCutoff(ef, p.plan.Candidates, s)
+	}
 	var why func() string
 	switch {
 	case p.plan.Offset > 0 && 4*p.plan.Depth >= p.plan.FilterMatches:
