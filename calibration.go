@@ -233,10 +233,13 @@ func loadCalibrations(tx *storage.Tx, s *state) error {
 		if err != nil {
 			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, r.Probe, r.Target, err)
 		}
-		_, ok1 := s.byName[c.Probe]
+		p, ok1 := s.byName[c.Probe]
 		t, ok2 := s.byName[c.Target]
 		if !ok1 || !ok2 {
 			return fmt.Errorf("%w: calibration %s->%s names an unknown modality", ErrCorrupt, c.Probe, c.Target)
+		}
+		if err := refuseMulti("a calibration", s.schema[p], s.schema[t]); err != nil {
+			return fmt.Errorf("%w: calibration %s->%s: %v", ErrCorrupt, c.Probe, c.Target, err)
 		}
 		if c.Centre != nil && len(c.Centre) != s.schema[t].Dim {
 			return fmt.Errorf("%w: calibration %s->%s centre has %d values for dimension %d", ErrCorrupt, c.Probe, c.Target, len(c.Centre), s.schema[t].Dim)

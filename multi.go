@@ -26,8 +26,12 @@ const (
 	MaxPair = modality.MaxPair // a set, scored by its best pair with the probe
 )
 
-// MaxSet is the most vectors an item holds for a multi-vector modality.
-const MaxSet = modality.MaxSet
+// MaxSet is the most vectors an item holds for a multi-vector modality,
+// and MaxSetValues the most values (vectors times dimension).
+const (
+	MaxSet       = modality.MaxSet
+	MaxSetValues = modality.MaxSetValues
+)
 
 // multiRoute refuses what a route cannot do with sets: a set probe needs a
 // multi-vector target (its vectors are matched one by one with the

@@ -15,6 +15,7 @@ import (
 	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
@@ -443,4 +444,41 @@ func TestMultiVectorPlannerCountsVectors(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, plan.Strategy, "%s: %s", target, plan.Why)
 	}
+}
+
+// A calibration stored for modalities that a damaged or crafted file says
+// hold sets is refused at Open (centring a set by a one-vector mean would
+// read past it), not applied to a search.
+func TestMultiVectorStoredCalibrationRefused(t *testing.T) {
+	p := Modality{Name: "p", Dim: 4, Metric: Cosine, Space: "s"}
+	q := Modality{Name: "q", Dim: 4, Metric: Cosine, Space: "s"}
+	db, path := openTest(t, p, q)
+	r := rand.New(rand.NewPCG(14, 14))
+	var items []Item
+	for i := range 200 {
+		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"p": randVec(r, 4), "q": randVec(r, 4)}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	_, err := db.Calibrate(ctx, "p", "q", &CalibrateOptions{Centre: true, StoreAny: true})
+	require.NoError(t, err)
+	require.NoError(t, db.store.Update(func(tx *storage.Tx) error {
+		for _, m := range []Modality{p, q} {
+			m.Multi = MaxSim
+			if err := tx.ReplaceModality(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, db.Close())
+	_, err = Open(path, nil)
+	assert.ErrorIs(t, err, ErrCorrupt)
+	assert.ErrorContains(t, err, "calibration p->q")
+}
+
+func TestMultiVectorEncoderSetBounds(t *testing.T) {
+	db, _ := openTest(t)
+	err := db.DefineModality(Modality{Name: "big", Multi: MaxSim, Encoder: &encoder.Spec{Kind: encoder.KindImage, Image: &encoder.Image{Size: 17, Cell: 1, Stride: 1, Patches: true}}})
+	assert.ErrorIs(t, err, ErrInvalidSchema, "17 x 17 patches are more than MaxSet")
+	require.NoError(t, db.DefineModality(Modality{Name: "ok", Multi: MaxSim, Encoder: &encoder.Spec{Kind: encoder.KindImage, Image: &encoder.Image{Size: 16, Cell: 1, Stride: 1, Patches: true}}}))
 }

@@ -370,7 +370,7 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 		}
 	}
 	var calib *Calibration
-	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !noCorrections && route != RoutePivot {
+	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && !noCorrections && route != RoutePivot && !pm.IsMulti() && !tm.IsMulti() {
 		calib = c
 		pv, err := c.centre(tm, vec)
 		if err != nil {

@@ -150,6 +150,9 @@ func (m Modality) Validate() error {
 		if err := m.Encoder.Validate(m.Encoder.Dim()); err != nil {
 			return fmt.Errorf("%w: modality %q: %v", ErrInvalidSchema, m.Name, err)
 		}
+		if n := m.Encoder.Dim(); m.Count(n) == 0 {
+			return fmt.Errorf("%w: modality %q: the %s encoder's parameters give a set of %d vectors (%d values); a set holds 1 to %d vectors, at most %d values", ErrInvalidSchema, m.Name, m.Encoder.Kind, n/m.Dim, n, MaxSet, MaxSetValues)
+		}
 	} else if m.Encoder != nil {
 		if err := m.Encoder.Validate(m.Dim); err != nil {
 			return fmt.Errorf("%w: modality %q: %v", ErrInvalidSchema, m.Name, err)

@@ -122,3 +122,22 @@ func TestImportNPYSets(t *testing.T) {
 	_, err = ImportNPY(ctx, db, bytes.NewReader(npyFile(t, "<f4", []int{2, 0, 3}, nil)), "empty.npy", "frames", nil, Options{})
 	assert.ErrorIs(t, err, ErrBadRecord)
 }
+
+// Stacks beyond a set's values are refused before any row, and a stack
+// for a modality that NPYOptions.Define defines as sets is sets.
+func TestImportNPYSetsBoundsAndDefine(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	f := npyFile(t, "<f4", []int{2, 2, 3}, []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	rep, err := ImportNPYWith(ctx, db, bytes.NewReader(f), "s.npy", "frames", nil, NPYOptions{Index: -1, Define: &mmdb.Modality{Metric: mmdb.L2, Multi: mmdb.MaxSim}})
+	require.NoError(t, err)
+	assert.Equal(t, 2, rep.Imported)
+	got, err := db.Get(ctx, "1")
+	require.NoError(t, err)
+	assert.Len(t, got.Vectors["frames"], 6, "item 1 holds a set of two 3-d vectors")
+
+	wide := openDB(t, mmdb.Modality{Name: "w", Dim: 8192, Metric: mmdb.L2, Multi: mmdb.MaxSim})
+	big := npyFile(t, "<f4", []int{1, 200, 8192}, make([]float64, 200*8192))
+	_, err = ImportNPY(ctx, wide, bytes.NewReader(big), "big.npy", "w", nil, Options{SkipBad: true})
+	assert.ErrorIs(t, err, ErrBadRecord, "a set of 200 x 8192 values is refused up front, not skipped")
+}

@@ -71,11 +71,11 @@ func ImportNPYWith(ctx context.Context, db *mmdb.DB, r io.Reader, name, modality
 	// A 3-D file (N, S, D) without an index, for a multi-vector
 	// modality: item i's set is its S vectors [i, :, :].
 	set := 1
-	if len(a.Shape) == 3 && no.Index < 0 && slices.ContainsFunc(db.Modalities(), func(m mmdb.Modality) bool { return m.Name == modality && m.IsMulti() }) {
+	if len(a.Shape) == 3 && no.Index < 0 && takesSets(db, modality, no.Define) {
 		set = a.Shape[1]
 		a.Shape = []int{a.Shape[0] * a.Shape[1], a.Shape[2]}
-		if set < 1 || set > mmdb.MaxSet {
-			return rep, fmt.Errorf("%w: %s: sets of %d vectors (1 to %d)", ErrBadRecord, name, set, mmdb.MaxSet)
+		if set < 1 || set > mmdb.MaxSet || set*a.Shape[1] > mmdb.MaxSetValues {
+			return rep, fmt.Errorf("%w: %s: sets of %d vectors of %d values (1 to %d vectors, at most %d values)", ErrBadRecord, name, set, a.Shape[1], mmdb.MaxSet, mmdb.MaxSetValues)
 		}
 	}
 	data, rows, dim, err := npyMatrix(a, name, no.Index)
@@ -160,4 +160,15 @@ func npyMatrix(a npy.Array, name string, index int) (data []float32, rows, dim i
 		return a.Data[index*rows*dim : (index+1)*rows*dim], rows, dim, nil
 	}
 	return nil, 0, 0, fmt.Errorf("%w: %s: shape %v is not a matrix (rows x dimension) or a stack of them", ErrBadRecord, name, a.Shape)
+}
+
+// takesSets reports whether the modality named holds sets: as defined, or
+// as define would define it.
+func takesSets(db *mmdb.DB, name string, define *mmdb.Modality) bool {
+	for _, m := range db.Modalities() {
+		if m.Name == name {
+			return m.IsMulti()
+		}
+	}
+	return define != nil && define.IsMulti()
 }

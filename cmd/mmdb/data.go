@@ -71,7 +71,8 @@ func importCmd() *cobra.Command {
 	c := newCmd("import DB FILE...", "import items from JSONL, NPY or Parquet files, or folders of WAV/PNG/JPEG",
 		"Imports JSON Lines files ({\"id\": ..., \"attrs\": {...}, \"vectors\": {\"image\": [...]}} per line)\n"+
 			"and NumPy .npy matrices (one modality's vectors, --modality; IDs from --ids, one per line,\n"+
-			"or row numbers), Parquet files written by export, and folders of media: each file is\n"+
+			"or row numbers; for a multi-vector modality a stack (N, S, D) without --index gives N sets\n"+
+			"of S vectors), Parquet files written by export, and folders of media: each file is\n"+
 			"encoded by the modality's encoder (--modality names it; a missing modality is defined with\n"+
 			"the built-in encoder the files call for: WAV files become MFCC vectors, PNG/JPEG pictures\n"+
 			"pixel and gradient features). The first import fits the features' standardisation and\n"+
@@ -244,6 +245,9 @@ func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, refit 
 		Define: &mmdb.Modality{Name: modality, Metric: mmdb.Cosine, Encoder: spec}}
 	for _, m := range db.Modalities() {
 		if m.Name == modality && m.Encoder == nil && refit {
+			if m.IsMulti() && spec.Kind == encoder.KindImage {
+				spec.Image = &encoder.Image{Patches: true} // a set of pictures' patches
+			}
 			mo.Encoder = spec // an older import's modality: give it the encoder
 		}
 	}

@@ -456,11 +456,15 @@ func (sh *shell) dot(ctx context.Context, line string) error {
 		if err != nil {
 			return err
 		}
-		agg, err := modality.ParseMulti(strings.ToLower(arg(5)))
+		space, multi := arg(4), arg(5)
+		if _, err := modality.ParseMulti(strings.ToLower(space)); err == nil && space != "" && multi == "" {
+			space, multi = "", space // .define tok 128 cosine maxsim: no space, a set
+		}
+		agg, err := modality.ParseMulti(strings.ToLower(multi))
 		if err != nil {
 			return err
 		}
-		return sh.db.DefineModality(mmdb.Modality{Name: f[1], Dim: dim, Metric: metric, Space: arg(4), Multi: agg})
+		return sh.db.DefineModality(mmdb.Modality{Name: f[1], Dim: dim, Metric: metric, Space: space, Multi: agg})
 	case ".mode":
 		if !validMode(arg(1)) {
 			return errors.New(".mode wants table, json or csv")

@@ -991,3 +991,12 @@ func TestDemoJSONWithDataRefused(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errs, "--json summarises the synthetic demo")
 }
+
+// .define takes MULTI after SPACE, or in SPACE's place; .schema prints
+// what was defined, sets marked.
+func TestShellDefineSets(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "s.mmdb")
+	code, out, errs := mmdbRun(t, ".define tok 3 cosine maxsim\n.define q 3 cosine tok\n.define r 3 cosine colb maxpair\n.schema\n", "shell", db)
+	require.Equal(t, 0, code, errs)
+	assert.Equal(t, ".define tok 3 cosine tok maxsim\n.define q 3 cosine tok\n.define r 3 cosine colb maxpair\n", out)
+}
