@@ -183,11 +183,11 @@ func (db *DB) setAlignment(a Alignment) (dropped bool, err error) {
 	if err1 != nil {
 		return false, fmt.Errorf("mmdb: alignment: %w", err1)
 	}
-	if err := refuseMulti("an alignment", from, to); err2 == nil && err != nil {
-		return false, fmt.Errorf("mmdb: alignment: %w", err)
-	}
 	if err2 != nil {
 		return false, fmt.Errorf("mmdb: alignment: %w", err2)
+	}
+	if err := refuseMulti("an alignment", from, to); err != nil {
+		return false, fmt.Errorf("mmdb: alignment: %w", err)
 	}
 	if err := a.validate(from, to); err != nil {
 		return false, fmt.Errorf("mmdb: %w", err)

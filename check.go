@@ -32,8 +32,10 @@ func (r CheckReport) OK() bool { return len(r.Problems) == 0 }
 func storedVectorOK(m Modality, set []float32) error {
 	for j, v := range m.Split(set) {
 		err := modality.CheckQuery(v)
-		if n := kernel.Norm(v); err == nil && m.Metric == Cosine && math.Abs(float64(n)-1) > 1e-3 {
-			err = fmt.Errorf("%w: length %g under cosine, want 1", ErrInvalidVector, n)
+		if err == nil && m.Metric == Cosine {
+			if n := kernel.Norm(v); math.Abs(float64(n)-1) > 1e-3 {
+				err = fmt.Errorf("%w: length %g under cosine, want 1", ErrInvalidVector, n)
+			}
 		}
 		if err != nil && m.IsMulti() {
 			return fmt.Errorf("vector %d of the set: %w", j, err)

@@ -342,7 +342,7 @@ func (p *planned) earlyVector() ([]float32, error) {
 // target vector.
 func (db *DB) pivotVector(p *planned, pr plannedProbe) ([]float32, error) {
 	opts := hnsw.SearchOptions{Ef: hnsw.DefaultEfSearch, Allow: pr.shared}
-	if n := int(pr.shared.GetCardinality()); p.exactAll || n <= db.exactCutoff(hnsw.DefaultEfSearch, pr.pidx.Len()) {
+	if n := int(pr.shared.GetCardinality()); p.exactAll || n <= db.exactCutoff(hnsw.DefaultEfSearch, pr.pidx.Len(), pr.pidx) {
 		opts.Exact = true
 	}
 	near := pr.pidx.Search(pr.vec, align.PivotItems, opts)

@@ -49,19 +49,19 @@ func multiRoute(route Route, pm, tm Modality) error {
 }
 
 // multiFusion refuses the fusions that combine probe vectors or score
-// them one by one against a target's single vectors, and negative
-// examples (which need one of those). The planner asks before it checks
-// negatives itself, so the error a user gets names what sets cannot do.
-func multiFusion(p *planned) error {
+// them one by one against a target's single vectors (early and
+// best_score), and negative examples, which need one of those (early is
+// their default). The planner asks before it plans fusion, so the error a
+// user gets names what sets cannot do.
+func multiFusion(p *planned, q Query) error {
 	if !p.tm.IsMulti() {
 		return nil
 	}
-	negative := slices.ContainsFunc(p.plan.Probes, func(pp ProbePlan) bool { return pp.Weight < 0 })
 	switch {
-	case negative:
+	case slices.ContainsFunc(p.plan.Probes, func(pp ProbePlan) bool { return pp.Weight < 0 }):
 		return fmt.Errorf("%w: negative weights (examples to move away from) need early or best_score fusion, which combine single vectors, and %s holds sets: late interaction has no set to subtract", ErrInvalidQuery, p.tm.Name)
-	case p.plan.Fusion == fusion.Early, p.plan.Fusion == fusion.BestScore:
-		return fmt.Errorf("%w: %s fusion combines single vectors, and %s holds sets: fuse by rrf, weighted or dbsf (each probe searched by late interaction)", ErrInvalidQuery, p.plan.Fusion, p.tm.Name)
+	case q.Fuse == fusion.BestScore, q.Fuse == fusion.Early && len(q.Probes) > 1: // (early of one probe is that probe)
+		return fmt.Errorf("%w: %s fusion combines single vectors, and %s holds sets: fuse by rrf, weighted or dbsf (each probe searched by late interaction)", ErrInvalidQuery, q.Fuse, p.tm.Name)
 	}
 	return nil
 }
@@ -83,8 +83,7 @@ func meanSet(idx hnsw.Index) float64 {
 // average: the cost model's crossover counted in vectors (a set costs s
 // vectors to scan, and the graph the walk searches holds s times as many
 // nodes), divided back into sets. Counted in sets, 5,000 sets of 100
-// token vectors were scanned, 500,000 vectors a probe vector, where the
-// graph walks a few hundred.
+// token vectors were scanned: 500,000 distances a probe vector.
 func setCutoff(ef, n int, s float64) int {
 	return int(float64(hnsw.ExactCutoff(ef, int(float64(n)*s))) / s)
 }

@@ -203,6 +203,18 @@ func TestMultiVectorRefusals(t *testing.T) {
 			}
 			return err
 		}},
+		{"best_score of one probe against sets", ErrInvalidQuery, func() error {
+			_, err := db.Search(ctx, Query{Target: "tokens", K: 3, Fuse: fusion.BestScore, Probes: []Probe{{Modality: "tokens", Vector: set}}})
+			return err
+		}},
+		{"a stored alignment into sets", ErrInvalidQuery, func() error {
+			w := make([][]float32, 6)
+			for i := range w {
+				w[i] = make([]float32, 6)
+				w[i][i] = 1
+			}
+			return db.SetAlignment(Alignment{From: "query", To: "tokens", W: w})
+		}},
 		{"align", ErrInvalidQuery, func() error {
 			_, err := db.Align(ctx, "tokens", "photos", nil)
 			return err

@@ -65,11 +65,15 @@ type plannedProbe struct {
 }
 
 // exactCutoff is the candidate count at or below which the planner scans
-// exactly: Options.ExactCutoff when set, else the cost model's crossover
-// (hnsw.ExactCutoff).
-func (db *DB) exactCutoff(ef, n int) int {
+// idx exactly: Options.ExactCutoff when set, else the cost model's
+// crossover (hnsw.ExactCutoff), counted in vectors for an index of sets
+// (setCutoff).
+func (db *DB) exactCutoff(ef, n int, idx hnsw.Index) int {
 	if db.opts.ExactCutoff > 0 {
 		return db.opts.ExactCutoff
+	}
+	if s := meanSet(idx); s > 1 {
+		return setCutoff(ef, n, s)
 	}
 	return hnsw.ExactCutoff(ef, n)
 }
@@ -426,7 +430,7 @@ func routeWhy(route Route, pm, tm Modality, a *Alignment, shared *roaring.Bitmap
 
 // planFusion sets how several probes' lists merge, and how deep each is.
 func planFusion(p *planned, q Query) error {
-	if err := multiFusion(p); err != nil {
+	if err := multiFusion(p, q); err != nil {
 		return err
 	}
 	if err := planNegatives(p, q); err != nil {
@@ -450,9 +454,6 @@ func planFusion(p *planned, q Query) error {
 	}
 	if q.Fuse == fusion.BestScore && len(q.Probes) == 1 {
 		p.plan.Fusion = fusion.BestScore // one example: its similarity, by a scan
-	}
-	if err := multiFusion(p); err != nil {
-		return err
 	}
 	if p.plan.Fusion == fusion.BestScore {
 		for i, pp := range p.plan.Probes {
@@ -483,10 +484,7 @@ func (db *DB) planStrategy(p *planned, q Query) {
 	if p.plan.Offset > 0 {
 		ef = max(ef, 2*p.plan.Depth) // a deep page: the beam wider than the page's end
 	}
-	cutoff := db.exactCutoff(ef, p.plan.Candidates)
-	if s := meanSet(p.tidx); s > 1 && db.opts.ExactCutoff <= 0 {
-		cutoff = setCutoff(ef, p.plan.Candidates, s)
-	}
+	cutoff := db.exactCutoff(ef, p.plan.Candidates, p.tidx)
 	var why func() string
 	switch {
 	case p.plan.Offset > 0 && 4*p.plan.Depth >= p.plan.FilterMatches:

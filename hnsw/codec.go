@@ -41,6 +41,12 @@ func (f *frameWriter) f32s(v []float32) {
 
 func (f *frameWriter) bytes(b []byte) { f.buf = append(f.buf, b...) }
 
+// Write appends p, so that a frame can be written into another one.
+func (f *frameWriter) Write(p []byte) (int, error) {
+	f.buf = append(f.buf, p...)
+	return len(p), nil
+}
+
 func (f *frameWriter) u32s(v []uint32) {
 	appendAll(f, v, binary.LittleEndian.AppendUint32)
 }

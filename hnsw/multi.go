@@ -262,13 +262,10 @@ func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, M
 	start := time.Now()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	g, sets := m.g, len(m.keys)
-	if opts.Allow != nil {
-		sets = m.allowedSets(opts.Allow)
-	}
+	g := m.g
 	var cands []uint32
 	if !opts.Exact {
-		cands = m.candidates(q, nq, k, sets, opts)
+		cands = m.candidates(q, nq, k, opts)
 	}
 	if cands == nil {
 		if opts.Allow == nil || opts.Allow.GetCardinality()*4 > uint64(len(m.keys)) {
@@ -289,66 +286,63 @@ func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, M
 	return res, st
 }
 
+// eachSet calls fn with each ID that has a set, and its keys (those
+// allow holds, if it is not nil), mu held shared: by the allow-list when
+// it is the shorter, else over the sets.
+func (m *Multi) eachSet(allow *roaring.Bitmap, fn func(id uint32, keys []uint32)) {
+	if allow != nil && allow.GetCardinality() < uint64(len(m.keys)) {
+		it := allow.Iterator()
+		for it.HasNext() {
+			id := it.Next()
+			if keys := m.keys[id]; keys != nil {
+				fn(id, keys)
+			}
+		}
+		return
+	}
+	for id, keys := range m.keys {
+		if allow == nil || allow.Contains(id) {
+			fn(id, keys)
+		}
+	}
+}
+
 // owners lists the IDs with a set (those allow holds, if it is not nil),
 // in order (mu held shared).
 func (m *Multi) owners(allow *roaring.Bitmap) []uint32 {
 	var out []uint32
-	if allow != nil && allow.GetCardinality() < uint64(len(m.keys)) {
-		out = make([]uint32, 0, allow.GetCardinality())
-		it := allow.Iterator()
-		for it.HasNext() {
-			if id := it.Next(); m.keys[id] != nil {
-				out = append(out, id)
-			}
-		}
-		return out
-	}
-	out = make([]uint32, 0, len(m.keys))
-	for id := range m.keys {
-		if allow == nil || allow.Contains(id) {
-			out = append(out, id)
-		}
-	}
+	m.eachSet(allow, func(id uint32, _ []uint32) { out = append(out, id) })
 	slices.Sort(out)
 	return out
 }
 
-// allowedSets counts the IDs allow holds that have a set (mu held
-// shared), so that a walk is not widened looking for sets that do not
-// exist.
-func (m *Multi) allowedSets(allow *roaring.Bitmap) int {
-	n := 0
-	if allow.GetCardinality() < uint64(len(m.keys)) {
-		it := allow.Iterator()
-		for it.HasNext() {
-			if m.keys[it.Next()] != nil {
-				n++
-			}
-		}
-		return n
-	}
-	for id := range m.keys {
-		if allow.Contains(id) {
-			n++
-		}
-	}
-	return n
+// keysOf is the keys of the sets of the IDs allow holds, and the number of
+// those sets (mu held shared).
+func (m *Multi) keysOf(allow *roaring.Bitmap) (*roaring.Bitmap, int) {
+	out, n := roaring.New(), 0
+	m.eachSet(allow, func(_ uint32, keys []uint32) {
+		out.AddMany(keys)
+		n++
+	})
+	return out, n
 }
 
 // candidates is the first stage of a graph search (mu held shared): the
 // owners of each query vector's nearest keys, distinct, in order; nil
-// when even a widened walk names fewer than min(k, sets), and the caller
-// scores every set instead.
-func (m *Multi) candidates(q []float32, nq, k, sets int, opts SearchOptions) []uint32 {
+// when even a widened walk names fewer than min(k, allowed sets), and the
+// caller scores every set instead.
+func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) []uint32 {
 	g := m.g
 	ef := opts.Ef
 	if ef <= 0 {
 		ef = g.cfg.EfSearch
 	}
 	ef = max(ef, k)
-	sub := SearchOptions{}
+	sub, sets := SearchOptions{}, len(m.keys)
 	if opts.Allow != nil {
-		if sub.Allow = m.keysOf(opts.Allow); sub.Allow.IsEmpty() {
+		// Counting the allowed sets that exist, so that a walk is not
+		// widened looking for sets that do not.
+		if sub.Allow, sets = m.keysOf(opts.Allow); sets == 0 {
 			return []uint32{}
 		}
 	}
@@ -375,24 +369,6 @@ func (m *Multi) candidates(q []float32, nq, k, sets int, opts SearchOptions) []u
 		ef *= 4
 	}
 	return nil
-}
-
-// keysOf is the keys of the sets of the IDs allow holds (mu held shared).
-func (m *Multi) keysOf(allow *roaring.Bitmap) *roaring.Bitmap {
-	out := roaring.New()
-	if allow.GetCardinality() < uint64(len(m.keys)) {
-		it := allow.Iterator()
-		for it.HasNext() {
-			out.AddMany(m.keys[it.Next()])
-		}
-		return out
-	}
-	for id, keys := range m.keys {
-		if allow.Contains(id) {
-			out.AddMany(keys)
-		}
-	}
-	return out
 }
 
 // rank scores the candidate owners exactly and keeps the k closest (mu
@@ -468,16 +444,10 @@ func (m *Multi) Repair() int { return m.graph().Repair() }
 // the same sums).
 func (m *Multi) scan(q []float32, nq, k int, allow *roaring.Bitmap) ([]Result, int) {
 	g := m.g
-	sets := make([]uint32, 0, len(m.keys))
-	for id := range m.keys {
-		if allow == nil || allow.Contains(id) {
-			sets = append(sets, id)
-		}
-	}
+	sets := m.owners(allow)
 	if len(sets) == 0 {
 		return nil, 0
 	}
-	slices.Sort(sets)
 	// row: a set's place in near (sets[row] is its ID).
 	row := make(map[uint32]int32, len(sets))
 	for i, id := range sets {

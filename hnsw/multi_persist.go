@@ -2,9 +2,9 @@ package hnsw
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/mmdb-go/mmdb/modality"
 )
@@ -24,11 +24,7 @@ func (m *Multi) Save(w io.Writer) error {
 	defer m.writers.Unlock()
 	m.mu.RLock()
 	g := m.g
-	ids := make([]uint32, 0, len(m.keys))
-	for id := range m.keys {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := m.owners(nil)
 	f := newFrame(multiMagic, multiVersion, 24+8*len(ids)+4*(m.nodes+len(m.free)))
 	f.u32(uint32(m.agg))
 	f.u32(uint32(m.dim))
@@ -42,12 +38,14 @@ func (m *Multi) Save(w io.Writer) error {
 	f.u32(uint32(len(m.free)))
 	f.u32s(m.free)
 	m.mu.RUnlock()
-	var graph bytes.Buffer
-	if err := g.Save(&graph); err != nil {
+	// The graph's frame is written straight into this one, after its
+	// length: one copy of a large graph fewer than through a buffer.
+	at := len(f.buf)
+	f.u64(0)
+	if err := g.Save(f); err != nil {
 		return err
 	}
-	f.u64(uint64(graph.Len()))
-	f.bytes(graph.Bytes())
+	binary.LittleEndian.PutUint64(f.buf[at:], uint64(len(f.buf)-at-8))
 	return f.writeTo(w)
 }
 

@@ -196,33 +196,33 @@ func (m Modality) Prepare(v []float32) ([]float32, error) {
 	if n == 0 {
 		return nil, m.lengthError(len(v))
 	}
-	if n == 1 {
-		return prepareOne(m.Metric, v)
-	}
-	out := make([]float32, 0, len(v))
+	out := make([]float32, len(v))
 	for i := range n {
-		p, err := prepareOne(m.Metric, v[i*m.Dim:(i+1)*m.Dim])
-		if err != nil {
+		lo, hi := i*m.Dim, (i+1)*m.Dim
+		err := prepareInto(m.Metric, out[lo:hi], v[lo:hi])
+		switch {
+		case err != nil && n > 1:
 			return nil, fmt.Errorf("vector %d of the set: %w", i, err)
+		case err != nil:
+			return nil, err
 		}
-		out = append(out, p...)
 	}
 	return out, nil
 }
 
-// prepareOne is Prepare for one vector of the right length.
-func prepareOne(metric Metric, v []float32) ([]float32, error) {
+// prepareInto is Prepare for one vector of the right length, written into
+// out (as long as v).
+func prepareInto(metric Metric, out, v []float32) error {
 	if err := CheckFinite(v); err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]float32, len(v))
 	copy(out, v)
 	n := kernel.Norm64(out)
 	switch {
 	case metric == Cosine && n == 0:
-		return nil, fmt.Errorf("%w: zero vector cannot be compared by cosine", ErrInvalidVector)
+		return fmt.Errorf("%w: zero vector cannot be compared by cosine", ErrInvalidVector)
 	case metric != Cosine && n > MaxNorm:
-		return nil, fmt.Errorf("%w: length %.3g is beyond %g, where distances overflow float32", ErrInvalidVector, n, MaxNorm)
+		return fmt.Errorf("%w: length %.3g is beyond %g, where distances overflow float32", ErrInvalidVector, n, MaxNorm)
 	}
 	// A vector already of unit length (to float32 precision) is kept as it
 	// is: normalising it again moves its last bits, so an exported
@@ -232,13 +232,13 @@ func prepareOne(metric Metric, v []float32) ([]float32, error) {
 			out[i] = float32(float64(x) / n)
 		}
 		if err := CheckFinite(out); err != nil {
-			return nil, fmt.Errorf("%w (after normalising)", err)
+			return fmt.Errorf("%w (after normalising)", err)
 		}
 		if n2 := kernel.Norm64(out); math.Abs(n2-1) > 1e-3 {
-			return nil, fmt.Errorf("%w: normalises to length %g, not 1 (values too small for float32)", ErrInvalidVector, n2)
+			return fmt.Errorf("%w: normalises to length %g, not 1 (values too small for float32)", ErrInvalidVector, n2)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // CheckFinite returns an error wrapping ErrInvalidVector naming the first

@@ -37,10 +37,9 @@ type Record struct {
 // Merge removes that attribute.
 //
 // A vector may also be a list of lists of numbers: the set of a
-// multi-vector modality, whose dimension sets gives (modality name ->
-// Dim). Each list must hold Dim numbers; the set is stored laid end to
+// multi-vector modality, which sets gives by name. Each list must hold Dim numbers; the set is stored laid end to
 // end.
-func decodeRecord(line []byte, merge bool, sets map[string]int) (mmdb.Item, error) {
+func decodeRecord(line []byte, merge bool, sets map[string]mmdb.Modality) (mmdb.Item, error) {
 	if !utf8.Valid(line) {
 		return mmdb.Item{}, fmt.Errorf("invalid UTF-8 at byte %d", invalidAt(line))
 	}
@@ -91,20 +90,17 @@ func decodeRecord(line []byte, merge bool, sets map[string]int) (mmdb.Item, erro
 
 // parseVector parses a vector: a list of numbers or, for a multi-vector
 // modality, a list of lists of Dim numbers each.
-func parseVector(raw json.RawMessage, mod string, sets map[string]int) ([]float32, error) {
-	b := bytes.TrimSpace(raw)
-	if len(b) < 2 || b[0] != '[' {
+func parseVector(raw json.RawMessage, mod string, sets map[string]mmdb.Modality) ([]float32, error) {
+	if !jsonvec.Nested(raw) {
 		return jsonvec.ParseFloats(raw)
 	}
-	if i := 1 + jsonvecSkip(b[1:]); i >= len(b) || b[i] != '[' {
-		return jsonvec.ParseFloats(raw)
-	}
-	dim, ok := sets[mod]
+	m, ok := sets[mod]
 	if !ok {
 		return nil, fmt.Errorf("a list of lists is a set of vectors, and %q is not a multi-vector modality of this database", mod)
 	}
+	dim := m.Dim
 	var lists []json.RawMessage
-	if err := json.Unmarshal(b, &lists); err != nil {
+	if err := json.Unmarshal(raw, &lists); err != nil {
 		return nil, fmt.Errorf("not a list of lists of numbers: %v", err)
 	}
 	if len(lists) == 0 || len(lists) > mmdb.MaxSet {
@@ -124,17 +120,12 @@ func parseVector(raw json.RawMessage, mod string, sets map[string]int) ([]float3
 	return out, nil
 }
 
-// jsonvecSkip is the number of white-space bytes at the start of b.
-func jsonvecSkip(b []byte) int {
-	return len(b) - len(bytes.TrimLeft(b, " \t\r\n"))
-}
-
-// setDims maps db's multi-vector modalities to their dimension.
-func setDims(db *mmdb.DB) map[string]int {
-	out := map[string]int{}
+// setModalities maps db's multi-vector modalities by name.
+func setModalities(db *mmdb.DB) map[string]mmdb.Modality {
+	out := map[string]mmdb.Modality{}
 	for _, m := range db.Modalities() {
 		if m.IsMulti() {
-			out[m.Name] = m.Dim
+			out[m.Name] = m
 		}
 	}
 	return out
@@ -247,7 +238,7 @@ func ImportJSONL(ctx context.Context, db *mmdb.DB, r io.Reader, name string, o O
 		return nil
 	}
 	line := 0
-	sets := setDims(db)
+	sets := setModalities(db)
 	seen := map[string]int{} // ID -> the line that gave it
 	for sc.Scan() {
 		line++
@@ -301,12 +292,7 @@ func ExportJSONL(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(do
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false)
 	n, total := 0, db.Count()
-	multi := map[string]mmdb.Modality{}
-	for _, m := range db.Modalities() {
-		if m.IsMulti() {
-			multi[m.Name] = m
-		}
-	}
+	multi := setModalities(db)
 	for it, err := range db.Items(ctx) {
 		if err != nil {
 			return n, err

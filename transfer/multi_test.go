@@ -87,7 +87,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	sets := map[string]int{"frames": 3}
+	sets := map[string]mmdb.Modality{"frames": setMod}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		it, err := decodeRecord(line, false, sets)
 		if err != nil {
@@ -140,4 +140,25 @@ func TestImportNPYSetsBoundsAndDefine(t *testing.T) {
 	big := npyFile(t, "<f4", []int{1, 200, 8192}, make([]float64, 200*8192))
 	_, err = ImportNPY(ctx, wide, bytes.NewReader(big), "big.npy", "w", nil, Options{SkipBad: true})
 	assert.ErrorIs(t, err, ErrBadRecord, "a set of 200 x 8192 values is refused up front, not skipped")
+}
+
+// Parquet keeps a set as its values laid end to end, and reads it back.
+func TestParquetRoundTripSets(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, setMod)
+	r := rand.New(rand.NewPCG(4, 4))
+	var items []mmdb.Item
+	for i := range 20 {
+		items = append(items, mmdb.Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"frames": randVec(r, 3*(1+i%4))}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	var buf bytes.Buffer
+	_, err := ExportParquet(ctx, db, &buf, nil)
+	require.NoError(t, err)
+	back, err := ReadParquet(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	require.NoError(t, err)
+	require.Len(t, back, len(items))
+	for i, it := range items {
+		assert.Equal(t, it.Vectors["frames"], back[i].Vectors["frames"], "set of %s", it.ID)
+	}
 }

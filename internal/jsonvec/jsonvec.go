@@ -86,6 +86,17 @@ func trailing(b []byte, i int) error {
 	return nil
 }
 
+// Nested reports whether b is a JSON list whose first element is a list
+// ([[...], ...]): a set of vectors rather than one.
+func Nested(b []byte) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	return i < len(b) && b[i] == '['
+}
+
 func isDelim(c byte) bool {
 	return c == ',' || c == ']' || c == ' ' || c == '\t' || c == '\n' || c == '\r'
 }

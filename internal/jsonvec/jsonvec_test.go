@@ -147,3 +147,22 @@ func FuzzCheckEscapes(f *testing.F) {
 		assert.NotContains(t, s, "\uFFFD", "%q", b)
 	})
 }
+
+func TestNested(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want bool
+	}{
+		{`[[1,2],[3,4]]`, true},
+		{" \t[ \n[1]]", true},
+		{`[[`, true},
+		{`[1,[2]]`, false},
+		{`[1,2]`, false},
+		{`[]`, false},
+		{`[ `, false},
+		{`null`, false},
+		{``, false},
+	} {
+		assert.Equal(t, c.want, Nested([]byte(c.in)), "%q", c.in)
+	}
+}
