@@ -512,14 +512,21 @@ func ParseCursor(s string) (Cursor, error) {
 // insertion order): a scan can restart from the last ID it handled. An
 // ID not stored is ErrNotFound (a cursor from Scroll survives its item's
 // deletion; an ID does not).
-func (db *DB) CursorAfter(id string) (Cursor, error) {
+func (db *DB) CursorAfter(id string) (Cursor, error) { return db.cursorOf(id, 1) }
+
+// CursorAt is the cursor from which Scroll returns item id first: a page
+// that starts at a given item, as Qdrant's scroll offset. An ID not
+// stored is ErrNotFound.
+func (db *DB) CursorAt(id string) (Cursor, error) { return db.cursorOf(id, 0) }
+
+func (db *DB) cursorOf(id string, past uint32) (Cursor, error) {
 	var c Cursor
 	err := db.store.View(func(tx *storage.Tx) error {
 		iid, ok := tx.LookupID(id)
 		if !ok {
 			return fmt.Errorf("item %q: %w", id, ErrNotFound)
 		}
-		c = Cursor{iid + 1}
+		c = Cursor{iid + past}
 		return nil
 	})
 	if err != nil {

@@ -162,6 +162,16 @@ func (db *DB) queryModel(ctx context.Context, st *query.Statement, res *Result) 
 }
 
 // countWhere counts the items a filter keeps (all items without one).
+// CountWhere counts the live items whose attributes match f (every item
+// for nil) from the attribute postings, as COUNT WHERE does; a filter
+// comparing an attribute no item has is ErrUnknownAttribute.
+func (db *DB) CountWhere(ctx context.Context, f query.Expr) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return db.countWhere(f)
+}
+
 func (db *DB) countWhere(f query.Expr) (int, error) {
 	if _, err := db.state(); err != nil {
 		return 0, err

@@ -127,7 +127,7 @@ func rootCmd() *cobra.Command {
 		return shell.RunE(c, args)
 	}
 	root.AddCommand(shell, queryCmd(), importCmd(), exportCmd(), statsCmd(), demoCmd(),
-		snapshotCmd(), restoreCmd(), checkCmd(), alignCmd(), evalCmd(), calibrateCmd(), defineCmd(), encodeCmd(), dropCmd(), versionCmd(), movedBenchCmd())
+		snapshotCmd(), restoreCmd(), checkCmd(), alignCmd(), evalCmd(), calibrateCmd(), defineCmd(), encodeCmd(), dropCmd(), versionCmd(), serveCmd(), movedBenchCmd())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

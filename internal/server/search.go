@@ -1,0 +1,360 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/fusion"
+	"github.com/mmdb-go/mmdb/internal/jsonvec"
+)
+
+// searchSpec is what Qdrant's query, search and recommend requests have in
+// common, once their probes are read.
+type searchSpec struct {
+	using          string
+	probes         []mmdb.Probe
+	fuse           fusion.Method
+	filter         json.RawMessage
+	params         json.RawMessage
+	scoreThreshold *float32
+	limit, offset  *int
+	withPayload    json.RawMessage
+	withVector     json.RawMessage
+}
+
+// searchParams is Qdrant's SearchParams: hnsw_ef and exact apply; the
+// quantization, indexed_only and acorn hints are accepted and change no
+// answer here.
+type searchParams struct {
+	HnswEf       *int            `json:"hnsw_ef"`
+	Exact        *bool           `json:"exact"`
+	Quantization json.RawMessage `json:"quantization"`
+	IndexedOnly  json.RawMessage `json:"indexed_only"`
+	Acorn        json.RawMessage `json:"acorn"`
+}
+
+// target resolves `using`: the named vector, or the collection's only one.
+func target(using *string, mods []mmdb.Modality) (mmdb.Modality, error) {
+	name := ""
+	if using != nil {
+		name = *using
+	}
+	if name == "" {
+		n, err := unnamed(mods)
+		if err != nil {
+			return mmdb.Modality{}, badf("using: %v", message(err))
+		}
+		name = n
+	}
+	m, ok := modalityOf(mods, name)
+	if !ok {
+		return m, badf("using: no vector named %q (have %s)", name, modalityNames(mods))
+	}
+	return m, nil
+}
+
+// probe reads a VectorInput: a vector (a list of lists for a multi-vector
+// modality) or a point ID whose vector of m is the probe.
+func probe(raw json.RawMessage, m mmdb.Modality, weight float32) (mmdb.Probe, error) {
+	raw = bytes.TrimSpace(raw)
+	pr := mmdb.Probe{Modality: m.Name, Weight: weight}
+	switch {
+	case isNull(raw):
+		return pr, badf("a query vector or point ID is missing")
+	case raw[0] == '[':
+		v, err := vectorOf("(query)", m, raw)
+		if err != nil {
+			return pr, err
+		}
+		pr.Vector = v
+	case raw[0] == '{':
+		return pr, badf("query %s: sparse vectors, documents, images and inference objects are not supported by mmdb serve (give a vector or a point ID; mmdb's POST /query encodes TEXT, FILE and DATA probes)", abbreviate(raw))
+	default:
+		id, err := pointID(raw)
+		if err != nil {
+			return pr, err
+		}
+		pr.ItemID = id
+	}
+	return pr, nil
+}
+
+// recommendProbes reads positive and negative examples: positives of
+// weight 1, negatives of weight -1, fused as the strategy says.
+func recommendProbes(pos, neg []json.RawMessage, strategy *string, m mmdb.Modality) ([]mmdb.Probe, fusion.Method, error) {
+	if len(pos) == 0 {
+		return nil, "", badf("recommend: give at least one positive example")
+	}
+	var probes []mmdb.Probe
+	for _, list := range []struct {
+		raws []json.RawMessage
+		w    float32
+	}{{pos, 1}, {neg, -1}} {
+		for _, raw := range list.raws {
+			p, err := probe(raw, m, list.w)
+			if err != nil {
+				return nil, "", badf("recommend: %v", message(err))
+			}
+			probes = append(probes, p)
+		}
+	}
+	fuse := fusion.Early
+	if strategy != nil {
+		switch *strategy {
+		case "average_vector":
+		case "best_score":
+			fuse = fusion.BestScore
+		default:
+			return nil, "", badf("recommend strategy %q: want average_vector or best_score", *strategy)
+		}
+	}
+	if len(probes) == 1 {
+		fuse = "" // one example: a plain search
+	}
+	return probes, fuse, nil
+}
+
+// run searches as spec says and returns Qdrant's scored points.
+func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
+	mods := db.Modalities()
+	tm, _ := modalityOf(mods, spec.using)
+	q := mmdb.Query{Target: spec.using, Probes: spec.probes, Fuse: spec.fuse, K: mmdb.DefaultK}
+	if spec.limit != nil {
+		q.K = *spec.limit
+	}
+	if q.K < 1 || q.K > mmdb.MaxK {
+		return nil, badf("limit %d: want 1 to %d", q.K, mmdb.MaxK)
+	}
+	if spec.offset != nil {
+		q.Offset = *spec.offset
+	}
+	var err error
+	if q.Filter, err = translateFilter(spec.filter); err != nil {
+		return nil, err
+	}
+	if !isNull(spec.params) {
+		var p searchParams
+		if err := strictUnmarshal(spec.params, &p); err != nil {
+			return nil, badf("params: %v", err)
+		}
+		if p.HnswEf != nil {
+			q.Ef = *p.HnswEf
+		}
+		if p.Exact != nil {
+			q.Exact = *p.Exact
+		}
+	}
+	distance := tm.Metric == mmdb.L2 && spec.fuse != fusion.BestScore
+	if spec.scoreThreshold != nil {
+		if distance {
+			q.MaxDistance = spec.scoreThreshold
+		} else {
+			q.MinScore = spec.scoreThreshold
+		}
+	}
+	ps, err := parsePayloadSelector(spec.withPayload, false)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := parseVectorSelector(spec.withVector, mods)
+	if err != nil {
+		return nil, err
+	}
+	q.NoAttrs = ps.none
+	hits, err := db.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]record, 0, len(hits))
+	for _, h := range hits {
+		score := h.Score
+		if distance && !h.Fused {
+			score = h.Distance // Qdrant's Euclid score is the distance
+		}
+		rec := record{ID: outID(h.ID), Version: &zero, Score: &score, Payload: ps.apply(h.Attrs)}
+		if vs != nil {
+			it, err := db.Get(ctx, h.ID)
+			if err != nil && !errors.Is(err, mmdb.ErrNotFound) {
+				return nil, err
+			}
+			rec.Vector = outVectors(it, vs, mods)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// queryPoints is Qdrant's universal query (POST /points/query): nearest to
+// a vector or a point, or recommend from examples.
+func (s *Server) queryPoints(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
+	var req struct {
+		Query          json.RawMessage `json:"query"`
+		Using          *string         `json:"using"`
+		Filter         json.RawMessage `json:"filter"`
+		Params         json.RawMessage `json:"params"`
+		ScoreThreshold *float32        `json:"score_threshold"`
+		Limit          *int            `json:"limit"`
+		Offset         *int            `json:"offset"`
+		WithVector     json.RawMessage `json:"with_vector"`
+		WithPayload    json.RawMessage `json:"with_payload"`
+		Prefetch       json.RawMessage `json:"prefetch"`
+		LookupFrom     json.RawMessage `json:"lookup_from"`
+		ShardKey       json.RawMessage `json:"shard_key"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := unsupported(map[string]json.RawMessage{"prefetch": req.Prefetch, "lookup_from": req.LookupFrom, "shard_key": req.ShardKey}); err != nil {
+		return nil, err
+	}
+	tm, err := target(req.Using, db.Modalities())
+	if err != nil {
+		return nil, err
+	}
+	spec := searchSpec{using: tm.Name, filter: req.Filter, params: req.Params, scoreThreshold: req.ScoreThreshold,
+		limit: req.Limit, offset: req.Offset, withPayload: req.WithPayload, withVector: req.WithVector}
+	q := bytes.TrimSpace(req.Query)
+	if isNull(q) {
+		return nil, badf("query is required (mmdb serve does not list points through query: use scroll)")
+	}
+	if q[0] != '{' {
+		p, err := probe(q, tm, 0)
+		if err != nil {
+			return nil, err
+		}
+		spec.probes = []mmdb.Probe{p}
+	} else {
+		var kinds map[string]json.RawMessage
+		if err := jsonvec.Fields(q, func(k string, v json.RawMessage) error {
+			if kinds == nil {
+				kinds = map[string]json.RawMessage{}
+			}
+			kinds[k] = v
+			return nil
+		}); err != nil {
+			return nil, badf("query: %v", err)
+		}
+		switch {
+		case kinds["nearest"] != nil:
+			if !isNull(kinds["mmr"]) {
+				return nil, badf("query: mmr is not supported by mmdb serve")
+			}
+			if len(kinds) > 2 || (len(kinds) == 2 && kinds["mmr"] == nil) {
+				return nil, badf("query: nearest takes only a vector")
+			}
+			p, err := probe(kinds["nearest"], tm, 0)
+			if err != nil {
+				return nil, err
+			}
+			spec.probes = []mmdb.Probe{p}
+		case kinds["recommend"] != nil && len(kinds) == 1:
+			var rec struct {
+				Positive []json.RawMessage `json:"positive"`
+				Negative []json.RawMessage `json:"negative"`
+				Strategy *string           `json:"strategy"`
+			}
+			if err := strictUnmarshal(kinds["recommend"], &rec); err != nil {
+				return nil, badf("query recommend: %v", err)
+			}
+			if spec.probes, spec.fuse, err = recommendProbes(rec.Positive, rec.Negative, rec.Strategy, tm); err != nil {
+				return nil, err
+			}
+		default:
+			for k := range kinds {
+				return nil, badf("query %q is not supported by mmdb serve (nearest and recommend are; mmdb's own POST /query takes SEARCH statements)", k)
+			}
+			return nil, badf("query: an empty object")
+		}
+	}
+	pts, err := run(r.Context(), db, spec)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"points": pts}, nil
+}
+
+// searchPoints is the older POST /points/search: a vector, or
+// {"name", "vector"} for a named one.
+func (s *Server) searchPoints(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
+	var req struct {
+		Vector         json.RawMessage `json:"vector"`
+		Filter         json.RawMessage `json:"filter"`
+		Params         json.RawMessage `json:"params"`
+		ScoreThreshold *float32        `json:"score_threshold"`
+		Limit          *int            `json:"limit"`
+		Offset         *int            `json:"offset"`
+		WithVector     json.RawMessage `json:"with_vector"`
+		WithPayload    json.RawMessage `json:"with_payload"`
+		ShardKey       json.RawMessage `json:"shard_key"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := unsupported(map[string]json.RawMessage{"shard_key": req.ShardKey}); err != nil {
+		return nil, err
+	}
+	var using *string
+	vec := bytes.TrimSpace(req.Vector)
+	if len(vec) > 0 && vec[0] == '{' {
+		var named struct {
+			Name   string          `json:"name"`
+			Vector json.RawMessage `json:"vector"`
+		}
+		if err := strictUnmarshal(vec, &named); err != nil {
+			return nil, badf("vector: want a list of numbers or {\"name\", \"vector\"}: %v", err)
+		}
+		using, vec = &named.Name, named.Vector
+	}
+	tm, err := target(using, db.Modalities())
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(vec)) == 0 || bytes.TrimSpace(vec)[0] != '[' {
+		return nil, badf("vector: want a list of numbers")
+	}
+	p, err := probe(vec, tm, 0)
+	if err != nil {
+		return nil, err
+	}
+	return run(r.Context(), db, searchSpec{using: tm.Name, probes: []mmdb.Probe{p}, filter: req.Filter, params: req.Params,
+		scoreThreshold: req.ScoreThreshold, limit: req.Limit, offset: req.Offset, withPayload: req.WithPayload, withVector: req.WithVector})
+}
+
+// recommendPoints is the older POST /points/recommend.
+func (s *Server) recommendPoints(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
+	var req struct {
+		Positive       []json.RawMessage `json:"positive"`
+		Negative       []json.RawMessage `json:"negative"`
+		Strategy       *string           `json:"strategy"`
+		Using          *string           `json:"using"`
+		Filter         json.RawMessage   `json:"filter"`
+		Params         json.RawMessage   `json:"params"`
+		ScoreThreshold *float32          `json:"score_threshold"`
+		Limit          *int              `json:"limit"`
+		Offset         *int              `json:"offset"`
+		WithVector     json.RawMessage   `json:"with_vector"`
+		WithPayload    json.RawMessage   `json:"with_payload"`
+		LookupFrom     json.RawMessage   `json:"lookup_from"`
+		ShardKey       json.RawMessage   `json:"shard_key"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := unsupported(map[string]json.RawMessage{"lookup_from": req.LookupFrom, "shard_key": req.ShardKey}); err != nil {
+		return nil, err
+	}
+	tm, err := target(req.Using, db.Modalities())
+	if err != nil {
+		return nil, err
+	}
+	probes, fuse, err := recommendProbes(req.Positive, req.Negative, req.Strategy, tm)
+	if err != nil {
+		return nil, err
+	}
+	return run(r.Context(), db, searchSpec{using: tm.Name, probes: probes, fuse: fuse, filter: req.Filter, params: req.Params,
+		scoreThreshold: req.ScoreThreshold, limit: req.Limit, offset: req.Offset, withPayload: req.WithPayload, withVector: req.WithVector})
+}

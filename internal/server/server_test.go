@@ -1,0 +1,353 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/mmdb-go/mmdb"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// call sends one request to h and returns the status and the decoded
+// envelope.
+func call(t testing.TB, h http.Handler, method, path, body string, header ...string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var env map[string]any
+	if strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &env), "%s", w.Body)
+	}
+	return w.Code, env
+}
+
+// errMsg is an error envelope's message.
+func errMsg(env map[string]any) string {
+	st, _ := env["status"].(map[string]any)
+	s, _ := st["error"].(string)
+	return s
+}
+
+// newFolder serves an empty folder with collection "c": vectors "image"
+// (4-d cosine) and "set" (2-d, multi-vector).
+func newFolder(t testing.TB, cfg Config) (*Server, http.Handler) {
+	t.Helper()
+	s, err := Open(t.TempDir(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	h := s.Handler()
+	code, env := call(t, h, "PUT", "/collections/c", `{"vectors": {"image": {"size": 4, "distance": "Cosine"},
+		"set": {"size": 2, "distance": "Dot", "multivector_config": {"comparator": "max_sim"}}}}`, "api-key", cfg.APIKey)
+	require.Equal(t, 200, code, "%v", env)
+	return s, h
+}
+
+func TestUpsertRefusals(t *testing.T) {
+	_, h := newFolder(t, Config{MaxBatch: 3})
+	cases := []struct {
+		name, body, msg string
+	}{
+		{"wrong dimension", `{"points": [{"id": 1, "vector": {"image": [1, 2, 3]}}]}`, `"1"`},
+		{"null in vector", `{"points": [{"id": 2, "vector": {"image": [1, null, 3, 4]}}]}`, "point 2, vector \"image\""},
+		{"string in vector", `{"points": [{"id": 2, "vector": {"image": [1, "2", 3, 4]}}]}`, "point 2"},
+		{"float32 overflow", `{"points": [{"id": 2, "vector": {"image": [1, 1e39, 3, 4]}}]}`, "point 2"},
+		{"zero cosine vector", `{"points": [{"id": 2, "vector": {"image": [0, 0, 0, 0]}}]}`, "image"},
+		{"unknown vector", `{"points": [{"id": 3, "vector": {"audio": [1, 2]}}]}`, `no vector named "audio"`},
+		{"unnamed with two vectors", `{"points": [{"id": 3, "vector": [1, 2, 3, 4]}]}`, "name the one meant"},
+		{"negative id", `{"points": [{"id": -1, "vector": {"image": [1, 2, 3, 4]}}]}`, "unsigned integer"},
+		{"float id", `{"points": [{"id": 1.5, "vector": {"image": [1, 2, 3, 4]}}]}`, "unsigned integer"},
+		{"missing id", `{"points": [{"vector": {"image": [1, 2, 3, 4]}}]}`, "missing"},
+		{"nested payload", `{"points": [{"id": 4, "vector": {"image": [1, 2, 3, 4]}, "payload": {"meta": {"a": 1}}}]}`, `point 4: payload key "meta"`},
+		{"null payload value", `{"points": [{"id": 4, "vector": {"image": [1, 2, 3, 4]}, "payload": {"a": null}}]}`, `payload key "a": null`},
+		{"numbers list payload", `{"points": [{"id": 4, "vector": {"image": [1, 2, 3, 4]}, "payload": {"a": [1, 2]}}]}`, `payload key "a"`},
+		{"ragged set", `{"points": [{"id": 5, "vector": {"set": [[1, 2], [1, 2, 3, 4]]}}]}`, "vector 1 of the set has 4 values, want 2"},
+		{"flat set", `{"points": [{"id": 5, "vector": {"set": [1, 2]}}]}`, "list of lists"},
+		{"set for a single vector", `{"points": [{"id": 5, "vector": {"image": [[1, 2, 3, 4]]}}]}`, "holds one vector"},
+		{"batch over the limit", `{"points": [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}]}`, "at most 3"},
+		{"misspelt member", `{"pionts": []}`, `unknown field "pionts"`},
+		{"both forms", `{"points": [], "batch": {"ids": [], "vectors": {}}}`, "not both"},
+		{"batch vectors short", `{"batch": {"ids": [1, 2], "vectors": {"image": [[1, 2, 3, 4]]}}}`, "one per id"},
+		{"trailing data", `{"points": []} {}`, "after the JSON value"},
+		{"repeated key", `{"points": [{"id": 6, "vector": {"image": [1, 2, 3, 4], "image": [1, 2, 3, 4]}}]}`, "image"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, env := call(t, h, "PUT", "/collections/c/points", c.body)
+			assert.Equal(t, 400, code)
+			assert.Contains(t, errMsg(env), c.msg)
+		})
+	}
+	code, env := call(t, h, "POST", "/collections/c/points/count", `{}`)
+	require.Equal(t, 200, code)
+	assert.Equal(t, 0.0, env["result"].(map[string]any)["count"], "no refused batch wrote anything")
+}
+
+func TestUpsertForms(t *testing.T) {
+	s, h := newFolder(t, Config{})
+	code, env := call(t, h, "PUT", "/collections/c/points?wait=true", `{"batch": {"ids": [1, "a-b"],
+		"vectors": {"image": [[1, 0, 0, 0], [0, 1, 0, 0]], "set": [[[1, 0], [0, 1]], null]},
+		"payloads": [{"k": 1, "f": 1.5, "s": "x", "b": true, "l": ["p", "q"]}, null]}}`)
+	require.Equal(t, 200, code, "%v", env)
+	db, _ := s.DB("c")
+	it, err := db.Get(context.Background(), "1")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"k": int64(1), "f": 1.5, "s": "x", "b": true, "l": []string{"p", "q"}}, it.Attrs)
+	assert.Equal(t, []float32{1, 0, 0, 1}, it.Vectors["set"])
+	it, err = db.Get(context.Background(), "a-b")
+	require.NoError(t, err)
+	assert.Empty(t, it.Attrs)
+	assert.NotContains(t, it.Vectors, "set")
+
+	// A multi-vector probe against the set modality (MaxSim).
+	code, env = call(t, h, "POST", "/collections/c/points/query", `{"query": [[0, 1]], "using": "set", "with_vector": ["set"]}`)
+	require.Equal(t, 200, code, "%v", env)
+	pts := env["result"].(map[string]any)["points"].([]any)
+	require.Len(t, pts, 1)
+	assert.Equal(t, map[string]any{"set": []any{[]any{1.0, 0.0}, []any{0.0, 1.0}}}, pts[0].(map[string]any)["vector"])
+
+	// The older search endpoint, by named vector.
+	code, env = call(t, h, "POST", "/collections/c/points/search", `{"vector": {"name": "image", "vector": [0, 1, 0, 0]}, "limit": 1, "with_payload": ["zzz"]}`)
+	require.Equal(t, 200, code, "%v", env)
+	pts = env["result"].([]any)
+	require.Len(t, pts, 1)
+	assert.Equal(t, "a-b", pts[0].(map[string]any)["id"])
+	assert.Equal(t, map[string]any{}, pts[0].(map[string]any)["payload"])
+}
+
+func TestAPIKey(t *testing.T) {
+	_, h := newFolder(t, Config{APIKey: "sesame"})
+	code, env := call(t, h, "GET", "/collections", "")
+	assert.Equal(t, 401, code)
+	assert.Contains(t, errMsg(env), "api-key")
+	code, _ = call(t, h, "GET", "/collections", "", "api-key", "wrong")
+	assert.Equal(t, 401, code)
+	code, _ = call(t, h, "GET", "/collections", "", "api-key", "sesame")
+	assert.Equal(t, 200, code)
+	code, _ = call(t, h, "GET", "/collections", "", "Authorization", "Bearer sesame")
+	assert.Equal(t, 200, code)
+	code, _ = call(t, h, "GET", "/collections/c/snapshots/x.snapshot", "")
+	assert.Equal(t, 401, code, "downloads need the key too")
+	code, _ = call(t, h, "GET", "/healthz", "")
+	assert.Equal(t, 200, code, "health checks do not")
+}
+
+func TestLimitsAndRoutes(t *testing.T) {
+	_, h := newFolder(t, Config{MaxBody: 1 << 10})
+	big := fmt.Sprintf(`{"points": [{"id": 1, "payload": {"s": %q}}]}`, strings.Repeat("x", 2<<10))
+	code, env := call(t, h, "PUT", "/collections/c/points", big)
+	assert.Equal(t, 413, code, "%v", env)
+	code, env = call(t, h, "POST", "/collections/c/points/discover", `{}`)
+	assert.Equal(t, 404, code)
+	assert.Contains(t, errMsg(env), "not an endpoint")
+	code, env = call(t, h, "POST", "/collections/nope/points/query", `{"query": [1, 0, 0, 0]}`)
+	assert.Equal(t, 404, code)
+	assert.Contains(t, errMsg(env), "nope")
+	code, env = call(t, h, "POST", "/collections/c/points/query?timeout=abc", `{}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, errMsg(env), "timeout")
+	code, env = call(t, h, "POST", "/collections/c/points/query", `{"query": {"discover": {}}, "using": "image"}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, errMsg(env), `"discover" is not supported`)
+	code, env = call(t, h, "POST", "/collections/c/points/query", `{"query": [1, 0, 0, 0], "using": "image", "prefetch": {"query": [1, 0, 0, 0]}}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, errMsg(env), "prefetch")
+	code, env = call(t, h, "PUT", "/collections/c", `{"vectors": {"size": 4, "distance": "Cosine"}}`)
+	assert.Equal(t, 409, code)
+	assert.Contains(t, errMsg(env), "already exists")
+	code, env = call(t, h, "PUT", "/collections/bad.name", `{"vectors": {"size": 4, "distance": "Cosine"}}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, errMsg(env), "collection name")
+	code, env = call(t, h, "PUT", "/collections/m", `{"vectors": {"size": 4, "distance": "Manhattan"}}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, errMsg(env), "Manhattan")
+	code, env = call(t, h, "POST", "/collections/c/points/delete", `{"filter": {}}`)
+	assert.Equal(t, 400, code, "an empty filter must not delete everything")
+	assert.Contains(t, errMsg(env), "every point")
+}
+
+func TestCollectionsLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Config{})
+	require.NoError(t, err)
+	h := s.Handler()
+	code, env := call(t, h, "PUT", "/collections/one", `{"vectors": {"size": 3, "distance": "Euclid"}}`)
+	require.Equal(t, 200, code, "%v", env)
+	// One unnamed vector: requests reach it without naming it.
+	code, env = call(t, h, "PUT", "/collections/one/points", `{"points": [{"id": 9, "vector": [1, 2, 3], "payload": {"a": "b"}}, {"id": 10, "vector": [0, 0, 0]}]}`)
+	require.Equal(t, 200, code, "%v", env)
+	code, env = call(t, h, "POST", "/collections/one/points/query", `{"query": [1, 2, 2], "limit": 1}`)
+	require.Equal(t, 200, code, "%v", env)
+	p := env["result"].(map[string]any)["points"].([]any)[0].(map[string]any)
+	assert.Equal(t, 9.0, p["id"])
+	assert.Equal(t, 1.0, p["score"], "Euclid scores are distances, as Qdrant's")
+	code, env = call(t, h, "GET", "/collections/one/points/9", "")
+	require.Equal(t, 200, code)
+	assert.Equal(t, map[string]any{"id": 9.0, "payload": map[string]any{"a": "b"}, "vector": map[string]any{"vector": []any{1.0, 2.0, 3.0}}}, env["result"])
+	code, env = call(t, h, "POST", "/query", `{"statement": "EXPLAIN SEARCH vector NEAR vector OF '9' LIMIT 1"}`)
+	require.Equal(t, 200, code, "%v", env)
+	assert.Contains(t, env["result"].(map[string]any)["text"], "direct")
+	code, env = call(t, h, "POST", "/collections/one/query", `{"statement": "COUNT WHERE a = 'b'"}`)
+	require.Equal(t, 200, code, "%v", env)
+	assert.Equal(t, 1.0, env["result"].(map[string]any)["count"])
+	code, env = call(t, h, "POST", "/query", `{"statement": "SEARCH vector NEAR vector FILE '/etc/passwd'"}`)
+	assert.Equal(t, 400, code, "no file probes over the network: %v", env)
+	require.NoError(t, s.Close())
+
+	// Reopened, the folder serves what was made.
+	s, err = Open(dir, Config{})
+	require.NoError(t, err)
+	h = s.Handler()
+	assert.Equal(t, []string{"one"}, s.Collections())
+	code, env = call(t, h, "DELETE", "/collections/one", "")
+	require.Equal(t, 200, code, "%v", env)
+	assert.Equal(t, true, env["result"])
+	_, err = os.Stat(filepath.Join(dir, "one.mmdb"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	code, env = call(t, h, "DELETE", "/collections/one", "")
+	require.Equal(t, 200, code)
+	assert.Equal(t, false, env["result"])
+	require.NoError(t, s.Close())
+
+	// Serving one file: it is the collection, and is neither made nor deleted.
+	f := filepath.Join(dir, "solo.mmdb")
+	db, err := mmdb.Open(f, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	s, err = Open(f, Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	h = s.Handler()
+	assert.Equal(t, []string{"solo"}, s.Collections())
+	code, _ = call(t, h, "DELETE", "/collections/solo", "")
+	assert.Equal(t, 403, code)
+	code, _ = call(t, h, "PUT", "/collections/other", `{"vectors": {"size": 3, "distance": "Dot"}}`)
+	assert.Equal(t, 403, code)
+}
+
+func TestSnapshotDownload(t *testing.T) {
+	s, h := newFolder(t, Config{})
+	code, env := call(t, h, "PUT", "/collections/c/points", `{"points": [{"id": 1, "vector": {"image": [1, 0, 0, 0]}, "payload": {"n": 1}}]}`)
+	require.Equal(t, 200, code, "%v", env)
+	code, env = call(t, h, "POST", "/collections/c/snapshots", "")
+	require.Equal(t, 200, code, "%v", env)
+	name := env["result"].(map[string]any)["name"].(string)
+	req := httptest.NewRequest("GET", "/collections/c/snapshots/"+name, nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	require.Equal(t, 200, w.Code)
+	dst := filepath.Join(t.TempDir(), "copy.snapshot")
+	require.NoError(t, os.WriteFile(dst, w.Body.Bytes(), 0o644))
+	restored := filepath.Join(t.TempDir(), "restored.mmdb")
+	require.NoError(t, mmdb.Restore(dst, restored, nil), "the download is a snapshot mmdb restore takes")
+	db, err := mmdb.Open(restored, nil)
+	require.NoError(t, err)
+	it, err := db.Get(context.Background(), "1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), it.Attrs["n"])
+	require.NoError(t, db.Close())
+	for _, bad := range []string{"..%2F..%2Fc.mmdb", "x.snapshot", "..snapshot"} {
+		code, _ = call(t, h, "GET", "/collections/c/snapshots/"+bad, "")
+		assert.Contains(t, []int{400, 404}, code, bad)
+	}
+	code, _ = call(t, h, "DELETE", "/collections/c/snapshots/"+name, "")
+	assert.Equal(t, 200, code)
+	code, env = call(t, h, "GET", "/collections/c/snapshots", "")
+	require.Equal(t, 200, code)
+	assert.Empty(t, env["result"])
+	_ = s
+}
+
+// TestConcurrentClients runs writers, searchers, scrolls and deletes at
+// once (run under -race in CI): every answer is a success, and the final
+// state holds every acknowledged write not deleted.
+func TestConcurrentClients(t *testing.T) {
+	s, h := newFolder(t, Config{})
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	post := func(method, path, body string) error {
+		req, _ := http.NewRequest(method, hs.URL+path, strings.NewReader(body))
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return nil
+	}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				id := w*1000 + i
+				body := fmt.Sprintf(`{"points": [{"id": %d, "vector": {"image": [%d, 1, 0, 1]}, "payload": {"w": %d}}]}`, id, i+1, w)
+				if err := post("PUT", "/collections/c/points", body); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				for _, req := range [][2]string{
+					{"/collections/c/points/query", `{"query": [1, 1, 0, 0], "using": "image", "filter": {"must": {"key": "w", "range": {"gte": 1}}}}`},
+					{"/collections/c/points/scroll", `{"limit": 7}`},
+					{"/collections/c/points/count", `{}`},
+				} {
+					if err := post("POST", req[0], req[1]); err != nil && !strings.Contains(err.Error(), "no such attribute") {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 10 {
+			if err := post("POST", "/collections/c/points/delete", fmt.Sprintf(`{"points": [%d]}`, 3000+i)); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	db, _ := s.DB("c")
+	n := db.Count()
+	assert.GreaterOrEqual(t, n, 90)
+	assert.LessOrEqual(t, n, 100)
+	for w := range 3 {
+		for i := range 25 {
+			_, err := db.Get(context.Background(), fmt.Sprint(w*1000+i))
+			assert.NoError(t, err)
+		}
+	}
+}
