@@ -255,19 +255,37 @@ func importFolder(ctx context.Context, db *mmdb.DB, dir, modality string, refit 
 }
 
 func exportCmd() *cobra.Command {
-	c := newCmd("export DB OUT", "export every item to JSONL or Parquet",
+	c := newCmd("export DB OUT", "export every item to JSONL or Parquet, or for Milvus or LanceDB",
 		"Writes every item to OUT: as JSON lines (OUT - for stdout), or, when OUT ends in .parquet, as\n"+
-			"Parquet rows laid out for bulk import into Milvus and LanceDB (id, attrs as a JSON string,\n"+
-			"one float32 list column per modality). The schema goes to OUT.schema.json so that\n"+
-			"'mmdb import' can recreate the modalities (to stderr for OUT -). Other extensions are refused.",
-		"mmdb export media.mmdb items.jsonl\n  mmdb export media.mmdb items.parquet", 2)
+			"Parquet rows (id, attrs as a JSON string, one nullable float32 list column per modality) that\n"+
+			"'mmdb import' reads back. The schema goes to OUT.schema.json so that 'mmdb import' can recreate\n"+
+			"the modalities (to stderr for OUT -). Other extensions are refused.\n\n"+
+			"With --for lancedb or --for milvus, OUT is a folder, and each modality becomes a Parquet file\n"+
+			"that the engine loads as it is: the items carrying that modality (no null vectors), an id\n"+
+			"column, the vector column (LanceDB: FixedSizeList<float32, dim> named vector; Milvus: a\n"+
+			"float list), a typed column per attribute whose values share one type (nullable where some\n"+
+			"items lack it) and the rest as a JSON object in attrs, with names mapped to what the engine\n"+
+			"accepts (the mapping is printed). For Milvus, MODALITY.collection.json beside each file is\n"+
+			"the create-collection request (REST v2) whose schema matches it. Multi-vector modalities are\n"+
+			"refused by name (export them as JSONL).",
+		"mmdb export media.mmdb items.jsonl\n  mmdb export media.mmdb items.parquet\n  mmdb export --for lancedb media.mmdb lance-export/\n  mmdb export --for milvus --collection media media.mmdb milvus-export/", 2)
 	asJSON := jsonFlag(c)
+	target := c.Flags().String("for", "", "lay the export out for a distributed engine: lancedb or milvus (OUT is then a folder)")
+	mods := c.Flags().StringSlice("modality", nil, "with --for: export only these modalities (default: every single-vector one)")
+	collection := c.Flags().String("collection", "mmdb", "with --for milvus: the collections' name prefix (PREFIX_MODALITY)")
 	c.RunE = func(c *cobra.Command, args []string) error {
 		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true})
 		if err != nil {
 			return err
 		}
 		defer db.Close()
+		if *target != "" {
+			return exportFor(c.Context(), db, args[1], *target, &transfer.ForOptions{Modalities: *mods, Collection: *collection},
+				c.OutOrStdout(), c.ErrOrStderr(), *asJSON)
+		}
+		if len(*mods) > 0 || c.Flags().Changed("collection") {
+			return fmt.Errorf("%w: --modality and --collection go with --for", errUsage)
+		}
 		n, err := exportTo(c.Context(), db, args[1], c.OutOrStdout(), c.ErrOrStderr())
 		if err != nil {
 			return err
@@ -279,6 +297,38 @@ func exportCmd() *cobra.Command {
 			fmt.Sprintf("exported %d items to %s\n", n, args[1]))
 	}
 	return c
+}
+
+// exportFor writes the per-modality files for a distributed engine and
+// prints what went where.
+func exportFor(ctx context.Context, db *mmdb.DB, out, target string, o *transfer.ForOptions, stdout, stderr io.Writer, asJSON bool) error {
+	t, err := transfer.ParseTarget(target)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fi, err := os.Stat(out); err == nil && !fi.IsDir() {
+		return fmt.Errorf("%w: %s is a file; --for writes a folder of files", errUsage, out)
+	}
+	o.Progress = counter(stderr, "export")
+	files, err := transfer.ExportFor(ctx, db, out, t, o)
+	if err != nil {
+		return err
+	}
+	var text strings.Builder
+	for _, f := range files {
+		fmt.Fprintf(&text, "%s: %d items carrying %s (vector column %q, %d-d %s)\n", f.Path, f.Rows, f.Modality, f.Vector, f.Dim, f.Metric)
+		for _, col := range f.Columns {
+			null := ""
+			if col.Nullable {
+				null = ", nullable"
+			}
+			fmt.Fprintf(&text, "  attribute %q -> column %q (%s%s)\n", col.Attr, col.Column, col.Type, null)
+		}
+		if f.Schema != "" {
+			fmt.Fprintf(&text, "  Milvus collection %q: create it with %s, then bulk-import %s\n", f.Collection, f.Schema, filepath.Base(f.Path))
+		}
+	}
+	return report(stdout, asJSON, files, text.String())
 }
 
 func exportTo(ctx context.Context, db *mmdb.DB, out string, stdout, stderr io.Writer) (int, error) {

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,4 +293,84 @@ func TestBenchMovedSaysWhere(t *testing.T) {
 	code, _, errs := mmdbRun(t, "", "bench", "--peers")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errs, "go run ./cmd/mmdb-bench")
+}
+
+// README's "moving to a cluster" commands run as written: both exports,
+// then mmdb serve with curl's query against it (on a free port).
+func TestReadmeClusterBlockRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds the demo")
+	}
+	_, blocks := readmeBlocks(t)
+	var block string
+	for _, b := range blocks {
+		if strings.Contains(b, "export --for lancedb") {
+			block = b
+		}
+	}
+	require.NotEmpty(t, block, "README.md has the cluster block")
+	dir := t.TempDir()
+	code, out, errs := mmdbRun(t, "", "demo", "--items", "300", "--dir", dir)
+	require.Equal(t, 0, code, "%s %s", out, errs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan int, 1)
+	ran := 0
+	for _, line := range strings.Split(block, "\n") {
+		line = strings.ReplaceAll(strings.ReplaceAll(line, "/tmp/demo", dir), "127.0.0.1:6333", addr)
+		switch {
+		case strings.HasPrefix(line, "$ go run ./cmd/mmdb serve "):
+			args := shellWords(strings.TrimPrefix(line, "$ go run ./cmd/mmdb "))
+			go func() {
+				var o, e bytes.Buffer
+				served <- run(ctx, args, strings.NewReader(""), &o, &e)
+			}()
+			require.Eventually(t, func() bool {
+				resp, err := http.Get("http://" + addr + "/healthz")
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == 200
+			}, 20*time.Second, 50*time.Millisecond, "mmdb serve answers")
+		case strings.HasPrefix(line, "$ go run ./cmd/mmdb "):
+			args := shellWords(strings.TrimPrefix(line, "$ go run ./cmd/mmdb "))
+			code, out, errs := mmdbRun(t, "", args...)
+			require.Equal(t, 0, code, "mmdb %s\nstdout: %s\nstderr: %s", strings.Join(args, " "), out, errs)
+			assert.Contains(t, out, "image.parquet")
+		case strings.HasPrefix(line, "$ curl "):
+			if _, err := exec.LookPath("curl"); err != nil {
+				t.Skip("curl is not installed: the README's curl line cannot run as written")
+			}
+			b, err := exec.Command("sh", "-c", strings.TrimPrefix(line, "$ ")).CombinedOutput() // as a shell runs it
+			require.NoError(t, err, "%s", b)
+			var env struct {
+				Result struct{ Points []map[string]any }
+				Status string
+			}
+			require.NoError(t, json.Unmarshal(b, &env), "%s", b)
+			assert.Equal(t, "ok", env.Status)
+			assert.Len(t, env.Result.Points, 3, "%s", b)
+		case strings.TrimSpace(line) != "":
+			t.Fatalf("a line the test does not know how to run: %q", line)
+		default:
+			continue
+		}
+		ran++
+	}
+	require.Equal(t, 4, ran)
+	cancel()
+	select {
+	case code := <-served:
+		assert.Equal(t, 0, code, "mmdb serve stops cleanly when cancelled")
+	case <-time.After(30 * time.Second):
+		t.Fatal("mmdb serve did not stop")
+	}
+	for _, f := range []string{"lancedb/image.parquet", "milvus/image.parquet", "milvus/image.collection.json"} {
+		assert.FileExists(t, filepath.Join(dir, f))
+	}
 }
