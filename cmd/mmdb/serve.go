@@ -57,6 +57,9 @@ func serveCmd() *cobra.Command {
 	return c
 }
 
+// shutdownGrace is how long a stop waits for requests in flight.
+const shutdownGrace = 30 * time.Second
+
 // runServe serves until ctx ends or SIGINT/SIGTERM arrives, then shuts
 // down gracefully and closes the databases.
 func runServe(ctx context.Context, path, addr string, cfg server.Config, stdout io.Writer) error {
@@ -77,8 +80,13 @@ func runServe(ctx context.Context, path, addr string, cfg server.Config, stdout 
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); cfg.APIKey == "" && !net.ParseIP(host).IsLoopback() {
 		cfg.Logger.Warn("listening beyond this machine without an API key: anyone who reaches the port can read and change the data", "addr", ln.Addr().String())
 	}
+	// Requests run under base: past the shutdown's grace period it is
+	// cancelled, so a long request stops instead of holding the exit.
+	base, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 5 * time.Minute,
-		WriteTimeout: server.MaxTimeout + time.Minute, IdleTimeout: 2 * time.Minute}
+		WriteTimeout: server.MaxTimeout + time.Minute, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return base }}
 	fmt.Fprintf(stdout, "mmdb serve: %d collection(s) %v on http://%s\n", len(srv.Collections()), srv.Collections(), ln.Addr())
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
@@ -88,9 +96,15 @@ func runServe(ctx context.Context, path, addr string, cfg server.Config, stdout 
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	serr := hs.Shutdown(shutdown)
+	if serr != nil {
+		// Requests still running after the grace period are cancelled;
+		// Close below waits for them to let go of their databases.
+		cancelRequests()
+		serr = fmt.Errorf("requests still running after %v were cancelled: %w", shutdownGrace, serr)
+	}
 	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		serr = errors.Join(serr, err)
 	}

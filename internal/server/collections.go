@@ -235,15 +235,22 @@ func (s *Server) collectionInfo(_ *http.Request, db *mmdb.DB, _ *collection) (an
 	if err != nil {
 		return nil, err
 	}
-	vectors := map[string]any{}
+	named := map[string]any{}
+	var vectors any = named
 	indexed := 0
 	for _, m := range st.Modalities {
 		p := map[string]any{"size": m.Dim, "distance": distanceName(m.Metric)}
-		if m.IsMulti() {
+		switch m.Multi {
+		case mmdb.MaxSim:
 			p["multivector_config"] = map[string]string{"comparator": "max_sim"}
+		case mmdb.MaxPair:
+			p["multivector_config"] = map[string]string{"comparator": "max_pair"} // mmdb's own: Qdrant has none
 		}
-		vectors[m.Name] = p
+		named[m.Name] = p
 		indexed += m.Vectors
+		if isUnnamed([]mmdb.Modality{m.Modality}) && len(st.Modalities) == 1 {
+			vectors = p
+		}
 	}
 	idx := s.cfg.Open.Index
 	if idx.M == 0 {

@@ -2,11 +2,16 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"slices"
 	"sort"
+	"strings"
 
+	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/internal/jsonvec"
 	"github.com/mmdb-go/mmdb/query"
 )
 
@@ -42,11 +47,16 @@ func translateFilter(raw json.RawMessage) (query.Expr, error) {
 	return e, nil
 }
 
-// object decodes a JSON object into its members, refusing anything else.
+// object decodes a JSON object into its members, refusing anything else
+// and repeated keys (encoding/json would keep the last).
 func object(raw json.RawMessage, what string) (map[string]json.RawMessage, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+	m := map[string]json.RawMessage{}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
 		return nil, badf("%s: want a JSON object, got %s", what, abbreviate(raw))
+	}
+	if err := jsonvec.Fields(raw, func(k string, v json.RawMessage) error { m[k] = v; return nil }); err != nil {
+		return nil, badf("%s: %v", what, err)
 	}
 	return m, nil
 }
@@ -83,6 +93,9 @@ func (t *filterTranslator) filter(raw json.RawMessage, depth int) (query.Expr, e
 		case "must", "should", "must_not":
 			conds, err := t.conditions(v, depth)
 			if err != nil {
+				if depth > 0 {
+					return nil, err // named once, at the top
+				}
 				return nil, badf("filter %s: %v", k, message(err))
 			}
 			// A nil condition is one that always holds (an empty filter).
@@ -321,9 +334,15 @@ func literal(raw json.RawMessage) (any, error) {
 	return nil, badf("value %s: want a string, a number or a bool", abbreviate(raw))
 }
 
-// number reads a JSON number as int64 when integral, float64 otherwise.
+// number reads a JSON number: an integer (no fraction or exponent) as
+// int64, refused beyond its range (a float64 would round it), and other
+// numbers as finite float64.
 func number(n json.Number) (any, error) {
-	if i, err := n.Int64(); err == nil {
+	if !strings.ContainsAny(string(n), ".eE") {
+		i, err := n.Int64()
+		if err != nil {
+			return nil, badf("integer %s is beyond int64, which mmdb stores integers as", n)
+		}
 		return i, nil
 	}
 	f, err := n.Float64()
@@ -372,13 +391,6 @@ func rangeCondition(key string, raw json.RawMessage) (query.Expr, error) {
 	return and(parts), nil
 }
 
-// strictUnmarshal decodes raw into v, refusing unknown members.
-func strictUnmarshal(raw json.RawMessage, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
 func sortedKeys(m map[string]json.RawMessage) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -386,4 +398,62 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// withFilter runs fn with the filter f and, if mmdb refuses f because it
+// compares an attribute no item has (mmdb's sqlite-like strictness), again
+// with each such comparison replaced by one that matches nothing: in
+// Qdrant a condition on a key no point has is simply false, so that
+// must_not on it keeps every point.
+func withFilter(ctx context.Context, db *mmdb.DB, f query.Expr, fn func(query.Expr) error) error {
+	err := fn(f)
+	if f == nil || !errors.Is(err, mmdb.ErrUnknownAttribute) {
+		return err
+	}
+	known := map[string]bool{}
+	for _, a := range query.Compared(f) {
+		n, err := db.CountWhere(ctx, query.Has(a))
+		if err != nil {
+			return err
+		}
+		known[a] = n > 0
+	}
+	return fn(withoutUnknown(f, known))
+}
+
+// withoutUnknown replaces the comparisons of attributes not known by a
+// filter that matches nothing.
+func withoutUnknown(e query.Expr, known map[string]bool) query.Expr {
+	switch x := e.(type) {
+	case query.AndExpr:
+		terms := make([]query.Expr, len(x.Terms))
+		for i, t := range x.Terms {
+			terms[i] = withoutUnknown(t, known)
+		}
+		return query.AndExpr{Terms: terms}
+	case query.OrExpr:
+		terms := make([]query.Expr, len(x.Terms))
+		for i, t := range x.Terms {
+			terms[i] = withoutUnknown(t, known)
+		}
+		return query.OrExpr{Terms: terms}
+	case query.NotExpr:
+		return query.NotExpr{Term: withoutUnknown(x.Term, known)}
+	case query.Cmp:
+		return unknownOr(x.Attr, x, known)
+	case query.InList:
+		return unknownOr(x.Attr, x, known)
+	case query.Between:
+		return unknownOr(x.Attr, x, known)
+	case query.Prefix:
+		return unknownOr(x.Attr, x, known)
+	}
+	return e
+}
+
+func unknownOr(attr string, e query.Expr, known map[string]bool) query.Expr {
+	if known[attr] {
+		return e
+	}
+	return never()
 }

@@ -19,7 +19,7 @@ type record struct {
 	Version *int            `json:"version,omitempty"`
 	Score   *float32        `json:"score,omitempty"`
 	Payload *map[string]any `json:"payload,omitempty"`
-	Vector  map[string]any  `json:"vector,omitempty"`
+	Vector  any             `json:"vector,omitempty"`
 }
 
 var zero = 0
@@ -289,7 +289,10 @@ func toRecord(it mmdb.Item, ps payloadSelector, vs []string, mods []mmdb.Modalit
 
 // getPoint is GET /points/{id}: one point with its payload and vectors.
 func (s *Server) getPoint(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
-	id := r.PathValue("id")
+	id, err := pathID(r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
 	it, err := db.Get(r.Context(), id)
 	if err != nil {
 		return nil, err
@@ -338,7 +341,11 @@ func (s *Server) deletePoints(r *http.Request, db *mmdb.DB, _ *collection) (any,
 		if f == nil {
 			return nil, badf("an empty filter would delete every point: delete the collection, or give a filter that selects")
 		}
-		if _, err := db.DeleteWhere(r.Context(), f); err != nil {
+		err = withFilter(r.Context(), db, f, func(f query.Expr) error {
+			_, err := db.DeleteWhere(r.Context(), f)
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
 	default:
@@ -429,6 +436,9 @@ func (s *Server) scroll(r *http.Request, db *mmdb.DB, _ *collection) (any, error
 			return nil, err
 		}
 		for _, it := range page {
+			if err := ctx.Err(); err != nil {
+				return nil, err // a filter slow to match must not outlive the request
+			}
 			if f != nil && !query.Match(f, it.Attrs) {
 				continue
 			}
@@ -463,7 +473,11 @@ func (s *Server) count(r *http.Request, db *mmdb.DB, _ *collection) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	n, err := db.CountWhere(r.Context(), f)
+	var n int
+	err = withFilter(r.Context(), db, f, func(f query.Expr) (err error) {
+		n, err = db.CountWhere(r.Context(), f)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,9 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/google/uuid"
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/internal/jsonvec"
 )
 
 // errBadRequest marks what the client sent wrong: HTTP 400.
@@ -21,9 +23,11 @@ func badf(format string, args ...any) error {
 }
 
 // pointID reads a Qdrant point ID (an unsigned integer or a string) as
-// mmdb's item ID: integers in decimal, strings as they are. Qdrant takes
-// only UUIDs as strings; mmdb takes any ID, so a database whose IDs are
-// names ("cat-0001") is served with its IDs unchanged.
+// mmdb's item ID: integers in decimal; UUIDs in Qdrant's canonical form
+// (lower case, hyphenated), whichever form they came in; other strings as
+// they are (Qdrant takes only UUIDs; mmdb takes any ID, so a database
+// whose IDs are names, "cat-0001", is served with its IDs unchanged). A
+// string holding an integer is refused: "5" and 5 would be one point.
 func pointID(raw json.RawMessage) (string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -34,16 +38,35 @@ func pointID(raw json.RawMessage) (string, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", badf("point ID %s: %v", raw, err)
 		}
-		if s == "" || len(s) > mmdb.MaxIDLen {
-			return "", badf("point ID %q: want 1 to %d bytes", s, mmdb.MaxIDLen)
-		}
-		return s, nil
+		return stringID(s)
 	}
 	n, err := strconv.ParseUint(string(raw), 10, 64)
 	if err != nil {
 		return "", badf("point ID %s is not an unsigned integer or a string", raw)
 	}
 	return strconv.FormatUint(n, 10), nil
+}
+
+// stringID is a point ID given as a string.
+func stringID(s string) (string, error) {
+	if s == "" || len(s) > mmdb.MaxIDLen {
+		return "", badf("point ID %q: want 1 to %d bytes", s, mmdb.MaxIDLen)
+	}
+	if _, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return "", badf("point ID %q is an integer written as a string: give it as a number", s)
+	}
+	if u, err := uuid.Parse(s); err == nil {
+		return u.String(), nil
+	}
+	return s, nil
+}
+
+// pathID is a point ID from a URL path: digits are the integer ID.
+func pathID(s string) (string, error) {
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return strconv.FormatUint(n, 10), nil
+	}
+	return stringID(s)
 }
 
 // pointIDs reads a list of point IDs.
@@ -77,19 +100,29 @@ func payloadAttrs(id string, raw json.RawMessage) (map[string]any, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, badf("point %s: payload: want a JSON object: %v", id, err)
+	if raw[0] != '{' {
+		return nil, badf("point %s: payload: want a JSON object", id)
 	}
-	attrs := make(map[string]any, len(obj))
-	for k, v := range obj {
-		a, err := attrValue(v)
+	attrs := map[string]any{}
+	err := jsonvec.Fields(raw, func(k string, v json.RawMessage) error {
+		dec := json.NewDecoder(bytes.NewReader(v))
+		dec.UseNumber()
+		var x any
+		if err := dec.Decode(&x); err != nil {
+			return badf("point %s: payload key %q: %v", id, k, err)
+		}
+		a, err := attrValue(x)
 		if err != nil {
-			return nil, badf("point %s: payload key %q: %v", id, k, err)
+			return badf("point %s: payload key %q: %v", id, k, message(err))
 		}
 		attrs[k] = a
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, errBadRequest) {
+			return nil, err
+		}
+		return nil, badf("point %s: payload: %v", id, err)
 	}
 	return attrs, nil
 }
@@ -100,14 +133,7 @@ func attrValue(v any) (any, error) {
 	case string, bool:
 		return x, nil
 	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i, nil
-		}
-		f, err := x.Float64()
-		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, fmt.Errorf("number %s is outside float64's range", x)
-		}
-		return f, nil
+		return number(x)
 	case []any:
 		out := make([]string, len(x))
 		for i, e := range x {
@@ -191,21 +217,21 @@ func set(keys []string) map[string]bool {
 }
 
 // apply returns the payload to send for attrs, nil when none is asked for.
+// A float that holds an integer keeps its point (5.0, not 5): it was
+// stored as a float and reads back as one.
 func (s payloadSelector) apply(attrs map[string]any) *map[string]any {
-	switch {
-	case s.none:
+	if s.none {
 		return nil
-	case s.all:
-		if attrs == nil {
-			attrs = map[string]any{}
-		}
-		return &attrs
 	}
-	out := map[string]any{}
+	out := make(map[string]any, len(attrs))
 	for k, v := range attrs {
-		if (s.include != nil && s.include[k]) || (s.exclude != nil && !s.exclude[k]) {
-			out[k] = v
+		if !s.all && !((s.include != nil && s.include[k]) || (s.exclude != nil && !s.exclude[k])) {
+			continue
 		}
+		if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1e21 {
+			v = json.Number(strconv.FormatFloat(f, 'f', 1, 64))
+		}
+		out[k] = v
 	}
 	return &out
 }
@@ -241,21 +267,39 @@ func parseVectorSelector(raw json.RawMessage, mods []mmdb.Modality) ([]string, e
 }
 
 // outVectors is an item's vectors as Qdrant shows named vectors: each a
-// list of numbers, or a list of lists for a multi-vector modality.
-func outVectors(it mmdb.Item, names []string, mods []mmdb.Modality) map[string]any {
+// list of numbers, or a list of lists for a multi-vector modality; the
+// vector itself in a collection of one unnamed vector.
+func outVectors(it mmdb.Item, names []string, mods []mmdb.Modality) any {
+	if isUnnamed(mods) {
+		if v, ok := it.Vectors[defaultVector]; ok {
+			return oneVector(mods[0], v)
+		}
+		return nil
+	}
 	out := map[string]any{}
 	for _, n := range names {
 		v, ok := it.Vectors[n]
 		if !ok {
 			continue
 		}
-		if m, ok := modalityOf(mods, n); ok && m.IsMulti() {
-			out[n] = m.Split(v)
-			continue
-		}
-		out[n] = v
+		m, _ := modalityOf(mods, n)
+		out[n] = oneVector(m, v)
 	}
 	return out
+}
+
+func oneVector(m mmdb.Modality, v []float32) any {
+	if m.IsMulti() {
+		return m.Split(v)
+	}
+	return v
+}
+
+// isUnnamed: a collection whose only modality is "vector" is shown as
+// Qdrant shows a collection of one unnamed vector (its config and points
+// carry the vector itself, not a map of names).
+func isUnnamed(mods []mmdb.Modality) bool {
+	return len(mods) == 1 && mods[0].Name == defaultVector
 }
 
 func hasModality(mods []mmdb.Modality, name string) bool {

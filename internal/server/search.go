@@ -10,6 +10,7 @@ import (
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/fusion"
 	"github.com/mmdb-go/mmdb/internal/jsonvec"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 // searchSpec is what Qdrant's query, search and recommend requests have in
@@ -142,6 +143,9 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 			return nil, badf("params: %v", err)
 		}
 		if p.HnswEf != nil {
+			if *p.HnswEf < 1 {
+				return nil, badf("params.hnsw_ef %d: want at least 1", *p.HnswEf)
+			}
 			q.Ef = *p.HnswEf
 		}
 		if p.Exact != nil {
@@ -149,11 +153,18 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 		}
 	}
 	distance := tm.Metric == mmdb.L2 && spec.fuse != fusion.BestScore
+	// Qdrant's max_sim sums over the query's vectors; mmdb's MaxSim
+	// averages them: scores (and thresholds) scale by the set's size.
+	scale, err := setScale(ctx, db, tm, spec)
+	if err != nil {
+		return nil, err
+	}
 	if spec.scoreThreshold != nil {
+		t := *spec.scoreThreshold / scale
 		if distance {
-			q.MaxDistance = spec.scoreThreshold
+			q.MaxDistance = &t
 		} else {
-			q.MinScore = spec.scoreThreshold
+			q.MinScore = &t
 		}
 	}
 	ps, err := parsePayloadSelector(spec.withPayload, false)
@@ -165,7 +176,12 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 		return nil, err
 	}
 	q.NoAttrs = ps.none
-	hits, err := db.Search(ctx, q)
+	var hits []mmdb.Hit
+	err = withFilter(ctx, db, q.Filter, func(f query.Expr) (err error) {
+		q.Filter = f
+		hits, err = db.Search(ctx, q)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +191,7 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 		if distance && !h.Fused {
 			score = h.Distance // Qdrant's Euclid score is the distance
 		}
+		score *= scale
 		rec := record{ID: outID(h.ID), Version: &zero, Score: &score, Payload: ps.apply(h.Attrs)}
 		if vs != nil {
 			it, err := db.Get(ctx, h.ID)
@@ -186,6 +203,26 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// setScale is the number of vectors in the query's set when one probe
+// searches a MaxSim modality (1 otherwise).
+func setScale(ctx context.Context, db *mmdb.DB, tm mmdb.Modality, spec searchSpec) (float32, error) {
+	if tm.Multi != mmdb.MaxSim || len(spec.probes) != 1 || spec.fuse != "" {
+		return 1, nil
+	}
+	v := spec.probes[0].Vector
+	if id := spec.probes[0].ItemID; id != "" {
+		it, err := db.Get(ctx, id)
+		if err != nil {
+			return 0, err
+		}
+		v = it.Vectors[tm.Name]
+	}
+	if n := len(v) / tm.Dim; n > 1 {
+		return float32(n), nil
+	}
+	return 1, nil
 }
 
 // queryPoints is Qdrant's universal query (POST /points/query): nearest to

@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,6 +33,7 @@ import (
 	"time"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/internal/jsonvec"
 	"github.com/mmdb-go/mmdb/query"
 )
 
@@ -263,11 +266,15 @@ var errNotFoundRoute = errors.New("not found")
 func (s *Server) api(h func(*http.Request) (any, error)) http.Handler {
 	return s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if err := sameOriginJSON(r); err != nil {
+			s.reply(w, r, start, nil, err)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
 		timeout := s.cfg.Timeout
 		if t := r.URL.Query().Get("timeout"); t != "" {
 			n, err := strconv.Atoi(t)
-			if err != nil || n <= 0 || time.Duration(n)*time.Second > MaxTimeout {
+			if err != nil || n <= 0 || n > int(MaxTimeout/time.Second) {
 				s.reply(w, r, start, nil, badf("timeout %q: want whole seconds, 1 to %d", t, int(MaxTimeout/time.Second)))
 				return
 			}
@@ -279,6 +286,28 @@ func (s *Server) api(h func(*http.Request) (any, error)) http.Handler {
 		s.reply(w, r, start, res, err)
 	}))
 }
+
+// sameOriginJSON refuses what a web page could send on its visitor's
+// behalf: a body that is not JSON (a browser sends text/plain and form
+// bodies cross-site without asking), and any request naming another
+// origin. Clients that are not browsers send neither.
+func sameOriginJSON(r *http.Request) error {
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return fmt.Errorf("%w: cross-origin request from %q refused", errForbidden, o)
+		}
+	}
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mt != "application/json" {
+			return fmt.Errorf("%w: Content-Type %q: send the body as application/json", errMediaType, r.Header.Get("Content-Type"))
+		}
+	}
+	return nil
+}
+
+var errMediaType = errors.New("unsupported media type")
 
 // auth checks the API key, when one is configured.
 func (s *Server) auth(next http.Handler) http.Handler {
@@ -340,6 +369,8 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, errMediaType):
+		return http.StatusUnsupportedMediaType
 	case errors.Is(err, errNoCollection), errors.Is(err, errNotFoundRoute), errors.Is(err, mmdb.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, errConflict), errors.Is(err, mmdb.ErrExists):
@@ -395,8 +426,11 @@ func (s *Server) namesLocked() []string {
 	return names
 }
 
-// decode reads a JSON request body into v, refusing unknown members (a
-// misspelt "fliter" must not search unfiltered) and trailing data.
+// decode reads a JSON request body into v strictly (strictUnmarshal):
+// exact keys, none repeated, none unknown (a misspelt "fliter" must not
+// search unfiltered), no data after the value, and no lone surrogate
+// escapes (encoding/json would turn "k\ud800" and "k\udbff" into one
+// string).
 func decode(r *http.Request, v any) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -405,13 +439,19 @@ func decode(r *http.Request, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if !json.Valid(body) {
+		var probe any
+		err := json.Unmarshal(body, &probe)
+		if err == nil {
+			err = errors.New("data after the JSON value")
+		}
 		return badf("request body: %v", err)
 	}
-	if dec.More() {
-		return badf("request body: data after the JSON value")
+	if err := jsonvec.CheckEscapes(body); err != nil {
+		return badf("request body: %v", err)
+	}
+	if err := strictUnmarshal(body, v); err != nil {
+		return badf("request body: %v", err)
 	}
 	return nil
 }

@@ -23,6 +23,9 @@ import (
 func call(t testing.TB, h http.Handler, method, path, body string, header ...string) (int, map[string]any) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
@@ -81,7 +84,13 @@ func TestUpsertRefusals(t *testing.T) {
 		{"misspelt member", `{"pionts": []}`, `unknown field "pionts"`},
 		{"both forms", `{"points": [], "batch": {"ids": [], "vectors": {}}}`, "not both"},
 		{"batch vectors short", `{"batch": {"ids": [1, 2], "vectors": {"image": [[1, 2, 3, 4]]}}}`, "one per id"},
-		{"trailing data", `{"points": []} {}`, "after the JSON value"},
+		{"trailing data", `{"points": []} {}`, "after top-level value"},
+		{"repeated member", `{"points": [{"id": 8, "vector": {"image": [1, 2, 3, 4]}}], "points": []}`, `"points"`},
+		{"member in another case", `{"Points": [{"id": 8, "vector": {"image": [1, 2, 3, 4]}}]}`, `unknown field "Points"`},
+		{"repeated payload key", `{"points": [{"id": 8, "vector": {"image": [1, 2, 3, 4]}, "payload": {"a": 1, "a": 2}}]}`, `"a"`},
+		{"integer in a string", `{"points": [{"id": "5", "vector": {"image": [1, 2, 3, 4]}}]}`, "give it as a number"},
+		{"lone surrogate", `{"points": [{"id": "k\ud800", "vector": {"image": [1, 2, 3, 4]}}]}`, "surrogate"},
+		{"integer beyond int64", `{"points": [{"id": 9, "vector": {"image": [1, 2, 3, 4]}, "payload": {"big": 18446744073709551615}}]}`, "beyond int64"},
 		{"repeated key", `{"points": [{"id": 6, "vector": {"image": [1, 2, 3, 4], "image": [1, 2, 3, 4]}}]}`, "image"},
 	}
 	for _, c := range cases {
@@ -196,7 +205,12 @@ func TestCollectionsLifecycle(t *testing.T) {
 	assert.Equal(t, 1.0, p["score"], "Euclid scores are distances, as Qdrant's")
 	code, env = call(t, h, "GET", "/collections/one/points/9", "")
 	require.Equal(t, 200, code)
-	assert.Equal(t, map[string]any{"id": 9.0, "payload": map[string]any{"a": "b"}, "vector": map[string]any{"vector": []any{1.0, 2.0, 3.0}}}, env["result"])
+	assert.Equal(t, map[string]any{"id": 9.0, "payload": map[string]any{"a": "b"}, "vector": []any{1.0, 2.0, 3.0}}, env["result"],
+		"one unnamed vector: the point carries the vector itself, as in Qdrant")
+	code, env = call(t, h, "GET", "/collections/one", "")
+	require.Equal(t, 200, code)
+	params := env["result"].(map[string]any)["config"].(map[string]any)["params"].(map[string]any)
+	assert.Equal(t, map[string]any{"size": 3.0, "distance": "Euclid"}, params["vectors"])
 	code, env = call(t, h, "POST", "/query", `{"statement": "EXPLAIN SEARCH vector NEAR vector OF '9' LIMIT 1"}`)
 	require.Equal(t, 200, code, "%v", env)
 	assert.Contains(t, env["result"].(map[string]any)["text"], "direct")
@@ -282,6 +296,7 @@ func TestConcurrentClients(t *testing.T) {
 	errs := make(chan error, 64)
 	post := func(method, path, body string) error {
 		req, _ := http.NewRequest(method, hs.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := hs.Client().Do(req)
 		if err != nil {
 			return err
@@ -350,4 +365,78 @@ func TestConcurrentClients(t *testing.T) {
 			assert.NoError(t, err)
 		}
 	}
+}
+
+// From the review of the server: what Qdrant clients rely on.
+func TestQdrantSemantics(t *testing.T) {
+	s, h := newFolder(t, Config{})
+	code, env := call(t, h, "PUT", "/collections/c/points", `{"points": [
+		{"id": 1, "vector": {"image": [1, 0, 0, 0], "set": [[1, 0], [0, 2]]}, "payload": {"n": 1, "f": 2.0}},
+		{"id": "550E8400-E29B-41D4-A716-446655440000", "vector": {"image": [0, 1, 0, 0]}}]}`)
+	require.Equal(t, 200, code, "%v", env)
+
+	t.Run("a filter on a key no point has", func(t *testing.T) {
+		code, env := call(t, h, "POST", "/collections/c/points/count", `{"filter": {"must_not": [{"key": "deleted", "match": {"value": true}}]}}`)
+		require.Equal(t, 200, code, "%v", env)
+		assert.Equal(t, 2.0, env["result"].(map[string]any)["count"], "must_not of an unknown key keeps every point")
+		code, env = call(t, h, "POST", "/collections/c/points/query", `{"query": [1, 0, 0, 0], "using": "image", "filter": {"must": [{"key": "deleted", "match": {"value": true}}]}}`)
+		require.Equal(t, 200, code, "%v", env)
+		assert.Empty(t, env["result"].(map[string]any)["points"])
+		code, env = call(t, h, "POST", "/collections/c/points/query", `{"query": [1, 0, 0, 0], "using": "image", "filter": {"must_not": [{"key": "deleted", "match": {"value": true}}]}}`)
+		require.Equal(t, 200, code, "%v", env)
+		assert.Len(t, env["result"].(map[string]any)["points"], 2)
+	})
+	t.Run("UUIDs in any form are one point", func(t *testing.T) {
+		for _, id := range []string{"550e8400-e29b-41d4-a716-446655440000", "550e8400e29b41d4a716446655440000", "urn:uuid:550E8400-E29B-41D4-A716-446655440000"} {
+			code, env := call(t, h, "POST", "/collections/c/points", `{"ids": ["`+id+`"]}`)
+			require.Equal(t, 200, code, "%v", env)
+			require.Len(t, env["result"], 1, id)
+			assert.Equal(t, "550e8400-e29b-41d4-a716-446655440000", env["result"].([]any)[0].(map[string]any)["id"])
+		}
+	})
+	t.Run("a float keeps its point", func(t *testing.T) {
+		req := httptest.NewRequest("GET", "/collections/c/points/1", nil)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		assert.Contains(t, w.Body.String(), `"f":2.0`)
+		assert.Contains(t, w.Body.String(), `"n":1`)
+	})
+	t.Run("max_sim scores sum over the query's vectors", func(t *testing.T) {
+		code, env := call(t, h, "POST", "/collections/c/points/query", `{"query": [[1, 0], [0, 1]], "using": "set"}`)
+		require.Equal(t, 200, code, "%v", env)
+		assert.Equal(t, 3.0, env["result"].(map[string]any)["points"].([]any)[0].(map[string]any)["score"])
+		code, env = call(t, h, "POST", "/collections/c/points/query", `{"query": [[1, 0], [0, 1]], "using": "set", "score_threshold": 3.5}`)
+		require.Equal(t, 200, code, "%v", env)
+		assert.Empty(t, env["result"].(map[string]any)["points"], "the threshold is on Qdrant's scale")
+	})
+	t.Run("refusals", func(t *testing.T) {
+		for _, c := range []struct{ method, path, body, msg string }{
+			{"POST", "/collections/c/points/count", `{"filter": {"must": []}, "Filter": null}`, `unknown field "Filter"`},
+			{"POST", "/collections/c/points/count", `{"filter": {"must": [], "must": [{"key": "n", "match": {"value": 1}}]}}`, `"must"`},
+			{"POST", "/collections/c/points/query?timeout=99999999999999999", `{"query": [1, 0, 0, 0], "using": "image"}`, "timeout"},
+			{"POST", "/collections/c/points/query", `{"query": [1, 0, 0, 0], "using": "image", "params": {"hnsw_ef": -5}}`, "hnsw_ef"},
+			{"POST", "/collections/c/points/query", `{"query": [1, 0, 0, 0], "using": "image", "filter": {"must": [{"key": "n", "match": {"value": 18446744073709551616}}]}}`, "beyond int64"},
+		} {
+			code, env := call(t, h, c.method, c.path, c.body)
+			assert.Equal(t, 400, code, c.body)
+			assert.Contains(t, errMsg(env), c.msg)
+		}
+		_, err := translateFilter([]byte(deepFilter(150)))
+		require.Error(t, err)
+		assert.Less(t, len(err.Error()), 200, "a deep filter's error is named once: %s", err)
+	})
+	t.Run("what a web page could send", func(t *testing.T) {
+		req := httptest.NewRequest("POST", "/collections/c/points/delete", strings.NewReader(`{"points": [1]}`))
+		req.Header.Set("Content-Type", "text/plain")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		assert.Equal(t, 415, w.Code)
+		req = httptest.NewRequest("POST", "/collections/c/snapshots", nil)
+		req.Header.Set("Origin", "http://evil.example")
+		w = httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		assert.Equal(t, 403, w.Code)
+		db, _ := s.DB("c")
+		assert.Equal(t, 2, db.Count(), "nothing was deleted")
+	})
 }
