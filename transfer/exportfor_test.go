@@ -7,7 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +40,8 @@ func exportItems(t *testing.T, img, txt [][]float32) *mmdb.DB {
 	for i := range img {
 		it := mmdb.Item{ID: fmt.Sprintf("item-%04d", i), Vectors: map[string][]float32{"clip-image": img[i]},
 			Attrs: map[string]any{"row": int64(i), "label": fmt.Sprint("l", i%7), "score": float64(i) + 0.25, "ok": i%2 == 0,
-				"my.attr": "dotted", "2nd-name": int64(i % 3), "ID": "shadow"}}
+				"my.attr": "dotted", "my_attr": "plain", "2nd-name": int64(i % 3), "ID": "shadow",
+				"like": "a Milvus keyword", "_distance": 0.5, "_rowid": int64(i)}}
 		if i%3 != 0 {
 			it.Vectors["sound"] = randVec(r, 6)
 		}
@@ -164,6 +166,13 @@ func TestExportForFiles(t *testing.T) {
 				assert.Equal(t, "bool", col["ok"].Type)
 				assert.NotEqual(t, "id", col["ID"].Column, "a name may not shadow the id column, whatever its case")
 				assert.NotContains(t, col["my.attr"].Column, ".")
+				assert.Equal(t, "my_attr", col["my_attr"].Column, "a valid name keeps it; the mapped one is suffixed")
+				if target == LanceDB {
+					assert.NotEqual(t, "_distance", col["_distance"].Column, "LanceDB adds _distance to results")
+					assert.NotEqual(t, "_rowid", col["_rowid"].Column, "Lance reserves _rowid")
+				} else {
+					assert.NotEqual(t, "like", col["like"].Column, "a Milvus keyword")
+				}
 				if target == Milvus {
 					assert.Regexp(t, `^[A-Za-z_][A-Za-z0-9_]*$`, col["2nd-name"].Column)
 				}
@@ -228,8 +237,6 @@ func jsonRoundTrip(t *testing.T, v any) map[string]any {
 	return out
 }
 
-var milvusName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,254}$`)
-
 // checkMilvusRules checks a file and its create-collection request against
 // Milvus's documented bulk-import rules (Milvus itself cannot run here):
 // collection and field names match [A-Za-z_][A-Za-z0-9_]*; every schema
@@ -260,6 +267,7 @@ func checkMilvusRules(t *testing.T, f ForFile, tbl arrow.Table, rows []map[strin
 	}
 	require.NoError(t, json.Unmarshal(b, &req))
 	assert.Regexp(t, milvusName, req.CollectionName)
+	assert.LessOrEqual(t, len(req.Schema.Fields), milvusMaxFields)
 	assert.False(t, req.Schema.AutoID)
 	require.Len(t, req.IndexParams, 1)
 	assert.Equal(t, f.Vector, req.IndexParams[0].FieldName)
@@ -272,6 +280,7 @@ func checkMilvusRules(t *testing.T, f ForFile, tbl arrow.Table, rows []map[strin
 	primaries := 0
 	for _, fd := range req.Schema.Fields {
 		assert.Regexp(t, milvusName, fd.FieldName)
+		assert.False(t, milvusKeywords[strings.ToLower(fd.FieldName)], "%s is a Milvus keyword", fd.FieldName)
 		typ, ok := cols[fd.FieldName]
 		require.True(t, ok, "field %s is a column", fd.FieldName)
 		want := map[string]string{"VarChar": "utf8", "Int64": "int64", "Double": "float64", "Bool": "bool", "JSON": "utf8",
@@ -407,5 +416,78 @@ func TestLanceDBRoundTrip(t *testing.T) {
 		require.Len(t, g.Indices, 1)
 		assert.Equal(t, []string{"vector"}, g.Indices[0].Columns)
 		assert.Equal(t, want[f.Modality], g.Top, "LanceDB's top 10 for %s", f.Modality)
+	}
+}
+
+func TestExportForNamesAndLimits(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, mmdb.Modality{Name: "a-b", Dim: 2, Metric: mmdb.L2}, mmdb.Modality{Name: "a_b", Dim: 2, Metric: mmdb.Dot})
+	attrs := map[string]any{}
+	for i := range 70 {
+		attrs[fmt.Sprintf("f%02d", i)] = int64(i)
+	}
+	require.NoError(t, db.Put(ctx, mmdb.Item{ID: "x", Attrs: attrs, Vectors: map[string][]float32{"a-b": {1, 2}, "a_b": {3, 4}}}))
+	dir := t.TempDir()
+	files, err := ExportFor(ctx, db, dir, Milvus, nil)
+	require.NoError(t, err)
+	require.Len(t, files, 2)
+	assert.NotEqual(t, files[0].Path, files[1].Path, "a-b and a_b get files of their own")
+	for _, f := range files {
+		tbl := readArrow(t, f.Path)
+		assert.Equal(t, milvusMaxFields, len(tbl.Schema().Fields()), "Milvus's field limit: the rest go to attrs")
+		checkMilvusRules(t, f, tbl, rows(t, tbl))
+	}
+	_, err = ExportFor(ctx, db, t.TempDir(), Milvus, &ForOptions{Modalities: []string{"a_b", "a_b"}})
+	assert.ErrorContains(t, err, "named twice")
+	_, err = ExportFor(ctx, db, t.TempDir(), Milvus, &ForOptions{Collection: "my-coll"})
+	assert.ErrorContains(t, err, "collection prefix")
+
+	big := openDB(t, mmdb.Modality{Name: "wide", Dim: 40_000, Metric: mmdb.L2})
+	_, err = ExportFor(ctx, big, t.TempDir(), Milvus, nil)
+	assert.ErrorContains(t, err, "at most 32768")
+}
+
+// An item changed between the two readings fails the export by name, and
+// leaves no file behind.
+func TestExportForChangedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	changes := map[string]func(db *mmdb.DB) error{
+		"a longer string": func(db *mmdb.DB) error {
+			return db.Merge(ctx, mmdb.Item{ID: "i1900", Attrs: map[string]any{"label": strings.Repeat("x", 300)}})
+		},
+		"more tags": func(db *mmdb.DB) error {
+			return db.Merge(ctx, mmdb.Item{ID: "i1900", Attrs: map[string]any{"tags": []string{"x", "y", "z"}}})
+		},
+		"deleted and stored again": func(db *mmdb.DB) error {
+			if err := db.Delete(ctx, "i0001"); err != nil {
+				return err
+			}
+			return db.Put(ctx, mmdb.Item{ID: "i0001", Attrs: map[string]any{"label": "ab", "tags": []string{"x"}}, Vectors: map[string][]float32{"pos": {-1, -1, -1}}})
+		},
+		"another type": func(db *mmdb.DB) error {
+			return db.Merge(ctx, mmdb.Item{ID: "i1900", Attrs: map[string]any{"label": int64(5)}})
+		},
+	}
+	for name, change := range changes {
+		t.Run(name, func(t *testing.T) {
+			db := openDB(t, posMod)
+			var items []mmdb.Item
+			for i := range 2000 {
+				items = append(items, mmdb.Item{ID: fmt.Sprintf("i%04d", i), Attrs: map[string]any{"label": "ab", "tags": []string{"x"}},
+					Vectors: map[string][]float32{"pos": {float32(i), 1, 1}}})
+			}
+			require.NoError(t, db.Put(ctx, items...))
+			dir := t.TempDir()
+			var once sync.Once
+			_, err := ExportFor(ctx, db, dir, Milvus, &ForOptions{Progress: func(done, _ int) {
+				if done >= 1000 {
+					once.Do(func() { require.NoError(t, change(db)) })
+				}
+			}})
+			require.Error(t, err)
+			assert.ErrorContains(t, err, "changed during the export")
+			left, _ := os.ReadDir(dir)
+			assert.Empty(t, left, "a failed export leaves nothing")
+		})
 	}
 }

@@ -280,6 +280,9 @@ func exportCmd() *cobra.Command {
 		}
 		defer db.Close()
 		if *target != "" {
+			if *target == string(transfer.LanceDB) && c.Flags().Changed("collection") {
+				return fmt.Errorf("%w: --collection names Milvus collections; LanceDB tables are named when they are created", errUsage)
+			}
 			return exportFor(c.Context(), db, args[1], *target, &transfer.ForOptions{Modalities: *mods, Collection: *collection},
 				c.OutOrStdout(), c.ErrOrStderr(), *asJSON)
 		}
@@ -315,8 +318,15 @@ func exportFor(ctx context.Context, db *mmdb.DB, out, target string, o *transfer
 		return err
 	}
 	var text strings.Builder
+	if len(o.Modalities) == 0 {
+		for _, m := range db.Modalities() {
+			if m.IsMulti() {
+				fmt.Fprintf(&text, "skipped %s: it holds sets of vectors, which neither engine loads from these files (export it as JSONL)\n", m.Name)
+			}
+		}
+	}
 	for _, f := range files {
-		fmt.Fprintf(&text, "%s: %d items carrying %s (vector column %q, %d-d %s)\n", f.Path, f.Rows, f.Modality, f.Vector, f.Dim, f.Metric)
+		fmt.Fprintf(&text, "%s: %d items carrying %s (vector column %q, %d-d, metric %s: build the index with it)\n", f.Path, f.Rows, f.Modality, f.Vector, f.Dim, f.Metric)
 		for _, col := range f.Columns {
 			null := ""
 			if col.Nullable {
