@@ -13,11 +13,11 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// ExportParquet writes every item as one Parquet row, laid out for bulk
-// import into Milvus and LanceDB: a string column "id", a JSON string
-// column "attrs" (Milvus reads it as a JSON field), and one nullable list
-// of float32 per modality, named after it (a vector field each). Items
-// without a modality have a null there.
+// ExportParquet writes every item as one Parquet row, for ImportParquet
+// (and any Parquet reader): a string column "id", a JSON string column
+// "attrs", and one nullable list of float32 per modality, named after it.
+// Items without a modality have a null there. For Milvus and LanceDB,
+// which refuse null vectors and variable lists, use ExportFor.
 func ExportParquet(ctx context.Context, db *mmdb.DB, w io.Writer, progress func(done, total int)) (int, error) {
 	mods := db.Modalities()
 	group := parquet.Group{"id": parquet.String(), "attrs": parquet.Optional(parquet.String())}

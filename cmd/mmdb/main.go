@@ -4,7 +4,8 @@
 //	mmdb shell DB                     the same
 //	mmdb query DB STATEMENT           run one statement
 //	mmdb import DB FILE...            JSONL, NPY (--modality) files
-//	mmdb export DB OUT                JSONL
+//	mmdb export DB OUT                JSONL or Parquet; --for lancedb|milvus: a folder those engines load
+//	mmdb serve PATH                   HTTP server, Qdrant-compatible REST API
 //	mmdb stats DB                     schema, counts, alignments
 //	mmdb demo [--dir DIR]             build a small multimodal database and query it
 //	mmdb snapshot DB OUT              consistent online copy

@@ -139,3 +139,52 @@ func loadAvg() string {
 	f := strings.Fields(string(b))
 	return "load average " + strings.Join(f[:3], " ")
 }
+
+// BenchmarkQueryHandler is one query through the handler, without the
+// network: what the server adds to a search (compare BenchmarkQueryGoAPI).
+//
+//	go test ./internal/server -run XXX -bench Query -benchmem
+func BenchmarkQueryHandler(b *testing.B) {
+	s, h := newFolder(b, Config{})
+	db, _ := s.DB("c")
+	fillBench(b, db)
+	body := benchBody()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("POST", "/collections/c/points/query", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Body.String())
+		}
+	}
+}
+
+// BenchmarkQueryGoAPI is the same search through the Go API.
+func BenchmarkQueryGoAPI(b *testing.B) {
+	s, _ := newFolder(b, Config{})
+	db, _ := s.DB("c")
+	fillBench(b, db)
+	q := mmdb.Query{Target: "image", Probes: []mmdb.Probe{{Modality: "image", Vector: []float32{1, 0.5, 0.25, 0.125}}}, K: 10, NoAttrs: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := db.Search(context.Background(), q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func fillBench(b *testing.B, db *mmdb.DB) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var items []mmdb.Item
+	for i := range 20_000 {
+		items = append(items, mmdb.Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"image": randVec(r, 4)}, Attrs: map[string]any{"n": int64(i)}})
+	}
+	require.NoError(b, db.Put(context.Background(), items...))
+}
+
+func benchBody() []byte {
+	b, _ := json.Marshal(map[string]any{"query": []float32{1, 0.5, 0.25, 0.125}, "using": "image", "limit": 10})
+	return b
+}
