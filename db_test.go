@@ -516,3 +516,25 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 	}
 	assert.Equal(t, db.Count(), n)
 }
+
+func TestUpdateChangesStoredItemsOnly(t *testing.T) {
+	db, _ := openTest(t, Modality{Name: "v", Dim: 2, Metric: L2})
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Attrs: map[string]any{"k": "x", "n": 1}, Vectors: map[string][]float32{"v": {1, 2}}}))
+	err := db.Update(ctx, Item{ID: "a", Attrs: map[string]any{"k": "y"}}, Item{ID: "b", Attrs: map[string]any{"k": "z"}})
+	require.ErrorIs(t, err, ErrNotFound)
+	assert.Contains(t, err.Error(), `"b"`)
+	var ie *ItemError
+	require.ErrorAs(t, err, &ie)
+	assert.Equal(t, 1, ie.Index)
+	it, err := db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, "x", it.Attrs["k"], "the batch is atomic: nothing changed")
+	_, err = db.Get(ctx, "b")
+	assert.ErrorIs(t, err, ErrNotFound, "Update stores no new item")
+
+	require.NoError(t, db.Update(ctx, Item{ID: "a", Attrs: map[string]any{"k": "y", "n": nil}}))
+	it, err = db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"k": "y"}, it.Attrs, "merged: set, and nil removes")
+	assert.Equal(t, []float32{1, 2}, it.Vectors["v"], "vectors not given are kept")
+}

@@ -273,7 +273,7 @@ func (db *DB) SetEncoder(ctx context.Context, name string, spec *encoder.Spec, i
 	}
 	next := s.clone()
 	next.schema[next.byName[name]] = m
-	err = db.writeLocked(ctx, "set encoder", next, items, true, func(tx *storage.Tx) error {
+	err = db.writeLocked(ctx, "set encoder", next, items, writeMerge, func(tx *storage.Tx) error {
 		for _, k := range stale {
 			if err := tx.DeleteAlignment(k[0], k[1]); err != nil {
 				return err
@@ -323,7 +323,7 @@ func (db *DB) MergeEncoded(ctx context.Context, name string, spec *encoder.Spec,
 	if spec == nil || !sameSpec(m.Encoder, spec) {
 		return fmt.Errorf("mmdb: merge: %w: modality %q's encoder or standardisation changed since these vectors were encoded (a refit?): encode them again", ErrChanged, name)
 	}
-	return db.writeLocked(ctx, "merge", s, items, true, nil)
+	return db.writeLocked(ctx, "merge", s, items, writeMerge, nil)
 }
 
 // sharesSpaceWith refuses a remote model for m that differs from the

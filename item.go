@@ -102,6 +102,24 @@ func validateID(id string) error {
 	return nil
 }
 
+// writeMode is how a write meets the stored item of the same ID.
+type writeMode uint8
+
+const (
+	// writePut replaces the stored item whole (Put).
+	writePut writeMode = iota
+	// writeMerge merges into it, or stores a new item (Merge).
+	writeMerge
+	// writeUpdate merges into it, and the item must be stored (Update).
+	writeUpdate
+)
+
+func (m writeMode) merges() bool { return m != writePut }
+
+func (m writeMode) String() string {
+	return [...]string{"put", "merge", "update"}[m]
+}
+
 // prepare validates one item against the schema of state s.
 // With merge, an attribute given as nil is a removal (listed in drop).
 func prepare(s *state, it Item, merge bool) (prepared, error) {
@@ -153,7 +171,7 @@ func prepare(s *state, it Item, merge bool) (prepared, error) {
 // 100,000 x 128, BenchmarkCheckpointPause). Call Checkpoint at a quiet
 // moment, or raise CheckpointEvery, to move it.
 func (db *DB) Put(ctx context.Context, items ...Item) error {
-	return db.write(ctx, "put", items, false)
+	return db.write(ctx, items, writePut)
 }
 
 // Merge stores items, merging each into the stored item of the same ID (an
@@ -164,11 +182,20 @@ func (db *DB) Put(ctx context.Context, items ...Item) error {
 // items or add a modality without resending the rest. The batch is atomic,
 // as Put's; within a batch, repeated IDs merge in order.
 func (db *DB) Merge(ctx context.Context, items ...Item) error {
-	return db.write(ctx, "merge", items, true)
+	return db.write(ctx, items, writeMerge)
 }
 
-// write is Put (merge false) and Merge (merge true).
-func (db *DB) write(ctx context.Context, op string, items []Item, merge bool) error {
+// Update merges items into the stored items of the same IDs, as Merge
+// does, but only into stored ones: an ID not stored fails the whole batch
+// with ErrNotFound, naming it, where Merge would store a new item. Use it
+// to change attributes or vectors of items that must already exist (as
+// Qdrant's set-payload and update-vectors).
+func (db *DB) Update(ctx context.Context, items ...Item) error {
+	return db.write(ctx, items, writeUpdate)
+}
+
+// write is Put, Merge and Update.
+func (db *DB) write(ctx context.Context, items []Item, mode writeMode) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -179,16 +206,16 @@ func (db *DB) write(ctx context.Context, op string, items []Item, merge bool) er
 	if err != nil {
 		return err
 	}
-	return db.writeLocked(ctx, op, s, items, merge, nil)
+	return db.writeLocked(ctx, mode.String(), s, items, mode, nil)
 }
 
 // writeLocked validates and stores items against s; also, when set, runs
 // in the same transaction (a schema change that must land with the
 // items). writeMu is held.
-func (db *DB) writeLocked(ctx context.Context, op string, s *state, items []Item, merge bool, also func(*storage.Tx) error) error {
+func (db *DB) writeLocked(ctx context.Context, op string, s *state, items []Item, mode writeMode, also func(*storage.Tx) error) error {
 	preps := make([]prepared, len(items))
 	for i, it := range items {
-		p, err := prepare(s, it, merge)
+		p, err := prepare(s, it, mode.merges())
 		if err != nil {
 			return fmt.Errorf("mmdb: %s: %w", op, &ItemError{Index: i, ID: it.ID, Err: err})
 		}
@@ -206,8 +233,8 @@ func (db *DB) writeLocked(ctx context.Context, op string, s *state, items []Item
 					return err
 				}
 			}
-			c, err := writeOne(tx, &post, p, names, merge)
-			if errors.Is(err, ErrAttribute) {
+			c, err := writeOne(tx, &post, p, names, mode)
+			if errors.Is(err, ErrAttribute) || errors.Is(err, ErrNotFound) {
 				return &ItemError{Index: i, ID: p.ext, Err: err} // the item's fault: SkipBad can leave it out
 			}
 			if err != nil {
@@ -234,9 +261,13 @@ func (db *DB) writeLocked(ctx context.Context, op string, s *state, items []Item
 }
 
 // writeOne stores one prepared item in tx: replacing the stored item whole,
-// or with merge, merging into it.
-func writeOne(tx *storage.Tx, post *storage.PostingDelta, p prepared, names []string, merge bool) (change, error) {
+// or merging into it.
+func writeOne(tx *storage.Tx, post *storage.PostingDelta, p prepared, names []string, mode writeMode) (change, error) {
+	merge := mode.merges()
 	id, exists := tx.LookupID(p.ext)
+	if !exists && mode == writeUpdate {
+		return change{}, fmt.Errorf("item %q: %w (Update changes stored items only)", p.ext, ErrNotFound)
+	}
 	var oldAttrs map[string]any
 	if exists {
 		old, ok, err := tx.Record(id)

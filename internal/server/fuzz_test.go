@@ -57,6 +57,11 @@ func FuzzRequests(f *testing.F) {
 		{"POST", "/collections/c/points/delete", `{"points": [3, 4]}`},
 		{"POST", "/query", `{"statement": "SEARCH image NEAR image OF '1' LIMIT 2"}`},
 		{"PUT", "/collections/d", `{"vectors": {"v": {"size": 3, "distance": "Dot"}}}`},
+		{"POST", "/collections/c/points/payload", `{"payload": {"a": "c"}, "filter": {"must": {"key": "a", "match": {"value": "b"}}}}`},
+		{"PUT", "/collections/c/points/payload", `{"payload": {"z": 1}, "points": [1]}`},
+		{"POST", "/collections/c/points/payload/delete", `{"keys": ["a"], "points": [1]}`},
+		{"POST", "/collections/c/points/payload/clear", `{"points": [1]}`},
+		{"PUT", "/collections/c/points/vectors", `{"points": [{"id": 1, "vector": {"image": [0, 0, 1, 0]}}]}`},
 	}
 	for i, s := range seeds {
 		f.Add(uint8(i), []byte(s.body))

@@ -272,6 +272,44 @@ func clientSteps(pts []testPoint) []clientStep {
 			assert.JSONEq(t, fmt.Sprintf(`{"count":%d}`, ref.Count()), string(a.Result))
 		}},
 		scrollStep(col, map[string]any{"limit": 100}, ""),
+		// Payload and vector updates, each replayed on the reference
+		// with DB.Update, then checked by retrieving the points.
+		updateStep("setPayload", col, map[string]any{"points": []any{10, 11}, "payload": map[string]any{"color": "teal", "extra": int64(7)}},
+			[]mmdb.Item{{ID: "10", Attrs: map[string]any{"color": "teal", "extra": int64(7)}}, {ID: "11", Attrs: map[string]any{"color": "teal", "extra": int64(7)}}}),
+		updateStep("deletePayload", col, map[string]any{"points": []any{10}, "keys": []string{"extra", "year"}},
+			[]mmdb.Item{{ID: "10", Attrs: map[string]any{"extra": nil, "year": nil}}}),
+		updateStep("overwritePayload", col, map[string]any{"points": []any{12}, "payload": map[string]any{"only": "this"}},
+			[]mmdb.Item{{ID: "12", Attrs: map[string]any{"only": "this"}}}),
+		updateStep("clearPayload", col, map[string]any{"points": []any{13}}, []mmdb.Item{{ID: "13", Attrs: map[string]any{}}}),
+		updateStep("updateVectors", col, map[string]any{"points": []any{map[string]any{"id": 14, "vector": map[string]any{"text": textProbe}}}},
+			[]mmdb.Item{{ID: "14", Vectors: map[string][]float32{"text": textProbe}}}),
+		{Op: "retrieve", Collection: col, Args: map[string]any{"ids": []any{10, 11, 12, 13, 14}, "with_vector": true},
+			check: func(t *testing.T, ref *mmdb.DB, a clientAnswer) {
+				ok(t, a)
+				var got []map[string]any
+				require.NoError(t, decodeNumbers(a.Result, &got))
+				var want []map[string]any
+				for _, id := range []string{"10", "11", "12", "13", "14"} {
+					it, err := ref.Get(context.Background(), id)
+					require.NoError(t, err)
+					vec := map[string]any{}
+					for k, v := range it.Vectors {
+						vec[k] = v
+					}
+					attrs := it.Attrs
+					if attrs == nil {
+						attrs = map[string]any{} // a cleared payload is {}, as Qdrant's
+					}
+					want = append(want, map[string]any{"id": jsonID(id), "payload": jsonValue(t, attrs), "vector": jsonValue(t, vec)})
+				}
+				assert.Equal(t, want, got)
+			}},
+		{Op: "setPayload", Collection: col, Args: map[string]any{"points": []any{424242}, "payload": map[string]any{"a": "b"}},
+			check: func(t *testing.T, _ *mmdb.DB, a clientAnswer) {
+				require.NotNil(t, a.Status)
+				assert.Equal(t, 404, *a.Status, "setting the payload of a point not stored: %s", a.Data)
+				assert.Contains(t, string(a.Data), "424242")
+			}},
 		// Refusals reach the client as errors that say what is wrong.
 		{Op: "upsert", Collection: col, Args: map[string]any{"points": []any{map[string]any{"id": 5000, "vector": map[string]any{"image": make([]float32, 15)}}}},
 			check: func(t *testing.T, _ *mmdb.DB, a clientAnswer) {
@@ -303,6 +341,28 @@ func clientSteps(pts []testPoint) []clientStep {
 		}},
 	}
 	return steps
+}
+
+// updateStep makes a payload or vector update through the client, and the
+// same change on the reference through DB.Update (replacing the whole
+// payload where the client overwrites or clears it).
+func updateStep(op, col string, args map[string]any, change []mmdb.Item) clientStep {
+	return clientStep{Op: op, Collection: col, Args: args, check: func(t *testing.T, ref *mmdb.DB, a clientAnswer) {
+		require.Empty(t, a.Error, "%s %s", a.Error, a.Data)
+		ctx := context.Background()
+		if op == "overwritePayload" || op == "clearPayload" {
+			for i, it := range change {
+				old, err := ref.Get(ctx, it.ID)
+				require.NoError(t, err)
+				for k := range old.Attrs {
+					if _, keep := it.Attrs[k]; !keep {
+						change[i].Attrs[k] = nil
+					}
+				}
+			}
+		}
+		require.NoError(t, ref.Update(ctx, change...))
+	}}
 }
 
 // scrollStep scrolls every page with a filter (mmdb's form of it in

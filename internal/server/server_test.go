@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -439,4 +441,63 @@ func TestQdrantSemantics(t *testing.T) {
 		db, _ := s.DB("c")
 		assert.Equal(t, 2, db.Count(), "nothing was deleted")
 	})
+}
+
+func TestPayloadByFilter(t *testing.T) {
+	s, h := newFolder(t, Config{MaxBatch: 2})
+	var pts []string
+	for i := range 5 {
+		pts = append(pts, fmt.Sprintf(`{"id": %d, "vector": {"image": [1, %d, 0, 0]}, "payload": {"g": %d, "keep": "k"}}`, i, i, i%2))
+	}
+	code, env := call(t, h, "PUT", "/collections/c/points", `{"batch": {"ids": [], "vectors": {}}}`)
+	require.Equal(t, 200, code, "%v", env)
+	for _, p := range pts {
+		code, env = call(t, h, "PUT", "/collections/c/points", `{"points": [`+p+`]}`)
+		require.Equal(t, 200, code, "%v", env)
+	}
+	// Three points match, more than one batch of MaxBatch 2.
+	code, env = call(t, h, "POST", "/collections/c/points/payload", `{"payload": {"flag": true}, "filter": {"must": {"key": "g", "match": {"value": 0}}}}`)
+	require.Equal(t, 200, code, "%v", env)
+	db, _ := s.DB("c")
+	n, err := db.CountWhere(context.Background(), query.MustParse("flag = TRUE AND keep = 'k'"))
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	code, env = call(t, h, "POST", "/collections/c/points/payload/clear", `{"filter": {"must": {"key": "g", "match": {"value": 1}}}}`)
+	require.Equal(t, 200, code, "%v", env)
+	n, err = db.CountWhere(context.Background(), query.Has("keep"))
+	require.NoError(t, err)
+	assert.Equal(t, 3, n, "the two g = 1 points lost their payload")
+	it, err := db.Get(context.Background(), "1")
+	require.NoError(t, err)
+	assert.Empty(t, it.Attrs)
+	assert.Equal(t, unit([]float32{1, 1, 0, 0}), it.Vectors["image"], "their vectors are kept")
+
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/collections/c/points/payload", `{"payload": {"a": 1}, "filter": {}}`},
+		{"POST", "/collections/c/points/payload", `{"payload": {"a": 1}, "points": [1], "filter": {"must": {"key": "g", "match": {"value": 1}}}}`},
+		{"POST", "/collections/c/points/payload", `{"payload": {"a": 1}, "points": [1], "key": "nested"}`},
+		{"POST", "/collections/c/points/payload", `{"points": [1]}`},
+		{"POST", "/collections/c/points/payload/delete", `{"points": [1]}`},
+		{"PUT", "/collections/c/points/vectors", `{"points": [{"id": 1}]}`},
+	} {
+		code, env := call(t, h, c.method, c.path, c.body)
+		assert.Equal(t, 400, code, "%s: %v", c.body, env)
+	}
+	code, env = call(t, h, "PUT", "/collections/c/points/vectors", `{"points": [{"id": 99, "vector": {"image": [1, 0, 0, 0]}}]}`)
+	assert.Equal(t, 404, code, "%v", env)
+	_, err = db.Get(context.Background(), "99")
+	assert.ErrorIs(t, err, mmdb.ErrNotFound, "updating a point not stored stores nothing")
+}
+
+// unit scales v to unit length (cosine vectors are stored normalised).
+func unit(v []float32) []float32 {
+	var n float64
+	for _, x := range v {
+		n += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(float64(x) / math.Sqrt(n))
+	}
+	return out
 }

@@ -53,6 +53,11 @@ for (const step of steps) {
         result = { made, listed };
         break;
       }
+      case "setPayload": result = await client.setPayload(c, { wait: true, ...a }); break;
+      case "overwritePayload": result = await client.overwritePayload(c, { wait: true, ...a }); break;
+      case "deletePayload": result = await client.deletePayload(c, { wait: true, ...a }); break;
+      case "clearPayload": result = await client.clearPayload(c, { wait: true, ...a }); break;
+      case "updateVectors": result = await client.updateVectors(c, { wait: true, ...a }); break;
       case "deleteCollection": result = await client.deleteCollection(c); break;
       default: throw new Error(`unknown op ${step.op}`);
     }
