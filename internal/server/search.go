@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/mmdb-go/mmdb"
@@ -228,23 +229,57 @@ func setScale(ctx context.Context, db *mmdb.DB, tm mmdb.Modality, spec searchSpe
 // queryPoints is Qdrant's universal query (POST /points/query): nearest to
 // a vector or a point, or recommend from examples.
 func (s *Server) queryPoints(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
+	var req queryRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return query1(r.Context(), db, &req)
+}
+
+// queryBatch is POST /points/query/batch: several queries, answered in
+// order; the first that fails fails the request, naming it.
+func (s *Server) queryBatch(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
 	var req struct {
-		Query          json.RawMessage `json:"query"`
-		Using          *string         `json:"using"`
-		Filter         json.RawMessage `json:"filter"`
-		Params         json.RawMessage `json:"params"`
-		ScoreThreshold *float32        `json:"score_threshold"`
-		Limit          *int            `json:"limit"`
-		Offset         *int            `json:"offset"`
-		WithVector     json.RawMessage `json:"with_vector"`
-		WithPayload    json.RawMessage `json:"with_payload"`
-		Prefetch       json.RawMessage `json:"prefetch"`
-		LookupFrom     json.RawMessage `json:"lookup_from"`
-		ShardKey       json.RawMessage `json:"shard_key"`
+		Searches []queryRequest `json:"searches"`
 	}
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
+	if len(req.Searches) > s.cfg.MaxBatch {
+		return nil, badf("%d searches in one request: at most %d", len(req.Searches), s.cfg.MaxBatch)
+	}
+	out := make([]any, len(req.Searches))
+	for i := range req.Searches {
+		res, err := query1(r.Context(), db, &req.Searches[i])
+		if errors.Is(err, errBadRequest) {
+			return nil, badf("searches[%d]: %v", i, message(err))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("searches[%d]: %w", i, err)
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// queryRequest is Qdrant's QueryRequest.
+type queryRequest struct {
+	Query          json.RawMessage `json:"query"`
+	Using          *string         `json:"using"`
+	Filter         json.RawMessage `json:"filter"`
+	Params         json.RawMessage `json:"params"`
+	ScoreThreshold *float32        `json:"score_threshold"`
+	Limit          *int            `json:"limit"`
+	Offset         *int            `json:"offset"`
+	WithVector     json.RawMessage `json:"with_vector"`
+	WithPayload    json.RawMessage `json:"with_payload"`
+	Prefetch       json.RawMessage `json:"prefetch"`
+	LookupFrom     json.RawMessage `json:"lookup_from"`
+	ShardKey       json.RawMessage `json:"shard_key"`
+}
+
+// query1 answers one QueryRequest.
+func query1(ctx context.Context, db *mmdb.DB, req *queryRequest) (any, error) {
 	if err := unsupported(map[string]json.RawMessage{"prefetch": req.Prefetch, "lookup_from": req.LookupFrom, "shard_key": req.ShardKey}); err != nil {
 		return nil, err
 	}
@@ -307,7 +342,7 @@ func (s *Server) queryPoints(r *http.Request, db *mmdb.DB, _ *collection) (any, 
 			return nil, badf("query: an empty object")
 		}
 	}
-	pts, err := run(r.Context(), db, spec)
+	pts, err := run(ctx, db, spec)
 	if err != nil {
 		return nil, err
 	}

@@ -501,3 +501,20 @@ func unit(v []float32) []float32 {
 	}
 	return out
 }
+
+func TestQueryBatch(t *testing.T) {
+	_, h := newFolder(t, Config{})
+	code, env := call(t, h, "PUT", "/collections/c/points", `{"points": [{"id": 1, "vector": {"image": [1, 0, 0, 0]}}, {"id": 2, "vector": {"image": [0, 1, 0, 0]}}]}`)
+	require.Equal(t, 200, code, "%v", env)
+	code, env = call(t, h, "POST", "/collections/c/points/query/batch", `{"searches": [
+		{"query": [1, 0, 0, 0], "using": "image", "limit": 1},
+		{"query": [0, 1, 0, 0], "using": "image", "limit": 1}]}`)
+	require.Equal(t, 200, code, "%v", env)
+	res := env["result"].([]any)
+	require.Len(t, res, 2)
+	assert.Equal(t, 1.0, res[0].(map[string]any)["points"].([]any)[0].(map[string]any)["id"])
+	assert.Equal(t, 2.0, res[1].(map[string]any)["points"].([]any)[0].(map[string]any)["id"])
+	code, env = call(t, h, "POST", "/collections/c/points/query/batch", `{"searches": [{"query": [1, 0, 0, 0], "using": "image"}, {"query": [1, 0], "using": "image"}]}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, errMsg(env), "searches[1]")
+}
