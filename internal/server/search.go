@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/fusion"
-	"github.com/mmdb-go/mmdb/internal/jsonvec"
 	"github.com/mmdb-go/mmdb/query"
 )
 
@@ -26,6 +24,9 @@ type searchSpec struct {
 	limit, offset  *int
 	withPayload    json.RawMessage
 	withVector     json.RawMessage
+	// groupBy and groupSize: at most groupSize hits a value of groupBy.
+	groupBy   string
+	groupSize int
 }
 
 // searchParams is Qdrant's SearchParams: hnsw_ef and exact apply; the
@@ -122,6 +123,13 @@ func recommendProbes(pos, neg []json.RawMessage, strategy *string, m mmdb.Modali
 
 // run searches as spec says and returns Qdrant's scored points.
 func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
+	out, _, err := runHits(ctx, db, spec)
+	return out, err
+}
+
+// runHits is run, also returning mmdb's hits (with their attributes when
+// a group is asked for).
+func runHits(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, []mmdb.Hit, error) {
 	mods := db.Modalities()
 	tm, _ := modalityOf(mods, spec.using)
 	q := mmdb.Query{Target: spec.using, Probes: spec.probes, Fuse: spec.fuse, K: mmdb.DefaultK}
@@ -129,23 +137,23 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 		q.K = *spec.limit
 	}
 	if q.K < 1 || q.K > mmdb.MaxK {
-		return nil, badf("limit %d: want 1 to %d", q.K, mmdb.MaxK)
+		return nil, nil, badf("limit %d: want 1 to %d", q.K, mmdb.MaxK)
 	}
 	if spec.offset != nil {
 		q.Offset = *spec.offset
 	}
 	var err error
 	if q.Filter, err = translateFilter(spec.filter); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !isNull(spec.params) {
 		var p searchParams
 		if err := strictUnmarshal(spec.params, &p); err != nil {
-			return nil, badf("params: %v", err)
+			return nil, nil, badf("params: %v", err)
 		}
 		if p.HnswEf != nil {
 			if *p.HnswEf < 1 {
-				return nil, badf("params.hnsw_ef %d: want at least 1", *p.HnswEf)
+				return nil, nil, badf("params.hnsw_ef %d: want at least 1", *p.HnswEf)
 			}
 			q.Ef = *p.HnswEf
 		}
@@ -158,7 +166,7 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 	// averages them: scores (and thresholds) scale by the set's size.
 	scale, err := setScale(ctx, db, tm, spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if spec.scoreThreshold != nil {
 		t := *spec.scoreThreshold / scale
@@ -170,13 +178,14 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 	}
 	ps, err := parsePayloadSelector(spec.withPayload, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	vs, err := parseVectorSelector(spec.withVector, mods)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	q.NoAttrs = ps.none
+	q.NoAttrs = ps.none && spec.groupBy == ""
+	q.GroupBy, q.GroupSize = spec.groupBy, spec.groupSize
 	var hits []mmdb.Hit
 	err = withFilter(ctx, db, q.Filter, func(f query.Expr) (err error) {
 		q.Filter = f
@@ -184,7 +193,7 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]record, 0, len(hits))
 	for _, h := range hits {
@@ -197,13 +206,13 @@ func run(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, error) {
 		if vs != nil {
 			it, err := db.Get(ctx, h.ID)
 			if err != nil && !errors.Is(err, mmdb.ErrNotFound) {
-				return nil, err
+				return nil, nil, err
 			}
 			rec.Vector = outVectors(it, vs, mods)
 		}
 		out = append(out, rec)
 	}
-	return out, nil
+	return out, hits, nil
 }
 
 // setScale is the number of vectors in the query's set when one probe
@@ -224,129 +233,6 @@ func setScale(ctx context.Context, db *mmdb.DB, tm mmdb.Modality, spec searchSpe
 		return float32(n), nil
 	}
 	return 1, nil
-}
-
-// queryPoints is Qdrant's universal query (POST /points/query): nearest to
-// a vector or a point, or recommend from examples.
-func (s *Server) queryPoints(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
-	var req queryRequest
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	return query1(r.Context(), db, &req)
-}
-
-// queryBatch is POST /points/query/batch: several queries, answered in
-// order; the first that fails fails the request, naming it.
-func (s *Server) queryBatch(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
-	var req struct {
-		Searches []queryRequest `json:"searches"`
-	}
-	if err := decode(r, &req); err != nil {
-		return nil, err
-	}
-	if len(req.Searches) > s.cfg.MaxBatch {
-		return nil, badf("%d searches in one request: at most %d", len(req.Searches), s.cfg.MaxBatch)
-	}
-	out := make([]any, len(req.Searches))
-	for i := range req.Searches {
-		res, err := query1(r.Context(), db, &req.Searches[i])
-		if errors.Is(err, errBadRequest) {
-			return nil, badf("searches[%d]: %v", i, message(err))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("searches[%d]: %w", i, err)
-		}
-		out[i] = res
-	}
-	return out, nil
-}
-
-// queryRequest is Qdrant's QueryRequest.
-type queryRequest struct {
-	Query          json.RawMessage `json:"query"`
-	Using          *string         `json:"using"`
-	Filter         json.RawMessage `json:"filter"`
-	Params         json.RawMessage `json:"params"`
-	ScoreThreshold *float32        `json:"score_threshold"`
-	Limit          *int            `json:"limit"`
-	Offset         *int            `json:"offset"`
-	WithVector     json.RawMessage `json:"with_vector"`
-	WithPayload    json.RawMessage `json:"with_payload"`
-	Prefetch       json.RawMessage `json:"prefetch"`
-	LookupFrom     json.RawMessage `json:"lookup_from"`
-	ShardKey       json.RawMessage `json:"shard_key"`
-}
-
-// query1 answers one QueryRequest.
-func query1(ctx context.Context, db *mmdb.DB, req *queryRequest) (any, error) {
-	if err := unsupported(map[string]json.RawMessage{"prefetch": req.Prefetch, "lookup_from": req.LookupFrom, "shard_key": req.ShardKey}); err != nil {
-		return nil, err
-	}
-	tm, err := target(req.Using, db.Modalities())
-	if err != nil {
-		return nil, err
-	}
-	spec := searchSpec{using: tm.Name, filter: req.Filter, params: req.Params, scoreThreshold: req.ScoreThreshold,
-		limit: req.Limit, offset: req.Offset, withPayload: req.WithPayload, withVector: req.WithVector}
-	q := bytes.TrimSpace(req.Query)
-	if isNull(q) {
-		return nil, badf("query is required (mmdb serve does not list points through query: use scroll)")
-	}
-	if q[0] != '{' {
-		p, err := probe(q, tm, 0)
-		if err != nil {
-			return nil, err
-		}
-		spec.probes = []mmdb.Probe{p}
-	} else {
-		var kinds map[string]json.RawMessage
-		if err := jsonvec.Fields(q, func(k string, v json.RawMessage) error {
-			if kinds == nil {
-				kinds = map[string]json.RawMessage{}
-			}
-			kinds[k] = v
-			return nil
-		}); err != nil {
-			return nil, badf("query: %v", err)
-		}
-		switch {
-		case kinds["nearest"] != nil:
-			if !isNull(kinds["mmr"]) {
-				return nil, badf("query: mmr is not supported by mmdb serve")
-			}
-			if len(kinds) > 2 || (len(kinds) == 2 && kinds["mmr"] == nil) {
-				return nil, badf("query: nearest takes only a vector")
-			}
-			p, err := probe(kinds["nearest"], tm, 0)
-			if err != nil {
-				return nil, err
-			}
-			spec.probes = []mmdb.Probe{p}
-		case kinds["recommend"] != nil && len(kinds) == 1:
-			var rec struct {
-				Positive []json.RawMessage `json:"positive"`
-				Negative []json.RawMessage `json:"negative"`
-				Strategy *string           `json:"strategy"`
-			}
-			if err := strictUnmarshal(kinds["recommend"], &rec); err != nil {
-				return nil, badf("query recommend: %v", err)
-			}
-			if spec.probes, spec.fuse, err = recommendProbes(rec.Positive, rec.Negative, rec.Strategy, tm); err != nil {
-				return nil, err
-			}
-		default:
-			for k := range kinds {
-				return nil, badf("query %q is not supported by mmdb serve (nearest and recommend are; mmdb's own POST /query takes SEARCH statements)", k)
-			}
-			return nil, badf("query: an empty object")
-		}
-	}
-	pts, err := run(ctx, db, spec)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"points": pts}, nil
 }
 
 // searchPoints is the older POST /points/search: a vector, or

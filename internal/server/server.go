@@ -242,6 +242,7 @@ func (s *Server) Handler() http.Handler {
 	col("POST /collections/{name}/points/delete", s.deletePoints)
 	col("POST /collections/{name}/points/query", s.queryPoints)
 	col("POST /collections/{name}/points/query/batch", s.queryBatch)
+	col("POST /collections/{name}/points/query/groups", s.queryGroups)
 	col("POST /collections/{name}/points/search", s.searchPoints)
 	col("POST /collections/{name}/points/recommend", s.recommendPoints)
 	col("POST /collections/{name}/points/scroll", s.scroll)

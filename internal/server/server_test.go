@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -517,4 +518,59 @@ func TestQueryBatch(t *testing.T) {
 	code, env = call(t, h, "POST", "/collections/c/points/query/batch", `{"searches": [{"query": [1, 0, 0, 0], "using": "image"}, {"query": [1, 0], "using": "image"}]}`)
 	assert.Equal(t, 400, code)
 	assert.Contains(t, errMsg(env), "searches[1]")
+}
+
+// Groups against a brute-force model: rank every point by the exact
+// score, gather by value in order of each group's best point, keep the
+// first limit groups and each one's best group_size points.
+func TestQueryGroups(t *testing.T) {
+	s, h := newFolder(t, Config{})
+	db, _ := s.DB("c")
+	r := rand.New(rand.NewPCG(9, 9))
+	var items []mmdb.Item
+	for i := range 300 {
+		attrs := map[string]any{"g": int64(r.IntN(20))}
+		if i%3 == 0 {
+			attrs["tags"] = []string{fmt.Sprint("t", i%5), fmt.Sprint("t", i%7)}
+		}
+		items = append(items, mmdb.Item{ID: fmt.Sprint(i), Attrs: attrs, Vectors: map[string][]float32{"image": randVec(r, 4)}})
+	}
+	require.NoError(t, db.Put(context.Background(), items...))
+	probe := randVec(r, 4)
+	all, err := db.Search(context.Background(), mmdb.Query{Target: "image", Probes: []mmdb.Probe{{Modality: "image", Vector: probe}}, K: 300, Exact: true})
+	require.NoError(t, err)
+	for _, c := range []struct {
+		key         string
+		limit, size int
+	}{{"g", 4, 3}, {"g", 20, 20}, {"tags", 3, 2}, {"g", 1, 1}} {
+		t.Run(fmt.Sprintf("%s-%dx%d", c.key, c.limit, c.size), func(t *testing.T) {
+			body, _ := json.Marshal(map[string]any{"query": probe, "using": "image", "group_by": c.key, "limit": c.limit, "group_size": c.size, "params": map[string]any{"exact": true}})
+			code, env := call(t, h, "POST", "/collections/c/points/query/groups", string(body))
+			require.Equal(t, 200, code, "%v", env)
+			var want []map[string]any
+			index := map[string]int{}
+			for _, hit := range all {
+				for _, v := range groupValues(hit.Attrs[c.key]) {
+					k := fmt.Sprint(v)
+					gi, ok := index[k]
+					if !ok {
+						if len(want) == c.limit {
+							continue
+						}
+						gi = len(want)
+						index[k] = gi
+						want = append(want, map[string]any{"id": jsonValue(t, v), "hits": []any{}})
+					}
+					if hs := want[gi]["hits"].([]any); len(hs) < c.size {
+						want[gi]["hits"] = append(hs, jsonValue(t, map[string]any{"id": outID(hit.ID), "version": 0, "score": hit.Score}))
+					}
+				}
+			}
+			b, _ := json.Marshal(env["result"].(map[string]any)["groups"])
+			var got []map[string]any
+			require.NoError(t, decodeNumbers(b, &got))
+			require.NotEmpty(t, want)
+			assert.Equal(t, want, got)
+		})
+	}
 }

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/mmdb-go/mmdb"
+)
+
+// groupsRequest is Qdrant's QueryGroupsRequest.
+type groupsRequest struct {
+	Query          json.RawMessage `json:"query"`
+	Using          *string         `json:"using"`
+	Filter         json.RawMessage `json:"filter"`
+	Params         json.RawMessage `json:"params"`
+	ScoreThreshold *float32        `json:"score_threshold"`
+	Limit          *int            `json:"limit"`
+	WithVector     json.RawMessage `json:"with_vector"`
+	WithPayload    json.RawMessage `json:"with_payload"`
+	GroupBy        string          `json:"group_by"`
+	GroupSize      *int            `json:"group_size"`
+	WithLookup     json.RawMessage `json:"with_lookup"`
+	Prefetch       json.RawMessage `json:"prefetch"`
+	LookupFrom     json.RawMessage `json:"lookup_from"`
+	ShardKey       json.RawMessage `json:"shard_key"`
+}
+
+// group is one group of Qdrant's answer.
+type group struct {
+	ID   any      `json:"id"`
+	Hits []record `json:"hits"`
+}
+
+// queryGroups is POST /points/query/groups: the best limit groups (values
+// of group_by, ranked by their best hit), each with its best group_size
+// hits, on mmdb's GROUP BY. An item with a list of values is in each of
+// its groups; items without the key are left out.
+func (s *Server) queryGroups(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
+	var req groupsRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := unsupported(map[string]json.RawMessage{"with_lookup": req.WithLookup}); err != nil {
+		return nil, err
+	}
+	if req.GroupBy == "" {
+		return nil, badf("group_by is required")
+	}
+	limit, size := 10, 3 // Qdrant's defaults
+	if req.Limit != nil {
+		limit = *req.Limit
+	}
+	if req.GroupSize != nil {
+		size = *req.GroupSize
+	}
+	if limit < 1 || size < 1 || limit*size > mmdb.MaxK {
+		return nil, badf("limit %d groups of group_size %d: each at least 1, and at most %d hits in all", limit, size, mmdb.MaxK)
+	}
+	spec, err := buildSpec(db, &queryRequest{Query: req.Query, Using: req.Using, Filter: req.Filter, Params: req.Params,
+		ScoreThreshold: req.ScoreThreshold, WithVector: req.WithVector, WithPayload: req.WithPayload,
+		Prefetch: req.Prefetch, LookupFrom: req.LookupFrom, ShardKey: req.ShardKey})
+	if err != nil {
+		return nil, err
+	}
+	spec.groupBy, spec.groupSize = req.GroupBy, size
+	// mmdb's GROUP BY returns K hits, at most size a group. The first
+	// limit groups are complete when each holds size hits, or when the
+	// search found fewer than K hits (nothing more to find); otherwise a
+	// group's next hit may lie deeper: search deeper.
+	for k := limit * size; ; k = min(2*k, mmdb.MaxK) {
+		spec.limit = &k
+		recs, hits, err := runHits(r.Context(), db, spec)
+		if err != nil {
+			return nil, err
+		}
+		groups, full := groupHits(recs, hits, req.GroupBy, limit, size)
+		if full || len(hits) < k || k == mmdb.MaxK {
+			return map[string]any{"groups": groups}, nil
+		}
+	}
+}
+
+// groupHits gathers hits into groups by the value of key, in order of
+// their best hit, keeping the first limit; full says whether each of them
+// holds size hits.
+func groupHits(recs []record, hits []mmdb.Hit, key string, limit, size int) ([]group, bool) {
+	index := map[string]int{}
+	var groups []group
+	for i, h := range hits {
+		for _, v := range groupValues(h.Attrs[key]) {
+			k := fmt.Sprintf("%T:%v", v, v)
+			gi, ok := index[k]
+			if !ok {
+				if len(groups) == limit {
+					continue
+				}
+				gi = len(groups)
+				index[k] = gi
+				groups = append(groups, group{ID: v})
+			}
+			if len(groups[gi].Hits) < size {
+				groups[gi].Hits = append(groups[gi].Hits, recs[i])
+			}
+		}
+	}
+	full := len(groups) == limit
+	for _, g := range groups {
+		full = full && len(g.Hits) == size
+	}
+	if groups == nil {
+		groups = []group{}
+	}
+	return groups, full
+}
+
+// groupValues are the group IDs an attribute value puts its item in:
+// strings and integers (as Qdrant groups by), each element of a list.
+func groupValues(v any) []any {
+	switch x := v.(type) {
+	case string, int64:
+		return []any{x}
+	case []string:
+		out := make([]any, len(x))
+		for i, s := range x {
+			out[i] = s
+		}
+		return out
+	}
+	return nil // floats, bools and absent values make no group, as in Qdrant
+}
