@@ -146,20 +146,8 @@ func runHits(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, []mmd
 	if q.Filter, err = translateFilter(spec.filter); err != nil {
 		return nil, nil, err
 	}
-	if !isNull(spec.params) {
-		var p searchParams
-		if err := strictUnmarshal(spec.params, &p); err != nil {
-			return nil, nil, badf("params: %v", err)
-		}
-		if p.HnswEf != nil {
-			if *p.HnswEf < 1 {
-				return nil, nil, badf("params.hnsw_ef %d: want at least 1", *p.HnswEf)
-			}
-			q.Ef = *p.HnswEf
-		}
-		if p.Exact != nil {
-			q.Exact = *p.Exact
-		}
+	if err := applyParams(&q, spec.params); err != nil {
+		return nil, nil, err
 	}
 	distance := tm.Metric == mmdb.L2 && spec.fuse != fusion.BestScore
 	// Qdrant's max_sim sums over the query's vectors; mmdb's MaxSim
@@ -213,6 +201,27 @@ func runHits(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, []mmd
 		out = append(out, rec)
 	}
 	return out, hits, nil
+}
+
+// applyParams reads SearchParams into q: hnsw_ef and exact.
+func applyParams(q *mmdb.Query, raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	var p searchParams
+	if err := strictUnmarshal(raw, &p); err != nil {
+		return badf("params: %v", err)
+	}
+	if p.HnswEf != nil {
+		if *p.HnswEf < 1 {
+			return badf("params.hnsw_ef %d: want at least 1", *p.HnswEf)
+		}
+		q.Ef = *p.HnswEf
+	}
+	if p.Exact != nil {
+		q.Exact = *p.Exact
+	}
+	return nil
 }
 
 // setScale is the number of vectors in the query's set when one probe
