@@ -132,7 +132,11 @@ func ExportFor(ctx context.Context, db *mmdb.DB, dir string, target Target, o *F
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	files, err := openFiles(dir, target, mods, stats, prefix)
+	rowGroup := o.RowGroup
+	if rowGroup <= 0 {
+		rowGroup = DefaultRowGroup
+	}
+	files, err := openFiles(dir, target, mods, stats, prefix, rowGroup)
 	defer func() {
 		for _, f := range files {
 			f.abort()
@@ -141,17 +145,13 @@ func ExportFor(ctx context.Context, db *mmdb.DB, dir string, target Target, o *F
 	if err != nil {
 		return nil, err
 	}
-	rowGroup := o.RowGroup
-	if rowGroup <= 0 {
-		rowGroup = DefaultRowGroup
-	}
 	done, total := 0, db.Count()
 	for it, err := range db.Items(ctx) {
 		if err != nil {
 			return nil, err
 		}
 		for _, f := range files {
-			if err := f.add(it, rowGroup); err != nil {
+			if err := f.add(it); err != nil {
 				return nil, err
 			}
 		}
@@ -187,11 +187,11 @@ func ExportFor(ctx context.Context, db *mmdb.DB, dir string, target Target, o *F
 
 // openFiles plans each modality's file (names, columns) and opens its
 // writer.
-func openFiles(dir string, target Target, mods []mmdb.Modality, stats map[string]*modStats, prefix string) ([]*modFile, error) {
+func openFiles(dir string, target Target, mods []mmdb.Modality, stats map[string]*modStats, prefix string, rowGroup int) ([]*modFile, error) {
 	bases := newNamer(Milvus, "") // file names: the strict rules suit every file system
 	var files []*modFile
 	for _, m := range mods {
-		f, err := newModFile(dir, bases.assign([]string{m.Name})[m.Name], target, m, stats[m.Name], prefix)
+		f, err := newModFile(dir, bases.assign([]string{m.Name})[m.Name], target, m, stats[m.Name], prefix, rowGroup)
 		if err != nil {
 			return files, err
 		}

@@ -1,6 +1,8 @@
 package transfer
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,23 +11,25 @@ import (
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/mmdb-go/mmdb"
+	"github.com/parquet-go/parquet-go"
 )
 
 // column is one attribute column being written.
 type column struct {
 	ForColumn
-	index int // of its field in the schema
-	stat  *attrStat
-	build array.Builder
+	stat *attrStat
 }
 
-// modFile is one modality's file being written.
+// rowWriter is parquet-go's writer of rows given as maps.
+type rowWriter interface {
+	Write(row any) error
+	Close() error
+}
+
+// modFile is one modality's file being written: rows go to parquet-go's
+// writer, which flushes a row group every RowGroup rows.
 type modFile struct {
 	info     ForFile
 	target   Target
@@ -33,33 +37,24 @@ type modFile struct {
 	st       *modStats
 	tmp      string
 	f        *os.File
-	w        *pqarrow.FileWriter
-	schema   *arrow.Schema
-	rb       *array.RecordBuilder
+	w        rowWriter
 	attrCol  map[string]*column
-	jsonIdx  int // the JSON column's field, -1 for none
+	json     bool // some attributes go to the JSON column
 	seen     map[string]struct{}
-	pending  int
 	closed   bool
 	milvusJS []byte // the create-collection request, written at publish
 }
 
 // plan decides the file's columns: names, types, nullability.
-func (mf *modFile) plan(target Target, st *modStats) []arrow.Field {
+func (mf *modFile) plan(target Target, st *modStats) {
 	m := mf.m
 	nm := newNamer(target, "id", jsonColumn)
-	vecType := arrow.DataType(arrow.FixedSizeListOf(int32(m.Dim), arrow.PrimitiveTypes.Float32))
 	if target == LanceDB {
 		mf.info.Vector = "vector"
 		nm.used[nm.key("vector")] = true
 	} else {
 		mf.info.Vector = nm.assign([]string{m.Name})[m.Name]
-		// Milvus reads a vector field from a Parquet list of float in
-		// every release that imports Parquet; FixedSizeList only in
-		// recent ones.
-		vecType = arrow.ListOf(arrow.PrimitiveTypes.Float32)
 	}
-	fields := []arrow.Field{{Name: "id", Type: arrow.BinaryTypes.String}, {Name: mf.info.Vector, Type: vecType}}
 	keys := make([]string, 0, len(st.attrs))
 	typed := map[string]string{}
 	for k, a := range st.attrs {
@@ -102,70 +97,101 @@ func (mf *modFile) plan(target Target, st *modStats) []arrow.Field {
 			continue
 		}
 		a := st.attrs[k]
-		c := &column{ForColumn: ForColumn{Attr: k, Column: names[k], Type: typ, Nullable: a.present < st.rows}, index: len(fields), stat: a}
+		c := &column{ForColumn: ForColumn{Attr: k, Column: names[k], Type: typ, Nullable: a.present < st.rows}, stat: a}
 		mf.attrCol[k] = c
 		mf.info.Columns = append(mf.info.Columns, c.ForColumn)
-		fields = append(fields, arrow.Field{Name: c.Column, Type: arrowType(typ), Nullable: c.Nullable})
 	}
-	if len(typedKeys) < len(keys) {
-		mf.jsonIdx = len(fields)
-		fields = append(fields, arrow.Field{Name: jsonColumn, Type: arrow.BinaryTypes.String})
-	}
-	return fields
+	mf.json = len(typedKeys) < len(keys)
 }
 
-func newModFile(dir, base string, target Target, m mmdb.Modality, st *modStats, prefix string) (*modFile, error) {
-	mf := &modFile{target: target, m: m, st: st, attrCol: map[string]*column{}, jsonIdx: -1, seen: map[string]struct{}{}}
-	mf.info = ForFile{Modality: m.Name, Dim: m.Dim, Metric: m.Metric.String(), Path: filepath.Join(dir, base+".parquet")}
-	fields := mf.plan(target, st)
+// schemas are the file's Parquet schema and the Arrow schema stored in it
+// (ARROW:schema, as Arrow's own writers store it): Arrow readers
+// (pyarrow, arrow-rs and so LanceDB, arrow-go and so Milvus) take from it
+// what Parquet cannot say, such as the vector column's fixed size.
+func (mf *modFile) schemas() (*parquet.Schema, string, error) {
+	group := parquet.Group{"id": parquet.String()}
+	arrowOf := map[string]arrow.Field{"id": {Name: "id", Type: arrow.BinaryTypes.String}}
+	// The vector: a Parquet LIST of float, no nulls. LanceDB indexes it as
+	// FixedSizeList<float32, dim>; Milvus reads a vector field from a
+	// list in every release that imports Parquet (FixedSizeList only in
+	// recent ones), so its hint is a list.
+	group[mf.info.Vector] = parquet.List(parquet.Leaf(parquet.FloatType))
+	elem := arrow.Field{Name: "element", Type: arrow.PrimitiveTypes.Float32}
+	vec := arrow.DataType(arrow.ListOfField(elem))
+	if mf.target == LanceDB {
+		vec = arrow.FixedSizeListOfField(int32(mf.m.Dim), elem)
+	}
+	arrowOf[mf.info.Vector] = arrow.Field{Name: mf.info.Vector, Type: vec}
+	for _, c := range mf.attrCol {
+		node, typ := parquetType(c.Type)
+		if c.Nullable {
+			node = parquet.Optional(node)
+		}
+		group[c.Column] = node
+		arrowOf[c.Column] = arrow.Field{Name: c.Column, Type: typ, Nullable: c.Nullable}
+	}
+	if mf.json {
+		group[jsonColumn] = parquet.String()
+		arrowOf[jsonColumn] = arrow.Field{Name: jsonColumn, Type: arrow.BinaryTypes.String}
+	}
+	ps := parquet.NewSchema("mmdb_"+mf.info.Vector, group)
+	// The Arrow fields in the Parquet columns' order (parquet-go sorts a
+	// group's fields by name).
+	fields := make([]arrow.Field, 0, len(group))
+	for _, f := range ps.Fields() {
+		fields = append(fields, arrowOf[f.Name()])
+	}
 	// The modality's metric travels with the file: an index built on the
 	// vectors must use it (LanceDB's default is L2).
-	meta := arrow.NewMetadata([]string{"mmdb.modality", "mmdb.metric", "mmdb.dim"}, []string{m.Name, mf.info.Metric, strconv.Itoa(m.Dim)})
-	mf.schema = arrow.NewSchema(fields, &meta)
-	mf.rb = array.NewRecordBuilder(memory.DefaultAllocator, mf.schema)
-	for _, c := range mf.attrCol {
-		c.build = mf.rb.Field(c.index)
+	meta := arrow.NewMetadata([]string{"mmdb.modality", "mmdb.metric", "mmdb.dim"}, []string{mf.m.Name, mf.info.Metric, strconv.Itoa(mf.m.Dim)})
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(arrow.NewSchema(fields, &meta)))
+	if err := w.Close(); err != nil {
+		return nil, "", fmt.Errorf("transfer: the Arrow schema of %s: %w", mf.info.Path, err)
 	}
+	return ps, base64.StdEncoding.EncodeToString(buf.Bytes()), nil
+}
+
+// parquetType is an attribute kind's Parquet node and Arrow type.
+func parquetType(kind string) (parquet.Node, arrow.DataType) {
+	switch kind {
+	case "string":
+		return parquet.String(), arrow.BinaryTypes.String
+	case "int64":
+		return parquet.Int(64), arrow.PrimitiveTypes.Int64
+	case "double":
+		return parquet.Leaf(parquet.DoubleType), arrow.PrimitiveTypes.Float64
+	case "bool":
+		return parquet.Leaf(parquet.BooleanType), arrow.FixedWidthTypes.Boolean
+	}
+	return parquet.List(parquet.String()), arrow.ListOfField(arrow.Field{Name: "element", Type: arrow.BinaryTypes.String})
+}
+
+func newModFile(dir, base string, target Target, m mmdb.Modality, st *modStats, prefix string, rowGroup int) (*modFile, error) {
+	mf := &modFile{target: target, m: m, st: st, attrCol: map[string]*column{}, seen: map[string]struct{}{}}
+	mf.info = ForFile{Modality: m.Name, Dim: m.Dim, Metric: m.Metric.String(), Path: filepath.Join(dir, base+".parquet")}
+	mf.plan(target, st)
 	if target == Milvus {
 		mf.info.Collection = prefix + "_" + base
 		mf.info.Schema = filepath.Join(dir, base+".collection.json")
 		js, err := milvusSchema(mf.info, st)
 		if err != nil {
-			mf.closed = true
-			mf.rb.Release()
 			return nil, err
 		}
 		mf.milvusJS = js
 	}
+	ps, arrowSchema, err := mf.schemas()
+	if err != nil {
+		return nil, err
+	}
 	mf.tmp = mf.info.Path + ".tmp"
-	f, err := os.Create(mf.tmp)
-	if err != nil {
-		mf.closed = true
-		mf.rb.Release()
+	if mf.f, err = os.Create(mf.tmp); err != nil {
 		return nil, err
 	}
-	mf.f = f
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(1<<20))
-	mf.w, err = pqarrow.NewFileWriter(mf.schema, f, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
-	if err != nil {
-		mf.abort()
-		return nil, err
-	}
+	mf.w = parquet.NewWriter(mf.f, ps, parquet.Compression(&parquet.Zstd), parquet.MaxRowsPerRowGroup(int64(rowGroup)),
+		parquet.KeyValueMetadata("ARROW:schema", arrowSchema),
+		parquet.KeyValueMetadata("mmdb.modality", m.Name), parquet.KeyValueMetadata("mmdb.metric", mf.info.Metric))
 	return mf, nil
-}
-
-func arrowType(kind string) arrow.DataType {
-	switch kind {
-	case "string":
-		return arrow.BinaryTypes.String
-	case "int64":
-		return arrow.PrimitiveTypes.Int64
-	case "double":
-		return arrow.PrimitiveTypes.Float64
-	case "bool":
-		return arrow.FixedWidthTypes.Boolean
-	}
-	return arrow.ListOf(arrow.BinaryTypes.String)
 }
 
 // changed is the error of an item whose row no longer matches what the
@@ -174,9 +200,8 @@ func changed(id, why string) error {
 	return fmt.Errorf("transfer: item %q changed during the export (%s): run it again, or export a snapshot of a database being written", id, why)
 }
 
-// add appends it, if it carries the modality, and writes a row group when
-// rowGroup rows are pending.
-func (mf *modFile) add(it mmdb.Item, rowGroup int) error {
+// add writes it as a row, if it carries the modality.
+func (mf *modFile) add(it mmdb.Item) error {
 	vec, ok := it.Vectors[mf.m.Name]
 	if !ok {
 		return nil
@@ -185,27 +210,19 @@ func (mf *modFile) add(it mmdb.Item, rowGroup int) error {
 		return changed(it.ID, "read twice: deleted and stored again")
 	}
 	mf.seen[it.ID] = struct{}{}
-	mf.rb.Field(0).(*array.StringBuilder).Append(it.ID)
-	switch vb := mf.rb.Field(1).(type) {
-	case *array.FixedSizeListBuilder:
-		vb.Append(true)
-		vb.ValueBuilder().(*array.Float32Builder).AppendValues(vec, nil)
-	case *array.ListBuilder:
-		vb.Append(true)
-		vb.ValueBuilder().(*array.Float32Builder).AppendValues(vec, nil)
-	}
+	row := map[string]any{"id": it.ID, mf.info.Vector: vec}
 	for _, c := range mf.attrCol {
 		v, has := it.Attrs[c.Attr]
 		if !has {
 			if !c.Nullable {
 				return changed(it.ID, fmt.Sprintf("attribute %q is gone", c.Attr))
 			}
-			c.build.AppendNull()
-			continue
+			continue // a null
 		}
-		if err := appendValue(c, v); err != nil {
+		if err := checkValue(c, v); err != nil {
 			return changed(it.ID, fmt.Sprintf("attribute %q: %v", c.Attr, err))
 		}
+		row[c.Column] = v
 	}
 	rest := map[string]any{}
 	for k, v := range it.Attrs {
@@ -213,7 +230,7 @@ func (mf *modFile) add(it mmdb.Item, rowGroup int) error {
 			rest[k] = v
 		}
 	}
-	if mf.jsonIdx >= 0 {
+	if mf.json {
 		b, err := json.Marshal(exportAttrs(rest))
 		if err != nil {
 			return fmt.Errorf("transfer: item %q: %w", it.ID, err)
@@ -221,93 +238,53 @@ func (mf *modFile) add(it mmdb.Item, rowGroup int) error {
 		if mf.target == Milvus && len(b) > milvusMaxJSON {
 			return fmt.Errorf("transfer: item %q: its attributes without a typed column make %d bytes of JSON, and Milvus's JSON field holds at most %d", it.ID, len(b), milvusMaxJSON)
 		}
-		mf.rb.Field(mf.jsonIdx).(*array.StringBuilder).Append(string(b))
+		row[jsonColumn] = string(b)
 	} else if len(rest) > 0 {
 		return changed(it.ID, "it has attributes the first reading did not see")
 	}
-	mf.info.Rows++
-	if mf.pending++; mf.pending >= rowGroup {
-		return mf.flush()
+	if err := mf.w.Write(row); err != nil {
+		return fmt.Errorf("transfer: writing item %q to %s: %w", it.ID, mf.info.Path, err)
 	}
+	mf.info.Rows++
 	return nil
 }
 
-// appendValue appends v to a typed column, refusing a value of another
-// type, or longer than the first reading found (the schema says so).
-func appendValue(c *column, v any) error {
-	bad := fmt.Errorf("its value %v (%s) does not fit the %s column", v, kindOf(v), c.Type)
-	switch b := c.build.(type) {
-	case *array.StringBuilder:
-		s, ok := v.(string)
-		if !ok {
-			return bad
+// checkValue refuses a value of another type than its column's, or
+// longer than the first reading found (the schema says so).
+func checkValue(c *column, v any) error {
+	if kindOf(v) != c.Type {
+		return fmt.Errorf("its value %v (%s) does not fit the %s column", v, kindOf(v), c.Type)
+	}
+	switch x := v.(type) {
+	case string:
+		if len(x) > c.stat.maxBytes {
+			return fmt.Errorf("%d bytes, longer than the %d the schema allows", len(x), c.stat.maxBytes)
 		}
-		if len(s) > c.stat.maxBytes {
-			return fmt.Errorf("%d bytes, longer than the %d the schema allows", len(s), c.stat.maxBytes)
+	case []string:
+		if len(x) > c.stat.maxElements {
+			return fmt.Errorf("%d elements, more than the %d the schema allows", len(x), c.stat.maxElements)
 		}
-		b.Append(s)
-	case *array.Int64Builder:
-		n, ok := v.(int64)
-		if !ok {
-			return bad
-		}
-		b.Append(n)
-	case *array.Float64Builder:
-		f, ok := v.(float64)
-		if !ok {
-			return bad
-		}
-		b.Append(f)
-	case *array.BooleanBuilder:
-		x, ok := v.(bool)
-		if !ok {
-			return bad
-		}
-		b.Append(x)
-	case *array.ListBuilder:
-		l, ok := v.([]string)
-		if !ok {
-			return bad
-		}
-		if len(l) > c.stat.maxElements {
-			return fmt.Errorf("%d elements, more than the %d the schema allows", len(l), c.stat.maxElements)
-		}
-		for _, e := range l {
+		for _, e := range x {
 			if len(e) > c.stat.maxBytes {
 				return fmt.Errorf("an element of %d bytes, longer than the %d the schema allows", len(e), c.stat.maxBytes)
 			}
 		}
-		b.Append(true)
-		b.ValueBuilder().(*array.StringBuilder).AppendValues(l, nil)
 	}
 	return nil
 }
 
-// flush writes the pending rows as a row group.
-func (mf *modFile) flush() error {
-	if mf.pending == 0 {
-		return nil
-	}
-	rec := mf.rb.NewRecordBatch()
-	defer rec.Release()
-	mf.pending = 0
-	if err := mf.w.Write(rec); err != nil {
-		return fmt.Errorf("transfer: writing %s: %w", mf.info.Path, err)
-	}
-	return nil
-}
-
-// finish writes the last rows, closes and syncs the temporary file.
+// finish writes the last rows, then syncs and closes the temporary file.
 func (mf *modFile) finish() error {
-	if err := mf.flush(); err != nil {
-		return err
+	err := mf.w.Close()
+	mf.w = nil
+	if err == nil {
+		err = mf.f.Sync()
 	}
-	err := mf.w.Close() // closes mf.f too
-	mf.w, mf.f = nil, nil
-	if err != nil {
-		return err
+	if cerr := mf.f.Close(); err == nil {
+		err = cerr
 	}
-	return syncFile(mf.tmp)
+	mf.f = nil
+	return err
 }
 
 // publish renames the finished file into place, and writes Milvus's
@@ -331,7 +308,6 @@ func (mf *modFile) publish() error {
 		return err
 	}
 	mf.closed = true
-	mf.rb.Release()
 	return nil
 }
 
@@ -353,11 +329,13 @@ func (mf *modFile) abort() {
 		return
 	}
 	mf.closed = true
-	mf.rb.Release()
 	if mf.w != nil {
 		mf.w.Close()
-	} else if mf.f != nil {
+	}
+	if mf.f != nil {
 		mf.f.Close()
 	}
-	os.Remove(mf.tmp)
+	if mf.tmp != "" {
+		os.Remove(mf.tmp)
+	}
 }

@@ -147,7 +147,15 @@ func TestExportForFiles(t *testing.T) {
 			for _, f := range files {
 				tbl := readArrow(t, f.Path)
 				m := db.Modalities()[indexOf(db.Modalities(), f.Modality)]
-				vec := tbl.Schema().Field(1)
+				vi := tbl.Schema().FieldIndices(f.Vector)
+				require.Len(t, vi, 1, "one vector column named %s", f.Vector)
+				vec := tbl.Schema().Field(vi[0])
+				rdr, err := file.OpenParquetFile(f.Path, false)
+				require.NoError(t, err)
+				metric := rdr.MetaData().KeyValueMetadata().FindValue("mmdb.metric")
+				require.NotNil(t, metric, "the metric travels in the file")
+				assert.Equal(t, m.Metric.String(), *metric)
+				require.NoError(t, rdr.Close())
 				assert.Equal(t, f.Vector, vec.Name)
 				assert.False(t, vec.Nullable, "no null vectors")
 				if target == LanceDB {
@@ -411,8 +419,11 @@ func TestLanceDBRoundTrip(t *testing.T) {
 	for i, f := range files {
 		g := got[i]
 		assert.Equal(t, f.Rows, g.Rows, f.Modality)
-		assert.Equal(t, "vector", g.Fields[1].Name)
-		assert.Equal(t, fmt.Sprintf("FixedSizeList[%d]<Float32>", f.Dim), g.Fields[1].Type, "LanceDB reads the vector column as fixed-size")
+		types := map[string]string{}
+		for _, fd := range g.Fields {
+			types[fd.Name] = fd.Type
+		}
+		assert.Equal(t, fmt.Sprintf("FixedSizeList[%d]<Float32>", f.Dim), types["vector"], "LanceDB reads the vector column as fixed-size")
 		require.Len(t, g.Indices, 1)
 		assert.Equal(t, []string{"vector"}, g.Indices[0].Columns)
 		assert.Equal(t, want[f.Modality], g.Top, "LanceDB's top 10 for %s", f.Modality)
