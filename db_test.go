@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -537,4 +538,27 @@ func TestUpdateChangesStoredItemsOnly(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{"k": "y"}, it.Attrs, "merged: set, and nil removes")
 	assert.Equal(t, []float32{1, 2}, it.Vectors["v"], "vectors not given are kept")
+}
+
+func TestSetAttrsReplacesAttributesOnly(t *testing.T) {
+	db, _ := openTest(t, Modality{Name: "v", Dim: 2, Metric: L2})
+	require.NoError(t, db.Put(ctx, Item{ID: "a", Attrs: map[string]any{"k": "x", "n": 1}, Vectors: map[string][]float32{"v": {1, 2}}}))
+	require.NoError(t, db.SetAttrs(ctx, Item{ID: "a", Attrs: map[string]any{"m": true}}))
+	it, err := db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"m": true}, it.Attrs, "the old attributes are gone")
+	assert.Equal(t, []float32{1, 2}, it.Vectors["v"], "the vectors are kept")
+	hits, err := db.Search(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: []float32{1, 2}}}, K: 1})
+	require.NoError(t, err)
+	require.Len(t, hits, 1)
+	assert.Equal(t, "a", hits[0].ID, "still indexed")
+	n, err := db.CountWhere(ctx, query.Has("k"))
+	require.NoError(t, err)
+	assert.Zero(t, n, "postings follow")
+	require.NoError(t, db.SetAttrs(ctx, Item{ID: "a"}))
+	it, err = db.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Empty(t, it.Attrs)
+	assert.ErrorIs(t, db.SetAttrs(ctx, Item{ID: "zz", Attrs: map[string]any{"a": 1}}), ErrNotFound)
+	assert.ErrorIs(t, db.SetAttrs(ctx, Item{ID: "a", Vectors: map[string][]float32{"v": {3, 4}}}), ErrInvalidQuery)
 }

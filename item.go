@@ -112,12 +112,20 @@ const (
 	writeMerge
 	// writeUpdate merges into it, and the item must be stored (Update).
 	writeUpdate
+	// writeAttrs replaces the stored item's attributes whole and keeps
+	// its vectors; the item must be stored (SetAttrs).
+	writeAttrs
 )
 
-func (m writeMode) merges() bool { return m != writePut }
+// merges: attributes given as nil are removals, and vectors not given
+// are kept.
+func (m writeMode) merges() bool { return m == writeMerge || m == writeUpdate }
+
+// existing: the item must be stored already.
+func (m writeMode) existing() bool { return m == writeUpdate || m == writeAttrs }
 
 func (m writeMode) String() string {
-	return [...]string{"put", "merge", "update"}[m]
+	return [...]string{"put", "merge", "update", "set attributes"}[m]
 }
 
 // prepare validates one item against the schema of state s.
@@ -194,7 +202,23 @@ func (db *DB) Update(ctx context.Context, items ...Item) error {
 	return db.write(ctx, items, writeUpdate)
 }
 
-// write is Put, Merge and Update.
+// SetAttrs replaces the attributes of stored items whole: each item's
+// Attrs become its attributes (nil or empty removes them all), and its
+// vectors are kept; an item given with vectors is refused. An ID not
+// stored fails the batch with ErrNotFound. Unlike a Get then an Update,
+// it is one step: a write between the two cannot leave old attributes
+// beside the new ones (Qdrant's overwrite-payload).
+func (db *DB) SetAttrs(ctx context.Context, items ...Item) error {
+	for i, it := range items {
+		if len(it.Vectors) > 0 {
+			return fmt.Errorf("mmdb: set attributes: %w", &ItemError{Index: i, ID: it.ID,
+				Err: fmt.Errorf("%w: item %q: SetAttrs changes attributes only (Update changes vectors)", ErrInvalidQuery, it.ID)})
+		}
+	}
+	return db.write(ctx, items, writeAttrs)
+}
+
+// write is Put, Merge, Update and SetAttrs.
 func (db *DB) write(ctx context.Context, items []Item, mode writeMode) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -264,9 +288,10 @@ func (db *DB) writeLocked(ctx context.Context, op string, s *state, items []Item
 // or merging into it.
 func writeOne(tx *storage.Tx, post *storage.PostingDelta, p prepared, names []string, mode writeMode) (change, error) {
 	merge := mode.merges()
+	keepVectors := mode != writePut // vectors not given are kept
 	id, exists := tx.LookupID(p.ext)
-	if !exists && mode == writeUpdate {
-		return change{}, fmt.Errorf("item %q: %w (Update changes stored items only)", p.ext, ErrNotFound)
+	if !exists && mode.existing() {
+		return change{}, fmt.Errorf("item %q: %w (%s changes stored items only)", p.ext, ErrNotFound, mode)
 	}
 	var oldAttrs map[string]any
 	if exists {
@@ -300,13 +325,13 @@ func writeOne(tx *storage.Tx, post *storage.PostingDelta, p prepared, names []st
 			if err := tx.PutVector(names[mi], id, v); err != nil {
 				return change{}, err
 			}
-		case !merge && exists && tx.HasVector(names[mi], id):
+		case !keepVectors && exists && tx.HasVector(names[mi], id):
 			if err := tx.DeleteVector(names[mi], id); err != nil {
 				return change{}, err
 			}
 		}
 	}
-	return change{id: id, ext: p.ext, isNew: !exists, merged: merge, vecs: p.vecs}, nil
+	return change{id: id, ext: p.ext, isNew: !exists, merged: keepVectors, vecs: p.vecs}, nil
 }
 
 // mergeAttrs returns old with set's attributes replacing those of the same

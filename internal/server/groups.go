@@ -2,10 +2,13 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/query"
 )
 
 // groupsRequest is Qdrant's QueryGroupsRequest.
@@ -32,10 +35,18 @@ type group struct {
 	Hits []record `json:"hits"`
 }
 
+// maxGroupRounds bounds the searches of one groups request: each round
+// searches twice as deep for groups that are not full yet.
+const maxGroupRounds = 4
+
 // queryGroups is POST /points/query/groups: the best limit groups (values
 // of group_by, ranked by their best hit), each with its best group_size
-// hits, on mmdb's GROUP BY. An item with a list of values is in each of
-// its groups; items without the key are left out.
+// hits. The server groups the ranked hits itself (strings and integers,
+// each element of a list once): a search limit x group_size deep, and
+// while the groups are not full and more hits may lie deeper, again
+// twice as deep, at most maxGroupRounds times (a group may then hold
+// fewer hits than there are, as Qdrant's may). Points without the key are
+// in no group.
 func (s *Server) queryGroups(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
 	var req groupsRequest
 	if err := decode(r, &req); err != nil {
@@ -54,31 +65,56 @@ func (s *Server) queryGroups(r *http.Request, db *mmdb.DB, _ *collection) (any, 
 	if req.GroupSize != nil {
 		size = *req.GroupSize
 	}
-	if limit < 1 || size < 1 || limit*size > mmdb.MaxK {
+	if limit < 1 || size < 1 || limit > mmdb.MaxK/size {
 		return nil, badf("limit %d groups of group_size %d: each at least 1, and at most %d hits in all", limit, size, mmdb.MaxK)
 	}
 	spec, err := buildSpec(db, &queryRequest{Query: req.Query, Using: req.Using, Filter: req.Filter, Params: req.Params,
-		ScoreThreshold: req.ScoreThreshold, WithVector: req.WithVector, WithPayload: req.WithPayload,
+		ScoreThreshold: req.ScoreThreshold, WithPayload: req.WithPayload,
 		Prefetch: req.Prefetch, LookupFrom: req.LookupFrom, ShardKey: req.ShardKey})
 	if err != nil {
 		return nil, err
 	}
-	spec.groupBy, spec.groupSize = req.GroupBy, size
-	// mmdb's GROUP BY returns K hits, at most size a group. The first
-	// limit groups are complete when each holds size hits, or when the
-	// search found fewer than K hits (nothing more to find); otherwise a
-	// group's next hit may lie deeper: search deeper.
-	for k := limit * size; ; k = min(2*k, mmdb.MaxK) {
+	mods := db.Modalities()
+	vs, err := parseVectorSelector(req.WithVector, mods) // fetched for the hits kept only
+	if err != nil {
+		return nil, err
+	}
+	spec.needAttrs = true
+	spec.also = query.Has(req.GroupBy) // points without the key are in no group
+	var groups []group
+	for round, k := 0, limit*size; ; round++ {
 		spec.limit = &k
 		recs, hits, err := runHits(r.Context(), db, spec)
 		if err != nil {
 			return nil, err
 		}
-		groups, full := groupHits(recs, hits, req.GroupBy, limit, size)
-		if full || len(hits) < k || k == mmdb.MaxK {
-			return map[string]any{"groups": groups}, nil
+		var full bool
+		groups, full = groupHits(recs, hits, req.GroupBy, limit, size)
+		if full || len(hits) < k || k == mmdb.MaxK || round == maxGroupRounds-1 {
+			break
+		}
+		k = min(2*k, mmdb.MaxK)
+	}
+	if vs != nil {
+		for gi := range groups {
+			for hi, rec := range groups[gi].Hits {
+				it, err := db.Get(r.Context(), idString(rec.ID))
+				if err != nil && !errors.Is(err, mmdb.ErrNotFound) {
+					return nil, err
+				}
+				groups[gi].Hits[hi].Vector = outVectors(it, vs, mods)
+			}
 		}
 	}
+	return map[string]any{"groups": groups}, nil
+}
+
+// idString is a record's ID as mmdb's item ID.
+func idString(id any) string {
+	if n, ok := id.(uint64); ok {
+		return strconv.FormatUint(n, 10)
+	}
+	return id.(string)
 }
 
 // groupHits gathers hits into groups by the value of key, in order of
@@ -88,8 +124,13 @@ func groupHits(recs []record, hits []mmdb.Hit, key string, limit, size int) ([]g
 	index := map[string]int{}
 	var groups []group
 	for i, h := range hits {
+		seen := map[string]bool{} // a list naming a value twice is in its group once
 		for _, v := range groupValues(h.Attrs[key]) {
 			k := fmt.Sprintf("%T:%v", v, v)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
 			gi, ok := index[k]
 			if !ok {
 				if len(groups) == limit {

@@ -4,129 +4,127 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/query"
 )
 
-// payloadRequest is Qdrant's SetPayload / DeletePayload / a points selector.
-type payloadRequest struct {
+// maxFilterUpdate is the most points a payload update by filter may
+// select: they are changed in one atomic write.
+const maxFilterUpdate = 100_000
+
+// selector is a points selector: IDs, or a filter.
+type selector struct {
+	Points   []json.RawMessage `json:"points"`
+	Filter   json.RawMessage   `json:"filter"`
+	ShardKey json.RawMessage   `json:"shard_key"`
+}
+
+// setPayloadRequest is Qdrant's SetPayload (also for overwrite).
+type setPayloadRequest struct {
 	Payload  json.RawMessage   `json:"payload"`
-	Keys     []string          `json:"keys"`
 	Points   []json.RawMessage `json:"points"`
 	Filter   json.RawMessage   `json:"filter"`
 	Key      json.RawMessage   `json:"key"`
 	ShardKey json.RawMessage   `json:"shard_key"`
 }
 
-// payloadOp is what a payload request does to one stored item's
-// attributes: the change to give DB.Update.
-type payloadOp func(ctx context.Context, db *mmdb.DB, id string) (mmdb.Item, error)
+// deletePayloadRequest is Qdrant's DeletePayload.
+type deletePayloadRequest struct {
+	Keys     []string          `json:"keys"`
+	Points   []json.RawMessage `json:"points"`
+	Filter   json.RawMessage   `json:"filter"`
+	ShardKey json.RawMessage   `json:"shard_key"`
+}
 
 // setPayload is POST /points/payload: the keys given are set, the others
 // kept.
 func (s *Server) setPayload(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
-	return s.payloadRequest(r, db, func(req *payloadRequest) (payloadOp, error) {
-		if isNull(req.Payload) {
-			return nil, badf("payload is required")
-		}
-		return func(_ context.Context, _ *mmdb.DB, id string) (mmdb.Item, error) {
-			attrs, err := payloadAttrs(id, req.Payload)
-			return mmdb.Item{ID: id, Attrs: attrs}, err
-		}, nil
-	})
+	return s.payloadWrite(r, db, false)
 }
 
 // overwritePayload is PUT /points/payload: the payload becomes the one
-// given.
+// given, in one step (DB.SetAttrs).
 func (s *Server) overwritePayload(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
-	return s.payloadRequest(r, db, func(req *payloadRequest) (payloadOp, error) {
-		if isNull(req.Payload) {
-			return nil, badf("payload is required")
-		}
-		return replacePayload(req.Payload), nil
-	})
+	return s.payloadWrite(r, db, true)
 }
 
-// clearPayload is POST /points/payload/clear: no payload left.
-func (s *Server) clearPayload(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
-	return s.payloadRequest(r, db, func(*payloadRequest) (payloadOp, error) {
-		return replacePayload(json.RawMessage("{}")), nil
-	})
-}
-
-// deletePayload is POST /points/payload/delete: the keys named go.
-func (s *Server) deletePayload(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
-	return s.payloadRequest(r, db, func(req *payloadRequest) (payloadOp, error) {
-		if len(req.Keys) == 0 {
-			return nil, badf("keys is required")
-		}
-		return func(_ context.Context, _ *mmdb.DB, id string) (mmdb.Item, error) {
-			attrs := make(map[string]any, len(req.Keys))
-			for _, k := range req.Keys {
-				attrs[k] = nil // Update removes an attribute given as nil
-			}
-			return mmdb.Item{ID: id, Attrs: attrs}, nil
-		}, nil
-	})
-}
-
-// replacePayload sets payload and removes every other attribute the item
-// has. An attribute another request sets between the read and the update
-// survives, as if it had been set just after.
-func replacePayload(payload json.RawMessage) payloadOp {
-	return func(ctx context.Context, db *mmdb.DB, id string) (mmdb.Item, error) {
-		attrs, err := payloadAttrs(id, payload)
-		if err != nil {
-			return mmdb.Item{}, err
-		}
-		old, err := db.Get(ctx, id)
-		if err != nil {
-			return mmdb.Item{}, err
-		}
-		if attrs == nil {
-			attrs = map[string]any{}
-		}
-		for k := range old.Attrs {
-			if _, keep := attrs[k]; !keep {
-				attrs[k] = nil
-			}
-		}
-		return mmdb.Item{ID: id, Attrs: attrs}, nil
-	}
-}
-
-// payloadRequest reads the request, selects the points (by IDs: each must
-// be stored, as in Qdrant; or by filter) and updates them with DB.Update,
-// in batches of MaxBatch (each atomic).
-func (s *Server) payloadRequest(r *http.Request, db *mmdb.DB, op func(*payloadRequest) (payloadOp, error)) (any, error) {
-	var req payloadRequest
+func (s *Server) payloadWrite(r *http.Request, db *mmdb.DB, overwrite bool) (any, error) {
+	var req setPayloadRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	if err := unsupported(map[string]json.RawMessage{"key": req.Key, "shard_key": req.ShardKey}); err != nil {
 		return nil, err
 	}
-	change, err := op(&req)
+	if isNull(req.Payload) {
+		return nil, badf("payload is required")
+	}
+	attrs, err := payloadOf("the request", req.Payload) // refused before any point is chosen
 	if err != nil {
 		return nil, err
 	}
-	ctx := r.Context()
+	write := db.Update
+	if overwrite {
+		write = db.SetAttrs
+	}
+	return s.updatePoints(r.Context(), db, selector{Points: req.Points, Filter: req.Filter}, attrs, write)
+}
+
+// clearPayload is POST /points/payload/clear: no payload left.
+func (s *Server) clearPayload(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
+	var req selector
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := unsupported(map[string]json.RawMessage{"shard_key": req.ShardKey}); err != nil {
+		return nil, err
+	}
+	return s.updatePoints(r.Context(), db, req, nil, db.SetAttrs)
+}
+
+// deletePayload is POST /points/payload/delete: the keys named go.
+func (s *Server) deletePayload(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
+	var req deletePayloadRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := unsupported(map[string]json.RawMessage{"shard_key": req.ShardKey}); err != nil {
+		return nil, err
+	}
+	if req.Keys == nil {
+		return nil, badf("keys is required")
+	}
+	attrs := make(map[string]any, len(req.Keys))
+	for _, k := range req.Keys {
+		attrs[k] = nil // Update removes an attribute given as nil
+	}
+	return s.updatePoints(r.Context(), db, selector{Points: req.Points, Filter: req.Filter}, attrs, db.Update)
+}
+
+// updatePoints writes attrs to the selected points in one atomic write:
+// points named by ID must all be stored (ErrNotFound names the first that
+// is not, and nothing is written); points a filter selected that another
+// request deleted meanwhile are left out.
+func (s *Server) updatePoints(ctx context.Context, db *mmdb.DB, sel selector, attrs map[string]any,
+	write func(context.Context, ...mmdb.Item) error) (any, error) {
+	byFilter := !isNull(sel.Filter)
 	var ids []string
-	byFilter := !isNull(req.Filter)
+	var err error
 	switch {
-	case req.Points != nil && byFilter:
+	case sel.Points != nil && byFilter:
 		return nil, badf("give points or filter, not both")
-	case req.Points != nil:
-		if len(req.Points) > s.cfg.MaxBatch {
-			return nil, badf("%d points in one request: at most %d", len(req.Points), s.cfg.MaxBatch)
+	case sel.Points != nil:
+		if len(sel.Points) > s.cfg.MaxBatch {
+			return nil, badf("%d points in one request: at most %d", len(sel.Points), s.cfg.MaxBatch)
 		}
-		if ids, err = pointIDs(req.Points); err != nil {
+		if ids, err = pointIDs(sel.Points); err != nil {
 			return nil, err
 		}
 	case byFilter:
-		f, err := translateFilter(req.Filter)
+		f, err := translateFilter(sel.Filter)
 		if err != nil {
 			return nil, err
 		}
@@ -136,53 +134,42 @@ func (s *Server) payloadRequest(r *http.Request, db *mmdb.DB, op func(*payloadRe
 	default:
 		return nil, badf("give points or filter")
 	}
-	for start := 0; start < len(ids); start += s.cfg.MaxBatch {
-		batch := ids[start:min(len(ids), start+s.cfg.MaxBatch)]
-		if err := updateEach(ctx, db, batch, change, byFilter); err != nil {
+	for range 8 {
+		items := make([]mmdb.Item, len(ids))
+		for i, id := range ids {
+			items[i] = mmdb.Item{ID: id, Attrs: attrs}
+		}
+		err := write(ctx, items...)
+		if !byFilter || !errors.Is(err, mmdb.ErrNotFound) {
+			if err != nil {
+				return nil, err
+			}
+			return s.updated(), nil
+		}
+		if ids, err = stored(ctx, db, ids); err != nil {
 			return nil, err
 		}
 	}
-	return s.updated(), nil
+	return nil, fmt.Errorf("%w: the points the filter selected kept being deleted meanwhile; try again", errConflict)
 }
 
-// updateEach applies change to each ID in one Update. Points a filter
-// selected that another request deleted meanwhile are left out; points
-// named by ID must be stored (ErrNotFound names the first that is not).
-func updateEach(ctx context.Context, db *mmdb.DB, ids []string, change payloadOp, skipGone bool) error {
-	for range 8 {
-		items := make([]mmdb.Item, 0, len(ids))
-		for _, id := range ids {
-			it, err := change(ctx, db, id)
-			if skipGone && errors.Is(err, mmdb.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			items = append(items, it)
-		}
-		err := db.Update(ctx, items...)
-		var ie *mmdb.ItemError
-		if !skipGone || !errors.Is(err, mmdb.ErrNotFound) || !errors.As(err, &ie) {
-			return err
-		}
-		ids = without(ids, ie.ID)
-	}
-	return errors.New("update: the points kept changing under concurrent deletes; try again")
-}
-
-func without(ids []string, gone string) []string {
+// stored is those of ids still stored.
+func stored(ctx context.Context, db *mmdb.DB, ids []string) ([]string, error) {
 	out := ids[:0:0]
 	for _, id := range ids {
-		if id != gone {
+		_, err := db.Get(ctx, id)
+		switch {
+		case err == nil:
 			out = append(out, id)
+		case !errors.Is(err, mmdb.ErrNotFound):
+			return nil, err
 		}
 	}
-	return out
+	return out, nil
 }
 
 // matching lists the IDs of the stored items the filter matches, in
-// insertion order.
+// insertion order, at most maxFilterUpdate.
 func matching(ctx context.Context, db *mmdb.DB, f query.Expr) ([]string, error) {
 	if f == nil {
 		return nil, badf("an empty filter would select every point: give a filter that selects")
@@ -193,6 +180,9 @@ func matching(ctx context.Context, db *mmdb.DB, f query.Expr) ([]string, error) 
 			return nil, err
 		}
 		if query.Match(f, it.Attrs) {
+			if len(ids) == maxFilterUpdate {
+				return nil, badf("the filter selects more than %d points, the most one update changes at once: narrow it", maxFilterUpdate)
+			}
 			ids = append(ids, it.ID)
 		}
 	}

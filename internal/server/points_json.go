@@ -96,12 +96,17 @@ func outID(id string) any {
 // cannot store (nested objects, null, lists of numbers) is refused, naming
 // the point and the key: nothing is dropped or changed silently.
 func payloadAttrs(id string, raw json.RawMessage) (map[string]any, error) {
+	return payloadOf("point "+id, raw)
+}
+
+// payloadOf is payloadAttrs with who naming where the payload came from.
+func payloadOf(who string, raw json.RawMessage) (map[string]any, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
 	if raw[0] != '{' {
-		return nil, badf("point %s: payload: want a JSON object", id)
+		return nil, badf("%s: payload: want a JSON object", who)
 	}
 	attrs := map[string]any{}
 	err := jsonvec.Fields(raw, func(k string, v json.RawMessage) error {
@@ -109,11 +114,11 @@ func payloadAttrs(id string, raw json.RawMessage) (map[string]any, error) {
 		dec.UseNumber()
 		var x any
 		if err := dec.Decode(&x); err != nil {
-			return badf("point %s: payload key %q: %v", id, k, err)
+			return badf("%s: payload key %q: %v", who, k, err)
 		}
 		a, err := attrValue(x)
 		if err != nil {
-			return badf("point %s: payload key %q: %v", id, k, message(err))
+			return badf("%s: payload key %q: %v", who, k, message(err))
 		}
 		attrs[k] = a
 		return nil
@@ -122,7 +127,7 @@ func payloadAttrs(id string, raw json.RawMessage) (map[string]any, error) {
 		if errors.Is(err, errBadRequest) {
 			return nil, err
 		}
-		return nil, badf("point %s: payload: %v", id, err)
+		return nil, badf("%s: payload: %v", who, err)
 	}
 	return attrs, nil
 }

@@ -31,8 +31,20 @@ func (s *Server) queryBatch(r *http.Request, db *mmdb.DB, _ *collection) (any, e
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Searches) > s.cfg.MaxBatch {
-		return nil, badf("%d searches in one request: at most %d", len(req.Searches), s.cfg.MaxBatch)
+	// The answers are held until the reply: their hits together are
+	// bounded as one search's are.
+	hits := 0
+	for _, q := range req.Searches {
+		n := mmdb.DefaultK
+		if q.Limit != nil {
+			n = max(*q.Limit, 0)
+		}
+		if q.Offset != nil {
+			n += max(*q.Offset, 0)
+		}
+		if hits += n; n > mmdb.MaxK || hits > mmdb.MaxK {
+			return nil, badf("searches: %d searches asking for more than %d hits (limit + offset) in all: split the batch", len(req.Searches), mmdb.MaxK)
+		}
 	}
 	out := make([]any, len(req.Searches))
 	for i := range req.Searches {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/fusion"
@@ -24,9 +25,11 @@ type searchSpec struct {
 	limit, offset  *int
 	withPayload    json.RawMessage
 	withVector     json.RawMessage
-	// groupBy and groupSize: at most groupSize hits a value of groupBy.
-	groupBy   string
-	groupSize int
+	// needAttrs: the hits carry attributes even when the answer shows no
+	// payload (groups are made from them).
+	needAttrs bool
+	// also, if set, is a filter the hits must match too.
+	also query.Expr
 }
 
 // searchParams is Qdrant's SearchParams: hnsw_ef and exact apply; the
@@ -146,6 +149,9 @@ func runHits(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, []mmd
 	if q.Filter, err = translateFilter(spec.filter); err != nil {
 		return nil, nil, err
 	}
+	if spec.also != nil {
+		q.Filter = and(slices.DeleteFunc([]query.Expr{q.Filter, spec.also}, func(e query.Expr) bool { return e == nil }))
+	}
 	if err := applyParams(&q, spec.params); err != nil {
 		return nil, nil, err
 	}
@@ -172,8 +178,7 @@ func runHits(ctx context.Context, db *mmdb.DB, spec searchSpec) ([]record, []mmd
 	if err != nil {
 		return nil, nil, err
 	}
-	q.NoAttrs = ps.none && spec.groupBy == ""
-	q.GroupBy, q.GroupSize = spec.groupBy, spec.groupSize
+	q.NoAttrs = ps.none && !spec.needAttrs
 	var hits []mmdb.Hit
 	err = withFilter(ctx, db, q.Filter, func(f query.Expr) (err error) {
 		q.Filter = f

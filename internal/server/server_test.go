@@ -574,3 +574,94 @@ func TestQueryGroups(t *testing.T) {
 		})
 	}
 }
+
+// From the review of the payload, batch and groups endpoints.
+func TestPayloadBatchGroupsReview(t *testing.T) {
+	s, h := newFolder(t, Config{MaxBatch: 100})
+	db, _ := s.DB("c")
+	ctx := context.Background()
+	var items []mmdb.Item
+	for i := range 40 {
+		items = append(items, mmdb.Item{ID: fmt.Sprint(i), Attrs: map[string]any{"sel": i < 30, "i": int64(i)},
+			Vectors: map[string][]float32{"image": {1, float32(i), 0, 1}}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+
+	t.Run("overwrites are each whole", func(t *testing.T) {
+		for round := range 30 {
+			var wg sync.WaitGroup
+			for w := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					code, env := call(t, h, "PUT", "/collections/c/points/payload", fmt.Sprintf(`{"payload": {"w%d": %d}, "points": [1]}`, w, round))
+					assert.Equal(t, 200, code, "%v", env)
+				}()
+			}
+			wg.Wait()
+			it, err := db.Get(ctx, "1")
+			require.NoError(t, err)
+			require.Len(t, it.Attrs, 1, "round %d: %v: one overwrite's payload, not both", round, it.Attrs)
+		}
+	})
+	t.Run("by filter while points are deleted", func(t *testing.T) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 20; i < 30; i++ {
+				_ = db.Delete(ctx, fmt.Sprint(i))
+			}
+		}()
+		for range 5 {
+			code, env := call(t, h, "POST", "/collections/c/points/payload", `{"payload": {"tag": "x"}, "filter": {"must": {"key": "sel", "match": {"value": true}}}}`)
+			assert.Contains(t, []int{200, 409}, code, "%v", env)
+		}
+		<-done
+	})
+	t.Run("an update by filter is one write", func(t *testing.T) {
+		big := map[string]any{"sel": true}
+		for i := range mmdb.MaxAttrs - 1 {
+			big[fmt.Sprintf("a%04d", i)] = int64(i)
+		}
+		require.NoError(t, db.Put(ctx, mmdb.Item{ID: "full", Attrs: big, Vectors: map[string][]float32{"image": {1, 1, 1, 1}}}))
+		code, env := call(t, h, "POST", "/collections/c/points/payload", `{"payload": {"new": 1, "new2": 2}, "filter": {"must": {"key": "sel", "match": {"value": true}}}}`)
+		assert.Equal(t, 400, code, "%v", env)
+		n, err := db.CountWhere(ctx, query.Has("new"))
+		require.NoError(t, err)
+		assert.Zero(t, n, "a refused update by filter changes no point")
+		require.NoError(t, db.Delete(ctx, "full"))
+	})
+	for _, c := range []struct{ method, path, body, msg string }{
+		{"POST", "/collections/c/points/payload/clear", `{"points": [2], "keys": ["zz"]}`, `unknown field "keys"`},
+		{"POST", "/collections/c/points/payload", `{"payload": {"a": {"b": 1}}, "filter": {"must": {"key": "i", "match": {"value": 12345}}}}`, `the request: payload key "a"`},
+		{"POST", "/collections/c/points/query/groups", `{"query": [1, 0, 0, 0], "using": "image", "group_by": "i", "limit": 4611686018427387905, "group_size": 4}`, "at most 16384 hits"},
+		{"POST", "/collections/c/points/query/batch", `{"searches": [{"query": [1, 0, 0, 0], "using": "image", "limit": 16000}, {"query": [1, 0, 0, 0], "using": "image", "limit": 1000}]}`, "split the batch"},
+	} {
+		code, env := call(t, h, c.method, c.path, c.body)
+		assert.Equal(t, 400, code, c.body)
+		assert.Contains(t, errMsg(env), c.msg, c.body)
+	}
+	code, env := call(t, h, "POST", "/collections/c/points/payload/delete", `{"keys": [], "points": [2]}`)
+	assert.Equal(t, 200, code, "no keys: nothing to do: %v", env)
+
+	t.Run("groups", func(t *testing.T) {
+		require.NoError(t, db.Put(ctx,
+			mmdb.Item{ID: "ga", Attrs: map[string]any{"g": "a"}, Vectors: map[string][]float32{"image": {0, 0, 1, 0}}},
+			mmdb.Item{ID: "gaa", Attrs: map[string]any{"g": []string{"a", "a"}}, Vectors: map[string][]float32{"image": {0, 0.1, 1, 0}}},
+			mmdb.Item{ID: "gf", Attrs: map[string]any{"h": 1.0}, Vectors: map[string][]float32{"image": {0, 0, 1, 0.01}}},
+			mmdb.Item{ID: "gi", Attrs: map[string]any{"h": int64(1)}, Vectors: map[string][]float32{"image": {0, 0, 1, 0.5}}}))
+		code, env := call(t, h, "POST", "/collections/c/points/query/groups", `{"query": [0, 0, 1, 0], "using": "image", "group_by": "g", "group_size": 3}`)
+		require.Equal(t, 200, code, "%v", env)
+		groups := env["result"].(map[string]any)["groups"].([]any)
+		require.Len(t, groups, 1)
+		assert.Len(t, groups[0].(map[string]any)["hits"], 2, "gaa once in group a")
+		code, env = call(t, h, "POST", "/collections/c/points/query/groups", `{"query": [0, 0, 1, 0], "using": "image", "group_by": "h", "group_size": 1}`)
+		require.Equal(t, 200, code, "%v", env)
+		groups = env["result"].(map[string]any)["groups"].([]any)
+		require.Len(t, groups, 1, "the float 1.0 makes no group, and takes nothing from the integer 1's")
+		assert.Equal(t, "gi", groups[0].(map[string]any)["hits"].([]any)[0].(map[string]any)["id"])
+		code, env = call(t, h, "POST", "/collections/c/points/query/groups", `{"query": [0, 0, 1, 0], "using": "image", "group_by": "nobody"}`)
+		require.Equal(t, 200, code, "%v", env)
+		assert.Empty(t, env["result"].(map[string]any)["groups"])
+	})
+}
