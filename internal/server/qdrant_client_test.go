@@ -226,6 +226,53 @@ func clientSteps(pts []testPoint) []clientStep {
 		search(map[string]any{"query": map[string]any{"recommend": map[string]any{"positive": []any{10}, "negative": []any{11, 13}, "strategy": "best_score"}}, "using": "text", "limit": 7},
 			mmdb.Query{Target: "text", Fuse: fusion.BestScore, K: 7, NoAttrs: true, Probes: []mmdb.Probe{
 				{Modality: "text", ItemID: "10", Weight: 1}, {Modality: "text", ItemID: "11", Weight: -1}, {Modality: "text", ItemID: "13", Weight: -1}}}, true),
+		{Op: "queryBatch", Collection: col, Args: map[string]any{"searches": []any{
+			map[string]any{"query": imageProbe, "using": "image", "limit": 3},
+			map[string]any{"query": textProbe, "using": "text", "limit": 2, "filter": colorRed},
+		}}, check: func(t *testing.T, ref *mmdb.DB, a clientAnswer) {
+			ok(t, a)
+			var got []struct{ Points []map[string]any }
+			require.NoError(t, decodeNumbers(a.Result, &got))
+			require.Len(t, got, 2)
+			assert.Equal(t, expectedHits(t, ref, mmdb.Query{Target: "image", Probes: []mmdb.Probe{{Modality: "image", Vector: imageProbe}}, K: 3, NoAttrs: true}, false, false), got[0].Points)
+			assert.Equal(t, expectedHits(t, ref, mmdb.Query{Target: "text", Probes: []mmdb.Probe{{Modality: "text", Vector: textProbe}}, K: 2, NoAttrs: true,
+				Filter: query.MustParse("color = 'red'")}, true, false), got[1].Points)
+		}},
+		{Op: "queryGroups", Collection: col, Args: map[string]any{"query": imageProbe, "using": "image", "group_by": "color", "limit": 3, "group_size": 2},
+			check: func(t *testing.T, ref *mmdb.DB, a clientAnswer) {
+				ok(t, a)
+				var got struct{ Groups []map[string]any }
+				require.NoError(t, decodeNumbers(a.Result, &got))
+				// The model: every point ranked exactly, gathered by color in
+				// order of each color's best point.
+				all := expectedHits(t, ref, mmdb.Query{Target: "image", Probes: []mmdb.Probe{{Modality: "image", Vector: imageProbe}}, K: 1000, NoAttrs: true, Exact: true}, false, false)
+				var want []map[string]any
+				index := map[string]int{}
+				for _, h := range all {
+					id := h["id"]
+					it, err := ref.Get(context.Background(), fmt.Sprint(id))
+					require.NoError(t, err)
+					color := it.Attrs["color"].(string)
+					gi, seen := index[color]
+					if !seen {
+						if len(want) == 3 {
+							continue
+						}
+						gi = len(want)
+						index[color] = gi
+						want = append(want, map[string]any{"id": color, "hits": []any{}})
+					}
+					if hs := want[gi]["hits"].([]any); len(hs) < 2 {
+						want[gi]["hits"] = append(hs, map[string]any(h))
+					}
+				}
+				assert.Equal(t, jsonValue(t, want), jsonValue(t, got.Groups))
+			}},
+		{Op: "createPayloadIndex", Collection: col, Args: map[string]any{"field_name": "color", "field_schema": "keyword"},
+			check: func(t *testing.T, _ *mmdb.DB, a clientAnswer) {
+				ok(t, a)
+				assert.Contains(t, string(a.Result), `"status":"completed"`)
+			}},
 		{Op: "retrieve", Collection: col, Args: map[string]any{"ids": []any{1, 2, pts[7].id, 999999}, "with_vector": []string{"text"}},
 			check: func(t *testing.T, ref *mmdb.DB, a clientAnswer) {
 				ok(t, a)

@@ -30,6 +30,9 @@ for (const step of steps) {
         break;
       }
       case "query": result = await client.query(c, a); break;
+      case "queryBatch": result = await client.queryBatch(c, a); break;
+      case "queryGroups": result = await client.queryGroups(c, a); break;
+      case "createPayloadIndex": result = await client.createPayloadIndex(c, { wait: true, ...a }); break;
       case "retrieve": result = await client.retrieve(c, a); break;
       case "count": result = await client.count(c, a); break;
       case "delete": result = await client.delete(c, { wait: true, ...a }); break;
