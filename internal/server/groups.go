@@ -68,9 +68,9 @@ func (s *Server) queryGroups(r *http.Request, db *mmdb.DB, _ *collection) (any, 
 	if limit < 1 || size < 1 || limit > mmdb.MaxK/size {
 		return nil, badf("limit %d groups of group_size %d: each at least 1, and at most %d hits in all", limit, size, mmdb.MaxK)
 	}
-	spec, err := buildSpec(db, &queryRequest{Query: req.Query, Using: req.Using, Filter: req.Filter, Params: req.Params,
-		ScoreThreshold: req.ScoreThreshold, WithPayload: req.WithPayload,
-		Prefetch: req.Prefetch, LookupFrom: req.LookupFrom, ShardKey: req.ShardKey})
+	spec, err := buildSpec(db, &queryRequest{Query: req.Query, Using: req.Using, Prefetch: req.Prefetch, LookupFrom: req.LookupFrom,
+		searchFields: searchFields{Filter: req.Filter, Params: req.Params, ScoreThreshold: req.ScoreThreshold,
+			WithPayload: req.WithPayload, ShardKey: req.ShardKey}})
 	if err != nil {
 		return nil, err
 	}

@@ -213,11 +213,7 @@ func (s *Server) updateVectors(r *http.Request, db *mmdb.DB, _ *collection) (any
 	mods := db.Modalities()
 	items := make([]mmdb.Item, 0, len(req.Points))
 	for i, p := range req.Points {
-		id, err := pointID(p.ID)
-		if err != nil {
-			return nil, badf("points[%d]: %v", i, message(err))
-		}
-		vecs, err := namedVectors(id, p.Vector, mods)
+		id, vecs, err := pointVectors(i, p.ID, p.Vector, mods)
 		if err != nil {
 			return nil, err
 		}

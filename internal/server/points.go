@@ -58,11 +58,7 @@ func (s *Server) upsert(r *http.Request, db *mmdb.DB, _ *collection) (any, error
 			return nil, badf("%d points in one request: at most %d (send several requests)", len(req.Points), s.cfg.MaxBatch)
 		}
 		for i, p := range req.Points {
-			id, err := pointID(p.ID)
-			if err != nil {
-				return nil, badf("points[%d]: %v", i, message(err))
-			}
-			vecs, err := namedVectors(id, p.Vector, mods)
+			id, vecs, err := pointVectors(i, p.ID, p.Vector, mods)
 			if err != nil {
 				return nil, err
 			}
@@ -141,6 +137,16 @@ func (s *Server) batchItems(rawIDs []json.RawMessage, rawVecs json.RawMessage, p
 		}
 	}
 	return items, nil
+}
+
+// pointVectors reads the ID and the vectors of points[i].
+func pointVectors(i int, rawID, rawVec json.RawMessage, mods []mmdb.Modality) (string, map[string][]float32, error) {
+	id, err := pointID(rawID)
+	if err != nil {
+		return "", nil, badf("points[%d]: %v", i, message(err))
+	}
+	vecs, err := namedVectors(id, rawVec, mods)
+	return id, vecs, err
 }
 
 // unnamed is the modality a request reaches without naming one: the

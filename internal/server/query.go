@@ -60,10 +60,9 @@ func (s *Server) queryBatch(r *http.Request, db *mmdb.DB, _ *collection) (any, e
 	return out, nil
 }
 
-// queryRequest is Qdrant's QueryRequest.
-type queryRequest struct {
-	Query          json.RawMessage `json:"query"`
-	Using          *string         `json:"using"`
+// searchFields are the members Qdrant's query, search and recommend
+// requests share.
+type searchFields struct {
 	Filter         json.RawMessage `json:"filter"`
 	Params         json.RawMessage `json:"params"`
 	ScoreThreshold *float32        `json:"score_threshold"`
@@ -71,9 +70,22 @@ type queryRequest struct {
 	Offset         *int            `json:"offset"`
 	WithVector     json.RawMessage `json:"with_vector"`
 	WithPayload    json.RawMessage `json:"with_payload"`
-	Prefetch       json.RawMessage `json:"prefetch"`
-	LookupFrom     json.RawMessage `json:"lookup_from"`
 	ShardKey       json.RawMessage `json:"shard_key"`
+}
+
+// spec starts a searchSpec from the shared members.
+func (f *searchFields) spec(using string) searchSpec {
+	return searchSpec{using: using, filter: f.Filter, params: f.Params, scoreThreshold: f.ScoreThreshold,
+		limit: f.Limit, offset: f.Offset, withPayload: f.WithPayload, withVector: f.WithVector}
+}
+
+// queryRequest is Qdrant's QueryRequest.
+type queryRequest struct {
+	Query json.RawMessage `json:"query"`
+	Using *string         `json:"using"`
+	searchFields
+	Prefetch   json.RawMessage `json:"prefetch"`
+	LookupFrom json.RawMessage `json:"lookup_from"`
 }
 
 // query1 answers one QueryRequest.
@@ -100,8 +112,7 @@ func buildSpec(db *mmdb.DB, req *queryRequest) (searchSpec, error) {
 	if err != nil {
 		return spec, err
 	}
-	spec = searchSpec{using: tm.Name, filter: req.Filter, params: req.Params, scoreThreshold: req.ScoreThreshold,
-		limit: req.Limit, offset: req.Offset, withPayload: req.WithPayload, withVector: req.WithVector}
+	spec = req.spec(tm.Name)
 	q := bytes.TrimSpace(req.Query)
 	if isNull(q) {
 		return spec, badf("query is required (mmdb serve does not list points through query: use scroll)")

@@ -253,15 +253,8 @@ func setScale(ctx context.Context, db *mmdb.DB, tm mmdb.Modality, spec searchSpe
 // {"name", "vector"} for a named one.
 func (s *Server) searchPoints(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
 	var req struct {
-		Vector         json.RawMessage `json:"vector"`
-		Filter         json.RawMessage `json:"filter"`
-		Params         json.RawMessage `json:"params"`
-		ScoreThreshold *float32        `json:"score_threshold"`
-		Limit          *int            `json:"limit"`
-		Offset         *int            `json:"offset"`
-		WithVector     json.RawMessage `json:"with_vector"`
-		WithPayload    json.RawMessage `json:"with_payload"`
-		ShardKey       json.RawMessage `json:"shard_key"`
+		Vector json.RawMessage `json:"vector"`
+		searchFields
 	}
 	if err := decode(r, &req); err != nil {
 		return nil, err
@@ -292,26 +285,20 @@ func (s *Server) searchPoints(r *http.Request, db *mmdb.DB, _ *collection) (any,
 	if err != nil {
 		return nil, err
 	}
-	return run(r.Context(), db, searchSpec{using: tm.Name, probes: []mmdb.Probe{p}, filter: req.Filter, params: req.Params,
-		scoreThreshold: req.ScoreThreshold, limit: req.Limit, offset: req.Offset, withPayload: req.WithPayload, withVector: req.WithVector})
+	spec := req.spec(tm.Name)
+	spec.probes = []mmdb.Probe{p}
+	return run(r.Context(), db, spec)
 }
 
 // recommendPoints is the older POST /points/recommend.
 func (s *Server) recommendPoints(r *http.Request, db *mmdb.DB, _ *collection) (any, error) {
 	var req struct {
-		Positive       []json.RawMessage `json:"positive"`
-		Negative       []json.RawMessage `json:"negative"`
-		Strategy       *string           `json:"strategy"`
-		Using          *string           `json:"using"`
-		Filter         json.RawMessage   `json:"filter"`
-		Params         json.RawMessage   `json:"params"`
-		ScoreThreshold *float32          `json:"score_threshold"`
-		Limit          *int              `json:"limit"`
-		Offset         *int              `json:"offset"`
-		WithVector     json.RawMessage   `json:"with_vector"`
-		WithPayload    json.RawMessage   `json:"with_payload"`
-		LookupFrom     json.RawMessage   `json:"lookup_from"`
-		ShardKey       json.RawMessage   `json:"shard_key"`
+		Positive []json.RawMessage `json:"positive"`
+		Negative []json.RawMessage `json:"negative"`
+		Strategy *string           `json:"strategy"`
+		Using    *string           `json:"using"`
+		searchFields
+		LookupFrom json.RawMessage `json:"lookup_from"`
 	}
 	if err := decode(r, &req); err != nil {
 		return nil, err
@@ -323,10 +310,9 @@ func (s *Server) recommendPoints(r *http.Request, db *mmdb.DB, _ *collection) (a
 	if err != nil {
 		return nil, err
 	}
-	probes, fuse, err := recommendProbes(req.Positive, req.Negative, req.Strategy, tm)
-	if err != nil {
+	spec := req.spec(tm.Name)
+	if spec.probes, spec.fuse, err = recommendProbes(req.Positive, req.Negative, req.Strategy, tm); err != nil {
 		return nil, err
 	}
-	return run(r.Context(), db, searchSpec{using: tm.Name, probes: probes, fuse: fuse, filter: req.Filter, params: req.Params,
-		scoreThreshold: req.ScoreThreshold, limit: req.Limit, offset: req.Offset, withPayload: req.WithPayload, withVector: req.WithVector})
+	return run(r.Context(), db, spec)
 }

@@ -26,16 +26,23 @@ func strictUnmarshal(raw json.RawMessage, v any) error {
 	return strictValue(bytes.TrimSpace(raw), rv.Elem(), "")
 }
 
-// fieldsOf maps a struct type's JSON names to field indexes.
-var fieldsOf sync.Map // reflect.Type -> map[string]int
+// fieldsOf maps a struct type's JSON names to field index paths (the
+// fields of an embedded struct are promoted, as encoding/json does).
+var fieldsOf sync.Map // reflect.Type -> map[string][]int
 
-func jsonFields(t reflect.Type) map[string]int {
+func jsonFields(t reflect.Type) map[string][]int {
 	if m, ok := fieldsOf.Load(t); ok {
-		return m.(map[string]int)
+		return m.(map[string][]int)
 	}
-	m := map[string]int{}
+	m := map[string][]int{}
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			for name, path := range jsonFields(f.Type) {
+				m[name] = append([]int{i}, path...)
+			}
+			continue
+		}
 		if !f.IsExported() {
 			continue
 		}
@@ -46,7 +53,7 @@ func jsonFields(t reflect.Type) map[string]int {
 		if name == "" {
 			name = f.Name
 		}
-		m[name] = i
+		m[name] = []int{i}
 	}
 	fieldsOf.Store(t, m)
 	return m
@@ -98,7 +105,7 @@ func strictValue(raw []byte, v reflect.Value, path string) error {
 			if !ok {
 				return fmt.Errorf("%s: unknown field %q", where(path), key)
 			}
-			return strictValue(bytes.TrimSpace(val), v.Field(i), join(path, key))
+			return strictValue(bytes.TrimSpace(val), v.FieldByIndex(i), join(path, key))
 		})
 	}
 	if err := json.Unmarshal(raw, v.Addr().Interface()); err != nil {
