@@ -23,16 +23,19 @@ func serveCmd() *cobra.Command {
 			"named after the file) or a folder whose *.mmdb files are the collections (PUT /collections/NAME\n"+
 			"creates one there).\n\n"+
 			"The API is a subset of Qdrant's REST API, so Qdrant's clients work unchanged: collections\n"+
-			"(create, get, exists, delete, list), points (upsert, retrieve, get, delete by IDs or filter),\n"+
-			"POST .../points/query (nearest to a vector or point, recommend with positive and negative\n"+
-			"examples; `using` names the vector, i.e. the modality; filters with must/should/must_not,\n"+
-			"match value/any/except, range, is_empty), the older .../points/search and .../points/recommend,\n"+
-			"scroll, count, and snapshots (create, list, download, delete; `mmdb restore` restores one).\n"+
+			"(create, get, exists, delete, list), points (upsert, retrieve, get, delete by IDs or filter,\n"+
+			"payload set/overwrite/delete/clear, vector updates), POST .../points/query (nearest to a\n"+
+			"vector or point, recommend with positive and negative examples; `using` names the vector, i.e.\n"+
+			"the modality; filters with must/should/must_not, match value/any/except, range, is_empty),\n"+
+			"query/batch, query/groups, the older .../points/search and .../points/recommend, scroll,\n"+
+			"count, and snapshots (create, list, download, delete; `mmdb restore` restores one).\n"+
+			"Where it differs from Qdrant: docs/serve.md.\n"+
 			"mmdb's own POST /query takes a statement ({\"statement\": \"SEARCH ...\", \"collection\": ...}):\n"+
 			"cross-modal routes, alignment, EXPLAIN.\n\n"+
 			"It binds to 127.0.0.1 unless --addr says otherwise; with --api-key (or MMDB_API_KEY) every\n"+
 			"request but /healthz must carry the key (api-key header, or Authorization: Bearer). SIGINT or\n"+
-			"SIGTERM stops it gracefully: requests in flight finish, then every database is closed.",
+			"SIGTERM stops it gracefully: requests in flight get 30 s to finish (then they are cancelled),\n"+
+			"and every database is closed.",
 		"mmdb serve media.mmdb\n  mmdb serve --addr 127.0.0.1:6333 --api-key secret ./collections/", 1)
 	addr := c.Flags().String("addr", "127.0.0.1:6333", "address to listen on (host:port)")
 	apiKey := c.Flags().String("api-key", "", "API key every request must carry (default: $MMDB_API_KEY; none when both are empty)")

@@ -47,24 +47,39 @@ func pointID(raw json.RawMessage) (string, error) {
 	return strconv.FormatUint(n, 10), nil
 }
 
-// stringID is a point ID given as a string.
+// stringID is a point ID given as a string. A UUID in the hyphenated form
+// takes Qdrant's canonical form (lower case); other strings are kept as
+// they are, so that every ID the server shows can be given back: 32 hex
+// digits (a hash as an ID) stay as they are, and so does "007". Only the
+// canonical decimal form of an integer is refused, since it names the
+// point shown as that number.
 func stringID(s string) (string, error) {
 	if s == "" || len(s) > mmdb.MaxIDLen {
 		return "", badf("point ID %q: want 1 to %d bytes", s, mmdb.MaxIDLen)
 	}
-	if _, err := strconv.ParseUint(s, 10, 64); err == nil {
+	if isDecimal(s) {
 		return "", badf("point ID %q is an integer written as a string: give it as a number", s)
 	}
-	if u, err := uuid.Parse(s); err == nil {
-		return u.String(), nil
+	if len(s) == 36 {
+		if u, err := uuid.Parse(s); err == nil {
+			return u.String(), nil
+		}
 	}
 	return s, nil
 }
 
-// pathID is a point ID from a URL path: digits are the integer ID.
+// isDecimal: s is an unsigned 64-bit integer in its canonical decimal
+// form, as outID shows a number.
+func isDecimal(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 64)
+	return err == nil && strconv.FormatUint(n, 10) == s
+}
+
+// pathID is a point ID from a URL path: an integer in decimal is that
+// point; anything else is a string ID.
 func pathID(s string) (string, error) {
-	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return strconv.FormatUint(n, 10), nil
+	if isDecimal(s) {
+		return s, nil
 	}
 	return stringID(s)
 }
@@ -85,7 +100,8 @@ func pointIDs(raws []json.RawMessage) ([]string, error) {
 // outID is an item ID as a Qdrant client reads it: a number when it is the
 // decimal form of an unsigned 64-bit integer, the string otherwise.
 func outID(id string) any {
-	if n, err := strconv.ParseUint(id, 10, 64); err == nil && strconv.FormatUint(n, 10) == id {
+	if isDecimal(id) {
+		n, _ := strconv.ParseUint(id, 10, 64)
 		return n
 	}
 	return id
