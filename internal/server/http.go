@@ -101,10 +101,6 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request, start time.Time, 
 		_ = json.NewEncoder(w).Encode(map[string]any{"status": map[string]string{"error": message(err)}, "time": elapsed})
 		return
 	}
-	if r.URL.Path == "/" {
-		_ = json.NewEncoder(w).Encode(map[string]any{"title": "mmdb serve (Qdrant-compatible REST subset)", "version": Version})
-		return
-	}
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(map[string]any{"result": res, "status": "ok", "time": elapsed}); err != nil {
 		w.WriteHeader(http.StatusInternalServerError)

@@ -11,6 +11,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -213,9 +214,11 @@ func (s *Server) Handler() http.Handler {
 	col := func(pattern string, h func(*http.Request, *mmdb.DB, *collection) (any, error)) {
 		mux.Handle(pattern, s.api(func(r *http.Request) (any, error) { return s.withCollection(r, h) }))
 	}
-	mux.Handle("GET /{$}", s.api(func(*http.Request) (any, error) {
-		return nil, nil
-	}))
+	// Qdrant's version answer is the one without the envelope.
+	mux.Handle("GET /{$}", s.auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"title": "mmdb serve (Qdrant-compatible REST subset)", "version": Version})
+	})))
 	for _, p := range []string{"GET /healthz", "GET /livez", "GET /readyz"} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -684,3 +684,11 @@ func TestPayloadBatchGroupsReview(t *testing.T) {
 		assert.Empty(t, env["result"].(map[string]any)["groups"])
 	})
 }
+
+func TestVersionAnswer(t *testing.T) {
+	_, h := newFolder(t, Config{})
+	code, env := call(t, h, "GET", "/", "")
+	require.Equal(t, 200, code)
+	assert.Equal(t, Version, env["version"])
+	assert.NotContains(t, env, "result", "the version answer has no envelope, as Qdrant's")
+}
