@@ -365,7 +365,7 @@ func (db *DB) alignPairs(from, to string, force bool) (p align.Pairs, ids []uint
 	if directRoute(fm, tm) == nil && !force {
 		return p, nil, fm, tm, fmt.Errorf("%w: %s and %s are both in space %q, so searches between them take the direct route; a map would replace it (force to learn one anyway: FORCE in ALIGN, --force in mmdb align)", ErrSharedSpace, fm.Name, tm.Name, tm.SpaceName())
 	}
-	both := db.items.withBoth(s.byName[fm.Name], s.byName[tm.Name])
+	both := db.items.WithBoth(s.byName[fm.Name], s.byName[tm.Name])
 	it := both.Iterator()
 	for it.HasNext() {
 		id := it.Next()

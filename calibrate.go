@@ -220,7 +220,7 @@ func (db *DB) calibrationInputs(probe, target string) (*calibInputs, error) {
 		return nil, fmt.Errorf("%w; corrections need a direct route or a stored alignment", rerr)
 	}
 	return &calibInputs{pm: pm, tm: tm, pidx: pidx, tidx: tidx, align: al,
-		probeIDs: db.items.with(s.byName[pm.Name]).ToArray(), targetIDs: db.items.with(s.byName[tm.Name]).ToArray()}, nil
+		probeIDs: db.items.With(s.byName[pm.Name]).ToArray(), targetIDs: db.items.With(s.byName[tm.Name]).ToArray()}, nil
 }
 
 // toTarget returns item id's probe vector carried into the target's space

@@ -111,7 +111,8 @@ func (db *DB) snapshotForCheck() (*checker, error) {
 		return nil, err
 	}
 	c := &checker{schema: s.schema, indexes: s.indexes, rep: CheckReport{Vectors: map[string]int{}}}
-	c.extIDs, c.count, c.live, c.has = db.items.copyAll()
+	cp := db.items.Copy()
+	c.extIDs, c.count, c.live, c.has = cp.ExtIDs, cp.Count, cp.Live, cp.Has
 	return c, nil
 }
 

@@ -90,7 +90,7 @@ func (db *DB) loadIndex(tx *storage.Tx, s *state, i int) (IndexReport, error) {
 	}
 	s.indexes[i] = idx
 	db.ckptSeq[i] = 0
-	db.items.setWith(i, roaring.BitmapOf(ids...))
+	db.items.SetWith(i, roaring.BitmapOf(ids...))
 	rep.Action, rep.Reason = "rebuilt", reason
 	rep.Vectors, rep.Took = idx.Len(), time.Since(start)
 	return rep, nil
@@ -126,7 +126,7 @@ func (db *DB) repairIndex(i int, cause error) {
 		db.update(func(s *state) { s.broken[m.Name] = broken })
 		msg = broken.Error()
 	} else {
-		db.items.setWith(i, roaring.BitmapOf(ids...))
+		db.items.SetWith(i, roaring.BitmapOf(ids...))
 		db.update(func(s *state) { s.indexes[i] = idx })
 		db.ckptSeq[i] = 0 // saved again at the next checkpoint
 	}
@@ -141,7 +141,7 @@ func (db *DB) repairIndex(i int, cause error) {
 func (db *DB) fillHas(tx *storage.Tx, name string, i int) error {
 	bm := roaring.New()
 	err := tx.ForEachVectorID(name, func(id uint32) { bm.Add(id) })
-	db.items.setWith(i, bm)
+	db.items.SetWith(i, bm)
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mmdb-go/mmdb/encoder"
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/itemset"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/modality"
 )
@@ -102,7 +103,7 @@ type DB struct {
 	// and read with one atomic load (state.go); items is the map of items,
 	// with its own lock.
 	st    atomic.Pointer[state]
-	items *itemSet
+	items *itemset.Set
 
 	// closing is cancelled when Close starts: long measurements (Align,
 	// Calibrate, Evaluate) stop then instead of running to the end.
@@ -149,7 +150,7 @@ func Open(path string, opts *Options) (*DB, error) {
 		// What a killed Restore to this path left behind.
 		storage.RemoveStaleTemps(path)
 	}
-	db := &DB{store: st, readOnly: opts.ReadOnly, indexCfg: opts.Index, opts: *opts, items: newItemSet()}
+	db := &DB{store: st, readOnly: opts.ReadOnly, indexCfg: opts.Index, opts: *opts, items: itemset.New()}
 	db.closing, db.stopClosing = context.WithCancel(context.Background())
 	if db.opts.CheckpointEvery <= 0 {
 		db.opts.CheckpointEvery = DefaultCheckpointEvery
@@ -231,18 +232,12 @@ func (db *DB) load() (err error) {
 // loadItems reads the ID map. It grows with the records read, never to a
 // size the file claims: a damaged counter must not allocate gigabytes.
 func (db *DB) loadItems(tx *storage.Tx) error {
-	t := db.items
 	next := tx.NextID()
 	return tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
 		if id >= next {
 			return false, fmt.Errorf("%w: item %d beyond next ID %d", ErrCorrupt, id, next)
 		}
-		for int(id) >= len(t.extIDs) {
-			t.extIDs = append(t.extIDs, "")
-		}
-		t.extIDs[id] = r.ID
-		t.count++
-		t.live.Add(id)
+		db.items.Load(id, r.ID)
 		return true, nil
 	})
 }
@@ -250,7 +245,7 @@ func (db *DB) loadItems(tx *storage.Tx) error {
 // addModality adds m to s (a state not yet published) and makes room for
 // its items and checkpoint; writeMu is held or the DB is opening.
 func (db *DB) addModality(s *state, m Modality) {
-	db.items.addModality() // before s is published: readers index has by it
+	db.items.AddModality() // before s is published: readers index has by it
 	s.byName[m.Name] = len(s.schema)
 	s.schema = append(s.schema, m)
 	s.indexes = append(s.indexes, hnsw.New(m, db.indexCfg))
@@ -343,7 +338,7 @@ func (db *DB) redefine(s *state, old, m Modality) error {
 		return nil
 	case !old.SameEncoder(m):
 		return conflict(" (SetEncoder changes the encoder, with every vector re-encoded)")
-	case m.Encoder.Scaler != nil && !sameSpec(old.Encoder, m.Encoder) && db.items.withCount(s.byName[m.Name]) > 0:
+	case m.Encoder.Scaler != nil && !sameSpec(old.Encoder, m.Encoder) && db.items.WithCount(s.byName[m.Name]) > 0:
 		return conflict(": standardised differently, and it holds vectors (a refit re-encodes them)")
 	}
 	next := old
@@ -369,7 +364,7 @@ func (db *DB) Modalities() []Modality {
 }
 
 // Count returns the number of items.
-func (db *DB) Count() int { return db.items.size() }
+func (db *DB) Count() int { return db.items.Size() }
 
 // specName names an encoder for messages.
 func specName(s *encoder.Spec) string {

@@ -351,9 +351,9 @@ func (db *DB) covers(s *state, name string, items []Item) error {
 			given[it.ID] = true
 		}
 	}
-	held := db.items.with(s.byName[name])
+	held := db.items.With(s.byName[name])
 	for _, id := range held.ToArray() {
-		if ext := db.items.name(id); !given[ext] {
+		if ext := db.items.Name(id); !given[ext] {
 			return fmt.Errorf("mmdb: set encoder: %w: modality %q: item %q holds a vector made by the stored encoder; a new encoder or standardisation must come with every vector re-encoded (%d held)",
 				ErrModalityConflict, name, ext, held.GetCardinality())
 		}

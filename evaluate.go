@@ -251,7 +251,7 @@ func (db *DB) evalInputs(probe, target string, noCorrections bool) (*evalInput, 
 	if c := s.calibs[[2]string{pm.Name, tm.Name}]; c != nil && in.route != RoutePivot && !noCorrections {
 		in.calib, in.exclude = c, c.bank
 	}
-	in.live = db.items.liveIDs()
+	in.live = db.items.LiveIDs()
 	return in, nil
 }
 
@@ -375,7 +375,7 @@ func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corr 
 		p, err := db.plan(ctx, Query{Target: in.target, K: 1, NoCorrections: !stored,
 			Probes: []Probe{{Modality: in.probe, Vector: set.qvecs[i]}}}, false)
 		if err != nil {
-			return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
+			return fmt.Errorf("query item %q: %w", db.items.Name(set.qids[i]), err)
 		}
 		want := corr
 		if !stored {
@@ -387,13 +387,13 @@ func (db *DB) exactRanks(ctx context.Context, in *evalInput, set *evalSet, corr 
 		if corr != nil && !stored { // a candidate: applied as the planner applies a stored one
 			pr := &p.probes[0]
 			if pr.vec, err = corr.centre(in.tm, pr.vec); err != nil {
-				return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
+				return fmt.Errorf("query item %q: %w", db.items.Name(set.qids[i]), err)
 			}
 			pr.calib = corr
 		}
 		ok, err := db.evalProbe(p, in, set, i, corr)
 		if err != nil {
-			return fmt.Errorf("query item %q: %w", db.items.name(set.qids[i]), err)
+			return fmt.Errorf("query item %q: %w", db.items.Name(set.qids[i]), err)
 		}
 		switch {
 		case !ok:

@@ -397,7 +397,7 @@ func (db *DB) hits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, 
 	if !p.noAttrs {
 		iids = make([]uint32, 0, cap(out))
 	}
-	db.items.eachName(list, func(r fusion.Ranked, name string) bool {
+	db.items.EachName(list, func(r fusion.Ranked, name string) bool {
 		if name == "" {
 			return true // mid-write: the item's vectors are leaving the index
 		}
@@ -451,7 +451,7 @@ func (p *planned) hit(name string, r fusion.Ranked, fused bool) (Hit, bool) {
 // list of values counts in each (kept while any of them has room), as
 // Qdrant's groups do.
 func (db *DB) groupedHits(p *planned, list []fusion.Ranked, k int, fused bool) ([]Hit, error) {
-	names := db.items.names(list, len(list))
+	names := db.items.Names(list, len(list))
 	skip := p.plan.Offset
 	count := map[string]int{}
 	var out []Hit
@@ -640,7 +640,7 @@ func (p *planned) rankKey(i int, tvecs []float32, ids []uint32) func(j int) floa
 func (db *DB) bestScore(ctx context.Context, p *planned) ([]fusion.Ranked, error) {
 	cands := p.allow
 	if cands == nil {
-		cands = db.items.with(db.st.Load().byName[p.tm.Name])
+		cands = db.items.With(db.st.Load().byName[p.tm.Name])
 	}
 	depth := max(p.plan.Depth, 1)
 	var out []fusion.Ranked

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/itemset"
 	"github.com/mmdb-go/mmdb/internal/storage"
 	"github.com/mmdb-go/mmdb/query"
 )
@@ -357,7 +358,11 @@ func mergeAttrs(old, set map[string]any, drop []string) map[string]any {
 // after they leave, so a search never returns a vector it cannot name.
 func (db *DB) apply(changes []change, seq uint64) {
 	indexes := db.st.Load().indexes
-	db.items.added(changes)
+	set := make([]itemset.Change, len(changes))
+	for i, c := range changes {
+		set[i] = itemset.Change{ID: c.id, Ext: c.ext, Deleted: c.deleted, Vecs: c.vecs}
+	}
+	db.items.Added(set)
 
 	// Later changes to the same vector win: per modality, keep the last
 	// change of each ID that touched it.
@@ -389,7 +394,7 @@ func (db *DB) apply(changes []change, seq uint64) {
 		}
 	}
 
-	db.items.removed(changes, gone)
+	db.items.Removed(set, gone)
 	db.appliedSeq = seq
 	db.maybeCheckpointLocked()
 }
@@ -473,7 +478,7 @@ func (db *DB) DeleteWhere(ctx context.Context, f query.Expr) (int, error) {
 	}
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
-	universe := db.items.liveClone()
+	universe := db.items.LiveClone()
 	bm, err := db.evalFilter(f, universe)
 	if err != nil {
 		return 0, fmt.Errorf("mmdb: delete: %w", err)
@@ -481,7 +486,7 @@ func (db *DB) DeleteWhere(ctx context.Context, f query.Expr) (int, error) {
 	bm.And(universe)
 	var ids []string
 	for _, iid := range bm.ToArray() {
-		if ext := db.items.name(iid); ext != "" {
+		if ext := db.items.Name(iid); ext != "" {
 			ids = append(ids, ext)
 		}
 	}

@@ -18,7 +18,7 @@ const gone = -2
 func (db *DB) labels(attr string, ids []uint32, required bool) ([]int, error) {
 	out := make([]int, len(ids))
 	err := db.store.View(func(tx *storage.Tx) error {
-		classes, err := tx.Classes(attr, db.items.name)
+		classes, err := tx.Classes(attr, db.items.Name)
 		if err != nil {
 			return fmt.Errorf("label %q: %w", attr, err)
 		}

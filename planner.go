@@ -118,7 +118,7 @@ func (db *DB) plan(ctx context.Context, q Query, explain bool) (*planned, error)
 	}
 	if excl != nil && !excl.IsEmpty() {
 		if p.allow == nil {
-			p.allow = db.items.with(db.st.Load().byName[q.Target])
+			p.allow = db.items.With(db.st.Load().byName[q.Target])
 		}
 		before := p.allow.GetCardinality()
 		p.allow.AndNot(excl)
@@ -236,7 +236,7 @@ func (db *DB) planGroups(p *planned, q Query) error {
 	}
 	// Items without the attribute are in no group: leave them out of the
 	// search itself, so deepening never wades through them.
-	has, err := db.evalFilter(query.Exists{Attr: q.GroupBy}, db.items.liveClone())
+	has, err := db.evalFilter(query.Exists{Attr: q.GroupBy}, db.items.LiveClone())
 	if err != nil {
 		return fmt.Errorf("GROUP BY: %w", err)
 	}
@@ -244,7 +244,7 @@ func (db *DB) planGroups(p *planned, q Query) error {
 		return fmt.Errorf("GROUP BY: %w: no item has %q", ErrUnknownAttribute, q.GroupBy)
 	}
 	if p.allow == nil {
-		p.allow = db.items.with(db.st.Load().byName[p.tm.Name])
+		p.allow = db.items.With(db.st.Load().byName[p.tm.Name])
 	}
 	p.allow.And(has)
 	p.plan.FilterMatches = int(p.allow.GetCardinality())
@@ -307,10 +307,10 @@ func (db *DB) planProbes(q Query, k int, vecs [][]float32, explain bool) (p *pla
 	ti := s.byName[q.Target]
 	n := 0
 	if q.Filter != nil {
-		candidates, universe = db.items.withAndLive(ti)
+		candidates, universe = db.items.WithAndLive(ti)
 		n = int(candidates.GetCardinality())
 	} else {
-		n = db.items.withCount(ti)
+		n = db.items.WithCount(ti)
 	}
 	p = &planned{tm: tm, tidx: tidx, exactAll: q.Exact, noAttrs: q.NoAttrs, explain: explain}
 	p.planBuf = Plan{Target: q.Target, K: k, Candidates: n}
@@ -362,7 +362,7 @@ func (db *DB) planProbe(s *state, i int, pr Probe, vec []float32, tm Modality, n
 		}
 		vec = pv
 	case RoutePivot:
-		shared = db.items.withBoth(s.byName[pm.Name], s.byName[tm.Name])
+		shared = db.items.WithBoth(s.byName[pm.Name], s.byName[tm.Name])
 		if shared.IsEmpty() {
 			return ProbePlan{}, plannedProbe{}, fmt.Errorf("%w; no %s->%s alignment is stored, and no item carries both to pivot through", direct, pm.Name, tm.Name)
 		}

@@ -176,7 +176,7 @@ func (db *DB) countWhere(f query.Expr) (int, error) {
 	if _, err := db.state(); err != nil {
 		return 0, err
 	}
-	universe := db.items.liveClone()
+	universe := db.items.LiveClone()
 	if f == nil {
 		return int(universe.GetCardinality()), nil
 	}

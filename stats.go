@@ -39,9 +39,9 @@ func (db *DB) Stats() (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	st := Stats{Path: db.store.Path(), Items: db.items.size(), Attributes: []string{}, Alignments: [][3]string{}, Calibrations: [][2]string{}}
+	st := Stats{Path: db.store.Path(), Items: db.items.Size(), Attributes: []string{}, Alignments: [][3]string{}, Calibrations: [][2]string{}}
 	for i, m := range s.schema {
-		st.Modalities = append(st.Modalities, ModalityStats{Modality: m, Vectors: db.items.withCount(i)})
+		st.Modalities = append(st.Modalities, ModalityStats{Modality: m, Vectors: db.items.WithCount(i)})
 	}
 	for k, a := range s.aligns {
 		st.Alignments = append(st.Alignments, [3]string{k[0], k[1], a.Method})
