@@ -471,6 +471,18 @@ func (h *HNSW) greedy(q *query, cur Result, l int, sc *searcher) Result {
 // through but never returned, as in hnswlib; while fewer than ef results
 // are found the walk goes on.
 func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *allowed, skipDeleted bool, sc *searcher) []Result {
+	if allow == nil {
+		return h.searchBeam(q, eps, ef, l, skipDeleted, sc)
+	}
+	// With an allow-list the beam would hold the nodes it leaves out
+	// too: it took 1.03x the heaps' time on sift5k with half the nodes
+	// allowed, 1.2x with a tenth.
+	return h.searchHeaps(q, eps, ef, l, allow, skipDeleted, sc)
+}
+
+// searchHeaps is searchLayer on the two heaps of Algorithm 2: candidates
+// closest first, results farthest first.
+func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, skipDeleted bool, sc *searcher) []Result {
 	vis := &sc.vis
 	vis.reset(len(h.ids))
 	cand, res := sc.cand[:0], sc.res[:0]
@@ -494,14 +506,8 @@ func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *allowed, sk
 		}
 		b := h.block(c.ID, l)
 		n := atomic.LoadUint32(&b[0])
-		nb := sc.nb[:0]
-		for i := uint32(1); i <= n; i++ {
-			if e := atomic.LoadUint32(&b[i]); vis.visit(e) {
-				nb = append(nb, e)
-			}
-		}
+		nb := sc.unvisited(b[1 : n+1])
 		h.prefetch(q, nb)
-		sc.nb = nb
 		ds := sc.distsFor(len(nb))
 		h.qdists(q, nb, ds)
 		for i, e := range nb {
@@ -976,6 +982,7 @@ type searcher struct {
 	xt    []float32 // an inserted vector minus the centre, to quantize
 	vis   visitedSet
 	cand  minHeap
+	beam  beam
 	res   maxHeap
 	out   []Result
 	// cands holds the live nodes of a search's results, to choose links
