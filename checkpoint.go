@@ -180,7 +180,11 @@ func (db *DB) checkpointLocked() error {
 			continue
 		}
 		var buf bytes.Buffer
-		if err := idx.Save(&buf); err != nil {
+		save := idx.Save
+		if ls, ok := idx.(hnsw.LinkSaver); ok {
+			save = ls.SaveLinks // the vectors are in the file already
+		}
+		if err := save(&buf); err != nil {
 			return err
 		}
 		todo = append(todo, saved{i, buf.Bytes()})

@@ -56,6 +56,25 @@ type Index interface {
 	Unreachable() []uint32
 }
 
+// LinkSaver is an Index that a store keeping the vectors itself can save
+// without them: SaveLinks writes everything but the vectors (and what is
+// computed from them), and LoadLinks reads that back, taking each node's
+// vector from the store. A database file then holds each vector once.
+type LinkSaver interface {
+	Index
+	// SaveLinks writes the index without its vectors.
+	SaveLinks(w io.Writer) error
+	// LoadLinks replaces the index's contents with what SaveLinks (or
+	// Save) wrote. For a node whose vector is not in the file, vec is
+	// called with its ID and room for the vector, and reports whether
+	// it filled it. The IDs of live nodes vec had no vector for are
+	// returned: the caller must account for each (a later change that
+	// deleted or replaced it), or not use the index. Damaged input gives
+	// an error wrapping ErrFormat, and so does a vector that is not
+	// finite.
+	LoadLinks(r io.Reader, vec func(id uint32, dst []float32) bool) (missing []uint32, err error)
+}
+
 var (
 	// ErrFormat: serialised index data is damaged, truncated or of another
 	// engine or version.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -378,11 +379,31 @@ func FuzzHNSWLoad(f *testing.F) {
 	// appends a correct one, so mutations reach the parser instead of
 	// stopping at the checksum.
 	f.Add(saved[:len(saved)-4])
+	buf.Reset()
+	g.SaveLinks(&buf)
+	links := buf.Bytes()
+	f.Add(links[:len(links)-4])
 	f.Add([]byte("MMHN\x01\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b := binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli))
 		h := NewHNSW(4, modality.L2, Config{})
-		if err := h.Load(bytes.NewReader(b)); err != nil {
+		// Both loaders: LoadLinks with a store that has a vector for
+		// every even ID (and a NaN for ID 7).
+		var err error
+		if len(body)%2 == 0 {
+			err = h.Load(bytes.NewReader(b))
+		} else {
+			_, err = h.LoadLinks(bytes.NewReader(b), func(id uint32, dst []float32) bool {
+				for i := range dst {
+					dst[i] = float32(id) + float32(i)
+				}
+				if id == 7 {
+					dst[0] = float32(math.NaN())
+				}
+				return id%2 == 0 || id == 7
+			})
+		}
+		if err != nil {
 			if !errors.Is(err, ErrFormat) {
 				t.Fatalf("error not wrapping ErrFormat: %v", err)
 			}

@@ -14,6 +14,9 @@ const (
 	// 1 files load, with slot 0's vector as the centre and their rows
 	// computed at load.
 	hnswVersion = 2
+	// linksVersion is version 2 without the vectors and the rows: what
+	// SaveLinks writes.
+	linksVersion = 3
 )
 
 // Save implements Index. The format (version 2, little-endian) is: magic
@@ -25,20 +28,41 @@ const (
 // codes; and a CRC-32C of it all. Loading is a few bulk copies: nothing is
 // recomputed. (Version 1 had no centre and no rows: Load quantizes its
 // vectors again, on every core.)
-func (h *HNSW) Save(w io.Writer) error {
+func (h *HNSW) Save(w io.Writer) error { return h.save(w, true) }
+
+// SaveLinks implements LinkSaver: Save's format (as version 3) without the
+// vectors and the rows of codes, which LoadLinks computes again, and with
+// each layer-0 block cut to the links it holds.
+func (h *HNSW) SaveLinks(w io.Writer) error { return h.save(w, false) }
+
+func (h *HNSW) save(w io.Writer, vectors bool) error {
 	h.writers.Lock()
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	h.slotMu.Lock()
 	used := h.used
-	size := 52 + 4*len(h.free) + 4*len(h.centre) + 8*used + 4*used*(h.dim+h.m0+1)
-	if h.rows != nil {
-		size += used * h.rowSize
+	size := 52 + 4*len(h.free) + 4*len(h.centre) + 8*used
+	version := uint32(linksVersion)
+	if vectors {
+		size += 4 * used * (h.m0 + 1)
+	} else {
+		// Version 3 writes each layer-0 block as its count and the
+		// links it holds, not the whole block.
+		for s := range used {
+			size += 4 * (1 + int(h.links0[s*(h.m0+1)]))
+		}
+	}
+	if vectors {
+		version = hnswVersion
+		size += 4 * used * h.dim
+		if h.rows != nil {
+			size += used * h.rowSize
+		}
 	}
 	for s := range used {
 		size += 4 * len(h.upper[s])
 	}
-	f := newFrame(hnswMagic, hnswVersion, size)
+	f := newFrame(hnswMagic, version, size)
 	f.u32(uint32(h.dim))
 	f.u32(uint32(h.metric))
 	f.u32(uint32(h.m))
@@ -58,17 +82,26 @@ func (h *HNSW) Save(w io.Writer) error {
 		f.u32(h.ids[s])
 		f.u32(lv)
 	}
-	f.f32s(h.vecs[:used*h.dim])
-	f.u32s(h.links0[:used*(h.m0+1)])
+	if vectors {
+		f.f32s(h.vecs[:used*h.dim])
+		f.u32s(h.links0[:used*(h.m0+1)])
+	} else {
+		for s := range used {
+			b := h.links0[s*(h.m0+1) : (s+1)*(h.m0+1)]
+			f.u32s(b[:1+b[0]])
+		}
+	}
 	for s := range used {
 		if h.levels[s] > 0 {
 			f.u32s(h.upper[s])
 		}
 	}
-	if h.rows != nil {
+	switch {
+	case !vectors:
+	case h.rows != nil:
 		f.u32(uint32(h.rowSize))
 		f.bytes(h.rows[:used*h.rowSize])
-	} else {
+	default:
 		f.u32(0)
 	}
 	h.slotMu.Unlock()
@@ -83,24 +116,39 @@ func (h *HNSW) Save(w io.Writer) error {
 // is parsed in place, without a copy of the whole input; Load keeps no
 // reference to its bytes.
 func (h *HNSW) Load(r io.Reader) error {
-	fr, version, err := openFrameVersions(r, hnswMagic, 1, hnswVersion)
+	_, err := h.load(r, nil)
+	return err
+}
+
+// LoadLinks implements LinkSaver. It also loads what Save wrote, whose
+// vectors are in the file (vec is not called then).
+func (h *HNSW) LoadLinks(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uint32, error) {
+	return h.load(r, vec)
+}
+
+func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uint32, error) {
+	fr, version, err := openFrameVersions(r, hnswMagic, 1, linksVersion)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	inline := version < linksVersion // the vectors are in the file
+	if !inline && vec == nil {
+		return nil, fmt.Errorf("%w: saved without its vectors (SaveLinks): load it with LoadLinks", ErrFormat)
 	}
 	dim, metric := int(fr.u32()), modality.Metric(fr.u32())
 	m, efc, efs := int(fr.u32()), int(fr.u32()), int(fr.u32())
 	used64, entry := fr.u64(), fr.u64()
 	if fr.err != nil {
-		return fr.err
+		return nil, fr.err
 	}
 	if dim != h.dim || metric != h.metric {
-		return fmt.Errorf("%w: saved dim %d metric %v, index has dim %d metric %v", ErrFormat, dim, metric, h.dim, h.metric)
+		return nil, fmt.Errorf("%w: saved dim %d metric %v, index has dim %d metric %v", ErrFormat, dim, metric, h.dim, h.metric)
 	}
 	if m < 2 || m > 1024 || efc <= 0 || efc > maxEf || efs <= 0 || efs > maxEf {
-		return fmt.Errorf("%w: M %d, efConstruction %d, efSearch %d out of range", ErrFormat, m, efc, efs)
+		return nil, fmt.Errorf("%w: M %d, efConstruction %d, efSearch %d out of range", ErrFormat, m, efc, efs)
 	}
 	if used64 > uint64(len(fr.b))/4 { // each slot takes at least 4 bytes
-		return fmt.Errorf("%w: %d slots cannot fit in %d bytes", ErrFormat, used64, len(fr.b))
+		return nil, fmt.Errorf("%w: %d slots cannot fit in %d bytes", ErrFormat, used64, len(fr.b))
 	}
 	used := int(used64)
 	nfree := uint64(fr.u32())
@@ -109,12 +157,12 @@ func (h *HNSW) Load(r io.Reader) error {
 	if version >= 2 {
 		nc := fr.u32()
 		if fr.err == nil && nc != 0 && int(nc) != dim {
-			return fmt.Errorf("%w: centre of %d values for dim %d", ErrFormat, nc, dim)
+			return nil, fmt.Errorf("%w: centre of %d values for dim %d", ErrFormat, nc, dim)
 		}
 		centre = fr.f32s(uint64(nc))
 		for _, x := range centre {
 			if !finite(x) {
-				return fmt.Errorf("%w: centre holds %v", ErrFormat, x)
+				return nil, fmt.Errorf("%w: centre holds %v", ErrFormat, x)
 			}
 		}
 	}
@@ -122,27 +170,43 @@ func (h *HNSW) Load(r io.Reader) error {
 	m0 := 2 * m
 	// The vectors and layer-0 links must fit in what is left before the
 	// graph's arrays are sized for them.
-	if fr.err == nil && !fr.need(4*used64*uint64(dim+m0+1)) {
-		return fr.err
+	inFile := uint64(1) // version 3: at least a count a block
+	if inline {
+		inFile = uint64(dim + m0 + 1)
+	}
+	if fr.err == nil && !fr.need(4*used64*inFile) {
+		return nil, fr.err
 	}
 	if fr.err != nil {
-		return fr.err
+		return nil, fr.err
 	}
 	n := NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64, Float32Walk: h.cfg.Float32Walk})
 	n.grow(used)
 	n.used = used
 	n.slotOf = make(map[uint32]uint32, used)
 	// Read straight into the graph's arrays: one copy each.
-	fr.f32sInto(n.vecs[:used*dim])
-	fr.u32sInto(n.links0[:used*(m0+1)])
+	if inline {
+		fr.f32sInto(n.vecs[:used*dim])
+		fr.u32sInto(n.links0[:used*(m0+1)])
+	} else {
+		for s := 0; s < used && fr.err == nil; s++ {
+			b := n.links0[s*(m0+1) : (s+1)*(m0+1)]
+			c := fr.u32()
+			if c > uint32(m0) {
+				return nil, fmt.Errorf("%w: link count %d over capacity %d", ErrFormat, c, m0)
+			}
+			b[0] = c
+			fr.u32sInto(b[1 : 1+c])
+		}
+	}
 	if fr.err != nil {
-		return fr.err
+		return nil, fr.err
 	}
 	n.free = free
 	isFree := make([]bool, used)
 	for _, s := range free {
 		if int(s) >= used || isFree[s] {
-			return fmt.Errorf("%w: bad free slot %d", ErrFormat, s)
+			return nil, fmt.Errorf("%w: bad free slot %d", ErrFormat, s)
 		}
 		isFree[s] = true
 	}
@@ -163,7 +227,7 @@ func (h *HNSW) Load(r io.Reader) error {
 		id, lv := meta[2*s], meta[2*s+1]
 		level := int(lv &^ (1 << 31))
 		if level > maxLevel {
-			return fmt.Errorf("%w: slot %d has level %d", ErrFormat, s, level)
+			return nil, fmt.Errorf("%w: slot %d has level %d", ErrFormat, s, level)
 		}
 		n.ids[s], n.levels[s] = id, uint8(level)
 		if lv&(1<<31) != 0 {
@@ -173,32 +237,45 @@ func (h *HNSW) Load(r io.Reader) error {
 			}
 		} else {
 			if isFree[s] {
-				return fmt.Errorf("%w: free slot %d is live", ErrFormat, s)
+				return nil, fmt.Errorf("%w: free slot %d is live", ErrFormat, s)
 			}
 			if _, dup := n.slotOf[id]; dup {
-				return fmt.Errorf("%w: ID %d is live in two slots", ErrFormat, id)
+				return nil, fmt.Errorf("%w: ID %d is live in two slots", ErrFormat, id)
 			}
 			n.slotOf[id] = uint32(s)
 		}
 		if level > 0 {
 			n.upper[s] = fr.u32s(uint64(level * (m + 1)))
 			if fr.err != nil {
-				return fr.err
+				return nil, fr.err
 			}
 		}
 	}
 	var rows []byte
-	if version >= 2 {
+	if version == hnswVersion {
 		rs := uint64(fr.u32())
 		if fr.err == nil && rs != 0 && (rs != uint64(n.rowSize) || len(centre) != dim) {
-			return fmt.Errorf("%w: rows of %d bytes for dim %d", ErrFormat, rs, dim)
+			return nil, fmt.Errorf("%w: rows of %d bytes for dim %d", ErrFormat, rs, dim)
 		}
 		if rs != 0 {
 			rows = fr.bytes(rs * used64)
 		}
 	}
 	if err := fr.done(); err != nil {
-		return err
+		return nil, err
+	}
+	for s := range used {
+		for l := 0; l <= int(n.levels[s]); l++ {
+			if err := checkBlock(n.block(uint32(s), l), l); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var missing []uint32
+	if !inline {
+		if missing, err = n.fillVectors(vec, isFree); err != nil {
+			return nil, err
+		}
 	}
 	if n.rows != nil {
 		switch {
@@ -213,25 +290,18 @@ func (h *HNSW) Load(r io.Reader) error {
 		if len(rows) == used*n.rowSize && used > 0 {
 			copy(n.rows, rows)
 			if err := n.checkScales(used); err != nil {
-				return err
+				return nil, err
 			}
 		} else {
 			n.quantizeAll(used)
 		}
 	}
-	for s := range used {
-		for l := 0; l <= int(n.levels[s]); l++ {
-			if err := checkBlock(n.block(uint32(s), l), l); err != nil {
-				return err
-			}
-		}
-	}
 	if es := uint32(entry); es != noNode {
 		if int(es) >= used || isFree[es] || int(entry>>32) != int(n.levels[es]) {
-			return fmt.Errorf("%w: bad entry point", ErrFormat)
+			return nil, fmt.Errorf("%w: bad entry point", ErrFormat)
 		}
 	} else if len(n.slotOf) > 0 {
-		return fmt.Errorf("%w: no entry point for %d nodes", ErrFormat, len(n.slotOf))
+		return nil, fmt.Errorf("%w: no entry point for %d nodes", ErrFormat, len(n.slotOf))
 	}
 	n.entry.Store(entry)
 
@@ -246,5 +316,43 @@ func (h *HNSW) Load(r io.Reader) error {
 	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones
 	h.outgrown.Store(h.outgrowsCache())
 	h.rng = rand.New(rand.NewPCG(h.cfg.Seed, used64))
-	return nil
+	return missing, nil
+}
+
+// fillVectors takes the vectors of a graph loaded without them from vec.
+// A live node vec has none for is returned in missing; it and each
+// tombstone (whose vector only steers walks) take the vector of the
+// first node they link to on layer 0 that has one, so walks through them
+// still go somewhere near where they were, or zeros if none does.
+func (n *HNSW) fillVectors(vec func(id uint32, dst []float32) bool, isFree []bool) (missing []uint32, err error) {
+	has := make([]bool, n.used)
+	for s := range n.used {
+		if isFree[s] || n.deleted[s] != 0 {
+			continue
+		}
+		dst := n.vecs[s*n.dim : (s+1)*n.dim]
+		if !vec(n.ids[s], dst) {
+			missing = append(missing, n.ids[s])
+			continue
+		}
+		for _, x := range dst {
+			if !finite(x) {
+				return nil, fmt.Errorf("%w: item %d: its stored vector holds %v", ErrFormat, n.ids[s], x)
+			}
+		}
+		has[s] = true
+	}
+	for s := range n.used {
+		if has[s] || isFree[s] {
+			continue
+		}
+		b := n.block(uint32(s), 0)
+		for _, t := range b[1 : 1+b[0]] {
+			if has[t] {
+				copy(n.vecs[s*n.dim:(s+1)*n.dim], n.vecs[int(t)*n.dim:(int(t)+1)*n.dim])
+				break
+			}
+		}
+	}
+	return missing, nil
 }

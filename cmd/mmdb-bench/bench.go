@@ -36,7 +36,7 @@ func benchCmd() *cobra.Command {
 	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %v", errUsage, err) })
 	c.CompletionOptions.DisableDefaultCmd = true
 	fs := c.Flags()
-	data := fs.String("data", "sift5k,synth100k,synth50k", "datasets: sift5k (real SIFT, from --shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), synth1m (1M x 128, 10,000 clusters: minutes a build), or tiny (1k x 32)")
+	data := fs.String("data", "sift5k,synth100k,synth50k,clip50k", "datasets: sift5k (real SIFT, from --shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), clip50k (50k x 512 cosine drawn around the COCO image and caption embeddings of CLIP, with 500 held-out queries drawn alike, from --shared), clip50k-text (the 500 image embeddings and 49,500 drawn around them, queried with the 500 real captions: text to image, across the modality gap; not in the default list), synth1m (1M x 128, 10,000 clusters: minutes a build), or tiny (1k x 32)")
 	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure: hnsw, hnsw-f32 (hnsw walking on float32 vectors), coder, flat")
 	efs := fs.String("ef", denseEfs, "search beam widths (a dense grid from 10, so recall targets are interpolated, not read off the first point)")
 	threads := fs.String("threads", "1,"+strconv.Itoa(runtime.NumCPU()), "build thread counts")
@@ -233,6 +233,12 @@ func dataset(name, shared string) (bench.Dataset, error) {
 		return bench.Synthetic(name, 100_000, 1000, 128, 1000, 1), nil
 	case "synth50k":
 		return bench.Synthetic(name, 50_000, 1000, 512, 500, 2), nil
+	case "clip50k", "clip50k-text":
+		d, err := bench.CLIPLike(shared+"/coco500-clip", 50_000, name == "clip50k-text", 5)
+		if err != nil {
+			return d, fmt.Errorf("%s needs the shared data folder (--shared): %w", name, err)
+		}
+		return d, nil
 	case "synth1m": // not in the default list: its builds take minutes each
 		return bench.Synthetic(name, 1_000_000, 1000, 128, 10_000, 4), nil
 	case "tiny":

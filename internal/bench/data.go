@@ -9,11 +9,14 @@
 package bench
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 
 	"github.com/mmdb-go/mmdb/internal/dataset"
+	"github.com/mmdb-go/mmdb/internal/npy"
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
 )
@@ -85,4 +88,97 @@ func SIFT5k(dir string) (Dataset, error) {
 		}
 	}
 	return Dataset{Name: "sift5k", Metric: modality.L2, Base: base, Queries: qs, Truth: truth}, nil
+}
+
+// CLIPLike builds a CLIP-like set from ../shared/data/coco500-clip (dir
+// is that folder): n cosine base vectors of 512 dimensions drawn around
+// the real embeddings, each a point between two real ones of one side (a
+// quarter of the way at most) plus Gaussian noise shaped by that side's
+// spread per dimension; deterministic for a seed.
+//
+//   - clip50k (textQueries false): the base is drawn around the 500 image
+//     and the 500 caption embeddings, half each, as an index holding both
+//     modalities of a shared space does; the 500 queries are drawn the
+//     same way and held out.
+//   - clip50k-text (textQueries true): the base is the 500 real image
+//     embeddings and n-500 drawn around them; the queries are the 500 real
+//     captions, across CLIP's modality gap, as a text-to-image search is.
+func CLIPLike(dir string, n int, textQueries bool, seed uint64) (Dataset, error) {
+	a, err := npy.ReadFile(filepath.Join(dir, "features_clip.npy"))
+	if err != nil {
+		return Dataset{}, err
+	}
+	images, err := a.Rows(0)
+	if err != nil {
+		return Dataset{}, err
+	}
+	captions, err := a.Rows(1)
+	if err != nil {
+		return Dataset{}, err
+	}
+	if len(images) == 0 || len(captions) == 0 || n < len(images) {
+		return Dataset{}, fmt.Errorf("coco500-clip: %d images and %d captions for %d base vectors", len(images), len(captions), n)
+	}
+	r := rand.New(rand.NewPCG(seed, 0xc11b))
+	draw := clipDrawer(r, images)
+	d := Dataset{Name: fmt.Sprintf("clip%dk", n/1000), Metric: modality.Cosine}
+	if textQueries {
+		d.Name += "-text"
+		for _, v := range images {
+			d.Base = append(d.Base, unit(v))
+		}
+		for len(d.Base) < n {
+			d.Base = append(d.Base, draw())
+		}
+		for _, v := range captions {
+			d.Queries = append(d.Queries, unit(v))
+		}
+		return d, nil
+	}
+	drawText := clipDrawer(r, captions)
+	for i := range n + 500 {
+		v := draw
+		if i%2 == 1 {
+			v = drawText
+		}
+		if i < n {
+			d.Base = append(d.Base, v())
+		} else {
+			d.Queries = append(d.Queries, v())
+		}
+	}
+	return d, nil
+}
+
+// clipDrawer returns a function drawing unit vectors around real ones:
+// see CLIPLike.
+func clipDrawer(r *rand.Rand, real [][]float32) func() []float32 {
+	dim := len(real[0])
+	spread := make([]float64, dim) // per dimension, the standard deviation
+	for j := range spread {
+		var s, s2 float64
+		for _, v := range real {
+			s += float64(v[j])
+			s2 += float64(v[j]) * float64(v[j])
+		}
+		m := s / float64(len(real))
+		spread[j] = math.Sqrt(max(0, s2/float64(len(real))-m*m))
+	}
+	return func() []float32 {
+		x, y := real[r.IntN(len(real))], real[r.IntN(len(real))]
+		t := 0.25 * r.Float64()
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = float32((1-t)*float64(x[j]) + t*float64(y[j]) + 0.5*spread[j]*r.NormFloat64())
+		}
+		kernel.Normalize(v)
+		return v
+	}
+}
+
+// unit is a normalised copy of v.
+func unit(v []float32) []float32 {
+	v = slices.Clone(v)
+	kernel.Normalize(v)
+	return v
 }

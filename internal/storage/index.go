@@ -28,8 +28,17 @@ func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, se
 	}
 	h := hnsw.New(m, cfg)
 	// A Buffer is parsed in place (the value is valid for this read
-	// transaction, and Load keeps no reference to it).
-	if err := h.Load(bytes.NewBuffer(graph)); err != nil {
+	// transaction, and Load keeps no reference to it). A graph saved
+	// without its vectors takes them from the vector bucket.
+	var missing []uint32
+	if ls, ok := h.(hnsw.LinkSaver); ok {
+		missing, err = ls.LoadLinks(bytes.NewBuffer(graph), func(id uint32, dst []float32) bool {
+			return t.vectorInto(m.Name, id, dst)
+		})
+	} else {
+		err = h.Load(bytes.NewBuffer(graph))
+	}
+	if err != nil {
 		return nil, 0, st, fmt.Sprintf("damaged checkpoint: %v", err), nil
 	}
 	if first := t.FirstLogSeq(); seq < t.Seq() && (first == 0 || first > seq+1) {
@@ -46,6 +55,13 @@ func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, se
 		return nil
 	}); err != nil {
 		return nil, 0, st, "", err
+	}
+	// A node whose vector is gone must be one a later change deleted or
+	// replaced, which the replay below applies.
+	for _, id := range missing {
+		if _, ok := touched[id]; !ok {
+			return nil, 0, st, fmt.Sprintf("the checkpoint holds item %d, whose %s vector is not stored", id, m.Name), nil
+		}
 	}
 	for id := range touched {
 		if v, ok := t.Vector(m.Name, id); ok && m.Count(len(v)) > 0 {

@@ -185,6 +185,23 @@ func (t *Tx) Vector(mod string, id uint32) ([]float32, bool) {
 	return DecodeVector(v), true
 }
 
+// vectorInto decodes item id's vector of modality mod into dst, and
+// reports whether it is stored with dst's length.
+func (t *Tx) vectorInto(mod string, id uint32, dst []float32) bool {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil {
+		return false
+	}
+	v := b.Get(be32(id))
+	if len(v) != 4*len(dst) {
+		return false
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(v[4*i:]))
+	}
+	return true
+}
+
 // ForEachVector calls fn for every stored vector of modality mod in
 // internal-ID order. vec is a fresh copy that fn may keep.
 func (t *Tx) ForEachVector(mod string, fn func(id uint32, vec []float32) error) error {
