@@ -485,37 +485,40 @@ func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *allowed, sk
 func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, skipDeleted bool, sc *searcher) []Result {
 	vis := &sc.vis
 	vis.reset(len(h.ids))
-	cand, res := sc.cand[:0], sc.res[:0]
+	cand, res := sc.kcand[:0], sc.kres[:0]
+	eligible := func(s uint32) bool {
+		return (!skipDeleted || atomic.LoadUint32(&h.deleted[s]) == 0) && (allow == nil || allow.has(h.ids[s]))
+	}
 	for _, e := range eps {
 		if vis.visit(e.ID) {
-			cand.push(e)
-			if (!skipDeleted || atomic.LoadUint32(&h.deleted[e.ID]) == 0) && (allow == nil || allow.has(h.ids[e.ID])) {
-				res.offer(e, ef)
+			k := beamKey(e)
+			cand.push(k)
+			if eligible(e.ID) {
+				res.offer(k, ef)
 			}
 		}
 	}
 	for len(cand) > 0 {
 		c := cand.pop()
-		if len(res) >= ef && c.Dist > res[0].Dist {
+		if len(res) >= ef && c > res[0] {
 			break
 		}
 		if len(cand) > 0 {
 			// The likely next node to expand: its links are read after
 			// this node's neighbours are scored.
-			h.prefetchBlock(cand[0].ID, l)
+			h.prefetchBlock(uint32(cand[0]), l)
 		}
-		b := h.block(c.ID, l)
+		b := h.block(uint32(c), l)
 		n := atomic.LoadUint32(&b[0])
 		nb := sc.unvisited(b[1 : n+1])
 		h.prefetch(q, nb)
 		ds := sc.distsFor(len(nb))
 		h.qdists(q, nb, ds)
 		for i, e := range nb {
-			d := ds[i]
-			if len(res) < ef || d < res[0].Dist {
-				cand.push(Result{ID: e, Dist: d})
-				if (!skipDeleted || atomic.LoadUint32(&h.deleted[e]) == 0) && (allow == nil || allow.has(h.ids[e])) {
-					res.offer(Result{ID: e, Dist: d}, ef)
+			if k := beamKey(Result{ID: e, Dist: ds[i]}); len(res) < ef || k < res[0] {
+				cand.push(k)
+				if eligible(e) {
+					res.offer(k, ef)
 				}
 			}
 		}
@@ -525,9 +528,9 @@ func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, sk
 		out = append(out, Result{})
 	}
 	for i := len(out) - 1; i >= 0; i-- {
-		out[i] = res.pop()
+		out[i] = keyResult(res.pop())
 	}
-	sc.cand, sc.res, sc.out = cand, res, out
+	sc.kcand, sc.kres, sc.out = cand, res, out
 	return out
 }
 
@@ -981,9 +984,9 @@ type searcher struct {
 	qc    []float32 // the query minus the centre (L2 on codes)
 	xt    []float32 // an inserted vector minus the centre, to quantize
 	vis   visitedSet
-	cand  minHeap
 	beam  beam
-	res   maxHeap
+	kcand keyMin // a filtered walk's candidates
+	kres  keyMax // and results
 	out   []Result
 	// cands holds the live nodes of a search's results, to choose links
 	// from.
