@@ -43,10 +43,10 @@ type beam struct {
 // +0), then the slot.
 func beamKey(r Result) uint64 {
 	d := r.Dist
-	if d == 0 {
-		d = 0 // -0 as +0: they compare equal
+	if d != d {
+		return math.MaxUint32<<32 | uint64(r.ID) // NaN: farthest of all
 	}
-	b := math.Float32bits(d)
+	b := math.Float32bits(d) // -0 sorts just before +0: a tie, kept exact
 	if b>>31 != 0 {
 		b = ^b
 	} else {

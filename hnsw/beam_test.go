@@ -2,6 +2,8 @@ package hnsw
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -66,5 +68,72 @@ func TestBeamMatchesHeaps(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBeamKeepsNegativeZero: under Dot a vector orthogonal to the query is
+// at distance -0, and its score must come out +0 (not "-0" in JSON), as
+// it does from the heaps.
+func TestBeamKeepsNegativeZero(t *testing.T) {
+	g := NewHNSW(2, modality.Dot, Config{Float32Walk: true})
+	require.NoError(t, g.Add(1, []float32{1, 0}))
+	q := []float32{0, 1}
+	heaps := g.Search(q, 1, SearchOptions{Allow: roaring.BitmapOf(1)})
+	beam := g.Search(q, 1, SearchOptions{})
+	require.Len(t, heaps, 1)
+	require.Len(t, beam, 1)
+	for _, r := range []Result{heaps[0], beam[0]} {
+		s, _ := modality.Dot.Score(r.Dist)
+		assert.False(t, math.Signbit(float64(s)), "score %v", s)
+	}
+}
+
+// TestBeamRanksNaNLast: the hnsw package takes vectors as given (the
+// database refuses non-finite ones), and a NaN distance must never rank
+// as a hit, whatever its sign bit.
+func TestBeamRanksNaNLast(t *testing.T) {
+	data := clustered(203, 4, 3, 1)
+	g := NewHNSW(4, modality.L2, Config{Seed: 1, Float32Walk: true})
+	for i, v := range data[:200] {
+		require.NoError(t, g.Add(uint32(i), v))
+	}
+	bad := append([]float32(nil), data[0]...)
+	bad[1] = math.Float32frombits(0xffc00000) // a NaN with its sign bit set
+	require.NoError(t, g.Add(999, bad))
+	for _, q := range data[200:] {
+		for _, r := range g.Search(q, 3, SearchOptions{Ef: 10}) {
+			require.NotEqual(t, uint32(999), r.ID, "a NaN distance ranked as a hit: %v", r)
+		}
+	}
+}
+
+// TestBeamTiesAndTombstones: on small graphs of integer vectors (many
+// ties in distance) with tombstones, the beam and the heaps return as
+// many results for every ef, including ef 1 and ef beyond the graph.
+func TestBeamTiesAndTombstones(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for trial := range 30 {
+		n := 20 + r.IntN(200)
+		metric := []modality.Metric{modality.L2, modality.Dot}[trial%2]
+		g := NewHNSW(3, metric, Config{Seed: uint64(trial), M: 2 + r.IntN(4), EfConstruction: 1 + r.IntN(20), Float32Walk: trial%3 == 0})
+		vec := func() []float32 {
+			return []float32{float32(r.IntN(3) - 1), float32(r.IntN(3) - 1), float32(r.IntN(3) - 1)}
+		}
+		for i := range n {
+			require.NoError(t, g.Add(uint32(i), vec()))
+		}
+		for i := 0; i < n; i += 6 {
+			g.Delete(uint32(i))
+		}
+		all := roaring.New()
+		all.AddRange(0, uint64(n))
+		for range 20 {
+			q := vec()
+			for _, ef := range []int{1, 2, 5, 1000} {
+				a := g.Search(q, ef, SearchOptions{Ef: ef, Allow: all})
+				b := g.Search(q, ef, SearchOptions{Ef: ef})
+				require.Equal(t, len(a), len(b), "trial %d ef %d", trial, ef)
+			}
+		}
 	}
 }

@@ -379,40 +379,51 @@ func FuzzHNSWLoad(f *testing.F) {
 	// appends a correct one, so mutations reach the parser instead of
 	// stopping at the checksum.
 	f.Add(saved[:len(saved)-4])
-	buf.Reset()
-	g.SaveLinks(&buf)
-	links := buf.Bytes()
+	var lbuf bytes.Buffer
+	g.SaveLinks(&lbuf)
+	links := lbuf.Bytes()
 	f.Add(links[:len(links)-4])
 	f.Add([]byte("MMHN\x01\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b := binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli))
-		h := NewHNSW(4, modality.L2, Config{})
-		// Both loaders: LoadLinks with a store that has a vector for
-		// every even ID (and a NaN for ID 7).
-		var err error
-		if len(body)%2 == 0 {
-			err = h.Load(bytes.NewReader(b))
-		} else {
-			_, err = h.LoadLinks(bytes.NewReader(b), func(id uint32, dst []float32) bool {
-				for i := range dst {
-					dst[i] = float32(id) + float32(i)
+		// Both loaders, on every input: LoadLinks with either walk and a
+		// store that has a vector for every ID but those 1 mod 3, and a
+		// NaN for ID 7.
+		try := func(load func(h *HNSW) error, f32 bool) {
+			h := NewHNSW(4, modality.L2, Config{Float32Walk: f32})
+			if err := load(h); err != nil {
+				if !errors.Is(err, ErrFormat) {
+					t.Fatalf("error not wrapping ErrFormat: %v", err)
 				}
-				if id == 7 {
-					dst[0] = float32(math.NaN())
-				}
-				return id%2 == 0 || id == 7
-			})
-		}
-		if err != nil {
-			if !errors.Is(err, ErrFormat) {
-				t.Fatalf("error not wrapping ErrFormat: %v", err)
+				return
 			}
-			return
+			// Whatever loaded must be searchable, writable and savable
+			// without panicking.
+			h.Search([]float32{0, 0, 0, 1}, 5, SearchOptions{})
+			h.Search([]float32{1, 0, 0, 0}, 5, SearchOptions{Exact: true})
+			h.Add(1000, []float32{1, 2, 3, 4})
+			h.Search([]float32{0, 0, 0, 1}, 5, SearchOptions{Ef: 1})
+			h.Delete(1000)
+			h.Delete(2)
+			var out bytes.Buffer
+			if err := h.SaveLinks(&out); err != nil {
+				t.Fatal(err)
+			}
 		}
-		// Whatever loaded must be searchable without panicking.
-		h.Search([]float32{0, 0, 0, 1}, 5, SearchOptions{})
-		h.Search([]float32{1, 0, 0, 0}, 5, SearchOptions{Exact: true})
-		h.Add(1000, []float32{1, 2, 3, 4})
-		h.Delete(1000)
+		try(func(h *HNSW) error { return h.Load(bytes.NewReader(b)) }, false)
+		for _, f32 := range []bool{false, true} {
+			try(func(h *HNSW) error {
+				_, err := h.LoadLinks(bytes.NewReader(b), func(id uint32, dst []float32) bool {
+					for i := range dst {
+						dst[i] = float32(id%13) + float32(i)
+					}
+					if id == 7 {
+						dst[0] = float32(math.NaN())
+					}
+					return id%3 != 1
+				})
+				return err
+			}, f32)
+		}
 	})
 }

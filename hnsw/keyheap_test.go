@@ -50,8 +50,9 @@ func TestKeyHeaps(t *testing.T) {
 	}
 }
 
-// TestBeamKeyOrder checks that beamKey orders results as worse does, -0
-// as +0, and that keyResult inverts it.
+// TestBeamKeyOrder checks that beamKey orders results as worse does (but
+// for -0, just before +0: a tie, kept so the distance comes back exact),
+// that a NaN comes after every number, and that keyResult inverts it.
 func TestBeamKeyOrder(t *testing.T) {
 	dists := []float32{float32(math.Inf(-1)), -3.5, -1e-30, float32(math.Copysign(0, -1)), 0, 1e-30, 0.5, 2, float32(math.Inf(1))}
 	var rs []Result
@@ -61,10 +62,19 @@ func TestBeamKeyOrder(t *testing.T) {
 		}
 	}
 	for _, a := range rs {
-		assert.Equal(t, a.Dist == 0 || keyResult(beamKey(a)) == a, true, "round trip of %v", a)
+		back := keyResult(beamKey(a))
+		assert.Equal(t, math.Float32bits(a.Dist), math.Float32bits(back.Dist), "round trip of %v", a)
+		assert.Equal(t, a.ID, back.ID)
 		for _, b := range rs {
+			if a.Dist == 0 && b.Dist == 0 && math.Signbit(float64(a.Dist)) != math.Signbit(float64(b.Dist)) {
+				assert.Equal(t, math.Signbit(float64(a.Dist)), beamKey(a) < beamKey(b), "-0 before +0: %v against %v", a, b)
+				continue
+			}
 			assert.Equal(t, worse(a, b), beamKey(a) > beamKey(b), "%v against %v", a, b)
 		}
 	}
-	assert.Equal(t, beamKey(Result{ID: 3, Dist: 0}), beamKey(Result{ID: 3, Dist: float32(math.Copysign(0, -1))}))
+	for _, nan := range []uint32{0x7fc00000, 0xffc00000} {
+		k := beamKey(Result{ID: 1, Dist: math.Float32frombits(nan)})
+		assert.Greater(t, k, beamKey(Result{ID: math.MaxUint32, Dist: float32(math.Inf(1))}), "NaN %x after +Inf", nan)
+	}
 }

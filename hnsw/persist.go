@@ -31,8 +31,10 @@ const (
 func (h *HNSW) Save(w io.Writer) error { return h.save(w, true) }
 
 // SaveLinks implements LinkSaver: Save's format (as version 3) without the
-// vectors and the rows of codes, which LoadLinks computes again, and with
-// each layer-0 block cut to the links it holds.
+// vectors of live nodes and the rows of codes, which LoadLinks computes
+// again, and with each layer-0 block cut to the links it holds. The
+// vectors of tombstones are kept: no store has them, and walks still go
+// through them, so a graph loaded back walks as the one saved.
 func (h *HNSW) SaveLinks(w io.Writer) error { return h.save(w, false) }
 
 func (h *HNSW) save(w io.Writer, vectors bool) error {
@@ -47,10 +49,12 @@ func (h *HNSW) save(w io.Writer, vectors bool) error {
 		size += 4 * used * (h.m0 + 1)
 	} else {
 		// Version 3 writes each layer-0 block as its count and the
-		// links it holds, not the whole block.
+		// links it holds, not the whole block, and the vectors of
+		// tombstones only.
 		for s := range used {
 			size += 4 * (1 + int(h.links0[s*(h.m0+1)]))
 		}
+		size += 4 * h.dim * h.tombstones
 	}
 	if vectors {
 		version = hnswVersion
@@ -94,6 +98,19 @@ func (h *HNSW) save(w io.Writer, vectors bool) error {
 	for s := range used {
 		if h.levels[s] > 0 {
 			f.u32s(h.upper[s])
+		}
+	}
+	if !vectors {
+		// A tombstone's vector is in no store, and walks still go
+		// through it: it is saved so a reload walks as before.
+		free := make([]bool, used)
+		for _, s := range h.free {
+			free[s] = true
+		}
+		for s := range used {
+			if h.deleted[s] != 0 && !free[s] {
+				f.f32s(h.vecs[s*h.dim : (s+1)*h.dim])
+			}
 		}
 	}
 	switch {
@@ -149,6 +166,13 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 	}
 	if used64 > uint64(len(fr.b))/4 { // each slot takes at least 4 bytes
 		return nil, fmt.Errorf("%w: %d slots cannot fit in %d bytes", ErrFormat, used64, len(fr.b))
+	}
+	// Version 2 holds every slot's whole link block, so the graph's
+	// arrays are bounded by the input; version 3 holds only the links in
+	// use, and a crafted M would size the blocks at up to 8 KB a slot.
+	// Their room is bounded by the input instead: 64 times it, and 1 MiB.
+	if !inline && used64*uint64(4*(2*m+1)) > 64*uint64(len(fr.b))+1<<20 {
+		return nil, fmt.Errorf("%w: %d slots of M %d in %d bytes", ErrFormat, used64, m, len(fr.b))
 	}
 	used := int(used64)
 	nfree := uint64(fr.u32())
@@ -251,6 +275,21 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 			}
 		}
 	}
+	var saved []bool
+	if !inline {
+		saved = make([]bool, used)
+		for s := range used {
+			if n.deleted[s] != 0 && !isFree[s] {
+				fr.f32sInto(n.vecs[s*dim : (s+1)*dim])
+				saved[s] = true
+			}
+		}
+		for _, x := range n.vecs[:used*dim] {
+			if !finite(x) {
+				return nil, fmt.Errorf("%w: a tombstone's vector holds %v", ErrFormat, x)
+			}
+		}
+	}
 	var rows []byte
 	if version == hnswVersion {
 		rs := uint64(fr.u32())
@@ -273,7 +312,7 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 	}
 	var missing []uint32
 	if !inline {
-		if missing, err = n.fillVectors(vec, isFree); err != nil {
+		if missing, err = n.fillVectors(vec, isFree, saved); err != nil {
 			return nil, err
 		}
 	}
@@ -319,13 +358,13 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 	return missing, nil
 }
 
-// fillVectors takes the vectors of a graph loaded without them from vec.
-// A live node vec has none for is returned in missing; it and each
-// tombstone (whose vector only steers walks) take the vector of the
-// first node they link to on layer 0 that has one, so walks through them
-// still go somewhere near where they were, or zeros if none does.
-func (n *HNSW) fillVectors(vec func(id uint32, dst []float32) bool, isFree []bool) (missing []uint32, err error) {
-	has := make([]bool, n.used)
+// fillVectors takes the vectors of a graph's live nodes, loaded without
+// them, from vec; has marks the slots whose vector is already in place
+// (the tombstones', saved in the file). A live node vec has none for is
+// returned in missing, and takes the vector of the first node it links to
+// on layer 0 that has one (zeros if none does): the caller must see it
+// deleted or replaced by the log before any search.
+func (n *HNSW) fillVectors(vec func(id uint32, dst []float32) bool, isFree, has []bool) (missing []uint32, err error) {
 	for s := range n.used {
 		if isFree[s] || n.deleted[s] != 0 {
 			continue
