@@ -30,9 +30,12 @@ type Config struct {
 	// a byte a component (a quarter of the bytes to fetch per distance),
 	// then re-score the nodes found on the float32 vectors: results carry
 	// exact distances in exact order, and links are chosen on exact
-	// distances. The copy costs about dim+12 bytes per node, in memory and
-	// in saved graphs; on 100k x 128 it makes searches 1.2x and builds 1.4x
-	// faster at the same recall (BenchmarkWalk, BenchmarkBuildWalk).
+	// distances. The copy costs about dim+12 bytes per node in memory (and
+	// in what Save writes; SaveLinks computes it again on load); on 100k x
+	// 128 it makes searches 1.2x and builds 1.4x faster at the same recall
+	// (BenchmarkWalk, BenchmarkBuildWalk). Without it a loaded 128-d graph
+	// holds 703 bytes a vector instead of 843, less than hnswlib's 785
+	// (BENCHMARKS.md): the setting for memory over speed.
 	Float32Walk bool
 }
 
