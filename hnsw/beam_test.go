@@ -19,6 +19,9 @@ import (
 // random floats, so ties in distance, where the two may differ, do not
 // occur.
 func TestBeamMatchesHeaps(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine equivalence: nothing for the race detector, and 20x slower under it")
+	}
 	cases := []struct {
 		name    string
 		metric  modality.Metric
@@ -111,6 +114,9 @@ func TestBeamRanksNaNLast(t *testing.T) {
 // ties in distance) with tombstones, the beam and the heaps return as
 // many results for every ef, including ef 1 and ef beyond the graph.
 func TestBeamTiesAndTombstones(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-goroutine equivalence: nothing for the race detector, and 20x slower under it")
+	}
 	r := rand.New(rand.NewPCG(7, 7))
 	for trial := range 30 {
 		n := 20 + r.IntN(200)
