@@ -5,8 +5,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/internal/dataset"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -141,5 +143,68 @@ func TestBeamTiesAndTombstones(t *testing.T) {
 				require.Equal(t, len(a), len(b), "trial %d ef %d", trial, ef)
 			}
 		}
+	}
+}
+
+// walkLayer0 is Search without an allow-list, its layer-0 walk on the beam
+// or on the two heaps: what BenchmarkBeamVsHeaps compares.
+func walkLayer0(h *HNSW, q []float32, k, ef int, heaps bool) []Result {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	sc := h.getSearcher()
+	defer h.searchers.Put(sc)
+	ep := h.entry.Load()
+	qq := h.searchQuery(q, h.walksOnCodes(), sc)
+	cur := Result{ID: uint32(ep), Dist: h.qdist(&qq, uint32(ep))}
+	for l := int(ep >> 32); l > 0; l-- {
+		cur = h.greedy(&qq, cur, l, sc)
+	}
+	var found []Result
+	if heaps {
+		found = h.searchHeaps(&qq, []Result{cur}, max(ef, k), 0, nil, true, sc)
+	} else {
+		found = h.searchBeam(&qq, []Result{cur}, max(ef, k), 0, true, sc)
+	}
+	if qq.approx {
+		h.rescore(q, found)
+	}
+	return h.toIDs(found, k)
+}
+
+// BenchmarkBeamVsHeaps times the layer-0 walk on the beam against the same
+// walk on the two heaps (what a filtered walk uses), on one sift5k graph,
+// the two alternating in blocks of 100 queries; it reports the beam's time
+// over the heaps' and checks they return the same results.
+//
+//	go test -run '^$' -bench '^BenchmarkBeamVsHeaps$' -benchtime 200x ./hnsw
+func BenchmarkBeamVsHeaps(b *testing.B) {
+	dir := "../../shared/data/sift5k"
+	base, err := dataset.ReadVecs(dir + "/sift5k_base4900.fvecs")
+	if err != nil {
+		b.Skipf("sift5k not found (%v): it is in ../shared/data beside the repository", err)
+	}
+	qs, err := dataset.ReadVecs(dir + "/sift5k_query100.fvecs")
+	require.NoError(b, err)
+	g := NewHNSW(128, modality.L2, Config{Seed: 1})
+	for i, v := range base {
+		require.NoError(b, g.Add(uint32(i), v))
+	}
+	for _, ef := range []int{16, 56, 96, 128, 200, 256, 512} {
+		b.Run(fmt.Sprintf("ef=%d", ef), func(b *testing.B) {
+			for _, q := range qs {
+				require.Equal(b, walkLayer0(g, q, 10, ef, true), walkLayer0(g, q, 10, ef, false))
+			}
+			var took [2]time.Duration
+			for b.Loop() {
+				for v, heaps := range []bool{false, true} {
+					start := time.Now()
+					for _, q := range qs {
+						walkLayer0(g, q, 10, ef, heaps)
+					}
+					took[v] += time.Since(start)
+				}
+			}
+			b.ReportMetric(float64(took[0])/float64(took[1]), "beam/heaps")
+		})
 	}
 }

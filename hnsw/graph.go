@@ -479,7 +479,7 @@ func (h *HNSW) searchLayer(q *query, eps []Result, ef, l int, allow *allowed, sk
 	}
 	// With an allow-list the beam would hold the nodes it leaves out
 	// too: it took 1.03x the heaps' time on sift5k with half the nodes
-	// allowed, 1.2x with a tenth.
+	// allowed, 1.2x with a tenth (a throwaway A/B, BENCHMARKS.md).
 	return h.searchHeaps(q, eps, ef, l, allow, skipDeleted, sc)
 }
 

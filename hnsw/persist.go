@@ -44,24 +44,21 @@ func (h *HNSW) save(w io.Writer, vectors bool) error {
 	h.slotMu.Lock()
 	used := h.used
 	size := 52 + 4*len(h.free) + 4*len(h.centre) + 8*used
-	version := uint32(linksVersion)
+	version := uint32(hnswVersion)
 	if vectors {
-		size += 4 * used * (h.m0 + 1)
+		size += 4 * used * (h.dim + h.m0 + 1)
+		if h.rows != nil {
+			size += used * h.rowSize
+		}
 	} else {
 		// Version 3 writes each layer-0 block as its count and the
 		// links it holds, not the whole block, and the vectors of
 		// tombstones only.
+		version = linksVersion
 		for s := range used {
 			size += 4 * (1 + int(h.links0[s*(h.m0+1)]))
 		}
 		size += 4 * h.dim * h.tombstones
-	}
-	if vectors {
-		version = hnswVersion
-		size += 4 * used * h.dim
-		if h.rows != nil {
-			size += used * h.rowSize
-		}
 	}
 	for s := range used {
 		size += 4 * len(h.upper[s])
@@ -280,13 +277,14 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 		saved = make([]bool, used)
 		for s := range used {
 			if n.deleted[s] != 0 && !isFree[s] {
-				fr.f32sInto(n.vecs[s*dim : (s+1)*dim])
+				v := n.vecs[s*dim : (s+1)*dim]
+				fr.f32sInto(v)
+				for _, x := range v {
+					if !finite(x) {
+						return nil, fmt.Errorf("%w: a tombstone's vector holds %v", ErrFormat, x)
+					}
+				}
 				saved[s] = true
-			}
-		}
-		for _, x := range n.vecs[:used*dim] {
-			if !finite(x) {
-				return nil, fmt.Errorf("%w: a tombstone's vector holds %v", ErrFormat, x)
 			}
 		}
 	}

@@ -196,9 +196,7 @@ func (t *Tx) vectorInto(mod string, id uint32, dst []float32) bool {
 	if len(v) != 4*len(dst) {
 		return false
 	}
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(v[4*i:]))
-	}
+	decodeInto(dst, v)
 	return true
 }
 
@@ -256,10 +254,15 @@ func EncodeVector(v []float32) []byte {
 // DecodeVector is the inverse of EncodeVector. len(b) must be a multiple of 4.
 func DecodeVector(b []byte) []float32 {
 	v := make([]float32, len(b)/4)
-	for i := range v {
-		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
+	decodeInto(v, b)
 	return v
+}
+
+// decodeInto decodes the first len(dst) float32s of b into dst.
+func decodeInto(dst []float32, b []byte) {
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
 }
 
 // ForEachID calls fn for every entry of the external -> internal ID map.
