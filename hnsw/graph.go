@@ -136,6 +136,16 @@ type HNSW struct {
 	sinceCheck, checkAt atomic.Int64
 	checking            atomic.Bool
 	relinks             atomic.Int64 // re-links made by repairs, for tests
+	// scratch is the checks' working memory (reach), reused so that the
+	// check every live/8 writes makes no garbage over a build: about 9
+	// bytes a node once a check has run. Its lock is held over a check
+	// and the re-links that use its answer (repairLocked, Unreachable).
+	scratch struct {
+		sync.Mutex
+		seen        []bool
+		indeg       []uint32
+		order, lost []uint32
+	}
 
 	// outgrown is set when the float32 vectors outgrow cacheWalkBytes
 	// (by an insert, for good; by Load, from the loaded size): walks then
@@ -417,8 +427,12 @@ func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *se
 	}
 	// Choose the neighbours on every layer first: the caller writes them.
 	top := min(level, epLevel)
-	neigh := make([][]Result, top+1)
-	eps := []Result{cur}
+	for len(sc.neigh) <= top {
+		sc.neigh = append(sc.neigh, nil)
+	}
+	neigh := sc.neigh[:top+1]
+	sc.ep[0] = cur
+	eps := sc.ep[:]
 	for l := top; l >= 0; l-- {
 		found := h.searchLayer(&qq, eps, h.cfg.EfConstruction, l, nil, false, sc)
 		if qq.approx {
@@ -433,7 +447,7 @@ func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *se
 		}
 		sc.cands = cands
 		sortLinks(cands, self)
-		neigh[l] = h.selectNeighbours(cands, h.m)
+		neigh[l] = h.selectNeighbours(neigh[l][:0], cands, h.m)
 		if qq.approx && l > 0 {
 			// The next layer's walk compares code distances.
 			for i := range found {
@@ -540,12 +554,12 @@ func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, sk
 // selectNeighbours is the heuristic of Algorithm 4: walk candidates closest
 // first and keep one only if it is closer to the base than to every
 // neighbour already kept. It spreads links across directions, which keeps
-// clustered data navigable. cands must be sorted closest first.
-func (h *HNSW) selectNeighbours(cands []Result, m int) []Result {
+// clustered data navigable. cands must be sorted closest first. The kept
+// ones are appended to out, which must not overlap cands.
+func (h *HNSW) selectNeighbours(out, cands []Result, m int) []Result {
 	if len(cands) <= m {
-		return append([]Result(nil), cands...)
+		return append(out, cands...)
 	}
-	out := make([]Result, 0, m)
 	for _, c := range cands {
 		good := true
 		cv := h.vec(c.ID)
@@ -599,19 +613,22 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 		return
 	}
 	nq := query{v: h.vec(node)}
-	var buf [64]float32 // 2M = 32 links by default: no allocation
-	ds := buf[:]
-	if n > len(buf) {
-		ds = make([]float32, n)
+	// Up to 2M = 64 links (M 32) without allocating: a build makes no
+	// garbage here, so the collector's heap does not swell over it.
+	var dbuf [64]float32
+	var cbuf [65]Result
+	var sbuf [64]Result
+	ds, cands, kept := dbuf[:], cbuf[:0], sbuf[:0]
+	if n > len(dbuf) {
+		ds, cands, kept = make([]float32, n), make([]Result, 0, n+1), make([]Result, 0, n)
 	}
 	h.qdists(&nq, b[1:n+1], ds)
-	cands := make([]Result, 0, n+1)
 	cands = append(cands, Result{ID: newSlot, Dist: d})
 	for i, dd := range ds[:n] {
 		cands = append(cands, Result{ID: b[i+1], Dist: dd})
 	}
 	sortLinks(cands, node)
-	h.writeBlock(b, h.selectNeighbours(cands, h.capAt(l)))
+	h.writeBlock(b, h.selectNeighbours(kept, cands, h.capAt(l)))
 }
 
 // sortLinks sorts the candidate links of node closest first (insertion
@@ -897,7 +914,7 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 		cands = append(cands, Result{ID: s, Dist: h.dist(nv, h.vec(s))})
 	}
 	sortLinks(cands, n)
-	h.writeBlock(b, h.selectNeighbours(cands, h.capAt(l)))
+	h.writeBlock(b, h.selectNeighbours(nil, cands, h.capAt(l)))
 }
 
 // maybeCompactLocked compacts when tombstones pass CompactAt. Called with
@@ -994,6 +1011,11 @@ type searcher struct {
 	// cands holds the live nodes of a search's results, to choose links
 	// from.
 	cands []Result
+	// neigh holds an insert's chosen links per layer (neighbours), and ep
+	// its entry point on each layer's walk: reused, so an insert makes no
+	// garbage.
+	neigh [][]Result
+	ep    [1]Result
 }
 
 // distsFor returns room for n distances.

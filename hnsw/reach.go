@@ -14,15 +14,21 @@ import (
 // nodes point at it. One pass over the reached nodes' links per layer, no
 // distances: linear in the graph. mu must be held (shared is enough) and
 // no insert, delete or re-link may run, or the answer describes no single
-// moment.
+// moment. The slices are h.scratch's (whose lock the caller holds), valid
+// until the next check.
 func (h *HNSW) reach(used int) (seen []bool, indeg []uint32) {
-	seen = make([]bool, used)
-	indeg = make([]uint32, used)
+	r := &h.scratch
+	seen = slices.Grow(r.seen[:0], used)[:used]
+	indeg = slices.Grow(r.indeg[:0], used)[:used]
+	clear(seen)
+	clear(indeg)
+	r.seen, r.indeg = seen, indeg
 	ep := h.entry.Load()
 	if uint32(ep) == noNode || int(uint32(ep)) >= used {
 		return seen, indeg
 	}
-	order := []uint32{uint32(ep)}
+	order := append(r.order[:0], uint32(ep))
+	defer func() { r.order = order[:0] }()
 	seen[uint32(ep)] = true
 	for l := int(ep >> 32); l >= 0; l-- {
 		// Every node reached so far reaches layer l: a layer-l link only
@@ -54,12 +60,14 @@ func (h *HNSW) reach(used int) (seen []bool, indeg []uint32) {
 
 // unreachableSlots returns the live slots that reach does not reach, with
 // the layer-0 in-degrees it counted and the number of live slots. The
-// same locking as reach.
+// same locking as reach; lost is h.scratch's too.
 func (h *HNSW) unreachableSlots() (lost []uint32, seen []bool, indeg []uint32, live int) {
 	h.slotMu.Lock()
 	used := h.used
 	h.slotMu.Unlock()
 	seen, indeg = h.reach(used)
+	lost = h.scratch.lost[:0]
+	defer func() { h.scratch.lost = lost[:0] }()
 	for s := range uint32(used) {
 		if atomic.LoadUint32(&h.deleted[s]) == 0 {
 			live++
@@ -81,6 +89,8 @@ func (h *HNSW) Unreachable() []uint32 {
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	h.scratch.Lock()
+	defer h.scratch.Unlock()
 	lost, _, _, _ := h.unreachableSlots()
 	ids := make([]uint32, len(lost))
 	for i, s := range lost {
@@ -135,6 +145,8 @@ func (h *HNSW) maybeRepairLocked() {
 // repairLocked is Repair with mu held, shared or exclusively. Writers
 // running meanwhile (maybeRepairLocked) make the checks approximate.
 func (h *HNSW) repairLocked() (relinked int) {
+	h.scratch.Lock()
+	defer h.scratch.Unlock()
 	h.sinceCheck.Store(0)
 	var sc *searcher
 	for range maxRepairPasses {
@@ -181,7 +193,7 @@ func (h *HNSW) relink(u uint32, seen []bool, indeg []uint32, sc *searcher) {
 			}
 		}
 		sortLinks(cands, u)
-		h.setLinks(u, l, h.selectNeighbours(cands, h.capAt(l)))
+		h.setLinks(u, l, h.selectNeighbours(nil, cands, h.capAt(l)))
 	}
 	for l := len(neigh) - 1; l >= 0; l-- {
 		for _, n := range neigh[l] {
