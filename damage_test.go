@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -84,7 +85,11 @@ func buildDamageBase(t *testing.T, dir string) (string, string) {
 func damagedCopies(t *testing.T, base, dir string, full bool) []string {
 	data, err := os.ReadFile(base)
 	require.NoError(t, err)
-	const ps = 4096 // a guess good enough to aim at page boundaries
+	// The page size, from the first meta page (after its 16-byte page
+	// header: magic, version, page size).
+	require.Greater(t, len(data), 28)
+	ps := int(binary.LittleEndian.Uint32(data[24:28]))
+	require.True(t, ps >= 1024 && ps&(ps-1) == 0, "page size %d", ps)
 	name := strings.TrimSuffix(filepath.Base(base), ".mmdb")
 	var paths []string
 	write := func(kind string, at int, b []byte) {

@@ -156,3 +156,53 @@ func FuzzDecodeRecord(f *testing.F) {
 		assert.Equal(t, r.Attrs, again)
 	})
 }
+
+// TestPageSize: a new file has 16 KiB pages, and a file made with another
+// page size (as every file was before) keeps it, and its data, when opened
+// again and written to.
+func TestPageSize(t *testing.T) {
+	m := modality.Modality{Name: "image", Dim: 512, Metric: modality.L2}
+	put := func(s *Store, ext string) {
+		require.NoError(t, s.Update(func(tx *Tx) error {
+			id, err := tx.AllocID(ext)
+			require.NoError(t, err)
+			require.NoError(t, tx.PutRecord(id, Record{ID: ext}))
+			return tx.PutVector("image", id, make([]float32, 512))
+		}))
+	}
+	for _, tc := range []struct {
+		name    string
+		created int
+	}{
+		{"new file", 16 << 10},
+		{"file of 4 KiB pages", 4 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.mmdb")
+			old := pageSize
+			pageSize = tc.created
+			s, err := Open(path, nil)
+			pageSize = old
+			require.NoError(t, err)
+			require.NoError(t, s.Update(func(tx *Tx) error { return tx.DefineModality(m) }))
+			put(s, "a")
+			require.NoError(t, s.Close())
+
+			s, err = Open(path, nil)
+			require.NoError(t, err)
+			defer s.Close()
+			assert.Equal(t, tc.created, s.bolt.Info().PageSize)
+			put(s, "b")
+			require.NoError(t, s.View(func(tx *Tx) error {
+				for _, ext := range []string{"a", "b"} {
+					id, ok := tx.LookupID(ext)
+					require.True(t, ok, ext)
+					v, ok := tx.Vector("image", id)
+					assert.True(t, ok, ext)
+					assert.Len(t, v, 512)
+				}
+				return nil
+			}))
+		})
+	}
+}
