@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,7 +19,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const fullEnv = "MMDB_FULL_FILE_CHILD"
+const (
+	fullEnv      = "MMDB_FULL_FILE_CHILD"
+	fullLimitEnv = "MMDB_FULL_FILE_LIMIT"
+)
 
 // TestFullFileChild opens a database that needs its index rebuilt while
 // the file may not grow (RLIMIT_FSIZE: writes past the limit fail, as on
@@ -29,12 +33,11 @@ func TestFullFileChild(t *testing.T) {
 		t.Skip("the child process of TestOpenOnAFullDisk")
 	}
 	signal.Ignore(syscall.SIGXFSZ)
-	fi, err := os.Stat(path)
+	limit, err := strconv.ParseUint(os.Getenv(fullLimitEnv), 10, 64)
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(3)
 	}
-	limit := uint64(fi.Size() / 2)
 	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: limit, Max: limit}); err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(3)
@@ -74,14 +77,25 @@ func TestOpenOnAFullDisk(t *testing.T) {
 	}
 	require.NoError(t, db.Put(ctx, items...))
 	require.NoError(t, db.Close())
-	// Drop the saved graph, so the next Open rebuilds it and must save it.
+	// Drop the saved graph, so the next Open rebuilds it and must save it,
+	// and compact the file, so that the save cannot reuse the graph's
+	// pages: it must write past the pages in use, where the child's limit
+	// is.
 	b, err := bolt.Open(path, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, b.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("index/image")) }))
+	compact := filepath.Join(t.TempDir(), "compact.mmdb")
+	dst, err := bolt.Open(compact, 0o600, &bolt.Options{PageSize: b.Info().PageSize})
+	require.NoError(t, err)
+	require.NoError(t, bolt.Compact(dst, b, 0))
+	var inUse int64
+	require.NoError(t, dst.View(func(tx *bolt.Tx) error { inUse = tx.Size(); return nil }))
+	require.NoError(t, dst.Close())
 	require.NoError(t, b.Close())
+	require.NoError(t, os.Rename(compact, path))
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFullFileChild$")
-	cmd.Env = append(os.Environ(), fullEnv+"="+path)
+	cmd.Env = append(os.Environ(), fullEnv+"="+path, fmt.Sprintf("%s=%d", fullLimitEnv, inUse))
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "count 3000 hits 1")

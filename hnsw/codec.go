@@ -1,12 +1,16 @@
 package hnsw
 
 import (
+	"slices"
+
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
 	"unsafe"
+
+	"github.com/parquet-go/bitpack"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -224,4 +228,42 @@ func readInto[T float32 | uint32](f *frameReader, dst []T, decode func([]byte) T
 		}
 	}
 	f.b = f.b[4*n:]
+}
+
+// packPad is the zero bytes written after each packed array: the unpacker
+// reads up to that far past the last value's bytes.
+const packPad = bitpack.PaddingInt32
+
+// packed appends v, each value in width bits (1 to 32; values must fit),
+// then packPad zero bytes.
+func (f *frameWriter) packed(v []uint32, width uint) {
+	n := bitpack.ByteCount(width * uint(len(v)))
+	f.buf = slices.Grow(f.buf, n+packPad)
+	at := len(f.buf)
+	f.buf = f.buf[:at+n+packPad]
+	clear(f.buf[at:])
+	if len(v) > 0 {
+		bitpack.Pack(f.buf[at:], v, width)
+	}
+}
+
+// fits reports whether n values of width bits (and the padding) remain, so
+// a caller can check before it allocates room for them.
+func (f *frameReader) fits(n uint64, width uint) bool {
+	return width >= 1 && width <= 32 && n <= uint64(len(f.b))*8/uint64(width) && f.need((n*uint64(width)+7)/8+packPad)
+}
+
+// unpackInto reads len(dst) values of width bits, written by packed.
+func (f *frameReader) unpackInto(dst []uint32, width uint) {
+	if !f.fits(uint64(len(dst)), width) {
+		if f.err == nil {
+			f.err = fmt.Errorf("%w: %d values of %d bits do not fit", ErrFormat, len(dst), width)
+		}
+		return
+	}
+	n := bitpack.ByteCount(width*uint(len(dst))) + packPad
+	if len(dst) > 0 {
+		bitpack.Unpack(dst, f.b[:n], width)
+	}
+	f.b = f.b[n:]
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"math"
+	"os"
 	"runtime"
 	"testing"
 
@@ -143,35 +144,126 @@ func TestLoadLinksRefuses(t *testing.T) {
 	assert.Empty(t, missing)
 }
 
-// TestLoadLinksBoundsMemory checks that a crafted version-3 frame cannot
-// make LoadLinks allocate far more than its own size: it holds only the
-// links in use (12 bytes a slot at least), while the graph's link blocks
-// are sized from the M it claims (up to 8 KB a slot).
+// TestLoadLinksBoundsMemory checks that crafted frames of versions 3 and 4
+// cannot make LoadLinks allocate far more than their own size: they hold
+// only the links in use (12 bytes a slot at least in version 3, a few bits
+// in version 4), while the graph's link blocks are sized from the M they
+// claim (up to 8 KB a block).
 func TestLoadLinksBoundsMemory(t *testing.T) {
 	const n = 20000
 	le := binary.LittleEndian
-	b := []byte("MMHN")
-	b = le.AppendUint32(b, linksVersion)
-	for _, v := range []uint32{4, uint32(modality.L2), 1024, 1, 1} { // dim, metric, M, efC, efS
-		b = le.AppendUint32(b, v)
+	header := func(version uint32, used uint64) []byte {
+		b := []byte("MMHN")
+		b = le.AppendUint32(b, version)
+		for _, v := range []uint32{4, uint32(modality.L2), 1024, 1, 1} { // dim, metric, M, efC, efS
+			b = le.AppendUint32(b, v)
+		}
+		b = le.AppendUint64(b, used)
+		b = le.AppendUint64(b, noNode) // entry
+		b = le.AppendUint32(b, 0)      // free
+		return le.AppendUint32(b, 0)   // centre
 	}
-	b = le.AppendUint64(b, n)      // used
-	b = le.AppendUint64(b, noNode) // entry
-	b = le.AppendUint32(b, 0)      // free
-	b = le.AppendUint32(b, 0)      // centre
+	v3 := header(3, n)
 	for range n {
-		b = le.AppendUint32(b, 0) // ID 0 in every slot: refused, if read
-		b = le.AppendUint32(b, 0)
+		v3 = le.AppendUint32(v3, 0) // ID 0 in every slot: refused, if read
+		v3 = le.AppendUint32(v3, 0)
 	}
 	for range n {
-		b = le.AppendUint32(b, 0)
+		v3 = le.AppendUint32(v3, 0)
 	}
-	b = le.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, err := NewHNSW(4, modality.L2, Config{}).LoadLinks(bytes.NewReader(b), func(uint32, []float32) bool { return true })
-	runtime.ReadMemStats(&after)
-	require.ErrorIs(t, err, ErrFormat)
-	alloc := after.TotalAlloc - before.TotalAlloc
-	assert.Less(t, alloc, uint64(32*len(b)), "allocated %d MB for a %d KB frame", alloc>>20, len(b)>>10)
+	// Version 4, every slot at level 31: 31 upper blocks of 4 KB each,
+	// claimed in a few bytes a slot.
+	packed := func(b []byte, v []uint32, width uint) []byte {
+		f := &frameWriter{buf: b}
+		f.packed(v, width)
+		return f.buf
+	}
+	const n4 = 100 // within the layer-0 bound
+	v4 := header(4, n4)
+	v4 = le.AppendUint32(v4, 11)
+	v4 = packed(v4, make([]uint32, n4), 11) // IDs
+	levels := make([]uint32, n4)
+	for i := range levels {
+		levels[i] = 31
+	}
+	v4 = packed(v4, levels, levelWidth)
+	v4 = packed(v4, make([]uint32, 32*n4), countWidth(2048))
+	v4 = le.AppendUint32(v4, 11)
+	v4 = packed(v4, nil, 11)
+	for name, b := range map[string][]byte{"version 3": v3, "version 4": v4} {
+		b = le.AppendUint32(b, crc32.Checksum(b, castagnoli))
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := NewHNSW(4, modality.L2, Config{}).LoadLinks(bytes.NewReader(b), func(uint32, []float32) bool { return true })
+		runtime.ReadMemStats(&after)
+		require.ErrorIs(t, err, ErrFormat, name)
+		alloc := after.TotalAlloc - before.TotalAlloc
+		// The loader's bound: 64 times the frame, and 1 MiB (unbounded,
+		// version 3 would take 164 MB here and version 4 13 MB).
+		assert.Less(t, alloc, uint64(64*len(b)+2<<20), "%s: allocated %d MB for a %d KB frame", name, alloc>>20, len(b)>>10)
+	}
+}
+
+// TestLoadsVersion3 loads the two files an earlier build wrote of one
+// graph (testdata: Save's version 2 and SaveLinks' version 3, of 500
+// 16-d vectors with IDs 0, 3, 6, ... and every 11th deleted, M 6, seed 5),
+// and checks that both give the same graph, that the version-4 file this
+// build writes of it gives that graph again, and that it is smaller.
+func TestLoadsVersion3(t *testing.T) {
+	data := clustered(600, 16, 8, 77)
+	st := store{}
+	for i, v := range data[:500] {
+		if i%11 != 0 {
+			st[uint32(i)*3] = v
+		}
+	}
+	load := func(name string, b []byte) *HNSW {
+		g := NewHNSW(16, modality.L2, Config{})
+		missing, err := g.LoadLinks(bytes.NewReader(b), st.vec)
+		require.NoError(t, err, name)
+		require.Empty(t, missing, name)
+		return g
+	}
+	full, err := os.ReadFile("testdata/full-v2.bin")
+	require.NoError(t, err)
+	v3, err := os.ReadFile("testdata/links-v3.bin")
+	require.NoError(t, err)
+	want, got := load("version 2", full), load("version 3", v3)
+	require.Equal(t, 46, want.tombstones)
+	sameGraph(t, want, got)
+	var v4 bytes.Buffer
+	require.NoError(t, got.SaveLinks(&v4))
+	assert.Equal(t, uint32(linksVersion), binary.LittleEndian.Uint32(v4.Bytes()[4:]))
+	sameGraph(t, want, load("version 4", v4.Bytes()))
+	assert.Less(t, v4.Len(), len(v3)*3/4, "version 4 is %d bytes, version 3 %d", v4.Len(), len(v3))
+	for _, q := range data[500:] {
+		assert.Equal(t, want.Search(q, 10, SearchOptions{}), got.Search(q, 10, SearchOptions{}))
+	}
+}
+
+// sameGraph asserts that two graphs hold the same nodes, links and vectors
+// in the same slots.
+func sameGraph(t *testing.T, want, got *HNSW) {
+	t.Helper()
+	require.Equal(t, want.used, got.used)
+	assert.Equal(t, want.entry.Load(), got.entry.Load())
+	assert.Equal(t, want.free, got.free)
+	assert.Equal(t, want.slotOf, got.slotOf)
+	isFree := make([]bool, want.used)
+	for _, s := range want.free {
+		isFree[s] = true
+	}
+	for s := range uint32(want.used) {
+		require.Equal(t, want.levels[s], got.levels[s], "slot %d", s)
+		assert.Equal(t, want.deleted[s], got.deleted[s], "slot %d", s)
+		if isFree[s] {
+			continue
+		}
+		assert.Equal(t, want.ids[s], got.ids[s], "slot %d", s)
+		assert.Equal(t, want.vec(s), got.vec(s), "slot %d", s)
+		for l := 0; l <= int(want.levels[s]); l++ {
+			b := want.block(s, l)
+			assert.Equal(t, b[:1+b[0]], got.block(s, l)[:1+b[0]], "slot %d layer %d", s, l)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package hnsw
 import (
 	"fmt"
 	"io"
+	"math/bits"
 	"math/rand/v2"
 
 	"github.com/mmdb-go/mmdb/modality"
@@ -14,9 +15,11 @@ const (
 	// 1 files load, with slot 0's vector as the centre and their rows
 	// computed at load.
 	hnswVersion = 2
-	// linksVersion is version 2 without the vectors and the rows: what
-	// SaveLinks writes.
-	linksVersion = 3
+	// linksVersion is what SaveLinks writes: version 2 without the
+	// vectors of live nodes and the rows, and with the IDs, levels and
+	// links bit-packed (version 3 wrote them as 32-bit values, and still
+	// loads).
+	linksVersion = 4
 )
 
 // Save implements Index. The format (version 2, little-endian) is: magic
@@ -42,28 +45,57 @@ func (h *HNSW) save(w io.Writer, vectors bool) error {
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	h.slotMu.Lock()
-	used := h.used
-	size := 52 + 4*len(h.free) + 4*len(h.centre) + 8*used
-	version := uint32(hnswVersion)
+	var f *frameWriter
 	if vectors {
-		size += 4 * used * (h.dim + h.m0 + 1)
-		if h.rows != nil {
-			size += used * h.rowSize
-		}
+		f = h.saveFull()
 	} else {
-		// Version 3 writes each layer-0 block as its count and the
-		// links it holds, not the whole block, and the vectors of
-		// tombstones only.
-		version = linksVersion
-		for s := range used {
-			size += 4 * (1 + int(h.links0[s*(h.m0+1)]))
-		}
-		size += 4 * h.dim * h.tombstones
+		f = h.saveLinks()
+	}
+	// Searches go on while the bytes are written, and so may a Reserve.
+	h.slotMu.Unlock()
+	h.mu.RUnlock()
+	return f.writeTo(w)
+}
+
+// saveFull lays out version 2 (Save); save holds the locks.
+func (h *HNSW) saveFull() *frameWriter {
+	used := h.used
+	size := 52 + 4*len(h.free) + 4*len(h.centre) + 8*used + 4*used*(h.dim+h.m0+1)
+	if h.rows != nil {
+		size += used * h.rowSize
 	}
 	for s := range used {
 		size += 4 * len(h.upper[s])
 	}
-	f := newFrame(hnswMagic, version, size)
+	f := newFrame(hnswMagic, hnswVersion, size)
+	h.saveHeader(f, used)
+	for s := range used {
+		lv := uint32(h.levels[s])
+		if h.deleted[s] != 0 {
+			lv |= 1 << 31
+		}
+		f.u32(h.ids[s])
+		f.u32(lv)
+	}
+	f.f32s(h.vecs[:used*h.dim])
+	f.u32s(h.links0[:used*(h.m0+1)])
+	for s := range used {
+		if h.levels[s] > 0 {
+			f.u32s(h.upper[s])
+		}
+	}
+	if h.rows != nil {
+		f.u32(uint32(h.rowSize))
+		f.bytes(h.rows[:used*h.rowSize])
+	} else {
+		f.u32(0)
+	}
+	return f
+}
+
+// saveHeader writes what every version starts with: the settings, the
+// slot count, the entry point, the free slots and the centre.
+func (h *HNSW) saveHeader(f *frameWriter, used int) {
 	f.u32(uint32(h.dim))
 	f.u32(uint32(h.metric))
 	f.u32(uint32(h.m))
@@ -75,53 +107,76 @@ func (h *HNSW) save(w io.Writer, vectors bool) error {
 	f.u32s(h.free)
 	f.u32(uint32(len(h.centre)))
 	f.f32s(h.centre)
-	for s := range used {
-		lv := uint32(h.levels[s])
-		if h.deleted[s] != 0 {
-			lv |= 1 << 31
-		}
-		f.u32(h.ids[s])
-		f.u32(lv)
-	}
-	if vectors {
-		f.f32s(h.vecs[:used*h.dim])
-		f.u32s(h.links0[:used*(h.m0+1)])
-	} else {
-		for s := range used {
-			b := h.links0[s*(h.m0+1) : (s+1)*(h.m0+1)]
-			f.u32s(b[:1+b[0]])
-		}
-	}
-	for s := range used {
-		if h.levels[s] > 0 {
-			f.u32s(h.upper[s])
-		}
-	}
-	if !vectors {
-		// A tombstone's vector is in no store, and walks still go
-		// through it: it is saved so a reload walks as before.
-		free := make([]bool, used)
-		for _, s := range h.free {
-			free[s] = true
-		}
-		for s := range used {
-			if h.deleted[s] != 0 && !free[s] {
-				f.f32s(h.vecs[s*h.dim : (s+1)*h.dim])
-			}
-		}
-	}
-	switch {
-	case !vectors:
-	case h.rows != nil:
-		f.u32(uint32(h.rowSize))
-		f.bytes(h.rows[:used*h.rowSize])
-	default:
-		f.u32(0)
-	}
-	h.slotMu.Unlock()
-	h.mu.RUnlock()
-	return f.writeTo(w)
 }
+
+// saveLinks writes version 4 (SaveLinks): after the header, bit-packed
+// arrays (codec.go), each in the fewest bits its largest value needs: the
+// slots' IDs (after their width), their levels (bit 5: tombstone), the
+// link count of every block (each slot's layer 0, then the upper layers
+// of each slot with a level above 0, lowest first), and all the links in
+// that order (after their width); then the vectors of tombstones. save
+// holds the locks.
+func (h *HNSW) saveLinks() *frameWriter {
+	used := h.used
+	ids, levels := h.ids[:used], make([]uint32, used)
+	var counts, links []uint32
+	for s := range used {
+		levels[s] = uint32(h.levels[s])
+		if h.deleted[s] != 0 {
+			levels[s] |= tombBit
+		}
+		b := h.links0[s*(h.m0+1) : (s+1)*(h.m0+1)]
+		counts = append(counts, b[0])
+		links = append(links, b[1:1+b[0]]...)
+	}
+	for s := range used {
+		for l := 1; l <= int(h.levels[s]); l++ {
+			b := h.block(uint32(s), l)
+			counts = append(counts, b[0])
+			links = append(links, b[1:1+b[0]]...)
+		}
+	}
+	var maxID uint32
+	for _, id := range ids {
+		maxID = max(maxID, id)
+	}
+	idw, lw := widthOf(maxID), widthOf(uint32(max(used, 1)-1)) // links < used
+	cw := countWidth(h.m0)
+	size := 64 + 4*len(h.free) + 4*len(h.centre) + 4*h.dim*h.tombstones + 5*packPad +
+		(used*int(idw)+used*levelWidth+len(counts)*int(cw)+len(links)*int(lw))/8
+	f := newFrame(hnswMagic, linksVersion, size)
+	h.saveHeader(f, used)
+	f.u32(uint32(idw))
+	f.packed(ids, idw)
+	f.packed(levels, levelWidth)
+	f.packed(counts, cw)
+	f.u32(uint32(lw))
+	f.packed(links, lw)
+	// A tombstone's vector is in no store, and walks still go through
+	// it: it is saved so a reload walks as before.
+	free := make([]bool, used)
+	for _, s := range h.free {
+		free[s] = true
+	}
+	for s := range used {
+		if h.deleted[s] != 0 && !free[s] {
+			f.f32s(h.vecs[s*h.dim : (s+1)*h.dim])
+		}
+	}
+	return f
+}
+
+// Version 4's fixed widths: a level (0 to 31) and its tombstone bit.
+const (
+	levelWidth = 6
+	tombBit    = 1 << 5
+)
+
+// widthOf is the bits that hold values up to v (at least 1).
+func widthOf(v uint32) uint { return uint(max(bits.Len32(v), 1)) }
+
+// countWidth is the bits of a link count on a graph of layer-0 capacity m0.
+func countWidth(m0 int) uint { return widthOf(uint32(m0)) }
 
 // Load implements Index. The saved dimension and metric must match the
 // index's; M and the ef settings are taken from the data. Every count,
@@ -145,168 +200,55 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 	if err != nil {
 		return nil, err
 	}
-	inline := version < linksVersion // the vectors are in the file
+	inline := version < 3 // the vectors are in the file
 	if !inline && vec == nil {
 		return nil, fmt.Errorf("%w: saved without its vectors (SaveLinks): load it with LoadLinks", ErrFormat)
 	}
-	dim, metric := int(fr.u32()), modality.Metric(fr.u32())
-	m, efc, efs := int(fr.u32()), int(fr.u32()), int(fr.u32())
-	used64, entry := fr.u64(), fr.u64()
-	if fr.err != nil {
-		return nil, fr.err
+	n, entry, centre, err := h.loadHeader(fr, version)
+	if err != nil {
+		return nil, err
 	}
-	if dim != h.dim || metric != h.metric {
-		return nil, fmt.Errorf("%w: saved dim %d metric %v, index has dim %d metric %v", ErrFormat, dim, metric, h.dim, h.metric)
-	}
-	if m < 2 || m > 1024 || efc <= 0 || efc > maxEf || efs <= 0 || efs > maxEf {
-		return nil, fmt.Errorf("%w: M %d, efConstruction %d, efSearch %d out of range", ErrFormat, m, efc, efs)
-	}
-	if used64 > uint64(len(fr.b))/4 { // each slot takes at least 4 bytes
-		return nil, fmt.Errorf("%w: %d slots cannot fit in %d bytes", ErrFormat, used64, len(fr.b))
-	}
-	// Version 2 holds every slot's whole link block, so the graph's
-	// arrays are bounded by the input; version 3 holds only the links in
-	// use, and a crafted M would size the blocks at up to 8 KB a slot.
-	// Their room is bounded by the input instead: 64 times it, and 1 MiB.
-	if !inline && used64*uint64(4*(2*m+1)) > 64*uint64(len(fr.b))+1<<20 {
-		return nil, fmt.Errorf("%w: %d slots of M %d in %d bytes", ErrFormat, used64, m, len(fr.b))
-	}
-	used := int(used64)
-	nfree := uint64(fr.u32())
-	free := fr.u32s(nfree)
-	var centre []float32
-	if version >= 2 {
-		nc := fr.u32()
-		if fr.err == nil && nc != 0 && int(nc) != dim {
-			return nil, fmt.Errorf("%w: centre of %d values for dim %d", ErrFormat, nc, dim)
-		}
-		centre = fr.f32s(uint64(nc))
-		for _, x := range centre {
-			if !finite(x) {
-				return nil, fmt.Errorf("%w: centre holds %v", ErrFormat, x)
-			}
-		}
-	}
-	meta := fr.u32s(2 * used64)
-	m0 := 2 * m
-	// The vectors and layer-0 links must fit in what is left before the
-	// graph's arrays are sized for them.
-	inFile := uint64(1) // version 3: at least a count a block
-	if inline {
-		inFile = uint64(dim + m0 + 1)
-	}
-	if fr.err == nil && !fr.need(4*used64*inFile) {
-		return nil, fr.err
-	}
-	if fr.err != nil {
-		return nil, fr.err
-	}
-	n := NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64, Float32Walk: h.cfg.Float32Walk})
-	n.grow(used)
-	n.used = used
-	n.slotOf = make(map[uint32]uint32, used)
-	// Read straight into the graph's arrays: one copy each.
-	if inline {
-		fr.f32sInto(n.vecs[:used*dim])
-		fr.u32sInto(n.links0[:used*(m0+1)])
+	used := n.used
+	var meta []uint32
+	if version == linksVersion {
+		meta, err = n.readPacked(fr)
 	} else {
-		for s := 0; s < used && fr.err == nil; s++ {
-			b := n.links0[s*(m0+1) : (s+1)*(m0+1)]
-			c := fr.u32()
-			if c > uint32(m0) {
-				return nil, fmt.Errorf("%w: link count %d over capacity %d", ErrFormat, c, m0)
-			}
-			b[0] = c
-			fr.u32sInto(b[1 : 1+c])
-		}
+		meta, err = n.readBlocks(fr, inline)
 	}
-	if fr.err != nil {
-		return nil, fr.err
+	if err != nil {
+		return nil, err
 	}
-	n.free = free
 	isFree := make([]bool, used)
-	for _, s := range free {
+	for _, s := range n.free {
 		if int(s) >= used || isFree[s] {
 			return nil, fmt.Errorf("%w: bad free slot %d", ErrFormat, s)
 		}
 		isFree[s] = true
 	}
-	// A link on layer l must lead to a live slot that reaches layer l, or
-	// a later walk would index past the target's blocks.
-	checkBlock := func(b []uint32, l int) error {
-		if c := n.capAt(l); int(b[0]) > c {
-			return fmt.Errorf("%w: link count %d over capacity %d", ErrFormat, b[0], c)
-		}
-		for _, t := range b[1 : 1+b[0]] {
-			if int(t) >= used || isFree[t] || int(n.levels[t]) < l {
-				return fmt.Errorf("%w: bad link to slot %d on layer %d", ErrFormat, t, l)
-			}
-		}
-		return nil
-	}
-	for s := range used {
-		id, lv := meta[2*s], meta[2*s+1]
-		level := int(lv &^ (1 << 31))
-		if level > maxLevel {
-			return nil, fmt.Errorf("%w: slot %d has level %d", ErrFormat, s, level)
-		}
-		n.ids[s], n.levels[s] = id, uint8(level)
-		if lv&(1<<31) != 0 {
-			n.deleted[s] = 1
-			if !isFree[s] {
-				n.tombstones++
-			}
-		} else {
-			if isFree[s] {
-				return nil, fmt.Errorf("%w: free slot %d is live", ErrFormat, s)
-			}
-			if _, dup := n.slotOf[id]; dup {
-				return nil, fmt.Errorf("%w: ID %d is live in two slots", ErrFormat, id)
-			}
-			n.slotOf[id] = uint32(s)
-		}
-		if level > 0 {
-			n.upper[s] = fr.u32s(uint64(level * (m + 1)))
-			if fr.err != nil {
-				return nil, fr.err
-			}
-		}
+	if err := n.loadNodes(meta, isFree); err != nil {
+		return nil, err
 	}
 	var saved []bool
 	if !inline {
-		saved = make([]bool, used)
-		for s := range used {
-			if n.deleted[s] != 0 && !isFree[s] {
-				v := n.vecs[s*dim : (s+1)*dim]
-				fr.f32sInto(v)
-				for _, x := range v {
-					if !finite(x) {
-						return nil, fmt.Errorf("%w: a tombstone's vector holds %v", ErrFormat, x)
-					}
-				}
-				saved[s] = true
-			}
+		if saved, err = n.readTombstones(fr, isFree); err != nil {
+			return nil, err
 		}
 	}
 	var rows []byte
 	if version == hnswVersion {
 		rs := uint64(fr.u32())
-		if fr.err == nil && rs != 0 && (rs != uint64(n.rowSize) || len(centre) != dim) {
-			return nil, fmt.Errorf("%w: rows of %d bytes for dim %d", ErrFormat, rs, dim)
+		if fr.err == nil && rs != 0 && (rs != uint64(n.rowSize) || len(centre) != n.dim) {
+			return nil, fmt.Errorf("%w: rows of %d bytes for dim %d", ErrFormat, rs, n.dim)
 		}
 		if rs != 0 {
-			rows = fr.bytes(rs * used64)
+			rows = fr.bytes(rs * uint64(used))
 		}
 	}
 	if err := fr.done(); err != nil {
 		return nil, err
 	}
-	for s := range used {
-		for l := 0; l <= int(n.levels[s]); l++ {
-			if err := checkBlock(n.block(uint32(s), l), l); err != nil {
-				return nil, err
-			}
-		}
+	if err := n.checkBlocks(isFree); err != nil {
+		return nil, err
 	}
 	var missing []uint32
 	if !inline {
@@ -314,24 +256,8 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 			return nil, err
 		}
 	}
-	if n.rows != nil {
-		switch {
-		case len(centre) == dim:
-			n.centre = centre
-		case used > 0:
-			// Version 1, or saved under Float32Walk: slot 0 holds the
-			// first vector the graph was given, unless its slot was
-			// reused; any vector of the data serves.
-			n.centre = append([]float32(nil), n.vecs[:dim]...)
-		}
-		if len(rows) == used*n.rowSize && used > 0 {
-			copy(n.rows, rows)
-			if err := n.checkScales(used); err != nil {
-				return nil, err
-			}
-		} else {
-			n.quantizeAll(used)
-		}
+	if err := n.loadCodes(centre, rows); err != nil {
+		return nil, err
 	}
 	if es := uint32(entry); es != noNode {
 		if int(es) >= used || isFree[es] || int(entry>>32) != int(n.levels[es]) {
@@ -341,7 +267,282 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 		return nil, fmt.Errorf("%w: no entry point for %d nodes", ErrFormat, len(n.slotOf))
 	}
 	n.entry.Store(entry)
+	h.adopt(n)
+	return missing, nil
+}
 
+// loadHeader reads what saveHeader wrote, checks it against h and against
+// the input's size, and returns a graph with room for the saved slots.
+func (h *HNSW) loadHeader(fr *frameReader, version uint32) (n *HNSW, entry uint64, centre []float32, err error) {
+	dim, metric := int(fr.u32()), modality.Metric(fr.u32())
+	m, efc, efs := int(fr.u32()), int(fr.u32()), int(fr.u32())
+	used64, entry := fr.u64(), fr.u64()
+	if fr.err != nil {
+		return nil, 0, nil, fr.err
+	}
+	if dim != h.dim || metric != h.metric {
+		return nil, 0, nil, fmt.Errorf("%w: saved dim %d metric %v, index has dim %d metric %v", ErrFormat, dim, metric, h.dim, h.metric)
+	}
+	if m < 2 || m > 1024 || efc <= 0 || efc > maxEf || efs <= 0 || efs > maxEf {
+		return nil, 0, nil, fmt.Errorf("%w: M %d, efConstruction %d, efSearch %d out of range", ErrFormat, m, efc, efs)
+	}
+	if used64 > uint64(len(fr.b))/4 { // a slot takes 4 bytes or more
+		return nil, 0, nil, fmt.Errorf("%w: %d slots cannot fit in %d bytes", ErrFormat, used64, len(fr.b))
+	}
+	// Versions 1 and 2 hold every slot's whole link block, so the graph's
+	// arrays are bounded by the input; later ones hold only the links in
+	// use, and a crafted M would size the blocks at up to 8 KB a slot.
+	// Their room is bounded by the input instead: 64 times it, and 1 MiB.
+	if version >= 3 && used64*uint64(4*(2*m+1)) > 64*uint64(len(fr.b))+1<<20 {
+		return nil, 0, nil, fmt.Errorf("%w: %d slots of M %d in %d bytes", ErrFormat, used64, m, len(fr.b))
+	}
+	free := fr.u32s(uint64(fr.u32()))
+	if version >= 2 {
+		nc := fr.u32()
+		if fr.err == nil && nc != 0 && int(nc) != dim {
+			return nil, 0, nil, fmt.Errorf("%w: centre of %d values for dim %d", ErrFormat, nc, dim)
+		}
+		centre = fr.f32s(uint64(nc))
+		for _, x := range centre {
+			if !finite(x) {
+				return nil, 0, nil, fmt.Errorf("%w: centre holds %v", ErrFormat, x)
+			}
+		}
+	}
+	// What versions 1 to 3 hold for each slot must fit in what is left
+	// before the graph's arrays are sized for them: its ID and level, its
+	// vector and whole layer-0 block (1 and 2), or its link count (3).
+	// Version 4's fields are checked as they are unpacked.
+	var perSlot uint64
+	switch version {
+	case 1, 2:
+		perSlot = 8 + 4*uint64(dim+2*m+1)
+	case 3:
+		perSlot = 12
+	}
+	if fr.err == nil && !fr.need(used64*perSlot) {
+		return nil, 0, nil, fr.err
+	}
+	if fr.err != nil {
+		return nil, 0, nil, fr.err
+	}
+	used := int(used64)
+	n = NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64, Float32Walk: h.cfg.Float32Walk})
+	n.resize(used) // exactly: grow's least 1,024 slots would be 8 MB of blocks at M 1,024
+	n.used = used
+	n.free = free
+	n.slotOf = make(map[uint32]uint32, used)
+	return n, entry, centre, nil
+}
+
+// readBlocks reads versions 1 to 3's slots: the IDs and levels (meta,
+// two values a slot), the vectors when inline, the layer-0 blocks (whole
+// in versions 1 and 2, cut to their count in 3) and the upper blocks.
+func (n *HNSW) readBlocks(fr *frameReader, inline bool) (meta []uint32, err error) {
+	meta = fr.u32s(2 * uint64(n.used)) // loadHeader checked the sizes
+	if fr.err != nil {
+		return nil, fr.err
+	}
+	if inline {
+		fr.f32sInto(n.vecs[:n.used*n.dim])
+		fr.u32sInto(n.links0[:n.used*(n.m0+1)])
+	} else {
+		for s := 0; s < n.used && fr.err == nil; s++ {
+			b := n.block(uint32(s), 0)
+			c := fr.u32()
+			if c > uint32(n.m0) {
+				return nil, fmt.Errorf("%w: link count %d over capacity %d", ErrFormat, c, n.m0)
+			}
+			b[0] = c
+			fr.u32sInto(b[1 : 1+c])
+		}
+	}
+	for s := 0; s < n.used && fr.err == nil; s++ {
+		level := int(meta[2*s+1] &^ (1 << 31))
+		if level > maxLevel {
+			return nil, fmt.Errorf("%w: slot %d has level %d", ErrFormat, s, level)
+		}
+		if level > 0 {
+			n.upper[s] = fr.u32s(uint64(level * (n.m + 1)))
+		}
+	}
+	return meta, fr.err
+}
+
+// readPacked reads version 4's slots (saveLinks) into the graph's blocks,
+// and returns their IDs and levels as readBlocks does.
+func (n *HNSW) readPacked(fr *frameReader) (meta []uint32, err error) {
+	used := uint64(n.used)
+	idw := uint(fr.u32())
+	if fr.err == nil && !fr.fits(used, idw) {
+		return nil, fmt.Errorf("%w: %d IDs of %d bits", ErrFormat, used, idw)
+	}
+	fr.unpackInto(n.ids[:used], idw)
+	levels := make([]uint32, used)
+	fr.unpackInto(levels, levelWidth)
+	if fr.err != nil {
+		return nil, fr.err
+	}
+	var upper uint64 // blocks above layer 0
+	for _, lv := range levels {
+		upper += uint64(lv &^ tombBit)
+	}
+	blocks, cw := used+upper, countWidth(n.m0)
+	if !fr.fits(blocks, cw) {
+		return nil, fmt.Errorf("%w: %d link counts do not fit", ErrFormat, blocks)
+	}
+	// The upper blocks' room is bounded as loadHeader bounds layer 0's.
+	if upper*uint64(4*(n.m+1)) > 64*uint64(len(fr.b))+1<<20 {
+		return nil, fmt.Errorf("%w: %d upper-layer blocks of M %d in %d bytes", ErrFormat, upper, n.m, len(fr.b))
+	}
+	for s, lv := range levels {
+		if level := int(lv &^ tombBit); level > 0 {
+			n.upper[s] = make([]uint32, level*(n.m+1))
+		}
+	}
+	counts := make([]uint32, blocks)
+	fr.unpackInto(counts, cw)
+	var total uint64
+	for _, c := range counts {
+		total += uint64(c)
+	}
+	lw := uint(fr.u32())
+	if fr.err == nil && !fr.fits(total, lw) {
+		return nil, fmt.Errorf("%w: %d links of %d bits do not fit", ErrFormat, total, lw)
+	}
+	links := make([]uint32, total)
+	fr.unpackInto(links, lw)
+	if fr.err != nil {
+		return nil, fr.err
+	}
+	meta = make([]uint32, 2*used)
+	next, i := 0, 0
+	fill := func(s, l int) error {
+		c := counts[next]
+		if int(c) > n.capAt(l) {
+			return fmt.Errorf("%w: link count %d over capacity %d", ErrFormat, c, n.capAt(l))
+		}
+		b := n.block(uint32(s), l)
+		b[0] = c
+		copy(b[1:1+c], links[i:])
+		next, i = next+1, i+int(c)
+		return nil
+	}
+	for s, lv := range levels {
+		meta[2*s], meta[2*s+1] = n.ids[s], lv&^tombBit
+		if lv&tombBit != 0 {
+			meta[2*s+1] |= 1 << 31
+		}
+		if err := fill(s, 0); err != nil {
+			return nil, err
+		}
+	}
+	for s, lv := range levels {
+		for l := 1; l <= int(lv&^tombBit); l++ {
+			if err := fill(s, l); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return meta, nil
+}
+
+// loadNodes sets each slot's ID, level and tombstone flag from meta, and
+// maps the live IDs to their slots.
+func (n *HNSW) loadNodes(meta []uint32, isFree []bool) error {
+	for s := range n.used {
+		id, lv := meta[2*s], meta[2*s+1]
+		level := int(lv &^ (1 << 31))
+		if level > maxLevel {
+			return fmt.Errorf("%w: slot %d has level %d", ErrFormat, s, level)
+		}
+		n.ids[s], n.levels[s] = id, uint8(level)
+		if lv&(1<<31) != 0 {
+			n.deleted[s] = 1
+			if !isFree[s] {
+				n.tombstones++
+			}
+			continue
+		}
+		if isFree[s] {
+			return fmt.Errorf("%w: free slot %d is live", ErrFormat, s)
+		}
+		if _, dup := n.slotOf[id]; dup {
+			return fmt.Errorf("%w: ID %d is live in two slots", ErrFormat, id)
+		}
+		n.slotOf[id] = uint32(s)
+	}
+	return nil
+}
+
+// readTombstones reads the tombstones' vectors (versions 3 and 4), and
+// returns which slots have theirs in place.
+func (n *HNSW) readTombstones(fr *frameReader, isFree []bool) ([]bool, error) {
+	saved := make([]bool, n.used)
+	for s := range n.used {
+		if n.deleted[s] == 0 || isFree[s] {
+			continue
+		}
+		v := n.vecs[s*n.dim : (s+1)*n.dim]
+		fr.f32sInto(v)
+		if fr.err != nil {
+			return nil, fr.err
+		}
+		for _, x := range v {
+			if !finite(x) {
+				return nil, fmt.Errorf("%w: a tombstone's vector holds %v", ErrFormat, x)
+			}
+		}
+		saved[s] = true
+	}
+	return saved, nil
+}
+
+// checkBlocks checks every link: on layer l it must lead to a live slot
+// that reaches layer l, or a later walk would index past the target's
+// blocks.
+func (n *HNSW) checkBlocks(isFree []bool) error {
+	for s := range n.used {
+		for l := 0; l <= int(n.levels[s]); l++ {
+			b := n.block(uint32(s), l)
+			if c := n.capAt(l); int(b[0]) > c {
+				return fmt.Errorf("%w: link count %d over capacity %d", ErrFormat, b[0], c)
+			}
+			for _, t := range b[1 : 1+b[0]] {
+				if int(t) >= n.used || isFree[t] || int(n.levels[t]) < l {
+					return fmt.Errorf("%w: bad link to slot %d on layer %d", ErrFormat, t, l)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// loadCodes sets the centre and the rows of byte codes: the saved ones
+// (version 2), or computed from the vectors.
+func (n *HNSW) loadCodes(centre []float32, rows []byte) error {
+	if n.rows == nil {
+		return nil
+	}
+	switch {
+	case len(centre) == n.dim:
+		n.centre = centre
+	case n.used > 0:
+		// Version 1, or saved under Float32Walk: slot 0 holds the
+		// first vector the graph was given, unless its slot was
+		// reused; any vector of the data serves.
+		n.centre = append([]float32(nil), n.vecs[:n.dim]...)
+	}
+	if len(rows) == n.used*n.rowSize && n.used > 0 {
+		copy(n.rows, rows)
+		return n.checkScales(n.used)
+	}
+	n.quantizeAll(n.used)
+	return nil
+}
+
+// adopt makes h the graph n, loaded.
+func (h *HNSW) adopt(n *HNSW) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.slotMu.Lock()
@@ -349,11 +550,10 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 	h.cfg, h.m, h.m0, h.ml, h.rowSize, h.centre = n.cfg, n.m, n.m0, n.ml, n.rowSize, n.centre
 	h.codeLines, h.vecLines, h.blockLines0, h.blockLinesUp = n.codeLines, n.vecLines, n.blockLines0, n.blockLinesUp
 	h.vecs, h.rows, h.ids, h.levels, h.links0, h.upper, h.deleted, h.nodeMu = n.vecs, n.rows, n.ids, n.levels, n.links0, n.upper, n.deleted, n.nodeMu
-	h.entry.Store(entry)
+	h.entry.Store(n.entry.Load())
 	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones
 	h.outgrown.Store(h.outgrowsCache())
-	h.rng = rand.New(rand.NewPCG(h.cfg.Seed, used64))
-	return missing, nil
+	h.rng = rand.New(rand.NewPCG(h.cfg.Seed, uint64(n.used)))
 }
 
 // fillVectors takes the vectors of a graph's live nodes, loaded without
