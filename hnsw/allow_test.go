@@ -45,7 +45,7 @@ func TestAllowedMatchesBitmap(t *testing.T) {
 	var a allowed
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a.set(tt.bm)
+			a.set(tt.bm, nil)
 			assert.Equal(t, tt.dense, a.words != nil, "dense copy")
 			probe := []uint32{0, 1, 2, 3, 4, 999, 1000, 4899, 4900, 69_999, 70_000, 199_999, 200_000, 200_099, 200_100, 1 << 20, 4_000_000_000, ^uint32(0)}
 			for range 2000 {
@@ -119,5 +119,75 @@ func TestScanAllowListShapes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFilterFunction: SearchOptions.Filter restricts every engine as an
+// allow-list of the IDs it accepts does, alone and together with Allow
+// (their intersection), in graph walks and exact scans; and a walk under
+// a filter returns only accepted IDs.
+func TestFilterFunction(t *testing.T) {
+	const n, dim = 800, 16
+	data := clustered(n+20, dim, 8, 61)
+	queries := data[n:]
+	g := NewHNSW(dim, modality.L2, Config{Seed: 9})
+	flat := NewFlat(dim, modality.L2)
+	multi := NewMulti(dim, modality.L2, modality.MaxSim, Config{Seed: 9})
+	for i, v := range data[:n] {
+		require.NoError(t, g.Add(uint32(i), v))
+		require.NoError(t, flat.Add(uint32(i), v))
+		if i%2 == 0 { // sets of two vectors
+			require.NoError(t, multi.Add(uint32(i), append(append([]float32(nil), v...), data[i+1]...)))
+		}
+	}
+	g.Delete(4)
+	flat.Delete(4)
+	multi.Delete(4)
+	third := func(id uint32) bool { return id%3 == 0 }
+	bitmapOf := func(keep func(uint32) bool) *roaring.Bitmap {
+		bm := roaring.New()
+		for i := range uint32(n) {
+			if keep(i) {
+				bm.Add(i)
+			}
+		}
+		return bm
+	}
+	low := bitmapOf(func(id uint32) bool { return id < n/2 })
+	both := bitmapOf(func(id uint32) bool { return id < n/2 && id%3 == 0 })
+	tests := []struct {
+		name   string
+		filter SearchOptions // with Filter
+		allow  SearchOptions // the same IDs as a bitmap
+	}{
+		{"filter", SearchOptions{Filter: third}, SearchOptions{Allow: bitmapOf(third)}},
+		{"filter and allow", SearchOptions{Filter: third, Allow: low}, SearchOptions{Allow: both}},
+		{"filter, exact", SearchOptions{Filter: third, Exact: true}, SearchOptions{Allow: bitmapOf(third), Exact: true}},
+		{"filter and allow, exact", SearchOptions{Filter: third, Allow: low, Exact: true}, SearchOptions{Allow: both, Exact: true}},
+		{"none accepted", SearchOptions{Filter: func(uint32) bool { return false }}, SearchOptions{Allow: roaring.New()}},
+	}
+	engines := []struct {
+		name string
+		idx  Index
+	}{{"hnsw", g}, {"flat", flat}, {"multi", multi}}
+	for _, e := range engines {
+		for _, tt := range tests {
+			t.Run(e.name+"/"+tt.name, func(t *testing.T) {
+				for _, q := range queries {
+					for _, k := range []int{1, 10} {
+						want := e.idx.Search(q, k, tt.allow)
+						got := e.idx.Search(q, k, tt.filter)
+						if len(want) == 0 {
+							assert.Empty(t, got, "k=%d", k) // nil or empty
+						} else {
+							assert.Equal(t, want, got, "k=%d", k)
+						}
+						for _, r := range got {
+							assert.True(t, tt.allow.Allow.Contains(r.ID), "ID %d not accepted", r.ID)
+						}
+					}
+				}
+			})
+		}
 	}
 }

@@ -72,7 +72,7 @@ func (f *Flat) Search(q []float32, k int, opts SearchOptions) []Result {
 	h := make(maxHeap, 0, min(k, 1024)+1)
 	d := f.dim
 	for i, id := range f.ids {
-		if opts.Allow != nil && !opts.Allow.Contains(id) {
+		if (opts.Allow != nil && !opts.Allow.Contains(id)) || (opts.Filter != nil && !opts.Filter(id)) {
 			continue
 		}
 		h.offer(Result{ID: id, Dist: f.metric.Distance(q, f.vecs[i*d:(i+1)*d])}, k)

@@ -672,7 +672,7 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if opts.Exact {
-		return h.scan(q, k, opts.Allow)
+		return h.scan(q, k, opts.Allow, opts.Filter)
 	}
 	ep := h.entry.Load()
 	if uint32(ep) == noNode {
@@ -697,8 +697,8 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 		cur = h.greedy(&qq, cur, l, sc)
 	}
 	var allow *allowed
-	if opts.Allow != nil {
-		sc.allow.set(opts.Allow)
+	if opts.Allow != nil || opts.Filter != nil {
+		sc.allow.set(opts.Allow, opts.Filter)
 		allow = &sc.allow
 	}
 	found := h.searchLayer(&qq, []Result{cur}, ef, 0, allow, true, sc)
@@ -711,8 +711,9 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	return res
 }
 
-// scan is the exact search over live nodes (mu held shared).
-func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
+// scan is the exact search over live nodes (mu held shared), among those
+// allow holds and filter accepts (either nil: no limit).
+func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap, filter func(uint32) bool) []Result {
 	h.slotMu.Lock()
 	used := h.used
 	h.slotMu.Unlock()
@@ -722,13 +723,16 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 	// where the two cost the same).
 	var al *allowed
 	byID := false
-	if allow != nil {
-		card := allow.GetCardinality()
+	if allow != nil || filter != nil {
+		card := uint64(used)
+		if allow != nil {
+			card = allow.GetCardinality()
+		}
 		if byID = card*densePerID < uint64(used); !byID {
 			sr := h.getSearcher()
 			defer h.searchers.Put(sr)
 			defer sr.allow.reset()
-			sr.allow.set(allow)
+			sr.allow.set(allow, filter)
 			al = &sr.allow
 			byID = card*al.perID() < uint64(used)
 		}
@@ -749,7 +753,7 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap) []Result {
 	sc := &scanner{top: make(maxHeap, 0, min(k, 1024)+1), q: query{v: q}, k: k}
 	if slots != nil {
 		for _, s := range slots {
-			if atomic.LoadUint32(&h.deleted[s]) == 0 {
+			if atomic.LoadUint32(&h.deleted[s]) == 0 && (filter == nil || filter(h.ids[s])) {
 				sc.add(h, s)
 			}
 		}

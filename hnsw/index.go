@@ -22,6 +22,13 @@ type SearchOptions struct {
 	Ef int
 	// Allow, when non-nil, restricts results to the IDs it holds.
 	Allow *roaring.Bitmap
+	// Filter, when non-nil, restricts results to the IDs it returns true
+	// for (with Allow, to those both allow), as hnswlib's filter functor
+	// and FAISS's IDSelector do: a graph walk asks it about the nodes that
+	// would enter its results, a scan about every vector. It must be safe
+	// for concurrent use and must not call the index. A Multi index asks
+	// it about every set's ID once a search.
+	Filter func(id uint32) bool
 	// Exact asks for a brute-force scan over the index's own vectors:
 	// 100% recall, cost linear in the index size.
 	Exact bool

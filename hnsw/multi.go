@@ -262,6 +262,9 @@ func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, M
 	start := time.Now()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
+	if opts.Filter != nil {
+		opts.Allow, opts.Filter = m.accepted(opts.Allow, opts.Filter), nil
+	}
 	g := m.g
 	var cands []uint32
 	if !opts.Exact {
@@ -305,6 +308,18 @@ func (m *Multi) eachSet(allow *roaring.Bitmap, fn func(id uint32, keys []uint32)
 			fn(id, keys)
 		}
 	}
+}
+
+// accepted is the IDs with a set that allow holds (if it is not nil) and
+// fn accepts, fn asked once about each (mu held shared).
+func (m *Multi) accepted(allow *roaring.Bitmap, fn func(uint32) bool) *roaring.Bitmap {
+	out := roaring.New()
+	m.eachSet(allow, func(id uint32, _ []uint32) {
+		if fn(id) {
+			out.Add(id)
+		}
+	})
+	return out
 }
 
 // owners lists the IDs with a set (those allow holds, if it is not nil),

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/bench/coder"
 )
@@ -177,7 +176,7 @@ func Run(ctx context.Context, d Dataset, cfg Config) (Report, error) {
 		}
 		for _, ef := range efs {
 			r := Row{Dataset: d.Name, Engine: eng, Ef: ef, Allowed: 1}
-			r.Recall, r.QPS, r.WallQPS = measure(idx, d.Queries, truth, cfg.K, ef, nil)
+			r.Recall, r.QPS, r.WallQPS = measure(idx, d.Queries, truth, cfg.K, ef, hnsw.SearchOptions{})
 			cfg.logf("%s: %s ef=%d recall@%d %.3f, %.0f q/CPU-s", d.Name, eng, ef, cfg.K, r.Recall, r.QPS)
 			rep.Rows = append(rep.Rows, r)
 		}
@@ -312,8 +311,8 @@ func ExactTruth(d Dataset, k int) [][]int32 {
 // thread (GOMAXPROCS 1, after a collection) until they have used 0.3 s of
 // CPU and covered every query once: queries per CPU second of the
 // process, and per wall-clock second.
-func measure(idx hnsw.Index, qs [][]float32, truth [][]int32, k, ef int, allow *roaring.Bitmap) (recall, qps, wallQPS float64) {
-	opts := hnsw.SearchOptions{Ef: ef, Exact: ef == 0, Allow: allow}
+func measure(idx hnsw.Index, qs [][]float32, truth [][]int32, k, ef int, opts hnsw.SearchOptions) (recall, qps, wallQPS float64) {
+	opts.Ef, opts.Exact = ef, ef == 0
 	hit, total := 0, 0
 	for i, q := range qs {
 		got := idx.Search(q, k, opts)

@@ -179,7 +179,7 @@ func TestFilteredRecallWithFewerThanK(t *testing.T) {
 	cfg := Config{Engines: []string{"hnsw"}, Efs: []int{16}, Threads: []int{1}, K: 10, Filters: []int{200}} // 5 allowed
 	rep, err := Run(t.Context(), d, cfg)
 	require.NoError(t, err)
-	var scan, graph, unfiltered int
+	var scan, graph, bitmap, unfiltered int
 	for _, r := range rep.Rows {
 		switch {
 		case r.Engine == ScanEngine:
@@ -188,12 +188,16 @@ func TestFilteredRecallWithFewerThanK(t *testing.T) {
 			assert.Equal(t, 1/200.0, r.Allowed)
 		case r.Allowed == 1:
 			unfiltered++
+		case r.Engine == BitmapEngine:
+			bitmap++
+			assert.LessOrEqual(t, r.Recall, 1.0)
 		default:
 			graph++
 			assert.LessOrEqual(t, r.Recall, 1.0)
 		}
 	}
 	assert.Equal(t, 1, scan)
-	assert.Equal(t, 1, graph)
+	assert.Equal(t, 1, graph, "the walk given a filter function")
+	assert.Equal(t, 1, bitmap, "the walk given a bitmap")
 	assert.Equal(t, 1, unfiltered)
 }
