@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
+	"os"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -384,13 +385,29 @@ func FuzzHNSWLoad(f *testing.F) {
 	links := lbuf.Bytes()
 	f.Add(links[:len(links)-4])
 	f.Add([]byte("MMHN\x01\x00\x00\x00"))
+	// A version-3 file of the earlier build (16-d): the graph is made with
+	// the dimension a body claims, up to 64, so it gets past the check.
+	if v3, err := os.ReadFile("testdata/links-v3.bin"); err == nil {
+		f.Add(v3[:len(v3)-4])
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b := binary.LittleEndian.AppendUint32(append([]byte(nil), body...), crc32.Checksum(body, castagnoli))
+		dim := 4
+		if len(body) >= 12 {
+			if d := int(binary.LittleEndian.Uint32(body[8:])); d >= 1 && d <= 64 {
+				dim = d
+			}
+		}
+		vec := func(x float32) []float32 {
+			v := make([]float32, dim)
+			v[dim-1] = x
+			return v
+		}
 		// Both loaders, on every input: LoadLinks with either walk and a
 		// store that has a vector for every ID but those 1 mod 3, and a
 		// NaN for ID 7.
 		try := func(load func(h *HNSW) error, f32 bool) {
-			h := NewHNSW(4, modality.L2, Config{Float32Walk: f32})
+			h := NewHNSW(dim, modality.L2, Config{Float32Walk: f32})
 			if err := load(h); err != nil {
 				if !errors.Is(err, ErrFormat) {
 					t.Fatalf("error not wrapping ErrFormat: %v", err)
@@ -399,10 +416,10 @@ func FuzzHNSWLoad(f *testing.F) {
 			}
 			// Whatever loaded must be searchable, writable and savable
 			// without panicking.
-			h.Search([]float32{0, 0, 0, 1}, 5, SearchOptions{})
-			h.Search([]float32{1, 0, 0, 0}, 5, SearchOptions{Exact: true})
-			h.Add(1000, []float32{1, 2, 3, 4})
-			h.Search([]float32{0, 0, 0, 1}, 5, SearchOptions{Ef: 1})
+			h.Search(vec(1), 5, SearchOptions{})
+			h.Search(vec(2), 5, SearchOptions{Exact: true})
+			h.Add(1000, vec(3))
+			h.Search(vec(1), 5, SearchOptions{Ef: 1})
 			h.Delete(1000)
 			h.Delete(2)
 			var out bytes.Buffer

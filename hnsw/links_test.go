@@ -190,7 +190,22 @@ func TestLoadLinksBoundsMemory(t *testing.T) {
 	v4 = packed(v4, make([]uint32, 32*n4), countWidth(2048))
 	v4 = le.AppendUint32(v4, 11)
 	v4 = packed(v4, nil, 11)
-	for name, b := range map[string][]byte{"version 3": v3, "version 4": v4} {
+	// Version 4 cut short after the link counts, each 4,095: the links
+	// they add up to must not be sized before the frame is found short.
+	cut := header(4, 100)
+	cut = le.AppendUint32(cut, 7)
+	cut = packed(cut, make([]uint32, 100), 7)
+	levels = make([]uint32, 100)
+	for i := range levels {
+		levels[i] = 2
+	}
+	cut = packed(cut, levels, levelWidth)
+	counts := make([]uint32, 300)
+	for i := range counts {
+		counts[i] = 4095
+	}
+	cut = packed(cut, counts, countWidth(2048))
+	for name, b := range map[string][]byte{"version 3": v3, "version 4": v4, "version 4 cut short": cut} {
 		b = le.AppendUint32(b, crc32.Checksum(b, castagnoli))
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)

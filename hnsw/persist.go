@@ -374,7 +374,10 @@ func (n *HNSW) readBlocks(fr *frameReader, inline bool) (meta []uint32, err erro
 func (n *HNSW) readPacked(fr *frameReader) (meta []uint32, err error) {
 	used := uint64(n.used)
 	idw := uint(fr.u32())
-	if fr.err == nil && !fr.fits(used, idw) {
+	if fr.err != nil {
+		return nil, fr.err
+	}
+	if !fr.fits(used, idw) {
 		return nil, fmt.Errorf("%w: %d IDs of %d bits", ErrFormat, used, idw)
 	}
 	fr.unpackInto(n.ids[:used], idw)
@@ -407,7 +410,10 @@ func (n *HNSW) readPacked(fr *frameReader) (meta []uint32, err error) {
 		total += uint64(c)
 	}
 	lw := uint(fr.u32())
-	if fr.err == nil && !fr.fits(total, lw) {
+	if fr.err != nil {
+		return nil, fr.err // before total, unchecked yet, sizes anything
+	}
+	if !fr.fits(total, lw) {
 		return nil, fmt.Errorf("%w: %d links of %d bits do not fit", ErrFormat, total, lw)
 	}
 	links := make([]uint32, total)
