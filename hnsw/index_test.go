@@ -6,8 +6,8 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
-	"os"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 
