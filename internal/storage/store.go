@@ -22,9 +22,9 @@ const magic = "mmdb"
 // pageSize is the page size of a new file (an existing file keeps the one
 // it was created with). bbolt's default is the OS page, 4 KiB, where a
 // 512-d vector (2 KiB and a header) takes a page of its own: at 16 KiB
-// seven fit a page, and the file of 20,000 x 512 shrank from 2.12x the raw
-// vectors to 1.27x (BENCHMARKS.md). The cost is larger page writes: 200
-// single-item Puts without fsync took 1.13x as long.
+// seven fit a page, and a file of 20,200 x 512 shrank from 2.08x the raw
+// vectors to 1.23x. The cost is larger page writes: single-item Puts run
+// at 0.88x the rate (BENCHMARKS.md, Writes).
 var pageSize = 16 << 10 // a variable for tests only
 
 var (
