@@ -27,7 +27,9 @@ type SearchOptions struct {
 	// and FAISS's IDSelector do: a graph walk asks it about the nodes that
 	// would enter its results, a scan about every vector. It must be safe
 	// for concurrent use and must not call the index. A Multi index asks
-	// it about every set's ID once a search.
+	// it about every set's ID once a search. A walk goes on until it has
+	// found ef accepted nodes, so a function that accepts almost nothing
+	// walks most of the graph (an exact search is the cheaper way then).
 	Filter func(id uint32) bool
 	// Exact asks for a brute-force scan over the index's own vectors:
 	// 100% recall, cost linear in the index size.

@@ -13,7 +13,9 @@ const ScanEngine = "hnsw-scan"
 // BitmapEngine names the rows of mmdb's graph walk given the allowed IDs
 // as a roaring bitmap, as the database's filters give them; the "hnsw"
 // rows, compared with hnswlib, are given a filter function, as hnswlib's
-// functor is (the same test: the ID is a multiple of the step).
+// functor is (the same test: the ID is a multiple of the step). The scan
+// rows take the bitmap: they walk the allowed IDs, which a function cannot
+// list.
 const BitmapEngine = "hnsw-bitmap"
 
 // Allow returns the allow-list of a filter step: the IDs below n that are

@@ -127,7 +127,7 @@ func (c *Coder) Search(q []float32, k int, opts hnsw.SearchOptions) []hnsw.Resul
 	if opts.Exact {
 		all := make([]hnsw.Result, 0, len(c.vecs))
 		for id, v := range c.vecs {
-			if opts.Allow == nil || opts.Allow.Contains(id) {
+			if allowed(opts, id) {
 				all = append(all, hnsw.Result{ID: id, Dist: c.dist(q, v)})
 			}
 		}
@@ -143,13 +143,19 @@ func (c *Coder) Search(q []float32, k int, opts hnsw.SearchOptions) []hnsw.Resul
 	nodes := c.g.Search(q, k)
 	out := make([]hnsw.Result, 0, len(nodes))
 	for _, n := range nodes {
-		if c.deleted[n.Key] || (opts.Allow != nil && !opts.Allow.Contains(n.Key)) {
+		if c.deleted[n.Key] || !allowed(opts, n.Key) {
 			continue
 		}
 		out = append(out, hnsw.Result{ID: n.Key, Dist: c.dist(q, n.Value)})
 	}
 	slices.SortFunc(out, byDist)
 	return out
+}
+
+// allowed reports whether opts's allow-list and filter function both
+// accept id.
+func allowed(opts hnsw.SearchOptions, id uint32) bool {
+	return (opts.Allow == nil || opts.Allow.Contains(id)) && (opts.Filter == nil || opts.Filter(id))
 }
 
 // Vector implements hnsw.Index.

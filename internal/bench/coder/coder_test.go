@@ -98,6 +98,22 @@ func TestConformance(t *testing.T) {
 			assert.Len(t, got, 7)
 		}
 	}
+	// A filter function restricts the same way, and with the allow-list
+	// to both's intersection (the filtered benchmark gives it one).
+	odd := func(id uint32) bool { return id%2 == 1 }
+	for _, exact := range []bool{true, false} {
+		got := idx.Search(vecs[0], 10, hnsw.SearchOptions{Filter: odd, Exact: exact})
+		for _, r := range got {
+			assert.True(t, odd(r.ID), "id %d rejected by the filter", r.ID)
+		}
+		got = idx.Search(vecs[0], 10, hnsw.SearchOptions{Allow: allow, Filter: odd, Exact: exact})
+		for _, r := range got {
+			assert.True(t, allow.Contains(r.ID) && odd(r.ID), "id %d not in both", r.ID)
+		}
+		if exact {
+			assert.Len(t, got, 2) // 1 and 3
+		}
+	}
 
 	// Delete: gone from results at once.
 	assert.True(t, idx.Delete(7))
