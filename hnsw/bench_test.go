@@ -8,6 +8,8 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/modality"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Micro-benchmarks of the engine on a 20k x 128 clustered set. The full
@@ -93,4 +95,31 @@ func BenchmarkAllowList(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestInsertMakesNoGarbage: once a graph has room for its nodes (Reserve,
+// as bulk loads do) and its searchers and check arrays have grown, an
+// insert allocates nothing, so a build's heap is its graph and no more
+// (BENCHMARKS.md, fifth round: the build's resident peak).
+func TestInsertMakesNoGarbage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	data := clustered(6000, 32, 20, 71)
+	g := NewHNSW(32, modality.L2, Config{Seed: 1, EfConstruction: 64})
+	require.NoError(t, g.Add(0, data[0]))
+	require.True(t, g.Reserve(len(data)))
+	for i := 1; i < 3000; i++ {
+		require.NoError(t, g.Add(uint32(i), data[i]))
+	}
+	next := 3000
+	allocs := testing.AllocsPerRun(2000, func() {
+		if err := g.Add(uint32(next), data[next]); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	})
+	// The ID map grows a few times over the run: under one allocation an
+	// insert on average.
+	assert.Less(t, allocs, 1.0)
 }

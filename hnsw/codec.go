@@ -1,13 +1,12 @@
 package hnsw
 
 import (
-	"slices"
-
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/parquet-go/bitpack"

@@ -286,15 +286,11 @@ func (n *HNSW) readPacked(fr *frameReader) (meta []uint32, err error) {
 }
 
 // loadNodes sets each slot's ID, level and tombstone flag from meta, and
-// maps the live IDs to their slots.
+// maps the live IDs to their slots. The readers have checked the levels.
 func (n *HNSW) loadNodes(meta []uint32, isFree []bool) error {
 	for s := range n.used {
 		id, lv := meta[2*s], meta[2*s+1]
-		level := int(lv &^ (1 << 31))
-		if level > maxLevel {
-			return fmt.Errorf("%w: slot %d has level %d", ErrFormat, s, level)
-		}
-		n.ids[s], n.levels[s] = id, uint8(level)
+		n.ids[s], n.levels[s] = id, uint8(lv&^(1<<31))
 		if lv&(1<<31) != 0 {
 			n.deleted[s] = 1
 			if !isFree[s] {
