@@ -71,7 +71,7 @@ func (db *DB) loadIndex(tx *storage.Tx, s *state, i int) (IndexReport, error) {
 	m := s.schema[i]
 	start := time.Now()
 	rep := IndexReport{Modality: m.Name, Action: "loaded"}
-	idx, seq, stats, reason, err := tx.LoadIndex(m, db.indexCfg)
+	idx, seq, stats, reason, err := tx.LoadIndex(m, db.indexConfig(m))
 	if err != nil {
 		return rep, err
 	}
@@ -103,7 +103,7 @@ func (db *DB) rebuildIndex(tx *storage.Tx, m Modality) (hnsw.Index, []uint32, er
 	if db.opts.Progress != nil {
 		progress = func(done, total int) { db.opts.Progress("rebuild "+m.Name+" index", done, total) }
 	}
-	return tx.RebuildIndex(m, db.indexCfg, progress)
+	return tx.RebuildIndex(m, db.indexConfig(m), progress)
 }
 
 // repairIndex replaces modality i's index, which failed to take a

@@ -49,6 +49,18 @@ type Options struct {
 	// with; Float32Walk (walk on float32 vectors instead of byte codes) and
 	// Seed are taken from these options at every Open.
 	Index hnsw.Config
+	// LowMemory keeps a modality's float32 vectors out of memory: its
+	// graph holds a byte a component (its codes) and its links, walks on
+	// the codes, and reads the float32 vectors of the nodes a search found
+	// back from the file to re-score them, so results still carry exact
+	// scores in exact order. A loaded 128-d graph then holds about 330
+	// bytes a vector instead of 840; searches read ef vectors from the
+	// file each (BENCHMARKS.md, "Low-memory mode", has the cost), and
+	// links are chosen on distances between codes. Opening still reads
+	// every vector once, to compute the codes. Multi-vector modalities
+	// keep their vectors in memory. Index.Source is set by the database
+	// and must be left nil.
+	LowMemory bool
 	// CheckpointEvery is how many logged vector changes may accumulate
 	// before the graphs are saved into the file (DefaultCheckpointEvery when
 	// zero). Open replays at most this many changes; a checkpoint costs a
@@ -248,7 +260,7 @@ func (db *DB) addModality(s *state, m Modality) {
 	db.items.AddModality() // before s is published: readers index has by it
 	s.byName[m.Name] = len(s.schema)
 	s.schema = append(s.schema, m)
-	s.indexes = append(s.indexes, hnsw.New(m, db.indexCfg))
+	s.indexes = append(s.indexes, hnsw.New(m, db.indexConfig(m)))
 	db.ckptSeq = append(db.ckptSeq, 0)
 }
 

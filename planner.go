@@ -66,7 +66,8 @@ type plannedProbe struct {
 
 // exactCutoff is the candidate count at or below which the planner scans
 // idx exactly: Options.ExactCutoff when set, else the cost model's
-// crossover (hnsw.ExactCutoff), counted in vectors for an index of sets
+// crossover (hnsw.ExactCutoff; ExactCutoffSourced for a graph that reads
+// its vectors back from the file), counted in vectors for an index of sets
 // (setCutoff).
 func (db *DB) exactCutoff(ef, n int, idx hnsw.Index) int {
 	if db.opts.ExactCutoff > 0 {
@@ -74,6 +75,9 @@ func (db *DB) exactCutoff(ef, n int, idx hnsw.Index) int {
 	}
 	if s := meanSet(idx); s > 1 {
 		return setCutoff(ef, n, s)
+	}
+	if g, ok := idx.(*hnsw.HNSW); ok && g.Config().Source != nil {
+		return hnsw.ExactCutoffSourced(ef, n)
 	}
 	return hnsw.ExactCutoff(ef, n)
 }

@@ -31,6 +31,18 @@ type ModalityStats struct {
 	// Vectors is the number of items with a vector of the modality (with
 	// a set, for a multi-vector modality).
 	Vectors int `json:"vectors"`
+	// IndexMemory is about how many bytes the modality's index holds in
+	// memory (its arrays as allocated, maps estimated), and
+	// VectorsInMemory whether that includes the float32 vectors: false
+	// under Options.LowMemory, where searches read them from the file.
+	IndexMemory     int64 `json:"index_memory"`
+	VectorsInMemory bool  `json:"vectors_in_memory"`
+}
+
+// indexMemory is what an index reports of its memory.
+type indexMemory interface {
+	MemoryBytes() int64
+	VectorsInMemory() bool
 }
 
 // Stats reports the schema, counts and stored alignments.
@@ -41,7 +53,11 @@ func (db *DB) Stats() (Stats, error) {
 	}
 	st := Stats{Path: db.store.Path(), Items: db.items.Size(), Attributes: []string{}, Alignments: [][3]string{}, Calibrations: [][2]string{}}
 	for i, m := range s.schema {
-		st.Modalities = append(st.Modalities, ModalityStats{Modality: m, Vectors: db.items.WithCount(i)})
+		ms := ModalityStats{Modality: m, Vectors: db.items.WithCount(i)}
+		if im, ok := s.indexes[i].(indexMemory); ok {
+			ms.IndexMemory, ms.VectorsInMemory = im.MemoryBytes(), im.VectorsInMemory()
+		}
+		st.Modalities = append(st.Modalities, ms)
 	}
 	for k, a := range s.aligns {
 		st.Alignments = append(st.Alignments, [3]string{k[0], k[1], a.Method})

@@ -37,6 +37,14 @@ type Config struct {
 	// holds 703 bytes a vector instead of 843, less than hnswlib's 785
 	// (BENCHMARKS.md): the setting for memory over speed.
 	Float32Walk bool
+	// Source, when set, holds the graph's float32 vectors instead of the
+	// graph (a low-memory mode): the graph keeps its byte codes and links,
+	// always walks on the codes, chooses links on distances between codes,
+	// and reads the float32 vectors of the nodes a search found back from
+	// Source to re-score them, so results still carry exact distances in
+	// exact order. It takes Float32Walk's place (which is then ignored). A
+	// Multi index ignores it. See VectorSource.
+	Source VectorSource
 }
 
 // Defaults for Config.
@@ -53,6 +61,9 @@ const (
 )
 
 func (c Config) withDefaults() Config {
+	if c.Source != nil {
+		c.Float32Walk = false
+	}
 	if c.M <= 0 {
 		c.M = DefaultM
 	}
@@ -270,7 +281,9 @@ func (h *HNSW) Reserve(n int) bool {
 // resize reallocates the slot arrays to c slots (c >= len(h.ids)), mu held
 // exclusively.
 func (h *HNSW) resize(c int) {
-	h.vecs = append(make([]float32, 0, c*h.dim), h.vecs...)[:c*h.dim]
+	if !h.lowMem() {
+		h.vecs = append(make([]float32, 0, c*h.dim), h.vecs...)[:c*h.dim]
+	}
 	if !h.cfg.Float32Walk {
 		h.rows = append(make([]uint8, 0, c*h.rowSize), h.rows...)[:c*h.rowSize]
 	}
@@ -368,9 +381,13 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	sc := h.getSearcher()
 	defer h.searchers.Put(sc)
-	copy(h.vecs[int(slot)*h.dim:], vec)
+	q := vec
+	if !h.lowMem() {
+		copy(h.vecs[int(slot)*h.dim:], vec)
+		q = h.vec(slot)
+	}
 	sc.xt = slices.Grow(sc.xt[:0], h.dim)[:h.dim]
-	h.quantize(slot, sc.xt)
+	h.quantize(slot, q, sc.xt)
 	h.ids[slot] = id
 	h.levels[slot] = uint8(level)
 	clear(h.block(slot, 0)) // a reused slot may hold old links
@@ -379,7 +396,6 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	} else {
 		h.upper[slot] = nil
 	}
-	q := h.vec(slot)
 
 	ep := h.entry.Load()
 	if uint32(ep) == noNode || level > int(ep>>32) {
@@ -435,7 +451,7 @@ func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *se
 	eps := sc.ep[:]
 	for l := top; l >= 0; l-- {
 		found := h.searchLayer(&qq, eps, h.cfg.EfConstruction, l, nil, false, sc)
-		if qq.approx {
+		if qq.approx && !h.lowMem() {
 			// The heuristic below compares exact distances.
 			h.rescore(q, found)
 		}
@@ -448,7 +464,7 @@ func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *se
 		sc.cands = cands
 		sortLinks(cands, self)
 		neigh[l] = h.selectNeighbours(neigh[l][:0], cands, h.m)
-		if qq.approx && l > 0 {
+		if qq.approx && !h.lowMem() && l > 0 {
 			// The next layer's walk compares code distances.
 			for i := range found {
 				found[i].Dist = h.qdist(&qq, found[i].ID)
@@ -560,11 +576,16 @@ func (h *HNSW) selectNeighbours(out, cands []Result, m int) []Result {
 	if len(cands) <= m {
 		return append(out, cands...)
 	}
+	var buf *pairBuf
+	if h.lowMem() {
+		buf = pairBufs.Get().(*pairBuf)
+		defer pairBufs.Put(buf)
+	}
 	for _, c := range cands {
 		good := true
-		cv := h.vec(c.ID)
+		cq := h.nodeQuery(c.ID, buf)
 		for _, s := range out {
-			if h.dist(cv, h.vec(s.ID)) < c.Dist {
+			if h.qdist(&cq, s.ID) < c.Dist {
 				good = false
 				break
 			}
@@ -612,7 +633,12 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 		atomic.StoreUint32(&b[0], uint32(n+1))
 		return
 	}
-	nq := query{v: h.vec(node)}
+	var buf *pairBuf
+	if h.lowMem() {
+		buf = pairBufs.Get().(*pairBuf)
+		defer pairBufs.Put(buf)
+	}
+	nq := h.nodeQuery(node, buf)
 	// Up to 2M = 64 links (M 32) without allocating: a build makes no
 	// garbage here, so the collector's heap does not swell over it.
 	var dbuf [64]float32
@@ -703,7 +729,10 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	}
 	found := h.searchLayer(&qq, []Result{cur}, ef, 0, allow, true, sc)
 	sc.allow.reset()
-	if qq.approx {
+	if h.lowMem() {
+		found = h.rescoreFromSource(q, found, k, sc)
+		sortResults(found)
+	} else if qq.approx {
 		h.rescore(q, found)
 	}
 	res := h.toIDs(found, k)
@@ -736,6 +765,9 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap, filter func(uint3
 			al = &sr.allow
 			byID = card*al.perID() < uint64(used)
 		}
+	}
+	if vs, ok := h.cfg.Source.(VectorScanner); ok && !byID {
+		return h.scanSource(vs, q, k, al)
 	}
 	var slots []uint32
 	if byID {
@@ -777,6 +809,7 @@ type scanner struct {
 	slots [64]uint32
 	dists [64]float32
 	n     int
+	buf   []float32 // the batch's vectors, from a Config.Source
 }
 
 func (sc *scanner) add(h *HNSW, s uint32) {
@@ -787,6 +820,10 @@ func (sc *scanner) add(h *HNSW, s uint32) {
 }
 
 func (sc *scanner) flush(h *HNSW) {
+	if h.lowMem() {
+		sc.flushFromSource(h)
+		return
+	}
 	h.qdists(&sc.q, sc.slots[:sc.n], sc.dists[:])
 	for i, s := range sc.slots[:sc.n] {
 		sc.top.offer(Result{ID: s, Dist: sc.dists[i]}, sc.k)
@@ -837,7 +874,7 @@ func (h *HNSW) Vector(id uint32) ([]float32, bool) {
 	if !ok {
 		return nil, false
 	}
-	return append([]float32(nil), h.vec(s)...), true
+	return h.slotVector(s, true)
 }
 
 // Delete implements Index: the node becomes a tombstone, excluded from
@@ -891,7 +928,8 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 	b := h.block(n, l)
 	cnt := int(b[0])
 	found := false
-	nv := h.vec(n)
+	var buf pairBuf
+	nq := h.nodeQuery(n, &buf)
 	cands := make([]Result, 0, cnt+len(dn))
 	seen := func(s uint32) bool {
 		for _, c := range cands {
@@ -906,7 +944,7 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 			found = true
 			continue
 		}
-		cands = append(cands, Result{ID: b[i], Dist: h.dist(nv, h.vec(b[i]))})
+		cands = append(cands, Result{ID: b[i], Dist: h.qdist(&nq, b[i])})
 	}
 	if !found {
 		return
@@ -915,7 +953,7 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 		if s == n || s == d || atomic.LoadUint32(&h.deleted[s]) != 0 || seen(s) {
 			continue
 		}
-		cands = append(cands, Result{ID: s, Dist: h.dist(nv, h.vec(s))})
+		cands = append(cands, Result{ID: s, Dist: h.qdist(&nq, s)})
 	}
 	sortLinks(cands, n)
 	h.writeBlock(b, h.selectNeighbours(nil, cands, h.capAt(l)))
@@ -1020,6 +1058,11 @@ type searcher struct {
 	// garbage.
 	neigh [][]Result
 	ep    [1]Result
+	// What a search of a graph with a Config.Source reads back: the
+	// slots, their IDs, their vectors and whether each was found.
+	srcSlots, srcIDs []uint32
+	srcVecs          []float32
+	srcFound         []bool
 }
 
 // distsFor returns room for n distances.

@@ -99,6 +99,9 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 		return nil, fmt.Errorf("%w: no entry point for %d nodes", ErrFormat, len(n.slotOf))
 	}
 	n.entry.Store(entry)
+	if n.lowMem() {
+		n.vecs = nil // they served to compute the codes
+	}
 	h.adopt(n)
 	return missing, nil
 }
@@ -159,8 +162,12 @@ func (h *HNSW) loadHeader(fr *frameReader, version uint32) (n *HNSW, entry uint6
 		return nil, 0, nil, fr.err
 	}
 	used := int(used64)
-	n = NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64, Float32Walk: h.cfg.Float32Walk})
+	n = NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64, Float32Walk: h.cfg.Float32Walk, Source: h.cfg.Source})
 	n.resize(used) // exactly: grow's least 1,024 slots would be 8 MB of blocks at M 1,024
+	if n.lowMem() {
+		// The vectors are read in to compute the codes, then let go.
+		n.vecs = make([]float32, used*dim)
+	}
 	n.used = used
 	n.free = free
 	n.slotOf = make(map[uint32]uint32, used)

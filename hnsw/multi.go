@@ -45,6 +45,7 @@ type Multi struct {
 
 // NewMulti returns an empty set index whose sets are scored by agg.
 func NewMulti(dim int, metric modality.Metric, agg modality.Multi, cfg Config) *Multi {
+	cfg.Source = nil // the graph's IDs are the sets' vectors, not items
 	return &Multi{agg: agg, dim: dim, g: NewHNSW(dim, metric, cfg), keys: map[uint32][]uint32{}}
 }
 

@@ -73,7 +73,11 @@ func (h *HNSW) saveFull() *frameWriter {
 		f.u32(h.ids[s])
 		f.u32(lv)
 	}
-	f.f32s(h.vecs[:used*h.dim])
+	if h.lowMem() {
+		h.writeVectors(f, used)
+	} else {
+		f.f32s(h.vecs[:used*h.dim])
+	}
 	f.u32s(h.links0[:used*(h.m0+1)])
 	for s := range used {
 		if h.levels[s] > 0 {
@@ -156,7 +160,8 @@ func (h *HNSW) saveLinks() *frameWriter {
 	}
 	for s := range used {
 		if h.deleted[s] != 0 && !free[s] {
-			f.f32s(h.vecs[s*h.dim : (s+1)*h.dim])
+			v, _ := h.slotVector(uint32(s), false)
+			f.f32s(v)
 		}
 	}
 	return f

@@ -52,7 +52,7 @@ func (h *HNSW) outgrowsCache() bool { return h.used*h.dim*4 > cacheWalkBytes }
 
 // walksOnCodes reports whether a walk scores byte codes: the graph keeps
 // them, and its vectors have outgrown the cache.
-func (h *HNSW) walksOnCodes() bool { return h.rows != nil && h.outgrown.Load() }
+func (h *HNSW) walksOnCodes() bool { return h.rows != nil && (h.outgrown.Load() || h.lowMem()) }
 
 // scale reads a node's codes back: x - centre ≈ lo + step*code[i]. sq is
 // |x - centre|², for L2.
@@ -90,15 +90,14 @@ func (h *HNSW) searchQuery(v []float32, approx bool, sc *searcher) query {
 	return q
 }
 
-// quantize fills slot's row from its float32 vector; tmp is scratch of at
-// least dim floats.
-func (h *HNSW) quantize(slot uint32, tmp []float32) {
+// quantize fills slot's row from its float32 vector v; tmp is scratch of
+// at least dim floats.
+func (h *HNSW) quantize(slot uint32, v, tmp []float32) {
 	if h.rows == nil {
 		return
 	}
-	o := int(slot) * h.dim
 	x := tmp[:h.dim]
-	for i, v := range h.vecs[o : o+h.dim] {
+	for i, v := range v[:h.dim] {
 		x[i] = v - h.centre[i]
 	}
 	codes, sc := h.row(slot)
@@ -193,6 +192,11 @@ func (h *HNSW) rescore(q []float32, found []Result) {
 	for i := range found {
 		found[i].Dist = h.dist(q, h.vec(found[i].ID))
 	}
+	sortResults(found)
+}
+
+// sortResults sorts closest first, equal distances by slot.
+func sortResults(found []Result) {
 	slices.SortFunc(found, func(a, b Result) int {
 		switch {
 		case a.Dist < b.Dist:
@@ -217,7 +221,7 @@ func (h *HNSW) quantizeAll(used int) {
 			defer wg.Done()
 			tmp := make([]float32, h.dim)
 			for s := w * used / workers; s < (w+1)*used/workers; s++ {
-				h.quantize(uint32(s), tmp)
+				h.quantize(uint32(s), h.vec(uint32(s)), tmp)
 			}
 		}()
 	}

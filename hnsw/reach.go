@@ -177,8 +177,9 @@ func (h *HNSW) relink(u uint32, seen []bool, indeg []uint32, sc *searcher) {
 	if uint32(ep) == noNode || uint32(ep) == u {
 		return
 	}
-	q := h.vec(u)
-	neigh := h.neighbours(q, int(h.levels[u]), ep, u, sc)
+	var buf pairBuf
+	uq := h.nodeQuery(u, &buf)
+	neigh := h.neighbours(uq.v, int(h.levels[u]), ep, u, sc)
 	for l := len(neigh) - 1; l >= 0; l-- {
 		// u's own links may still lead somewhere useful: keep the best of
 		// them and of the new candidates.
@@ -189,7 +190,7 @@ func (h *HNSW) relink(u uint32, seen []bool, indeg []uint32, sc *searcher) {
 		h.nodeMu[u].Unlock()
 		for _, t := range own {
 			if t != u && atomic.LoadUint32(&h.deleted[t]) == 0 && !slices.ContainsFunc(cands, func(r Result) bool { return r.ID == t }) {
-				cands = append(cands, Result{ID: t, Dist: h.dist(q, h.vec(t))})
+				cands = append(cands, Result{ID: t, Dist: h.qdist(&uq, t)})
 			}
 		}
 		sortLinks(cands, u)
@@ -267,7 +268,8 @@ func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
 		addDegree(indeg, u, 1)
 		return
 	}
-	nv := h.vec(n)
+	var buf pairBuf
+	nq := h.nodeQuery(n, &buf)
 	victim, vdeg, vdist := 0, uint32(0), float32(0)
 	for i := 1; i <= cnt; i++ {
 		t := b[i]
@@ -275,7 +277,7 @@ func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
 			victim = i
 			break
 		}
-		deg, d := degree(indeg, t), h.dist(nv, h.vec(t))
+		deg, d := degree(indeg, t), h.qdist(&nq, t)
 		if victim == 0 || deg > vdeg || (deg == vdeg && d > vdist) {
 			victim, vdeg, vdist = i, deg, d
 		}

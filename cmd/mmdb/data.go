@@ -31,6 +31,7 @@ func queryCmd() *cobra.Command {
 			"  mmdb query media.mmdb \"CALIBRATE text TO image AUTO\"", 2)
 	mode := c.Flags().String("mode", "table", "output: table, json or csv")
 	asJSON := jsonFlag(c)
+	lowMem := lowMemoryFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if *asJSON {
 			*mode = "json"
@@ -48,7 +49,7 @@ func queryCmd() *cobra.Command {
 			return withCaret(fmt.Errorf("%w: %w", mmdb.ErrInvalidQuery, err), args[1])
 		}
 		readOnly := st.Kind == query.StmtSearch || st.Kind == query.StmtGet || st.Kind == query.StmtCount
-		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: readOnly, Progress: progressFunc(c.ErrOrStderr())})
+		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: readOnly, Progress: progressFunc(c.ErrOrStderr()), LowMemory: *lowMem})
 		if err != nil {
 			return err
 		}
@@ -415,8 +416,9 @@ func statsCmd() *cobra.Command {
 			"and the stored alignments and calibrations.",
 		"mmdb stats --json media.mmdb", 1)
 	asJSON := jsonFlag(c)
+	lowMem := lowMemoryFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
-		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true})
+		db, err := mmdb.Open(args[0], &mmdb.Options{ReadOnly: true, LowMemory: *lowMem})
 		if err != nil {
 			return err
 		}
@@ -430,13 +432,26 @@ func statsCmd() *cobra.Command {
 	return c
 }
 
+// indexMemoryText is a modality's index memory for stats: in MiB, and
+// whether the vectors are in the file instead (--low-memory).
+func indexMemoryText(m mmdb.ModalityStats) string {
+	s := fmt.Sprintf("%.1f MiB", float64(m.IndexMemory)/(1<<20))
+	if m.IndexMemory < 1<<20 {
+		s = fmt.Sprintf("%.0f KiB", float64(m.IndexMemory)/(1<<10))
+	}
+	if !m.VectorsInMemory {
+		s += ", vectors in the file"
+	}
+	return s
+}
+
 func statsText(st mmdb.Stats) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d items, %.1f MiB\n", st.Path, st.Items, float64(st.FileSize)/(1<<20))
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "modality\tdim\tmetric\tspace\tvectors\tencoder")
+	fmt.Fprintln(tw, "modality\tdim\tmetric\tspace\tvectors\tindex memory\tencoder")
 	for _, m := range st.Modalities {
-		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%d\t%s%s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), m.Vectors, encoderName(m.Encoder), setNote(m.Modality))
+		fmt.Fprintf(tw, "%s\t%d\t%v\t%s\t%d\t%s\t%s%s\n", m.Name, m.Dim, m.Metric, m.SpaceName(), m.Vectors, indexMemoryText(m), encoderName(m.Encoder), setNote(m.Modality))
 	}
 	tw.Flush()
 	if len(st.Attributes) > 0 {

@@ -56,7 +56,7 @@ func TestEncoderCommands(t *testing.T) {
 	assert.Contains(t, out, `"imported": 3`)
 	code, out, errs = mmdbRun(t, "", "stats", db)
 	require.Equal(t, 0, code, errs)
-	assert.Regexp(t, `pic\s+136\s+cosine\s+pic\s+3\s+image\(size=8 orientations=8 cell=4 stride=2\) standardised`, out)
+	assert.Regexp(t, `pic\s+136\s+cosine\s+pic\s+3\s+\d+ KiB\s+image\(size=8 orientations=8 cell=4 stride=2\) standardised`, out)
 
 	for _, tc := range []struct {
 		name string

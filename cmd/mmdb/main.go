@@ -87,6 +87,11 @@ func jsonFlag(c *cobra.Command) *bool {
 	return c.Flags().Bool("json", false, "print the result as JSON")
 }
 
+// lowMemoryFlag adds --low-memory (mmdb.Options.LowMemory) to c.
+func lowMemoryFlag(c *cobra.Command) *bool {
+	return c.Flags().Bool("low-memory", false, "keep vectors out of memory: graphs hold byte codes and read the vectors a search found back from the file (about 40% of the memory, slower searches)")
+}
+
 func report(w io.Writer, asJSON bool, v any, text string) error {
 	if asJSON {
 		enc := json.NewEncoder(w)

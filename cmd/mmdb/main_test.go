@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/mmdb-go/mmdb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -149,4 +152,51 @@ func TestShellScriptErrorLine(t *testing.T) {
 	assert.Equal(t, "0\n", out.String(), "stops at the failing statement")
 	assert.Contains(t, errb.String(), "Error: line 4: ")
 	assert.Contains(t, errb.String(), "not found")
+}
+
+// --low-memory (query, shell) answers as the default does: the same hits
+// with the same scores, read back from the file.
+func TestLowMemoryFlag(t *testing.T) {
+	dir := t.TempDir()
+	run1 := func(stdin string, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	code, _, stderr := run1("", "demo", "--items", "300", "--dir", dir)
+	require.Equal(t, 0, code, stderr)
+	db := dir + "/demo.mmdb"
+	id := synthCorpus(300, 42)[1].ID
+	for _, stmt := range []string{
+		fmt.Sprintf("SEARCH image NEAR text OF '%s' LIMIT 8", id),
+		fmt.Sprintf("SEARCH audio NEAR image OF '%s' LIMIT 5", id),
+		fmt.Sprintf("SEARCH image NEAR image OF '%s' WHERE concept = 'cat' LIMIT 3", id),
+	} {
+		code, def, stderr := run1("", "query", "--json", db, stmt)
+		require.Equal(t, 0, code, stderr)
+		require.Contains(t, def, `"score"`)
+		code, low, stderr := run1("", "query", "--json", "--low-memory", db, stmt)
+		require.Equal(t, 0, code, stderr)
+		assert.JSONEq(t, def, low, stmt)
+
+		_, def, _ = run1(stmt+";", "shell", "--mode", "json", db)
+		code, low, stderr = run1(stmt+";", "shell", "--mode", "json", "--low-memory", db)
+		require.Equal(t, 0, code, stderr)
+		assert.Equal(t, def, low, stmt)
+	}
+	// stats says where the vectors are, and what memory that saves.
+	var st [2]mmdb.Stats
+	for i, args := range [][]string{{"stats", "--json", db}, {"stats", "--json", "--low-memory", db}} {
+		code, out, stderr := run1("", args...)
+		require.Equal(t, 0, code, stderr)
+		require.NoError(t, json.Unmarshal([]byte(out), &st[i]))
+	}
+	for i, m := range st[0].Modalities {
+		low := st[1].Modalities[i]
+		assert.True(t, m.VectorsInMemory, m.Name)
+		assert.False(t, low.VectorsInMemory, m.Name)
+		assert.LessOrEqual(t, low.IndexMemory, m.IndexMemory-int64(4*m.Dim*m.Vectors), "%s: the float32 vectors are out of memory", m.Name)
+	}
+	_, out, _ := run1("", "stats", "--low-memory", db)
+	assert.Contains(t, out, "vectors in the file")
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mmdb-go/mmdb"
 	"github.com/mmdb-go/mmdb/internal/server"
 	"github.com/spf13/cobra"
 )
@@ -44,6 +45,7 @@ func serveCmd() *cobra.Command {
 	timeout := c.Flags().Duration("timeout", server.DefaultTimeout, "longest a request may work (a request's ?timeout= may ask up to 10m)")
 	snapshots := c.Flags().String("snapshots", "", "folder for snapshots (default: snapshots/ beside the file, or in the folder)")
 	quiet := c.Flags().Bool("quiet", false, "log only failures")
+	lowMem := lowMemoryFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		key := *apiKey
 		if key == "" {
@@ -53,7 +55,7 @@ func serveCmd() *cobra.Command {
 		if *quiet {
 			level = slog.LevelWarn
 		}
-		cfg := server.Config{APIKey: key, MaxBody: *maxBody, MaxBatch: *maxBatch, Timeout: *timeout, SnapshotDir: *snapshots,
+		cfg := server.Config{APIKey: key, MaxBody: *maxBody, MaxBatch: *maxBatch, Timeout: *timeout, SnapshotDir: *snapshots, Open: mmdb.Options{LowMemory: *lowMem},
 			Logger: slog.New(slog.NewTextHandler(c.ErrOrStderr(), &slog.HandlerOptions{Level: level}))}
 		return runServe(c.Context(), args[0], *addr, cfg, c.OutOrStdout())
 	}

@@ -31,11 +31,12 @@ func shellCmd() *cobra.Command {
 		"mmdb shell media.mmdb\n  echo \"COUNT;\" | mmdb shell media.mmdb", 1)
 	cont := c.Flags().Bool("continue", false, "reading a script: go on after an error (the exit code is still 1)")
 	mode := c.Flags().String("mode", "table", "output: table, json or csv")
+	lowMem := lowMemoryFlag(c)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if !validMode(*mode) {
 			return fmt.Errorf("%w: --mode must be table, json or csv", errUsage)
 		}
-		return runShell(c.Context(), args[0], c.InOrStdin(), c.OutOrStdout(), c.ErrOrStderr(), *cont, *mode)
+		return runShell(c.Context(), args[0], c.InOrStdin(), c.OutOrStdout(), c.ErrOrStderr(), *cont, *mode, *lowMem)
 	}
 	return c
 }
@@ -58,8 +59,8 @@ type shell struct {
 // errQuit ends the session.
 var errQuit = errors.New("quit")
 
-func runShell(ctx context.Context, path string, in io.Reader, out, errw io.Writer, cont bool, mode string) error {
-	db, err := mmdb.Open(path, &mmdb.Options{Progress: progressFunc(errw)})
+func runShell(ctx context.Context, path string, in io.Reader, out, errw io.Writer, cont bool, mode string, lowMem bool) error {
+	db, err := mmdb.Open(path, &mmdb.Options{Progress: progressFunc(errw), LowMemory: lowMem})
 	if err != nil {
 		return err
 	}

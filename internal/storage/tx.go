@@ -202,6 +202,43 @@ func (t *Tx) vectorInto(mod string, id uint32, dst []float32) bool {
 	return true
 }
 
+// VectorsInto decodes the vectors of modality mod stored under ids into
+// dst, len(dst)/len(ids) values each in the order of ids, and sets
+// found[i] to whether ids[i] has one of that length.
+func (t *Tx) VectorsInto(mod string, ids []uint32, dst []float32, found []bool) {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil || len(ids) == 0 {
+		clear(found)
+		return
+	}
+	dim := len(dst) / len(ids)
+	var key [4]byte
+	for i, id := range ids {
+		binary.BigEndian.PutUint32(key[:], id)
+		v := b.Get(key[:])
+		if found[i] = len(v) == 4*dim; found[i] {
+			decodeInto(dst[i*dim:(i+1)*dim], v)
+		}
+	}
+}
+
+// ScanVectors calls fn with every stored vector of modality mod that has
+// dim values, in internal-ID order; v is reused between calls.
+func (t *Tx) ScanVectors(mod string, dim int, fn func(id uint32, v []float32)) {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil {
+		return
+	}
+	v := make([]float32, dim)
+	c := b.Cursor()
+	for k, raw := c.First(); k != nil; k, raw = c.Next() {
+		if len(k) == 4 && len(raw) == 4*dim {
+			decodeInto(v, raw)
+			fn(binary.BigEndian.Uint32(k), v)
+		}
+	}
+}
+
 // ForEachVector calls fn for every stored vector of modality mod in
 // internal-ID order. vec is a fresh copy that fn may keep.
 func (t *Tx) ForEachVector(mod string, fn func(id uint32, vec []float32) error) error {

@@ -1,0 +1,208 @@
+package hnsw
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/mmdb-go/mmdb/kernel"
+	"github.com/mmdb-go/mmdb/modality"
+)
+
+// VectorSource holds a graph's float32 vectors outside the graph: a graph
+// given one (Config.Source) keeps only its byte codes and links in memory,
+// and reads the float32 vectors back to re-score what a search found, for
+// exact scans, Vector and Save. The database gives one that reads its own
+// file (Options.LowMemory).
+type VectorSource interface {
+	// ReadVectors copies the vectors stored under ids into dst, dim values
+	// each in the order of ids (len(dst) == len(ids)*dim), and sets
+	// found[i] to whether ids[i] has one. A vector the source cannot give
+	// is taken as deleted: the graph leaves it out of results. It must be
+	// safe for concurrent use and must not call the graph.
+	ReadVectors(ids []uint32, dst []float32, found []bool)
+}
+
+// VectorScanner is a VectorSource that can also give every vector it
+// holds in one pass, which costs a fraction of reading them one by one
+// (for the database, a cursor over its file against a lookup each). An
+// exact search that must score most of a graph's nodes scans instead.
+type VectorScanner interface {
+	VectorSource
+	// ScanVectors calls fn with the ID and vector of every vector of dim
+	// values it holds; v is valid only during the call.
+	ScanVectors(dim int, fn func(id uint32, v []float32))
+}
+
+// lowMem reports whether the graph keeps no float32 vectors of its own.
+func (h *HNSW) lowMem() bool { return h.cfg.Source != nil }
+
+// pairBuf is scratch for a node's vector read back from its codes.
+type pairBuf struct{ v, c []float32 }
+
+var pairBufs = sync.Pool{New: func() any { return new(pairBuf) }}
+
+// nodeQuery returns a query for comparing slot's vector with other nodes
+// (qdist): its float32 vector, or, in a graph without them, its codes read
+// back (buf holds them), scored on codes. Links are then chosen on those
+// approximate distances.
+func (h *HNSW) nodeQuery(slot uint32, buf *pairBuf) query {
+	if !h.lowMem() {
+		return query{v: h.vec(slot)}
+	}
+	v := h.decode(slot, buf)
+	q := query{v: v, approx: true, c: v}
+	if h.metric == modality.L2 {
+		_, sc := h.row(slot)
+		q.c = buf.c[:h.dim] // decode left v - centre there
+		q.off = sc.sq
+	} else {
+		q.off = kernel.DotProduct(v, h.centre)
+	}
+	for _, x := range q.c {
+		q.sum += x
+	}
+	return q
+}
+
+// decode reads slot's vector back from its codes into buf.v (the centred
+// values stay in buf.c) and returns it.
+func (h *HNSW) decode(slot uint32, buf *pairBuf) []float32 {
+	if cap(buf.v) < h.dim {
+		buf.v, buf.c = make([]float32, h.dim), make([]float32, h.dim)
+	}
+	v, c := buf.v[:h.dim], buf.c[:h.dim]
+	codes, sc := h.row(slot)
+	for i, b := range codes {
+		c[i] = sc.lo + sc.step*float32(b)
+		v[i] = c[i] + h.centre[i]
+	}
+	return v
+}
+
+// readSlots reads the float32 vectors of slots from the source into dst
+// (dim values a slot) and found; ids is scratch, returned for reuse.
+func (h *HNSW) readSlots(slots []uint32, dst []float32, found []bool, ids []uint32) []uint32 {
+	ids = slices.Grow(ids[:0], len(slots))
+	for _, s := range slots {
+		ids = append(ids, h.ids[s])
+	}
+	h.cfg.Source.ReadVectors(ids, dst[:len(slots)*h.dim], found[:len(slots)])
+	return ids
+}
+
+// rescoreOversample is how many of a search's nodes, per result asked
+// for, are read back from a Config.Source to be re-scored: those closest
+// on codes. Reading each costs about a microsecond (a bbolt lookup), so
+// not all ef are. On synth100k and sift5k, recall@10 at 2 per result was
+// the same as re-scoring all ef (at every ef from 16 to 64), and at 1 it
+// was 0.01-0.02 lower (BenchmarkLowMemory, in the root package).
+const rescoreOversample = 2
+
+// rescoreFromSource gives the closest of found (closest first on codes)
+// exact distances from the source's vectors, rescoreOversample*k of them,
+// and drops the others and those the source has no vector for (deleted
+// from the store while the search ran). It returns what is left,
+// unsorted.
+func (h *HNSW) rescoreFromSource(q []float32, found []Result, k int, sc *searcher) []Result {
+	found = found[:min(len(found), rescoreOversample*k)]
+	n := len(found)
+	sc.srcSlots = slices.Grow(sc.srcSlots[:0], n)
+	for _, f := range found {
+		sc.srcSlots = append(sc.srcSlots, f.ID)
+	}
+	sc.srcVecs = slices.Grow(sc.srcVecs[:0], n*h.dim)[:n*h.dim]
+	sc.srcFound = slices.Grow(sc.srcFound[:0], n)[:n]
+	sc.srcIDs = h.readSlots(sc.srcSlots, sc.srcVecs, sc.srcFound, sc.srcIDs)
+	out := found[:0]
+	for i, f := range found {
+		if sc.srcFound[i] {
+			f.Dist = h.dist(q, sc.srcVecs[i*h.dim:(i+1)*h.dim])
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// slotVector returns a copy of slot's float32 vector: its own, or the
+// source's for a live node of a graph without them, or its codes read back
+// for a tombstone (which no store holds). ok is false when the source has
+// no vector for a live node.
+func (h *HNSW) slotVector(slot uint32, live bool) ([]float32, bool) {
+	if !h.lowMem() {
+		return append([]float32(nil), h.vec(slot)...), true
+	}
+	v := make([]float32, h.dim)
+	if !live {
+		var buf pairBuf
+		copy(v, h.decode(slot, &buf))
+		return v, true
+	}
+	var found [1]bool
+	h.cfg.Source.ReadVectors([]uint32{h.ids[slot]}, v, found[:])
+	return v, found[0]
+}
+
+// flushFromSource scores the scanner's batch on the source's vectors,
+// leaving out the slots it has none for.
+func (sc *scanner) flushFromSource(h *HNSW) {
+	slots := sc.slots[:sc.n]
+	if cap(sc.buf) < len(sc.slots)*h.dim {
+		sc.buf = make([]float32, len(sc.slots)*h.dim)
+	}
+	var found [len(sc.slots)]bool
+	var ids [len(sc.slots)]uint32
+	h.readSlots(slots, sc.buf, found[:], ids[:0])
+	for i, s := range slots {
+		if found[i] {
+			sc.top.offer(Result{ID: s, Dist: h.dist(sc.q.v, sc.buf[i*h.dim:(i+1)*h.dim])}, sc.k)
+		}
+	}
+	sc.n = 0
+}
+
+// writeVectors writes the vectors of slots [0, used) of a graph without
+// them: the source's for live nodes (read a batch at a time), and the
+// codes read back for tombstones, free slots and a live node the
+// source has no vector for (Save holds the writers' lock: no insert is
+// half done, so that is a store out of step with the graph).
+func (h *HNSW) writeVectors(f *frameWriter, used int) {
+	const batch = 256
+	dst := make([]float32, batch*h.dim)
+	found := make([]bool, batch)
+	slots := make([]uint32, 0, batch)
+	ids := make([]uint32, 0, batch)
+	var buf pairBuf
+	for lo := 0; lo < used; lo += batch {
+		hi := min(lo+batch, used)
+		slots = slots[:0]
+		for s := lo; s < hi; s++ {
+			slots = append(slots, uint32(s))
+		}
+		ids = h.readSlots(slots, dst, found, ids)
+		for i, s := range slots {
+			if h.deleted[s] != 0 || !found[i] {
+				copy(dst[i*h.dim:(i+1)*h.dim], h.decode(s, &buf))
+			}
+		}
+		f.f32s(dst[:(hi-lo)*h.dim])
+	}
+}
+
+// scanSource is the exact search of a graph whose source can scan: over
+// the live nodes' vectors that al allows (nil: all), as the source holds
+// them.
+func (h *HNSW) scanSource(vs VectorScanner, q []float32, k int, al *allowed) []Result {
+	top := make(maxHeap, 0, min(k, 1024)+1)
+	vs.ScanVectors(h.dim, func(id uint32, v []float32) {
+		if al != nil && !al.has(id) {
+			return
+		}
+		h.slotMu.Lock()
+		s, ok := h.slotOf[id]
+		h.slotMu.Unlock()
+		if ok {
+			top.offer(Result{ID: s, Dist: h.dist(q, v)}, k)
+		}
+	})
+	return h.toIDs(top.sorted(), k)
+}

@@ -1,0 +1,305 @@
+package hnsw
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/modality"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// mapSource is a VectorSource over a map, counting the vectors read.
+type mapSource struct {
+	mu    sync.RWMutex
+	dim   int
+	vecs  map[uint32][]float32
+	reads int
+}
+
+func newMapSource(dim int) *mapSource {
+	return &mapSource{dim: dim, vecs: map[uint32][]float32{}}
+}
+
+func (s *mapSource) ReadVectors(ids []uint32, dst []float32, found []bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads += len(ids)
+	for i, id := range ids {
+		v, ok := s.vecs[id]
+		found[i] = ok
+		if ok {
+			copy(dst[i*s.dim:(i+1)*s.dim], v)
+		}
+	}
+}
+
+// scanSource is a mapSource that can also scan.
+type scanSource struct{ *mapSource }
+
+func (s scanSource) ScanVectors(dim int, fn func(id uint32, v []float32)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, v := range s.vecs {
+		if len(v) == dim {
+			s.reads++
+			fn(id, v)
+		}
+	}
+}
+
+func (s *mapSource) put(id uint32, v []float32) {
+	s.mu.Lock()
+	s.vecs[id] = append([]float32(nil), v...)
+	s.mu.Unlock()
+}
+
+func (s *mapSource) del(id uint32) {
+	s.mu.Lock()
+	delete(s.vecs, id)
+	s.mu.Unlock()
+}
+
+// sourced is a graph in the low-memory mode with its store: Add stores the
+// vector before the graph takes it, as the database commits it before
+// indexing, and Load fills the store with what the file holds.
+type sourced struct {
+	*HNSW
+	src *mapSource
+}
+
+func newSourced(dim int, m modality.Metric, cfg Config) *sourced {
+	return newSourcedWith(dim, m, cfg, newMapSource(dim))
+}
+
+func newSourcedWith(dim int, m modality.Metric, cfg Config, src *mapSource) *sourced {
+	cfg.Source = src
+	return &sourced{HNSW: NewHNSW(dim, m, cfg), src: src}
+}
+
+func (s *sourced) Add(id uint32, v []float32) error {
+	if len(v) == s.dim {
+		s.src.put(id, v)
+	}
+	return s.HNSW.Add(id, v)
+}
+
+func (s *sourced) Delete(id uint32) bool {
+	ok := s.HNSW.Delete(id)
+	s.src.del(id)
+	return ok
+}
+
+// Load reads what Save wrote: the live vectors into the store (through a
+// graph that keeps them), then the graph.
+func (s *sourced) Load(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	full := NewHNSW(s.dim, s.metric, Config{})
+	if err := full.Load(bytes.NewReader(b)); err != nil {
+		return err
+	}
+	for id := range full.slotOf {
+		v, _ := full.Vector(id)
+		s.src.put(id, v)
+	}
+	return s.HNSW.Load(bytes.NewReader(b))
+}
+
+// newScanned is newSourced with a source that can scan.
+func newScanned(dim int, m modality.Metric, cfg Config) *sourced {
+	src := newMapSource(dim)
+	cfg.Source = scanSource{src}
+	return &sourced{HNSW: NewHNSW(dim, m, cfg), src: src}
+}
+
+func init() {
+	engines = append(engines,
+		engine{"hnsw-source", func(d int, m modality.Metric) Index { return newSourced(d, m, Config{Seed: 1}) }},
+		engine{"hnsw-source-scan", func(d int, m modality.Metric) Index { return newScanned(d, m, Config{Seed: 1}) }})
+}
+
+// An exact search of a graph whose source can scan reads every vector
+// once in one pass, and answers as exact search over the live items does,
+// filtered or not.
+func TestSourceScan(t *testing.T) {
+	const dim = 16
+	vecs := clustered(1500, dim, 15, 12)
+	g := newScanned(dim, modality.L2, Config{Seed: 7})
+	flat := NewFlat(dim, modality.L2)
+	fill(t, g, vecs)
+	fill(t, flat, vecs)
+	for i := 0; i < len(vecs); i += 5 {
+		g.Delete(uint32(i))
+		flat.Delete(uint32(i))
+	}
+	g.src.put(99999, vecs[1]) // stored but not in the graph: not an answer
+	half := func(id uint32) bool { return id%2 == 1 }
+	for _, opts := range []SearchOptions{{Exact: true}, {Exact: true, Filter: half}} {
+		for _, q := range vecs[:30] {
+			g.src.reads = 0
+			assert.Equal(t, flat.Search(q, 10, opts), g.Search(q, 10, opts))
+			assert.Equal(t, len(g.src.vecs), g.src.reads, "one pass over the store")
+		}
+	}
+}
+
+// A graph with a Source holds no float32 vectors, built or loaded, and
+// its results carry the exact distances of the store's vectors.
+func TestSourceKeepsNoVectors(t *testing.T) {
+	const dim = 16
+	vecs := clustered(2000, dim, 20, 5)
+	for _, metric := range []modality.Metric{modality.L2, modality.Dot, modality.Cosine} {
+		t.Run(metric.String(), func(t *testing.T) {
+			g := newSourced(dim, metric, Config{Seed: 2})
+			fill(t, g, vecs)
+			assert.Nil(t, g.vecs, "built")
+			assert.NotNil(t, g.rows)
+			check := func(g *sourced) {
+				for _, q := range vecs[:50] {
+					res := g.Search(q, 10, SearchOptions{})
+					require.Len(t, res, 10)
+					for i, r := range res {
+						assert.InDelta(t, metric.Distance(q, vecs[r.ID]), r.Dist, 1e-4)
+						if i > 0 {
+							assert.LessOrEqual(t, res[i-1].Dist, r.Dist)
+						}
+					}
+				}
+			}
+			check(g)
+
+			var buf bytes.Buffer
+			require.NoError(t, g.SaveLinks(&buf))
+			loaded := newSourcedWith(dim, metric, Config{Seed: 2}, g.src)
+			missing, err := loaded.LoadLinks(&buf, func(id uint32, dst []float32) bool {
+				v, ok := g.src.vecs[id]
+				copy(dst, v)
+				return ok
+			})
+			require.NoError(t, err)
+			assert.Empty(t, missing)
+			assert.Nil(t, loaded.vecs, "loaded")
+			check(loaded)
+			for _, q := range vecs[:20] {
+				assert.Equal(t, g.Search(q, 10, SearchOptions{}), loaded.Search(q, 10, SearchOptions{}))
+			}
+		})
+	}
+}
+
+// A search reads back only the vectors of the nodes it found closest on
+// codes: rescoreOversample per result asked for, or all ef when fewer.
+func TestSourceReadsWhatTheWalkFound(t *testing.T) {
+	const dim = 16
+	g := newSourced(dim, modality.L2, Config{Seed: 3})
+	fill(t, g, clustered(3000, dim, 30, 6))
+	for _, c := range []struct{ k, ef, reads int }{{10, 40, 10 * rescoreOversample}, {10, 12, 12}, {1, 1, 1}, {5, 0, 5 * rescoreOversample}} {
+		g.src.reads = 0
+		res := g.Search(make([]float32, dim), c.k, SearchOptions{Ef: c.ef})
+		assert.Len(t, res, c.k)
+		assert.Equal(t, c.reads, g.src.reads, "k %d, ef %d", c.k, c.ef)
+	}
+}
+
+// A node whose vector the store no longer has (deleted while a search ran)
+// is left out of results, walked or scanned.
+func TestSourceDropsWhatTheStoreLacks(t *testing.T) {
+	const dim = 16
+	vecs := clustered(1000, dim, 10, 8)
+	g := newSourced(dim, modality.Cosine, Config{Seed: 4})
+	fill(t, g, vecs)
+	for id := range uint32(500) {
+		g.src.del(id)
+	}
+	for _, exact := range []bool{false, true} {
+		for _, q := range vecs[:50] {
+			res := g.Search(q, 10, SearchOptions{Exact: exact, Ef: 100})
+			assert.NotEmpty(t, res)
+			for _, r := range res {
+				assert.GreaterOrEqual(t, r.ID, uint32(500), "exact=%v", exact)
+			}
+		}
+	}
+	_, ok := g.Vector(3)
+	assert.False(t, ok, "Vector asks the store")
+}
+
+// Recall in the low-memory mode stays within 0.01 of the graph that keeps
+// its vectors, with deletes and replacements and the compaction they
+// cause.
+func TestSourceRecall(t *testing.T) {
+	if raceEnabled {
+		t.Skip("recall is measured without the race detector")
+	}
+	const dim = 32
+	data := clustered(6100, dim, 60, 9)
+	base, queries := data[:6000], data[6000:]
+	flat := NewFlat(dim, modality.L2)
+	normal := NewHNSW(dim, modality.L2, Config{Seed: 5})
+	low := newSourced(dim, modality.L2, Config{Seed: 5})
+	for _, idx := range []Index{flat, normal, low} {
+		fill(t, idx, base)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, i := range r.Perm(len(base))[:1500] {
+		for _, idx := range []Index{flat, normal, low} {
+			require.True(t, idx.Delete(uint32(i)))
+		}
+	}
+	for i := range 500 {
+		for _, idx := range []Index{flat, normal, low} {
+			require.NoError(t, idx.Add(uint32(20000+i), base[i]))
+		}
+	}
+	low.slotMu.Lock()
+	assert.NotEmpty(t, low.free, "compaction ran")
+	low.slotMu.Unlock()
+	for _, ef := range []int{16, 64} {
+		want := recallAt(normal, flat, queries, 10, SearchOptions{Ef: ef})
+		got := recallAt(low, flat, queries, 10, SearchOptions{Ef: ef})
+		t.Logf("ef %d: recall@10 %.3f keeping vectors, %.3f from the source", ef, want, got)
+		assert.GreaterOrEqual(t, got, want-0.01, "ef %d", ef)
+	}
+	assert.Equal(t, 1.0, recallAt(low, flat, queries, 10, SearchOptions{Exact: true}))
+}
+
+// Inserts, deletes and searches at once, under the race detector in CI.
+func TestSourceConcurrent(t *testing.T) {
+	const dim = 8
+	vecs := clustered(1200, dim, 10, 10)
+	g := newSourced(dim, modality.Cosine, Config{Seed: 6, M: 4})
+	fill(t, g, vecs[:200])
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 200 + w; i < len(vecs); i += 3 {
+				assert.NoError(t, g.Add(uint32(i), vecs[i]))
+				if i%4 == 0 {
+					g.Delete(uint32(i - 100))
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 300 {
+			for _, r := range g.Search(vecs[i], 5, SearchOptions{Exact: i%5 == 0}) {
+				v, ok := g.Vector(r.ID)
+				if ok {
+					assert.InDelta(t, modality.Cosine.Distance(vecs[i], v), r.Dist, 1e-4)
+				}
+			}
+		}
+	}()
+	wg.Wait()
+	assert.Nil(t, g.vecs)
+}

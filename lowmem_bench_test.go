@@ -1,0 +1,177 @@
+package mmdb
+
+import (
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/internal/bench"
+	"github.com/mmdb-go/mmdb/internal/storage"
+)
+
+// BenchmarkLowMemory compares Options.LowMemory with the default, both
+// opened from one file: on synth100k (the side-by-side harness's 100k x
+// 128 clustered cosine set and its 1,000 held-out queries) and on sift5k
+// (../shared/data; skipped when absent). It reports the heap a vector
+// holds (the graph alone, loaded from the checkpoint as Open loads it, and
+// the whole database after Open), and at each ef the recall@10 of each
+// mode against exact search and the low-memory mode's queries per CPU
+// second over the default's: the median and range over 5 rounds in which
+// the two alternate. It builds its file first (about a minute a set):
+//
+//	go test -run '^$' -bench LowMemory -benchtime 1x -cpu 1 -timeout 30m .
+func BenchmarkLowMemory(b *testing.B) {
+	b.Run("synth100k", func(b *testing.B) {
+		lowMemory(b, bench.Synthetic("synth100k", 100_000, 1000, 128, 1000, 1))
+	})
+	b.Run("sift5k", func(b *testing.B) {
+		d, err := bench.SIFT5k(filepath.Join("..", "shared", "data", "sift5k"))
+		if err != nil {
+			b.Skipf("sift5k not found (%v): it is in ../shared/data", err)
+		}
+		lowMemory(b, d)
+	})
+}
+
+func lowMemory(b *testing.B, d bench.Dataset) {
+	path := filepath.Join(b.TempDir(), "low.mmdb")
+	m := Modality{Name: "v", Dim: len(d.Base[0]), Metric: d.Metric}
+	lowMemoryFile(b, path, m, d.Base)
+	truth := lowMemoryTruth(m, d)
+	n := float64(len(d.Base))
+
+	type mode struct {
+		name         string
+		opts         Options
+		db           *DB
+		graph, whole float64 // heap bytes a vector
+	}
+	modes := []*mode{{name: "default", opts: Options{ReadOnly: true}}, {name: "low", opts: Options{ReadOnly: true, LowMemory: true}}}
+	for _, md := range modes {
+		before := heapAlloc()
+		db, err := Open(path, &md.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		md.db, md.whole = db, float64(heapAlloc()-before)/n
+		defer db.Close()
+		var idx hnsw.Index
+		before = heapAlloc()
+		if err := db.store.View(func(tx *storage.Tx) (err error) {
+			idx, _, _, _, err = tx.LoadIndex(m, db.indexConfig(m))
+			return err
+		}); err != nil || idx == nil {
+			b.Fatal("loading the graph", err)
+		}
+		md.graph = float64(heapAlloc()-before) / n
+		runtime.KeepAlive(idx)
+	}
+	b.Run("heap", func(b *testing.B) {
+		for b.Loop() {
+			b.ReportMetric(modes[0].graph, "graph-B/vector-default")
+			b.ReportMetric(modes[1].graph, "graph-B/vector-low")
+			b.ReportMetric(modes[0].whole, "db-B/vector-default")
+			b.ReportMetric(modes[1].whole, "db-B/vector-low")
+		}
+	})
+
+	search := func(db *DB, ef int) (recall float64) {
+		hit := 0
+		for i, q := range d.Queries {
+			hits, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, K: 10, Ef: ef, Probes: []Probe{{Modality: "v", Vector: q}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, h := range hits {
+				if truth[i][h.ID] {
+					hit++
+				}
+			}
+		}
+		return float64(hit) / float64(10*len(d.Queries))
+	}
+	for _, ef := range []int{16, 24, 32, 48, 64} {
+		b.Run(fmt.Sprintf("ef=%d", ef), func(b *testing.B) {
+			for b.Loop() {
+				var ratios []float64
+				var recall [2]float64
+				for r := range 5 {
+					var cpu [2]float64
+					for j := range 2 {
+						k := (j + r) % 2 // alternate which mode goes first
+						start := processCPU()
+						recall[k] = search(modes[k].db, ef)
+						cpu[k] = (processCPU() - start).Seconds()
+					}
+					ratios = append(ratios, cpu[0]/cpu[1])
+				}
+				slices.Sort(ratios)
+				b.ReportMetric(recall[0], "recall-default")
+				b.ReportMetric(recall[1], "recall-low")
+				b.ReportMetric(ratios[2], "qps-ratio")
+				b.ReportMetric(ratios[0], "qps-ratio-min")
+				b.ReportMetric(ratios[4], "qps-ratio-max")
+			}
+		})
+	}
+}
+
+// lowMemoryFile writes base into a new database at path, checkpointed on
+// Close; item IDs are the rows' numbers.
+func lowMemoryFile(b *testing.B, path string, m Modality, base [][]float32) {
+	db, err := Open(path, &Options{NoSync: true, CheckpointEvery: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.DefineModality(m); err != nil {
+		b.Fatal(err)
+	}
+	for start := 0; start < len(base); start += 10_000 {
+		items := make([]Item, 0, 10_000)
+		for i := start; i < min(start+10_000, len(base)); i++ {
+			items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": base[i]}})
+		}
+		if err := db.Put(ctx, items...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// lowMemoryTruth is each query's exact top 10, as item IDs.
+func lowMemoryTruth(m Modality, d bench.Dataset) []map[string]bool {
+	truth := make([]map[string]bool, len(d.Queries))
+	flat := hnsw.NewFlat(m.Dim, m.Metric)
+	if d.Truth == nil {
+		for i, v := range d.Base {
+			_ = flat.Add(uint32(i), v)
+		}
+	}
+	for i, q := range d.Queries {
+		truth[i] = map[string]bool{}
+		if d.Truth != nil {
+			for _, row := range d.Truth[i][:10] {
+				truth[i][fmt.Sprint(row)] = true
+			}
+			continue
+		}
+		for _, r := range flat.Search(q, 10, hnsw.SearchOptions{}) {
+			truth[i][fmt.Sprint(r.ID)] = true
+		}
+	}
+	return truth
+}
+
+// heapAlloc is the live heap after two collections.
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}

@@ -1,0 +1,123 @@
+package mmdb
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/query"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestLowMemory: under Options.LowMemory the graphs read the float32
+// vectors back from the file, and a search answers with the exact scores
+// of the stored vectors, walked, filtered or exact, after deletes and
+// replacements, and the same after reopening from the checkpoint.
+func TestLowMemory(t *testing.T) {
+	for _, metric := range []Metric{L2, Cosine} {
+		t.Run(metric.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "low.mmdb")
+			opts := &Options{NoSync: true, LowMemory: true, ExactCutoff: 1, Index: hnsw.Config{M: 8, EfConstruction: 64, Seed: 1}}
+			db, err := Open(path, opts)
+			require.NoError(t, err)
+			const dim, n = 16, 2000
+			require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: dim, Metric: metric}))
+			require.NotNil(t, db.st.Load().indexes[0].(*hnsw.HNSW).Config().Source, "the graph reads its vectors from the file")
+			r := rand.New(rand.NewPCG(7, 7))
+			vecs := map[string][]float32{}
+			var items []Item
+			for i := range n {
+				id := fmt.Sprint(i)
+				vecs[id] = randVec(r, dim)
+				items = append(items, Item{ID: id, Attrs: map[string]any{"even": i%2 == 0}, Vectors: map[string][]float32{"v": vecs[id]}})
+			}
+			require.NoError(t, db.Put(ctx, items...))
+			var del []string
+			for i := 0; i < n; i += 9 {
+				del = append(del, fmt.Sprint(i))
+				delete(vecs, fmt.Sprint(i))
+			}
+			require.NoError(t, db.Delete(ctx, del...))
+			for i := 1; i < n; i += 50 { // replaced
+				id := fmt.Sprint(i)
+				vecs[id] = randVec(r, dim)
+				require.NoError(t, db.Put(ctx, Item{ID: id, Attrs: map[string]any{"even": i%2 == 0}, Vectors: map[string][]float32{"v": vecs[id]}}))
+			}
+			score := func(q, v []float32) float32 {
+				if metric == L2 {
+					var s float64
+					for i := range q {
+						d := float64(q[i] - v[i])
+						s += d * d
+					}
+					return -float32(math.Sqrt(s))
+				}
+				var d, nq, nv float64
+				for i := range q {
+					d += float64(q[i]) * float64(v[i])
+					nq += float64(q[i]) * float64(q[i])
+					nv += float64(v[i]) * float64(v[i])
+				}
+				return float32(d / math.Sqrt(nq*nv))
+			}
+			queries := make([][]float32, 100)
+			for i := range queries {
+				queries[i] = randVec(r, dim)
+			}
+			run := func(db *DB) []string {
+				var out []string
+				hits, found := 0, 0
+				for _, q := range queries {
+					for _, c := range []struct {
+						exact  bool
+						filter query.Expr
+					}{{false, nil}, {true, nil}, {false, query.MustParse("even = true")}} {
+						got, err := db.Search(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: q}}, K: 10, Ef: 64, Exact: c.exact, Filter: c.filter})
+						require.NoError(t, err)
+						require.Len(t, got, 10)
+						exact, err := db.Search(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: q}}, K: 10, Exact: true, Filter: c.filter})
+						require.NoError(t, err)
+						in := map[string]bool{}
+						for _, h := range exact {
+							in[h.ID] = true
+						}
+						for i, h := range got {
+							v, ok := vecs[h.ID]
+							require.True(t, ok, "deleted item %s answered", h.ID)
+							assert.InDelta(t, score(q, v), h.Score, 1e-4, "item %s", h.ID)
+							if i > 0 {
+								assert.GreaterOrEqual(t, got[i-1].Score, h.Score)
+							}
+							if c.filter != nil {
+								assert.Equal(t, true, h.Attrs["even"])
+							}
+							if in[h.ID] {
+								hits++
+							}
+						}
+						found += len(exact)
+						b, _ := json.Marshal(got)
+						out = append(out, string(b))
+					}
+				}
+				assert.GreaterOrEqual(t, float64(hits)/float64(found), 0.95, "recall@10 against exact search")
+				return out
+			}
+			db.st.Load().indexes[0].(interface{ Repair() int }).Repair() // as TestReopenWithTombstonesAnswersSame
+			before := run(db)
+			require.NoError(t, db.Close())
+
+			db2, err := Open(path, opts)
+			require.NoError(t, err)
+			defer db2.Close()
+			require.Equal(t, "loaded", db2.OpenReport()[0].Action)
+			require.NotNil(t, db2.st.Load().indexes[0].(*hnsw.HNSW).Config().Source)
+			assert.Equal(t, before, run(db2), "answers after reopening")
+		})
+	}
+}
