@@ -296,7 +296,8 @@ var ErrSharedSpace = errors.New("modalities share a space")
 //
 // Align reads the vectors without a lock and fits without one, so
 // searches and writes go on; items written meanwhile are not used.
-func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (*align.Report, error) {
+func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (_ *align.Report, err error) {
+	defer db.readBackGuard(&err)()
 	if opts == nil {
 		opts = &AlignOptions{}
 	}

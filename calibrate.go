@@ -65,7 +65,8 @@ type CalibrateOptions struct {
 // Evaluate reports the figures with and without it on items outside the
 // bank. Calibrate again after large changes to the target modality: the
 // hubness of items stored later is the mean.
-func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateOptions) (*Calibration, error) {
+func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateOptions) (_ *Calibration, err error) {
+	defer db.readBackGuard(&err)()
 	var opts CalibrateOptions
 	if o != nil {
 		opts = *o

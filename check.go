@@ -54,8 +54,9 @@ const maxProblems = 1000
 // then bbolt's own check), that the ID maps agree both ways, that the
 // attribute postings match the records, that every stored vector has an
 // item, the right length and finite values (unit length under cosine),
-// that each index holds exactly the stored vectors, bit for bit, and that
-// a search can reach every one of them. It blocks writers while it runs
+// that each index holds exactly the stored vectors, bit for bit (under
+// Options.LowMemory, exactly their codes), and that a search can reach
+// every one of them. It blocks writers while it runs
 // (readers go on). The error is for failures to run the check; what it
 // finds is in the report.
 func (db *DB) Check(ctx context.Context) (CheckReport, error) {
@@ -122,6 +123,13 @@ func (c *checker) add(format string, args ...any) {
 	}
 }
 
+// codeMatcher is an index that keeps codes instead of vectors
+// (Options.LowMemory): Check compares those.
+type codeMatcher interface {
+	VectorsInMemory() bool
+	MatchesCodes(id uint32, v []float32) (match, found bool)
+}
+
 // vectors checks modality i's stored vectors against their owners, what
 // Put guarantees of them, and the index, which must hold exactly them and
 // reach each.
@@ -141,6 +149,16 @@ func (c *checker) vectors(tx *storage.Tx, i int, byID map[uint32]string) error {
 		}
 		if err := storedVectorOK(m, v); err != nil {
 			c.add("%s vector of %q: %v", m.Name, byID[id], err)
+		}
+		if cm, ok := idx.(codeMatcher); ok && !cm.VectorsInMemory() {
+			// Options.LowMemory: the index holds the vector's codes.
+			switch match, found := cm.MatchesCodes(id, v); {
+			case !found:
+				c.add("%s vector of %q is missing from its index", m.Name, byID[id])
+			case !match:
+				c.add("%s vector of %q differs from its index's codes of it", m.Name, byID[id])
+			}
+			return c.ctx.Err()
 		}
 		iv, ok := idx.Vector(id)
 		if !ok {

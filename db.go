@@ -51,15 +51,18 @@ type Options struct {
 	Index hnsw.Config
 	// LowMemory keeps a modality's float32 vectors out of memory: its
 	// graph holds a byte a component (its codes) and its links, walks on
-	// the codes, and reads the float32 vectors of the nodes a search found
-	// back from the file to re-score them, so results still carry exact
-	// scores in exact order. A loaded 128-d graph then holds about 330
-	// bytes a vector instead of 840; searches read ef vectors from the
-	// file each (BENCHMARKS.md, "Low-memory mode", has the cost), and
+	// the codes, and reads back from the file the vectors of the 2k nodes
+	// it found closest on codes (k the results asked for, or all ef when
+	// fewer) to re-score them, so results still carry exact scores in
+	// exact order. A loaded 128-d graph then holds about 300 bytes a
+	// vector instead of 810, at 0.6-0.9x the queries per second and the
+	// same recall (BENCHMARKS.md, "Sixth round: the low-memory mode");
 	// links are chosen on distances between codes. Opening still reads
-	// every vector once, to compute the codes. Multi-vector modalities
-	// keep their vectors in memory. Index.Source is set by the database
-	// and must be left nil.
+	// every vector once, to compute the codes. A search, Evaluate, Align
+	// or Calibrate whose vectors cannot be read back (the file closed or
+	// damaged under it) fails with the cause. Multi-vector modalities
+	// keep their vectors in memory. Index.Source is set by the database:
+	// one given there is ignored.
 	LowMemory bool
 	// CheckpointEvery is how many logged vector changes may accumulate
 	// before the graphs are saved into the file (DefaultCheckpointEvery when
@@ -121,6 +124,11 @@ type DB struct {
 	// Calibrate, Evaluate) stop then instead of running to the end.
 	closing     context.Context
 	stopClosing context.CancelFunc
+
+	// readBack counts the failed reads of vectors back from the file
+	// (Options.LowMemory), the last one's error in readBackErr.
+	readBack    atomic.Int64
+	readBackErr atomic.Pointer[error]
 }
 
 // measuring returns ctx, cancelled too when the database starts closing,

@@ -149,7 +149,8 @@ func (r EvalReport) String() string {
 // it is with EvalOptions.InSample. On the pivot route each query's own
 // item is barred from the items it pivots through. This is how to check
 // an encoder pair, or the database itself.
-func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOptions) (EvalReport, error) {
+func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOptions) (_ EvalReport, err error) {
+	defer db.readBackGuard(&err)()
 	if opts == nil {
 		opts = &EvalOptions{}
 	}

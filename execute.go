@@ -162,7 +162,8 @@ func overlap(got, want []Hit) float64 {
 }
 
 // execute runs a plan. steps, if non-nil, receives timings.
-func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, error) {
+func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) (hits []Hit, err error) {
+	defer db.readBackGuard(&err)()
 	for {
 		p.exhausted = false
 		hits, err := db.executeOnce(ctx, p, steps)

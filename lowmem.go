@@ -1,6 +1,7 @@
 package mmdb
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/mmdb-go/mmdb/hnsw"
@@ -27,8 +28,9 @@ type storedVectors struct {
 }
 
 // ReadVectors implements hnsw.VectorSource. A read that fails (the file
-// closed under the search, or a damaged page) finds nothing, so the search
-// returns nothing rather than a guess; it is logged.
+// closed under the search, or a damaged page) finds nothing; it is logged
+// and recorded, and the search, evaluation or alignment that asked fails
+// with it (readBackGuard) rather than answer from what was left.
 func (s storedVectors) ReadVectors(ids []uint32, dst []float32, found []bool) {
 	err := s.db.store.View(func(tx *storage.Tx) error {
 		tx.VectorsInto(s.mod, ids, dst, found)
@@ -40,8 +42,8 @@ func (s storedVectors) ReadVectors(ids []uint32, dst []float32, found []bool) {
 	}
 }
 
-// ScanVectors implements hnsw.VectorScanner. A failed read is logged, as
-// in ReadVectors: the exact search it serves finds nothing past it.
+// ScanVectors implements hnsw.VectorScanner. A failed read is handled as
+// in ReadVectors.
 func (s storedVectors) ScanVectors(dim int, fn func(id uint32, v []float32)) {
 	err := s.db.store.View(func(tx *storage.Tx) error {
 		tx.ScanVectors(s.mod, dim, fn)
@@ -52,8 +54,29 @@ func (s storedVectors) ScanVectors(dim int, fn func(id uint32, v []float32)) {
 	}
 }
 
+// logFailure records a failed read for readBackGuard and logs it.
 func (s storedVectors) logFailure(err error) {
+	err = fmt.Errorf("reading %s vectors back from the file: %w", s.mod, err)
+	s.db.readBackErr.Store(&err)
+	s.db.readBack.Add(1)
 	if l := s.db.opts.Logger; l != nil {
 		l.Warn("reading vectors back for a search failed", slog.String("modality", s.mod), slog.Any("error", err))
+	}
+}
+
+// readBackGuard, deferred as defer db.readBackGuard(&err)(), turns a nil
+// *err into the error of a read back from the file that failed while the
+// call ran (Options.LowMemory: a search whose vectors could not be read
+// must not answer as if they were not stored). A failure during another
+// call running at the same time fails this one too: the file was closed
+// or is damaged either way.
+func (db *DB) readBackGuard(err *error) func() {
+	since := db.readBack.Load()
+	return func() {
+		if *err == nil && db.readBack.Load() != since {
+			if e := db.readBackErr.Load(); e != nil {
+				*err = *e
+			}
+		}
 	}
 }

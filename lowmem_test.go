@@ -12,6 +12,7 @@ import (
 	"github.com/mmdb-go/mmdb/query"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestLowMemory: under Options.LowMemory the graphs read the float32
@@ -114,10 +115,79 @@ func TestLowMemory(t *testing.T) {
 
 			db2, err := Open(path, opts)
 			require.NoError(t, err)
-			defer db2.Close()
 			require.Equal(t, "loaded", db2.OpenReport()[0].Action)
 			require.NotNil(t, db2.st.Load().indexes[0].(*hnsw.HNSW).Config().Source)
 			assert.Equal(t, before, run(db2), "answers after reopening")
+			rep, err := db2.Check(ctx)
+			require.NoError(t, err)
+			assert.Empty(t, rep.Problems)
+			require.NoError(t, db2.Close())
+
+			// Rebuilt from the vectors (no checkpoint): the same mode.
+			raw, err := Open(path, &Options{NoSync: true})
+			require.NoError(t, err)
+			require.NoError(t, raw.store.Bolt().Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("index/v")) }))
+			require.NoError(t, raw.Close())
+			db3, err := Open(path, opts)
+			require.NoError(t, err)
+			defer db3.Close()
+			require.Equal(t, "rebuilt", db3.OpenReport()[0].Action)
+			require.NotNil(t, db3.st.Load().indexes[0].(*hnsw.HNSW).Config().Source)
+			run(db3)
 		})
+	}
+}
+
+// Under LowMemory the planner's exact cutoff is the cost model's for a
+// graph that reads its vectors from the file (a scan costs more there).
+func TestLowMemoryExactCutoff(t *testing.T) {
+	for _, low := range []bool{false, true} {
+		db, err := Open(filepath.Join(t.TempDir(), "c.mmdb"), &Options{NoSync: true, LowMemory: low})
+		require.NoError(t, err)
+		require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: 8, Metric: L2}))
+		r := rand.New(rand.NewPCG(1, 1))
+		var items []Item
+		for i := range 3000 {
+			items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": randVec(r, 8)}})
+		}
+		require.NoError(t, db.Put(ctx, items...))
+		plan, err := db.Explain(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: randVec(r, 8)}}, K: 10, Ef: 64})
+		require.NoError(t, err)
+		want, strategy := hnsw.ExactCutoff(64, 3000), StrategyExact // 4,381: a scan
+		if low {
+			want, strategy = hnsw.ExactCutoffSourced(64, 3000), StrategyHNSW // 1,517: the graph
+		}
+		assert.Contains(t, plan.Why, fmt.Sprintf("exact cutoff %d", want), "low memory %v", low)
+		assert.Equal(t, strategy, plan.Strategy, "low memory %v", low)
+		require.NoError(t, db.Close())
+	}
+}
+
+// A search whose vectors cannot be read back (the file closed under it)
+// fails with the cause instead of answering from what was left; Check
+// compares the stored vectors with the index's codes of them.
+func TestLowMemoryFailures(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "f.mmdb"), &Options{NoSync: true, LowMemory: true, ExactCutoff: 1})
+	require.NoError(t, err)
+	require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: 8, Metric: Cosine}))
+	r := rand.New(rand.NewPCG(2, 2))
+	var items []Item
+	for i := range 500 {
+		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": randVec(r, 8)}})
+	}
+	require.NoError(t, db.Put(ctx, items...))
+
+	idx := db.st.Load().indexes[0]
+	require.NoError(t, idx.Add(7, randVec(r, 8))) // the index out of step with the file
+	rep, err := db.Check(ctx)
+	require.NoError(t, err)
+	require.Len(t, rep.Problems, 1)
+	assert.Contains(t, rep.Problems[0], "differs from its index's codes")
+
+	require.NoError(t, db.store.Close()) // as a Close racing the search
+	for _, exact := range []bool{false, true} {
+		_, err = db.Search(ctx, Query{Target: "v", NoAttrs: true, Exact: exact, Probes: []Probe{{Modality: "v", Vector: randVec(r, 8)}}, K: 5})
+		require.ErrorIs(t, err, ErrClosed, "exact %v", exact)
+		assert.Contains(t, err.Error(), "reading v vectors back from the file")
 	}
 }

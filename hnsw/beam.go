@@ -134,7 +134,7 @@ func (h *HNSW) searchBeam(q *query, eps []Result, ef, l int, skipDeleted bool, s
 	bm := &sc.beam
 	bm.reset()
 	ineligible := func(s uint32) bool {
-		return skipDeleted && atomic.LoadUint32(&h.deleted[s]) != 0
+		return skipDeleted && h.isDead(s)
 	}
 	for _, e := range eps {
 		if k := beamKey(e); vis.visit(e.ID) && bm.admits(k, ef) {

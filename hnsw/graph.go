@@ -85,14 +85,16 @@ func (c Config) withDefaults() Config {
 // HNSW is a hierarchical navigable small world graph (Malkov & Yashunin,
 // 2018) over the vectors of one modality.
 //
-// Layout: nodes live in slots; a slot's vector is vecs[slot*dim:], its
+// Layout: nodes live in slots; a slot's vector is vecs[slot*dim:] (none
+// with a Config.Source: its codes, rows[slot*rowSize:], stand in), its
 // layer-0 links are the fixed block links0[slot*(2M+1):] holding a count and
 // up to 2M neighbour slots, and its upper-layer links are blocks of M+1 in
 // upper[slot]. No maps or per-hop allocation on the search path.
 //
 // Concurrency: searches and inserts hold mu shared; only growing the arrays,
 // compaction and Load hold it exclusively. Link blocks are read with atomic
-// loads and written with atomic stores under the owning node's lock, so a
+// loads and written with atomic stores under the owning node's lock
+// (nodeLock: one of 1,024, chosen by slot; no code holds two), so a
 // search never blocks on an insert; a reader may see a list mid-update, but
 // every slot it sees is a valid, fully written node (a node's vector, level
 // and links are written before any link to it is published).
@@ -119,13 +121,18 @@ type HNSW struct {
 	// centre is subtracted from every vector before it is quantized
 	// (quant.go): the graph's first vector, set before any node is
 	// quantized and never changed. nil under Float32Walk.
-	centre  []float32
-	ids     []uint32   // slot -> caller's ID
-	levels  []uint8    // slot -> top layer
-	links0  []uint32   // slot*(m0+1): count, then neighbours
-	upper   [][]uint32 // slot -> (level)*(m+1) blocks for layers 1..level
-	deleted []uint32   // slot -> 1 if tombstoned (atomic)
-	nodeMu  []sync.Mutex
+	centre []float32
+	ids    []uint32 // slot -> caller's ID
+	levels []uint8  // slot -> top layer
+	links0 []uint32 // slot*(m0+1): count, then neighbours
+	// upper holds, for a slot with a level above 0, its level*(m+1)
+	// blocks for layers 1..level; nil for the others (15 in 16). A
+	// pointer, 8 bytes a slot, rather than a slice header's 24.
+	upper   []*[]uint32
+	deleted []uint32 // a bit a slot, set if tombstoned (atomic: isDead, setDead)
+	// nodeMu guards link writes, a lock per nodeLocks slots apart (no
+	// code holds two at once): 8 KiB a graph instead of 8 bytes a node.
+	nodeMu [nodeLocks]sync.Mutex
 
 	// entry packs the entry point's level (high 32 bits) and slot; noNode
 	// in the slot half means empty. Changed under epMu.
@@ -133,7 +140,7 @@ type HNSW struct {
 	epMu  sync.Mutex
 
 	slotMu     sync.Mutex // guards everything below
-	slotOf     map[uint32]uint32
+	slotOf     slotMap
 	used       int      // slots handed out, live or tombstoned
 	free       []uint32 // compacted slots ready for reuse
 	tombstones int
@@ -149,7 +156,7 @@ type HNSW struct {
 	relinks             atomic.Int64 // re-links made by repairs, for tests
 	// scratch is the checks' working memory (reach), reused so that the
 	// check every live/8 writes makes no garbage over a build: about 9
-	// bytes a node once a check has run. Its lock is held over a check
+	// bytes a node once a check has run, let go by Repair and Unreachable. Its lock is held over a check
 	// and the re-links that use its answer (repairLocked, Unreachable).
 	scratch struct {
 		sync.Mutex
@@ -174,7 +181,7 @@ func NewHNSW(dim int, metric modality.Metric, cfg Config) *HNSW {
 		m:      cfg.M,
 		m0:     2 * cfg.M,
 		ml:     1 / math.Log(float64(cfg.M)),
-		slotOf: map[uint32]uint32{},
+		slotOf: newSlotMap(0),
 		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
 	}
 	h.rowSize = (dim+3)&^3 + int(unsafe.Sizeof(scale{}))
@@ -199,7 +206,7 @@ func (h *HNSW) Metric() modality.Metric { return h.metric }
 func (h *HNSW) Len() int {
 	h.slotMu.Lock()
 	defer h.slotMu.Unlock()
-	return len(h.slotOf)
+	return h.slotOf.len()
 }
 
 // dist is the metric's distance, written as a switch rather than a
@@ -226,8 +233,48 @@ func (h *HNSW) block(slot uint32, l int) []uint32 {
 		return h.links0[o : o+h.m0+1 : o+h.m0+1]
 	}
 	o := (l - 1) * (h.m + 1)
-	return h.upper[slot][o : o+h.m+1 : o+h.m+1]
+	return (*h.upper[slot])[o : o+h.m+1 : o+h.m+1]
 }
+
+// isDead reports whether slot is a tombstone, a free slot or one being
+// inserted.
+func (h *HNSW) isDead(slot uint32) bool {
+	return atomic.LoadUint32(&h.deleted[slot/32])&(1<<(slot%32)) != 0
+}
+
+// setDead sets or clears slot's tombstone bit.
+func (h *HNSW) setDead(slot uint32, dead bool) {
+	if dead {
+		atomic.OrUint32(&h.deleted[slot/32], 1<<(slot%32))
+	} else {
+		atomic.AndUint32(&h.deleted[slot/32], ^uint32(1<<(slot%32)))
+	}
+}
+
+// upperOf returns slot's upper-layer blocks (nil at level 0).
+func (h *HNSW) upperOf(slot uint32) []uint32 {
+	if p := h.upper[slot]; p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setUpper sets slot's upper-layer blocks (nil or empty: none).
+func (h *HNSW) setUpper(slot uint32, b []uint32) {
+	if len(b) == 0 {
+		h.upper[slot] = nil
+		return
+	}
+	p := new([]uint32) // not &b: that would move b to the heap on every call
+	*p = b
+	h.upper[slot] = p
+}
+
+// nodeLocks is how many locks guard the nodes' links (nodeLock).
+const nodeLocks = 1024
+
+// nodeLock is the lock of slot's links.
+func (h *HNSW) nodeLock(slot uint32) *sync.Mutex { return &h.nodeMu[slot%nodeLocks] }
 
 func (h *HNSW) capAt(l int) int {
 	if l == 0 {
@@ -290,11 +337,8 @@ func (h *HNSW) resize(c int) {
 	h.ids = append(make([]uint32, 0, c), h.ids...)[:c]
 	h.levels = append(make([]uint8, 0, c), h.levels...)[:c]
 	h.links0 = append(make([]uint32, 0, c*(h.m0+1)), h.links0...)[:c*(h.m0+1)]
-	h.upper = append(make([][]uint32, 0, c), h.upper...)[:c]
-	h.deleted = append(make([]uint32, 0, c), h.deleted...)[:c]
-	// No node lock is held while mu is held exclusively, so fresh zero
-	// mutexes are equivalent to the old ones.
-	h.nodeMu = make([]sync.Mutex, c)
+	h.upper = append(make([]*[]uint32, 0, c), h.upper...)[:c]
+	h.deleted = append(make([]uint32, 0, (c+31)/32), h.deleted...)[:(c+31)/32]
 }
 
 func (h *HNSW) randomLevel() int {
@@ -318,7 +362,7 @@ func (h *HNSW) claim() (slot uint32, level int, ok bool) {
 	} else {
 		return 0, 0, false
 	}
-	atomic.StoreUint32(&h.deleted[slot], 1)
+	h.setDead(slot, true)
 	return slot, h.randomLevel(), true
 }
 
@@ -326,13 +370,13 @@ func (h *HNSW) claim() (slot uint32, level int, ok bool) {
 // searches. A node id had before becomes a tombstone and is unlinked.
 func (h *HNSW) publish(id, slot uint32) {
 	h.slotMu.Lock()
-	old, had := h.slotOf[id]
-	h.slotOf[id] = slot
+	old, had := h.slotOf.get(id)
+	h.slotOf.set(id, slot)
 	if had {
-		atomic.StoreUint32(&h.deleted[old], 1)
+		h.setDead(old, true)
 		h.tombstones++
 	}
-	atomic.StoreUint32(&h.deleted[slot], 0)
+	h.setDead(slot, false)
 	h.slotMu.Unlock()
 	if had {
 		h.unlink(old)
@@ -392,9 +436,9 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 	h.levels[slot] = uint8(level)
 	clear(h.block(slot, 0)) // a reused slot may hold old links
 	if level > 0 {
-		h.upper[slot] = make([]uint32, level*(h.m+1))
+		h.setUpper(slot, make([]uint32, level*(h.m+1)))
 	} else {
-		h.upper[slot] = nil
+		h.setUpper(slot, nil)
 	}
 
 	ep := h.entry.Load()
@@ -457,7 +501,7 @@ func (h *HNSW) neighbours(q []float32, level int, ep uint64, self uint32, sc *se
 		}
 		cands := sc.cands[:0]
 		for _, f := range found {
-			if f.ID != self && atomic.LoadUint32(&h.deleted[f.ID]) == 0 {
+			if f.ID != self && !h.isDead(f.ID) {
 				cands = append(cands, f)
 			}
 		}
@@ -520,7 +564,7 @@ func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, sk
 	vis.reset(len(h.ids))
 	cand, res := sc.kcand[:0], sc.kres[:0]
 	eligible := func(s uint32) bool {
-		return (!skipDeleted || atomic.LoadUint32(&h.deleted[s]) == 0) && (allow == nil || allow.has(h.ids[s]))
+		return (!skipDeleted || !h.isDead(s)) && (allow == nil || allow.has(h.ids[s]))
 	}
 	for _, e := range eps {
 		if vis.visit(e.ID) {
@@ -602,9 +646,9 @@ func (h *HNSW) selectNeighbours(out, cands []Result, m int) []Result {
 
 // setLinks replaces slot's list on layer l.
 func (h *HNSW) setLinks(slot uint32, l int, neigh []Result) {
-	h.nodeMu[slot].Lock()
+	h.nodeLock(slot).Lock()
 	h.writeBlock(h.block(slot, l), neigh)
-	h.nodeMu[slot].Unlock()
+	h.nodeLock(slot).Unlock()
 }
 
 // writeBlock stores neighbours then the count, so a concurrent reader sees
@@ -619,8 +663,8 @@ func (h *HNSW) writeBlock(b []uint32, neigh []Result) {
 // addLink adds a link from node to newSlot on layer l, pruning node's list
 // with the heuristic when it is full.
 func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
-	h.nodeMu[node].Lock()
-	defer h.nodeMu[node].Unlock()
+	h.nodeLock(node).Lock()
+	defer h.nodeLock(node).Unlock()
 	b := h.block(node, l)
 	n := int(b[0])
 	for i := 1; i <= n; i++ {
@@ -775,7 +819,7 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap, filter func(uint3
 		h.slotMu.Lock()
 		it := allow.Iterator()
 		for it.HasNext() {
-			if s, ok := h.slotOf[it.Next()]; ok {
+			if s, ok := h.slotOf.get(it.Next()); ok {
 				slots = append(slots, s)
 			}
 		}
@@ -785,13 +829,13 @@ func (h *HNSW) scan(q []float32, k int, allow *roaring.Bitmap, filter func(uint3
 	sc := &scanner{top: make(maxHeap, 0, min(k, 1024)+1), q: query{v: q}, k: k}
 	if slots != nil {
 		for _, s := range slots {
-			if atomic.LoadUint32(&h.deleted[s]) == 0 && (filter == nil || filter(h.ids[s])) {
+			if !h.isDead(s) && (filter == nil || filter(h.ids[s])) {
 				sc.add(h, s)
 			}
 		}
 	} else {
 		for s := range uint32(used) {
-			if atomic.LoadUint32(&h.deleted[s]) == 0 && (al == nil || al.has(h.ids[s])) {
+			if !h.isDead(s) && (al == nil || al.has(h.ids[s])) {
 				sc.add(h, s)
 			}
 		}
@@ -869,7 +913,7 @@ func (h *HNSW) Vector(id uint32) ([]float32, bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	h.slotMu.Lock()
-	s, ok := h.slotOf[id]
+	s, ok := h.slotOf.get(id)
 	h.slotMu.Unlock()
 	if !ok {
 		return nil, false
@@ -886,10 +930,10 @@ func (h *HNSW) Delete(id uint32) bool {
 	defer h.writers.RUnlock()
 	h.mu.RLock()
 	h.slotMu.Lock()
-	s, ok := h.slotOf[id]
+	s, ok := h.slotOf.get(id)
 	if ok {
-		delete(h.slotOf, id)
-		atomic.StoreUint32(&h.deleted[s], 1)
+		h.slotOf.del(id)
+		h.setDead(s, true)
 		h.tombstones++
 	}
 	h.slotMu.Unlock()
@@ -909,12 +953,12 @@ func (h *HNSW) Delete(id uint32) bool {
 // rest are scrubbed at compaction.)
 func (h *HNSW) unlink(d uint32) {
 	for l := int(h.levels[d]); l >= 0; l-- {
-		h.nodeMu[d].Lock()
+		h.nodeLock(d).Lock()
 		db := h.block(d, l)
 		dn := append([]uint32(nil), db[1:1+db[0]]...)
-		h.nodeMu[d].Unlock()
+		h.nodeLock(d).Unlock()
 		for _, n := range dn {
-			if atomic.LoadUint32(&h.deleted[n]) != 0 {
+			if h.isDead(n) {
 				continue
 			}
 			h.replaceLink(n, d, dn, l)
@@ -923,8 +967,8 @@ func (h *HNSW) unlink(d uint32) {
 }
 
 func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
-	h.nodeMu[n].Lock()
-	defer h.nodeMu[n].Unlock()
+	h.nodeLock(n).Lock()
+	defer h.nodeLock(n).Unlock()
 	b := h.block(n, l)
 	cnt := int(b[0])
 	found := false
@@ -950,7 +994,7 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 		return
 	}
 	for _, s := range dn {
-		if s == n || s == d || atomic.LoadUint32(&h.deleted[s]) != 0 || seen(s) {
+		if s == n || s == d || h.isDead(s) || seen(s) {
 			continue
 		}
 		cands = append(cands, Result{ID: s, Dist: h.qdist(&nq, s)})
@@ -999,10 +1043,11 @@ func (h *HNSW) compact() bool {
 		if isFree[s] {
 			continue
 		}
-		if h.deleted[s] != 0 {
+		if h.isDead(s) {
 			h.free = append(h.free, s)
 			isFree[s] = true
-			h.levels[s], h.upper[s] = 0, nil
+			h.levels[s] = 0
+			h.setUpper(s, nil)
 			b := h.block(s, 0)
 			b[0] = 0
 			continue

@@ -263,14 +263,14 @@ func sameGraph(t *testing.T, want, got *HNSW) {
 	require.Equal(t, want.used, got.used)
 	assert.Equal(t, want.entry.Load(), got.entry.Load())
 	assert.Equal(t, want.free, got.free)
-	assert.Equal(t, want.slotOf, got.slotOf)
+	assert.Equal(t, slotsOf(want), slotsOf(got))
 	isFree := make([]bool, want.used)
 	for _, s := range want.free {
 		isFree[s] = true
 	}
 	for s := range uint32(want.used) {
 		require.Equal(t, want.levels[s], got.levels[s], "slot %d", s)
-		assert.Equal(t, want.deleted[s], got.deleted[s], "slot %d", s)
+		assert.Equal(t, want.isDead(s), got.isDead(s), "slot %d", s)
 		if isFree[s] {
 			continue
 		}

@@ -95,8 +95,8 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 		if int(es) >= used || isFree[es] || int(entry>>32) != int(n.levels[es]) {
 			return nil, fmt.Errorf("%w: bad entry point", ErrFormat)
 		}
-	} else if len(n.slotOf) > 0 {
-		return nil, fmt.Errorf("%w: no entry point for %d nodes", ErrFormat, len(n.slotOf))
+	} else if n.slotOf.len() > 0 {
+		return nil, fmt.Errorf("%w: no entry point for %d nodes", ErrFormat, n.slotOf.len())
 	}
 	n.entry.Store(entry)
 	if n.lowMem() {
@@ -170,7 +170,7 @@ func (h *HNSW) loadHeader(fr *frameReader, version uint32) (n *HNSW, entry uint6
 	}
 	n.used = used
 	n.free = free
-	n.slotOf = make(map[uint32]uint32, used)
+	n.slotOf = newSlotMap(used)
 	return n, entry, centre, nil
 }
 
@@ -202,7 +202,7 @@ func (n *HNSW) readBlocks(fr *frameReader, inline bool) (meta []uint32, err erro
 			return nil, fmt.Errorf("%w: slot %d has level %d", ErrFormat, s, level)
 		}
 		if level > 0 {
-			n.upper[s] = fr.u32s(uint64(level * (n.m + 1)))
+			n.setUpper(uint32(s), fr.u32s(uint64(level*(n.m+1))))
 		}
 	}
 	return meta, fr.err
@@ -239,7 +239,7 @@ func (n *HNSW) readPacked(fr *frameReader) (meta []uint32, err error) {
 	}
 	for s, lv := range levels {
 		if level := int(lv &^ tombBit); level > 0 {
-			n.upper[s] = make([]uint32, level*(n.m+1))
+			n.setUpper(uint32(s), make([]uint32, level*(n.m+1)))
 		}
 	}
 	counts := make([]uint32, blocks)
@@ -299,7 +299,7 @@ func (n *HNSW) loadNodes(meta []uint32, isFree []bool) error {
 		id, lv := meta[2*s], meta[2*s+1]
 		n.ids[s], n.levels[s] = id, uint8(lv&^(1<<31))
 		if lv&(1<<31) != 0 {
-			n.deleted[s] = 1
+			n.setDead(uint32(s), true)
 			if !isFree[s] {
 				n.tombstones++
 			}
@@ -308,10 +308,10 @@ func (n *HNSW) loadNodes(meta []uint32, isFree []bool) error {
 		if isFree[s] {
 			return fmt.Errorf("%w: free slot %d is live", ErrFormat, s)
 		}
-		if _, dup := n.slotOf[id]; dup {
+		if _, dup := n.slotOf.get(id); dup {
 			return fmt.Errorf("%w: ID %d is live in two slots", ErrFormat, id)
 		}
-		n.slotOf[id] = uint32(s)
+		n.slotOf.set(id, uint32(s))
 	}
 	return nil
 }
@@ -321,7 +321,7 @@ func (n *HNSW) loadNodes(meta []uint32, isFree []bool) error {
 func (n *HNSW) readTombstones(fr *frameReader, isFree []bool) ([]bool, error) {
 	saved := make([]bool, n.used)
 	for s := range n.used {
-		if n.deleted[s] == 0 || isFree[s] {
+		if !n.isDead(uint32(s)) || isFree[s] {
 			continue
 		}
 		v := n.vecs[s*n.dim : (s+1)*n.dim]
@@ -390,7 +390,7 @@ func (h *HNSW) adopt(n *HNSW) {
 	defer h.slotMu.Unlock()
 	h.cfg, h.m, h.m0, h.ml, h.rowSize, h.centre = n.cfg, n.m, n.m0, n.ml, n.rowSize, n.centre
 	h.codeLines, h.vecLines, h.blockLines0, h.blockLinesUp = n.codeLines, n.vecLines, n.blockLines0, n.blockLinesUp
-	h.vecs, h.rows, h.ids, h.levels, h.links0, h.upper, h.deleted, h.nodeMu = n.vecs, n.rows, n.ids, n.levels, n.links0, n.upper, n.deleted, n.nodeMu
+	h.vecs, h.rows, h.ids, h.levels, h.links0, h.upper, h.deleted = n.vecs, n.rows, n.ids, n.levels, n.links0, n.upper, n.deleted
 	h.entry.Store(n.entry.Load())
 	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones
 	h.outgrown.Store(h.outgrowsCache())
@@ -405,7 +405,7 @@ func (h *HNSW) adopt(n *HNSW) {
 // deleted or replaced by the log before any search.
 func (n *HNSW) fillVectors(vec func(id uint32, dst []float32) bool, isFree, has []bool) (missing []uint32, err error) {
 	for s := range n.used {
-		if isFree[s] || n.deleted[s] != 0 {
+		if isFree[s] || n.isDead(uint32(s)) {
 			continue
 		}
 		dst := n.vecs[s*n.dim : (s+1)*n.dim]

@@ -1,9 +1,6 @@
 package hnsw
 
-import (
-	"sync"
-	"unsafe"
-)
+import "unsafe"
 
 // mapEntryBytes is what MemoryBytes counts for each entry of a Go map of
 // uint32 keys: 8 bytes of key and value, a control byte, and the room a
@@ -16,18 +13,22 @@ const mapEntryBytes = 14
 // the free list and the reachability check's scratch. What a search
 // borrows for its duration is not counted.
 func (h *HNSW) MemoryBytes() int64 {
+	// No insert may be filling a slot's blocks while they are counted.
+	h.writers.Lock()
+	defer h.writers.Unlock()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var n int64
 	n += 4*int64(cap(h.vecs)+cap(h.centre)+cap(h.ids)+cap(h.links0)+cap(h.deleted)) + int64(cap(h.rows)+cap(h.levels))
-	n += int64(cap(h.upper)) * int64(unsafe.Sizeof([]uint32(nil)))
-	n += int64(cap(h.nodeMu)) * int64(unsafe.Sizeof(sync.Mutex{}))
+	n += 8*int64(cap(h.upper)) + int64(unsafe.Sizeof(h.nodeMu))
 	h.slotMu.Lock()
 	used := h.used
-	n += int64(len(h.slotOf))*mapEntryBytes + 4*int64(cap(h.free))
+	n += h.slotOf.bytes() + 4*int64(cap(h.free))
 	h.slotMu.Unlock()
 	for s := range min(used, len(h.upper)) {
-		n += 4 * int64(cap(h.upper[s]))
+		if b := h.upper[s]; b != nil {
+			n += int64(unsafe.Sizeof(*b)) + 4*int64(cap(*b))
+		}
 	}
 	h.scratch.Lock()
 	n += int64(cap(h.scratch.seen)) + 4*int64(cap(h.scratch.indeg)+cap(h.scratch.order)+cap(h.scratch.lost))

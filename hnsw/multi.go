@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -401,7 +400,7 @@ func (m *Multi) rank(g *HNSW, q []float32, nq int, cands []uint32, k int) []Resu
 		slots = slots[:0]
 		g.slotMu.Lock()
 		for _, key := range m.keys[id] {
-			if s, ok := g.slotOf[key]; ok {
+			if s, ok := g.slotOf.get(key); ok {
 				slots = append(slots, s)
 			}
 		}
@@ -494,7 +493,7 @@ func (m *Multi) scan(q []float32, nq, k int, allow *roaring.Bitmap) ([]Result, i
 	used := g.used
 	g.slotMu.Unlock()
 	for s := range uint32(used) {
-		if atomic.LoadUint32(&g.deleted[s]) != 0 {
+		if g.isDead(s) {
 			continue // (a slot being inserted is flagged until published)
 		}
 		key := g.ids[s]

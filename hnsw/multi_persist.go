@@ -122,7 +122,7 @@ func (m *Multi) Load(r io.Reader) error {
 	}
 	for _, ks := range keys {
 		for _, k := range ks {
-			if _, ok := g.slotOf[k]; !ok {
+			if _, ok := g.slotOf.get(k); !ok {
 				return fmt.Errorf("%w: key %d of ID %d is not in the graph", ErrFormat, k, owner[k])
 			}
 		}

@@ -40,10 +40,20 @@ func (h *HNSW) save(w io.Writer, vectors bool) error {
 	h.writers.Lock()
 	defer h.writers.Unlock()
 	h.mu.RLock()
+	var vecs []float32
+	if vectors && h.lowMem() {
+		// Read from the source before slotMu is taken: a source's scan
+		// calls back into the graph, which takes slotMu (scanSource).
+		// The writers' lock keeps the slots as they are meanwhile.
+		h.slotMu.Lock()
+		used := h.used
+		h.slotMu.Unlock()
+		vecs = h.readVectors(used)
+	}
 	h.slotMu.Lock()
 	var f *frameWriter
 	if vectors {
-		f = h.saveFull()
+		f = h.saveFull(vecs)
 	} else {
 		f = h.saveLinks()
 	}
@@ -53,35 +63,36 @@ func (h *HNSW) save(w io.Writer, vectors bool) error {
 	return f.writeTo(w)
 }
 
-// saveFull lays out version 2 (Save); save holds the locks.
-func (h *HNSW) saveFull() *frameWriter {
+// saveFull lays out version 2 (Save); save holds the locks. vecs holds a
+// graph with a Source's vectors (readVectors).
+func (h *HNSW) saveFull(vecs []float32) *frameWriter {
 	used := h.used
 	size := 52 + 4*len(h.free) + 4*len(h.centre) + 8*used + 4*used*(h.dim+h.m0+1)
 	if h.rows != nil {
 		size += used * h.rowSize
 	}
 	for s := range used {
-		size += 4 * len(h.upper[s])
+		size += 4 * len(h.upperOf(uint32(s)))
 	}
 	f := newFrame(hnswMagic, hnswVersion, size)
 	h.saveHeader(f, used)
 	for s := range used {
 		lv := uint32(h.levels[s])
-		if h.deleted[s] != 0 {
+		if h.isDead(uint32(s)) {
 			lv |= 1 << 31
 		}
 		f.u32(h.ids[s])
 		f.u32(lv)
 	}
 	if h.lowMem() {
-		h.writeVectors(f, used)
+		f.f32s(vecs)
 	} else {
 		f.f32s(h.vecs[:used*h.dim])
 	}
 	f.u32s(h.links0[:used*(h.m0+1)])
 	for s := range used {
 		if h.levels[s] > 0 {
-			f.u32s(h.upper[s])
+			f.u32s(h.upperOf(uint32(s)))
 		}
 	}
 	if h.rows != nil {
@@ -122,7 +133,7 @@ func (h *HNSW) saveLinks() *frameWriter {
 	var counts, links []uint32
 	for s := range used {
 		levels[s] = uint32(h.levels[s])
-		if h.deleted[s] != 0 {
+		if h.isDead(uint32(s)) {
 			levels[s] |= tombBit
 		}
 		b := h.links0[s*(h.m0+1) : (s+1)*(h.m0+1)]
@@ -159,7 +170,7 @@ func (h *HNSW) saveLinks() *frameWriter {
 		free[s] = true
 	}
 	for s := range used {
-		if h.deleted[s] != 0 && !free[s] {
+		if h.isDead(uint32(s)) && !free[s] {
 			v, _ := h.slotVector(uint32(s), false)
 			f.f32s(v)
 		}

@@ -247,7 +247,7 @@ func (h *HNSW) prefetchBlock(slot uint32, l int) {
 		prefetchLines(unsafe.Pointer(&h.links0[int(slot)*(h.m0+1)]), h.blockLines0)
 		return
 	}
-	prefetchLines(unsafe.Pointer(&h.upper[slot][(l-1)*(h.m+1)]), h.blockLinesUp)
+	prefetchLines(unsafe.Pointer(&(*h.upper[slot])[(l-1)*(h.m+1)]), h.blockLinesUp)
 }
 
 // checkScales refuses loaded rows whose scales are not finite: the codes

@@ -101,7 +101,7 @@ func TestRowsRoundTrip(t *testing.T) {
 		require.NoError(t, back.Load(&buf))
 		assert.Equal(t, f32, back.rows == nil)
 		if !f32 {
-			used := len(back.slotOf)
+			used := back.slotOf.len()
 			assert.Equal(t, g.rows[:used*g.rowSize], back.rows[:used*back.rowSize])
 		}
 		for _, q := range data[2000:] {

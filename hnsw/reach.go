@@ -69,7 +69,7 @@ func (h *HNSW) unreachableSlots() (lost []uint32, seen []bool, indeg []uint32, l
 	lost = h.scratch.lost[:0]
 	defer func() { h.scratch.lost = lost[:0] }()
 	for s := range uint32(used) {
-		if atomic.LoadUint32(&h.deleted[s]) == 0 {
+		if !h.isDead(s) {
 			live++
 			if !seen[s] {
 				lost = append(lost, s)
@@ -89,6 +89,7 @@ func (h *HNSW) Unreachable() []uint32 {
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	defer h.dropScratch()
 	h.scratch.Lock()
 	defer h.scratch.Unlock()
 	lost, _, _, _ := h.unreachableSlots()
@@ -118,7 +119,18 @@ func (h *HNSW) Repair() (relinked int) {
 	defer h.writers.Unlock()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	defer h.dropScratch()
 	return h.repairLocked()
+}
+
+// dropScratch lets go of the checks' working memory (about 9 bytes a
+// node) after a check asked for, as at load (Repair, Unreachable): a
+// graph only searched does not keep it. Writes take it back at their
+// first check.
+func (h *HNSW) dropScratch() {
+	h.scratch.Lock()
+	defer h.scratch.Unlock()
+	h.scratch.seen, h.scratch.indeg, h.scratch.order, h.scratch.lost = nil, nil, nil, nil
 }
 
 // checkEvery is the least number of writes between the checks that Add
@@ -184,12 +196,12 @@ func (h *HNSW) relink(u uint32, seen []bool, indeg []uint32, sc *searcher) {
 		// u's own links may still lead somewhere useful: keep the best of
 		// them and of the new candidates.
 		cands := append([]Result(nil), neigh[l]...)
-		h.nodeMu[u].Lock()
+		h.nodeLock(u).Lock()
 		b := h.block(u, l)
 		own := slices.Clone(b[1 : 1+b[0]])
-		h.nodeMu[u].Unlock()
+		h.nodeLock(u).Unlock()
 		for _, t := range own {
-			if t != u && atomic.LoadUint32(&h.deleted[t]) == 0 && !slices.ContainsFunc(cands, func(r Result) bool { return r.ID == t }) {
+			if t != u && !h.isDead(t) && !slices.ContainsFunc(cands, func(r Result) bool { return r.ID == t }) {
 				cands = append(cands, Result{ID: t, Dist: h.qdist(&uq, t)})
 			}
 		}
@@ -246,8 +258,8 @@ func addDegree(indeg []uint32, t uint32, d int) {
 
 // linksTo reports whether n links to u on layer 0.
 func (h *HNSW) linksTo(n, u uint32) bool {
-	h.nodeMu[n].Lock()
-	defer h.nodeMu[n].Unlock()
+	h.nodeLock(n).Lock()
+	defer h.nodeLock(n).Unlock()
 	b := h.block(n, 0)
 	return slices.Contains(b[1:1+b[0]], u)
 }
@@ -258,8 +270,8 @@ func (h *HNSW) linksTo(n, u uint32) bool {
 // in-links (the farthest such on ties), so that no node is likely to be
 // cut off in turn; the next check catches one that is.
 func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
-	h.nodeMu[n].Lock()
-	defer h.nodeMu[n].Unlock()
+	h.nodeLock(n).Lock()
+	defer h.nodeLock(n).Unlock()
 	b := h.block(n, 0)
 	cnt := int(b[0])
 	if cnt < h.m0 {
@@ -273,7 +285,7 @@ func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
 	victim, vdeg, vdist := 0, uint32(0), float32(0)
 	for i := 1; i <= cnt; i++ {
 		t := b[i]
-		if atomic.LoadUint32(&h.deleted[t]) != 0 {
+		if h.isDead(t) {
 			victim = i
 			break
 		}

@@ -155,7 +155,7 @@ func pickSlots(t *testing.T, h *HNSW, n, minLevel int, r *rand.Rand) []uint32 {
 	ep := uint32(h.entry.Load())
 	var out []uint32
 	for _, s := range r.Perm(h.used) {
-		if uint32(s) != ep && int(h.levels[s]) >= minLevel && h.deleted[s] == 0 {
+		if uint32(s) != ep && int(h.levels[s]) >= minLevel && !h.isDead(uint32(s)) {
 			out = append(out, uint32(s))
 			if len(out) == n {
 				break
@@ -296,8 +296,8 @@ func TestForceLink(t *testing.T) {
 			b := g.block(n, 0)
 			b[0] = uint32(copy(b[1:], c.links))
 			if c.dead != 0 {
-				g.deleted[c.dead] = 1
-				defer func() { g.deleted[c.dead] = 0 }()
+				g.setDead(c.dead, true)
+				defer func() { g.setDead(c.dead, false) }()
 			}
 			indeg := make([]uint32, g.used)
 			for s, d := range c.indeg {

@@ -1,6 +1,7 @@
 package hnsw
 
 import (
+	"math"
 	"slices"
 	"sync"
 
@@ -160,14 +161,15 @@ func (sc *scanner) flushFromSource(h *HNSW) {
 	sc.n = 0
 }
 
-// writeVectors writes the vectors of slots [0, used) of a graph without
+// readVectors returns the vectors of slots [0, used) of a graph without
 // them: the source's for live nodes (read a batch at a time), and the
-// codes read back for tombstones, free slots and a live node the
-// source has no vector for (Save holds the writers' lock: no insert is
-// half done, so that is a store out of step with the graph).
-func (h *HNSW) writeVectors(f *frameWriter, used int) {
+// codes read back for tombstones, free slots and a live node the source
+// has no vector for (Save holds the writers' lock: no insert is half
+// done, so that is a store out of step with the graph). It must not be
+// called with slotMu held.
+func (h *HNSW) readVectors(used int) []float32 {
 	const batch = 256
-	dst := make([]float32, batch*h.dim)
+	out := make([]float32, used*h.dim)
 	found := make([]bool, batch)
 	slots := make([]uint32, 0, batch)
 	ids := make([]uint32, 0, batch)
@@ -178,14 +180,15 @@ func (h *HNSW) writeVectors(f *frameWriter, used int) {
 		for s := lo; s < hi; s++ {
 			slots = append(slots, uint32(s))
 		}
+		dst := out[lo*h.dim : hi*h.dim]
 		ids = h.readSlots(slots, dst, found, ids)
 		for i, s := range slots {
-			if h.deleted[s] != 0 || !found[i] {
+			if h.isDead(s) || !found[i] {
 				copy(dst[i*h.dim:(i+1)*h.dim], h.decode(s, &buf))
 			}
 		}
-		f.f32s(dst[:(hi-lo)*h.dim])
 	}
+	return out
 }
 
 // scanSource is the exact search of a graph whose source can scan: over
@@ -198,11 +201,39 @@ func (h *HNSW) scanSource(vs VectorScanner, q []float32, k int, al *allowed) []R
 			return
 		}
 		h.slotMu.Lock()
-		s, ok := h.slotOf[id]
+		s, ok := h.slotOf.get(id)
 		h.slotMu.Unlock()
 		if ok {
 			top.offer(Result{ID: s, Dist: h.dist(q, v)}, k)
 		}
 	})
 	return h.toIDs(top.sorted(), k)
+}
+
+// MatchesCodes reports whether id's node holds the codes that v quantizes
+// to, bit for bit (found is false when id is not in the graph): what a
+// graph with a Source can check of a stored vector, having no float32
+// copy of its own.
+func (h *HNSW) MatchesCodes(id uint32, v []float32) (match, found bool) {
+	if len(v) != h.dim {
+		return false, false
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	h.slotMu.Lock()
+	s, ok := h.slotOf.get(id)
+	h.slotMu.Unlock()
+	if !ok || h.rows == nil {
+		return false, ok
+	}
+	x := make([]float32, h.dim)
+	for i := range x {
+		x[i] = v[i] - h.centre[i]
+	}
+	codes := make([]uint8, h.dim)
+	lo, step := kernel.Quantize(x, codes)
+	got, sc := h.row(s)
+	want := scale{lo: lo, step: step, sq: kernel.DotProduct(x, x)}
+	return slices.Equal(codes, got) && math.Float32bits(sc.lo) == math.Float32bits(want.lo) &&
+		math.Float32bits(sc.step) == math.Float32bits(want.step) && math.Float32bits(sc.sq) == math.Float32bits(want.sq), true
 }

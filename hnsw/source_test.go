@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -104,7 +106,7 @@ func (s *sourced) Load(r io.Reader) error {
 	if err := full.Load(bytes.NewReader(b)); err != nil {
 		return err
 	}
-	for id := range full.slotOf {
+	for id := range slotsOf(full) {
 		v, _ := full.Vector(id)
 		s.src.put(id, v)
 	}
@@ -208,26 +210,96 @@ func TestSourceReadsWhatTheWalkFound(t *testing.T) {
 }
 
 // A node whose vector the store no longer has (deleted while a search ran)
-// is left out of results, walked or scanned.
+// is left out of results, walked or scanned (a batch at a time, or in one
+// pass), never scored on a vector read for another.
 func TestSourceDropsWhatTheStoreLacks(t *testing.T) {
 	const dim = 16
 	vecs := clustered(1000, dim, 10, 8)
-	g := newSourced(dim, modality.Cosine, Config{Seed: 4})
-	fill(t, g, vecs)
-	for id := range uint32(500) {
-		g.src.del(id)
+	thirds := roaring.New()
+	for id := uint32(0); id < 1000; id += 3 {
+		thirds.Add(id)
 	}
-	for _, exact := range []bool{false, true} {
-		for _, q := range vecs[:50] {
-			res := g.Search(q, 10, SearchOptions{Exact: exact, Ef: 100})
-			assert.NotEmpty(t, res)
-			for _, r := range res {
-				assert.GreaterOrEqual(t, r.ID, uint32(500), "exact=%v", exact)
+	for _, g := range []*sourced{newSourced(dim, modality.Cosine, Config{Seed: 4}), newScanned(dim, modality.Cosine, Config{Seed: 4})} {
+		fill(t, g, vecs)
+		r := rand.New(rand.NewPCG(3, 3))
+		gone := map[uint32]bool{}
+		for id := range uint32(1000) {
+			if r.IntN(2) == 0 { // mixed into every batch, at every place
+				g.src.del(id)
+				gone[id] = true
 			}
 		}
+		for _, opts := range []SearchOptions{{Ef: 100}, {Exact: true}, {Exact: true, Allow: thirds}} {
+			for _, q := range vecs[:50] {
+				res := g.Search(q, 10, opts)
+				assert.NotEmpty(t, res)
+				for _, r := range res {
+					assert.False(t, gone[r.ID], "%+v: ID %d has no stored vector", opts, r.ID)
+					assert.InDelta(t, modality.Cosine.Distance(q, vecs[r.ID]), r.Dist, 1e-5)
+				}
+			}
+		}
+		for id := range uint32(10) {
+			_, ok := g.Vector(id)
+			assert.Equal(t, !gone[id], ok, "Vector asks the store")
+		}
 	}
-	_, ok := g.Vector(3)
-	assert.False(t, ok, "Vector asks the store")
+}
+
+// Save reads a graph's vectors from its source while searches scan the
+// same source: neither waits on the other for good (a scan calls back into
+// the graph from inside the source).
+func TestSourceSaveBesideScans(t *testing.T) {
+	const dim = 8
+	vecs := clustered(2000, dim, 10, 14)
+	g := newScanned(dim, modality.L2, Config{Seed: 8})
+	fill(t, g, vecs)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					g.Search(vecs[(i+w)%len(vecs)], 5, SearchOptions{Exact: true})
+				}
+			}()
+		}
+		for range 20 {
+			var buf bytes.Buffer
+			assert.NoError(t, g.Save(&buf))
+			_ = g.MemoryBytes()
+		}
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("Save and exact scans deadlocked")
+	}
+}
+
+// MemoryBytes counts while inserts go on (under the race detector in CI).
+func TestMemoryBytesBesideInserts(t *testing.T) {
+	const dim = 8
+	vecs := clustered(3000, dim, 10, 15)
+	g := NewHNSW(dim, modality.L2, Config{Seed: 9, M: 4})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(vecs); i += 2 {
+				assert.NoError(t, g.Add(uint32(i), vecs[i]))
+			}
+		}()
+	}
+	for range 50 {
+		assert.Positive(t, g.MemoryBytes())
+	}
+	wg.Wait()
 }
 
 // Recall in the low-memory mode stays within 0.01 of the graph that keeps

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/mmdb-go/mmdb"
+	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -183,6 +184,25 @@ func TestLowMemoryFlag(t *testing.T) {
 		code, low, stderr = run1(stmt+";", "shell", "--mode", "json", "--low-memory", db)
 		require.Equal(t, 0, code, stderr)
 		assert.Equal(t, def, low, stmt)
+	}
+	// The flag reaches the database: its planner's exact cutoff is the
+	// one for graphs that read their vectors from the file.
+	explain := fmt.Sprintf("EXPLAIN SEARCH image NEAR text OF '%s' LIMIT 8", id)
+	for _, low := range []bool{false, true} {
+		want := fmt.Sprintf("exact cutoff %d", hnsw.ExactCutoff(64, 300))
+		args := []string{"query", db, explain}
+		shellArgs := []string{"shell", db}
+		if low {
+			want = fmt.Sprintf("exact cutoff %d", hnsw.ExactCutoffSourced(64, 300))
+			args = append(args, "--low-memory")
+			shellArgs = append(shellArgs, "--low-memory")
+		}
+		code, out, stderr := run1("", args...)
+		require.Equal(t, 0, code, stderr)
+		assert.Contains(t, out, want, "query, low memory %v", low)
+		code, out, stderr = run1(explain+";", shellArgs...)
+		require.Equal(t, 0, code, stderr)
+		assert.Contains(t, out, want, "shell, low memory %v", low)
 	}
 	// stats says where the vectors are, and what memory that saves.
 	var st [2]mmdb.Stats
