@@ -56,7 +56,7 @@ type Options struct {
 	// fewer) to re-score them, so results still carry exact scores in
 	// exact order. A loaded 128-d graph then holds about 300 bytes a
 	// vector instead of 810, at 0.6-0.9x the queries per second and the
-	// same recall (BENCHMARKS.md, "Sixth round: the low-memory mode");
+	// same recall (BENCHMARKS.md, "Sixth round");
 	// links are chosen on distances between codes. Opening still reads
 	// every vector once, to compute the codes. A search, Evaluate, Align
 	// or Calibrate whose vectors cannot be read back (the file closed or

@@ -51,22 +51,22 @@ func lowMemory(b *testing.B, d bench.Dataset) {
 	}
 	modes := []*mode{{name: "default", opts: Options{ReadOnly: true}}, {name: "low", opts: Options{ReadOnly: true, LowMemory: true}}}
 	for _, md := range modes {
-		before := heapAlloc()
+		before := bench.HeapAlloc()
 		db, err := Open(path, &md.opts)
 		if err != nil {
 			b.Fatal(err)
 		}
-		md.db, md.whole = db, float64(heapAlloc()-before)/n
+		md.db, md.whole = db, float64(bench.HeapAlloc()-before)/n
 		defer db.Close()
 		var idx hnsw.Index
-		before = heapAlloc()
+		before = bench.HeapAlloc()
 		if err := db.store.View(func(tx *storage.Tx) (err error) {
 			idx, _, _, _, err = tx.LoadIndex(m, db.indexConfig(m))
 			return err
 		}); err != nil || idx == nil {
 			b.Fatal("loading the graph", err)
 		}
-		md.graph = float64(heapAlloc()-before) / n
+		md.graph = float64(bench.HeapAlloc()-before) / n
 		runtime.KeepAlive(idx)
 	}
 	b.Run("heap", func(b *testing.B) {
@@ -165,13 +165,4 @@ func lowMemoryTruth(m Modality, d bench.Dataset) []map[string]bool {
 		}
 	}
 	return truth
-}
-
-// heapAlloc is the live heap after two collections.
-func heapAlloc() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }

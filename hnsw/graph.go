@@ -34,8 +34,9 @@ type Config struct {
 	// in what Save writes; SaveLinks computes it again on load); on 100k x
 	// 128 it makes searches 1.2x and builds 1.4x faster at the same recall
 	// (BenchmarkWalk, BenchmarkBuildWalk). Without it a loaded 128-d graph
-	// holds 703 bytes a vector instead of 843, less than hnswlib's 785
-	// (BENCHMARKS.md): the setting for memory over speed.
+	// holds about 140 bytes a vector less (703 instead of 843 when last
+	// measured, less than hnswlib's 785: BENCHMARKS.md), at 0.8-0.9x the
+	// speed; Source goes further, keeping the codes and not the vectors.
 	Float32Walk bool
 	// Source, when set, holds the graph's float32 vectors instead of the
 	// graph (a low-memory mode): the graph keeps its byte codes and links,

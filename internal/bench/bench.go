@@ -134,7 +134,8 @@ func (c *Config) logf(format string, args ...any) {
 	}
 }
 
-func heapInUse() uint64 {
+// HeapAlloc is the live heap after two collections, in bytes.
+func HeapAlloc() uint64 {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
@@ -203,7 +204,7 @@ func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memor
 	for i := range ids {
 		ids[i] = uint32(i)
 	}
-	heap0 := heapInUse()
+	heap0 := HeapAlloc()
 	debug.FreeOSMemory() // what earlier rounds freed must not be counted as reused
 	rss0 := residentBytes()
 	peakReset := resetPeak()
@@ -225,7 +226,7 @@ func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memor
 	}
 	b.InsertsPerSec = float64(len(ids)) / wall.Seconds()
 	b.InsertsPerCPUSec = float64(len(ids)) / max(cpu.Seconds(), 1e-9)
-	b.HeapPerVector = perVector(grew(heap0, heapInUse()), len(ids))
+	b.HeapPerVector = perVector(grew(heap0, HeapAlloc()), len(ids))
 	if memory {
 		b.RSSPerVector = perVector(grew(rss0, residentBytes()), len(ids))
 		if peakReset {
@@ -246,14 +247,14 @@ func build(ctx context.Context, eng string, d Dataset, cfg Config, th int, memor
 	if st, err := os.Stat(path); err == nil {
 		b.SavedPerVector = float64(st.Size()) / float64(len(ids))
 	}
-	heap1 := heapInUse()
+	heap1 := HeapAlloc()
 	fresh, _ := newIndex(eng, d, cfg)
 	start = time.Now()
 	if err := loadFile(fresh, path); err != nil {
 		return nil, b, fmt.Errorf("%s load: %w", eng, err)
 	}
 	b.LoadSec = time.Since(start).Seconds()
-	b.LoadedHeapPerVector = perVector(grew(heap1, heapInUse()), len(ids))
+	b.LoadedHeapPerVector = perVector(grew(heap1, HeapAlloc()), len(ids))
 	runtime.KeepAlive(fresh)
 	return i, b, ctx.Err()
 }
