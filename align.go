@@ -297,7 +297,7 @@ var ErrSharedSpace = errors.New("modalities share a space")
 // Align reads the vectors without a lock and fits without one, so
 // searches and writes go on; items written meanwhile are not used.
 func (db *DB) Align(ctx context.Context, from, to string, opts *AlignOptions) (_ *align.Report, err error) {
-	defer db.readBackGuard(&err)()
+	defer db.readBackCheck(db.readBack.Load(), &err)
 	if opts == nil {
 		opts = &AlignOptions{}
 	}

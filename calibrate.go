@@ -66,7 +66,7 @@ type CalibrateOptions struct {
 // bank. Calibrate again after large changes to the target modality: the
 // hubness of items stored later is the mean.
 func (db *DB) Calibrate(ctx context.Context, probe, target string, o *CalibrateOptions) (_ *Calibration, err error) {
-	defer db.readBackGuard(&err)()
+	defer db.readBackCheck(db.readBack.Load(), &err)
 	var opts CalibrateOptions
 	if o != nil {
 		opts = *o

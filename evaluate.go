@@ -150,7 +150,7 @@ func (r EvalReport) String() string {
 // item is barred from the items it pivots through. This is how to check
 // an encoder pair, or the database itself.
 func (db *DB) Evaluate(ctx context.Context, probe, target string, opts *EvalOptions) (_ EvalReport, err error) {
-	defer db.readBackGuard(&err)()
+	defer db.readBackCheck(db.readBack.Load(), &err)
 	if opts == nil {
 		opts = &EvalOptions{}
 	}

@@ -162,8 +162,19 @@ func overlap(got, want []Hit) float64 {
 }
 
 // execute runs a plan. steps, if non-nil, receives timings.
-func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) (hits []Hit, err error) {
-	defer db.readBackGuard(&err)()
+func (db *DB) execute(ctx context.Context, p *planned, steps *[]Step) ([]Hit, error) {
+	since := db.readBack.Load()
+	hits, err := db.executeDeeper(ctx, p, steps)
+	if err == nil {
+		if db.readBackCheck(since, &err); err != nil {
+			hits = nil
+		}
+	}
+	return hits, err
+}
+
+// executeDeeper runs the plan, deeper while GROUP BY's groups fill up.
+func (db *DB) executeDeeper(ctx context.Context, p *planned, steps *[]Step) ([]Hit, error) {
 	for {
 		p.exhausted = false
 		hits, err := db.executeOnce(ctx, p, steps)

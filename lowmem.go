@@ -30,7 +30,7 @@ type storedVectors struct {
 // ReadVectors implements hnsw.VectorSource. A read that fails (the file
 // closed under the search, or a damaged page) finds nothing; it is logged
 // and recorded, and the search, evaluation or alignment that asked fails
-// with it (readBackGuard) rather than answer from what was left.
+// with it (readBackCheck) rather than answer from what was left.
 func (s storedVectors) ReadVectors(ids []uint32, dst []float32, found []bool) {
 	err := s.db.store.View(func(tx *storage.Tx) error {
 		tx.VectorsInto(s.mod, ids, dst, found)
@@ -54,7 +54,7 @@ func (s storedVectors) ScanVectors(dim int, fn func(id uint32, v []float32)) {
 	}
 }
 
-// logFailure records a failed read for readBackGuard and logs it.
+// logFailure records a failed read for readBackCheck and logs it.
 func (s storedVectors) logFailure(err error) {
 	err = fmt.Errorf("reading %s vectors back from the file: %w", s.mod, err)
 	s.db.readBackErr.Store(&err)
@@ -64,19 +64,20 @@ func (s storedVectors) logFailure(err error) {
 	}
 }
 
-// readBackGuard, deferred as defer db.readBackGuard(&err)(), turns a nil
-// *err into the error of a read back from the file that failed while the
-// call ran (Options.LowMemory: a search whose vectors could not be read
-// must not answer as if they were not stored). A failure during another
-// call running at the same time fails this one too: the file was closed
-// or is damaged either way.
-func (db *DB) readBackGuard(err *error) func() {
-	since := db.readBack.Load()
-	return func() {
-		if *err == nil && db.readBack.Load() != since {
-			if e := db.readBackErr.Load(); e != nil {
-				*err = *e
-			}
+// readBackCheck, deferred as
+//
+//	defer db.readBackCheck(db.readBack.Load(), &err)
+//
+// turns a nil *err into the error of a read back from the file that
+// failed since the count was since (Options.LowMemory: a search whose
+// vectors could not be read must not answer as if they were not stored).
+// A failure during another call running at the same time fails this one
+// too: the file was closed or is damaged either way. It allocates nothing
+// when no read failed.
+func (db *DB) readBackCheck(since int64, err *error) {
+	if *err == nil && db.readBack.Load() != since {
+		if e := db.readBackErr.Load(); e != nil {
+			*err = *e
 		}
 	}
 }
