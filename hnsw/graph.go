@@ -694,6 +694,13 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 		ds, cands, kept = make([]float32, n), make([]Result, 0, n+1), make([]Result, 0, n)
 	}
 	h.qdists(&nq, b[1:n+1], ds)
+	if h.lowMem() {
+		// d came from the new node's side (its vector against node's
+		// codes); the others are node's codes read back against theirs.
+		// Compared across the two estimates, the new link lost more
+		// often than it should, and nodes lost their last in-links.
+		d = h.qdist(&nq, newSlot)
+	}
 	cands = append(cands, Result{ID: newSlot, Dist: d})
 	for i, dd := range ds[:n] {
 		cands = append(cands, Result{ID: b[i+1], Dist: dd})

@@ -8,6 +8,7 @@ type slotMap struct {
 	dense  []uint32          // ID -> slot+1; 0: none
 	sparse map[uint32]uint32 // IDs at or past len(dense)
 	n      int
+	grows  int // growTo calls, for tests
 }
 
 // denseSlack is how far past the count of IDs held an ID may lie and
@@ -53,10 +54,13 @@ func (m *slotMap) set(id, slot uint32) {
 	m.sparse[id] = slot
 }
 
-// growTo lengthens the array to at least n IDs (doubling its capacity as
-// append does) and moves the map's IDs it now covers into it.
+// growTo lengthens the array to at least n IDs, and at least doubles it
+// (so that IDs counting up grow it a logarithmic number of times), and
+// moves the map's IDs it now covers into it.
 func (m *slotMap) growTo(n int) {
+	m.grows++
 	old := len(m.dense)
+	n = max(n, 2*old, 64)
 	if n <= cap(m.dense) {
 		m.dense = m.dense[:n]
 	} else {
