@@ -102,24 +102,29 @@ const rescoreOversample = 2
 // rescoreFromSource gives the closest of found (closest first on codes)
 // exact distances from the source's vectors, rescoreOversample*k of them,
 // and drops the others and those the source has no vector for (deleted
-// from the store while the search ran). It returns what is left,
-// unsorted.
+// from the store while the search ran): for each one dropped, the next
+// closest on codes is read in its place, so a delete racing the search
+// does not leave it short of k. It returns what is left, unsorted.
 func (h *HNSW) rescoreFromSource(q []float32, found []Result, k int, sc *searcher) []Result {
-	found = found[:min(len(found), rescoreOversample*k)]
-	n := len(found)
-	sc.srcSlots = slices.Grow(sc.srcSlots[:0], n)
-	for _, f := range found {
-		sc.srcSlots = append(sc.srcSlots, f.ID)
-	}
-	sc.srcVecs = slices.Grow(sc.srcVecs[:0], n*h.dim)[:n*h.dim]
-	sc.srcFound = slices.Grow(sc.srcFound[:0], n)[:n]
-	sc.srcIDs = h.readSlots(sc.srcSlots, sc.srcVecs, sc.srcFound, sc.srcIDs)
-	out := found[:0]
-	for i, f := range found {
-		if sc.srcFound[i] {
-			f.Dist = h.dist(q, sc.srcVecs[i*h.dim:(i+1)*h.dim])
-			out = append(out, f)
+	want := rescoreOversample * k
+	out := found[:0] // written behind the window being read
+	for lo := 0; lo < len(found) && len(out) < want; {
+		hi := min(len(found), lo+want-len(out))
+		n := hi - lo
+		sc.srcSlots = slices.Grow(sc.srcSlots[:0], n)
+		for _, f := range found[lo:hi] {
+			sc.srcSlots = append(sc.srcSlots, f.ID)
 		}
+		sc.srcVecs = slices.Grow(sc.srcVecs[:0], n*h.dim)[:n*h.dim]
+		sc.srcFound = slices.Grow(sc.srcFound[:0], n)[:n]
+		sc.srcIDs = h.readSlots(sc.srcSlots, sc.srcVecs, sc.srcFound, sc.srcIDs)
+		for i, f := range found[lo:hi] {
+			if sc.srcFound[i] {
+				f.Dist = h.dist(q, sc.srcVecs[i*h.dim:(i+1)*h.dim])
+				out = append(out, f)
+			}
+		}
+		lo = hi
 	}
 	return out
 }

@@ -246,6 +246,25 @@ func TestSourceDropsWhatTheStoreLacks(t *testing.T) {
 	}
 }
 
+// When the store lacks some of the nodes closest on codes, a search reads
+// the next ones in their place: it still answers k while the graph holds
+// k the store has.
+func TestSourceRefillsWhatTheStoreLacks(t *testing.T) {
+	const dim = 16
+	vecs := clustered(2000, dim, 10, 16)
+	g := newSourced(dim, modality.L2, Config{Seed: 5})
+	fill(t, g, vecs)
+	q := vecs[0]
+	near := g.Search(q, 30, SearchOptions{Ef: 100})
+	require.Len(t, near, 30)
+	for _, r := range near[:15] { // the 15 closest leave the store, not the graph
+		g.src.del(r.ID)
+	}
+	res := g.Search(q, 10, SearchOptions{Ef: 100})
+	require.Len(t, res, 10)
+	assert.Equal(t, near[15:25], res, "the next 10, exactly scored")
+}
+
 // Save reads a graph's vectors from its source while searches scan the
 // same source: neither waits on the other for good (a scan calls back into
 // the graph from inside the source).
