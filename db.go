@@ -55,7 +55,7 @@ type Options struct {
 	// it found closest on codes (k the results asked for, or all ef when
 	// fewer) to re-score them, so results still carry exact scores in
 	// exact order. A loaded 128-d graph then holds about 300 bytes a
-	// vector instead of 810, at 0.6-0.9x the queries per second and the
+	// vector instead of 810, at 0.57-0.86x the queries per second and the
 	// same recall (BENCHMARKS.md, "Sixth round");
 	// links are chosen on distances between codes. Opening still reads
 	// every vector once, to compute the codes. A search, Evaluate, Align

@@ -142,15 +142,7 @@ func TestLowMemory(t *testing.T) {
 // graph that reads its vectors from the file (a scan costs more there).
 func TestLowMemoryExactCutoff(t *testing.T) {
 	for _, low := range []bool{false, true} {
-		db, err := Open(filepath.Join(t.TempDir(), "c.mmdb"), &Options{NoSync: true, LowMemory: low})
-		require.NoError(t, err)
-		require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: 8, Metric: L2}))
-		r := rand.New(rand.NewPCG(1, 1))
-		var items []Item
-		for i := range 3000 {
-			items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": randVec(r, 8)}})
-		}
-		require.NoError(t, db.Put(ctx, items...))
+		db, r := openRandom(t, &Options{NoSync: true, LowMemory: low}, L2, 3000, 1)
 		plan, err := db.Explain(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: randVec(r, 8)}}, K: 10, Ef: 64})
 		require.NoError(t, err)
 		want, strategy := hnsw.ExactCutoff(64, 3000), StrategyExact // 4,381: a scan
@@ -167,15 +159,7 @@ func TestLowMemoryExactCutoff(t *testing.T) {
 // fails with the cause instead of answering from what was left; Check
 // compares the stored vectors with the index's codes of them.
 func TestLowMemoryFailures(t *testing.T) {
-	db, err := Open(filepath.Join(t.TempDir(), "f.mmdb"), &Options{NoSync: true, LowMemory: true, ExactCutoff: 1})
-	require.NoError(t, err)
-	require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: 8, Metric: Cosine}))
-	r := rand.New(rand.NewPCG(2, 2))
-	var items []Item
-	for i := range 500 {
-		items = append(items, Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": randVec(r, 8)}})
-	}
-	require.NoError(t, db.Put(ctx, items...))
+	db, r := openRandom(t, &Options{NoSync: true, LowMemory: true, ExactCutoff: 1}, Cosine, 500, 2)
 
 	idx := db.st.Load().indexes[0]
 	require.NoError(t, idx.Add(7, randVec(r, 8))) // the index out of step with the file
@@ -190,4 +174,21 @@ func TestLowMemoryFailures(t *testing.T) {
 		require.ErrorIs(t, err, ErrClosed, "exact %v", exact)
 		assert.Contains(t, err.Error(), "reading v vectors back from the file")
 	}
+}
+
+// openRandom opens a new database with opts and puts n items with a random
+// 8-d vector of modality "v" (metric m), drawn from seed; it returns the
+// generator to draw queries from.
+func openRandom(t *testing.T, opts *Options, m Metric, n int, seed uint64) (*DB, *rand.Rand) {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "r.mmdb"), opts)
+	require.NoError(t, err)
+	require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: 8, Metric: m}))
+	r := rand.New(rand.NewPCG(seed, seed))
+	items := make([]Item, n)
+	for i := range items {
+		items[i] = Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": randVec(r, 8)}}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+	return db, r
 }

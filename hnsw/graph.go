@@ -129,8 +129,11 @@ type HNSW struct {
 	// upper holds, for a slot with a level above 0, its level*(m+1)
 	// blocks for layers 1..level; nil for the others (15 in 16). A
 	// pointer, 8 bytes a slot, rather than a slice header's 24.
-	upper   []*[]uint32
-	deleted []uint32 // a bit a slot, set if tombstoned (atomic: isDead, setDead)
+	upper []*[]uint32
+	// upperBytes is what the blocks behind upper hold (setUpper keeps it),
+	// for MemoryBytes.
+	upperBytes atomic.Int64
+	deleted    []uint32 // a bit a slot, set if tombstoned (atomic: isDead, setDead)
 	// nodeMu guards link writes, a lock per nodeLocks slots apart (no
 	// code holds two at once): 8 KiB a graph instead of 8 bytes a node.
 	nodeMu [nodeLocks]sync.Mutex
@@ -157,8 +160,9 @@ type HNSW struct {
 	relinks             atomic.Int64 // re-links made by repairs, for tests
 	// scratch is the checks' working memory (reach), reused so that the
 	// check every live/8 writes makes no garbage over a build: about 9
-	// bytes a node once a check has run, let go by Repair and Unreachable. Its lock is held over a check
-	// and the re-links that use its answer (repairLocked, Unreachable).
+	// bytes a node once a check has run, let go by Repair and
+	// Unreachable. Its lock is held over a check and the re-links that
+	// use its answer (repairLocked, Unreachable).
 	scratch struct {
 		sync.Mutex
 		seen        []bool
@@ -262,6 +266,9 @@ func (h *HNSW) upperOf(slot uint32) []uint32 {
 
 // setUpper sets slot's upper-layer blocks (nil or empty: none).
 func (h *HNSW) setUpper(slot uint32, b []uint32) {
+	if old := h.upper[slot]; old != nil {
+		h.upperBytes.Add(-int64(unsafe.Sizeof(*old)) - 4*int64(cap(*old)))
+	}
 	if len(b) == 0 {
 		h.upper[slot] = nil
 		return
@@ -269,6 +276,7 @@ func (h *HNSW) setUpper(slot uint32, b []uint32) {
 	p := new([]uint32) // not &b: that would move b to the heap on every call
 	*p = b
 	h.upper[slot] = p
+	h.upperBytes.Add(int64(unsafe.Sizeof(b)) + 4*int64(cap(b)))
 }
 
 // nodeLocks is how many locks guard the nodes' links (nodeLock).

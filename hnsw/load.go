@@ -391,6 +391,7 @@ func (h *HNSW) adopt(n *HNSW) {
 	h.cfg, h.m, h.m0, h.ml, h.rowSize, h.centre = n.cfg, n.m, n.m0, n.ml, n.rowSize, n.centre
 	h.codeLines, h.vecLines, h.blockLines0, h.blockLinesUp = n.codeLines, n.vecLines, n.blockLines0, n.blockLinesUp
 	h.vecs, h.rows, h.ids, h.levels, h.links0, h.upper, h.deleted = n.vecs, n.rows, n.ids, n.levels, n.links0, n.upper, n.deleted
+	h.upperBytes.Store(n.upperBytes.Load())
 	h.entry.Store(n.entry.Load())
 	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones
 	h.outgrown.Store(h.outgrowsCache())

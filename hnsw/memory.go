@@ -13,23 +13,14 @@ const mapEntryBytes = 14
 // the free list and the reachability check's scratch. What a search
 // borrows for its duration is not counted.
 func (h *HNSW) MemoryBytes() int64 {
-	// No insert may be filling a slot's blocks while they are counted.
-	h.writers.Lock()
-	defer h.writers.Unlock()
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var n int64
 	n += 4*int64(cap(h.vecs)+cap(h.centre)+cap(h.ids)+cap(h.links0)+cap(h.deleted)) + int64(cap(h.rows)+cap(h.levels))
-	n += 8*int64(cap(h.upper)) + int64(unsafe.Sizeof(h.nodeMu))
+	n += 8*int64(cap(h.upper)) + h.upperBytes.Load() + int64(unsafe.Sizeof(h.nodeMu))
 	h.slotMu.Lock()
-	used := h.used
 	n += h.slotOf.bytes() + 4*int64(cap(h.free))
 	h.slotMu.Unlock()
-	for s := range min(used, len(h.upper)) {
-		if b := h.upper[s]; b != nil {
-			n += int64(unsafe.Sizeof(*b)) + 4*int64(cap(*b))
-		}
-	}
 	h.scratch.Lock()
 	n += int64(cap(h.scratch.seen)) + 4*int64(cap(h.scratch.indeg)+cap(h.scratch.order)+cap(h.scratch.lost))
 	h.scratch.Unlock()

@@ -64,7 +64,7 @@ func (h *HNSW) save(w io.Writer, vectors bool) error {
 }
 
 // saveFull lays out version 2 (Save); save holds the locks. vecs holds a
-// graph with a Source's vectors (readVectors).
+// graph with a Source's vectors (readVectors); nil: the graph's own.
 func (h *HNSW) saveFull(vecs []float32) *frameWriter {
 	used := h.used
 	size := 52 + 4*len(h.free) + 4*len(h.centre) + 8*used + 4*used*(h.dim+h.m0+1)
@@ -84,11 +84,10 @@ func (h *HNSW) saveFull(vecs []float32) *frameWriter {
 		f.u32(h.ids[s])
 		f.u32(lv)
 	}
-	if h.lowMem() {
-		f.f32s(vecs)
-	} else {
-		f.f32s(h.vecs[:used*h.dim])
+	if vecs == nil {
+		vecs = h.vecs[:used*h.dim]
 	}
+	f.f32s(vecs)
 	f.u32s(h.links0[:used*(h.m0+1)])
 	for s := range used {
 		if h.levels[s] > 0 {

@@ -96,13 +96,19 @@ func (h *HNSW) quantize(slot uint32, v, tmp []float32) {
 	if h.rows == nil {
 		return
 	}
+	codes, sc := h.row(slot)
+	*sc = h.encode(v, tmp, codes)
+}
+
+// encode quantizes v - centre into codes (dim bytes) and returns its
+// scale; tmp is scratch of at least dim floats.
+func (h *HNSW) encode(v, tmp []float32, codes []uint8) scale {
 	x := tmp[:h.dim]
 	for i, v := range v[:h.dim] {
 		x[i] = v - h.centre[i]
 	}
-	codes, sc := h.row(slot)
 	lo, step := kernel.Quantize(x, codes)
-	*sc = scale{lo: lo, step: step, sq: kernel.DotProduct(x, x)}
+	return scale{lo: lo, step: step, sq: kernel.DotProduct(x, x)}
 }
 
 // row returns slot's codes and scale. The scale sits at a multiple of 4

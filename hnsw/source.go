@@ -231,14 +231,9 @@ func (h *HNSW) MatchesCodes(id uint32, v []float32) (match, found bool) {
 	if !ok || h.rows == nil {
 		return false, ok
 	}
-	x := make([]float32, h.dim)
-	for i := range x {
-		x[i] = v[i] - h.centre[i]
-	}
 	codes := make([]uint8, h.dim)
-	lo, step := kernel.Quantize(x, codes)
+	want := h.encode(v, make([]float32, h.dim), codes)
 	got, sc := h.row(s)
-	want := scale{lo: lo, step: step, sq: kernel.DotProduct(x, x)}
 	return slices.Equal(codes, got) && math.Float32bits(sc.lo) == math.Float32bits(want.lo) &&
 		math.Float32bits(sc.step) == math.Float32bits(want.step) && math.Float32bits(sc.sq) == math.Float32bits(want.sq), true
 }

@@ -190,11 +190,18 @@ func (t *Tx) Vector(mod string, id uint32) ([]float32, bool) {
 // vectorInto decodes item id's vector of modality mod into dst, and
 // reports whether it is stored with dst's length.
 func (t *Tx) vectorInto(mod string, id uint32, dst []float32) bool {
-	b := t.tx.Bucket(vecBucketName(mod))
+	return vectorIn(t.tx.Bucket(vecBucketName(mod)), id, dst)
+}
+
+// vectorIn decodes the vector stored in b (a vector bucket, or nil) under
+// id into dst, and reports whether it is stored with dst's length.
+func vectorIn(b *bolt.Bucket, id uint32, dst []float32) bool {
 	if b == nil {
 		return false
 	}
-	v := b.Get(be32(id))
+	var key [4]byte
+	binary.BigEndian.PutUint32(key[:], id)
+	v := b.Get(key[:])
 	if len(v) != 4*len(dst) {
 		return false
 	}
@@ -206,19 +213,13 @@ func (t *Tx) vectorInto(mod string, id uint32, dst []float32) bool {
 // dst, len(dst)/len(ids) values each in the order of ids, and sets
 // found[i] to whether ids[i] has one of that length.
 func (t *Tx) VectorsInto(mod string, ids []uint32, dst []float32, found []bool) {
-	b := t.tx.Bucket(vecBucketName(mod))
-	if b == nil || len(ids) == 0 {
-		clear(found)
+	if len(ids) == 0 {
 		return
 	}
+	b := t.tx.Bucket(vecBucketName(mod))
 	dim := len(dst) / len(ids)
-	var key [4]byte
 	for i, id := range ids {
-		binary.BigEndian.PutUint32(key[:], id)
-		v := b.Get(key[:])
-		if found[i] = len(v) == 4*dim; found[i] {
-			decodeInto(dst[i*dim:(i+1)*dim], v)
-		}
+		found[i] = vectorIn(b, id, dst[i*dim:(i+1)*dim])
 	}
 }
 
