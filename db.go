@@ -54,15 +54,16 @@ type Options struct {
 	// the codes, and reads back from the file the vectors of the 2k nodes
 	// it found closest on codes (k the results asked for, or all ef when
 	// fewer) to re-score them, so results still carry exact scores in
-	// exact order. A loaded 128-d graph then holds about 300 bytes a
-	// vector instead of 810, at 0.57-0.86x the queries per second and the
-	// same recall (BENCHMARKS.md, "Sixth round");
-	// links are chosen on distances between codes. Opening still reads
-	// every vector once, to compute the codes. A search, Evaluate, Align
-	// or Calibrate whose vectors cannot be read back (the file closed or
-	// damaged under it) fails with the cause. Multi-vector modalities
-	// keep their vectors in memory. Index.Source is set by the database:
-	// one given there is ignored.
+	// exact order; links are chosen on distances between codes. A loaded
+	// 128-d graph then holds about 300 bytes a vector instead of 810, at
+	// 0.56-0.87x the queries per second and the same recall
+	// (BENCHMARKS.md, "Seventh round"). Opening reads each vector once, to
+	// compute its codes, without holding them all: a 128-d Open peaks near
+	// 370 bytes a vector (880 by default), a rebuild near 480. A search,
+	// Evaluate, Align or Calibrate whose vectors cannot be read back (the
+	// file closed or damaged under it) fails with the cause. Multi-vector
+	// modalities keep their vectors in memory. Index.Source is set by the
+	// database: one given there is ignored.
 	LowMemory bool
 	// CheckpointEvery is how many logged vector changes may accumulate
 	// before the graphs are saved into the file (DefaultCheckpointEvery when
@@ -253,6 +254,7 @@ func (db *DB) load() (err error) {
 // size the file claims: a damaged counter must not allocate gigabytes.
 func (db *DB) loadItems(tx *storage.Tx) error {
 	next := tx.NextID()
+	db.items.Reserve(next)
 	return tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
 		if id >= next {
 			return false, fmt.Errorf("%w: item %d beyond next ID %d", ErrCorrupt, id, next)

@@ -2,10 +2,13 @@ package mmdb
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/bench"
@@ -17,10 +20,12 @@ import (
 // 128 clustered cosine set and its 1,000 held-out queries) and on sift5k
 // (../shared/data; skipped when absent). It reports the heap a vector
 // holds (the graph alone, loaded from the checkpoint as Open loads it, and
-// the whole database after Open), and at each ef the recall@10 of each
-// mode against exact search and the low-memory mode's queries per CPU
-// second over the default's: the median and range over 5 rounds in which
-// the two alternate. It builds its file first (about a minute a set):
+// the whole database after Open); the heap's peak and the bytes allocated
+// during Open, from the checkpoint and rebuilding the graph when the
+// checkpoint is damaged; and at each ef the recall@10 of each mode against
+// exact search and the low-memory mode's queries per CPU second over the
+// default's: the median and range over 5 rounds in which the two
+// alternate. It builds its file first (about a minute a set):
 //
 //	go test -run '^$' -bench LowMemory -benchtime 1x -cpu 1 -timeout 30m .
 func BenchmarkLowMemory(b *testing.B) {
@@ -69,12 +74,16 @@ func lowMemory(b *testing.B, d bench.Dataset) {
 		md.graph = float64(bench.HeapAlloc()-before) / n
 		runtime.KeepAlive(idx)
 	}
+	peaks := openPeaks(b, path, len(d.Base))
 	b.Run("heap", func(b *testing.B) {
 		for b.Loop() {
 			b.ReportMetric(modes[0].graph, "graph-B/vector-default")
 			b.ReportMetric(modes[1].graph, "graph-B/vector-low")
 			b.ReportMetric(modes[0].whole, "db-B/vector-default")
 			b.ReportMetric(modes[1].whole, "db-B/vector-low")
+			for name, p := range peaks {
+				b.ReportMetric(p, name)
+			}
 		}
 	})
 
@@ -117,6 +126,84 @@ func lowMemory(b *testing.B, d bench.Dataset) {
 			}
 		})
 	}
+}
+
+// openPeaks opens the file at path (n vectors) read-only by default and
+// with LowMemory, from its checkpoint and from a copy whose checkpoint is
+// damaged (so Open rebuilds the graph from the stored vectors), and
+// returns the heap's peak rise during each Open, and the bytes it
+// allocated (garbage included: the peak depends on when the collector
+// ran, the allocations do not), in bytes a vector.
+func openPeaks(b *testing.B, path string, n int) map[string]float64 {
+	rebuilt := filepath.Join(b.TempDir(), "rebuilt.mmdb")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(rebuilt, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	st, err := storage.Open(rebuilt, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Update(func(tx *storage.Tx) error { return tx.PutCheckpoint("v", tx.Seq(), []byte("damaged")) }); err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	peaks := map[string]float64{}
+	for _, f := range []struct{ name, path string }{{"open", path}, {"rebuild", rebuilt}} {
+		for _, low := range []bool{false, true} {
+			var db *DB
+			var before, after runtime.MemStats
+			peak := heapPeak(func() {
+				runtime.ReadMemStats(&before)
+				var err error
+				if db, err = Open(f.path, &Options{ReadOnly: true, LowMemory: low}); err != nil {
+					b.Fatal(err)
+				}
+				runtime.ReadMemStats(&after)
+			})
+			if want := map[string]string{"open": "loaded", "rebuild": "rebuilt"}[f.name]; db.OpenReport()[0].Action != want {
+				b.Fatalf("%s: the index was %s", f.name, db.OpenReport()[0].Action)
+			}
+			_ = db.Close()
+			mode := map[bool]string{false: "default", true: "low"}[low]
+			peaks[f.name+"-peak-B/vector-"+mode] = float64(peak) / float64(n)
+			peaks[f.name+"-alloc-B/vector-"+mode] = float64(after.TotalAlloc-before.TotalAlloc) / float64(n)
+		}
+	}
+	return peaks
+}
+
+// heapPeak runs fn while sampling the bytes of heap objects (live, or dead
+// and not yet swept) every 100 µs, and returns their highest rise over the
+// live heap before fn.
+func heapPeak(fn func()) uint64 {
+	base := bench.HeapAlloc()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peak uint64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Microsecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(sample)
+			peak = max(peak, sample[0].Value.Uint64())
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	fn()
+	close(stop)
+	<-done
+	return peak - min(peak, base)
 }
 
 // lowMemoryFile writes base into a new database at path, checkpointed on

@@ -266,3 +266,57 @@ func (f *frameReader) unpackInto(dst []uint32, width uint) {
 	}
 	f.b = f.b[n:]
 }
+
+// packedStream hands out, in order, the values of an array written by
+// packed, unpacking streamChunk of them at a time into a small buffer:
+// a large array (a graph's links) is read without a copy of it whole.
+type packedStream struct {
+	b     []byte // the values not yet unpacked, then the padding
+	width uint
+	left  uint64 // values not yet unpacked
+	buf   []uint32
+	next  int // buf's next value
+}
+
+// streamChunk is how many values a packedStream unpacks at a time: a
+// multiple of 8, so that every chunk but the last starts on a byte.
+const streamChunk = 4096
+
+// stream returns a packedStream over n values of width bits and moves
+// past them, as unpackInto would.
+func (f *frameReader) stream(n uint64, width uint) *packedStream {
+	if !f.fits(n, width) {
+		if f.err == nil {
+			f.err = fmt.Errorf("%w: %d values of %d bits do not fit", ErrFormat, n, width)
+		}
+		return &packedStream{}
+	}
+	size := bitpack.ByteCount(width*uint(n)) + packPad
+	p := &packedStream{b: f.b[:size], width: width, left: n}
+	f.b = f.b[size:]
+	return p
+}
+
+// take fills dst with the next len(dst) values. It reports false, leaving
+// dst partly filled, when fewer are left.
+func (p *packedStream) take(dst []uint32) bool {
+	for len(dst) > 0 {
+		if p.next == len(p.buf) {
+			if p.left == 0 {
+				return false
+			}
+			c := int(min(p.left, streamChunk))
+			if p.buf == nil {
+				p.buf = make([]uint32, min(p.left, streamChunk))
+			}
+			p.buf = p.buf[:c]
+			bitpack.Unpack(p.buf, p.b, p.width)
+			p.b = p.b[uint(c)*p.width/8:] // whole bytes but after the last chunk
+			p.left -= uint64(c)
+			p.next = 0
+		}
+		n := copy(dst, p.buf[p.next:])
+		dst, p.next = dst[n:], p.next+n
+	}
+	return true
+}

@@ -367,6 +367,16 @@ func TestConcurrentSearchAndWrite(t *testing.T) {
 	assert.Equal(t, 2200, g.Len())
 }
 
+// funcSource is a VectorSource that reads each vector from a function.
+type funcSource func(id uint32, dst []float32) bool
+
+func (f funcSource) ReadVectors(ids []uint32, dst []float32, found []bool) {
+	dim := len(dst) / max(1, len(ids))
+	for i, id := range ids {
+		found[i] = f(id, dst[i*dim:(i+1)*dim])
+	}
+}
+
 func FuzzHNSWLoad(f *testing.F) {
 	g := NewHNSW(4, modality.L2, Config{M: 4, Seed: 1})
 	for i, v := range clustered(60, 4, 3, 1) {
@@ -406,8 +416,8 @@ func FuzzHNSWLoad(f *testing.F) {
 		// Both loaders, on every input: LoadLinks with either walk and a
 		// store that has a vector for every ID but those 1 mod 3, and a
 		// NaN for ID 7.
-		try := func(load func(h *HNSW) error, f32 bool) {
-			h := NewHNSW(dim, modality.L2, Config{Float32Walk: f32})
+		try := func(load func(h *HNSW) error, cfg Config) {
+			h := NewHNSW(dim, modality.L2, cfg)
 			if err := load(h); err != nil {
 				if !errors.Is(err, ErrFormat) {
 					t.Fatalf("error not wrapping ErrFormat: %v", err)
@@ -427,20 +437,23 @@ func FuzzHNSWLoad(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		try(func(h *HNSW) error { return h.Load(bytes.NewReader(b)) }, false)
-		for _, f32 := range []bool{false, true} {
+		stored := func(id uint32, dst []float32) bool {
+			for i := range dst {
+				dst[i] = float32(id%13) + float32(i)
+			}
+			if id == 7 {
+				dst[0] = float32(math.NaN())
+			}
+			return id%3 != 1
+		}
+		try(func(h *HNSW) error { return h.Load(bytes.NewReader(b)) }, Config{})
+		try(func(h *HNSW) error { return h.Load(bytes.NewReader(b)) }, Config{Source: funcSource(stored)})
+		// With a Source, LoadLinks encodes each vector as it reads it.
+		for _, cfg := range []Config{{}, {Float32Walk: true}, {Source: funcSource(stored)}} {
 			try(func(h *HNSW) error {
-				_, err := h.LoadLinks(bytes.NewReader(b), func(id uint32, dst []float32) bool {
-					for i := range dst {
-						dst[i] = float32(id%13) + float32(i)
-					}
-					if id == 7 {
-						dst[0] = float32(math.NaN())
-					}
-					return id%3 != 1
-				})
+				_, err := h.LoadLinks(bytes.NewReader(b), stored)
 				return err
-			}, f32)
+			}, cfg)
 		}
 	})
 }

@@ -40,6 +40,9 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 	if err != nil {
 		return nil, err
 	}
+	if n.streamsCodes() && len(centre) == n.dim {
+		n.centre = centre // else the first vector read (encodeRead)
+	}
 	used := n.used
 	var meta []uint32
 	if version == linksVersion {
@@ -164,8 +167,10 @@ func (h *HNSW) loadHeader(fr *frameReader, version uint32) (n *HNSW, entry uint6
 	used := int(used64)
 	n = NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64, Float32Walk: h.cfg.Float32Walk, Source: h.cfg.Source})
 	n.resize(used) // exactly: grow's least 1,024 slots would be 8 MB of blocks at M 1,024
-	if n.lowMem() {
-		// The vectors are read in to compute the codes, then let go.
+	if n.lowMem() && version < 3 {
+		// Versions 1 and 2 hold the vectors inline: they are read in to
+		// compute the codes, then let go. Later versions' are encoded as
+		// they are read, one at a time (streamCodes).
 		n.vecs = make([]float32, used*dim)
 	}
 	n.used = used
@@ -255,13 +260,12 @@ func (n *HNSW) readPacked(fr *frameReader) (meta []uint32, err error) {
 	if !fr.fits(total, lw) {
 		return nil, fmt.Errorf("%w: %d links of %d bits do not fit", ErrFormat, total, lw)
 	}
-	links := make([]uint32, total)
-	fr.unpackInto(links, lw)
+	links := fr.stream(total, lw)
 	if fr.err != nil {
 		return nil, fr.err
 	}
 	meta = make([]uint32, 2*used)
-	next, i := 0, 0
+	next := 0
 	fill := func(s, l int) error {
 		c := counts[next]
 		if int(c) > n.capAt(l) {
@@ -269,8 +273,10 @@ func (n *HNSW) readPacked(fr *frameReader) (meta []uint32, err error) {
 		}
 		b := n.block(uint32(s), l)
 		b[0] = c
-		copy(b[1:1+c], links[i:])
-		next, i = next+1, i+int(c)
+		if !links.take(b[1 : 1+c]) {
+			return fmt.Errorf("%w: fewer links than their counts", ErrFormat)
+		}
+		next++
 		return nil
 	}
 	for s, lv := range levels {
@@ -320,11 +326,12 @@ func (n *HNSW) loadNodes(meta []uint32, isFree []bool) error {
 // returns which slots have theirs in place.
 func (n *HNSW) readTombstones(fr *frameReader, isFree []bool) ([]bool, error) {
 	saved := make([]bool, n.used)
+	tmp := n.readBuf()
 	for s := range n.used {
 		if !n.isDead(uint32(s)) || isFree[s] {
 			continue
 		}
-		v := n.vecs[s*n.dim : (s+1)*n.dim]
+		v := n.readInto(uint32(s), tmp)
 		fr.f32sInto(v)
 		if fr.err != nil {
 			return nil, fr.err
@@ -334,6 +341,7 @@ func (n *HNSW) readTombstones(fr *frameReader, isFree []bool) ([]bool, error) {
 				return nil, fmt.Errorf("%w: a tombstone's vector holds %v", ErrFormat, x)
 			}
 		}
+		n.encodeRead(uint32(s), v, tmp)
 		saved[s] = true
 	}
 	return saved, nil
@@ -364,6 +372,12 @@ func (n *HNSW) checkBlocks(isFree []bool) error {
 func (n *HNSW) loadCodes(centre []float32, rows []byte) error {
 	if n.rows == nil {
 		return nil
+	}
+	if n.streamsCodes() {
+		if n.centre == nil {
+			n.centre = make([]float32, n.dim) // no vector was read
+		}
+		return nil // encoded as they were read
 	}
 	switch {
 	case len(centre) == n.dim:
@@ -405,11 +419,12 @@ func (h *HNSW) adopt(n *HNSW) {
 // on layer 0 that has one (zeros if none does): the caller must see it
 // deleted or replaced by the log before any search.
 func (n *HNSW) fillVectors(vec func(id uint32, dst []float32) bool, isFree, has []bool) (missing []uint32, err error) {
+	tmp := n.readBuf()
 	for s := range n.used {
 		if isFree[s] || n.isDead(uint32(s)) {
 			continue
 		}
-		dst := n.vecs[s*n.dim : (s+1)*n.dim]
+		dst := n.readInto(uint32(s), tmp)
 		if !vec(n.ids[s], dst) {
 			missing = append(missing, n.ids[s])
 			continue
@@ -419,19 +434,76 @@ func (n *HNSW) fillVectors(vec func(id uint32, dst []float32) bool, isFree, has 
 				return nil, fmt.Errorf("%w: item %d: its stored vector holds %v", ErrFormat, n.ids[s], x)
 			}
 		}
+		n.encodeRead(uint32(s), dst, tmp)
 		has[s] = true
 	}
 	for s := range n.used {
 		if has[s] || isFree[s] {
 			continue
 		}
-		b := n.block(uint32(s), 0)
-		for _, t := range b[1 : 1+b[0]] {
-			if has[t] {
-				copy(n.vecs[s*n.dim:(s+1)*n.dim], n.vecs[int(t)*n.dim:(int(t)+1)*n.dim])
-				break
-			}
-		}
+		n.stealVector(uint32(s), has, tmp)
 	}
 	return missing, nil
+}
+
+// Streaming the codes. A graph with a Source keeps no float32 vectors, and
+// loading one from a file that holds none (versions 3 and 4) does not
+// gather them either: each vector is encoded into its row as it is read,
+// so loading peaks at the graph's own size, not at the vectors'.
+
+// streamsCodes reports whether this graph, being loaded, encodes each
+// vector as it is read (no float32 array was allocated for them).
+func (n *HNSW) streamsCodes() bool { return n.vecs == nil && n.rows != nil }
+
+// readBuf returns scratch for one vector when codes are streamed.
+func (n *HNSW) readBuf() []float32 {
+	if n.streamsCodes() {
+		return make([]float32, 2*n.dim)
+	}
+	return nil
+}
+
+// readInto returns where slot's vector is read to: its place in the
+// float32 array, or tmp's first half when codes are streamed.
+func (n *HNSW) readInto(slot uint32, tmp []float32) []float32 {
+	if n.vecs == nil {
+		return tmp[:n.dim]
+	}
+	return n.vec(slot)
+}
+
+// encodeRead encodes v, slot's vector just read into readInto's buffer,
+// when codes are streamed. With no saved centre the first vector read
+// becomes it (any vector of the data serves, as in loadCodes).
+func (n *HNSW) encodeRead(slot uint32, v, tmp []float32) {
+	if !n.streamsCodes() {
+		return
+	}
+	if n.centre == nil {
+		n.centre = append([]float32(nil), v...)
+	}
+	n.quantize(slot, v, tmp[n.dim:])
+}
+
+// stealVector gives slot, whose vector the source lacks, the vector of the
+// first node it links to on layer 0 that has one, or zeros (fillVectors).
+// Streamed, the neighbour's row is copied: the codes of the same vector.
+func (n *HNSW) stealVector(slot uint32, has []bool, tmp []float32) {
+	b := n.block(slot, 0)
+	for _, t := range b[1 : 1+b[0]] {
+		if !has[t] {
+			continue
+		}
+		if n.streamsCodes() {
+			o, p := int(slot)*n.rowSize, int(t)*n.rowSize
+			copy(n.rows[o:o+n.rowSize], n.rows[p:p+n.rowSize])
+		} else {
+			copy(n.vec(slot), n.vec(t))
+		}
+		return
+	}
+	if n.streamsCodes() {
+		clear(tmp[:n.dim])
+		n.encodeRead(slot, tmp[:n.dim], tmp)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -393,4 +395,104 @@ func TestSourceConcurrent(t *testing.T) {
 	}()
 	wg.Wait()
 	assert.Nil(t, g.vecs)
+}
+
+// A graph with a Source loads a file that holds no vectors (SaveLinks)
+// without gathering them: each is encoded into its row as it is read, so
+// loading allocates about the graph's own size, not the float32 vectors'.
+// The rows come out byte for byte as a graph that keeps its vectors
+// computes them, tombstones and nodes whose vector the store lacks
+// included; a file saved with no centre takes the first vector read.
+func TestSourceLoadStreamsCodes(t *testing.T) {
+	const dim = 256
+	n := 3000
+	if raceEnabled {
+		n = 600 // and allocations are not counted: the detector's own distort them
+	}
+	vecs := clustered(n, dim, 30, 13)
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"centre saved", Config{Seed: 4}},
+		{"no centre (Float32Walk)", Config{Seed: 4, Float32Walk: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewHNSW(dim, modality.L2, tc.cfg)
+			fill(t, g, vecs)
+			for i := 0; i < len(vecs); i += 20 {
+				g.Delete(uint32(i)) // tombstones: their vectors are in the file
+			}
+			require.Positive(t, g.tombstones)
+			var buf bytes.Buffer
+			require.NoError(t, g.SaveLinks(&buf))
+			lacks := uint32(7) // live in the file, gone from the store
+			vec := func(id uint32, dst []float32) bool {
+				if id == lacks {
+					return false
+				}
+				copy(dst, vecs[id])
+				return true
+			}
+
+			full := NewHNSW(dim, modality.L2, Config{})
+			_, err := full.LoadLinks(bytes.NewReader(buf.Bytes()), vec)
+			require.NoError(t, err)
+
+			src := newMapSource(dim)
+			for id, v := range vecs {
+				src.put(uint32(id), v)
+			}
+			low := NewHNSW(dim, modality.L2, Config{Source: src})
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			missing, err := low.LoadLinks(bytes.NewReader(buf.Bytes()), vec)
+			runtime.ReadMemStats(&after)
+			require.NoError(t, err)
+			assert.Equal(t, []uint32{lacks}, missing)
+			assert.Nil(t, low.vecs)
+
+			vectorBytes := uint64(low.used * dim * 4)
+			allocated := after.TotalAlloc - before.TotalAlloc
+			assert.True(t, raceEnabled || allocated < uint64(low.MemoryBytes())+vectorBytes/4,
+				"loading allocated %d bytes for a graph of %d and vectors of %d", allocated, low.MemoryBytes(), vectorBytes)
+
+			if len(full.centre) == 0 {
+				// Neither file holds a centre, and the graphs pick theirs
+				// from different vectors: compare what they answer.
+				assert.Equal(t, dim, len(low.centre))
+				for _, q := range vecs[1:40] {
+					want := full.Search(q, 10, SearchOptions{Exact: true})
+					got := low.Search(q, 10, SearchOptions{Ef: 200})
+					assert.GreaterOrEqual(t, overlap(want, got), 9)
+				}
+				return
+			}
+			assert.Equal(t, full.centre, low.centre)
+			for s := range uint32(low.used) {
+				if slices.Contains(low.free, s) {
+					continue
+				}
+				fc, fs := full.row(s)
+				lc, ls := low.row(s)
+				require.Equal(t, *fs, *ls, "slot %d's scale", s)
+				require.Equal(t, fc, lc, "slot %d's codes", s)
+			}
+		})
+	}
+}
+
+// overlap counts the IDs a and b share.
+func overlap(a, b []Result) int {
+	n := 0
+	for _, x := range a {
+		for _, y := range b {
+			if x.ID == y.ID {
+				n++
+			}
+		}
+	}
+	return n
 }

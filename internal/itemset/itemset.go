@@ -5,6 +5,7 @@
 package itemset
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -161,6 +162,12 @@ func (t *Set) AddModality() {
 // SetWith replaces the items with a vector of modality mi.
 func (t *Set) SetWith(mi int, bm *roaring.Bitmap) {
 	t.write(func() { t.has[mi] = bm })
+}
+
+// Reserve makes room for the internal IDs below n, so that Open, which
+// loads them in order, grows the map once rather than by doubling.
+func (t *Set) Reserve(n uint32) {
+	t.write(func() { t.extIDs = slices.Grow(t.extIDs, int(n)-len(t.extIDs)) })
 }
 
 // Load maps a stored item while the database opens.

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 
 	"github.com/mmdb-go/mmdb/hnsw"
@@ -32,9 +31,7 @@ func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, se
 	// without its vectors takes them from the vector bucket.
 	var missing []uint32
 	if ls, ok := h.(hnsw.LinkSaver); ok {
-		missing, err = ls.LoadLinks(bytes.NewBuffer(graph), func(id uint32, dst []float32) bool {
-			return t.vectorInto(m.Name, id, dst)
-		})
+		missing, err = ls.LoadLinks(bytes.NewBuffer(graph), t.vectorReader(m.Name))
 	} else {
 		err = h.Load(bytes.NewBuffer(graph))
 	}
@@ -83,33 +80,6 @@ func (t *Tx) LoadIndex(m modality.Modality, cfg hnsw.Config) (idx hnsw.Index, se
 	}
 	st.Replayed = len(touched)
 	return h, seq, st, "", nil
-}
-
-// RebuildIndex builds modality m's index from its stored vectors, on every
-// core, and returns it with the IDs it holds. progress, if set, is called
-// with the vectors added so far and the total.
-func (t *Tx) RebuildIndex(m modality.Modality, cfg hnsw.Config, progress func(done, total int)) (hnsw.Index, []uint32, error) {
-	stored := t.CountVectors(m.Name)
-	idx := hnsw.New(m, cfg)
-	ids := make([]uint32, 0, stored)
-	vecs := make([][]float32, 0, stored)
-	if err := t.ForEachVector(m.Name, func(id uint32, v []float32) error {
-		if m.Count(len(v)) == 0 {
-			return fmt.Errorf("%w: item %d: %s vector has %d values, %s", ErrCorrupt, id, m.Name, len(v), wants(m))
-		}
-		ids, vecs = append(ids, id), append(vecs, v)
-		return nil
-	}); err != nil {
-		return nil, nil, err
-	}
-	var step func(int)
-	if progress != nil {
-		step = func(done int) { progress(done, len(ids)) }
-	}
-	if err := hnsw.AddParallel(context.Background(), idx, ids, vecs, 0, step); err != nil {
-		return nil, nil, fmt.Errorf("building the %s index: %w", m.Name, err)
-	}
-	return idx, ids, nil
 }
 
 // wants says what lengths modality m's values may have, for errors.

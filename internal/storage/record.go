@@ -54,15 +54,33 @@ func EncodeRecord(r Record) ([]byte, error) {
 // reading it: four damaged bytes could ask for a map of four billion
 // entries. Here every declared length is checked against the bytes left.
 func DecodeRecord(b []byte) (Record, error) {
-	rd := bytes.NewReader(b)
-	dec := msgpack.NewDecoder(rd)
-	dec.UseLooseInterfaceDecoding(true)
-	r, err := decodeRecord(dec, rd)
+	var d recordDecoder
+	return d.decode(b)
+}
+
+// recordDecoder decodes records one after another with one reader and one
+// msgpack decoder: a scan over every record (Open's, an export's) would
+// otherwise leave both behind as garbage for each, about 190 bytes an item.
+type recordDecoder struct {
+	rd  bytes.Reader
+	dec *msgpack.Decoder
+}
+
+// decode is DecodeRecord, reusing d's reader and decoder.
+func (d *recordDecoder) decode(b []byte) (Record, error) {
+	d.rd.Reset(b)
+	if d.dec == nil {
+		d.dec = msgpack.NewDecoder(&d.rd)
+	} else {
+		d.dec.Reset(&d.rd) // also clears its options
+	}
+	d.dec.UseLooseInterfaceDecoding(true)
+	r, err := decodeRecord(d.dec, &d.rd)
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if rd.Len() > 0 {
-		return Record{}, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, rd.Len())
+	if d.rd.Len() > 0 {
+		return Record{}, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, d.rd.Len())
 	}
 	attrs, err := canonicalAttrs(r.Attrs, 0)
 	if err != nil {

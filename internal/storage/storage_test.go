@@ -141,8 +141,22 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0x82, 0xa1, 0x69, 0xa1, 0x61, 0xa1, 0x61, 0x81, 0xa1, 0x6d, 0x80})
+	good, err := EncodeRecord(seeds[1])
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRecord(b)
+		// A decoder reused (as a scan reuses one) decodes these bytes,
+		// and the record after them, as a fresh one does.
+		var d recordDecoder
+		_, _ = d.decode(good)
+		reused, reusedErr := d.decode(b)
+		assert.Equal(t, err, reusedErr)
+		assert.Equal(t, r, reused)
+		next, nextErr := d.decode(good)
+		require.NoError(t, nextErr)
+		assert.Equal(t, seeds[1], next)
 		if err != nil {
 			if !assert.ErrorIs(t, err, ErrCorrupt) {
 				t.FailNow()

@@ -187,22 +187,29 @@ func (t *Tx) Vector(mod string, id uint32) ([]float32, bool) {
 	return DecodeVector(v), true
 }
 
-// vectorInto decodes item id's vector of modality mod into dst, and
-// reports whether it is stored with dst's length.
-func (t *Tx) vectorInto(mod string, id uint32, dst []float32) bool {
-	return vectorIn(t.tx.Bucket(vecBucketName(mod)), id, dst)
+// vectorCursor returns a cursor over modality mod's vector bucket, or nil
+// when it has none. Reads through one cursor allocate nothing: a bucket's
+// Get makes a new cursor each time, about 190 bytes of garbage a vector
+// when a graph loads or a search reads its vectors back.
+func (t *Tx) vectorCursor(mod string) *bolt.Cursor {
+	b := t.tx.Bucket(vecBucketName(mod))
+	if b == nil {
+		return nil
+	}
+	return b.Cursor()
 }
 
-// vectorIn decodes the vector stored in b (a vector bucket, or nil) under
-// id into dst, and reports whether it is stored with dst's length.
-func vectorIn(b *bolt.Bucket, id uint32, dst []float32) bool {
-	if b == nil {
+// vectorIn decodes the vector stored under id into dst, through c (a
+// vectorCursor, or nil), and reports whether it is stored with dst's
+// length.
+func vectorIn(c *bolt.Cursor, id uint32, dst []float32) bool {
+	if c == nil {
 		return false
 	}
 	var key [4]byte
 	binary.BigEndian.PutUint32(key[:], id)
-	v := b.Get(key[:])
-	if len(v) != 4*len(dst) {
+	k, v := c.Seek(key[:])
+	if !bytes.Equal(k, key[:]) || len(v) != 4*len(dst) {
 		return false
 	}
 	decodeInto(dst, v)
@@ -216,11 +223,20 @@ func (t *Tx) VectorsInto(mod string, ids []uint32, dst []float32, found []bool) 
 	if len(ids) == 0 {
 		return
 	}
-	b := t.tx.Bucket(vecBucketName(mod))
+	c := t.vectorCursor(mod)
 	dim := len(dst) / len(ids)
 	for i, id := range ids {
-		found[i] = vectorIn(b, id, dst[i*dim:(i+1)*dim])
+		found[i] = vectorIn(c, id, dst[i*dim:(i+1)*dim])
 	}
+}
+
+// vectorReader returns a function that decodes the vector of modality
+// mod stored under an ID into dst, and reports whether it is stored with
+// dst's length; one cursor serves every call, for reading many in one
+// transaction (a graph loading).
+func (t *Tx) vectorReader(mod string) func(id uint32, dst []float32) bool {
+	c := t.vectorCursor(mod)
+	return func(id uint32, dst []float32) bool { return vectorIn(c, id, dst) }
 }
 
 // ScanVectors calls fn with every stored vector of modality mod that has
@@ -259,11 +275,12 @@ func (t *Tx) ForEachVector(mod string, fn func(id uint32, vec []float32) error) 
 // internal-ID order, until fn returns false or an error.
 func (t *Tx) ForEachRecord(from uint32, fn func(id uint32, r Record) (bool, error)) error {
 	c := t.tx.Bucket(bucketItems).Cursor()
+	var d recordDecoder
 	for k, v := c.Seek(be32(from)); k != nil; k, v = c.Next() {
 		if len(k) != 4 {
 			return fmt.Errorf("%w: items key %x", ErrCorrupt, k)
 		}
-		r, err := DecodeRecord(v)
+		r, err := d.decode(v)
 		if err != nil {
 			return fmt.Errorf("item %d: %w", binary.BigEndian.Uint32(k), err)
 		}
