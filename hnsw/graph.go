@@ -298,8 +298,14 @@ func (h *HNSW) grow(n int) {
 	if n <= len(h.ids) {
 		return
 	}
-	h.resize(max(n, 2*len(h.ids), 1024))
+	h.resize(max(n, 2*len(h.ids), minSlots))
 }
+
+// minSlots is the least a graph grows to. It was 1,024, which gave a
+// 128-d modality of a few items 806 KiB of index (TestSmallGraphIsSmall):
+// a file with many small modalities paid that for each. The doublings up
+// to 1,024 it now costs copy fewer than 1,024 slots in all.
+const minSlots = 16
 
 // Reserve makes room for n more nodes in one step, so that a bulk load
 // copies no arrays as it goes: grown a node at a time, the arrays double,

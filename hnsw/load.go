@@ -166,7 +166,7 @@ func (h *HNSW) loadHeader(fr *frameReader, version uint32) (n *HNSW, entry uint6
 	}
 	used := int(used64)
 	n = NewHNSW(dim, metric, Config{M: m, EfConstruction: efc, EfSearch: efs, Seed: h.cfg.Seed ^ used64, Float32Walk: h.cfg.Float32Walk, Source: h.cfg.Source})
-	n.resize(used) // exactly: grow's least 1,024 slots would be 8 MB of blocks at M 1,024
+	n.resize(used) // exactly: a graph loads at its saved size
 	if n.lowMem() && version < 3 {
 		// Versions 1 and 2 hold the vectors inline: they are read in to
 		// compute the codes, then let go. Later versions' are encoded as

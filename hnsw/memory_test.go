@@ -44,3 +44,18 @@ func TestMemoryBytes(t *testing.T) {
 	assert.GreaterOrEqual(t, got[0]-got[1], int64(4*n*dim))
 	assert.LessOrEqual(t, got[0]-got[1], int64(2*4*n*dim))
 }
+
+// A graph of a few nodes holds room for a few more, not for a thousand:
+// a file with many small modalities pays for each.
+func TestSmallGraphIsSmall(t *testing.T) {
+	const dim = 128
+	for _, n := range []int{1, 3, 40} {
+		g := NewHNSW(dim, modality.Cosine, Config{Seed: 1})
+		for i, v := range clustered(n, dim, 2, 3) {
+			assert.NoError(t, g.Add(uint32(i), v))
+		}
+		perSlot := 4*dim + g.rowSize + 4*(g.m0+1) + 8
+		assert.LessOrEqual(t, g.MemoryBytes(), int64(2*max(n, 16)*perSlot+nodeLocks*8+64<<10),
+			"%d nodes: %d bytes", n, g.MemoryBytes())
+	}
+}
