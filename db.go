@@ -51,12 +51,12 @@ type Options struct {
 	Index hnsw.Config
 	// LowMemory keeps a modality's float32 vectors out of memory: its
 	// graph holds a byte a component (its codes) and its links, walks on
-	// the codes, and reads back from the file the vectors of the 2k nodes
+	// the codes, and reads back from the file the vectors of the 1.5k nodes
 	// it found closest on codes (k the results asked for, or all ef when
 	// fewer) to re-score them, so results still carry exact scores in
 	// exact order; links are chosen on distances between codes. A loaded
 	// 128-d graph then holds about 300 bytes a vector instead of 810, at
-	// 0.56-0.87x the queries per second and the same recall
+	// 0.62-0.95x the queries per second and the same recall
 	// (BENCHMARKS.md, "Seventh round"). Opening reads each vector once, to
 	// compute its codes, without holding them all: a 128-d Open peaks near
 	// 370 bytes a vector (880 by default), a rebuild near 480. A search,
@@ -251,10 +251,12 @@ func (db *DB) load() (err error) {
 }
 
 // loadItems reads the ID map. It grows with the records read, never to a
-// size the file claims: a damaged counter must not allocate gigabytes.
+// size the file claims: a damaged counter must not allocate gigabytes. It
+// is sized at first for the records the items bucket holds (counted on its
+// pages), or fewer when the counter says IDs stop sooner.
 func (db *DB) loadItems(tx *storage.Tx) error {
 	next := tx.NextID()
-	db.items.Reserve(next)
+	db.items.Reserve(min(uint64(next), uint64(tx.CountItems())))
 	return tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
 		if id >= next {
 			return false, fmt.Errorf("%w: item %d beyond next ID %d", ErrCorrupt, id, next)

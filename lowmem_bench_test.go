@@ -17,8 +17,10 @@ import (
 
 // BenchmarkLowMemory compares Options.LowMemory with the default, both
 // opened from one file: on synth100k (the side-by-side harness's 100k x
-// 128 clustered cosine set and its 1,000 held-out queries) and on sift5k
-// (../shared/data; skipped when absent). It reports the heap a vector
+// 128 clustered cosine set and its 1,000 held-out queries), on
+// clip50k-text (50k x 512 CLIP-like image vectors queried with the 500
+// real captions, across the modality gap) and on sift5k (both from
+// ../shared/data; skipped when absent). It reports the heap a vector
 // holds (the graph alone, loaded from the checkpoint as Open loads it, and
 // the whole database after Open); the heap's peak and the bytes allocated
 // during Open, from the checkpoint and rebuilding the graph when the
@@ -31,6 +33,13 @@ import (
 func BenchmarkLowMemory(b *testing.B) {
 	b.Run("synth100k", func(b *testing.B) {
 		lowMemory(b, bench.Synthetic("synth100k", 100_000, 1000, 128, 1000, 1))
+	})
+	b.Run("clip50k-text", func(b *testing.B) {
+		d, err := bench.CLIPLike(filepath.Join("..", "shared", "data", "coco500-clip"), 50_000, true, 5)
+		if err != nil {
+			b.Skipf("coco500-clip not found (%v): it is in ../shared/data", err)
+		}
+		lowMemory(b, d)
 	})
 	b.Run("sift5k", func(b *testing.B) {
 		d, err := bench.SIFT5k(filepath.Join("..", "shared", "data", "sift5k"))

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -407,4 +408,30 @@ func TestMergeKeepsMaxAttrs(t *testing.T) {
 	_, err = db.Get(ctx, "b")
 	require.ErrorIs(t, err, ErrNotFound, "the batch is atomic")
 	require.NoError(t, db.Merge(ctx, Item{ID: "a", Attrs: attrs(MaxAttrs, 10)}))
+}
+
+// Open sizes the ID map by the item records the file holds, never by its
+// next-ID counter: a counter damaged to four billion must not make Open
+// allocate 16 bytes for each.
+func TestOpenDoesNotSizeByTheNextIDCounter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "next.mmdb")
+	db, err := Open(path, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Put(ctx, Item{ID: "a"}, Item{ID: "b"}))
+	require.NoError(t, db.Close())
+	b, err := bolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("nextid"), []byte{0xff, 0xff, 0xff, 0x00})
+	}))
+	require.NoError(t, b.Close())
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	db, err = Open(path, nil)
+	runtime.ReadMemStats(&after)
+	require.NoError(t, err)
+	defer db.Close()
+	assert.Equal(t, 2, db.Count())
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20))
 }

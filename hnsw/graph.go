@@ -994,8 +994,9 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 	b := h.block(n, l)
 	cnt := int(b[0])
 	found := false
-	var buf pairBuf
-	nq := h.nodeQuery(n, &buf)
+	buf := pairBufs.Get().(*pairBuf) // a graph without vectors decodes into it
+	defer pairBufs.Put(buf)
+	nq := h.nodeQuery(n, buf)
 	cands := make([]Result, 0, cnt+len(dn))
 	seen := func(s uint32) bool {
 		for _, c := range cands {

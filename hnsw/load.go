@@ -374,10 +374,12 @@ func (n *HNSW) loadCodes(centre []float32, rows []byte) error {
 		return nil
 	}
 	if n.streamsCodes() {
-		if n.centre == nil {
-			n.centre = make([]float32, n.dim) // no vector was read
+		if n.centre == nil && n.used > 0 {
+			n.centre = make([]float32, n.dim) // slots, but no vector read
 		}
-		return nil // encoded as they were read
+		// Encoded as they were read. An empty graph keeps no centre: its
+		// first Add sets it, as in a new graph.
+		return nil
 	}
 	switch {
 	case len(centre) == n.dim:
@@ -474,7 +476,9 @@ func (n *HNSW) readInto(slot uint32, tmp []float32) []float32 {
 
 // encodeRead encodes v, slot's vector just read into readInto's buffer,
 // when codes are streamed. With no saved centre the first vector read
-// becomes it (any vector of the data serves, as in loadCodes).
+// becomes it: the first tombstone's, else the first live node's (where a
+// graph loading its vectors whole takes slot 0's; any vector of the data
+// serves, as in loadCodes).
 func (n *HNSW) encodeRead(slot uint32, v, tmp []float32) {
 	if !n.streamsCodes() {
 		return

@@ -189,8 +189,9 @@ func (h *HNSW) relink(u uint32, seen []bool, indeg []uint32, sc *searcher) {
 	if uint32(ep) == noNode || uint32(ep) == u {
 		return
 	}
-	var buf pairBuf
-	uq := h.nodeQuery(u, &buf)
+	buf := pairBufs.Get().(*pairBuf) // a graph without vectors decodes into it
+	defer pairBufs.Put(buf)
+	uq := h.nodeQuery(u, buf)
 	neigh := h.neighbours(uq.v, int(h.levels[u]), ep, u, sc)
 	for l := len(neigh) - 1; l >= 0; l-- {
 		// u's own links may still lead somewhere useful: keep the best of
@@ -280,8 +281,9 @@ func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
 		addDegree(indeg, u, 1)
 		return
 	}
-	var buf pairBuf
-	nq := h.nodeQuery(n, &buf)
+	buf := pairBufs.Get().(*pairBuf) // a graph without vectors decodes into it
+	defer pairBufs.Put(buf)
+	nq := h.nodeQuery(n, buf)
 	victim, vdeg, vdist := 0, uint32(0), float32(0)
 	for i := 1; i <= cnt; i++ {
 		t := b[i]

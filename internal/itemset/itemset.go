@@ -5,6 +5,7 @@
 package itemset
 
 import (
+	"math"
 	"slices"
 	"sync"
 
@@ -165,9 +166,14 @@ func (t *Set) SetWith(mi int, bm *roaring.Bitmap) {
 }
 
 // Reserve makes room for the internal IDs below n, so that Open, which
-// loads them in order, grows the map once rather than by doubling.
-func (t *Set) Reserve(n uint32) {
-	t.write(func() { t.extIDs = slices.Grow(t.extIDs, int(n)-len(t.extIDs)) })
+// loads them in order, grows the map once rather than by doubling. The
+// caller bounds n by what the file holds, not by what it claims.
+func (t *Set) Reserve(n uint64) {
+	t.write(func() {
+		if n > uint64(len(t.extIDs)) && n <= math.MaxUint32 {
+			t.extIDs = slices.Grow(t.extIDs, int(n)-len(t.extIDs))
+		}
+	})
 }
 
 // Load maps a stored item while the database opens.

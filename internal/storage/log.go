@@ -155,6 +155,16 @@ func (t *Tx) Checkpoint(mod string) (graph []byte, seq uint64, ok bool) {
 	return g, binary.BigEndian.Uint64(s), true
 }
 
+// CountItems returns how many item records are stored, counted on the
+// bucket's pages (not taken from a counter the file holds).
+func (t *Tx) CountItems() int {
+	b := t.tx.Bucket(bucketItems)
+	if b == nil {
+		return 0
+	}
+	return b.Stats().KeyN
+}
+
 // CountVectors returns how many vectors modality mod has stored.
 func (t *Tx) CountVectors(mod string) int {
 	b := t.tx.Bucket(vecBucketName(mod))

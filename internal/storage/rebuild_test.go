@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/mmdb-go/mmdb/hnsw"
@@ -75,6 +76,7 @@ func TestRebuildInBatches(t *testing.T) {
 			if tc.source {
 				cfg.Source = vecMap(vecs)
 			}
+			var mu sync.Mutex // AddParallel reports from its workers
 			var calls [][2]int
 			var idx hnsw.Index
 			var ids []uint32
@@ -82,7 +84,11 @@ func TestRebuildInBatches(t *testing.T) {
 			runtime.GC()
 			runtime.ReadMemStats(&before)
 			require.NoError(t, p.s.View(func(tx *Tx) (err error) {
-				idx, ids, err = tx.RebuildIndex(tc.m, cfg, func(done, total int) { calls = append(calls, [2]int{done, total}) })
+				idx, ids, err = tx.RebuildIndex(tc.m, cfg, func(done, total int) {
+					mu.Lock()
+					calls = append(calls, [2]int{done, total})
+					mu.Unlock()
+				})
 				return err
 			}))
 			runtime.ReadMemStats(&after)
@@ -92,8 +98,10 @@ func TestRebuildInBatches(t *testing.T) {
 			assert.True(t, slices.IsSorted(ids))
 			require.NotEmpty(t, calls)
 			assert.Equal(t, [2]int{n, n}, calls[len(calls)-1])
-			for i := 1; i < len(calls); i++ {
-				assert.LessOrEqual(t, calls[i-1][0], calls[i][0], "progress went back")
+			// Workers may report out of order within a batch; every count
+			// is of the whole rebuild.
+			for _, c := range calls {
+				assert.True(t, c[0] >= 1 && c[0] <= n && c[1] == n, "progress %v", c)
 			}
 			for _, id := range ids[:100] {
 				got := idx.Search(vecs[id], 1, hnsw.SearchOptions{Ef: 200})
