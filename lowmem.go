@@ -68,16 +68,24 @@ func (s storedVectors) logFailure(err error) {
 //
 //	defer db.readBackCheck(db.readBack.Load(), &err)
 //
-// turns a nil *err into the error of a read back from the file that
-// failed since the count was since (Options.LowMemory: a search whose
-// vectors could not be read must not answer as if they were not stored).
-// A failure during another call running at the same time fails this one
-// too: the file was closed or is damaged either way. It allocates nothing
-// when no read failed.
+// puts into *err the error of a read back from the file that failed since
+// the count was since (Options.LowMemory: a search whose vectors could not
+// be read must not answer as if they were not stored). A nil *err becomes
+// it; an error the call met on its own, which the failed read may have
+// caused (an evaluation finding no items that carry both modalities), is
+// kept after it, so the cause is not lost. A failure during another call
+// running at the same time fails this one too: the file was closed or is
+// damaged either way. It allocates nothing when no read failed.
 func (db *DB) readBackCheck(since int64, err *error) {
-	if *err == nil && db.readBack.Load() != since {
-		if e := db.readBackErr.Load(); e != nil {
-			*err = *e
-		}
+	if db.readBack.Load() == since {
+		return
+	}
+	e := db.readBackErr.Load()
+	switch {
+	case e == nil:
+	case *err == nil:
+		*err = *e
+	default:
+		*err = fmt.Errorf("%w, and then: %w", *e, *err)
 	}
 }

@@ -192,3 +192,41 @@ func openRandom(t *testing.T, opts *Options, m Metric, n int, seed uint64) (*DB,
 	require.NoError(t, db.Put(ctx, items...))
 	return db, r
 }
+
+// Evaluate, Align and Calibrate read vectors back from the file under
+// LowMemory as Search does, and fail with the cause when a read fails (the
+// file closed under them) rather than report figures on what was left.
+func TestLowMemoryFailuresBeyondSearch(t *testing.T) {
+	calls := []struct {
+		name string
+		call func(db *DB) error
+	}{
+		{"Evaluate", func(db *DB) error { _, err := db.Evaluate(ctx, "a", "b", nil); return err }},
+		{"Align", func(db *DB) error { _, err := db.Align(ctx, "a", "c", nil); return err }},
+		{"Calibrate", func(db *DB) error {
+			_, err := db.Calibrate(ctx, "a", "b", &CalibrateOptions{Centre: true, StoreAny: true})
+			return err
+		}},
+	}
+	for _, tc := range calls {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := Open(filepath.Join(t.TempDir(), "f.mmdb"), &Options{NoSync: true, LowMemory: true})
+			require.NoError(t, err)
+			for _, m := range []Modality{{Name: "a", Dim: 8, Metric: Cosine, Space: "s"}, {Name: "b", Dim: 8, Metric: Cosine, Space: "s"}, {Name: "c", Dim: 8, Metric: Cosine}} {
+				require.NoError(t, db.DefineModality(m))
+			}
+			r := rand.New(rand.NewPCG(4, 4))
+			items := make([]Item, 100)
+			for i := range items {
+				v := randVec(r, 8)
+				items[i] = Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"a": v, "b": v, "c": v}}
+			}
+			require.NoError(t, db.Put(ctx, items...))
+			require.NoError(t, tc.call(db), "before the file closes")
+			require.NoError(t, db.store.Close()) // as a Close racing the call
+			err = tc.call(db)
+			require.ErrorIs(t, err, ErrClosed)
+			assert.Contains(t, err.Error(), "vectors back from the file: mmdb: database is closed")
+		})
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,10 +30,11 @@ type served struct {
 
 var servingOn = regexp.MustCompile(`on (http://127\.0\.0\.1:\d+)`)
 
-// startServe runs the built binary on dir, on a free loopback port.
-func startServe(t *testing.T, bin, dir string) *served {
+// startServe runs the built binary on dir, on a free loopback port, with
+// any more flags given.
+func startServe(t *testing.T, bin, dir string, flags ...string) *served {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", dir, "--addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"serve", dir, "--addr", "127.0.0.1:0"}, flags...)...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	s := &served{cmd: cmd, stdout: bufio.NewReader(out), stderr: &strings.Builder{}}
@@ -72,7 +74,8 @@ func (s *served) upsert(t *testing.T, from, n int) {
 // TestServeStopsCleanly: SIGTERM and SIGINT stop `mmdb serve` gracefully
 // (exit 0, databases closed and checkpointed), and SIGKILL loses no
 // acknowledged write: each time the reopened database holds every point
-// the server acknowledged and checks clean.
+// the server acknowledged and checks clean. The last round serves with
+// --low-memory, which the collection's info shows as Qdrant's on_disk.
 func TestServeStopsCleanly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds the binary")
@@ -90,7 +93,12 @@ func TestServeStopsCleanly(t *testing.T) {
 	require.NoError(t, os.Mkdir(dir, 0o755))
 	acked := 0
 	for round, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL, syscall.SIGINT} {
-		s := startServe(t, bin, dir)
+		low := sig == syscall.SIGINT
+		var flags []string
+		if low {
+			flags = append(flags, "--low-memory")
+		}
+		s := startServe(t, bin, dir, flags...)
 		if round == 0 {
 			s.do(t, "PUT", "/collections/items", `{"vectors": {"size": 3, "distance": "Euclid"}}`)
 		}
@@ -98,6 +106,19 @@ func TestServeStopsCleanly(t *testing.T) {
 			s.upsert(t, acked, 40)
 			acked += 40
 		}
+		var info struct {
+			Result struct {
+				Config struct {
+					Params struct {
+						Vectors struct {
+							OnDisk bool `json:"on_disk"`
+						} `json:"vectors"`
+					} `json:"params"`
+				} `json:"config"`
+			} `json:"result"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(s.do(t, "GET", "/collections/items", "")), &info))
+		assert.Equal(t, low, info.Result.Config.Params.Vectors.OnDisk, "round %d: on_disk", round)
 		require.NoError(t, s.cmd.Process.Signal(sig))
 		rest, _ := io.ReadAll(s.stdout)
 		err := s.cmd.Wait()

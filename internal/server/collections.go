@@ -239,7 +239,10 @@ func (s *Server) collectionInfo(_ *http.Request, db *mmdb.DB, _ *collection) (an
 	var vectors any = named
 	indexed := 0
 	for _, m := range st.Modalities {
-		p := map[string]any{"size": m.Dim, "distance": distanceName(m.Metric)}
+		// on_disk is Qdrant's "vectors served from disk": mmdb's
+		// LowMemory, where the graph keeps codes and reads the vectors
+		// back from the file.
+		p := map[string]any{"size": m.Dim, "distance": distanceName(m.Metric), "on_disk": !m.VectorsInMemory}
 		switch m.Multi {
 		case mmdb.MaxSim:
 			p["multivector_config"] = map[string]string{"comparator": "max_sim"}

@@ -34,6 +34,10 @@ func TestLowMemoryServe(t *testing.T) {
 		for _, m := range st.Modalities {
 			assert.Equal(t, !low || m.IsMulti(), m.VectorsInMemory, "%s, low memory %v", m.Name, low)
 		}
+		code, env = call(t, h, "GET", "/collections/c", "")
+		require.Equal(t, 200, code, "%v", env)
+		params := env["result"].(map[string]any)["config"].(map[string]any)["params"].(map[string]any)
+		assert.Equal(t, low, params["vectors"].(map[string]any)["image"].(map[string]any)["on_disk"], "Qdrant's on_disk")
 		for _, exact := range []bool{false, true} {
 			body := fmt.Sprintf(`{"vector": {"name": "image", "vector": [0.3, 0.9, 0.1, 0.5]}, "limit": 5, "params": {"exact": %v}}`, exact)
 			code, env = call(t, h, "POST", "/collections/c/points/search", body)

@@ -213,7 +213,7 @@ func TestCollectionsLifecycle(t *testing.T) {
 	code, env = call(t, h, "GET", "/collections/one", "")
 	require.Equal(t, 200, code)
 	params := env["result"].(map[string]any)["config"].(map[string]any)["params"].(map[string]any)
-	assert.Equal(t, map[string]any{"size": 3.0, "distance": "Euclid"}, params["vectors"])
+	assert.Equal(t, map[string]any{"size": 3.0, "distance": "Euclid", "on_disk": false}, params["vectors"])
 	code, env = call(t, h, "POST", "/query", `{"statement": "EXPLAIN SEARCH vector NEAR vector OF '9' LIMIT 1"}`)
 	require.Equal(t, 200, code, "%v", env)
 	assert.Contains(t, env["result"].(map[string]any)["text"], "direct")
