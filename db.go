@@ -56,8 +56,9 @@ type Options struct {
 	// fewer) to re-score them, so results still carry exact scores in
 	// exact order; links are chosen on distances between codes. A loaded
 	// 128-d graph then holds about 300 bytes a vector instead of 810, at
-	// 0.62-0.95x the queries per second and the same recall
-	// (BENCHMARKS.md, "Seventh round"). Opening reads each vector once, to
+	// 0.62-0.95x the queries per second and recall within 0.004 of the
+	// default's where both walk the graph (BENCHMARKS.md, "Seventh
+	// round"). Opening reads each vector once, to
 	// compute its codes, without holding them all: a 128-d Open peaks near
 	// 370 bytes a vector (880 by default), a rebuild near 480. A search,
 	// Evaluate, Align or Calibrate whose vectors cannot be read back (the
@@ -252,11 +253,11 @@ func (db *DB) load() (err error) {
 
 // loadItems reads the ID map. It grows with the records read, never to a
 // size the file claims: a damaged counter must not allocate gigabytes. It
-// is sized at first for the records the items bucket holds (counted on its
-// pages), or fewer when the counter says IDs stop sooner.
+// is sized at first for the IDs up to the last record stored (which it
+// would grow to anyway), or fewer when the counter says IDs stop sooner.
 func (db *DB) loadItems(tx *storage.Tx) error {
 	next := tx.NextID()
-	db.items.Reserve(min(uint64(next), uint64(tx.CountItems())))
+	db.items.Reserve(min(uint64(next), tx.ItemsEnd()))
 	return tx.ForEachRecord(0, func(id uint32, r storage.Record) (bool, error) {
 		if id >= next {
 			return false, fmt.Errorf("%w: item %d beyond next ID %d", ErrCorrupt, id, next)

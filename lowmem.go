@@ -73,7 +73,8 @@ func (s storedVectors) logFailure(err error) {
 // be read must not answer as if they were not stored). A nil *err becomes
 // it; an error the call met on its own, which the failed read may have
 // caused (an evaluation finding no items that carry both modalities), is
-// kept after it, so the cause is not lost. A failure during another call
+// kept after it as text only, so errors.Is finds the cause and not a
+// consequence (ErrInvalidQuery, ErrNoGain) a caller would act on. A failure during another call
 // running at the same time fails this one too: the file was closed or is
 // damaged either way. It allocates nothing when no read failed.
 func (db *DB) readBackCheck(since int64, err *error) {
@@ -86,6 +87,6 @@ func (db *DB) readBackCheck(since int64, err *error) {
 	case *err == nil:
 		*err = *e
 	default:
-		*err = fmt.Errorf("%w, and then: %w", *e, *err)
+		*err = fmt.Errorf("%w (then: %v)", *e, *err)
 	}
 }

@@ -227,6 +227,10 @@ func TestLowMemoryFailuresBeyondSearch(t *testing.T) {
 			err = tc.call(db)
 			require.ErrorIs(t, err, ErrClosed)
 			assert.Contains(t, err.Error(), "vectors back from the file: mmdb: database is closed")
+			// What the call then met is a consequence, not a finding a
+			// caller should act on.
+			assert.NotErrorIs(t, err, ErrInvalidQuery)
+			assert.NotErrorIs(t, err, ErrNoGain)
 		})
 	}
 }

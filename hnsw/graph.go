@@ -410,6 +410,18 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 	h.writers.RLock()
 	defer h.writers.RUnlock()
 	h.mu.RLock()
+	if h.centre == nil && !h.cfg.Float32Walk {
+		// The graph's first vector becomes the centre of the codes,
+		// before any node is quantized (a graph loaded with only free
+		// slots has none yet either).
+		h.mu.RUnlock()
+		h.mu.Lock()
+		if h.centre == nil {
+			h.centre = append([]float32(nil), vec...)
+		}
+		h.mu.Unlock()
+		h.mu.RLock()
+	}
 	slot, level, ok := h.claim()
 	for !ok {
 		h.mu.RUnlock()
@@ -417,12 +429,6 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 		h.slotMu.Lock()
 		need := h.used + 1
 		h.slotMu.Unlock()
-		if h.centre == nil && !h.cfg.Float32Walk {
-			// The first Add of the graph's life always grows (and so
-			// passes here before any node is quantized): its vector
-			// becomes the centre of the codes.
-			h.centre = append([]float32(nil), vec...)
-		}
 		h.grow(need)
 		h.mu.Unlock()
 		h.mu.RLock()
@@ -994,8 +1000,11 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 	b := h.block(n, l)
 	cnt := int(b[0])
 	found := false
-	buf := pairBufs.Get().(*pairBuf) // a graph without vectors decodes into it
-	defer pairBufs.Put(buf)
+	var buf *pairBuf
+	if h.lowMem() { // a graph without vectors decodes into it
+		buf = pairBufs.Get().(*pairBuf)
+		defer pairBufs.Put(buf)
+	}
 	nq := h.nodeQuery(n, buf)
 	cands := make([]Result, 0, cnt+len(dn))
 	seen := func(s uint32) bool {

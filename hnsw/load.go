@@ -374,11 +374,9 @@ func (n *HNSW) loadCodes(centre []float32, rows []byte) error {
 		return nil
 	}
 	if n.streamsCodes() {
-		if n.centre == nil && n.used > 0 {
-			n.centre = make([]float32, n.dim) // slots, but no vector read
-		}
-		// Encoded as they were read. An empty graph keeps no centre: its
-		// first Add sets it, as in a new graph.
+		// Encoded as they were read. A graph with no vector (empty, or
+		// every slot free) keeps no centre: its first Add sets it, as in
+		// a new graph.
 		return nil
 	}
 	switch {

@@ -97,8 +97,8 @@ func (h *HNSW) readSlots(slots []uint32, dst []float32, found []bool, ids []uint
 // (a bbolt lookup), so not all ef are. Recall@10 (BenchmarkLowMemory, in
 // the root package, at every ef from 16 to 64):
 //   - all ef re-scored, and 2k: the same, on synth100k and sift5k;
-//   - 1.5k: the same as 2k on synth100k, sift5k and clip50k-text, at 0.03
-//     to 0.12 more of the default's q/s;
+//   - 1.5k: the same as 2k on synth100k, sift5k and clip50k-text, at
+//     -0.03 to +0.11 of the default's q/s (separate runs, not paired);
 //   - k: 0.01-0.02 lower.
 func rescoreCount(k int) int { return k + (k+1)/2 }
 
@@ -109,7 +109,9 @@ func rescoreCount(k int) int { return k + (k+1)/2 }
 // closest on codes is read in its place, so a delete racing the search
 // does not leave it short of k. It returns what is left, unsorted.
 func (h *HNSW) rescoreFromSource(q []float32, found []Result, k int, sc *searcher) []Result {
-	want := rescoreCount(k)
+	// k may be anything (hnsw.Search is public): bounded first, so the
+	// count cannot overflow.
+	want := rescoreCount(min(k, len(found)))
 	out := found[:0] // written behind the window being read
 	for lo := 0; lo < len(found) && len(out) < want; {
 		hi := min(len(found), lo+want-len(out))

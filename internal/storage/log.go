@@ -155,14 +155,19 @@ func (t *Tx) Checkpoint(mod string) (graph []byte, seq uint64, ok bool) {
 	return g, binary.BigEndian.Uint64(s), true
 }
 
-// CountItems returns how many item records are stored, counted on the
-// bucket's pages (not taken from a counter the file holds).
-func (t *Tx) CountItems() int {
+// ItemsEnd returns one past the highest internal ID an item record is
+// stored under (0 with none): read off the bucket's last key, not taken
+// from a counter the file holds.
+func (t *Tx) ItemsEnd() uint64 {
 	b := t.tx.Bucket(bucketItems)
 	if b == nil {
 		return 0
 	}
-	return b.Stats().KeyN
+	k, _ := b.Cursor().Last()
+	if len(k) != 4 {
+		return 0
+	}
+	return uint64(binary.BigEndian.Uint32(k)) + 1
 }
 
 // CountVectors returns how many vectors modality mod has stored.
