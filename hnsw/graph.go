@@ -641,11 +641,8 @@ func (h *HNSW) selectNeighbours(out, cands []Result, m int) []Result {
 	if len(cands) <= m {
 		return append(out, cands...)
 	}
-	var buf *pairBuf
-	if h.lowMem() {
-		buf = pairBufs.Get().(*pairBuf)
-		defer pairBufs.Put(buf)
-	}
+	buf := h.getPairBuf()
+	defer putPairBuf(buf)
 	for _, c := range cands {
 		good := true
 		cq := h.nodeQuery(c.ID, buf)
@@ -698,11 +695,8 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 		atomic.StoreUint32(&b[0], uint32(n+1))
 		return
 	}
-	var buf *pairBuf
-	if h.lowMem() {
-		buf = pairBufs.Get().(*pairBuf)
-		defer pairBufs.Put(buf)
-	}
+	buf := h.getPairBuf()
+	defer putPairBuf(buf)
 	nq := h.nodeQuery(node, buf)
 	// Up to 2M = 64 links (M 32) without allocating: a build makes no
 	// garbage here, so the collector's heap does not swell over it.
@@ -1000,11 +994,8 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 	b := h.block(n, l)
 	cnt := int(b[0])
 	found := false
-	var buf *pairBuf
-	if h.lowMem() { // a graph without vectors decodes into it
-		buf = pairBufs.Get().(*pairBuf)
-		defer pairBufs.Put(buf)
-	}
+	buf := h.getPairBuf()
+	defer putPairBuf(buf)
 	nq := h.nodeQuery(n, buf)
 	cands := make([]Result, 0, cnt+len(dn))
 	seen := func(s uint32) bool {

@@ -466,7 +466,7 @@ func (n *HNSW) readBuf() []float32 {
 // readInto returns where slot's vector is read to: its place in the
 // float32 array, or tmp's first half when codes are streamed.
 func (n *HNSW) readInto(slot uint32, tmp []float32) []float32 {
-	if n.vecs == nil {
+	if n.streamsCodes() {
 		return tmp[:n.dim]
 	}
 	return n.vec(slot)
@@ -504,7 +504,9 @@ func (n *HNSW) stealVector(slot uint32, has []bool, tmp []float32) {
 		}
 		return
 	}
-	if n.streamsCodes() {
+	// With no centre yet (no vector read at all), the row stays zero
+	// rather than make zeros the centre for the graph's life.
+	if n.streamsCodes() && n.centre != nil {
 		clear(tmp[:n.dim])
 		n.encodeRead(slot, tmp[:n.dim], tmp)
 	}

@@ -189,11 +189,8 @@ func (h *HNSW) relink(u uint32, seen []bool, indeg []uint32, sc *searcher) {
 	if uint32(ep) == noNode || uint32(ep) == u {
 		return
 	}
-	var buf *pairBuf
-	if h.lowMem() { // a graph without vectors decodes into it
-		buf = pairBufs.Get().(*pairBuf)
-		defer pairBufs.Put(buf)
-	}
+	buf := h.getPairBuf()
+	defer putPairBuf(buf)
 	uq := h.nodeQuery(u, buf)
 	neigh := h.neighbours(uq.v, int(h.levels[u]), ep, u, sc)
 	for l := len(neigh) - 1; l >= 0; l-- {
@@ -284,11 +281,8 @@ func (h *HNSW) forceLink(n, u uint32, indeg []uint32) {
 		addDegree(indeg, u, 1)
 		return
 	}
-	var buf *pairBuf
-	if h.lowMem() { // a graph without vectors decodes into it
-		buf = pairBufs.Get().(*pairBuf)
-		defer pairBufs.Put(buf)
-	}
+	buf := h.getPairBuf()
+	defer putPairBuf(buf)
 	nq := h.nodeQuery(n, buf)
 	victim, vdeg, vdist := 0, uint32(0), float32(0)
 	for i := 1; i <= cnt; i++ {

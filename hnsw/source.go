@@ -42,6 +42,23 @@ type pairBuf struct{ v, c []float32 }
 
 var pairBufs = sync.Pool{New: func() any { return new(pairBuf) }}
 
+// getPairBuf returns a pooled pairBuf for nodeQuery in a graph without
+// vectors, or nil in one with them (nodeQuery needs none there); give it
+// back with putPairBuf.
+func (h *HNSW) getPairBuf() *pairBuf {
+	if !h.lowMem() {
+		return nil
+	}
+	return pairBufs.Get().(*pairBuf)
+}
+
+// putPairBuf returns what getPairBuf gave (nil: nothing).
+func putPairBuf(b *pairBuf) {
+	if b != nil {
+		pairBufs.Put(b)
+	}
+}
+
 // nodeQuery returns a query for comparing slot's vector with other nodes
 // (qdist): its float32 vector, or, in a graph without them, its codes read
 // back (buf holds them), scored on codes. Links are then chosen on those

@@ -489,8 +489,9 @@ func TestSourceLoadStreamsCodes(t *testing.T) {
 	}
 }
 
-// A graph with no vector (empty, or every slot free), saved without a
-// centre and loaded with a Source, has no centre, so its first Add sets
+// A graph with no vector to read (empty, every slot free, or every vector
+// gone from the store), saved without a centre and loaded with a Source,
+// has no centre, so its first Add sets
 // one, as in a new graph: data far from the origin must not be quantized
 // around a zero centre (which cost recall@10 0.96 -> 0.30, and 1.00 ->
 // 0.04 with every slot free).
@@ -515,6 +516,11 @@ func TestSourceLoadEmptyKeepsNoCentre(t *testing.T) {
 			}
 			require.Positive(t, g.used)
 			require.Len(t, g.free, g.used)
+			return g
+		}},
+		{"every vector missing from the store", func() *HNSW {
+			g := NewHNSW(dim, modality.L2, Config{Float32Walk: true})
+			fill(t, g, clustered(50, dim, 2, 9)) // IDs the fill below replaces, as a log replay would
 			return g
 		}},
 	}

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/mmdb-go/mmdb/hnsw"
@@ -21,13 +20,8 @@ import (
 func (t *Tx) RebuildIndex(m modality.Modality, cfg hnsw.Config, progress func(done, total int)) (hnsw.Index, []uint32, error) {
 	stored := t.CountVectors(m.Name)
 	r := &rebuild{m: m, idx: hnsw.New(m, cfg), stored: stored, ids: make([]uint32, 0, stored), progress: progress}
-	if b := t.tx.Bucket(vecBucketName(m.Name)); b != nil {
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if err := r.take(k, v); err != nil {
-				return nil, nil, err
-			}
-		}
+	if err := t.forEachRawVector(m.Name, r.take); err != nil {
+		return nil, nil, err
 	}
 	if err := r.flush(); err != nil {
 		return nil, nil, err
@@ -56,11 +50,8 @@ type rebuild struct {
 
 // take decodes one stored vector into the batch, adding the batch first
 // when the vector does not fit in what is left of the buffer.
-func (r *rebuild) take(k, v []byte) error {
-	if len(k) != 4 || !vectorSized(v) {
-		return fmt.Errorf("%w: vec/%s key %x: a %d-byte key and a %d-byte vector", ErrCorrupt, r.m.Name, k, len(k), len(v))
-	}
-	id, n := binary.BigEndian.Uint32(k), len(v)/4
+func (r *rebuild) take(id uint32, v []byte) error {
+	n := len(v) / 4
 	if r.m.Count(n) == 0 {
 		return fmt.Errorf("%w: item %d: %s vector has %d values, %s", ErrCorrupt, id, r.m.Name, n, wants(r.m))
 	}

@@ -259,6 +259,13 @@ func (t *Tx) ScanVectors(mod string, dim int, fn func(id uint32, v []float32)) {
 // ForEachVector calls fn for every stored vector of modality mod in
 // internal-ID order. vec is a fresh copy that fn may keep.
 func (t *Tx) ForEachVector(mod string, fn func(id uint32, vec []float32) error) error {
+	return t.forEachRawVector(mod, func(id uint32, raw []byte) error { return fn(id, DecodeVector(raw)) })
+}
+
+// forEachRawVector calls fn for every stored vector of modality mod in
+// internal-ID order, as its raw bytes (valid during the transaction), after
+// checking the key and the value's size.
+func (t *Tx) forEachRawVector(mod string, fn func(id uint32, raw []byte) error) error {
 	b := t.tx.Bucket(vecBucketName(mod))
 	if b == nil {
 		return nil
@@ -267,7 +274,7 @@ func (t *Tx) ForEachVector(mod string, fn func(id uint32, vec []float32) error) 
 		if len(k) != 4 || !vectorSized(v) {
 			return fmt.Errorf("%w: vec/%s key %x: a %d-byte key and a %d-byte vector", ErrCorrupt, mod, k, len(k), len(v))
 		}
-		return fn(binary.BigEndian.Uint32(k), DecodeVector(v))
+		return fn(binary.BigEndian.Uint32(k), v)
 	})
 }
 
