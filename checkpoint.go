@@ -148,7 +148,9 @@ func (db *DB) fillHas(tx *storage.Tx, name string, i int) error {
 // Checkpoint saves every index changed since its last checkpoint into the
 // file, so the next Open loads it instead of replaying or rebuilding.
 // mmdb checkpoints by itself every Options.CheckpointEvery changes and on
-// Close; call this before copying the file by other means.
+// Close; call this before copying the file by other means. A graph whose
+// codes' centre has gone stale is re-centred first (hnsw.HNSW.Recentre),
+// holding its searches for the re-encoding.
 func (db *DB) Checkpoint(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -178,6 +180,9 @@ func (db *DB) checkpointLocked() error {
 	for i, idx := range indexes {
 		if db.ckptSeq[i] == db.appliedSeq && db.appliedSeq != 0 {
 			continue
+		}
+		if r, ok := idx.(hnsw.Recentrer); ok {
+			r.Recentre() // the codes' centre follows the data (hnsw/centre.go)
 		}
 		var buf bytes.Buffer
 		save := idx.Save

@@ -121,7 +121,8 @@ type HNSW struct {
 	rowSize int
 	// centre is subtracted from every vector before it is quantized
 	// (quant.go): the graph's first vector, set before any node is
-	// quantized and never changed. nil under Float32Walk.
+	// quantized, and moved only with every row re-encoded, under mu held
+	// exclusively (centre.go). nil under Float32Walk.
 	centre []float32
 	ids    []uint32 // slot -> caller's ID
 	levels []uint8  // slot -> top layer

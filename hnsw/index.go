@@ -65,6 +65,15 @@ type Index interface {
 	Unreachable() []uint32
 }
 
+// Recentrer is an Index whose byte codes are quantized around a centre
+// that can go stale as the data drifts: Recentre moves it to the data's
+// mean when it has, re-encoding every node (HNSW.Recentre), and reports
+// whether it did. The database calls it when it checkpoints.
+type Recentrer interface {
+	Index
+	Recentre() bool
+}
+
 // LinkSaver is an Index that a store keeping the vectors itself can save
 // without them: SaveLinks writes everything but the vectors (and what is
 // computed from them), and LoadLinks reads that back, taking each node's

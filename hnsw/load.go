@@ -63,6 +63,14 @@ func (h *HNSW) load(r io.Reader, vec func(id uint32, dst []float32) bool) ([]uin
 	if err := n.loadNodes(meta, isFree); err != nil {
 		return nil, err
 	}
+	if n.streamsCodes() {
+		// Before any row is encoded (the tombstones' next).
+		n.checkCentre(func(slots []uint32, dst []float32, found []bool) {
+			for i, s := range slots {
+				found[i] = vec(n.ids[s], dst[i*n.dim:(i+1)*n.dim])
+			}
+		})
+	}
 	var saved []bool
 	if !inline {
 		if saved, err = n.readTombstones(fr, isFree); err != nil {
@@ -392,6 +400,7 @@ func (n *HNSW) loadCodes(centre []float32, rows []byte) error {
 		copy(n.rows, rows)
 		return n.checkScales(n.used)
 	}
+	n.checkCentre(n.vecReader)
 	n.quantizeAll(n.used)
 	return nil
 }

@@ -451,6 +451,10 @@ func (m *Multi) Unreachable() []uint32 {
 // Repair re-links the graph's unreachable nodes (HNSW.Repair).
 func (m *Multi) Repair() int { return m.graph().Repair() }
 
+// Recentre re-centres the graph's codes if their centre is stale
+// (HNSW.Recentre).
+func (m *Multi) Recentre() bool { return m.graph().Recentre() }
+
 // scan is the exact search over every set (or every set allow holds), mu
 // held shared: one pass over the graph's live slots in order, four rows a
 // kernel call per query vector, keeping per set the closest distance of

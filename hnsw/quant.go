@@ -22,7 +22,8 @@ import (
 // differ. Recall against brute force is in BENCHMARKS.md.
 //
 // What is quantized is x - centre, where the centre is the graph's first
-// vector (kept for the graph's life, and saved). Data far from the origin
+// vector (kept, and saved; moved to the data's mean only when the data
+// has drifted far from it, centre.go). Data far from the origin
 // (components of 1e4 ± 1, say) would otherwise lose everything to rounding
 // twice: each vector's byte scale would span the offset, and L2 from
 // norms (|q|² + |x|² - 2q·x) would subtract numbers of size 1e10 to get

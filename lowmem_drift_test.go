@@ -1,0 +1,81 @@
+package mmdb
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A low-memory database whose first item was unlike the rest (its vector
+// became the centre of the codes, hnsw/centre.go) searches at lower
+// recall until its next checkpoint re-centres the codes on the data; the
+// re-centred graph is saved, and a reopened database answers as it did.
+func TestLowMemoryFollowsDrift(t *testing.T) {
+	const dim, n = 32, 2000
+	path := filepath.Join(t.TempDir(), "drift.mmdb")
+	opts := &Options{NoSync: true, LowMemory: true, ExactCutoff: 1, CheckpointEvery: 1 << 20, Index: hnsw.Config{Seed: 1}}
+	db, err := Open(path, opts)
+	require.NoError(t, err)
+	require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: dim, Metric: L2}))
+	require.NoError(t, db.Put(ctx, Item{ID: "first", Vectors: map[string][]float32{"v": make([]float32, dim)}}))
+	require.NoError(t, db.Delete(ctx, "first"))
+
+	r := rand.New(rand.NewPCG(3, 3))
+	centres := make([][]float32, 10)
+	for i := range centres {
+		centres[i] = randVec(r, dim)
+	}
+	items := make([]Item, n)
+	for i := range items {
+		v := make([]float32, dim)
+		for j, c := range centres[r.IntN(len(centres))] {
+			v[j] = 5 + (c+0.5*float32(r.NormFloat64()))/6 // unit-sized clusters, 5 from the origin
+		}
+		items[i] = Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": v}}
+	}
+	require.NoError(t, db.Put(ctx, items...))
+
+	run := func(db *DB) (float64, []string) {
+		hits := 0
+		var out []string
+		for _, it := range items[:200] {
+			q := it.Vectors["v"]
+			got, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, Probes: []Probe{{Modality: "v", Vector: q}}, K: 10, Ef: 64})
+			require.NoError(t, err)
+			exact, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, Probes: []Probe{{Modality: "v", Vector: q}}, K: 10, Exact: true})
+			require.NoError(t, err)
+			in := map[string]bool{}
+			for _, h := range exact {
+				in[h.ID] = true
+			}
+			for _, h := range got {
+				if in[h.ID] {
+					hits++
+				}
+			}
+			b, _ := json.Marshal(got)
+			out = append(out, string(b))
+		}
+		return float64(hits) / 2000, out
+	}
+	before, _ := run(db)
+	require.NoError(t, db.Checkpoint(ctx))
+	after, answers := run(db)
+	t.Logf("recall@10 at ef 64: %.3f around the first item's vector, %.3f after the checkpoint re-centred", before, after)
+	assert.Less(t, before, 0.9, "the stale centre costs recall (else this test shows nothing)")
+	assert.GreaterOrEqual(t, after, 0.98)
+	require.NoError(t, db.Close())
+
+	db2, err := Open(path, opts)
+	require.NoError(t, err)
+	defer db2.Close()
+	require.Equal(t, "loaded", db2.OpenReport()[0].Action)
+	_, again := run(db2)
+	assert.Equal(t, answers, again, "answers after reopening")
+}
