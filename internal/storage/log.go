@@ -119,7 +119,14 @@ func (t *Tx) TrimLog(upTo uint64) error {
 		return nil
 	}
 	c := lb.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.First() {
+	if k, _ := c.Last(); k == nil || len(k) == 8 && binary.BigEndian.Uint64(k) <= upTo {
+		// Every entry goes (the usual checkpoint): dropping the bucket
+		// frees its pages without loading and rewriting a node per
+		// delete. The next change creates it again; the sequence number
+		// is kept in the meta bucket.
+		return t.tx.DeleteBucket(bucketLog)
+	}
+	for k, _ := c.First(); len(k) == 8 && binary.BigEndian.Uint64(k) <= upTo; k, _ = c.First() {
 		if err := c.Delete(); err != nil {
 			return err
 		}

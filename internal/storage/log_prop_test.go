@@ -419,3 +419,34 @@ func TestCheckpointStalenessCases(t *testing.T) {
 		}))
 	}
 }
+
+// A damaged log key (not 8 bytes) does not make TrimLog fail: one after
+// every entry stops the trim there, after the entries before it went
+// (ForEachLog then reports the damage); one before them goes with a log
+// trimmed whole.
+func TestTrimLogStopsAtADamagedKey(t *testing.T) {
+	for _, key := range [][]byte{{0x01}, {0x00}} {
+		p := newPropStore(t)
+		require.NoError(t, p.s.Update(func(tx *Tx) error {
+			for i := range 5 {
+				if _, err := tx.logChange(uint32(i), "m", OpPut); err != nil {
+					return err
+				}
+			}
+			return tx.tx.Bucket(bucketLog).Put(key, []byte("xxxxxm"))
+		}))
+		require.NoError(t, p.s.Update(func(tx *Tx) error { return tx.TrimLog(10) }), "key %x", key)
+		require.NoError(t, p.s.View(func(tx *Tx) error {
+			err := tx.ForEachLog(0, func(LogEntry) error { return nil })
+			if key[0] == 0x01 {
+				k, _ := tx.tx.Bucket(bucketLog).Cursor().First()
+				assert.Equal(t, key, k, "the entries before the damaged key are trimmed")
+				assert.ErrorIs(t, err, ErrCorrupt)
+			} else {
+				assert.Nil(t, tx.tx.Bucket(bucketLog), "the log is dropped whole")
+				assert.NoError(t, err)
+			}
+			return nil
+		}))
+	}
+}
