@@ -7,16 +7,24 @@ package hnsw
 // with another distribution) is scored on ever coarser codes. A graph
 // that keeps its float32 vectors re-scores what its walk found and links
 // on exact distances, and hardly notices; a graph with a Source links on
-// codes, and lost recall: 32-d data shifted 5 from a first vector at the
-// origin searched at recall@10 0.72 against 1.00 (TestRecentre).
+// codes, and lost recall: 32-d data 8 away on every axis from its first
+// vector searched at recall@10 0.54 against 1.00 (TestRecentre, where
+// re-centring the codes of the graph built so brings it to 0.90: its
+// links were chosen on the stale codes).
 //
-// So the centre is checked against the data at the moments the codes are
-// computed anyway (loading a file that holds no codes) and at each
-// checkpoint (Recentre), on a sample of the live vectors. It moves to the
-// sample's mean only when it is stale: farther from the mean than
-// staleSpread times the data's spread. A first vector typical of the data
-// lies about one spread from the mean, so an ordinary graph keeps its
-// centre, and its codes and answers, across a save and a load.
+// So the centre is checked against the data as the graph grows (each time
+// the inserts since the last check reach the live nodes counted then: at
+// 64, 128, 256... nodes in a build, so links are chosen on good codes
+// early), at the moments the codes are computed anyway (loading a file
+// that holds no codes: SaveLinks wrote it) and at each checkpoint
+// (Recentre: deletes and partial replacements move the data without
+// growing the graph), on a sample of the live vectors. It moves to the
+// sample's mean only when it is stale (staleSpread). A first
+// vector typical of the data lies about one spread from the mean, so an
+// ordinary graph keeps its centre, and its codes and answers, across a
+// save and a load. A file that holds codes (Save) loads them as saved; a
+// file with no centre at all (saved under Float32Walk) takes the first
+// vector read, as before.
 
 // centreSample is how many live vectors the check reads, at most: evenly
 // spaced slots, so a check costs the same at any size.
@@ -27,21 +35,48 @@ const centreSample = 1024
 // centre and the mean may reach before the centre is stale. A code
 // distance's error scales with about |q - centre|·|x - centre|, which for
 // a typical q and x is the spread plus that squared distance: the mean as
-// centre would make it 4 times smaller at this bound.
-const staleSpread = 3
+// centre would make it 3 times smaller at this bound. Data that drifts
+// steadily along one direction from its first vector tends to 3 times
+// (the variance of a uniform spread is a third of its half-range
+// squared), so the bound sits below that. A typical first vector of d-dimensional Gaussian
+// data exceeds it with the chance that a chi-square of d degrees exceeds
+// 2d: about 15 graphs in 100 at 1-d and 2-d, 4 at 8-d, 1 in 1,000 at
+// 32-d, practically none above (a simulation agreed; they re-centre once:
+// the mean is then the centre, and stays).
+const staleSpread = 2
+
+// minCentreCheck is the fewest inserts between the checks Add runs.
+const minCentreCheck = 64
+
+// maybeRecentre runs Recentre once the inserts since the last check reach
+// the live nodes counted then (at least minCentreCheck): a check each time
+// the graph doubles, a few vector reads an insert amortized, and, when the
+// centre is stale, a re-encoding of every row (amortized a row or two an
+// insert even if the data drifted at every doubling). Add calls it before
+// taking mu.
+func (h *HNSW) maybeRecentre() {
+	if h.sinceCentre.Add(1) < max(minCentreCheck, h.centreAt.Load()) || !h.recentring.CompareAndSwap(false, true) {
+		return
+	}
+	defer h.recentring.Store(false)
+	h.sinceCentre.Store(0)
+	h.centreAt.Store(int64(h.Len()))
+	h.Recentre()
+}
 
 // slotReader reads the float32 vectors of slots into dst, dim values a
 // slot, and sets found[i] to whether slots[i]'s was read.
 type slotReader func(slots []uint32, dst []float32, found []bool)
 
-// sampleSlots returns up to centreSample of the first used slots that live
-// reports live, evenly spaced.
+// sampleSlots returns the live slots among centreSample evenly spaced
+// over the first used (all of them when there are fewer), which live
+// reports.
 func sampleSlots(used int, live func(slot uint32) bool) []uint32 {
-	step := max(1, used/centreSample)
-	out := make([]uint32, 0, min(used, centreSample))
-	for s := 0; s < used && len(out) < centreSample; s += step {
-		if live(uint32(s)) {
-			out = append(out, uint32(s))
+	k := min(used, centreSample)
+	out := make([]uint32, 0, k)
+	for i := range k {
+		if s := uint32(i * used / k); live(s) {
+			out = append(out, s)
 		}
 	}
 	return out
@@ -137,22 +172,27 @@ func (h *HNSW) sourceReader(slots []uint32, dst []float32, found []bool) {
 // Recentre moves the centre of the codes to the mean of a sample of the
 // live vectors if it has gone stale (see staleSpread), and re-encodes
 // every node's codes around it; it reports whether it did. A graph with a
-// Source reads the vectors from it, once (a scan where the source can);
-// a tombstone, whose vector the source no longer holds, is re-encoded
-// from its old codes. The sample is read while searches and writes go
-// on; a re-encoding holds the graph exclusively, so they wait for it. The
-// database calls it when it checkpoints. A graph that walks on float32
-// vectors (Float32Walk) has no codes and does nothing.
+// Source reads the sample from it, and then, to re-encode, every live
+// vector once more (in one scan where the source can); a tombstone, whose
+// vector the source no longer holds, is re-encoded from its old codes.
+// The sample is read while searches and writes go on (about 1 ms); a
+// re-encoding holds the graph exclusively, so they wait for it: 8 ms at
+// 20k x 128 keeping the vectors, 33 ms reading them from a source held in
+// memory (BenchmarkRecentre), so about 0.4 s and 1.6 s a million. The
+// database calls it when it checkpoints, and Add as the graph grows. A graph that
+// walks on float32 vectors (Float32Walk) has no codes and does nothing.
 func (h *HNSW) Recentre() bool {
-	mean := h.staleMean()
+	mean, old := h.staleMean()
 	if mean == nil {
 		return false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.centre) != len(old) || &h.centre[0] != &old[0] {
+		return false // loaded anew meanwhile: the sample was of another graph
+	}
 	h.slotMu.Lock()
 	defer h.slotMu.Unlock()
-	old := h.centre
 	h.centre = mean
 	if !h.lowMem() {
 		h.quantizeAll(h.used)
@@ -163,12 +203,13 @@ func (h *HNSW) Recentre() bool {
 }
 
 // staleMean returns the mean of a sample of the live vectors if the
-// centre is stale against it, else nil. It holds mu shared.
-func (h *HNSW) staleMean() []float32 {
+// centre is stale against it, else nil, and the centre it judged. It
+// holds mu shared.
+func (h *HNSW) staleMean() (mean, centre []float32) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if h.rows == nil || h.centre == nil {
-		return nil
+	if h.rows == nil || len(h.centre) == 0 {
+		return nil, nil
 	}
 	h.slotMu.Lock()
 	used := h.used
@@ -178,7 +219,7 @@ func (h *HNSW) staleMean() []float32 {
 		read = h.sourceReader
 	}
 	live := func(s uint32) bool { return !h.isDead(s) }
-	return h.staleCentre(sampleSlots(used, live), read)
+	return h.staleCentre(sampleSlots(used, live), read), h.centre
 }
 
 // reencode re-encodes the codes of a graph with a Source around its new
@@ -194,7 +235,7 @@ func (h *HNSW) reencode(old []float32) {
 	}
 	if sc, ok := h.cfg.Source.(VectorScanner); ok {
 		sc.ScanVectors(h.dim, func(id uint32, v []float32) {
-			if s, ok := h.slotOf.get(id); ok && !h.isDead(s) && allFinite(v) {
+			if s, ok := h.slotOf.get(id); ok && len(v) == h.dim && !h.isDead(s) && allFinite(v) {
 				encode(s, v)
 			}
 		})

@@ -159,6 +159,11 @@ type HNSW struct {
 	sinceCheck, checkAt atomic.Int64
 	checking            atomic.Bool
 	relinks             atomic.Int64 // re-links made by repairs, for tests
+	// sinceCentre counts the inserts since the centre was last checked
+	// (centre.go), centreAt is the live nodes counted then, and
+	// recentring is held by the writer running a check.
+	sinceCentre, centreAt atomic.Int64
+	recentring            atomic.Bool
 	// scratch is the checks' working memory (reach), reused so that the
 	// check every live/8 writes makes no garbage over a build: about 9
 	// bytes a node once a check has run, let go by Repair and
@@ -410,6 +415,7 @@ func (h *HNSW) Add(id uint32, vec []float32) error {
 	}
 	h.writers.RLock()
 	defer h.writers.RUnlock()
+	h.maybeRecentre()
 	h.mu.RLock()
 	if h.centre == nil && !h.cfg.Float32Walk {
 		// The graph's first vector becomes the centre of the codes,

@@ -419,6 +419,8 @@ func (h *HNSW) adopt(n *HNSW) {
 	h.slotOf, h.used, h.free, h.tombstones = n.slotOf, n.used, n.free, n.tombstones
 	h.outgrown.Store(h.outgrowsCache())
 	h.rng = rand.New(rand.NewPCG(h.cfg.Seed, uint64(n.used)))
+	h.sinceCentre.Store(0) // its centre was checked at load if it had no codes
+	h.centreAt.Store(int64(n.slotOf.len()))
 }
 
 // fillVectors takes the vectors of a graph's live nodes, loaded without
