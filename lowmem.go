@@ -22,6 +22,15 @@ func (db *DB) indexConfig(m Modality) hnsw.Config {
 // storedVectors reads a modality's vectors back from the file, for a graph
 // in the low-memory mode: a read transaction a batch, or a cursor over
 // them all for an exact search.
+//
+// Its read transactions may open inside another: the graph's Add reads
+// the source (the centre's checks, hnsw/centre.go), and at Open the log
+// replay and the rebuild add to the graph inside Open's own read
+// transaction. bbolt allows that while no write transaction commits
+// between them (a commit that grows the file waits for every reader):
+// every write holds writeMu, and Open's reads run before any write can.
+// A write path without writeMu, or a rebuild moved to the background,
+// would need its reads of the source outside the other transaction.
 type storedVectors struct {
 	db  *DB
 	mod string

@@ -51,9 +51,9 @@ const minCentreCheck = 64
 // maybeRecentre runs Recentre once the inserts since the last check reach
 // the live nodes counted then (at least minCentreCheck): a check each time
 // the graph doubles, a few vector reads an insert amortized, and, when the
-// centre is stale, a re-encoding of every row (amortized a row or two an
-// insert even if the data drifted at every doubling). Add calls it before
-// taking mu.
+// centre is stale, a re-encoding of every row, each looked up in a
+// Source by its ID (amortized a row or two an insert even if the data
+// drifted at every doubling). Add calls it before taking mu.
 func (h *HNSW) maybeRecentre() {
 	if h.sinceCentre.Add(1) < max(minCentreCheck, h.centreAt.Load()) || !h.recentring.CompareAndSwap(false, true) {
 		return
@@ -61,7 +61,7 @@ func (h *HNSW) maybeRecentre() {
 	defer h.recentring.Store(false)
 	h.sinceCentre.Store(0)
 	h.centreAt.Store(int64(h.Len()))
-	h.Recentre()
+	h.recentre(false)
 }
 
 // slotReader reads the float32 vectors of slots into dst, dim values a
@@ -181,7 +181,13 @@ func (h *HNSW) sourceReader(slots []uint32, dst []float32, found []bool) {
 // memory (BenchmarkRecentre), so about 0.4 s and 1.6 s a million. The
 // database calls it when it checkpoints, and Add as the graph grows. A graph that
 // walks on float32 vectors (Float32Walk) has no codes and does nothing.
-func (h *HNSW) Recentre() bool {
+func (h *HNSW) Recentre() bool { return h.recentre(true) }
+
+// recentre is Recentre; scan lets a graph with a VectorScanner source
+// re-encode from one scan of it. Add's checks look each vector up
+// instead: while a store's graph is being built (a rebuild, a replay), it
+// holds a fraction of what a scan would read.
+func (h *HNSW) recentre(scan bool) bool {
 	mean, old := h.staleMean()
 	if mean == nil {
 		return false
@@ -198,7 +204,7 @@ func (h *HNSW) Recentre() bool {
 		h.quantizeAll(h.used)
 		return true
 	}
-	h.reencode(old)
+	h.reencode(old, scan)
 	return true
 }
 
@@ -223,17 +229,18 @@ func (h *HNSW) staleMean() (mean, centre []float32) {
 }
 
 // reencode re-encodes the codes of a graph with a Source around its new
-// centre: each live node's from its vector in the source, a tombstone's
-// (or a node's the source lacks) from its codes around old, the centre
-// they were encoded around. mu and slotMu are held.
-func (h *HNSW) reencode(old []float32) {
+// centre: each live node's from its vector in the source (in one scan if
+// scan is set and the source can), a tombstone's (or a node's the source
+// lacks) from its codes around old, the centre they were encoded around.
+// mu and slotMu are held.
+func (h *HNSW) reencode(old []float32, scan bool) {
 	done := make([]bool, h.used)
 	tmp := make([]float32, h.dim)
 	encode := func(s uint32, v []float32) {
 		h.quantize(s, v, tmp)
 		done[s] = true
 	}
-	if sc, ok := h.cfg.Source.(VectorScanner); ok {
+	if sc, ok := h.cfg.Source.(VectorScanner); ok && scan {
 		sc.ScanVectors(h.dim, func(id uint32, v []float32) {
 			if s, ok := h.slotOf.get(id); ok && len(v) == h.dim && !h.isDead(s) && allFinite(v) {
 				encode(s, v)

@@ -2,6 +2,8 @@ package hnsw
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -157,20 +159,28 @@ func TestRecentre(t *testing.T) {
 
 // Add checks the centre as the graph grows, so a graph whose first vector
 // was unlike the data that followed is built on codes around the data's
-// mean: the build that searched at 0.54 with the checks off (TestRecentre)
-// searches at full recall, in either mode, with a check at each doubling.
+// mean from its 64th insert: the build that searched at 0.54 with the
+// checks off (TestRecentre) searches at full recall, in either mode.
+// Add's checks look vectors up in the source rather than scan it: while a
+// store's graph is being rebuilt, it holds a fraction of the store.
 func TestAddRecentres(t *testing.T) {
 	const dim = 32
 	for _, low := range []bool{false, true} {
 		var idx Index = NewHNSW(dim, modality.L2, Config{Seed: 1})
 		if low {
-			idx = newSourced(dim, modality.L2, Config{Seed: 1})
+			idx = newScanned(dim, modality.L2, Config{Seed: 1})
 		}
 		require.NoError(t, idx.Add(99999, firstOdd(dim)))
 		idx.Delete(99999)
 		vecs := shifted(2000, dim, 5, 3)
-		fill(t, idx, vecs)
 		g := graphOf(idx)
+		fill(t, idx, vecs[:70])
+		for j, c := range g.centre {
+			require.InDelta(t, 5, c, 0.5, "low-memory %v: after 70 inserts, component %d", low, j)
+		}
+		for i, v := range vecs[70:] {
+			require.NoError(t, idx.Add(uint32(70+i), v))
+		}
 		for j, c := range g.centre {
 			require.InDelta(t, 5, c, 0.3, "low-memory %v: component %d", low, j)
 		}
@@ -179,18 +189,83 @@ func TestAddRecentres(t *testing.T) {
 		assert.GreaterOrEqual(t, rec, 0.98, "low-memory %v", low)
 		assert.GreaterOrEqual(t, g.centreAt.Load(), int64(1000), "low-memory %v: the last check counted the nodes then", low)
 		assert.Less(t, g.sinceCentre.Load(), g.centreAt.Load(), "low-memory %v", low)
+		if low {
+			src := idx.(*sourced).src
+			assert.Zero(t, src.scans, "Add's checks look vectors up")
+			g.mu.Lock()
+			g.centre = firstOdd(dim) // stale again
+			g.mu.Unlock()
+			require.True(t, g.Recentre())
+			assert.Equal(t, 1, src.scans, "Recentre (the checkpoint's) scans")
+		}
 	}
 }
 
-// The sample is spread over every slot: a graph whose first 300 vectors
-// are typical and whose later 1,747 drifted is re-centred (a sample of the
-// first 1,024 slots alone saw too few of them), as is data that drifted
-// steadily along one direction from its first vector, whose centre lies
-// about 3 spreads from the mean (the bound is 2).
+// Add's checks run while other inserts, searches and saves go on (run
+// with -race): a parallel build of data that jumps away three times
+// re-centres as it goes, and every live row ends encoded around the final
+// centre.
+func TestAddRecentresConcurrently(t *testing.T) {
+	const dim = 16
+	var vecs [][]float32
+	for i, shift := range []float32{0, 6, 14, 30} {
+		vecs = append(vecs, shifted(300<<i, dim, shift, uint64(40+i))...)
+	}
+	ids := make([]uint32, len(vecs))
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	for _, low := range []bool{false, true} {
+		var idx Index = NewHNSW(dim, modality.L2, Config{Seed: 1, EfConstruction: 40})
+		if low {
+			idx = newSourced(dim, modality.L2, Config{Seed: 1, EfConstruction: 40})
+		}
+		g := graphOf(idx)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				idx.Search(vecs[i%len(vecs)], 5, SearchOptions{Ef: 32})
+				if i%100 == 0 {
+					require.NoError(t, g.SaveLinks(io.Discard))
+				}
+			}
+		})
+		require.NoError(t, AddParallel(context.Background(), idx, ids, vecs, 4, nil))
+		close(stop)
+		wg.Wait()
+		for j, c := range g.centre {
+			require.Greater(t, c, float32(3), "low-memory %v: component %d moved off the first vector's cluster", low, j)
+		}
+		tmp := make([]float32, dim)
+		codes := make([]uint8, dim)
+		for s := range uint32(g.used) {
+			if g.isDead(s) {
+				continue
+			}
+			want := g.encode(vecs[g.ids[s]], tmp, codes)
+			gc, gs := g.row(s)
+			require.Equal(t, want, *gs, "low-memory %v: slot %d's scale", low, s)
+			require.Equal(t, codes, gc, "low-memory %v: slot %d's codes", low, s)
+		}
+	}
+}
+
+// The sample is spread over every slot: a graph whose first 500 vectors
+// are typical and whose later 1,547 drifted is re-centred (its centre lies
+// 3.1 spreads from the mean; a sample of the first 1,024 slots alone, half
+// of them drifted, measured 1.0), as is data that drifted steadily along
+// one direction from its first vector, whose centre lies about 3 spreads
+// from the mean (the bound is 2).
 func TestRecentreSeesTheWholeGraph(t *testing.T) {
 	const dim = 32
 	late := shifted(2047, dim, 0, 4)
-	for _, v := range late[300:] {
+	for _, v := range late[500:] {
 		for j := range v {
 			v[j] += 5
 		}

@@ -12,8 +12,12 @@ import (
 // VectorSource holds a graph's float32 vectors outside the graph: a graph
 // given one (Config.Source) keeps only its byte codes and links in memory,
 // and reads the float32 vectors back to re-score what a search found, for
-// exact scans, Vector and Save. The database gives one that reads its own
-// file (Options.LowMemory).
+// exact scans, Vector and Save. Add reads it too: a sample of up to 1,024
+// vectors each time the graph doubles, and every vector when it moves the
+// centre of the codes (Recentre), so a vector must be in the source before
+// Add is called with it, and the source must not wait for a lock the
+// caller of Add holds. The database gives one that reads its own file
+// (Options.LowMemory).
 type VectorSource interface {
 	// ReadVectors copies the vectors stored under ids into dst, dim values
 	// each in the order of ids (len(dst) == len(ids)*dim), and sets

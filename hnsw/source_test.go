@@ -23,6 +23,7 @@ type mapSource struct {
 	dim   int
 	vecs  map[uint32][]float32
 	reads int
+	scans int // ScanVectors calls (scanSource)
 }
 
 func newMapSource(dim int) *mapSource {
@@ -48,6 +49,7 @@ type scanSource struct{ *mapSource }
 func (s scanSource) ScanVectors(dim int, fn func(id uint32, v []float32)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.scans++
 	for id, v := range s.vecs {
 		if len(v) == dim {
 			s.reads++
