@@ -31,17 +31,18 @@ func TestLowMemoryFollowsDrift(t *testing.T) {
 	for i := range centres {
 		centres[i] = randVec(r, dim)
 	}
+	away := randVec(r, dim) // where the newer half lies: a different offset on every axis
 	items := make([]Item, n)
 	var old []string
 	for i := range items {
-		shift := float32(5) // the newer half, 5 away on every axis
+		shift := float32(5) // the newer half, 5 times away
 		if i < n/2 {
 			shift = 0
 			old = append(old, fmt.Sprint(i))
 		}
 		v := make([]float32, dim)
 		for j, c := range centres[r.IntN(len(centres))] {
-			v[j] = shift + (c+0.5*float32(r.NormFloat64()))/6 // unit-sized clusters
+			v[j] = shift*away[j] + (c+0.5*float32(r.NormFloat64()))/6 // unit-sized clusters
 		}
 		items[i] = Item{ID: fmt.Sprint(i), Vectors: map[string][]float32{"v": v}}
 	}
@@ -76,7 +77,7 @@ func TestLowMemoryFollowsDrift(t *testing.T) {
 	require.NoError(t, db.Checkpoint(ctx))
 	after, answers := run(db)
 	t.Logf("recall@10 at ef 64: %.3f around the first item's vector, %.3f after the checkpoint re-centred", before, after)
-	assert.Less(t, before, 0.9, "the stale centre costs recall (else this test shows nothing)")
+	assert.Less(t, before, 0.95, "the stale centre costs recall (else this test shows nothing)")
 	assert.GreaterOrEqual(t, after, 0.98)
 	require.NoError(t, db.Close())
 

@@ -1,16 +1,16 @@
 package hnsw
 
-// Re-centring. The codes quantize x - centre, and the centre is the
-// graph's first vector. A code distance's error grows with how far the
-// query and the node lie from the centre, so data that drifts away from
-// the first vector (a store that began with one odd item, then filled
-// with another distribution) is scored on ever coarser codes. A graph
-// that keeps its float32 vectors re-scores what its walk found and links
-// on exact distances, and hardly notices; a graph with a Source links on
-// codes, and lost recall: 32-d data 8 away on every axis from its first
-// vector searched at recall@10 0.54 against 1.00 (TestRecentre, where
-// re-centring the codes of the graph built so brings it to 0.90: its
-// links were chosen on the stale codes).
+// Re-centring. The codes quantize x - centre, each row on its own scale
+// (its values' range over 255), and the centre is the graph's first
+// vector. Data that lies away from it, by a different offset on each axis
+// (a store that began with one odd item, then filled with another
+// distribution), makes every row's values span those offsets, so the
+// step grows and the codes coarsen. A graph that keeps its float32
+// vectors re-scores what its walk found and links on exact distances, and
+// hardly notices; a graph with a Source links on codes, and lost recall:
+// 32-d data 5 standard-normal offsets from a first vector at -3 searched
+// at recall@10 0.90 against 1.00 re-centred (TestRecentre). (How the L2
+// estimate uses the codes mattered more still, see scale.)
 //
 // So the centre is checked against the data as the graph grows (each time
 // the inserts since the last check reach the live nodes counted then: at
@@ -19,12 +19,12 @@ package hnsw
 // that holds no codes: SaveLinks wrote it) and at each checkpoint
 // (Recentre: deletes and partial replacements move the data without
 // growing the graph), on a sample of the live vectors. It moves to the
-// sample's mean only when it is stale (staleSpread). A first
-// vector typical of the data lies about one spread from the mean, so an
-// ordinary graph keeps its centre, and its codes and answers, across a
-// save and a load. A file that holds codes (Save) loads them as saved; a
-// file with no centre at all (saved under Float32Walk) takes the first
-// vector read, as before.
+// sample's mean only when it is stale (staleSpread). A first vector
+// typical of the data lies about one spread from the mean, so an ordinary
+// graph keeps its centre, and its codes and answers, across a save and a
+// load. A file that holds codes (Save) keeps its centre; a file with no
+// centre at all (saved under Float32Walk) takes the first vector read, as
+// before.
 
 // centreSample is how many live vectors the check reads, at most: evenly
 // spaced slots, so a check costs the same at any size.

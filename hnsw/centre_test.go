@@ -3,6 +3,7 @@ package hnsw
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -16,20 +17,57 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// shifted returns clustered unit vectors moved by shift on every axis.
+// shifted returns clustered unit vectors moved by shift times direction:
+// a different offset on every axis, so that around a stale centre each
+// row's values span the offsets and its codes' step grows.
 func shifted(n, dim int, shift float32, seed uint64) [][]float32 {
 	vecs := clustered(n, dim, 10, seed)
+	dir := direction(dim)
 	for _, v := range vecs {
 		for j := range v {
-			v[j] += shift
+			v[j] += shift * dir[j]
 		}
 	}
 	return vecs
 }
 
+// direction is a fixed vector of dim standard normal components.
+func direction(dim int) []float32 {
+	r := rand.New(rand.NewPCG(77, uint64(dim)))
+	d := make([]float32, dim)
+	for j := range d {
+		d[j] = float32(r.NormFloat64())
+	}
+	return d
+}
+
+// meanOf is the mean of vecs.
+func meanOf(vecs [][]float32) []float32 {
+	m := make([]float64, len(vecs[0]))
+	for _, v := range vecs {
+		for j, x := range v {
+			m[j] += float64(x)
+		}
+	}
+	out := make([]float32, len(m))
+	for j := range m {
+		out[j] = float32(m[j] / float64(len(vecs)))
+	}
+	return out
+}
+
+// nearMean requires centre to lie within tol of vecs' mean on every axis.
+func nearMean(t *testing.T, centre []float32, vecs [][]float32, tol float64, msg string) {
+	t.Helper()
+	for j, m := range meanOf(vecs) {
+		require.InDelta(t, m, centre[j], tol, "%s: the centre's component %d", msg, j)
+	}
+}
+
 // staleGraph is a graph whose first vector (its centre) was an item at
-// -3 on every axis, since deleted, and whose data lies at +5 on every axis
-// (unit-sized clusters there): a store that began with one odd item.
+// -3 on every axis, since deleted, and whose data lies 5 standard normal
+// offsets away (unit-sized clusters there): a store that began with one
+// odd item.
 func staleGraph(t *testing.T, g Index, dim int) [][]float32 {
 	noAutoCentre(g)
 	require.NoError(t, g.Add(99999, firstOdd(dim)))
@@ -72,25 +110,23 @@ func recall10(t *testing.T, g Index, vecs [][]float32, deleted ...uint32) float6
 }
 
 // A graph whose centre has gone stale is re-centred on the data's mean,
-// every row re-encoded around it; a second call finds nothing to do. In
-// the low-memory mode, a graph built wholly on the stale codes (Add's
-// checks off) searched at recall@10 0.54, and 0.90 re-centred: its links
-// were chosen on the stale codes, which re-centring does not redo (Add's
-// checks keep a graph from being built so: TestAddRecentres). A graph
-// that keeps its vectors links on exact distances and is not hurt, but
-// its codes are re-centred too. Tombstones keep the vectors they had,
-// also those whose ID was stored again since (the source then holds the
-// new vector under it).
+// every row re-encoded around it; a second call finds nothing to do. Each
+// row's values span the data's offsets from the stale centre, so its
+// codes are coarse: the low-memory graph, which links on them, searched
+// at recall@10 0.90, and 0.999 re-centred; a graph that keeps its vectors
+// links on exact distances and is not hurt. Tombstones keep the vectors
+// they had, also those whose ID was stored again since (the source then
+// holds the new vector under it).
 func TestRecentre(t *testing.T) {
+	skipUnderRace(t)
 	const dim = 32
 	for _, tc := range []struct {
-		name  string
-		make  func() Index
-		stale bool // recall@10 is below 0.9 before re-centring (else at least 0.98)
+		name string
+		make func() Index
 	}{
-		{"low-memory", func() Index { return newSourced(dim, modality.L2, Config{Seed: 1}) }, true},
-		{"low-memory, scanning source", func() Index { return newScanned(dim, modality.L2, Config{Seed: 1}) }, true},
-		{"vectors in memory", func() Index { return NewHNSW(dim, modality.L2, Config{Seed: 1}) }, false},
+		{"low-memory", func() Index { return newSourced(dim, modality.L2, Config{Seed: 1}) }},
+		{"low-memory, scanning source", func() Index { return newScanned(dim, modality.L2, Config{Seed: 1}) }},
+		{"vectors in memory", func() Index { return NewHNSW(dim, modality.L2, Config{Seed: 1}) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			idx := tc.make()
@@ -110,24 +146,16 @@ func TestRecentre(t *testing.T) {
 				require.NoError(t, idx.Add(id*7, live[id*7]))
 			}
 			before := recall10(t, idx, live, deleted...)
-			if tc.stale {
-				require.Less(t, before, 0.9)
-			} else {
-				require.GreaterOrEqual(t, before, 0.98)
-			}
 			require.Equal(t, firstOdd(dim), g.centre)
 
 			require.True(t, g.Recentre())
 			after := recall10(t, idx, live, deleted...)
 			t.Logf("recall@10 at ef 64: %.3f around the first vector, %.3f re-centred", before, after)
-			if tc.stale {
-				assert.Greater(t, after, before+0.3)
-			} else {
-				assert.GreaterOrEqual(t, after, 0.98)
+			assert.GreaterOrEqual(t, after, 0.98)
+			if g.lowMem() {
+				assert.Greater(t, after, before+0.05, "the stale centre cost recall")
 			}
-			for j, c := range g.centre {
-				require.InDelta(t, 5, c, 0.3, "the centre's component %d lies near the data's mean", j)
-			}
+			nearMean(t, g.centre, live, 0.3, tc.name)
 			tmp := make([]float32, dim)
 			codes := make([]uint8, dim)
 			tombstones := 0
@@ -159,11 +187,11 @@ func TestRecentre(t *testing.T) {
 
 // Add checks the centre as the graph grows, so a graph whose first vector
 // was unlike the data that followed is built on codes around the data's
-// mean from its 64th insert: the build that searched at 0.54 with the
-// checks off (TestRecentre) searches at full recall, in either mode.
+// mean from its 64th insert, and searches at full recall, in either mode.
 // Add's checks look vectors up in the source rather than scan it: while a
 // store's graph is being rebuilt, it holds a fraction of the store.
 func TestAddRecentres(t *testing.T) {
+	skipUnderRace(t)
 	const dim = 32
 	for _, low := range []bool{false, true} {
 		var idx Index = NewHNSW(dim, modality.L2, Config{Seed: 1})
@@ -175,15 +203,11 @@ func TestAddRecentres(t *testing.T) {
 		vecs := shifted(2000, dim, 5, 3)
 		g := graphOf(idx)
 		fill(t, idx, vecs[:70])
-		for j, c := range g.centre {
-			require.InDelta(t, 5, c, 0.5, "low-memory %v: after 70 inserts, component %d", low, j)
-		}
+		nearMean(t, g.centre, vecs[:70], 0.5, fmt.Sprintf("low-memory %v, after 70 inserts", low))
 		for i, v := range vecs[70:] {
 			require.NoError(t, idx.Add(uint32(70+i), v))
 		}
-		for j, c := range g.centre {
-			require.InDelta(t, 5, c, 0.3, "low-memory %v: component %d", low, j)
-		}
+		nearMean(t, g.centre, vecs, 0.3, fmt.Sprintf("low-memory %v", low))
 		rec := recall10(t, idx, vecs)
 		t.Logf("low-memory %v: recall@10 at ef 64 %.3f", low, rec)
 		assert.GreaterOrEqual(t, rec, 0.98, "low-memory %v", low)
@@ -239,9 +263,11 @@ func TestAddRecentresConcurrently(t *testing.T) {
 		require.NoError(t, AddParallel(context.Background(), idx, ids, vecs, 4, nil))
 		close(stop)
 		wg.Wait()
+		var moved float64
 		for j, c := range g.centre {
-			require.Greater(t, c, float32(3), "low-memory %v: component %d moved off the first vector's cluster", low, j)
+			moved += float64(c-vecs[0][j]) * float64(c-vecs[0][j])
 		}
+		require.Greater(t, moved, 100.0, "low-memory %v: the centre moved off the first vector's cluster", low)
 		tmp := make([]float32, dim)
 		codes := make([]uint8, dim)
 		for s := range uint32(g.used) {
@@ -263,11 +289,13 @@ func TestAddRecentresConcurrently(t *testing.T) {
 // one direction from its first vector, whose centre lies about 3 spreads
 // from the mean (the bound is 2).
 func TestRecentreSeesTheWholeGraph(t *testing.T) {
+	skipUnderRace(t)
 	const dim = 32
 	late := shifted(2047, dim, 0, 4)
+	dir := direction(dim)
 	for _, v := range late[500:] {
 		for j := range v {
-			v[j] += 5
+			v[j] += 5 * dir[j]
 		}
 	}
 	r := rand.New(rand.NewPCG(5, 5))
@@ -291,7 +319,7 @@ func TestRecentreSeesTheWholeGraph(t *testing.T) {
 			require.True(t, g.Recentre())
 			after := recall10(t, g, tc.vecs)
 			t.Logf("recall@10 at ef 64: %.3f around the first vector, %.3f re-centred", before, after)
-			assert.Greater(t, after, before)
+			assert.GreaterOrEqual(t, after, 0.98)
 		})
 	}
 }
@@ -299,16 +327,24 @@ func TestRecentreSeesTheWholeGraph(t *testing.T) {
 // A vector the source gives that is not finite (a damaged store) is left
 // out of the sample, not made the centre, nor does it stop a re-centring.
 func TestRecentreSkipsNonFinite(t *testing.T) {
+	skipUnderRace(t)
 	const dim = 32
 	g := newSourced(dim, modality.L2, Config{Seed: 1})
-	staleGraph(t, g, dim)
+	vecs := staleGraph(t, g, dim)
 	bad := make([]float32, dim)
 	bad[3] = float32(math.NaN())
 	g.src.put(0, bad) // slot 0, the sample's first
 	require.True(t, g.Recentre())
 	assert.True(t, allFinite(g.centre))
-	for j, c := range g.centre {
-		require.InDelta(t, 5, c, 0.3, "component %d", j)
+	nearMean(t, g.centre, vecs[1:], 0.3, "slot 0 left out")
+}
+
+// skipUnderRace skips a test that runs on one goroutine: the race
+// detector has nothing to find there and slows it tenfold. The concurrent
+// tests of re-centring run under it.
+func skipUnderRace(t *testing.T) {
+	if raceEnabled {
+		t.Skip("one goroutine: the plain run covers it, the concurrent tests run under -race")
 	}
 }
 
@@ -325,6 +361,7 @@ func graphOf(idx Index) *HNSW {
 // far from the origin and on cosine data, and on a graph too small to
 // sample well.
 func TestRecentreKeepsATypicalCentre(t *testing.T) {
+	skipUnderRace(t)
 	for _, tc := range []struct {
 		name   string
 		vecs   [][]float32
@@ -357,6 +394,7 @@ func TestRecentreKeepsATypicalCentre(t *testing.T) {
 // loads answers as well as one re-centred in memory; the next save holds
 // the new centre, so the load after it keeps it.
 func TestLoadRecentres(t *testing.T) {
+	skipUnderRace(t)
 	const dim = 32
 	for _, low := range []bool{false, true} {
 		src := newMapSource(dim)
@@ -376,9 +414,7 @@ func TestLoadRecentres(t *testing.T) {
 		_, err := graphOf(loaded).LoadLinks(bytes.NewReader(buf.Bytes()), read)
 		require.NoError(t, err)
 		lg := graphOf(loaded)
-		for j, c := range lg.centre {
-			require.InDelta(t, 5, c, 0.3, "low-memory %v: component %d", low, j)
-		}
+		nearMean(t, lg.centre, vecs, 0.3, fmt.Sprintf("low-memory %v", low))
 		// Links chosen on the stale codes stay (TestRecentre).
 		assert.GreaterOrEqual(t, recall10(t, loaded, vecs), 0.85, "low-memory %v", low)
 		assert.False(t, lg.Recentre())
@@ -479,4 +515,38 @@ func BenchmarkRecentre(b *testing.B) {
 			}
 		})
 	}
+}
+
+// The L2 estimate from codes is accurate for near nodes however far the
+// data lies from the centre (see scale): a low-memory graph, which links
+// on it, built on data in four groups 0, 6, 14 and 30 away on every axis
+// from its centre (Add's checks off, so the centre stays the first
+// vector), leaves no node unreachable and searches at full recall. With
+// the norm term |x - centre|², 2,749 of its 13,200 nodes were unreachable
+// after the build, and its inserts made 35,000 re-links.
+func TestCodeDistanceFarFromCentre(t *testing.T) {
+	skipUnderRace(t)
+	const dim = 16
+	var vecs [][]float32
+	for i, s := range []struct {
+		n     int
+		shift float32
+	}{{300, 0}, {900, 6}, {3000, 14}, {9000, 30}} {
+		group := clustered(s.n, dim, 10, uint64(40+i))
+		for _, v := range group {
+			for j := range v {
+				v[j] += s.shift
+			}
+		}
+		vecs = append(vecs, group...)
+	}
+	g := newSourced(dim, modality.L2, Config{Seed: 1, EfConstruction: 40})
+	noAutoCentre(g)
+	fill(t, g, vecs)
+	assert.Equal(t, vecs[0], g.centre)
+	lost := len(g.Unreachable())
+	rec := recall10(t, g, vecs)
+	t.Logf("unreachable %d of %d, re-links %d, recall@10 at ef 64 %.3f", lost, len(vecs), g.relinks.Load(), rec)
+	assert.Less(t, lost, len(vecs)/1000)
+	assert.GreaterOrEqual(t, rec, 0.98)
 }

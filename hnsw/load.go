@@ -398,7 +398,14 @@ func (n *HNSW) loadCodes(centre []float32, rows []byte) error {
 	}
 	if len(rows) == n.used*n.rowSize && n.used > 0 {
 		copy(n.rows, rows)
-		return n.checkScales(n.used)
+		if err := n.checkScales(n.used); err != nil {
+			return err
+		}
+		// Computed again from the vectors: the same codes, and the norm
+		// term as it is now (files saved before 2026-12-03 hold another,
+		// see scale).
+		n.quantizeAll(n.used)
+		return nil
 	}
 	n.checkCentre(n.vecReader)
 	n.quantizeAll(n.used)

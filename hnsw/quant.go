@@ -10,6 +10,7 @@ import (
 
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/modality"
+	"github.com/viterin/vek/vek32"
 )
 
 // Quantized walk. A graph search spends most of its time fetching the
@@ -55,8 +56,16 @@ func (h *HNSW) outgrowsCache() bool { return h.used*h.dim*4 > cacheWalkBytes }
 // them, and its vectors have outgrown the cache.
 func (h *HNSW) walksOnCodes() bool { return h.rows != nil && (h.outgrown.Load() || h.lowMem()) }
 
-// scale reads a node's codes back: x - centre ≈ lo + step*code[i]. sq is
-// |x - centre|², for L2.
+// scale reads a node's codes back: x - centre ≈ x̂, x̂[i] = lo +
+// step*code[i]. sq, for L2, is |x̂|² - |e|², where e = (x - centre) - x̂ is
+// the rounding: the L2 estimate |q - centre|² + sq - 2(q - centre)·x̂ is
+// then |q - centre - x̂|² - |e|², the distance to the decoded vector less
+// its expected excess, whose error is 2(q - x)·e: small for the near
+// nodes a walk must order, wherever the centre is. Until 2026-12-03 sq
+// was |x - centre|², which made the error 2(q - centre)·e plus a bias:
+// growing with the distance from the centre, so that a graph choosing
+// links on codes (a Source) of data far from its centre lost a fifth of
+// its nodes to unreachability (TestCodeDistanceFarFromCentre).
 type scale struct{ lo, step, sq float32 }
 
 // query is a search vector with what the quantized distance needs.
@@ -109,7 +118,10 @@ func (h *HNSW) encode(v, tmp []float32, codes []uint8) scale {
 		x[i] = v - h.centre[i]
 	}
 	lo, step := kernel.Quantize(x, codes)
-	return scale{lo: lo, step: step, sq: kernel.DotProduct(x, x)}
+	// |x̂|² - |e|² (see scale) = Σ x̂² - (x - x̂)² = 2x·x̂ - |x|², and x·x̂
+	// = lo·Σx + step·(x·codes): two kernel calls, no decoding.
+	xx := lo*vek32.Sum(x) + step*kernel.DotU8(x, codes)
+	return scale{lo: lo, step: step, sq: 2*xx - kernel.DotProduct(x, x)}
 }
 
 // row returns slot's codes and scale. The scale sits at a multiple of 4

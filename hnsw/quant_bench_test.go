@@ -258,3 +258,22 @@ func BenchmarkWalkSize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEncode times quantizing one vector into its row (encode: every
+// insert, and every node when a graph is loaded from a file without
+// codes or re-centred):
+//
+//	go test -run '^$' -bench Encode ./hnsw
+func BenchmarkEncode(b *testing.B) {
+	for _, dim := range []int{128, 512} {
+		g := NewHNSW(dim, modality.L2, Config{})
+		g.centre = make([]float32, dim)
+		v := clustered(1, dim, 1, 1)[0]
+		tmp, codes := make([]float32, dim), make([]uint8, dim)
+		b.Run(fmt.Sprint(dim), func(b *testing.B) {
+			for b.Loop() {
+				g.encode(v, tmp, codes)
+			}
+		})
+	}
+}
