@@ -550,3 +550,17 @@ func TestCodeDistanceFarFromCentre(t *testing.T) {
 	assert.Less(t, lost, len(vecs)/1000)
 	assert.GreaterOrEqual(t, rec, 0.98)
 }
+
+// A vector whose squared norm is finite but twice it is not (components of
+// 1e19) gets a finite norm term, so a graph saved with it loads (the term
+// is computed as x·x̂ - (|x|² - x·x̂), not 2x·x̂ - |x|²).
+func TestCodeNormTermFinite(t *testing.T) {
+	g := NewHNSW(2, modality.L2, Config{Seed: 1})
+	require.NoError(t, g.Add(1, []float32{0, 0}))
+	require.NoError(t, g.Add(2, []float32{1e19, 1e19}))
+	_, sc := g.row(1)
+	require.True(t, finite(sc.sq), "sq %v", sc.sq)
+	var buf bytes.Buffer
+	require.NoError(t, g.Save(&buf))
+	require.NoError(t, NewHNSW(2, modality.L2, Config{Seed: 1}).Load(&buf))
+}

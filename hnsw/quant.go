@@ -118,10 +118,16 @@ func (h *HNSW) encode(v, tmp []float32, codes []uint8) scale {
 		x[i] = v - h.centre[i]
 	}
 	lo, step := kernel.Quantize(x, codes)
+	norm := kernel.DotProduct(x, x)
+	if h.metric != modality.L2 {
+		return scale{lo: lo, step: step, sq: norm} // sq is read under L2 only
+	}
 	// |x̂|² - |e|² (see scale) = Σ x̂² - (x - x̂)² = 2x·x̂ - |x|², and x·x̂
-	// = lo·Σx + step·(x·codes): two kernel calls, no decoding.
+	// = lo·Σx + step·(x·codes): two kernel calls, no decoding. Written
+	// x·x̂ - (|x|² - x·x̂) so that it is finite whenever |x|² is (2x·x̂
+	// alone can overflow where |x|² does not).
 	xx := lo*vek32.Sum(x) + step*kernel.DotU8(x, codes)
-	return scale{lo: lo, step: step, sq: 2*xx - kernel.DotProduct(x, x)}
+	return scale{lo: lo, step: step, sq: xx - (norm - xx)}
 }
 
 // row returns slot's codes and scale. The scale sits at a multiple of 4
