@@ -32,17 +32,18 @@ const centreSample = 1024
 
 // staleSpread is how many times the data's spread (the mean squared
 // distance of a vector from the mean) the squared distance between the
-// centre and the mean may reach before the centre is stale. A code
-// distance's error scales with about |q - centre|·|x - centre|, which for
-// a typical q and x is the spread plus that squared distance: the mean as
-// centre would make it 3 times smaller at this bound. Data that drifts
+// centre and the mean may reach before the centre is stale. A row's step
+// is the range of its x - centre over 255, so an offset between centre
+// and data that differs across axes widens every row's range, and the
+// rounding with it (the L2 estimate's error is 2(q - x)·e, see scale).
+// With the mean as centre the range is the data's own. Data that drifts
 // steadily along one direction from its first vector tends to 3 times
 // (the variance of a uniform spread is a third of its half-range
-// squared), so the bound sits below that. A typical first vector of d-dimensional Gaussian
-// data exceeds it with the chance that a chi-square of d degrees exceeds
-// 2d: about 15 graphs in 100 at 1-d and 2-d, 4 at 8-d, 1 in 1,000 at
-// 32-d, practically none above (a simulation agreed; they re-centre once:
-// the mean is then the centre, and stays).
+// squared), so the bound sits below that. A typical first vector of
+// d-dimensional Gaussian data exceeds it with the chance that a
+// chi-square of d degrees exceeds 2d: about 15 graphs in 100 at 1-d and
+// 2-d, 4 at 8-d, 1 in 1,000 at 32-d, practically none above (a simulation
+// agreed; they re-centre once: the mean is then the centre, and stays).
 const staleSpread = 2
 
 // minCentreCheck is the fewest inserts between the checks Add runs.
@@ -177,10 +178,11 @@ func (h *HNSW) sourceReader(slots []uint32, dst []float32, found []bool) {
 // vector the source no longer holds, is re-encoded from its old codes.
 // The sample is read while searches and writes go on (about 1 ms); a
 // re-encoding holds the graph exclusively, so they wait for it: 8 ms at
-// 20k x 128 keeping the vectors, 33 ms reading them from a source held in
-// memory (BenchmarkRecentre), so about 0.4 s and 1.6 s a million. The
-// database calls it when it checkpoints, and Add as the graph grows. A graph that
-// walks on float32 vectors (Float32Walk) has no codes and does nothing.
+// 20k x 128 keeping the vectors, 29 ms reading them from a source held in
+// memory (BenchmarkRecentre), so about 0.4 s and 1.4 s a million. The
+// database calls it when it checkpoints, and Add as the graph grows. A
+// graph that walks on float32 vectors (Float32Walk) has no codes and does
+// nothing.
 func (h *HNSW) Recentre() bool { return h.recentre(true) }
 
 // recentre is Recentre; scan lets a graph with a VectorScanner source
