@@ -1119,6 +1119,7 @@ type searcher struct {
 	// allow is the allow-list of the search under way.
 	allow allowed
 	qc    []float32 // the query minus the centre (L2 on codes)
+	qi    []int16   // the query as integers (intQuery)
 	xt    []float32 // an inserted vector minus the centre, to quantize
 	vis   visitedSet
 	beam  beam

@@ -42,7 +42,10 @@ type VectorScanner interface {
 func (h *HNSW) lowMem() bool { return h.cfg.Source != nil }
 
 // pairBuf is scratch for a node's vector read back from its codes.
-type pairBuf struct{ v, c []float32 }
+type pairBuf struct {
+	v, c []float32
+	qi   []int16 // nodeQuery's integers (intQuery)
+}
 
 var pairBufs = sync.Pool{New: func() any { return new(pairBuf) }}
 
@@ -83,6 +86,7 @@ func (h *HNSW) nodeQuery(slot uint32, buf *pairBuf) query {
 	for _, x := range q.c {
 		q.sum += x
 	}
+	intQuery(&q, &buf.qi)
 	return q
 }
 

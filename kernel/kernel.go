@@ -1,6 +1,9 @@
 // Package kernel holds the distance kernels (dot product, squared L2, one
 // row or four at a time: AVX2 assembly of ours where the CPU has it) and
-// the byte quantisation the HNSW walk scores against (Quantize, DotU8).
+// the byte quantisation the HNSW walk scores against (Quantize; a 16-bit
+// query against the bytes in exact integer sums, QuantizeQuery and
+// DotI16U8x4, on AVX2 or AVX-512 VNNI; the float32 query against them,
+// DotU8).
 package kernel
 
 import "math"

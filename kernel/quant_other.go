@@ -6,3 +6,6 @@ package kernel
 var hasAVX2FMA = false
 
 func dotU8(a []float32, c []uint8) float32 { return dotU8Go(a, c) }
+
+// hasVNNI: no assembly kernel outside amd64.
+var hasVNNI = false
