@@ -94,3 +94,31 @@ func TestIntScoringAgreesWithFloat(t *testing.T) {
 		})
 	}
 }
+
+// TestIntScoringTinyQueryFallsBack: a query whose components are too
+// small for a normal integer step (below about 1e-34) is scored with the
+// float kernel, and under Dot, where scaling a query changes no ranking,
+// finds what the query at its usual scale finds (on the integers, all
+// zero, it found 1 in 100; found by a review).
+func TestIntScoringTinyQueryFallsBack(t *testing.T) {
+	data := clustered(2100, 64, 20, 7)
+	g := onCodes(NewHNSW(64, modality.Dot, Config{Seed: 1}))
+	for i, v := range data[:2000] {
+		require.NoError(t, g.Add(uint32(i), v))
+	}
+	sc := g.getSearcher()
+	defer g.searchers.Put(sc)
+	for _, q := range data[2000:] {
+		tiny := make([]float32, len(q))
+		for j, x := range q {
+			tiny[j] = x * 1e-34
+		}
+		assert.Nil(t, g.searchQuery(tiny, true, sc).ci, "a tiny query is scored in float32")
+		assert.NotNil(t, g.searchQuery(q, true, sc).ci, "an ordinary one on integers")
+		want, got := g.Search(q, 10, SearchOptions{Ef: 32}), g.Search(tiny, 10, SearchOptions{Ef: 32})
+		require.Len(t, got, len(want))
+		for i := range want {
+			assert.Equal(t, want[i].ID, got[i].ID, "rank %d", i)
+		}
+	}
+}

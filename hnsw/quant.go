@@ -96,13 +96,18 @@ const minQueryMax = 2047
 var intScoring = true
 
 // intQuery fills q.ci and q.cs from q.c, in *buf (grown as needed), where
-// the dimension allows a scale of at least minQueryMax steps.
+// the dimension allows a scale of at least minQueryMax steps and q.c's
+// components a normal one.
 func intQuery(q *query, buf *[]int16) {
 	if !intScoring || kernel.QueryMax(len(q.c)) < minQueryMax {
 		return
 	}
 	*buf = slices.Grow((*buf)[:0], len(q.c))[:len(q.c)]
-	q.cs = kernel.QuantizeQuery(q.c, *buf)
+	if q.cs = kernel.QuantizeQuery(q.c, *buf); q.cs == 0 {
+		// Zero, or too small for a normal step (components below about
+		// 1e-34): the float kernel scores what the integers would lose.
+		return
+	}
 	q.ci = *buf
 }
 

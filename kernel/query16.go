@@ -26,9 +26,12 @@ func QueryMax(n int) int32 {
 // QuantizeQuery writes a's components as integers into q (len(q) >=
 // len(a)) and returns their scale: a[i] ≈ s*float32(q[i]), |q[i]| <=
 // QueryMax(len(a)), so no sum DotI16U8 forms with a byte row overflows.
-// A zero query, or one whose largest component is so small that its step
-// is not a normal float32, gives s 0 and zero integers (the dot products
-// it stands for are then below float32's smallest normal number).
+// A zero query, or one whose largest component is so small (below about
+// 2⁻¹²⁶·QueryMax, 3.9e-34 at 128 dimensions) that its step would not be
+// a normal float32, gives s 0 and zero integers: the caller must then
+// score the float32 query instead (DotU8), since its dot products with
+// the codes can still be normal numbers. a must be finite: for a NaN or
+// an infinity the integers are unspecified, but still within QueryMax.
 func QuantizeQuery(a []float32, q []int16) (s float32) {
 	q = q[:len(a)]
 	body := 0

@@ -84,6 +84,61 @@ func TestDotI16U8MatchesNaive(t *testing.T) {
 	}
 }
 
+// TestDotI16U8WorstCase puts every component at +QueryMax or -QueryMax
+// and every code at 255, the largest sum a quantized query can form, on
+// every path, at lengths on both sides of where QueryMax starts to shrink
+// and up to where it reaches 1: the int32 sums must be exact.
+func TestDotI16U8WorstCase(t *testing.T) {
+	for _, p := range kernelPaths() {
+		savedAVX2, savedVNNI := hasAVX2FMA, hasVNNI
+		hasAVX2FMA, hasVNNI = p.avx2, p.vnni
+		for _, n := range []int{16, 32, 48, 256, 257, 258, 259, 1024, 4096, 4114, 4115, 8191, 65536, 1 << 20, 8421504} {
+			lim := QueryMax(n)
+			require.Positive(t, lim, "n=%d", n)
+			c := make([]uint8, n)
+			for i := range c {
+				c[i] = 255
+			}
+			for _, sign := range []int16{1, -1} {
+				q := make([]int16, n)
+				for i := range q {
+					q[i] = sign * int16(lim)
+				}
+				want := int64(sign) * int64(lim) * 255 * int64(n)
+				var four [4]int32
+				DotI16U8x4(q, c, c, c, c, &four)
+				assert.Equal(t, want, int64(DotI16U8(q, c)), "avx2=%v vnni=%v n=%d sign %d: one row", p.avx2, p.vnni, n, sign)
+				assert.Equal(t, [4]int32{int32(want), int32(want), int32(want), int32(want)}, four, "avx2=%v vnni=%v n=%d sign %d: four rows", p.avx2, p.vnni, n, sign)
+			}
+		}
+		hasAVX2FMA, hasVNNI = savedAVX2, savedVNNI
+	}
+}
+
+// TestQuantizeQueryNonFinite: a NaN or an infinity (which the database
+// refuses before a search) gives integers within QueryMax on every path,
+// whatever they are.
+func TestQuantizeQueryNonFinite(t *testing.T) {
+	for _, p := range kernelPaths() {
+		saved := hasAVX2FMA
+		hasAVX2FMA = p.avx2
+		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+			for _, at := range []int{0, 7, 15, 16} {
+				a := randVec(rand.New(rand.NewPCG(1, uint64(at))), 17)
+				a[at] = bad
+				q := make([]int16, len(a))
+				s := QuantizeQuery(a, q)
+				assert.False(t, math.IsNaN(float64(s)), "avx2=%v %v at %d: scale NaN", p.avx2, bad, at)
+				for i, x := range q {
+					assert.LessOrEqual(t, int32(x), QueryMax(len(a)), "avx2=%v %v at %d: component %d", p.avx2, bad, at, i)
+					assert.GreaterOrEqual(t, int32(x), -QueryMax(len(a)), "avx2=%v %v at %d: component %d", p.avx2, bad, at, i)
+				}
+			}
+		}
+		hasAVX2FMA = saved
+	}
+}
+
 func TestDotI16U8ShortRowPanics(t *testing.T) {
 	q := make([]int16, 32)
 	short := make([]uint8, 31)
@@ -123,6 +178,7 @@ func TestQuantizeQuery(t *testing.T) {
 		{"max float32", []float32{math.MaxFloat32, -math.MaxFloat32, 1}, false},
 		{"large", big, false},
 		{"subnormal", tiny, true},
+		{"step not normal", []float32{3e-34, -1e-34, 2e-35}, true},
 	}
 	for _, p := range kernelPaths() {
 		savedAVX2 := hasAVX2FMA
