@@ -1139,6 +1139,7 @@ type searcher struct {
 	srcSlots, srcIDs []uint32
 	srcVecs          []float32
 	srcFound         []bool
+	srcMore          []Result // rescoreFromSource's second batch
 }
 
 // distsFor returns room for n distances.

@@ -116,45 +116,92 @@ func (h *HNSW) readSlots(slots []uint32, dst []float32, found []bool, ids []uint
 	return ids
 }
 
-// rescoreCount is how many of a search's nodes, for k results, are read
-// back from a Config.Source to be re-scored: those closest on codes, k and
-// half as many again (2 for k = 1). Reading each costs about a microsecond
-// (a bbolt lookup), so not all ef are. Recall@10 (BenchmarkLowMemory, in
-// the root package, at every ef from 16 to 64):
-//   - all ef re-scored, and 2k: the same, on synth100k and sift5k;
-//   - 1.5k: the same as 2k on synth100k, sift5k and clip50k-text, at
-//     -0.03 to +0.11 of the default's q/s (separate runs, not paired);
-//   - k: 0.01-0.02 lower.
-func rescoreCount(k int) int { return k + (k+1)/2 }
+// rescoreSigmas is how far a node's estimate on codes may lie beyond the
+// k-th exact distance read so far, in standard deviations of the
+// estimate's error (codeErrSigma), and still be read back from a
+// Config.Source to be re-scored. Three leaves a node whose exact distance
+// would enter the top k about one chance in 700 of being skipped, if the
+// error is normal. Recall@10 and q/s against the fixed count it replaced
+// (k and half as many again) are in BENCHMARKS.md (BenchmarkLowMemory).
+const rescoreSigmas = 3
+
+// codeErrSigma is the standard deviation of the error of a distance
+// estimated on codes (codeDist), est, for a row with scale sc and a query
+// of norm qnorm: each component of a row is rounded by up to half its
+// step, so its rounding e has variance step²/12 a component. Under L2 the
+// error is 2(q - x)·e (see scale), of deviation 2|q - x|·step/√12, with
+// |q - x| taken from the estimate; under cosine and dot it is q·e, of
+// deviation |q|·step/√12. The query's own rounding (intQuery) is far
+// smaller and left out.
+func (h *HNSW) codeErrSigma(est float32, sc *scale, qnorm float32) float32 {
+	const invSqrt12 = 0.28867513
+	if h.metric == modality.L2 {
+		return 2 * float32(math.Sqrt(float64(max(est, 0)))) * sc.step * invSqrt12
+	}
+	return qnorm * sc.step * invSqrt12
+}
 
 // rescoreFromSource gives the closest of found (closest first on codes)
-// exact distances from the source's vectors, rescoreCount(k) of them,
-// and drops the others and those the source has no vector for (deleted
-// from the store while the search ran): for each one dropped, the next
-// closest on codes is read in its place, so a delete racing the search
-// does not leave it short of k. It returns what is left, unsorted.
+// exact distances from the source's vectors, and drops the others and
+// those the source has no vector for (deleted from the store while the
+// search ran). It reads the k closest on codes first, the next closest in
+// place of any the store lacks, so that a delete racing the search does
+// not leave it short of k; then, in one more batch, every other node whose
+// estimate is within rescoreSigmas of its error of the k-th exact distance
+// so far. Where the walk's k-th and later nodes are far apart that is k
+// reads; where they are close, as many as could be in the top k. It
+// returns what is left, unsorted.
 func (h *HNSW) rescoreFromSource(q []float32, found []Result, k int, sc *searcher) []Result {
-	// k may be anything (hnsw.Search is public): bounded first, so the
-	// count cannot overflow.
-	want := rescoreCount(min(k, len(found)))
+	k = min(k, len(found))
 	out := found[:0] // written behind the window being read
-	for lo := 0; lo < len(found) && len(out) < want; {
-		hi := min(len(found), lo+want-len(out))
-		n := hi - lo
-		sc.srcSlots = slices.Grow(sc.srcSlots[:0], n)
-		for _, f := range found[lo:hi] {
-			sc.srcSlots = append(sc.srcSlots, f.ID)
-		}
-		sc.srcVecs = slices.Grow(sc.srcVecs[:0], n*h.dim)[:n*h.dim]
-		sc.srcFound = slices.Grow(sc.srcFound[:0], n)[:n]
-		sc.srcIDs = h.readSlots(sc.srcSlots, sc.srcVecs, sc.srcFound, sc.srcIDs)
-		for i, f := range found[lo:hi] {
-			if sc.srcFound[i] {
-				f.Dist = h.dist(q, sc.srcVecs[i*h.dim:(i+1)*h.dim])
-				out = append(out, f)
-			}
-		}
+	lo := 0
+	for lo < len(found) && len(out) < k {
+		hi := min(len(found), lo+k-len(out))
+		out = h.readBack(q, found[lo:hi], out, sc)
 		lo = hi
+	}
+	if len(out) < k || lo == len(found) || k == 0 {
+		return out
+	}
+	kth := out[0].Dist
+	for _, r := range out {
+		kth = max(kth, r.Dist)
+	}
+	var qnorm float32
+	if h.metric != modality.L2 {
+		qnorm = float32(math.Sqrt(float64(kernel.DotProduct(q, q))))
+	}
+	more := sc.srcMore[:0]
+	for _, f := range found[lo:] {
+		_, scl := h.row(f.ID)
+		if f.Dist-rescoreSigmas*h.codeErrSigma(f.Dist, scl, qnorm) < kth {
+			more = append(more, f)
+		}
+	}
+	sc.srcMore = more
+	if len(more) == 0 {
+		return out
+	}
+	// more is a copy, so out may grow over found[lo:].
+	return h.readBack(q, more, out, sc)
+}
+
+// readBack reads the source's vectors for the nodes of batch and appends
+// those it has to out with exact distances.
+func (h *HNSW) readBack(q []float32, batch, out []Result, sc *searcher) []Result {
+	n := len(batch)
+	sc.srcSlots = slices.Grow(sc.srcSlots[:0], n)
+	for _, f := range batch {
+		sc.srcSlots = append(sc.srcSlots, f.ID)
+	}
+	sc.srcVecs = slices.Grow(sc.srcVecs[:0], n*h.dim)[:n*h.dim]
+	sc.srcFound = slices.Grow(sc.srcFound[:0], n)[:n]
+	sc.srcIDs = h.readSlots(sc.srcSlots, sc.srcVecs, sc.srcFound, sc.srcIDs)
+	for i, f := range batch {
+		if sc.srcFound[i] {
+			f.Dist = h.dist(q, sc.srcVecs[i*h.dim:(i+1)*h.dim])
+			out = append(out, f)
+		}
 	}
 	return out
 }

@@ -200,17 +200,55 @@ func TestSourceKeepsNoVectors(t *testing.T) {
 	}
 }
 
-// A search reads back only the vectors of the nodes it found closest on
-// codes: rescoreCount(k) of them, or all ef when fewer.
+// A search reads back the k nodes it found closest on codes, then those
+// whose estimate could still put them in the top k (rescoreFromSource):
+// all ef where every node is tied, k where the k-th is far from the rest.
 func TestSourceReadsWhatTheWalkFound(t *testing.T) {
 	const dim = 16
-	g := newSourced(dim, modality.L2, Config{Seed: 3})
-	fill(t, g, clustered(3000, dim, 30, 6))
-	for _, c := range []struct{ k, ef, reads int }{{10, 40, 15}, {10, 12, 12}, {1, 1, 1}, {1, 8, 2}, {5, 0, 8}} {
-		g.src.reads = 0
-		res := g.Search(make([]float32, dim), c.k, SearchOptions{Ef: c.ef})
+	// Unit vectors and the zero query: every node is at distance 1.
+	tied := newSourced(dim, modality.L2, Config{Seed: 3})
+	fill(t, tied, clustered(3000, dim, 30, 6))
+	// Ten vectors within 0.03 of the query, the rest about 40 away.
+	apart := newSourced(dim, modality.L2, Config{Seed: 3})
+	r := rand.New(rand.NewPCG(5, 5))
+	q := make([]float32, dim)
+	vecs := make([][]float32, 3000)
+	for i := range vecs {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = 0.003 * float32(r.NormFloat64())
+			if i >= 10 {
+				v[j] = 10 + float32(r.NormFloat64())
+			}
+		}
+		vecs[i] = v
+	}
+	fill(t, apart, vecs)
+	for _, c := range []struct {
+		name           string
+		g              *sourced
+		k, ef          int
+		minRead, reads int // reads in [minRead, reads]
+	}{
+		{"tied", tied, 10, 40, 40, 40},
+		{"tied", tied, 10, 12, 12, 12},
+		{"tied", tied, 1, 1, 1, 1},
+		{"tied", tied, 1, 8, 8, 8},
+		{"tied", tied, 5, 0, 64, 64}, // the default ef
+		{"apart", apart, 10, 40, 10, 10},
+		{"apart", apart, 10, 0, 10, 10},
+		{"apart", apart, 3, 40, 3, 10}, // never one of the far nodes
+	} {
+		c.g.src.reads = 0
+		res := c.g.Search(q, c.k, SearchOptions{Ef: c.ef})
 		assert.Len(t, res, c.k)
-		assert.Equal(t, c.reads, g.src.reads, "k %d, ef %d", c.k, c.ef)
+		assert.GreaterOrEqual(t, c.g.src.reads, c.minRead, "%s: k %d, ef %d", c.name, c.k, c.ef)
+		assert.LessOrEqual(t, c.g.src.reads, c.reads, "%s: k %d, ef %d", c.name, c.k, c.ef)
+		if c.name == "apart" {
+			for _, h := range res {
+				assert.Less(t, h.ID, uint32(10), "%s: k %d: a far node in the results", c.name, c.k)
+			}
+		}
 	}
 }
 
