@@ -51,14 +51,15 @@ type Options struct {
 	Index hnsw.Config
 	// LowMemory keeps a modality's float32 vectors out of memory: its
 	// graph holds a byte a component (its codes) and its links, walks on
-	// the codes, and reads back from the file the vectors of the 1.5k nodes
-	// it found closest on codes (k the results asked for, or all ef when
-	// fewer) to re-score them, so results still carry exact scores in
-	// exact order; links are chosen on distances between codes. A loaded
-	// 128-d graph then holds about 300 bytes a vector instead of 810, at
-	// 0.62-0.95x the queries per second and recall within 0.004 of the
-	// default's where both walk the graph (BENCHMARKS.md, "Seventh
-	// round"). Opening reads each vector once, to
+	// the codes, and reads back from the file the vectors of the k nodes
+	// it found closest on codes (k the results asked for), and of those
+	// others whose distance on codes could still put them in the top k,
+	// to re-score them, so results still carry exact scores in exact
+	// order; links are chosen on distances between codes. A loaded 128-d
+	// graph then holds about 300 bytes a vector instead of 810, at
+	// 0.67-0.84x the queries per second at ef 16-48 and recall within
+	// 0.004 of the default's where both walk the graph (BENCHMARKS.md,
+	// "Seventh round" and "Ninth round"). Opening reads each vector once, to
 	// compute its codes, without holding them all: a 128-d Open peaks near
 	// 370 bytes a vector (880 by default), a rebuild near 480. A search,
 	// Evaluate, Align or Calibrate whose vectors cannot be read back (the

@@ -50,12 +50,12 @@ func TestLowMemoryFollowsDrift(t *testing.T) {
 	require.NoError(t, db.Delete(ctx, old...))
 	items = items[n/2:]
 
-	run := func(db *DB) (float64, []string) {
+	run := func(db *DB, ef int) (float64, []string) {
 		hits := 0
 		var out []string
 		for i := range 200 {
 			q := items[i*len(items)/200].Vectors["v"]
-			got, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, Probes: []Probe{{Modality: "v", Vector: q}}, K: 10, Ef: 64})
+			got, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, Probes: []Probe{{Modality: "v", Vector: q}}, K: 10, Ef: ef})
 			require.NoError(t, err)
 			exact, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, Probes: []Probe{{Modality: "v", Vector: q}}, K: 10, Exact: true})
 			require.NoError(t, err)
@@ -73,11 +73,16 @@ func TestLowMemoryFollowsDrift(t *testing.T) {
 		}
 		return float64(hits) / 2000, out
 	}
-	before, _ := run(db)
+	// At ef 64 a search reads back whatever could be in its top 10
+	// (hnsw's rescoreFromSource), more of it where the codes are coarse,
+	// which hides them; at ef 10 it reads back only the 10 the walk ranked
+	// first on its codes.
+	before10, _ := run(db, 10)
 	require.NoError(t, db.Checkpoint(ctx))
-	after, answers := run(db)
-	t.Logf("recall@10 at ef 64: %.3f around the first item's vector, %.3f after the checkpoint re-centred", before, after)
-	assert.Less(t, before, 0.95, "the stale centre costs recall (else this test shows nothing)")
+	after10, _ := run(db, 10)
+	after, answers := run(db, 64)
+	t.Logf("recall@10 at ef 10: %.3f around the first item's vector, %.3f after the checkpoint re-centred; at ef 64 %.3f", before10, after10, after)
+	assert.Greater(t, after10, before10+0.1, "the stale centre costs recall at ef 10 (else this test shows nothing)")
 	assert.GreaterOrEqual(t, after, 0.98)
 	require.NoError(t, db.Close())
 
@@ -85,6 +90,6 @@ func TestLowMemoryFollowsDrift(t *testing.T) {
 	require.NoError(t, err)
 	defer db2.Close()
 	require.Equal(t, "loaded", db2.OpenReport()[0].Action)
-	_, again := run(db2)
+	_, again := run(db2, 64)
 	assert.Equal(t, answers, again, "answers after reopening")
 }

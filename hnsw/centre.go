@@ -9,8 +9,13 @@ package hnsw
 // vectors re-scores what its walk found and links on exact distances, and
 // hardly notices; a graph with a Source links on codes, and lost recall:
 // 32-d data 5 standard-normal offsets from a first vector at -3 searched
-// at recall@10 0.90 against 1.00 re-centred (TestRecentre). (How the L2
-// estimate uses the codes mattered more still, see scale.)
+// at recall@10 0.90 against 1.00 re-centred, while a search read back a
+// fixed number of its nodes. It now reads back those the codes' error
+// leaves in doubt (rescoreFromSource), so a stale centre costs reads,
+// about 6 times as many a search, more than recall (TestRecentre); and
+// recall where a search reads few (0.78 against 0.97 at ef 10,
+// TestLowMemoryFollowsDrift). (How the L2 estimate uses the codes
+// mattered more still, see scale.)
 //
 // So the centre is checked against the data as the graph grows (each time
 // the inserts since the last check reach the live nodes counted then: at

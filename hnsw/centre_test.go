@@ -112,9 +112,11 @@ func recall10(t *testing.T, g Index, vecs [][]float32, deleted ...uint32) float6
 // A graph whose centre has gone stale is re-centred on the data's mean,
 // every row re-encoded around it; a second call finds nothing to do. Each
 // row's values span the data's offsets from the stale centre, so its
-// codes are coarse: the low-memory graph, which links on them, searched
-// at recall@10 0.90, and 0.999 re-centred; a graph that keeps its vectors
-// links on exact distances and is not hurt. Tombstones keep the vectors
+// codes are coarse: the low-memory graph, which links on them and reads
+// back what could be in the top k, read about 6 times as many vectors a
+// search as re-centred (with a fixed count read back, it searched at recall@10
+// 0.90, and 0.999 re-centred); a graph that keeps its vectors links on
+// exact distances and is not hurt. Tombstones keep the vectors
 // they had, also those whose ID was stored again since (the source then
 // holds the new vector under it).
 func TestRecentre(t *testing.T) {
@@ -145,15 +147,32 @@ func TestRecentre(t *testing.T) {
 				live[id*7] = vecs[int(id)*7+1000]
 				require.NoError(t, idx.Add(id*7, live[id*7]))
 			}
+			src, _ := idx.(*sourced)
+			reads := func() int {
+				if src == nil {
+					return 0
+				}
+				n := src.src.reads
+				src.src.reads = 0
+				return n
+			}
+			reads()
 			before := recall10(t, idx, live, deleted...)
+			readsBefore := reads()
 			require.Equal(t, firstOdd(dim), g.centre)
 
 			require.True(t, g.Recentre())
+			reads()
 			after := recall10(t, idx, live, deleted...)
-			t.Logf("recall@10 at ef 64: %.3f around the first vector, %.3f re-centred", before, after)
+			readsAfter := reads()
+			t.Logf("recall@10 at ef 64: %.3f around the first vector, %.3f re-centred; vectors read back %d and %d", before, after, readsBefore, readsAfter)
 			assert.GreaterOrEqual(t, after, 0.98)
 			if g.lowMem() {
-				assert.Greater(t, after, before+0.05, "the stale centre cost recall")
+				// Coarse codes err more, so a search reads back more of
+				// what it found to be sure of its top 10
+				// (rescoreFromSource): before it did, the stale centre
+				// cost recall instead (0.90).
+				assert.Greater(t, readsBefore, 2*readsAfter, "the stale centre cost reads")
 			}
 			nearMean(t, g.centre, live, 0.3, tc.name)
 			tmp := make([]float32, dim)

@@ -803,7 +803,7 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	found := h.searchLayer(&qq, []Result{cur}, ef, 0, allow, true, sc)
 	sc.allow.reset()
 	if h.lowMem() {
-		found = h.rescoreFromSource(q, found, k, sc)
+		found = h.rescoreFromSource(&qq, found, k, sc)
 		sortResults(found)
 	} else if qq.approx {
 		h.rescore(q, found)
@@ -1140,6 +1140,7 @@ type searcher struct {
 	srcVecs          []float32
 	srcFound         []bool
 	srcMore          []Result // rescoreFromSource's second batch
+	srcDistinct      []uint32 // and its count of distinct IDs
 }
 
 // distsFor returns room for n distances.

@@ -121,46 +121,69 @@ func (h *HNSW) readSlots(slots []uint32, dst []float32, found []bool, ids []uint
 // estimate's error (codeErrSigma), and still be read back from a
 // Config.Source to be re-scored. Three leaves a node whose exact distance
 // would enter the top k about one chance in 700 of being skipped, if the
-// error is normal. Recall@10 and q/s against the fixed count it replaced
-// (k and half as many again) are in BENCHMARKS.md (BenchmarkLowMemory).
+// error is normal (TestCodeErrSigmaCalibrated measures the share beyond
+// it). Recall@10, reads and q/s against the fixed count it replaced (k and
+// half as many again) are in BENCHMARKS.md, "Ninth round".
 const rescoreSigmas = 3
 
-// codeErrSigma is the standard deviation of the error of a distance
-// estimated on codes (codeDist), est, for a row with scale sc and a query
-// of norm qnorm: each component of a row is rounded by up to half its
-// step, so its rounding e has variance step²/12 a component. Under L2 the
-// error is 2(q - x)·e (see scale), of deviation 2|q - x|·step/√12, with
-// |q - x| taken from the estimate; under cosine and dot it is q·e, of
-// deviation |q|·step/√12. The query's own rounding (intQuery) is far
-// smaller and left out.
-func (h *HNSW) codeErrSigma(est float32, sc *scale, qnorm float32) float32 {
+// codeErrSigma bounds the error of a distance estimated on codes
+// (codeDist), est, for a row with scale sc, against query q (qnorm its
+// norm, read under cosine and dot): a standard deviation, plus float32's
+// rounding. Each component of a row is rounded by up to half its step, so
+// its rounding e has variance step²/12 a component: under L2 the error is
+// 2(q - x)·e (see scale), of deviation 2|q - x|·step/√12, with |q - x|
+// taken from the estimate; under cosine and dot it is q·e, of deviation
+// |q|·step/√12. The query's own rounding to integers (intQuery) adds
+// step·Σ δ_i·code_i, δ_i within half its step cs: a deviation of at most
+// step·cs·255·√dim/√12 (doubled under L2), which matters where the L2 term
+// vanishes, between near-duplicates. And the estimate is a sum of terms
+// of the size of |q - centre|² and |x - centre|², whose float32 rounding
+// is a few units in their last place: a review's near-duplicates, 1e-4
+// apart, fell beyond 3 deviations 4.25% of the time without these two.
+func (h *HNSW) codeErrSigma(q *query, est float32, sc *scale, qnorm float32) float32 {
 	const invSqrt12 = 0.28867513
+	var v float32 // the variance in units of (step/√12)²
 	if h.metric == modality.L2 {
-		return 2 * float32(math.Sqrt(float64(max(est, 0)))) * sc.step * invSqrt12
+		v = 4 * max(est, 0)
+	} else {
+		v = qnorm * qnorm
 	}
-	return qnorm * sc.step * invSqrt12
+	if q.ci != nil {
+		qv := q.cs * q.cs * (255 * 255) * float32(h.dim)
+		if h.metric == modality.L2 {
+			qv *= 4
+		}
+		v += qv
+	}
+	const ulps = 8 * 0x1p-24
+	return sc.step*invSqrt12*float32(math.Sqrt(float64(v))) + ulps*(abs32(q.off)+abs32(sc.sq)+abs32(est))
 }
+
+func abs32(x float32) float32 { return float32(math.Abs(float64(x))) }
 
 // rescoreFromSource gives the closest of found (closest first on codes)
 // exact distances from the source's vectors, and drops the others and
 // those the source has no vector for (deleted from the store while the
 // search ran). It reads the k closest on codes first, the next closest in
-// place of any the store lacks, so that a delete racing the search does
-// not leave it short of k; then, in one more batch, every other node whose
-// estimate is within rescoreSigmas of its error of the k-th exact distance
-// so far. Where the walk's k-th and later nodes are far apart that is k
-// reads; where they are close, as many as could be in the top k. It
-// returns what is left, unsorted.
-func (h *HNSW) rescoreFromSource(q []float32, found []Result, k int, sc *searcher) []Result {
+// place of any the store lacks, and of any whose ID an earlier one
+// already had (a replace racing the search: the old node and the new read
+// the one vector the store holds), so that k distinct IDs are read when
+// the walk found them; then, in one more batch, every other node whose
+// estimate is within rescoreSigmas of its error of the k-th exact
+// distance so far. Where the walk's k-th and later nodes are far apart
+// that is k reads; where they are close, as many as could be in the top
+// k. It returns what is left, unsorted.
+func (h *HNSW) rescoreFromSource(q *query, found []Result, k int, sc *searcher) []Result {
 	k = min(k, len(found))
 	out := found[:0] // written behind the window being read
-	lo := 0
-	for lo < len(found) && len(out) < k {
-		hi := min(len(found), lo+k-len(out))
-		out = h.readBack(q, found[lo:hi], out, sc)
+	lo, distinct := 0, 0
+	for lo < len(found) && distinct < k {
+		hi := min(len(found), lo+k-distinct)
+		out = h.readBack(q.v, found[lo:hi], out, sc)
 		lo = hi
+		distinct = h.distinctIDs(out, sc)
 	}
-	if len(out) < k || lo == len(found) || k == 0 {
+	if distinct < k || lo == len(found) || k == 0 {
 		return out
 	}
 	kth := out[0].Dist
@@ -169,12 +192,14 @@ func (h *HNSW) rescoreFromSource(q []float32, found []Result, k int, sc *searche
 	}
 	var qnorm float32
 	if h.metric != modality.L2 {
-		qnorm = float32(math.Sqrt(float64(kernel.DotProduct(q, q))))
+		qnorm = float32(math.Sqrt(float64(kernel.DotProduct(q.v, q.v))))
 	}
 	more := sc.srcMore[:0]
 	for _, f := range found[lo:] {
 		_, scl := h.row(f.ID)
-		if f.Dist-rescoreSigmas*h.codeErrSigma(f.Dist, scl, qnorm) < kth {
+		// <=: rows of step 0 (copies of the centre) have no error, and
+		// one tied with the k-th is read.
+		if f.Dist-rescoreSigmas*h.codeErrSigma(q, f.Dist, scl, qnorm) <= kth {
 			more = append(more, f)
 		}
 	}
@@ -183,7 +208,18 @@ func (h *HNSW) rescoreFromSource(q []float32, found []Result, k int, sc *searche
 		return out
 	}
 	// more is a copy, so out may grow over found[lo:].
-	return h.readBack(q, more, out, sc)
+	return h.readBack(q.v, more, out, sc)
+}
+
+// distinctIDs is how many different IDs the slots of rs hold.
+func (h *HNSW) distinctIDs(rs []Result, sc *searcher) int {
+	ids := sc.srcDistinct[:0]
+	for _, r := range rs {
+		ids = append(ids, h.ids[r.ID])
+	}
+	slices.Sort(ids)
+	sc.srcDistinct = ids
+	return len(slices.Compact(ids))
 }
 
 // readBack reads the source's vectors for the nodes of batch and appends
