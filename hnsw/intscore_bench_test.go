@@ -80,10 +80,7 @@ func BenchmarkIntScoring(b *testing.B) {
 					ratios = append(ratios, took[1]/took[0])
 					round++
 				}
-				slices.Sort(ratios)
-				b.ReportMetric(ratios[len(ratios)/2], "float/int")
-				b.ReportMetric(ratios[0], "min")
-				b.ReportMetric(ratios[len(ratios)-1], "max")
+				reportRatios(b, ratios)
 				for v, name := range []string{"int", "float"} {
 					b.ReportMetric(float64(hits[v])/float64(10*len(s.qs)*round*reps), name+"-recall")
 				}
@@ -135,13 +132,19 @@ func BenchmarkIntScoringBuild(b *testing.B) {
 				ratios = append(ratios, took[1]/took[0])
 				round++
 			}
-			slices.Sort(ratios)
-			b.ReportMetric(ratios[len(ratios)/2], "float/int")
-			b.ReportMetric(ratios[0], "min")
-			b.ReportMetric(ratios[len(ratios)-1], "max")
+			reportRatios(b, ratios)
 			for v, name := range []string{"int", "float"} {
 				b.ReportMetric(float64(hits[v])/float64(10*len(qs)*round), name+"-built-recall")
 			}
 		})
 	}
+}
+
+// reportRatios reports the median and range of the rounds' float/int
+// time ratios.
+func reportRatios(b *testing.B, ratios []float64) {
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "float/int")
+	b.ReportMetric(ratios[0], "min")
+	b.ReportMetric(ratios[len(ratios)-1], "max")
 }

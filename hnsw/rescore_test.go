@@ -33,6 +33,24 @@ func walkFound(h *HNSW, q []float32, ef int) ([]Result, query) {
 	return found, qq
 }
 
+// apart returns n vectors of which the first ten lie within about 0.03
+// of the origin and the rest about 40 away.
+func apart(n, dim int) [][]float32 {
+	r := rand.New(rand.NewPCG(5, 5))
+	vecs := make([][]float32, n)
+	for i := range vecs {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = 0.003 * float32(r.NormFloat64())
+			if i >= 10 {
+				v[j] = 10 + float32(r.NormFloat64())
+			}
+		}
+		vecs[i] = v
+	}
+	return vecs
+}
+
 // nearDuplicates returns n vectors, each one of 400 clustered unit vectors
 // plus Gaussian jitter of deviation jitter a component.
 func nearDuplicates(n, dim int, jitter float32, seed uint64) [][]float32 {
@@ -185,20 +203,9 @@ func TestSourceReadsTies(t *testing.T) {
 // IDs when the graph has them (a review's reproducer: 10 for k 11).
 func TestSourceReplaceRaceStillK(t *testing.T) {
 	const dim = 16
-	r := rand.New(rand.NewPCG(5, 5))
-	vecs := make([][]float32, 3000)
-	for i := range vecs {
-		v := make([]float32, dim)
-		for j := range v {
-			v[j] = 0.003 * float32(r.NormFloat64())
-			if i >= 10 {
-				v[j] = 10 + float32(r.NormFloat64())
-			}
-		}
-		vecs[i] = v
-	}
+	r := rand.New(rand.NewPCG(6, 6))
 	g := newSourced(dim, modality.L2, Config{Seed: 3})
-	fill(t, g, vecs)
+	fill(t, g, apart(3000, dim))
 	q := make([]float32, dim)
 	assert.Len(t, g.Search(q, 11, SearchOptions{Ef: 40}), 11)
 	nv := make([]float32, dim)

@@ -209,21 +209,9 @@ func TestSourceReadsWhatTheWalkFound(t *testing.T) {
 	tied := newSourced(dim, modality.L2, Config{Seed: 3})
 	fill(t, tied, clustered(3000, dim, 30, 6))
 	// Ten vectors within 0.03 of the query, the rest about 40 away.
-	apart := newSourced(dim, modality.L2, Config{Seed: 3})
-	r := rand.New(rand.NewPCG(5, 5))
+	far := newSourced(dim, modality.L2, Config{Seed: 3})
 	q := make([]float32, dim)
-	vecs := make([][]float32, 3000)
-	for i := range vecs {
-		v := make([]float32, dim)
-		for j := range v {
-			v[j] = 0.003 * float32(r.NormFloat64())
-			if i >= 10 {
-				v[j] = 10 + float32(r.NormFloat64())
-			}
-		}
-		vecs[i] = v
-	}
-	fill(t, apart, vecs)
+	fill(t, far, apart(3000, dim))
 	for _, c := range []struct {
 		name           string
 		g              *sourced
@@ -235,9 +223,9 @@ func TestSourceReadsWhatTheWalkFound(t *testing.T) {
 		{"tied", tied, 1, 1, 1, 1},
 		{"tied", tied, 1, 8, 8, 8},
 		{"tied", tied, 5, 0, 64, 64}, // the default ef
-		{"apart", apart, 10, 40, 10, 10},
-		{"apart", apart, 10, 0, 10, 10},
-		{"apart", apart, 3, 40, 3, 10}, // never one of the far nodes
+		{"apart", far, 10, 40, 10, 10},
+		{"apart", far, 10, 0, 10, 10},
+		{"apart", far, 3, 40, 3, 10}, // never one of the far nodes
 	} {
 		c.g.src.reads = 0
 		res := c.g.Search(q, c.k, SearchOptions{Ef: c.ef})
