@@ -146,6 +146,18 @@ func TestBeamTiesAndTombstones(t *testing.T) {
 	}
 }
 
+// descend is Search's start (mu held): the query as the walk scores it,
+// and the node its greedy walk down the upper layers reaches on layer 0.
+func descend(h *HNSW, q []float32, sc *searcher) (query, Result) {
+	ep := h.entry.Load()
+	qq := h.searchQuery(q, h.walksOnCodes(), sc)
+	cur := Result{ID: uint32(ep), Dist: h.qdist(&qq, uint32(ep))}
+	for l := int(ep >> 32); l > 0; l-- {
+		cur = h.greedy(&qq, cur, l, sc)
+	}
+	return qq, cur
+}
+
 // walkLayer0 is Search without an allow-list, its layer-0 walk on the beam
 // or on the two heaps: what BenchmarkBeamVsHeaps compares.
 func walkLayer0(h *HNSW, q []float32, k, ef int, heaps bool) []Result {
@@ -153,12 +165,7 @@ func walkLayer0(h *HNSW, q []float32, k, ef int, heaps bool) []Result {
 	defer h.mu.RUnlock()
 	sc := h.getSearcher()
 	defer h.searchers.Put(sc)
-	ep := h.entry.Load()
-	qq := h.searchQuery(q, h.walksOnCodes(), sc)
-	cur := Result{ID: uint32(ep), Dist: h.qdist(&qq, uint32(ep))}
-	for l := int(ep >> 32); l > 0; l-- {
-		cur = h.greedy(&qq, cur, l, sc)
-	}
+	qq, cur := descend(h, q, sc)
 	var found []Result
 	if heaps {
 		found = h.searchHeaps(&qq, []Result{cur}, max(ef, k), 0, nil, true, sc)

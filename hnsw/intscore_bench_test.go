@@ -8,7 +8,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/mmdb-go/mmdb/internal/dataset"
 	"github.com/mmdb-go/mmdb/modality"
 	"github.com/stretchr/testify/require"
 )
@@ -27,23 +26,11 @@ import (
 //
 // BenchmarkIntScoringBuild does the same for one-thread builds.
 func BenchmarkIntScoring(b *testing.B) {
-	type set struct {
-		name     string
-		metric   modality.Metric
-		base, qs [][]float32
-	}
-	var sets []set
-	if base, err := dataset.ReadVecs("../../shared/data/sift5k/sift5k_base4900.fvecs"); err == nil {
-		qs, err := dataset.ReadVecs("../../shared/data/sift5k/sift5k_query100.fvecs")
-		require.NoError(b, err)
-		sets = append(sets, set{"sift5k", modality.L2, base, qs})
-	} else {
-		b.Logf("sift5k not found (%v): it is in ../shared/data beside the repository; running the synthetic sets only", err)
-	}
+	sets := withSIFT5k(b)
 	c128 := clustered(40500, 128, 400, 43)
-	sets = append(sets, set{"clustered40k-128-cosine", modality.Cosine, c128[:40000], c128[40000:]})
+	sets = append(sets, benchSet{"clustered40k-128-cosine", modality.Cosine, c128[:40000], c128[40000:]})
 	c512 := clustered(20500, 512, 200, 44)
-	sets = append(sets, set{"clustered20k-512-l2", modality.L2, c512[:20000], c512[20000:]})
+	sets = append(sets, benchSet{"clustered20k-512-l2", modality.L2, c512[:20000], c512[20000:]})
 	defer func() { intScoring = true }()
 	for _, s := range sets {
 		g := NewHNSW(len(s.base[0]), s.metric, Config{Seed: 1})

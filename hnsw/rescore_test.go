@@ -21,12 +21,7 @@ func walkFound(h *HNSW, q []float32, ef int) ([]Result, query) {
 	defer h.mu.RUnlock()
 	sc := h.getSearcher()
 	defer h.searchers.Put(sc)
-	ep := h.entry.Load()
-	qq := h.searchQuery(q, h.walksOnCodes(), sc)
-	cur := Result{ID: uint32(ep), Dist: h.qdist(&qq, uint32(ep))}
-	for l := int(ep >> 32); l > 0; l-- {
-		cur = h.greedy(&qq, cur, l, sc)
-	}
+	qq, cur := descend(h, q, sc)
 	found := slices.Clone(h.searchLayer(&qq, []Result{cur}, ef, 0, nil, true, sc))
 	qq.ci = slices.Clone(qq.ci) // sc goes back to the pool
 	qq.c = slices.Clone(qq.c)

@@ -19,23 +19,10 @@ import (
 //
 //	go test -run '^$' -bench RescoreReads -benchtime 1x ./hnsw
 func BenchmarkRescoreReads(b *testing.B) {
-	type set struct {
-		name   string
-		metric modality.Metric
-		base   [][]float32
-		qs     [][]float32
-	}
-	var sets []set
-	if base, err := dataset.ReadVecs("../../shared/data/sift5k/sift5k_base4900.fvecs"); err == nil {
-		qs, err := dataset.ReadVecs("../../shared/data/sift5k/sift5k_query100.fvecs")
-		require.NoError(b, err)
-		sets = append(sets, set{"sift5k", modality.L2, base, qs})
-	} else {
-		b.Logf("sift5k not found (%v): it is in ../shared/data beside the repository", err)
-	}
+	sets := withSIFT5k(b)
 	c := clustered(20500, 128, 200, 3)
-	sets = append(sets, set{"clustered20k-l2", modality.L2, c[:20000], c[20000:]},
-		set{"clustered20k-cosine", modality.Cosine, c[:20000], c[20000:]})
+	sets = append(sets, benchSet{"clustered20k-l2", modality.L2, c[:20000], c[20000:]},
+		benchSet{"clustered20k-cosine", modality.Cosine, c[:20000], c[20000:]})
 	for _, s := range sets {
 		g := newSourced(len(s.base[0]), s.metric, Config{Seed: 3})
 		fill(b, g, s.base)
@@ -58,4 +45,24 @@ func BenchmarkRescoreReads(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchSet is a base and its held-out queries under a metric.
+type benchSet struct {
+	name     string
+	metric   modality.Metric
+	base, qs [][]float32
+}
+
+// withSIFT5k returns sift5k from ../shared/data as the first set, or no
+// set (and a note in the log) when it is absent.
+func withSIFT5k(b *testing.B) []benchSet {
+	base, err := dataset.ReadVecs("../../shared/data/sift5k/sift5k_base4900.fvecs")
+	if err != nil {
+		b.Logf("sift5k not found (%v): it is in ../shared/data beside the repository; running the synthetic sets only", err)
+		return nil
+	}
+	qs, err := dataset.ReadVecs("../../shared/data/sift5k/sift5k_query100.fvecs")
+	require.NoError(b, err)
+	return []benchSet{{"sift5k", modality.L2, base, qs}}
 }

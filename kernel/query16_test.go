@@ -35,8 +35,9 @@ func kernelPaths() []struct{ avx2, vnni bool } {
 // TestDotI16U8MatchesNaive checks the single and four-row integer kernels
 // against an int64 sum on every length up to 70 (tail only, the 16 and 32
 // steps, both) and the dimensions in use, on every path the CPU has, with
-// random values and with the extremes QuantizeQuery allows, where an int32
-// sum would overflow if QueryMax were wrong.
+// random values and with components at ±QueryMax against codes of 255
+// (mixed signs here; TestDotI16U8WorstCase takes one sign throughout, the
+// largest sum there is).
 func TestDotI16U8MatchesNaive(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	lens := []int{}
