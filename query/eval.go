@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/internal/bitmaps"
 )
 
 // Source answers the primitive lookups a filter is built from. The
@@ -49,15 +50,15 @@ func Eval(e Expr, src Source) (*roaring.Bitmap, error) {
 			return src.Range(x.Attr, x.Value, nil, true, false)
 		}
 	case InList:
-		out := roaring.New()
+		bms := make([]*roaring.Bitmap, 0, len(x.Values))
 		for _, v := range x.Values {
 			bm, err := src.Equal(x.Attr, v)
 			if err != nil {
 				return nil, err
 			}
-			out.Or(bm)
+			bms = append(bms, bm)
 		}
-		return out, nil
+		return bitmaps.Union(bms...), nil
 	case Between:
 		if compare(x.Lo, x.Hi) == cmpNone {
 			return roaring.New(), nil
@@ -88,15 +89,15 @@ func Eval(e Expr, src Source) (*roaring.Bitmap, error) {
 		}
 		return out, nil
 	case OrExpr:
-		out := roaring.New()
+		bms := make([]*roaring.Bitmap, 0, len(x.Terms))
 		for _, t := range x.Terms {
 			bm, err := Eval(t, src)
 			if err != nil {
 				return nil, err
 			}
-			out.Or(bm)
+			bms = append(bms, bm)
 		}
-		return out, nil
+		return bitmaps.Union(bms...), nil
 	case NotExpr:
 		bm, err := Eval(x.Term, src)
 		if err != nil {

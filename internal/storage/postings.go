@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/internal/bitmaps"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -254,6 +255,7 @@ func (t *Tx) PostingRange(attr string, lo, hi any, loInc, hiInc bool) (*roaring.
 	} else {
 		k, v = c.Seek([]byte{kind})
 	}
+	var u bitmaps.Unioner
 	for ; k != nil && k[0] == kind; k, v = c.Next() {
 		if lk != nil && !loInc && bytes.Equal(k, lk) {
 			continue
@@ -267,27 +269,27 @@ func (t *Tx) PostingRange(attr string, lo, hi any, loInc, hiInc bool) (*roaring.
 		if err != nil {
 			return nil, err
 		}
-		out.Or(bm)
+		u.Add(bm)
 	}
-	return out, nil
+	return u.Result(), nil
 }
 
 // PostingExists returns the IDs that have attr at all.
 func (t *Tx) PostingExists(attr string) (*roaring.Bitmap, error) {
-	out := roaring.New()
 	b := t.tx.Bucket(postBucketName(attr))
 	if b == nil {
-		return out, nil
+		return roaring.New(), nil
 	}
+	var u bitmaps.Unioner
 	err := b.ForEach(func(k, v []byte) error {
 		bm, err := readBitmap(attr, k, v)
 		if err != nil {
 			return err
 		}
-		out.Or(bm)
+		u.Add(bm)
 		return nil
 	})
-	return out, err
+	return u.Result(), err
 }
 
 // Classes maps each item that has attribute attr to a class: items with

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/mmdb-go/mmdb/internal/bitmaps"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -408,4 +409,42 @@ func decodeNumberKey(k []byte) float64 {
 		b = ^b
 	}
 	return math.Float64frombits(b)
+}
+
+// TestPostingRangeOverManyValues: a range over more values than
+// PostingRange merges at once (bitmaps.Batch) finds every ID once.
+func TestPostingRangeOverManyValues(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "m.mmdb"), &Options{NoSync: true})
+	require.NoError(t, err)
+	defer s.Close()
+	const n = 3*bitmaps.Batch + 7
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		var d PostingDelta
+		for id := range uint32(2 * n) {
+			d.Update(id, nil, map[string]any{"v": int64(id % n)}) // two IDs a value
+		}
+		return tx.ApplyPostings(&d)
+	}))
+	tests := []struct {
+		lo, hi   any
+		min, max int64 // the values expected, inclusive
+	}{
+		{int64(3), nil, 3, n - 1},
+		{int64(1), int64(bitmaps.Batch + 1), 1, bitmaps.Batch + 1},
+		{nil, int64(2 * bitmaps.Batch), 0, 2 * bitmaps.Batch},
+	}
+	for _, tt := range tests {
+		var want []uint32
+		for id := range uint32(2 * n) {
+			if v := int64(id % n); v >= tt.min && v <= tt.max {
+				want = append(want, id)
+			}
+		}
+		require.NoError(t, s.View(func(tx *Tx) error {
+			got, err := tx.PostingRange("v", tt.lo, tt.hi, true, true)
+			require.NoError(t, err)
+			assert.Equal(t, want, got.ToArray(), "%v..%v", tt.lo, tt.hi)
+			return nil
+		}))
+	}
 }

@@ -1,0 +1,73 @@
+// Package bitmaps unions many roaring bitmaps quickly: what evaluating a
+// filter does for a range over many attribute values, an IN list or an OR.
+package bitmaps
+
+import "github.com/RoaringBitmap/roaring/v2"
+
+// Union returns the union of bms as a new bitmap; bms are not changed.
+//
+// Or one by one re-merges the growing result each time: while a block of
+// 65,536 IDs holds fewer than 4,096 of them it is a sorted array, and a
+// range filter over 100 values of 100 IDs each took 61% of a filtered
+// search (BenchmarkFilteredPlanner's profile). roaring's FastOr and
+// HeapOr did no better on such sets in a throwaway benchmark, and ParOr
+// falls back to FastOr when every ID lies below 65,536. Union sets the
+// IDs' bits in a dense bitset instead, when that costs at most 16 words
+// an ID (BenchmarkUnion: 100 bitmaps of 100 IDs over 100k, 26 µs against
+// Or's 302; 500 of them, 101 against 439), and leaves sparser ones, whose
+// arrays stay short, to FastOr.
+func Union(bms ...*roaring.Bitmap) *roaring.Bitmap {
+	var card uint64
+	var top uint32
+	for _, b := range bms {
+		if !b.IsEmpty() {
+			card += b.GetCardinality()
+			top = max(top, b.Maximum())
+		}
+	}
+	if card == 0 {
+		return roaring.New()
+	}
+	words := uint64(top)/64 + 1
+	if words > denseWordsPerID*card+1024 {
+		return roaring.FastOr(bms...)
+	}
+	dense := make([]uint64, words)
+	var buf [256]uint32
+	for _, b := range bms {
+		it := b.ManyIterator()
+		for n := it.NextMany(buf[:]); n > 0; n = it.NextMany(buf[:]) {
+			for _, x := range buf[:n] {
+				dense[x>>6] |= 1 << (x & 63)
+			}
+		}
+	}
+	out := roaring.New()
+	out.FromDense(dense, false)
+	return out
+}
+
+// denseWordsPerID bounds the dense bitset Union may clear, in words an ID.
+const denseWordsPerID = 16
+
+// Unioner unions bitmaps given one at a time (the values of a range, read
+// from the file), a batch at a time, so that a range over very many
+// values does not hold them all at once. The zero value is empty.
+type Unioner struct {
+	batch []*roaring.Bitmap
+}
+
+// Batch is how many bitmaps a Unioner holds before it unions them.
+const Batch = 256
+
+// Add adds bm, which the Unioner may keep until Result.
+func (u *Unioner) Add(bm *roaring.Bitmap) {
+	if u.batch = append(u.batch, bm); len(u.batch) > Batch {
+		u.batch = append(u.batch[:0], Union(u.batch...))
+	}
+}
+
+// Result returns the union of what was added, as a new bitmap.
+func (u *Unioner) Result() *roaring.Bitmap {
+	return Union(u.batch...)
+}
