@@ -341,35 +341,8 @@ func BenchmarkDurability(b *testing.B) {
 //
 //	go test -run '^$' -bench Filtered -benchtime 2000x -timeout 30m .
 func BenchmarkFiltered(b *testing.B) {
-	db, _ := openTest(b, Modality{Name: "v", Dim: 128, Metric: Cosine})
-	r := rand.New(rand.NewPCG(11, 11))
-	const n = 100_000
-	centres := make([][]float32, 1000)
-	for i := range centres {
-		centres[i] = randVec(r, 128)
-	}
-	draw := func() []float32 {
-		c := centres[r.IntN(len(centres))]
-		v := randVec(r, 128)
-		for j := range v {
-			v[j] = c[j] + 0.6*v[j]
-		}
-		return v
-	}
-	for start := 0; start < n; start += 10_000 {
-		items := make([]Item, 10_000)
-		for i := range items {
-			id := start + i
-			items[i] = Item{ID: fmt.Sprint(id), Attrs: map[string]any{"sel": id % 1000}, Vectors: map[string][]float32{"v": draw()}}
-		}
-		if err := db.Put(ctx, items...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	qs := make([][]float32, 200)
-	for i := range qs {
-		qs[i] = draw()
-	}
+	db, qs, _ := filteredSet(b)
+	const n = filteredN
 	run := func(b *testing.B, filter string, cutoff int, probes func(i int) []Probe, fuse string) {
 		db.opts.ExactCutoff = cutoff
 		i := 0
@@ -414,6 +387,47 @@ func BenchmarkFiltered(b *testing.B) {
 	}
 	b.Run("fused-rrf-2-probes", func(b *testing.B) { run(b, "", 1, two, "rrf") })
 	b.Run("fused-early-2-probes", func(b *testing.B) { run(b, "", 1, two, "early") })
+}
+
+// filteredN is the size of filteredSet.
+const filteredN = 100_000
+
+// filteredSet is BenchmarkFiltered's database: filteredN x 128 vectors
+// around 1,000 centres, with attributes sel (the ID modulo 1,000: filters
+// on it ignore where vectors lie) and cl (the vector's centre: filters on
+// it keep whole clusters); and 200 queries drawn the same way, with their
+// centres.
+func filteredSet(b *testing.B) (*DB, [][]float32, []int) {
+	db, _ := openTest(b, Modality{Name: "v", Dim: 128, Metric: Cosine})
+	r := rand.New(rand.NewPCG(11, 11))
+	centres := make([][]float32, 1000)
+	for i := range centres {
+		centres[i] = randVec(r, 128)
+	}
+	draw := func() ([]float32, int) {
+		cl := r.IntN(len(centres))
+		v := randVec(r, 128)
+		for j := range v {
+			v[j] = centres[cl][j] + 0.6*v[j]
+		}
+		return v, cl
+	}
+	for start := 0; start < filteredN; start += 10_000 {
+		items := make([]Item, 10_000)
+		for i := range items {
+			id := start + i
+			v, cl := draw()
+			items[i] = Item{ID: fmt.Sprint(id), Attrs: map[string]any{"sel": id % 1000, "cl": cl}, Vectors: map[string][]float32{"v": v}}
+		}
+		if err := db.Put(ctx, items...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	qs, qcl := make([][]float32, 200), make([]int, 200)
+	for i := range qs {
+		qs[i], qcl[i] = draw()
+	}
+	return db, qs, qcl
 }
 
 // BenchmarkSearchOverhead: a top-10 search through DB.Search (planning,

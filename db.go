@@ -88,9 +88,12 @@ type Options struct {
 	Progress func(stage string, done, total int)
 	// ExactCutoff: when a filter leaves at most this many candidates, the
 	// planner scans them exactly instead of walking the graph. Zero uses a
-	// cost model measured by BenchmarkFiltered: sqrt(100 * ef * n) for n
-	// target vectors (25k at 100k vectors and ef 64), so small databases
-	// are always scanned exactly.
+	// cost model fitted to the benchmark's filtered sweeps
+	// (hnsw.ExactCutoff): sqrt(16 * ef * n) for n target vectors (10k at
+	// 100k vectors and ef 64), and every search of an index of at most
+	// 100 * ef vectors, so small databases are always scanned exactly.
+	// Whatever the cutoff, a filtered walk that finds the allowed vectors
+	// away from the query is done again as a scan (Plan.Rescans).
 	ExactCutoff int
 	// NoFileProbes refuses probes that name a file (Probe.File, FILE
 	// '...' in statements): for a database that runs statements from

@@ -212,7 +212,7 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 			res, st = mi.SearchStats(vec, depth, opts)
 			lateSteps(steps, mi, st, len(res), opts.Exact)
 		} else {
-			res = p.tidx.Search(vec, depth, opts)
+			res = p.walkChecked(vec, depth, opts, steps)
 		}
 		out := make([]fusion.Ranked, len(res))
 		for i, r := range res {

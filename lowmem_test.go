@@ -145,9 +145,9 @@ func TestLowMemoryExactCutoff(t *testing.T) {
 		db, r := openRandom(t, &Options{NoSync: true, LowMemory: low}, L2, 3000, 1)
 		plan, err := db.Explain(ctx, Query{Target: "v", Probes: []Probe{{Modality: "v", Vector: randVec(r, 8)}}, K: 10, Ef: 64})
 		require.NoError(t, err)
-		want, strategy := hnsw.ExactCutoff(64, 3000), StrategyExact // 4,381: a scan
+		want, strategy := hnsw.ExactCutoff(64, 3000), StrategyExact // 3,000: a small index, scanned
 		if low {
-			want, strategy = hnsw.ExactCutoffSourced(64, 3000), StrategyHNSW // 1,517: the graph
+			want, strategy = hnsw.ExactCutoffSourced(64, 3000), StrategyHNSW // 619: the graph
 		}
 		assert.Contains(t, plan.Why, fmt.Sprintf("exact cutoff %d", want), "low memory %v", low)
 		assert.Equal(t, strategy, plan.Strategy, "low memory %v", low)

@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/mmdb-go/mmdb/fusion"
@@ -84,9 +85,21 @@ func meanSet(idx hnsw.Index) float64 {
 // vectors to scan, and the graph the walk searches holds s times as many
 // nodes), divided back into sets. Counted in sets, 5,000 sets of 100
 // token vectors were scanned: 500,000 distances a probe vector.
+//
+// A set index's walks do not report what they saw (hnsw.WalkStats), so
+// a walk misled by its filter cannot be caught and rerun: sets keep the
+// cost model's earlier constant, unchecked, which scans up to 6x more
+// allowed vectors than the speed model alone would (hnsw.ExactCost).
 func setCutoff(ef, n int, s float64) int {
-	return int(float64(hnsw.ExactCutoff(ef, int(float64(n)*s))) / s)
+	nv := float64(n) * s
+	if nv <= hnsw.SmallIndex*float64(ef) {
+		return n
+	}
+	return int(math.Sqrt(setExactCost*float64(ef)*nv) / s)
 }
+
+// setExactCost is the cost model's constant for set indexes.
+const setExactCost = 100
 
 // lateSteps records the two stages of a set search, for ANALYZE.
 func lateSteps(steps *[]Step, mi *hnsw.Multi, st hnsw.MultiStats, kept int, exact bool) {

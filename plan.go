@@ -74,6 +74,14 @@ type Plan struct {
 	// and Depth how many hits each list contributes.
 	Fusion fusion.Method `json:"fusion"`
 	Depth  int           `json:"depth"`
+	// Rescans and Rewalks count the filtered graph walks of an executed
+	// plan that were done again, as exact scans or as walks 8 times as
+	// wide: the walk's statistics said its filter keeps the allowed
+	// vectors away from the query, where a walk misses the closest of
+	// them (hnsw.WalkStats), or it found fewer hits than the filter keeps
+	// (a scan). 0 for Explain.
+	Rescans int `json:"rescans"`
+	Rewalks int `json:"rewalks"`
 	// Steps are the timed steps of ExplainAnalyze (empty for Explain).
 	Steps []Step `json:"steps"`
 	// Recall is ExplainAnalyze's recall@K of this very query against the
@@ -145,6 +153,9 @@ func (p *Plan) String() string {
 		if pr.Encoder != "" {
 			fmt.Fprintf(&b, "    encode: %s, %s\n", pr.Encoder, pr.EncodeTook.Round(time.Microsecond))
 		}
+	}
+	if p.Rescans+p.Rewalks > 0 {
+		fmt.Fprintf(&b, "  checked: the filter keeps vectors away from the query: %d walk(s) done again as exact scans, %d as wider walks\n", p.Rescans, p.Rewalks)
 	}
 	for _, s := range p.Steps {
 		fmt.Fprintf(&b, "  step %-28s %10s  %d rows\n", s.Name, s.Took.Round(time.Microsecond), s.Rows)

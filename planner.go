@@ -500,6 +500,9 @@ func (db *DB) planStrategy(p *planned, q Query) {
 	case p.plan.FilterMatches <= cutoff:
 		p.plan.Strategy = StrategyExact
 		why = func() string {
+			if db.opts.ExactCutoff == 0 && cutoff >= p.plan.Candidates {
+				return fmt.Sprintf("%d candidates <= exact cutoff %d: an index of %d vectors is scanned whatever the filter", p.plan.FilterMatches, cutoff, p.plan.Candidates)
+			}
 			return fmt.Sprintf("%d candidates <= exact cutoff %d: a scan of them costs less than the graph", p.plan.FilterMatches, cutoff)
 		}
 	default:
@@ -508,7 +511,7 @@ func (db *DB) planStrategy(p *planned, q Query) {
 		why = func() string {
 			w := fmt.Sprintf("%d candidates > exact cutoff %d", p.plan.FilterMatches, cutoff)
 			if p.allow != nil {
-				w += "; the filter is an allow-list inside the walk"
+				w += "; the filter is an allow-list inside the walk, done again as a scan if the walk finds the allowed vectors away from the query"
 			}
 			return w
 		}

@@ -591,8 +591,19 @@ func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, sk
 	vis := &sc.vis
 	vis.reset(len(h.ids))
 	cand, res := sc.kcand[:0], sc.kres[:0]
+	// seen and accepted count live candidates and the allowed among
+	// them, for WalkStats.
+	var seen, accepted int
 	eligible := func(s uint32) bool {
-		return (!skipDeleted || !h.isDead(s)) && (allow == nil || allow.has(h.ids[s]))
+		if skipDeleted && h.isDead(s) {
+			return false
+		}
+		seen++
+		if allow != nil && !allow.has(h.ids[s]) {
+			return false
+		}
+		accepted++
+		return true
 	}
 	for _, e := range eps {
 		if vis.visit(e.ID) {
@@ -628,6 +639,7 @@ func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, sk
 			}
 		}
 	}
+	sc.walk = WalkStats{Candidates: seen, Accepted: accepted}
 	out := sc.out[:0]
 	for range res {
 		out = append(out, Result{})
@@ -802,6 +814,9 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 	}
 	found := h.searchLayer(&qq, []Result{cur}, ef, 0, allow, true, sc)
 	sc.allow.reset()
+	if allow != nil && opts.Walk != nil {
+		*opts.Walk = sc.walk
+	}
 	if h.lowMem() {
 		found = h.rescoreFromSource(&qq, found, k, sc)
 		sortResults(found)
@@ -1123,8 +1138,9 @@ type searcher struct {
 	xt    []float32 // an inserted vector minus the centre, to quantize
 	vis   visitedSet
 	beam  beam
-	kcand keyMin // a filtered walk's candidates
-	kres  keyMax // and results
+	kcand keyMin    // a filtered walk's candidates
+	kres  keyMax    // and results
+	walk  WalkStats // what the last filtered walk saw
 	out   []Result
 	// cands holds the live nodes of a search's results, to choose links
 	// from.

@@ -34,7 +34,48 @@ type SearchOptions struct {
 	// Exact asks for a brute-force scan over the index's own vectors:
 	// 100% recall, cost linear in the index size.
 	Exact bool
+	// Walk, when non-nil, receives what a filtered graph walk saw (an
+	// allow-list or a filter, and no Exact); it is left zero otherwise,
+	// and by engines that do not count.
+	Walk *WalkStats
 }
+
+// WalkStats is what a filtered graph walk saw on its bottom layer: the
+// live nodes it took as candidates, and how many of those the allow-list
+// and filter accept. Candidates are taken by distance alone, so with a
+// filter that ignores where vectors lie, Accepted/Candidates is near the
+// share the filter allows of the index's live vectors; far below it, the
+// allowed vectors lie away from the query, and the walk, which reaches
+// them only through the links of the others, may have missed the closest
+// of them (see Confident).
+type WalkStats struct {
+	Candidates int
+	Accepted   int
+}
+
+// Confident reports whether a filtered walk that saw w can be trusted
+// with a filter that allows share (0 to 1) of the live vectors: whether
+// the walk found allowed nodes among its candidates at least
+// ConfidentShare times as often as share. A walk that counted nothing
+// (an engine that does not count, or no filter) is not confident.
+//
+// On 20,000 x 64 vectors in 10 clusters (TestWalkStatsConfidence), a
+// filter that ignores the clusters gave ratios of 0.66 or more on every
+// query at 5-20% allowed, with recall@10 0.97-1.00; one that kept only
+// the cluster farthest from the query's gave 0.03-0.23 and recall@10 as
+// low as 0.49. A walk that is not confident should be answered by an
+// exact scan instead.
+func (w WalkStats) Confident(share float64) bool {
+	if w.Candidates == 0 {
+		return false
+	}
+	return float64(w.Accepted) >= ConfidentShare*share*float64(w.Candidates)
+}
+
+// ConfidentShare is the least ratio of a filtered walk's allowed share
+// among its candidates to the filter's share of the whole index at which
+// the walk is trusted (WalkStats.Confident).
+const ConfidentShare = 0.7
 
 // Index is a nearest-neighbour index over the vectors of one modality.
 // Implementations are safe for concurrent use.

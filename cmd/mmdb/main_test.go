@@ -187,13 +187,15 @@ func TestLowMemoryFlag(t *testing.T) {
 	}
 	// The flag reaches the database: its planner's exact cutoff is the
 	// one for graphs that read their vectors from the file.
-	explain := fmt.Sprintf("EXPLAIN SEARCH image NEAR text OF '%s' LIMIT 8", id)
+	// At ef 20 the two differ for 300 vectors (300 and 109).
+	explain := fmt.Sprintf("EXPLAIN SEARCH image NEAR text OF '%s' EF 20 LIMIT 8", id)
+	require.NotEqual(t, hnsw.ExactCutoff(20, 300), hnsw.ExactCutoffSourced(20, 300))
 	for _, low := range []bool{false, true} {
-		want := fmt.Sprintf("exact cutoff %d", hnsw.ExactCutoff(64, 300))
+		want := fmt.Sprintf("exact cutoff %d", hnsw.ExactCutoff(20, 300))
 		args := []string{"query", db, explain}
 		shellArgs := []string{"shell", db}
 		if low {
-			want = fmt.Sprintf("exact cutoff %d", hnsw.ExactCutoffSourced(64, 300))
+			want = fmt.Sprintf("exact cutoff %d", hnsw.ExactCutoffSourced(20, 300))
 			args = append(args, "--low-memory")
 			shellArgs = append(shellArgs, "--low-memory")
 		}

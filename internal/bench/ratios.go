@@ -34,8 +34,10 @@ type Ratio struct {
 	Rounds []*float64 `json:"rounds"`
 	// Strategies, for a filtered search, says per round which of mmdb's
 	// strategies was the faster at the recall (graph or scan): the ratio
-	// is mmdb's best. Planner is the one mmdb's planner takes at its
-	// default ef (hnsw.ExactCutoff).
+	// is mmdb's best. Planner is the one mmdb's planner takes
+	// (hnsw.ExactCutoff) at the smallest ef of the graph's sweep that
+	// reaches the recall (the ef a user would ask for), or at the default
+	// ef when none does.
 	Strategies []string `json:"mmdb_strategies,omitempty"`
 	Planner    string   `json:"planner,omitempty"`
 	// Note says why a round has no ratio.
@@ -107,6 +109,22 @@ func mmdbAt(r Report, ds string, allowed, target float64) (float64, string, stri
 	return q, strategy, note
 }
 
+// efFor is the ef a user would ask for to get target recall from mmdb's
+// graph with a filter keeping allowed: the smallest of the sweep that
+// reaches it, or hnsw.DefaultEfSearch when none does.
+func efFor(r Report, ds string, allowed, target float64) int {
+	ef := 0
+	for _, x := range curve(r, ds, mmdbEngine, allowed) {
+		if x.Recall >= target && (ef == 0 || x.Ef < ef) {
+			ef = x.Ef
+		}
+	}
+	if ef == 0 {
+		return hnsw.DefaultEfSearch
+	}
+	return ef
+}
+
 // spread returns the median, minimum and maximum of the finite values,
 // nil when there are none.
 func spread(rounds []*float64) (med, lo, hi *float64) {
@@ -161,10 +179,10 @@ func PairedRatios(rounds []Report, peers []string, sizes map[string]int) ([]Rati
 		for _, peer := range peers {
 			for _, target := range Targets {
 				q := Ratio{Dataset: k.ds, Peer: peer, Allowed: k.allowed, Recall: target}
-				if k.allowed < 1 {
+				if k.allowed < 1 && len(rounds) > 0 {
 					n := sizes[k.ds]
 					q.Planner = "graph"
-					if float64(n)*k.allowed <= float64(hnsw.ExactCutoff(hnsw.DefaultEfSearch, n)) {
+					if float64(n)*k.allowed <= float64(hnsw.ExactCutoff(efFor(rounds[0], k.ds, k.allowed, target), n)) {
 						q.Planner = "scan"
 					}
 				}

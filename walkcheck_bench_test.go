@@ -1,0 +1,130 @@
+package mmdb
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+)
+
+// BenchmarkFilteredPlanner: the planner's own choice on BenchmarkFiltered's
+// 100k x 128 set, at ef 16 and 64, with filters that ignore where vectors
+// lie (sel) and filters that keep whole clusters (cl: the query's own
+// cluster is allowed in about the filter's share of queries, and
+// otherwise the closest allowed vectors lie in other clusters). Besides
+// the time, it reports the share of searches the planner walked the graph
+// for, the shares of those walks done again as exact scans (Plan.Rescans)
+// and as wider walks (Plan.Rewalks), the planner's recall@10 against the
+// exact scan, and the first walk's alone (what the planner answered
+// before it checked walks). Builds for about a
+// minute first:
+//
+//	GOMAXPROCS=1 go test -run '^$' -bench FilteredPlanner -benchtime 1000x -timeout 30m .
+func BenchmarkFilteredPlanner(b *testing.B) {
+	db, qs, _ := filteredSet(b)
+	db.opts.ExactCutoff = 0
+	for _, filter := range []string{"", "sel < 100", "sel < 500", "cl < 100", "cl < 500"} {
+		for _, ef := range []int{16, 64} {
+			b.Run(fmt.Sprintf("filter=%q/ef=%d", filter, ef), func(b *testing.B) {
+				q := func(i int) Query {
+					return Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(filter), Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}}
+				}
+				i := 0
+				start := processCPU()
+				for b.Loop() {
+					if _, err := db.Search(ctx, q(i)); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+				b.ReportMetric(float64((processCPU()-start).Microseconds())/float64(i), "cpu-µs/query")
+				var walked, rescans, rewalks int
+				var recall, walkRecall float64
+				for i := range qs {
+					plan, _, err := db.ExplainAnalyze(ctx, q(i))
+					if err != nil {
+						b.Fatal(err)
+					}
+					recall += plan.Recall
+					if plan.Strategy != StrategyHNSW {
+						continue
+					}
+					walked++
+					rescans += plan.Rescans
+					rewalks += plan.Rewalks
+					p, err := db.plan(ctx, q(i), false)
+					if err != nil {
+						b.Fatal(err)
+					}
+					want := p.tidx.Search(qs[i], 10, hnsw.SearchOptions{Exact: true, Allow: p.allow})
+					got := p.tidx.Search(qs[i], 10, hnsw.SearchOptions{Ef: p.plan.Ef, Allow: p.allow})
+					for _, w := range want {
+						for _, g := range got {
+							if g.ID == w.ID {
+								walkRecall += 0.1
+								break
+							}
+						}
+					}
+				}
+				b.ReportMetric(recall/float64(len(qs)), "recall@10")
+				b.ReportMetric(float64(walked)/float64(len(qs)), "walked")
+				if walked > 0 {
+					b.ReportMetric(float64(rescans)/float64(walked), "rescanned")
+					b.ReportMetric(float64(rewalks)/float64(walked), "walked-again")
+					b.ReportMetric(walkRecall/float64(walked), "walk-recall@10")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkRecheckCost measures what walkChecked's choice between a scan
+// and a wider walk weighs, on BenchmarkFiltered's set, one thread: for
+// each filter and ef, the candidates of the first walk and of one
+// rewalkWidth times as wide, and the CPU time of each and of the exact
+// scan, per query (5 runs of each of 200 queries). rescanPerCandidate is
+// the wider walk's time per first candidate over the scan's per allowed
+// vector:
+//
+//	GOMAXPROCS=1 go test -run '^$' -bench RecheckCost -benchtime 1x -timeout 30m .
+func BenchmarkRecheckCost(b *testing.B) {
+	db, qs, _ := filteredSet(b)
+	for _, filter := range []string{"sel < 100", "cl < 20", "cl < 100", "cl < 500"} {
+		for _, ef := range []int{16, 64} {
+			b.Run(fmt.Sprintf("filter=%q/ef=%d", filter, ef), func(b *testing.B) {
+				for b.Loop() {
+					var cands, wideCands, walk, wide, scan float64
+					var allowed int
+					for _, v := range qs {
+						p, err := db.plan(ctx, Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(filter), Probes: []Probe{{Modality: "v", Vector: v}}}, false)
+						if err != nil {
+							b.Fatal(err)
+						}
+						allowed = p.plan.FilterMatches
+						timed := func(opts hnsw.SearchOptions) float64 {
+							start := processCPU()
+							for range 5 {
+								p.tidx.Search(v, 10, opts)
+							}
+							return (processCPU() - start).Seconds() / 5
+						}
+						var ws, ws8 hnsw.WalkStats
+						walk += timed(hnsw.SearchOptions{Ef: ef, Allow: p.allow, Walk: &ws})
+						wide += timed(hnsw.SearchOptions{Ef: rewalkWidth * ef, Allow: p.allow, Walk: &ws8})
+						scan += timed(hnsw.SearchOptions{Exact: true, Allow: p.allow})
+						cands += float64(ws.Candidates)
+						wideCands += float64(ws8.Candidates)
+					}
+					n := float64(len(qs))
+					b.ReportMetric(cands/n, "candidates")
+					b.ReportMetric(wideCands/n, "wide-candidates")
+					b.ReportMetric(1e6*walk/n, "walk-µs")
+					b.ReportMetric(1e6*wide/n, "wide-µs")
+					b.ReportMetric(1e6*scan/n, "scan-µs")
+					b.ReportMetric((wide/cands)/(scan/n/float64(allowed)), "scanned-per-candidate")
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package mmdb
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/mmdb-go/mmdb/hnsw"
+	"github.com/mmdb-go/mmdb/kernel"
+	"github.com/mmdb-go/mmdb/query"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// recheck is what the planner does after a filtered walk.
+type recheck int
+
+const (
+	trusted recheck = iota // answers with the walk
+	rescan                 // scans the allowed vectors exactly
+	rewalk                 // walks again, wider
+)
+
+// A filtered walk whose filter keeps only vectors away from the query
+// (the farthest cluster, or every cluster but the query's) misses the
+// closest allowed ones; the planner must see it from the walk's
+// statistics and answer by a scan (Plan.Rescans), or by a wider walk
+// where the filter keeps many vectors for what the walk cost
+// (Plan.Rewalks), while a filter that ignores the clusters is answered by
+// the walk alone.
+func TestFilteredWalkRescansFarFilters(t *testing.T) {
+	const n, dim, clusters, ef = 4000, 32, 4, 10
+	r := rand.New(rand.NewPCG(5, 5))
+	centres := make([][]float32, clusters)
+	for i := range centres {
+		centres[i] = randVec(r, dim)
+	}
+	around := func(c int) []float32 {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = centres[c][j] + 0.5*float32(r.NormFloat64())
+		}
+		kernel.Normalize(v)
+		return v
+	}
+	farthest := func(c int) int {
+		best := -1
+		for o := range clusters {
+			if o != c && (best < 0 || kernel.DotProduct(centres[c], centres[o]) < kernel.DotProduct(centres[c], centres[best])) {
+				best = o
+			}
+		}
+		return best
+	}
+	items := make([]Item, n)
+	for i := range items {
+		c := i % clusters
+		items[i] = Item{ID: fmt.Sprint(i), Attrs: map[string]any{"cluster": c, "half": (i / clusters) % 2}, Vectors: map[string][]float32{"v": around(c)}}
+	}
+	type query1 struct {
+		vec []float32
+		c   int
+	}
+	queries := make([]query1, 30)
+	for i := range queries {
+		c := r.IntN(clusters)
+		queries[i] = query1{around(c), c}
+	}
+	for _, low := range []bool{false, true} {
+		t.Run(fmt.Sprintf("low memory %v", low), func(t *testing.T) {
+			db, err := Open(t.TempDir()+"/w.mmdb", &Options{NoSync: true, LowMemory: low, Index: hnsw.Config{Seed: 1}})
+			require.NoError(t, err)
+			defer db.Close()
+			require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: dim, Metric: Cosine}))
+			require.NoError(t, db.Put(ctx, items...))
+			tests := []struct {
+				name   string
+				filter func(c int) query.Expr
+				then   recheck // what the planner does after most walks
+			}{
+				{"the farthest cluster", func(c int) query.Expr { return query.Eq("cluster", farthest(c)) }, rescan},
+				{"every other cluster", func(c int) query.Expr { return query.Ne("cluster", c) }, rescan},
+				{"half of every cluster", func(int) query.Expr { return query.Eq("half", 0) }, trusted},
+				{"every other cluster, and half of the query's", func(c int) query.Expr {
+					return query.Or(query.Ne("cluster", c), query.Eq("half", 0))
+				}, rewalk},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					rescans, rewalks, walkHits, planHits := 0, 0, 0, 0
+					for _, q := range queries {
+						qq := Query{Target: "v", NoAttrs: true, K: 10, Ef: ef, Filter: tt.filter(q.c), Probes: []Probe{{Modality: "v", Vector: q.vec}}}
+						plan, hits, err := db.ExplainAnalyze(ctx, qq)
+						require.NoError(t, err)
+						require.Equal(t, StrategyHNSW, plan.Strategy, plan.Why)
+						rescans += plan.Rescans
+						rewalks += plan.Rewalks
+						planHits += int(math.Round(plan.Recall * 10))
+						require.Len(t, hits, 10)
+						// The walk alone, as the planner ran it before the check.
+						p, err := db.plan(ctx, qq, false)
+						require.NoError(t, err)
+						want := p.tidx.Search(q.vec, 10, hnsw.SearchOptions{Exact: true, Allow: p.allow})
+						got := p.tidx.Search(q.vec, 10, hnsw.SearchOptions{Ef: ef, Allow: p.allow})
+						for _, w := range want {
+							for _, g := range got {
+								if g.ID == w.ID {
+									walkHits++
+								}
+							}
+						}
+					}
+					walk := float64(walkHits) / float64(10*len(queries))
+					planned := float64(planHits) / float64(10*len(queries))
+					t.Logf("recall@10: the walk alone %.3f, the planner %.3f; of %d, %d rescanned, %d walked again", walk, planned, len(queries), rescans, rewalks)
+					switch tt.then {
+					case rescan:
+						assert.Less(t, walk, 0.9, "the walk alone: the case must be a hard one")
+						assert.GreaterOrEqual(t, rescans, len(queries)*9/10, "rescans")
+						assert.GreaterOrEqual(t, planned, 0.99, "the planner's recall@10")
+					case rewalk:
+						assert.GreaterOrEqual(t, rewalks, len(queries)*2/3, "walks again")
+						assert.GreaterOrEqual(t, planned, walk, "the planner's recall@10")
+						assert.GreaterOrEqual(t, planned, 0.95, "the planner's recall@10")
+					case trusted:
+						// A few walks fall below hnsw.ConfidentShare by
+						// chance, and are done again.
+						assert.LessOrEqual(t, rescans+rewalks, len(queries)/10, "walks done again")
+						assert.GreaterOrEqual(t, planned, walk, "the planner's recall@10")
+						assert.GreaterOrEqual(t, planned, 0.8, "the planner's recall@10")
+					}
+				})
+			}
+		})
+	}
+}
