@@ -89,7 +89,7 @@ type Options struct {
 	// ExactCutoff: when a filter leaves at most this many candidates, the
 	// planner scans them exactly instead of walking the graph. Zero uses a
 	// cost model fitted to the benchmark's filtered sweeps
-	// (hnsw.ExactCutoff): sqrt(16 * ef * n) for n target vectors (10k at
+	// (hnsw.ExactCutoff): sqrt(32 * ef * n) for n target vectors (14k at
 	// 100k vectors and ef 64), and every search of an index of at most
 	// 100 * ef vectors, so small databases are always scanned exactly.
 	// Whatever the cutoff, a filtered walk that finds the allowed vectors

@@ -187,7 +187,9 @@ func (db *DB) executeDeeper(ctx context.Context, p *planned, steps *[]Step) ([]H
 		// Full groups took the list: search deeper, down to every
 		// candidate (scanned once the depth nears their number).
 		p.plan.Depth = min(4*p.plan.Depth, p.plan.FilterMatches)
-		if 4*p.plan.Depth >= p.plan.FilterMatches {
+		if 4*p.plan.Depth >= p.plan.FilterMatches || p.plan.Rescans > 0 {
+			// Deep enough to reach most candidates, or a walk was
+			// already found misled by the filter: scan.
 			p.plan.Strategy = StrategyExact
 		}
 	}

@@ -147,7 +147,7 @@ func TestLowMemoryExactCutoff(t *testing.T) {
 		require.NoError(t, err)
 		want, strategy := hnsw.ExactCutoff(64, 3000), StrategyExact // 3,000: a small index, scanned
 		if low {
-			want, strategy = hnsw.ExactCutoffSourced(64, 3000), StrategyHNSW // 619: the graph
+			want, strategy = hnsw.ExactCutoffSourced(64, 3000), StrategyHNSW // 876: the graph
 		}
 		assert.Contains(t, plan.Why, fmt.Sprintf("exact cutoff %d", want), "low memory %v", low)
 		assert.Equal(t, strategy, plan.Strategy, "low memory %v", low)

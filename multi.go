@@ -87,9 +87,10 @@ func meanSet(idx hnsw.Index) float64 {
 // token vectors were scanned: 500,000 distances a probe vector.
 //
 // A set index's walks do not report what they saw (hnsw.WalkStats), so
-// a walk misled by its filter cannot be caught and rerun: sets keep the
-// cost model's earlier constant, unchecked, which scans up to 6x more
-// allowed vectors than the speed model alone would (hnsw.ExactCost).
+// a walk misled by its filter cannot be caught and done again: sets keep
+// the cost model's earlier constant, unchecked, which scans up to about
+// 1.8x as many allowed vectors as the speed model alone would
+// (hnsw.ExactCost).
 func setCutoff(ef, n int, s float64) int {
 	nv := float64(n) * s
 	if nv <= hnsw.SmallIndex*float64(ef) {

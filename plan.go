@@ -79,7 +79,7 @@ type Plan struct {
 	// wide: the walk's statistics said its filter keeps the allowed
 	// vectors away from the query, where a walk misses the closest of
 	// them (hnsw.WalkStats), or it found fewer hits than the filter keeps
-	// (a scan). 0 for Explain.
+	// (a scan). ExplainAnalyze's steps say why. 0 for Explain.
 	Rescans int `json:"rescans"`
 	Rewalks int `json:"rewalks"`
 	// Steps are the timed steps of ExplainAnalyze (empty for Explain).
@@ -155,7 +155,7 @@ func (p *Plan) String() string {
 		}
 	}
 	if p.Rescans+p.Rewalks > 0 {
-		fmt.Fprintf(&b, "  checked: the filter keeps vectors away from the query: %d walk(s) done again as exact scans, %d as wider walks\n", p.Rescans, p.Rewalks)
+		fmt.Fprintf(&b, "  checked: %d filtered walk(s) done again as exact scans, %d as wider walks (the steps say why)\n", p.Rescans, p.Rewalks)
 	}
 	for _, s := range p.Steps {
 		fmt.Fprintf(&b, "  step %-28s %10s  %d rows\n", s.Name, s.Took.Round(time.Microsecond), s.Rows)

@@ -73,8 +73,8 @@ func (db *DB) exactCutoff(ef, n int, idx hnsw.Index) int {
 	if db.opts.ExactCutoff > 0 {
 		return db.opts.ExactCutoff
 	}
-	if s := meanSet(idx); s > 1 {
-		return setCutoff(ef, n, s)
+	if _, ok := idx.(*hnsw.Multi); ok { // sets, whose walks are not checked
+		return setCutoff(ef, n, max(1, meanSet(idx)))
 	}
 	if g, ok := idx.(*hnsw.HNSW); ok && g.Config().Source != nil {
 		return hnsw.ExactCutoffSourced(ef, n)

@@ -31,43 +31,68 @@ const rewalkWidth = 8
 // confident), 58-60 with filters that ignore them.
 const rescanPerCandidate = 25
 
+// stopExpected is the least number of allowed candidates a walk with a
+// filter that ignores where vectors lie is expected to have taken before
+// it may be stopped early (hnsw.WalkStats.Budget): 20, of which fewer than
+// hnsw.StopShare's 7 happen by chance about once in a thousand walks.
+const stopExpected = 20
+
 // walkChecked searches the target index with opts. A filtered walk whose
 // statistics say its filter misled it (hnsw.WalkStats.Confident) is done
 // again, once: as an exact scan when the filter keeps few vectors for
-// what the walk cost (rescanPerCandidate), else as a walk rewalkWidth
-// times as wide. One that found fewer hits than depth when the filter
-// keeps more is scanned. They are counted in Plan.Rescans and
-// Plan.Rewalks; steps, if non-nil, receives the second search's time.
+// what the walk cost (rescanPer), else as a walk rewalkWidth times as
+// wide. A walk plainly misled (hnsw.StopShare) is stopped once it has
+// cost what the scan that replaces it would, and scanned. One that found
+// fewer hits than depth when the filter keeps more is scanned. They are
+// counted in Plan.Rescans and Plan.Rewalks; steps, if non-nil, receives
+// the second search's time and why.
 func (p *planned) walkChecked(vec []float32, depth int, opts hnsw.SearchOptions, steps *[]Step) []hnsw.Result {
 	if opts.Exact || p.allow == nil {
 		return p.tidx.Search(vec, depth, opts)
 	}
-	var ws hnsw.WalkStats
+	allowed := p.plan.FilterMatches
+	share := float64(allowed) / float64(max(1, p.plan.Candidates))
+	perCandidate := p.rescanPer()
+	ws := hnsw.WalkStats{Share: share, Budget: max(allowed/perCandidate, int(stopExpected/share))}
 	opts.Walk = &ws
 	res := p.tidx.Search(vec, depth, opts)
-	if ws.Candidates == 0 { // an engine that does not walk, or does not count
-		return res
-	}
-	share := float64(p.plan.FilterMatches) / float64(max(1, p.plan.Candidates))
-	short := len(res) < min(depth, p.plan.FilterMatches)
-	if ws.Confident(share) && !short {
+	short := len(res) < min(depth, allowed)
+	if !short && (ws.Candidates == 0 || ws.Confident(share)) { // 0: an engine that does not count
 		return res
 	}
 	start := time.Now()
 	opts.Walk = nil
-	what := "rescan exactly"
-	if short || p.plan.FilterMatches <= rescanPerCandidate*ws.Candidates {
+	why := fmt.Sprintf("the walk found %d allowed in %d candidates, %.1f%% against %.1f%% of the index",
+		ws.Accepted, ws.Candidates, 100*float64(ws.Accepted)/float64(max(1, ws.Candidates)), 100*share)
+	switch {
+	case ws.Stopped: // its results are incomplete: short too
+		why = "rescan exactly, the walk stopped early: " + why
+	case short:
+		why = fmt.Sprintf("rescan exactly: the walk found %d of the %d asked", len(res), min(depth, allowed))
+	case allowed <= perCandidate*ws.Candidates:
+		why = "rescan exactly: " + why
+	}
+	if short || ws.Stopped || allowed <= perCandidate*ws.Candidates {
 		opts.Exact = true
 		p.plan.Rescans++
 	} else {
 		opts.Ef = rewalkWidth * max(opts.Ef, depth)
 		p.plan.Rewalks++
-		what = fmt.Sprintf("walk again at ef %d", opts.Ef)
+		why = fmt.Sprintf("walk again at ef %d: %s", opts.Ef, why)
 	}
 	res = p.tidx.Search(vec, depth, opts)
 	if steps != nil {
-		*steps = append(*steps, Step{Name: fmt.Sprintf("%s (the walk found %d allowed in %d candidates, %.2g%% against %.2g%% of the index)",
-			what, ws.Accepted, ws.Candidates, 100*float64(ws.Accepted)/float64(ws.Candidates), 100*share), Took: time.Since(start), Rows: len(res)})
+		*steps = append(*steps, Step{Name: why, Took: time.Since(start), Rows: len(res)})
 	}
 	return res
+}
+
+// rescanPer is rescanPerCandidate for the target index: less for a graph
+// that reads its vectors back from the file, whose scan costs more in the
+// ratio of hnsw.ExactCostSourced to hnsw.ExactCost.
+func (p *planned) rescanPer() int {
+	if g, ok := p.tidx.(*hnsw.HNSW); ok && g.Config().Source != nil {
+		return max(1, rescanPerCandidate*hnsw.ExactCostSourced/hnsw.ExactCost)
+	}
+	return rescanPerCandidate
 }

@@ -128,3 +128,45 @@ func BenchmarkRecheckCost(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCutoffFit fits hnsw.ExactCost at the database's level, on
+// BenchmarkFiltered's set, one thread: for filters that ignore where
+// vectors lie, keeping 5% to 50%, at ef 16 and 64, the CPU time of a
+// search by each strategy (forced through Options.ExactCutoff, in 3
+// rounds of 400 queries, alternating which goes first), and the constant
+// C at which sqrt(C * ef * n) would put the crossover here, taking the
+// scan's cost as linear in the allowed count and the walk's as inverse:
+// allowed^2 / (ef * n) * walk / scan.
+//
+//	GOMAXPROCS=1 go test -run '^$' -bench CutoffFit -benchtime 1x -timeout 30m .
+func BenchmarkCutoffFit(b *testing.B) {
+	db, qs, _ := filteredSet(b)
+	defer func() { db.opts.ExactCutoff = 0 }()
+	for _, keep := range []int{50, 100, 200, 300, 500} { // per mille
+		for _, ef := range []int{16, 64} {
+			b.Run(fmt.Sprintf("keep=%.0f%%/ef=%d", float64(keep)/10, ef), func(b *testing.B) {
+				for b.Loop() {
+					var cpu [2]float64 // scan, walk
+					for round := range 3 {
+						for j := range 2 {
+							k := (j + round) % 2
+							db.opts.ExactCutoff = map[int]int{0: filteredN + 1, 1: 1}[k]
+							start := processCPU()
+							for i := range 400 {
+								q := Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(fmt.Sprintf("sel < %d", keep)), Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}}
+								if _, err := db.Search(ctx, q); err != nil {
+									b.Fatal(err)
+								}
+							}
+							cpu[k] += (processCPU() - start).Seconds() / 1200
+						}
+					}
+					allowed := float64(keep) * filteredN / 1000
+					b.ReportMetric(1e6*cpu[0], "scan-µs")
+					b.ReportMetric(1e6*cpu[1], "walk-µs")
+					b.ReportMetric(allowed*allowed/(float64(ef)*filteredN)*cpu[1]/cpu[0], "C")
+				}
+			})
+		}
+	}
+}

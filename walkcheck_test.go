@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/kernel"
 	"github.com/mmdb-go/mmdb/query"
@@ -30,7 +32,7 @@ const (
 // (Plan.Rewalks), while a filter that ignores the clusters is answered by
 // the walk alone.
 func TestFilteredWalkRescansFarFilters(t *testing.T) {
-	const n, dim, clusters, ef = 4000, 32, 4, 10
+	const n, dim, clusters, ef = 6000, 32, 4, 10
 	r := rand.New(rand.NewPCG(5, 5))
 	centres := make([][]float32, clusters)
 	for i := range centres {
@@ -88,7 +90,7 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					rescans, rewalks, walkHits, planHits := 0, 0, 0, 0
+					rescans, rewalks, stopped, walkHits, planHits := 0, 0, 0, 0, 0
 					for _, q := range queries {
 						qq := Query{Target: "v", NoAttrs: true, K: 10, Ef: ef, Filter: tt.filter(q.c), Probes: []Probe{{Modality: "v", Vector: q.vec}}}
 						plan, hits, err := db.ExplainAnalyze(ctx, qq)
@@ -96,6 +98,11 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 						require.Equal(t, StrategyHNSW, plan.Strategy, plan.Why)
 						rescans += plan.Rescans
 						rewalks += plan.Rewalks
+						for _, st := range plan.Steps {
+							if strings.Contains(st.Name, "stopped early") {
+								stopped++
+							}
+						}
 						planHits += int(math.Round(plan.Recall * 10))
 						require.Len(t, hits, 10)
 						// The walk alone, as the planner ran it before the check.
@@ -113,11 +120,12 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 					}
 					walk := float64(walkHits) / float64(10*len(queries))
 					planned := float64(planHits) / float64(10*len(queries))
-					t.Logf("recall@10: the walk alone %.3f, the planner %.3f; of %d, %d rescanned, %d walked again", walk, planned, len(queries), rescans, rewalks)
+					t.Logf("recall@10: the walk alone %.3f, the planner %.3f; of %d, %d rescanned (%d stopped early), %d walked again", walk, planned, len(queries), rescans, stopped, rewalks)
 					switch tt.then {
 					case rescan:
 						assert.Less(t, walk, 0.9, "the walk alone: the case must be a hard one")
 						assert.GreaterOrEqual(t, rescans, len(queries)*9/10, "rescans")
+						assert.GreaterOrEqual(t, stopped, len(queries)*9/10, "walks stopped early, once they cost what the scan does")
 						assert.GreaterOrEqual(t, planned, 0.99, "the planner's recall@10")
 					case rewalk:
 						assert.GreaterOrEqual(t, rewalks, len(queries)*2/3, "walks again")
@@ -131,6 +139,79 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 						assert.GreaterOrEqual(t, planned, 0.8, "the planner's recall@10")
 					}
 				})
+			}
+		})
+	}
+}
+
+// fakeWalk is an index whose walk reports what a test says, to check
+// walkChecked's decisions one by one; it records the searches asked.
+type fakeWalk struct {
+	hnsw.Index
+	walk  hnsw.WalkStats // what a filtered walk reports
+	found int            // how many results a walk finds
+	asked []hnsw.SearchOptions
+}
+
+func (f *fakeWalk) Search(_ []float32, k int, opts hnsw.SearchOptions) []hnsw.Result {
+	f.asked = append(f.asked, opts)
+	n := k
+	if !opts.Exact {
+		n = min(k, f.found)
+		if opts.Walk != nil {
+			opts.Walk.Candidates, opts.Walk.Accepted, opts.Walk.Stopped = f.walk.Candidates, f.walk.Accepted, f.walk.Stopped
+		}
+	}
+	out := make([]hnsw.Result, n)
+	for i := range out {
+		out[i] = hnsw.Result{ID: uint32(i)}
+	}
+	return out
+}
+
+// TestWalkCheckedDecides: what walkChecked does after each kind of walk,
+// with a filter keeping 1,000 of 10,000 vectors (10%).
+func TestWalkCheckedDecides(t *testing.T) {
+	tests := []struct {
+		name  string
+		walk  hnsw.WalkStats
+		found int
+		then  recheck
+	}{
+		{"confident", hnsw.WalkStats{Candidates: 400, Accepted: 40}, 10, trusted},
+		{"an engine that does not count", hnsw.WalkStats{}, 10, trusted},
+		{"fewer found than asked", hnsw.WalkStats{Candidates: 400, Accepted: 40}, 7, rescan},
+		{"stopped early", hnsw.WalkStats{Candidates: 200, Accepted: 2, Stopped: true}, 10, rescan},
+		{"misled, and the scan is cheaper", hnsw.WalkStats{Candidates: 400, Accepted: 20}, 10, rescan},   // 1,000 <= 25 x 400
+		{"misled, and a wider walk is cheaper", hnsw.WalkStats{Candidates: 30, Accepted: 1}, 10, rewalk}, // 1,000 > 25 x 30
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeWalk{walk: tt.walk, found: tt.found}
+			p := &planned{tidx: f, allow: roaring.New(), plan: &Plan{FilterMatches: 1000, Candidates: 10_000}}
+			var steps []Step
+			res := p.walkChecked(make([]float32, 4), 10, hnsw.SearchOptions{Ef: 16}, &steps)
+			require.Len(t, res, 10)
+			require.NotNil(t, f.asked[0].Walk, "the first walk counts")
+			assert.InDelta(t, 0.1, f.asked[0].Walk.Share, 1e-12)
+			assert.Equal(t, 200, f.asked[0].Walk.Budget, "max(1,000 / 25, 20 / 10%)")
+			switch tt.then {
+			case trusted:
+				assert.Len(t, f.asked, 1)
+				assert.Empty(t, steps)
+			case rescan:
+				require.Len(t, f.asked, 2)
+				assert.True(t, f.asked[1].Exact)
+				assert.Equal(t, 1, p.plan.Rescans)
+				require.Len(t, steps, 1)
+				assert.Contains(t, steps[0].Name, "rescan exactly")
+			case rewalk:
+				require.Len(t, f.asked, 2)
+				assert.False(t, f.asked[1].Exact)
+				assert.Equal(t, 8*16, f.asked[1].Ef)
+				assert.Equal(t, 1, p.plan.Rewalks)
+				require.Len(t, steps, 1)
+				assert.Contains(t, steps[0].Name, "walk again at ef 128")
 			}
 		})
 	}

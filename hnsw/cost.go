@@ -7,18 +7,20 @@ import "math"
 // allow-list keeping a share s of n vectors, visits about ef/s nodes, each
 // with M neighbours to score, while the exact scan scores the allowed
 // vectors once each. The two cost the same near
-// allowed = sqrt(ExactCost * ef * n). Fitted to the ninth round's filtered
-// sweeps on Zen 4 (BENCHMARKS.md, "The planner's cutoff"): the constant at
-// which graph and scan took the same time was 10-22 on synth100k (100k x
-// 128) and 6-20 on sift5k over ef 10-512 at 1%, 10% and 50% allowed,
-// median about 16. It puts the crossover at 10k vectors for 100k at ef 64,
-// 5k at ef 16.
+// allowed = sqrt(ExactCost * ef * n). Fitted where the planner uses it,
+// through the database (the root package's BenchmarkCutoffFit: filter,
+// plan and search, one thread, on 100k x 128): the constant at the
+// crossover was 34-47 at ef 16 (between 5% and 10% allowed) and 28-32 at
+// ef 64 (between 10% and 20%). It puts the crossover at 14k vectors for
+// 100k at ef 64, 7k at ef 16. (The index alone, without the filter's
+// evaluation and the plan, crossed over at 10-22, the ninth round's
+// sweeps.)
 //
 // It is a speed model only: a walk whose filter keeps vectors away from
 // the query can miss the closest of them, which the planner catches with
 // WalkStats.Confident and answers by a scan. An index of at most
 // SmallIndex * ef vectors is scanned whatever the filter (ExactCutoff).
-const ExactCost = 16
+const ExactCost = 32
 
 // SmallIndex sets the size, SmallIndex * ef vectors, up to which
 // ExactCutoff scans every search: 6,400 vectors at ef 64. A scan of them
@@ -32,8 +34,9 @@ const SmallIndex = 100
 // then reads each vector through a cursor over the file. On sift5k (4,900
 // x 128) an exact top 10 took 1.46 ms that way against 0.17 ms over
 // vectors held in memory, 8.6x (BenchmarkLowMemory at ef 64, where the
-// planner scanned: the root package), which this constant follows.
-const ExactCostSourced = 2
+// planner scanned: the root package), which this constant follows
+// (32 / 8.6).
+const ExactCostSourced = 4
 
 // SmallIndexSourced is SmallIndex for a graph with a Config.Source.
 const SmallIndexSourced = 12

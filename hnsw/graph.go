@@ -614,7 +614,12 @@ func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, sk
 			}
 		}
 	}
+	stopped := false
 	for len(cand) > 0 {
+		if sc.walkBudget > 0 && seen >= sc.walkBudget && float64(accepted) < StopShare*sc.walkShare*float64(seen) {
+			stopped = true
+			break
+		}
 		c := cand.pop()
 		if len(res) >= ef && c > res[0] {
 			break
@@ -639,7 +644,7 @@ func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, sk
 			}
 		}
 	}
-	sc.walk = WalkStats{Candidates: seen, Accepted: accepted}
+	sc.walk = WalkStats{Candidates: seen, Accepted: accepted, Stopped: stopped}
 	out := sc.out[:0]
 	for range res {
 		out = append(out, Result{})
@@ -812,10 +817,14 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 		sc.allow.set(opts.Allow, opts.Filter)
 		allow = &sc.allow
 	}
+	if allow != nil && opts.Walk != nil && opts.Walk.Share > 0 {
+		sc.walkShare, sc.walkBudget = opts.Walk.Share, opts.Walk.Budget
+	}
 	found := h.searchLayer(&qq, []Result{cur}, ef, 0, allow, true, sc)
 	sc.allow.reset()
+	sc.walkShare, sc.walkBudget = 0, 0
 	if allow != nil && opts.Walk != nil {
-		*opts.Walk = sc.walk
+		opts.Walk.Candidates, opts.Walk.Accepted, opts.Walk.Stopped = sc.walk.Candidates, sc.walk.Accepted, sc.walk.Stopped
 	}
 	if h.lowMem() {
 		found = h.rescoreFromSource(&qq, found, k, sc)
@@ -1141,7 +1150,11 @@ type searcher struct {
 	kcand keyMin    // a filtered walk's candidates
 	kres  keyMax    // and results
 	walk  WalkStats // what the last filtered walk saw
-	out   []Result
+	// walkShare and walkBudget stop a filtered walk early
+	// (WalkStats.Budget); zero budget: never.
+	walkShare  float64
+	walkBudget int
+	out        []Result
 	// cands holds the live nodes of a search's results, to choose links
 	// from.
 	cands []Result

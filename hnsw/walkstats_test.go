@@ -108,7 +108,8 @@ func TestWalkStatsConfidence(t *testing.T) {
 		for _, ef := range []int{10, 16} {
 			t.Run(fmt.Sprintf("%s/ef=%d", tt.name, ef), func(t *testing.T) {
 				rr := rand.New(rand.NewPCG(3, 3))
-				hits, confident := 0, 0
+				hits, confident, stopped := 0, 0, 0
+				var cands, budgeted int
 				for i, q := range queries {
 					bm := tt.allow(qlabels[i], rr)
 					share := float64(bm.GetCardinality()) / n
@@ -117,10 +118,22 @@ func TestWalkStatsConfidence(t *testing.T) {
 					got := h.Search(q, 10, SearchOptions{Ef: ef, Allow: bm, Walk: &ws})
 					require.Positive(t, ws.Candidates)
 					require.LessOrEqual(t, ws.Accepted, ws.Candidates)
+					require.False(t, ws.Stopped, "no budget, no stop")
 					hits += overlapIDs(got, want)
 					if ws.Confident(share) {
 						confident++
 					}
+					// With a budget, as the database sets it (20 allowed
+					// expected, or more).
+					wb := WalkStats{Share: share, Budget: int(20 / share)}
+					h.Search(q, 10, SearchOptions{Ef: ef, Allow: bm, Walk: &wb})
+					if wb.Stopped {
+						stopped++
+						assert.False(t, wb.Confident(share), "a stopped walk is not confident")
+						assert.GreaterOrEqual(t, wb.Candidates, wb.Budget)
+					}
+					cands += ws.Candidates
+					budgeted += wb.Candidates
 				}
 				recall := float64(hits) / float64(10*len(queries))
 				if tt.confident {
@@ -128,12 +141,15 @@ func TestWalkStatsConfidence(t *testing.T) {
 					// fall below ConfidentShare by chance: they are
 					// rescanned, which costs time, not recall.
 					assert.GreaterOrEqual(t, confident, len(queries)*95/100, "confident walks")
+					assert.Zero(t, stopped, "walks stopped early")
 					assert.GreaterOrEqual(t, recall, unfiltered[ef]-0.02, "recall@10 against an unfiltered walk's")
 				} else {
 					assert.Zero(t, confident, "confident walks")
+					assert.Equal(t, len(queries), stopped, "walks stopped early")
+					assert.Less(t, budgeted, cands/2, "candidates with a budget against without")
 					assert.Less(t, recall, unfiltered[ef]-0.05, "recall@10 against an unfiltered walk's: the case must be a hard one")
 				}
-				t.Logf("recall@10 %.3f (unfiltered %.3f), %d of %d confident", recall, unfiltered[ef], confident, len(queries))
+				t.Logf("recall@10 %.3f (unfiltered %.3f), %d of %d confident; with a budget %d stopped, %d candidates against %d", recall, unfiltered[ef], confident, len(queries), stopped, budgeted, cands)
 			})
 		}
 	}

@@ -187,7 +187,7 @@ func TestLowMemoryFlag(t *testing.T) {
 	}
 	// The flag reaches the database: its planner's exact cutoff is the
 	// one for graphs that read their vectors from the file.
-	// At ef 20 the two differ for 300 vectors (300 and 109).
+	// At ef 20 the two differ for 300 vectors (300 and 154).
 	explain := fmt.Sprintf("EXPLAIN SEARCH image NEAR text OF '%s' EF 20 LIMIT 8", id)
 	require.NotEqual(t, hnsw.ExactCutoff(20, 300), hnsw.ExactCutoffSourced(20, 300))
 	for _, low := range []bool{false, true} {

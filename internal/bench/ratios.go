@@ -35,9 +35,9 @@ type Ratio struct {
 	// Strategies, for a filtered search, says per round which of mmdb's
 	// strategies was the faster at the recall (graph or scan): the ratio
 	// is mmdb's best. Planner is the one mmdb's planner takes
-	// (hnsw.ExactCutoff) at the smallest ef of the graph's sweep that
-	// reaches the recall (the ef a user would ask for), or at the default
-	// ef when none does.
+	// (hnsw.ExactCutoff) at the smallest ef of the graph's sweep in the
+	// first round that reaches the recall (the ef a user would ask for),
+	// or at the default ef when none does.
 	Strategies []string `json:"mmdb_strategies,omitempty"`
 	Planner    string   `json:"planner,omitempty"`
 	// Note says why a round has no ratio.
@@ -110,8 +110,8 @@ func mmdbAt(r Report, ds string, allowed, target float64) (float64, string, stri
 }
 
 // efFor is the ef a user would ask for to get target recall from mmdb's
-// graph with a filter keeping allowed: the smallest of the sweep that
-// reaches it, or hnsw.DefaultEfSearch when none does.
+// graph with a filter keeping allowed: the smallest of round r's sweep
+// that reaches it, or hnsw.DefaultEfSearch when none does.
 func efFor(r Report, ds string, allowed, target float64) int {
 	ef := 0
 	for _, x := range curve(r, ds, mmdbEngine, allowed) {

@@ -165,12 +165,12 @@ func TestPairedRatiosFiltered(t *testing.T) {
 	assert.InDelta(t, 3.0, *r.Rounds[1], 1e-9) // scan 1200 / 400
 	assert.Equal(t, []string{"graph", "scan"}, r.Strategies)
 	// The planner is asked at ef 20, the smallest that reaches 0.95:
-	// 1,000 allowed of 100,000 is under its cutoff there (5,656); 100,000
-	// of 10 million is over it (56,568).
+	// 1,000 allowed of 100,000 is under its cutoff there (8,000); 100,000
+	// of 10 million is over it (80,000).
 	assert.Equal(t, "scan", r.Planner)
 	ratios, _ = PairedRatios([]Report{mk(500, true)}, []string{"hnswlib"}, map[string]int{"d": 10_000_000})
 	assert.Equal(t, "graph", ratios[0].Planner)
-	assert.Equal(t, hnsw.ExactCutoff(20, 100_000), 5656)
+	assert.Equal(t, 8000, hnsw.ExactCutoff(20, 100_000))
 
 	ratios, _ = PairedRatios([]Report{mk(500, false)}, []string{"hnswlib"}, map[string]int{"d": 100_000})
 	assert.Nil(t, ratios[0].QPSRatio)

@@ -3,6 +3,7 @@ package bitmaps
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -62,6 +63,23 @@ func TestUnionMatchesOr(t *testing.T) {
 	}
 }
 
+// TestUnionOfRunsFarUp: a run-length bitmap holds millions of IDs in a
+// few bytes; near the top of the ID space its dense bitset would take 512
+// MiB, which Union must not allocate.
+func TestUnionOfRunsFarUp(t *testing.T) {
+	a, b := roaring.New(), roaring.New()
+	a.AddRange(1<<32-5_000_000, 1<<32-1)
+	a.RunOptimize()
+	b.Add(7)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := Union(a, b)
+	runtime.ReadMemStats(&after)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "bytes allocated")
+	assert.Equal(t, a.GetCardinality()+1, got.GetCardinality())
+	assert.True(t, got.Contains(7) && got.Contains(1<<32-2))
+}
+
 func BenchmarkUnion(b *testing.B) {
 	for _, k := range []int{100, 500} {
 		var bms []*roaring.Bitmap
@@ -86,4 +104,27 @@ func BenchmarkUnion(b *testing.B) {
 			}
 		})
 	}
+	// Many values of one ID each, through a Unioner (a range over a
+	// timestamp): the batches' unions merged into the result.
+	var ones []*roaring.Bitmap
+	for id := range uint32(300_000) {
+		ones = append(ones, roaring.BitmapOf(id*3))
+	}
+	b.Run("values=300k/Or", func(b *testing.B) {
+		for b.Loop() {
+			out := roaring.New()
+			for _, x := range ones {
+				out.Or(x)
+			}
+		}
+	})
+	b.Run("values=300k/Unioner", func(b *testing.B) {
+		for b.Loop() {
+			var u Unioner
+			for _, x := range ones {
+				u.Add(x)
+			}
+			u.Result()
+		}
+	})
 }
