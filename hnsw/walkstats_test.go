@@ -85,7 +85,7 @@ func TestWalkStatsConfidence(t *testing.T) {
 	for _, ef := range []int{10, 16} {
 		hits := 0
 		for _, q := range queries {
-			hits += overlapIDs(h.Search(q, 10, SearchOptions{Ef: ef}), h.Search(q, 10, SearchOptions{Exact: true}))
+			hits += overlap(h.Search(q, 10, SearchOptions{Ef: ef}), h.Search(q, 10, SearchOptions{Exact: true}))
 		}
 		unfiltered[ef] = float64(hits) / float64(10*len(queries))
 	}
@@ -119,7 +119,7 @@ func TestWalkStatsConfidence(t *testing.T) {
 					require.Positive(t, ws.Candidates)
 					require.LessOrEqual(t, ws.Accepted, ws.Candidates)
 					require.False(t, ws.Stopped, "no budget, no stop")
-					hits += overlapIDs(got, want)
+					hits += overlap(got, want)
 					if ws.Confident(share) {
 						confident++
 					}
@@ -153,20 +153,6 @@ func TestWalkStatsConfidence(t *testing.T) {
 			})
 		}
 	}
-}
-
-// overlapIDs is how many of want's IDs got holds.
-func overlapIDs(got, want []Result) int {
-	n := 0
-	for _, w := range want {
-		for _, g := range got {
-			if g.ID == w.ID {
-				n++
-				break
-			}
-		}
-	}
-	return n
 }
 
 // TestWalkStatsLeftZero checks that only a filtered walk fills Walk.
