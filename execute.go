@@ -213,6 +213,11 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 			var st hnsw.MultiStats
 			res, st = mi.SearchStats(vec, depth, opts)
 			lateSteps(steps, mi, st, len(res), opts.Exact)
+			if p.allow != nil && !opts.Exact && p.shortWalk(len(res), depth) { // as walkChecked does
+				ex := opts
+				ex.Exact = true
+				res = p.again(vec, depth, ex, fmt.Sprintf("rescan exactly: the walk found %d of the %d asked", len(res), min(depth, p.plan.FilterMatches)), steps)
+			}
 		} else {
 			res = p.walkChecked(vec, depth, opts, steps)
 		}

@@ -34,7 +34,7 @@ const rescanPerCandidate = 25
 // stopExpected is the least number of allowed candidates a walk with a
 // filter that ignores where vectors lie is expected to have taken before
 // it may be stopped early (hnsw.WalkStats.Budget): 20, of which fewer than
-// hnsw.StopShare's 7 happen by chance about once in a thousand walks.
+// hnsw.StopShare's 7 happen by chance in under one walk in a thousand.
 const stopExpected = 20
 
 // walkChecked searches the target index with opts. A filtered walk whose
@@ -42,10 +42,11 @@ const stopExpected = 20
 // again, once: as an exact scan when the filter keeps few vectors for
 // what the walk cost (rescanPer), else as a walk rewalkWidth times as
 // wide. A walk plainly misled (hnsw.StopShare) is stopped once it has
-// cost what the scan that replaces it would, and scanned. One that found
-// fewer hits than depth when the filter keeps more is scanned. They are
-// counted in Plan.Rescans and Plan.Rewalks; steps, if non-nil, receives
-// the second search's time and why.
+// taken as many candidates as make the scan the second search, and
+// scanned. One that found fewer hits than depth when the filter keeps
+// more is scanned (shortWalk). They are counted in Plan.Rescans and
+// Plan.Rewalks; steps, if non-nil, receives the second search's time and
+// why.
 func (p *planned) walkChecked(vec []float32, depth int, opts hnsw.SearchOptions, steps *[]Step) []hnsw.Result {
 	if opts.Exact || p.allow == nil {
 		return p.tidx.Search(vec, depth, opts)
@@ -53,34 +54,53 @@ func (p *planned) walkChecked(vec []float32, depth int, opts hnsw.SearchOptions,
 	allowed := p.plan.FilterMatches
 	share := float64(allowed) / float64(max(1, p.plan.Candidates))
 	perCandidate := p.rescanPer()
-	ws := hnsw.WalkStats{Share: share, Budget: max(allowed/perCandidate, int(stopExpected/share))}
+	// At least stopExpected allowed candidates expected; the cap only
+	// keeps the conversion in range (a share near 0 is scanned anyway).
+	ws := hnsw.WalkStats{Share: share, Budget: max(allowed/perCandidate, int(min(stopExpected/share, 1<<30)))}
 	opts.Walk = &ws
 	res := p.tidx.Search(vec, depth, opts)
-	short := len(res) < min(depth, allowed)
-	if !short && (ws.Candidates == 0 || ws.Confident(share)) { // 0: an engine that does not count
+	if ws.Stopped { // its results are incomplete
+		opts.Exact = true
+		return p.again(vec, depth, opts, "rescan exactly, the walk stopped early: "+walkSaw(ws, share), steps)
+	}
+	if p.shortWalk(len(res), depth) {
+		opts.Exact = true
+		return p.again(vec, depth, opts, fmt.Sprintf("rescan exactly: the walk found %d of the %d asked", len(res), min(depth, allowed)), steps)
+	}
+	if ws.Candidates == 0 || ws.Confident(share) { // 0: an engine that does not count
 		return res
 	}
+	if allowed <= perCandidate*ws.Candidates {
+		opts.Exact = true
+		return p.again(vec, depth, opts, "rescan exactly: "+walkSaw(ws, share), steps)
+	}
+	opts.Ef = rewalkWidth * max(opts.Ef, depth)
+	return p.again(vec, depth, opts, fmt.Sprintf("walk again at ef %d: %s", opts.Ef, walkSaw(ws, share)), steps)
+}
+
+// shortWalk reports whether a filtered walk that found n hits found fewer
+// than depth when the filter keeps more.
+func (p *planned) shortWalk(n, depth int) bool {
+	return n < min(depth, p.plan.FilterMatches)
+}
+
+// walkSaw says what a walk saw, for a step's name.
+func walkSaw(ws hnsw.WalkStats, share float64) string {
+	return fmt.Sprintf("the walk found %d allowed in %d candidates, %.1f%% against %.1f%% of the index",
+		ws.Accepted, ws.Candidates, 100*float64(ws.Accepted)/float64(max(1, ws.Candidates)), 100*share)
+}
+
+// again runs a filtered search a second time, with opts (Exact: a scan,
+// else a wider walk), counts it in the plan and records it in steps.
+func (p *planned) again(vec []float32, depth int, opts hnsw.SearchOptions, why string, steps *[]Step) []hnsw.Result {
 	start := time.Now()
 	opts.Walk = nil
-	why := fmt.Sprintf("the walk found %d allowed in %d candidates, %.1f%% against %.1f%% of the index",
-		ws.Accepted, ws.Candidates, 100*float64(ws.Accepted)/float64(max(1, ws.Candidates)), 100*share)
-	switch {
-	case ws.Stopped: // its results are incomplete: short too
-		why = "rescan exactly, the walk stopped early: " + why
-	case short:
-		why = fmt.Sprintf("rescan exactly: the walk found %d of the %d asked", len(res), min(depth, allowed))
-	case allowed <= perCandidate*ws.Candidates:
-		why = "rescan exactly: " + why
-	}
-	if short || ws.Stopped || allowed <= perCandidate*ws.Candidates {
-		opts.Exact = true
+	if opts.Exact {
 		p.plan.Rescans++
 	} else {
-		opts.Ef = rewalkWidth * max(opts.Ef, depth)
 		p.plan.Rewalks++
-		why = fmt.Sprintf("walk again at ef %d: %s", opts.Ef, why)
 	}
-	res = p.tidx.Search(vec, depth, opts)
+	res := p.tidx.Search(vec, depth, opts)
 	if steps != nil {
 		*steps = append(*steps, Step{Name: why, Took: time.Since(start), Rows: len(res)})
 	}

@@ -80,13 +80,16 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 				name   string
 				filter func(c int) query.Expr
 				then   recheck // what the planner does after most walks
+				// deeper: GROUP BY's deeper passes walk first (the
+				// filter keeps more than the cutoff at their depth).
+				deeper bool
 			}{
-				{"the farthest cluster", func(c int) query.Expr { return query.Eq("cluster", farthest(c)) }, rescan},
-				{"every other cluster", func(c int) query.Expr { return query.Ne("cluster", c) }, rescan},
-				{"half of every cluster", func(int) query.Expr { return query.Eq("half", 0) }, trusted},
+				{"the farthest cluster", func(c int) query.Expr { return query.Eq("cluster", farthest(c)) }, rescan, false},
+				{"every other cluster", func(c int) query.Expr { return query.Ne("cluster", c) }, rescan, true},
+				{"half of every cluster", func(int) query.Expr { return query.Eq("half", 0) }, trusted, false},
 				{"every other cluster, and half of the query's", func(c int) query.Expr {
 					return query.Or(query.Ne("cluster", c), query.Eq("half", 0))
-				}, rewalk},
+				}, rewalk, false},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +120,17 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 								}
 							}
 						}
+					}
+					if tt.deeper {
+						// GROUP BY over 2 values leaves the page short, so the
+						// search goes deeper: once a walk was rescanned, the
+						// deeper passes scan rather than walk and rescan again.
+						qq := Query{Target: "v", NoAttrs: true, K: 10, Ef: ef, Filter: tt.filter(queries[0].c), GroupBy: "half", Probes: []Probe{{Modality: "v", Vector: queries[0].vec}}}
+						plan, hits, err := db.ExplainAnalyze(ctx, qq)
+						require.NoError(t, err)
+						assert.Len(t, hits, 2)
+						assert.Equal(t, StrategyExact, plan.Strategy, "the deeper passes")
+						assert.Equal(t, 1, plan.Rescans)
 					}
 					walk := float64(walkHits) / float64(10*len(queries))
 					planned := float64(planHits) / float64(10*len(queries))
@@ -181,7 +195,8 @@ func TestWalkCheckedDecides(t *testing.T) {
 		{"confident", hnsw.WalkStats{Candidates: 400, Accepted: 40}, 10, trusted},
 		{"an engine that does not count", hnsw.WalkStats{}, 10, trusted},
 		{"fewer found than asked", hnsw.WalkStats{Candidates: 400, Accepted: 40}, 7, rescan},
-		{"stopped early", hnsw.WalkStats{Candidates: 200, Accepted: 2, Stopped: true}, 10, rescan},
+		{"stopped early", hnsw.WalkStats{Candidates: 30, Accepted: 3, Stopped: true}, 10, rescan}, // else trusted
+		{"an engine that does not count, short", hnsw.WalkStats{}, 7, rescan},
 		{"misled, and the scan is cheaper", hnsw.WalkStats{Candidates: 400, Accepted: 20}, 10, rescan},   // 1,000 <= 25 x 400
 		{"misled, and a wider walk is cheaper", hnsw.WalkStats{Candidates: 30, Accepted: 1}, 10, rewalk}, // 1,000 > 25 x 30
 	}
@@ -205,6 +220,7 @@ func TestWalkCheckedDecides(t *testing.T) {
 				assert.Equal(t, 1, p.plan.Rescans)
 				require.Len(t, steps, 1)
 				assert.Contains(t, steps[0].Name, "rescan exactly")
+				assert.Equal(t, tt.walk.Stopped, strings.Contains(steps[0].Name, "stopped early"), steps[0].Name)
 			case rewalk:
 				require.Len(t, f.asked, 2)
 				assert.False(t, f.asked[1].Exact)
@@ -215,4 +231,29 @@ func TestWalkCheckedDecides(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noSource is a vector source with nothing in it.
+type noSource struct{}
+
+func (noSource) ReadVectors(_ []uint32, _ []float32, found []bool) { clear(found) }
+
+// A graph that reads its vectors back from the file scans 8x slower, so
+// a misled walk is scanned only when the filter keeps fewer vectors a
+// candidate; set indexes, whose walks are not checked, keep the higher
+// cutoff whatever their sets' size.
+func TestWalkCheckCosts(t *testing.T) {
+	mem := &planned{tidx: hnsw.NewHNSW(4, L2, hnsw.Config{})}
+	low := &planned{tidx: hnsw.NewHNSW(4, L2, hnsw.Config{Source: noSource{}})}
+	assert.Equal(t, 25, mem.rescanPer())
+	assert.Equal(t, 3, low.rescanPer())
+
+	db := &DB{}
+	multi := hnsw.NewMulti(4, L2, MaxSim, hnsw.Config{})
+	for i := range uint32(10) {
+		require.NoError(t, multi.Add(i, []float32{float32(i), 1, 0, 0})) // sets of one vector
+	}
+	const ef, n = 16, 100_000
+	assert.Equal(t, setCutoff(ef, n, 1), db.exactCutoff(ef, n, multi))
+	assert.Greater(t, db.exactCutoff(ef, n, multi), hnsw.ExactCutoff(ef, n))
 }

@@ -10,7 +10,7 @@ import "math"
 // allowed = sqrt(ExactCost * ef * n). Fitted where the planner uses it,
 // through the database (the root package's BenchmarkCutoffFit: filter,
 // plan and search, one thread, on 100k x 128): the constant at the
-// crossover was 34-47 at ef 16 (between 5% and 10% allowed) and 28-32 at
+// crossover was 34-47 at ef 16 (between 5% and 10% allowed) and 30-32 at
 // ef 64 (between 10% and 20%). It puts the crossover at 14k vectors for
 // 100k at ef 64, 7k at ef 16. (The index alone, without the filter's
 // evaluation and the plan, crossed over at 10-22, the ninth round's
