@@ -4,7 +4,9 @@ package bitmaps
 
 import "github.com/RoaringBitmap/roaring/v2"
 
-// Union returns the union of bms as a new bitmap; bms are not changed.
+// Union returns the union of bms as a new bitmap that shares no memory
+// with them (they may read the file's mapped memory, valid only inside a
+// read transaction); bms are not changed.
 //
 // Or one by one re-merges the growing result each time: while a block of
 // 65,536 IDs holds fewer than 4,096 of them it is a sorted array, and a
@@ -30,7 +32,9 @@ func Union(bms ...*roaring.Bitmap) *roaring.Bitmap {
 	}
 	words := uint64(top)/64 + 1
 	if words > denseWordsPerID*card+1024 || words > maxDenseWords {
-		return roaring.FastOr(bms...)
+		// FastOr may share containers with its inputs, copy-on-write:
+		// Clone copies them.
+		return roaring.FastOr(bms...).Clone()
 	}
 	dense := make([]uint64, words)
 	var buf [256]uint32

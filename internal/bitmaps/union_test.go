@@ -80,6 +80,68 @@ func TestUnionOfRunsFarUp(t *testing.T) {
 	assert.True(t, got.Contains(7) && got.Contains(1<<32-2))
 }
 
+// TestUnionSharesNothing: bitmaps read in place from bytes (as the
+// database reads postings from the file's mapped memory, valid only
+// inside a transaction) are unioned, then the bytes are overwritten; the
+// union must not change. Arrays, dense blocks and runs, on the bitset's
+// path and FastOr's, and through a Unioner.
+func TestUnionSharesNothing(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	tests := []struct {
+		name     string
+		universe uint32 // IDs below it; past 16 words an ID, FastOr
+		n        int
+	}{
+		{"bitset", 200_000, 40},
+		{"FastOr", 4_000_000_000, 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var views []*roaring.Bitmap
+			var bufs [][]byte
+			want := roaring.New()
+			for i := range tt.n {
+				bm := roaring.New()
+				switch i % 3 {
+				case 0: // an array
+					for range 20 {
+						bm.Add(r.Uint32N(tt.universe))
+					}
+				case 1: // a dense block
+					base := r.Uint32N(tt.universe - 70_000)
+					for j := range uint32(6000) {
+						bm.Add(base + 7*j%65_536)
+					}
+				case 2: // a run
+					base := r.Uint32N(tt.universe - 70_000)
+					bm.AddRange(uint64(base), uint64(base)+5000)
+					bm.RunOptimize()
+				}
+				want.Or(bm)
+				buf, err := bm.ToBytes()
+				require.NoError(t, err)
+				view := roaring.New()
+				_, err = view.FromUnsafeBytes(buf)
+				require.NoError(t, err)
+				views, bufs = append(views, view), append(bufs, buf)
+			}
+			got := Union(views...)
+			var u Unioner
+			for _, v := range views {
+				u.Add(v)
+			}
+			got2 := u.Result()
+			for _, b := range bufs {
+				for i := range b {
+					b[i] = 0xA5
+				}
+			}
+			assert.True(t, want.Equals(got), "Union: %d IDs, want %d", got.GetCardinality(), want.GetCardinality())
+			assert.True(t, want.Equals(got2), "Unioner: %d IDs, want %d", got2.GetCardinality(), want.GetCardinality())
+		})
+	}
+}
+
 func BenchmarkUnion(b *testing.B) {
 	for _, k := range []int{100, 500} {
 		var bms []*roaring.Bitmap
