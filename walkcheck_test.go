@@ -32,6 +32,9 @@ const (
 // (Plan.Rewalks), while a filter that ignores the clusters is answered by
 // the walk alone.
 func TestFilteredWalkRescansFarFilters(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the planner's single-threaded checks, and 20 s under the race detector")
+	}
 	const n, dim, clusters, ef = 6000, 32, 4, 10
 	r := rand.New(rand.NewPCG(5, 5))
 	centres := make([][]float32, clusters)

@@ -48,6 +48,9 @@ func labelled(n int, centres [][]float32, r *rand.Rand) (vecs [][]float32, label
 // second on none, and the second's recall must really be poor (else the
 // test would show nothing).
 func TestWalkStatsConfidence(t *testing.T) {
+	if raceEnabled {
+		t.Skip("single-threaded, and 36 s under the race detector")
+	}
 	const n, dim, clusters = 10_000, 48, 10
 	r := rand.New(rand.NewPCG(7, 1))
 	centres := centresFor(dim, clusters, r)

@@ -6,7 +6,9 @@ import "github.com/RoaringBitmap/roaring/v2"
 
 // Union returns the union of bms as a new bitmap that shares no memory
 // with them (they may read the file's mapped memory, valid only inside a
-// read transaction); bms are not changed.
+// read transaction); bms are not changed. That holds while no input has
+// roaring's copy-on-write flag set (SetCopyOnWrite, FrozenView): Clone
+// would then share containers instead of copying them.
 //
 // Or one by one re-merges the growing result each time: while a block of
 // 65,536 IDs holds fewer than 4,096 of them it is a sorted array, and a
