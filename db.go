@@ -145,11 +145,32 @@ type DB struct {
 }
 
 // measuring returns ctx, cancelled too when the database starts closing,
-// for the long measurements; done releases it.
+// for the long measurements; done releases it. Its Err reports the
+// closing at once: the cancel that closes its Done channel runs in a
+// goroutine of its own (context.AfterFunc), and a fit that polled Err
+// in between went on after Close had returned (TestCloseStopsAlign, seen
+// once in four CI runs under load).
 func (db *DB) measuring(ctx context.Context) (c context.Context, done func()) {
 	c, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(db.closing, cancel)
-	return c, func() { stop(); cancel() }
+	return closingCtx{c, db.closing}, func() { stop(); cancel() }
+}
+
+// closingCtx is a context whose Err also reports closing's, synchronously.
+type closingCtx struct {
+	context.Context
+	closing context.Context
+}
+
+// Err implements context.Context.
+func (c closingCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if c.closing.Err() != nil {
+		return context.Canceled
+	}
+	return nil
 }
 
 // closedErr is err, or ErrClosed when the database closing cancelled it.
