@@ -208,19 +208,7 @@ func (db *DB) executeOnce(ctx context.Context, p *planned, steps *[]Step) ([]Hit
 	}
 	opts := hnsw.SearchOptions{Ef: plan.Ef, Allow: p.allow, Exact: plan.Strategy == StrategyExact}
 	search := func(vec []float32, depth int) []fusion.Ranked {
-		var res []hnsw.Result
-		if mi, ok := p.tidx.(*hnsw.Multi); ok && steps != nil {
-			var st hnsw.MultiStats
-			res, st = mi.SearchStats(vec, depth, opts)
-			lateSteps(steps, mi, st, len(res), opts.Exact)
-			if p.allow != nil && !opts.Exact && p.shortWalk(len(res), depth) { // as walkChecked does
-				ex := opts
-				ex.Exact = true
-				res = p.again(vec, depth, ex, fmt.Sprintf("rescan exactly: the walk found %d of the %d asked", len(res), min(depth, p.plan.FilterMatches)), steps)
-			}
-		} else {
-			res = p.walkChecked(vec, depth, opts, steps)
-		}
+		res := p.walkChecked(vec, depth, opts, steps)
 		out := make([]fusion.Ranked, len(res))
 		for i, r := range res {
 			s, _ := p.tm.Metric.Score(r.Dist)

@@ -104,6 +104,7 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 						require.Equal(t, StrategyHNSW, plan.Strategy, plan.Why)
 						rescans += plan.Rescans
 						rewalks += plan.Rewalks
+						assert.Equal(t, plan.Rescans+plan.Rewalks > 0, strings.Contains(plan.String(), "checked: "), "EXPLAIN shows the searches done again")
 						for _, st := range plan.Steps {
 							if strings.Contains(st.Name, "stopped early") {
 								stopped++

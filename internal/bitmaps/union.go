@@ -13,9 +13,9 @@ import "github.com/RoaringBitmap/roaring/v2"
 // Or one by one re-merges the growing result each time: while a block of
 // 65,536 IDs holds fewer than 4,096 of them it is a sorted array, and a
 // range filter over 100 values of 100 IDs each took 61% of a filtered
-// search (BenchmarkFilteredPlanner's profile). roaring's FastOr and
-// HeapOr did no better on such sets in a throwaway benchmark, and ParOr
-// falls back to FastOr when every ID lies below 65,536. Union sets the
+// search (BenchmarkFilteredPlanner's profile). roaring's FastOr did no
+// better on such sets and HeapOr only at 100 bitmaps (BenchmarkUnion),
+// and ParOr falls back to FastOr when every ID lies below 65,536. Union sets the
 // IDs' bits in a dense bitset instead, when that costs at most 16 words
 // an ID and 16 MiB (BenchmarkUnion: 100 bitmaps of 100 IDs over 100k, 26 µs against
 // Or's 302; 500 of them, 101 against 439), and leaves sparser ones, whose

@@ -165,6 +165,16 @@ func BenchmarkUnion(b *testing.B) {
 				Union(bms...)
 			}
 		})
+		b.Run(fmt.Sprintf("bitmaps=%d/FastOr", k), func(b *testing.B) {
+			for b.Loop() {
+				roaring.FastOr(bms...)
+			}
+		})
+		b.Run(fmt.Sprintf("bitmaps=%d/HeapOr", k), func(b *testing.B) {
+			for b.Loop() {
+				roaring.HeapOr(bms...)
+			}
+		})
 	}
 	// Many values of one ID each, through a Unioner (a range over a
 	// timestamp): the batches' unions merged into the result.
