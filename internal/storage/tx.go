@@ -306,29 +306,6 @@ func vectorSized(v []byte) bool {
 	return len(v)%4 == 0 && len(v) <= 4*max(modality.MaxDim, modality.MaxSetValues)
 }
 
-// EncodeVector returns v as raw little-endian float32 bytes.
-func EncodeVector(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
-}
-
-// DecodeVector is the inverse of EncodeVector. len(b) must be a multiple of 4.
-func DecodeVector(b []byte) []float32 {
-	v := make([]float32, len(b)/4)
-	decodeInto(v, b)
-	return v
-}
-
-// decodeInto decodes the first len(dst) float32s of b into dst.
-func decodeInto(dst []float32, b []byte) {
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-}
-
 // ForEachID calls fn for every entry of the external -> internal ID map.
 func (t *Tx) ForEachID(fn func(ext string, id uint32) error) error {
 	return t.tx.Bucket(bucketIDs).ForEach(func(k, v []byte) error {
