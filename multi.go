@@ -86,11 +86,12 @@ func meanSet(idx hnsw.Index) float64 {
 // nodes), divided back into sets. Counted in sets, 5,000 sets of 100
 // token vectors were scanned: 500,000 distances a probe vector.
 //
-// A set index's walks do not report what they saw (hnsw.WalkStats), so
-// a walk misled by its filter cannot be caught and done again: sets keep
-// the cost model's earlier constant, unchecked, which scans up to about
+// Sets keep the cost model's earlier constant, which scans up to about
 // 1.8x as many allowed vectors as the speed model alone would
-// (hnsw.ExactCost).
+// (hnsw.ExactCost): it was kept while a set index's walks could not be
+// checked, and has not been refitted for sets since they are
+// (hnsw.Multi sums its walks' statistics, and walkChecked does them again
+// as for one vector).
 func setCutoff(ef, n int, s float64) int {
 	nv := float64(n) * s
 	if nv <= hnsw.SmallIndex*float64(ef) {

@@ -69,7 +69,7 @@ func (db *DB) exactCutoff(ef, n int, idx hnsw.Index) int {
 	if db.opts.ExactCutoff > 0 {
 		return db.opts.ExactCutoff
 	}
-	if _, ok := idx.(*hnsw.Multi); ok { // sets, whose walks are not checked
+	if _, ok := idx.(*hnsw.Multi); ok { // sets: see setCutoff
 		return setCutoff(ef, n, max(1, meanSet(idx)))
 	}
 	if g, ok := idx.(*hnsw.HNSW); ok && g.Config().Source != nil {

@@ -60,6 +60,8 @@ func (p *planned) walkChecked(vec []float32, depth int, opts hnsw.SearchOptions,
 	ws := hnsw.WalkStats{Share: share, Budget: max(allowed/perCandidate, int(min(stopExpected/share, 1<<30)))}
 	opts.Walk = &ws
 	res := p.first(vec, depth, opts, steps)
+	// A set index gives its share in vectors (hnsw.Multi).
+	share = ws.Share
 	if ws.Stopped { // its results are incomplete
 		opts.Exact = true
 		return p.again(vec, depth, opts, "rescan exactly, the walk stopped early: "+walkSaw(ws, share), steps)
@@ -71,7 +73,7 @@ func (p *planned) walkChecked(vec []float32, depth int, opts hnsw.SearchOptions,
 	if ws.Candidates == 0 || ws.Confident(share) { // 0: an engine that does not count
 		return res
 	}
-	if allowed <= perCandidate*ws.Candidates {
+	if p.scanCost(vec, allowed) <= perCandidate*ws.Candidates {
 		opts.Exact = true
 		return p.again(vec, depth, opts, "rescan exactly: "+walkSaw(ws, share), steps)
 	}
@@ -111,6 +113,18 @@ func (p *planned) again(vec []float32, depth int, opts hnsw.SearchOptions, why s
 		*steps = append(*steps, Step{Name: why, Took: time.Since(start), Rows: len(res)})
 	}
 	return res
+}
+
+// scanCost is how many vectors an exact scan of allowed items scores: one
+// each, or for a set index the allowed sets' vectors once for each of the
+// query's (whose walks' candidates hnsw.Multi sums).
+func (p *planned) scanCost(vec []float32, allowed int) int {
+	mi, ok := p.tidx.(*hnsw.Multi)
+	if !ok {
+		return allowed
+	}
+	nq := len(vec) / max(1, mi.Dim())
+	return int(min(float64(allowed)*meanSet(mi)*float64(nq), 1<<30))
 }
 
 // rescanPer is rescanPerCandidate for the target index: less for a graph

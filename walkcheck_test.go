@@ -58,10 +58,18 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 		}
 		return best
 	}
+	const setSize = 3
 	items := make([]Item, n)
+	sets := make([]Item, n)
 	for i := range items {
 		c := i % clusters
-		items[i] = Item{ID: fmt.Sprint(i), Attrs: map[string]any{"cluster": c, "half": (i / clusters) % 2}, Vectors: map[string][]float32{"v": around(c)}}
+		attrs := map[string]any{"cluster": c, "half": (i / clusters) % 2}
+		items[i] = Item{ID: fmt.Sprint(i), Attrs: attrs, Vectors: map[string][]float32{"v": around(c)}}
+		var set []float32
+		for range setSize {
+			set = append(set, around(c)...)
+		}
+		sets[i] = Item{ID: fmt.Sprint(i), Attrs: attrs, Vectors: map[string][]float32{"v": set}}
 	}
 	type query1 struct {
 		vec []float32
@@ -72,13 +80,31 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 		c := r.IntN(clusters)
 		queries[i] = query1{around(c), c}
 	}
-	for _, low := range []bool{false, true} {
-		t.Run(fmt.Sprintf("low memory %v", low), func(t *testing.T) {
-			db, err := Open(t.TempDir()+"/w.mmdb", &Options{NoSync: true, LowMemory: low, Index: hnsw.Config{Seed: 1}})
+	modes := []struct {
+		name      string
+		low, sets bool
+	}{
+		{"one vector", false, false},
+		{"one vector, low memory", true, false},
+		// Sets of 3 around their item's centre, searched by one vector
+		// (hnsw.Multi; LowMemory keeps sets in memory).
+		{"sets of 3", false, true},
+	}
+	for _, mode := range modes {
+		t.Run(mode.name, func(t *testing.T) {
+			db, err := Open(t.TempDir()+"/w.mmdb", &Options{NoSync: true, LowMemory: mode.low, Index: hnsw.Config{Seed: 1}})
 			require.NoError(t, err)
 			defer db.Close()
-			require.NoError(t, db.DefineModality(Modality{Name: "v", Dim: dim, Metric: Cosine}))
-			require.NoError(t, db.Put(ctx, items...))
+			m, put := Modality{Name: "v", Dim: dim, Metric: Cosine}, items
+			// The trusted walks' recall@10 at ef 10: 0.88-0.91 on one
+			// vector; 0.78-0.81 on sets (their graph's build runs in
+			// parallel, and differs between runs).
+			trustedRecall := 0.8
+			if mode.sets {
+				m.Multi, put, trustedRecall = MaxSim, sets, 0.7
+			}
+			require.NoError(t, db.DefineModality(m))
+			require.NoError(t, db.Put(ctx, put...))
 			tests := []struct {
 				name   string
 				filter func(c int) query.Expr
@@ -154,7 +180,7 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 						// chance, and are done again.
 						assert.LessOrEqual(t, rescans+rewalks, len(queries)/10, "walks done again")
 						assert.GreaterOrEqual(t, planned, walk, "the planner's recall@10")
-						assert.GreaterOrEqual(t, planned, 0.8, "the planner's recall@10")
+						assert.GreaterOrEqual(t, planned, trustedRecall, "the planner's recall@10")
 					}
 				})
 			}
@@ -244,8 +270,8 @@ func (noSource) ReadVectors(_ []uint32, _ []float32, found []bool) { clear(found
 
 // A graph that reads its vectors back from the file scans 8x slower, so
 // a misled walk is scanned only when the filter keeps fewer vectors a
-// candidate; set indexes, whose walks are not checked, keep the higher
-// cutoff whatever their sets' size.
+// candidate; set indexes keep the higher cutoff whatever their sets'
+// size, and weigh a rescan by the vectors it scores.
 func TestWalkCheckCosts(t *testing.T) {
 	mem := &planned{tidx: hnsw.NewHNSW(4, L2, hnsw.Config{})}
 	low := &planned{tidx: hnsw.NewHNSW(4, L2, hnsw.Config{Source: noSource{}})}
@@ -260,4 +286,13 @@ func TestWalkCheckCosts(t *testing.T) {
 	const ef, n = 16, 100_000
 	assert.Equal(t, setCutoff(ef, n, 1), db.exactCutoff(ef, n, multi))
 	assert.Greater(t, db.exactCutoff(ef, n, multi), hnsw.ExactCutoff(ef, n))
+
+	// A scan of allowed items scores one vector each; of allowed sets,
+	// their vectors once for each query vector.
+	assert.Equal(t, 700, mem.scanCost(make([]float32, 4), 700))
+	sets := hnsw.NewMulti(4, L2, MaxSim, hnsw.Config{})
+	for i := range uint32(10) {
+		require.NoError(t, sets.Add(i, make([]float32, 4*3))) // sets of three
+	}
+	assert.Equal(t, 700*3*2, (&planned{tidx: sets}).scanCost(make([]float32, 4*2), 700))
 }

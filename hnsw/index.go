@@ -56,6 +56,13 @@ type WalkStats struct {
 	// Budget candidates while the allowed share among them is below
 	// StopShare times Share (the filter's share of the index), and sets
 	// Stopped. Its results are then incomplete.
+	//
+	// A set index (Multi) counts in vectors: given Share and Budget in
+	// sets, it sets Share to the share of its graph's vectors the filter
+	// allows (even with no Budget), scales Budget by the allowed sets'
+	// mean size for each of its walks (one a query vector), and sums
+	// their counts; a stopped walk stops the search, which answers
+	// nothing.
 	Share  float64
 	Budget int
 	// Candidates, Accepted and Stopped are set by the walk.

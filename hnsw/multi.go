@@ -252,7 +252,8 @@ const scanBudget = 1 << 24
 // A walk that names fewer than k sets is widened (ef x4, three times at
 // most), then replaced by the exact scan, so a search returns min(k,
 // allowed sets) results: sets of many close vectors (a document's tokens)
-// can fill one query vector's ef nearest with a few sets.
+// can fill one query vector's ef nearest with a few sets. With opts.Walk
+// and a filter, the walks' statistics are summed (WalkStats: in vectors).
 func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, MultiStats) {
 	nq := m.count(len(q))
 	st := MultiStats{QueryVectors: nq}
@@ -269,6 +270,10 @@ func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, M
 	var cands []uint32
 	if !opts.Exact {
 		cands = m.candidates(q, nq, k, opts)
+		if opts.Walk != nil && opts.Walk.Stopped {
+			st.Walk = time.Since(start)
+			return nil, st // incomplete: the caller scans
+		}
 	}
 	if cands == nil {
 		if opts.Allow == nil || opts.Allow.GetCardinality()*4 > uint64(len(m.keys)) {
@@ -362,14 +367,34 @@ func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) []uint32 
 		}
 	}
 	want := min(k, sets)
+	var ws, one WalkStats
+	if opts.Walk != nil && sub.Allow != nil {
+		m.walkShare(opts.Walk, sub.Allow, sets)
+		ws = WalkStats{Share: opts.Walk.Share, Budget: opts.Walk.Budget}
+	}
 	var out []uint32
 	for range 4 {
 		sub.Ef = ef
 		out = out[:0]
+		if opts.Walk != nil {
+			opts.Walk.Candidates, opts.Walk.Accepted = 0, 0
+		}
 		for i := range nq {
+			if opts.Walk != nil && sub.Allow != nil {
+				one = ws
+				sub.Walk = &one
+			}
 			for _, r := range g.Search(q[i*m.dim:(i+1)*m.dim], ef, sub) {
 				if int(r.ID) < len(m.owner) && m.owner[r.ID] != noOwner {
 					out = append(out, m.owner[r.ID])
+				}
+			}
+			if w := sub.Walk; w != nil {
+				opts.Walk.Candidates += w.Candidates
+				opts.Walk.Accepted += w.Accepted
+				if w.Stopped {
+					opts.Walk.Stopped = true
+					return nil
 				}
 			}
 		}
@@ -384,6 +409,19 @@ func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) []uint32 
 		ef *= 4
 	}
 	return nil
+}
+
+// walkShare turns w's Share and Budget, given in sets (the share of the
+// sets a filter allows, and a budget of candidates a walk may take), into
+// the vectors the graph's walks take: Share becomes the share of the
+// graph's live vectors that allowed holds (the keys of the allowed sets),
+// and Budget grows by the allowed sets' mean size. mu held shared.
+func (m *Multi) walkShare(w *WalkStats, allowed *roaring.Bitmap, sets int) {
+	keys := float64(allowed.GetCardinality())
+	w.Share = keys / float64(max(1, m.nodes))
+	if w.Budget > 0 {
+		w.Budget = int(min(float64(w.Budget)*keys/float64(max(1, sets)), 1<<30))
+	}
 }
 
 // rank scores the candidate owners exactly and keeps the k closest (mu

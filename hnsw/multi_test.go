@@ -465,3 +465,72 @@ func TestMultiReturnsKOnDenseSets(t *testing.T) {
 		}
 	}
 }
+
+// A filtered set search reports its walks' statistics in vectors: the
+// share of the graph's vectors the filter allows (not of its sets), a
+// budget grown by the allowed sets' mean size, the counts of the walks of
+// all the query's vectors summed, and a plainly misled walk stops the
+// search, which answers nothing (the database then scans).
+func TestMultiWalkStats(t *testing.T) {
+	const dim = 8
+	r := rand.New(rand.NewPCG(13, 13))
+	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 2})
+	near, far := make([]float32, dim), make([]float32, dim)
+	near[0], far[0] = 1, -1
+	around := func(c []float32) []float32 {
+		v := slices.Clone(c)
+		for d := range v {
+			v[d] += float32(r.NormFloat64() * 0.3)
+		}
+		return v
+	}
+	// Even IDs: sets of 1 vector near the query; odd: sets of 4, far.
+	allowFar, allowNear := roaring.New(), roaring.New()
+	for id := range uint32(600) {
+		c, n := near, 1
+		if id%2 == 1 {
+			c, n = far, 4
+			allowFar.Add(id)
+		} else {
+			allowNear.Add(id)
+		}
+		var vs [][]float32
+		for range n {
+			vs = append(vs, around(c))
+		}
+		require.NoError(t, m.Add(id, modality.Join(vs...)))
+	}
+	q1, q2 := around(near), around(near)
+
+	// Allowing the near sets: half the sets, a fifth of the vectors.
+	w := WalkStats{Share: 0.5, Budget: 10}
+	got := m.Search(q1, 10, SearchOptions{Ef: 20, Allow: allowNear, Walk: &w})
+	require.Len(t, got, 10)
+	assert.InDelta(t, 300.0/1500, w.Share, 1e-9, "the share of the graph's vectors")
+	assert.Equal(t, 10, w.Budget, "sets of 1: the budget as given")
+	assert.Positive(t, w.Candidates)
+	assert.True(t, w.Confident(w.Share), "a filter keeping the vectors near the query: %+v", w)
+
+	// Two query vectors: the sum of each one's walk.
+	var one, two, both WalkStats
+	m.Search(q1, 10, SearchOptions{Ef: 20, Allow: allowNear, Walk: &one})
+	m.Search(q2, 10, SearchOptions{Ef: 20, Allow: allowNear, Walk: &two})
+	m.Search(modality.Join(q1, q2), 10, SearchOptions{Ef: 20, Allow: allowNear, Walk: &both})
+	assert.Equal(t, one.Candidates+two.Candidates, both.Candidates)
+	assert.Equal(t, one.Accepted+two.Accepted, both.Accepted)
+
+	// Allowing the far sets: half the sets, four fifths of the vectors.
+	w = WalkStats{Share: 0.5}
+	got = m.Search(q1, 10, SearchOptions{Ef: 20, Allow: allowFar, Walk: &w})
+	require.Len(t, got, 10, "no budget: the walk runs to its end")
+	assert.InDelta(t, 1200.0/1500, w.Share, 1e-9)
+	assert.False(t, w.Stopped)
+	assert.False(t, w.Confident(w.Share), "a filter keeping only far vectors: %+v", w)
+
+	w = WalkStats{Share: 0.5, Budget: 5}
+	got = m.Search(q1, 10, SearchOptions{Ef: 20, Allow: allowFar, Walk: &w})
+	assert.Equal(t, 20, w.Budget, "sets of 4: the budget four times as large")
+	assert.True(t, w.Stopped, "%+v", w)
+	assert.Empty(t, got, "a stopped search answers nothing")
+	assert.GreaterOrEqual(t, w.Candidates, 20)
+}
