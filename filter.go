@@ -60,6 +60,10 @@ func (s postingSource) Equal(attr string, v any) (*roaring.Bitmap, error) {
 	return s.tx.PostingEqual(attr, v)
 }
 
+func (s postingSource) In(attr string, values []any) (*roaring.Bitmap, error) {
+	return s.tx.PostingIn(attr, values)
+}
+
 func (s postingSource) Range(attr string, lo, hi any, loInc, hiInc bool) (*roaring.Bitmap, error) {
 	return s.tx.PostingRange(attr, lo, hi, loInc, hiInc)
 }

@@ -21,6 +21,14 @@ type Source interface {
 	Exists(attr string) (*roaring.Bitmap, error)
 }
 
+// InSource is a Source that answers an IN list in one lookup: the items
+// whose attr holds any of values (any element, for lists), as the union
+// of Equal over them. Eval uses it when the Source has it.
+type InSource interface {
+	Source
+	In(attr string, values []any) (*roaring.Bitmap, error)
+}
+
 // Eval evaluates e to the bitmap of matching items, with the semantics of
 // Match.
 func Eval(e Expr, src Source) (*roaring.Bitmap, error) {
@@ -50,6 +58,9 @@ func Eval(e Expr, src Source) (*roaring.Bitmap, error) {
 			return src.Range(x.Attr, x.Value, nil, true, false)
 		}
 	case InList:
+		if in, ok := src.(InSource); ok {
+			return in.In(x.Attr, x.Values)
+		}
 		bms := make([]*roaring.Bitmap, 0, len(x.Values))
 		for _, v := range x.Values {
 			bm, err := src.Equal(x.Attr, v)

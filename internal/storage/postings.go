@@ -240,6 +240,34 @@ func (t *Tx) PostingEqual(attr string, v any) (*roaring.Bitmap, error) {
 	return readBitmap(attr, k, data)
 }
 
+// PostingIn returns the IDs whose attr holds any of values (an IN list):
+// the values' postings read in place (viewBitmap) and unioned at once,
+// one copy of what they hold instead of a copy of each and then the
+// union's.
+func (t *Tx) PostingIn(attr string, values []any) (*roaring.Bitmap, error) {
+	b := t.tx.Bucket(postBucketName(attr))
+	if b == nil {
+		return roaring.New(), nil
+	}
+	var u bitmaps.Unioner
+	for _, v := range values {
+		k, ok := EncodeValue(v)
+		if !ok {
+			continue
+		}
+		data := b.Get(k)
+		if data == nil {
+			continue
+		}
+		bm, err := viewBitmap(attr, k, data)
+		if err != nil {
+			return nil, err
+		}
+		u.Add(bm)
+	}
+	return u.Result(), nil
+}
+
 // PostingRange returns the IDs whose attr holds a value between lo and hi
 // of the same kind as the non-nil bound(s); a nil bound is open. Bounds of
 // different kinds match nothing.
