@@ -73,7 +73,7 @@ func (p *planned) walkChecked(vec []float32, depth int, opts hnsw.SearchOptions,
 	if ws.Candidates == 0 || ws.Confident(share) { // 0: an engine that does not count
 		return res
 	}
-	if p.scanCost(vec, allowed) <= perCandidate*ws.Candidates {
+	if p.scanCost(vec, allowed, share) <= perCandidate*ws.Candidates {
 		opts.Exact = true
 		return p.again(vec, depth, opts, "rescan exactly: "+walkSaw(ws, share), steps)
 	}
@@ -116,15 +116,16 @@ func (p *planned) again(vec []float32, depth int, opts hnsw.SearchOptions, why s
 }
 
 // scanCost is how many vectors an exact scan of allowed items scores: one
-// each, or for a set index the allowed sets' vectors once for each of the
-// query's (whose walks' candidates hnsw.Multi sums).
-func (p *planned) scanCost(vec []float32, allowed int) int {
+// each, or for a set index the allowed sets' vectors (share of its
+// graph's, as its walk gave it) once for each of the query's vectors
+// (whose walks' candidates hnsw.Multi sums).
+func (p *planned) scanCost(vec []float32, allowed int, share float64) int {
 	mi, ok := p.tidx.(*hnsw.Multi)
 	if !ok {
 		return allowed
 	}
 	nq := len(vec) / max(1, mi.Dim())
-	return int(min(float64(allowed)*meanSet(mi)*float64(nq), 1<<30))
+	return int(min(share*float64(mi.Vectors())*float64(nq), 1<<30))
 }
 
 // rescanPer is rescanPerCandidate for the target index: less for a graph

@@ -72,23 +72,25 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 		sets[i] = Item{ID: fmt.Sprint(i), Attrs: attrs, Vectors: map[string][]float32{"v": set}}
 	}
 	type query1 struct {
-		vec []float32
-		c   int
+		vec  []float32
+		pair []float32 // two vectors around the same centre, for sets
+		c    int
 	}
 	queries := make([]query1, 30)
 	for i := range queries {
 		c := r.IntN(clusters)
-		queries[i] = query1{around(c), c}
+		queries[i] = query1{around(c), append(around(c), around(c)...), c}
 	}
 	modes := []struct {
-		name      string
-		low, sets bool
+		name            string
+		low, sets, pair bool
 	}{
-		{"one vector", false, false},
-		{"one vector, low memory", true, false},
+		{"one vector", false, false, false},
+		{"one vector, low memory", true, false, false},
 		// Sets of 3 around their item's centre, searched by one vector
-		// (hnsw.Multi; LowMemory keeps sets in memory).
-		{"sets of 3", false, true},
+		// and by two (hnsw.Multi; LowMemory keeps sets in memory).
+		{"sets of 3", false, true, false},
+		{"sets of 3, queried by 2", false, true, true},
 	}
 	for _, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
@@ -102,6 +104,12 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 			trustedRecall := 0.8
 			if mode.sets {
 				m.Multi, put, trustedRecall = MaxSim, sets, 0.7
+			}
+			if mode.pair {
+				// Two query vectors' late interaction at ef 10 finds
+				// 0.45 of the top 10 even under a filter that keeps
+				// every item: candidates are each vector's 10 nearest.
+				trustedRecall = 0.4
 			}
 			require.NoError(t, db.DefineModality(m))
 			require.NoError(t, db.Put(ctx, put...))
@@ -124,6 +132,9 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 				t.Run(tt.name, func(t *testing.T) {
 					rescans, rewalks, stopped, walkHits, planHits := 0, 0, 0, 0, 0
 					for _, q := range queries {
+						if mode.pair {
+							q.vec = q.pair
+						}
 						qq := Query{Target: "v", NoAttrs: true, K: 10, Ef: ef, Filter: tt.filter(q.c), Probes: []Probe{{Modality: "v", Vector: q.vec}}}
 						plan, hits, err := db.ExplainAnalyze(ctx, qq)
 						require.NoError(t, err)
@@ -288,11 +299,11 @@ func TestWalkCheckCosts(t *testing.T) {
 	assert.Greater(t, db.exactCutoff(ef, n, multi), hnsw.ExactCutoff(ef, n))
 
 	// A scan of allowed items scores one vector each; of allowed sets,
-	// their vectors once for each query vector.
-	assert.Equal(t, 700, mem.scanCost(make([]float32, 4), 700))
+	// their vectors (a share of the graph's) once for each query vector.
+	assert.Equal(t, 700, mem.scanCost(make([]float32, 4), 700, 0.5))
 	sets := hnsw.NewMulti(4, L2, MaxSim, hnsw.Config{})
 	for i := range uint32(10) {
 		require.NoError(t, sets.Add(i, make([]float32, 4*3))) // sets of three
 	}
-	assert.Equal(t, 700*3*2, (&planned{tidx: sets}).scanCost(make([]float32, 4*2), 700))
+	assert.Equal(t, 6*2, (&planned{tidx: sets}).scanCost(make([]float32, 4*2), 2, 0.2))
 }

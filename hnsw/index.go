@@ -59,10 +59,10 @@ type WalkStats struct {
 	//
 	// A set index (Multi) counts in vectors: given Share and Budget in
 	// sets, it sets Share to the share of its graph's vectors the filter
-	// allows (even with no Budget), scales Budget by the allowed sets'
-	// mean size for each of its walks (one a query vector), and sums
-	// their counts; a stopped walk stops the search, which answers
-	// nothing.
+	// allows (even with no Budget), gives each of its walks (one a query
+	// vector, and again for each widening) Budget in vectors, and sums
+	// their counts; Budget is left as given. A stopped walk stops the
+	// search, which answers nothing.
 	Share  float64
 	Budget int
 	// Candidates, Accepted and Stopped are set by the walk.

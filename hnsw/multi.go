@@ -269,8 +269,8 @@ func (m *Multi) SearchStats(q []float32, k int, opts SearchOptions) ([]Result, M
 	g := m.g
 	var cands []uint32
 	if !opts.Exact {
-		cands = m.candidates(q, nq, k, opts)
-		if opts.Walk != nil && opts.Walk.Stopped {
+		var stopped bool
+		if cands, stopped = m.candidates(q, nq, k, opts); stopped {
 			st.Walk = time.Since(start)
 			return nil, st // incomplete: the caller scans
 		}
@@ -350,8 +350,9 @@ func (m *Multi) keysOf(allow *roaring.Bitmap) (*roaring.Bitmap, int) {
 // candidates is the first stage of a graph search (mu held shared): the
 // owners of each query vector's nearest keys, distinct, in order; nil
 // when even a widened walk names fewer than min(k, allowed sets), and the
-// caller scores every set instead.
-func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) []uint32 {
+// caller scores every set instead. stopped: a walk stopped early
+// (WalkStats.Budget), and the search answers nothing.
+func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) (cands []uint32, stopped bool) {
 	g := m.g
 	ef := opts.Ef
 	if ef <= 0 {
@@ -363,25 +364,27 @@ func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) []uint32 
 		// Counting the allowed sets that exist, so that a walk is not
 		// widened looking for sets that do not.
 		if sub.Allow, sets = m.keysOf(opts.Allow); sets == 0 {
-			return []uint32{}
+			return []uint32{}, false
 		}
 	}
 	want := min(k, sets)
+	// ws is the caller's WalkStats in vectors; it sums the counts of every
+	// walk, widened rounds included, and goes back to the caller.
 	var ws, one WalkStats
-	if opts.Walk != nil && sub.Allow != nil {
-		m.walkShare(opts.Walk, sub.Allow, sets)
-		ws = WalkStats{Share: opts.Walk.Share, Budget: opts.Walk.Budget}
+	walk := opts.Walk != nil && sub.Allow != nil
+	if walk {
+		ws = m.inVectors(*opts.Walk, sub.Allow, sets)
+		defer func() {
+			opts.Walk.Share, opts.Walk.Candidates, opts.Walk.Accepted, opts.Walk.Stopped = ws.Share, ws.Candidates, ws.Accepted, ws.Stopped
+		}()
 	}
 	var out []uint32
 	for range 4 {
 		sub.Ef = ef
 		out = out[:0]
-		if opts.Walk != nil {
-			opts.Walk.Candidates, opts.Walk.Accepted = 0, 0
-		}
 		for i := range nq {
-			if opts.Walk != nil && sub.Allow != nil {
-				one = ws
+			if walk {
+				one = WalkStats{Share: ws.Share, Budget: ws.Budget}
 				sub.Walk = &one
 			}
 			for _, r := range g.Search(q[i*m.dim:(i+1)*m.dim], ef, sub) {
@@ -389,39 +392,44 @@ func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) []uint32 
 					out = append(out, m.owner[r.ID])
 				}
 			}
-			if w := sub.Walk; w != nil {
-				opts.Walk.Candidates += w.Candidates
-				opts.Walk.Accepted += w.Accepted
-				if w.Stopped {
-					opts.Walk.Stopped = true
-					return nil
+			if walk {
+				ws.Candidates += one.Candidates
+				ws.Accepted += one.Accepted
+				if one.Stopped {
+					ws.Stopped = true
+					return nil, true
 				}
 			}
 		}
 		slices.Sort(out)
 		out = slices.Compact(out)
 		if len(out) >= want {
-			return out
+			return out, false
 		}
 		if ef >= m.nodes {
 			break
 		}
 		ef *= 4
 	}
-	return nil
+	return nil, false
 }
 
-// walkShare turns w's Share and Budget, given in sets (the share of the
-// sets a filter allows, and a budget of candidates a walk may take), into
-// the vectors the graph's walks take: Share becomes the share of the
-// graph's live vectors that allowed holds (the keys of the allowed sets),
-// and Budget grows by the allowed sets' mean size. mu held shared.
-func (m *Multi) walkShare(w *WalkStats, allowed *roaring.Bitmap, sets int) {
+// inVectors is w, whose Share and Budget are given in sets (the share of
+// the sets a filter allows, and the candidates a walk may take), for the
+// walks of the graph of vectors, its counts zero: Share becomes the share
+// of the graph's live vectors that allowed (the allowed sets' keys)
+// holds, and Budget covers both of its parts in vectors: a number of
+// allowed sets (grown by their mean size) and a number of allowed
+// candidates expected by chance (grown as the share shrinks). mu held
+// shared.
+func (m *Multi) inVectors(w WalkStats, allowed *roaring.Bitmap, sets int) WalkStats {
 	keys := float64(allowed.GetCardinality())
-	w.Share = keys / float64(max(1, m.nodes))
-	if w.Budget > 0 {
-		w.Budget = int(min(float64(w.Budget)*keys/float64(max(1, sets)), 1<<30))
+	out := WalkStats{Share: keys / float64(max(1, m.nodes))}
+	if w.Budget > 0 && w.Share > 0 && out.Share > 0 {
+		b := float64(w.Budget) * max(keys/float64(max(1, sets)), w.Share/out.Share)
+		out.Budget = int(min(b, 1<<30))
 	}
+	return out
 }
 
 // rank scores the candidate owners exactly and keeps the k closest (mu

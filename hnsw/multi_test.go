@@ -507,7 +507,7 @@ func TestMultiWalkStats(t *testing.T) {
 	got := m.Search(q1, 10, SearchOptions{Ef: 20, Allow: allowNear, Walk: &w})
 	require.Len(t, got, 10)
 	assert.InDelta(t, 300.0/1500, w.Share, 1e-9, "the share of the graph's vectors")
-	assert.Equal(t, 10, w.Budget, "sets of 1: the budget as given")
+	assert.Equal(t, 10, w.Budget, "the budget is left as given")
 	assert.Positive(t, w.Candidates)
 	assert.True(t, w.Confident(w.Share), "a filter keeping the vectors near the query: %+v", w)
 
@@ -529,8 +529,122 @@ func TestMultiWalkStats(t *testing.T) {
 
 	w = WalkStats{Share: 0.5, Budget: 5}
 	got = m.Search(q1, 10, SearchOptions{Ef: 20, Allow: allowFar, Walk: &w})
-	assert.Equal(t, 20, w.Budget, "sets of 4: the budget four times as large")
 	assert.True(t, w.Stopped, "%+v", w)
 	assert.Empty(t, got, "a stopped search answers nothing")
-	assert.GreaterOrEqual(t, w.Candidates, 20)
+	assert.GreaterOrEqual(t, w.Candidates, 20, "the budget in vectors: 5 sets of 4")
+
+	// Each walk's budget in vectors covers both of the caller's parts: a
+	// number of allowed sets, grown by their mean size, and a number of
+	// allowed candidates expected by chance, grown as the share shrinks.
+	m.mu.RLock()
+	keys, n := m.keysOf(allowFar)
+	assert.Equal(t, WalkStats{Share: 0.8, Budget: 20}, m.inVectors(WalkStats{Share: 0.5, Budget: 5}, keys, n))
+	keys, n = m.keysOf(allowNear)
+	assert.Equal(t, WalkStats{Share: 0.2, Budget: 25}, m.inVectors(WalkStats{Share: 0.5, Budget: 10}, keys, n))
+	m.mu.RUnlock()
+
+	// What the caller passes in is read, not kept: a WalkStats used again
+	// gives the same; one left stopped does not stop an unfiltered search.
+	again := WalkStats{Share: 0.5, Budget: 5}
+	m.Search(q1, 10, SearchOptions{Ef: 20, Allow: allowFar, Walk: &again})
+	again.Stopped = false
+	m.Search(q1, 10, SearchOptions{Ef: 20, Allow: allowFar, Walk: &again})
+	assert.Equal(t, w, again)
+	stale := WalkStats{Stopped: true}
+	assert.Len(t, m.Search(q1, 10, SearchOptions{Ef: 20, Walk: &stale}), 10)
+}
+
+// A filter that ignores where vectors lie, keeping some of the small sets
+// among large ones, must not stop walks by chance: the budget's floor of
+// allowed candidates expected is counted in vectors, not in sets grown by
+// the allowed ones' size (with that, 76 walks in 1,000 stopped here).
+func TestMultiWalkBudgetMixedSizes(t *testing.T) {
+	const dim, n, queries = 16, 4000, 300
+	r := rand.New(rand.NewPCG(3, 3))
+	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 3})
+	allow := roaring.New()
+	vec := func() []float32 {
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return v
+	}
+	for id := range uint32(n) {
+		size := 1
+		if id%2 == 1 {
+			size = 8
+		}
+		var vs [][]float32
+		for range size {
+			vs = append(vs, vec())
+		}
+		require.NoError(t, m.Add(id, modality.Join(vs...)))
+		if id%2 == 0 && r.IntN(2) == 0 {
+			allow.Add(id)
+		}
+	}
+	allowed := int(allow.GetCardinality())
+	share := float64(allowed) / n
+	budget := max(allowed/25, int(20/share)) // as the database sets it
+	stops, confident := 0, 0
+	for range queries {
+		w := WalkStats{Share: share, Budget: budget}
+		m.Search(vec(), 10, SearchOptions{Ef: 10, Allow: allow, Walk: &w})
+		if w.Stopped {
+			stops++
+		}
+		if w.Confident(w.Share) {
+			confident++
+		}
+	}
+	t.Logf("%d of %d walks stopped, %d trusted", stops, queries, confident)
+	assert.LessOrEqual(t, stops, queries/100, "walks stopped by chance")
+	assert.GreaterOrEqual(t, confident, queries*9/10, "walks trusted")
+}
+
+// Every walk a set search makes is counted, those of the rounds it widened
+// through included.
+func TestMultiWalkStatsCountWidenedRounds(t *testing.T) {
+	const dim, k = 8, 40
+	r := rand.New(rand.NewPCG(11, 11))
+	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 6})
+	allow := roaring.New()
+	for id := range uint32(800) {
+		c := clustered(1, dim, 1, uint64(id)+100)[0]
+		var vs [][]float32
+		for range 32 {
+			v := slices.Clone(c)
+			for d := range v {
+				v[d] += float32(r.NormFloat64() * 0.02)
+			}
+			vs = append(vs, v)
+		}
+		require.NoError(t, m.Add(id, modality.Join(vs...)))
+		if id%2 == 0 {
+			allow.Add(id)
+		}
+	}
+	q := sets(1, 1, dim, 12)[0]
+	w := WalkStats{Share: 0.5}
+	require.Len(t, m.Search(q, k, SearchOptions{Ef: 16, Allow: allow, Walk: &w}), k)
+
+	m.mu.RLock()
+	keys, _ := m.keysOf(allow)
+	sum, rounds := 0, 0
+	for ef := k; ; ef *= 4 { // the rounds Multi runs: ef from max(Ef, k)
+		one := WalkStats{Share: w.Share}
+		named := map[uint32]bool{}
+		for _, x := range m.g.Search(q, ef, SearchOptions{Ef: ef, Allow: keys, Walk: &one}) {
+			named[m.owner[x.ID]] = true
+		}
+		sum += one.Candidates
+		rounds++
+		if len(named) >= k {
+			break
+		}
+	}
+	m.mu.RUnlock()
+	require.Greater(t, rounds, 1, "the case must widen")
+	assert.Equal(t, sum, w.Candidates)
 }
