@@ -2,6 +2,7 @@ package mmdb
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/mmdb-go/mmdb/hnsw"
@@ -167,6 +168,98 @@ func BenchmarkCutoffFit(b *testing.B) {
 					b.ReportMetric(allowed*allowed/(float64(ef)*filteredN)*cpu[1]/cpu[0], "C")
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkSetCutoffFit is BenchmarkCutoffFit for a set (multi-vector)
+// index, whose filtered walks are checked since the eleventh round: 25,000
+// sets of 4 vectors (64-d, cosine, MaxSim, around 500 centres), filters
+// that ignore where vectors lie (5% to 50% of the sets), queried by one
+// vector and by sets of 4, at ef 16 and 64. It reports each strategy's
+// CPU time a search (3 rounds of 200 queries, alternating) and the
+// constant C of setCutoff, in vectors: allowed vectors^2 / (ef * vectors)
+// * walk / scan.
+//
+//	GOMAXPROCS=1 go test -run '^$' -bench SetCutoffFit -benchtime 1x -timeout 30m .
+func BenchmarkSetCutoffFit(b *testing.B) {
+	const sets, size, dim = 25_000, 4, 64
+	db, _ := openTest(b, Modality{Name: "v", Dim: dim, Metric: Cosine, Multi: MaxSim})
+	r := rand.New(rand.NewPCG(12, 12))
+	centres := make([][]float32, 500)
+	for i := range centres {
+		centres[i] = randVec(r, dim)
+	}
+	around := func(c int) []float32 {
+		v := randVec(r, dim)
+		for j := range v {
+			v[j] = centres[c][j] + 0.6*v[j]
+		}
+		return v
+	}
+	draw := func(n int) []float32 {
+		c := r.IntN(len(centres))
+		var out []float32
+		for range n {
+			out = append(out, around(c)...)
+		}
+		return out
+	}
+	for start := 0; start < sets; start += 5_000 {
+		items := make([]Item, 5_000)
+		for i := range items {
+			id := start + i
+			items[i] = Item{ID: fmt.Sprint(id), Attrs: map[string]any{"sel": id % 1000}, Vectors: map[string][]float32{"v": draw(size)}}
+		}
+		if err := db.Put(ctx, items...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	defer func() { db.opts.ExactCutoff = 0 }()
+	for _, nq := range []int{1, 4} {
+		qs := make([][]float32, 200)
+		for i := range qs {
+			qs[i] = draw(nq)
+		}
+		for _, keep := range []int{50, 100, 200, 500} { // per mille
+			for _, ef := range []int{16, 64} {
+				b.Run(fmt.Sprintf("query=%d/keep=%.0f%%/ef=%d", nq, float64(keep)/10, ef), func(b *testing.B) {
+					for b.Loop() {
+						var cpu [2]float64 // scan, walk
+						for round := range 3 {
+							for j := range 2 {
+								k := (j + round) % 2
+								db.opts.ExactCutoff = map[int]int{0: sets + 1, 1: 1}[k]
+								start := processCPU()
+								for _, q := range qs {
+									sq := Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(fmt.Sprintf("sel < %d", keep)), Probes: []Probe{{Modality: "v", Vector: q}}}
+									if _, err := db.Search(ctx, sq); err != nil {
+										b.Fatal(err)
+									}
+								}
+								cpu[k] += (processCPU() - start).Seconds() / float64(3*len(qs))
+							}
+						}
+						// How often the forced walk was done again (not timed).
+						var again [2]int
+						for _, q := range qs {
+							sq := Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(fmt.Sprintf("sel < %d", keep)), Probes: []Probe{{Modality: "v", Vector: q}}}
+							plan, _, err := db.ExplainAnalyze(ctx, sq)
+							if err != nil {
+								b.Fatal(err)
+							}
+							again[0] += plan.Rescans
+							again[1] += plan.Rewalks
+						}
+						b.ReportMetric(float64(again[0])/float64(len(qs)), "rescanned")
+						b.ReportMetric(float64(again[1])/float64(len(qs)), "rewalked")
+						allowed := float64(keep) * sets * size / 1000 // vectors
+						b.ReportMetric(1e6*cpu[0], "scan-µs")
+						b.ReportMetric(1e6*cpu[1], "walk-µs")
+						b.ReportMetric(allowed*allowed/(float64(ef)*sets*size)*cpu[1]/cpu[0], "C")
+					}
+				})
+			}
 		}
 	}
 }
