@@ -147,21 +147,11 @@ func BenchmarkCutoffFit(b *testing.B) {
 		for _, ef := range []int{16, 64} {
 			b.Run(fmt.Sprintf("keep=%.0f%%/ef=%d", float64(keep)/10, ef), func(b *testing.B) {
 				for b.Loop() {
-					var cpu [2]float64 // scan, walk
-					for round := range 3 {
-						for j := range 2 {
-							k := (j + round) % 2
-							db.opts.ExactCutoff = map[int]int{0: filteredN + 1, 1: 1}[k]
-							start := processCPU()
-							for i := range 400 {
-								q := Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(fmt.Sprintf("sel < %d", keep)), Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}}
-								if _, err := db.Search(ctx, q); err != nil {
-									b.Fatal(err)
-								}
-							}
-							cpu[k] += (processCPU() - start).Seconds() / 1200
-						}
+					queries := make([]Query, 400)
+					for i := range queries {
+						queries[i] = Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(fmt.Sprintf("sel < %d", keep)), Probes: []Probe{{Modality: "v", Vector: qs[i%len(qs)]}}}
 					}
+					cpu := strategyCPU(b, db, filteredN, queries)
 					allowed := float64(keep) * filteredN / 1000
 					b.ReportMetric(1e6*cpu[0], "scan-µs")
 					b.ReportMetric(1e6*cpu[1], "walk-µs")
@@ -225,25 +215,15 @@ func BenchmarkSetCutoffFit(b *testing.B) {
 			for _, ef := range []int{16, 64} {
 				b.Run(fmt.Sprintf("query=%d/keep=%.0f%%/ef=%d", nq, float64(keep)/10, ef), func(b *testing.B) {
 					for b.Loop() {
-						var cpu [2]float64 // scan, walk
-						for round := range 3 {
-							for j := range 2 {
-								k := (j + round) % 2
-								db.opts.ExactCutoff = map[int]int{0: sets + 1, 1: 1}[k]
-								start := processCPU()
-								for _, q := range qs {
-									sq := Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(fmt.Sprintf("sel < %d", keep)), Probes: []Probe{{Modality: "v", Vector: q}}}
-									if _, err := db.Search(ctx, sq); err != nil {
-										b.Fatal(err)
-									}
-								}
-								cpu[k] += (processCPU() - start).Seconds() / float64(3*len(qs))
-							}
+						queries := make([]Query, len(qs))
+						for i, q := range qs {
+							queries[i] = Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(fmt.Sprintf("sel < %d", keep)), Probes: []Probe{{Modality: "v", Vector: q}}}
 						}
+						cpu := strategyCPU(b, db, sets, queries)
 						// How often the forced walk was done again (not timed).
+						db.opts.ExactCutoff = 1
 						var again [2]int
-						for _, q := range qs {
-							sq := Query{Target: "v", K: 10, Ef: ef, NoAttrs: true, Filter: parseOrNil(fmt.Sprintf("sel < %d", keep)), Probes: []Probe{{Modality: "v", Vector: q}}}
+						for _, sq := range queries {
 							plan, _, err := db.ExplainAnalyze(ctx, sq)
 							if err != nil {
 								b.Fatal(err)
@@ -262,4 +242,25 @@ func BenchmarkSetCutoffFit(b *testing.B) {
 			}
 		}
 	}
+}
+
+// strategyCPU runs queries on db by each strategy, forced through
+// Options.ExactCutoff (n is the index's size in items), in 3 rounds that
+// alternate which goes first, and returns the CPU seconds a query of the
+// scan and of the walk.
+func strategyCPU(b *testing.B, db *DB, n int, queries []Query) (cpu [2]float64) {
+	for round := range 3 {
+		for j := range 2 {
+			k := (j + round) % 2 // 0 the scan, 1 the walk
+			db.opts.ExactCutoff = map[int]int{0: n + 1, 1: 1}[k]
+			start := processCPU()
+			for _, q := range queries {
+				if _, err := db.Search(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu[k] += (processCPU() - start).Seconds() / float64(3*len(queries))
+		}
+	}
+	return cpu
 }

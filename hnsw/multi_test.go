@@ -430,10 +430,9 @@ func TestMultiReplaceIsAtomicForReaders(t *testing.T) {
 	assert.Zero(t, bad.Load(), "blended sets or another ID's vectors in %d rounds of reads", searches.Load())
 }
 
-// Sets of many close vectors (a document's tokens) fill a probe vector's
-// ef nearest with a few sets; the walk is widened until k sets are named.
-func TestMultiReturnsKOnDenseSets(t *testing.T) {
-	const dim = 8
+// denseSets is a set index of 800 sets of 32 vectors each close to its
+// own centre (IDs 0-799), and the sets.
+func denseSets(t *testing.T, dim int) (*Multi, map[uint32][]float32) {
 	r := rand.New(rand.NewPCG(11, 11))
 	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 6})
 	data := map[uint32][]float32{}
@@ -450,6 +449,14 @@ func TestMultiReturnsKOnDenseSets(t *testing.T) {
 		data[id] = modality.Join(vs...)
 		require.NoError(t, m.Add(id, data[id]))
 	}
+	return m, data
+}
+
+// Sets of many close vectors (a document's tokens) fill a probe vector's
+// ef nearest with a few sets; the walk is widened until k sets are named.
+func TestMultiReturnsKOnDenseSets(t *testing.T) {
+	const dim = 8
+	m, data := denseSets(t, dim)
 	for _, q := range sets(10, 1, dim, 12) {
 		for _, k := range []int{10, 40} {
 			got := m.Search(q, k, SearchOptions{Ef: 16})
@@ -607,23 +614,10 @@ func TestMultiWalkBudgetMixedSizes(t *testing.T) {
 // through included.
 func TestMultiWalkStatsCountWidenedRounds(t *testing.T) {
 	const dim, k = 8, 40
-	r := rand.New(rand.NewPCG(11, 11))
-	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 6})
+	m, _ := denseSets(t, dim)
 	allow := roaring.New()
-	for id := range uint32(800) {
-		c := clustered(1, dim, 1, uint64(id)+100)[0]
-		var vs [][]float32
-		for range 32 {
-			v := slices.Clone(c)
-			for d := range v {
-				v[d] += float32(r.NormFloat64() * 0.02)
-			}
-			vs = append(vs, v)
-		}
-		require.NoError(t, m.Add(id, modality.Join(vs...)))
-		if id%2 == 0 {
-			allow.Add(id)
-		}
+	for id := uint32(0); id < 800; id += 2 {
+		allow.Add(id)
 	}
 	q := sets(1, 1, dim, 12)[0]
 	w := WalkStats{Share: 0.5}
