@@ -196,30 +196,31 @@ func viewBitmap(attr string, k, v []byte) (bm *roaring.Bitmap, err error) {
 			bm, err = nil, fmt.Errorf("posting %s/%x: %w: roaring decoder panicked: %v", attr, k, ErrCorrupt, p)
 		}
 	}()
-	bm = roaring.New()
-	if _, err := bm.FromUnsafeBytes(v); err != nil {
+	if err := checkRoaring(v); err != nil {
 		return nil, fmt.Errorf("posting %s/%x: %w: %v", attr, k, ErrCorrupt, err)
 	}
-	if err := bm.Validate(); err != nil {
+	bm = roaring.New()
+	if _, err := bm.FromUnsafeBytes(v); err != nil {
 		return nil, fmt.Errorf("posting %s/%x: %w: %v", attr, k, ErrCorrupt, err)
 	}
 	return bm, nil
 }
 
-// DecodeBitmap decodes a stored roaring bitmap and validates it. Any
-// failure, including a panic in roaring's decoder, gives an error wrapping
-// ErrCorrupt.
+// DecodeBitmap decodes a stored roaring bitmap and validates it
+// (checkRoaring, before decoding: what roaring's Validate checks, in
+// linear time). Any failure, including a panic in roaring's decoder, gives
+// an error wrapping ErrCorrupt.
 func DecodeBitmap(v []byte) (bm *roaring.Bitmap, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			bm, err = nil, fmt.Errorf("%w: roaring decoder panicked: %v", ErrCorrupt, p)
 		}
 	}()
-	bm = roaring.New()
-	if err := bm.UnmarshalBinary(v); err != nil {
+	if err := checkRoaring(v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if err := bm.Validate(); err != nil {
+	bm = roaring.New()
+	if err := bm.UnmarshalBinary(v); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return bm, nil
