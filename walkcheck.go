@@ -34,7 +34,7 @@ const rescanPerCandidate = 25
 
 // stopExpected is the least number of allowed candidates a walk with a
 // filter that ignores where vectors lie is expected to have taken before
-// it may be stopped early (hnsw.WalkStats.Budget): 20, of which fewer than
+// it may be stopped early (hnsw.WalkStats.Floor): 20, of which fewer than
 // hnsw.StopShare's 7 happen by chance in under one walk in a thousand.
 const stopExpected = 20
 
@@ -55,9 +55,10 @@ func (p *planned) walkChecked(vec []float32, depth int, opts hnsw.SearchOptions,
 	allowed := p.plan.FilterMatches
 	share := float64(allowed) / float64(max(1, p.plan.Candidates))
 	perCandidate := p.rescanPer()
-	// At least stopExpected allowed candidates expected; the cap only
+	// The walk may stop once it has cost what the scan would, and at
+	// least stopExpected allowed candidates are expected; the cap only
 	// keeps the conversion in range (a share near 0 is scanned anyway).
-	ws := hnsw.WalkStats{Share: share, Budget: max(allowed/perCandidate, int(min(stopExpected/share, 1<<30)))}
+	ws := hnsw.WalkStats{Share: share, Budget: max(1, allowed/perCandidate), Floor: int(min(stopExpected/share, 1<<30))}
 	opts.Walk = &ws
 	res := p.first(vec, depth, opts, steps)
 	// A set index gives its share in vectors (hnsw.Multi).

@@ -250,7 +250,8 @@ func TestWalkCheckedDecides(t *testing.T) {
 			require.Len(t, res, 10)
 			require.NotNil(t, f.asked[0].Walk, "the first walk counts")
 			assert.InDelta(t, 0.1, f.asked[0].Walk.Share, 1e-12)
-			assert.Equal(t, 200, f.asked[0].Walk.Budget, "max(1,000 / 25, 20 / 10%)")
+			assert.Equal(t, 40, f.asked[0].Walk.Budget, "1,000 / 25: the scan's cost in candidates")
+			assert.Equal(t, 200, f.asked[0].Walk.Floor, "20 / 10%: 20 allowed candidates expected")
 			switch tt.then {
 			case trusted:
 				assert.Len(t, f.asked, 1)

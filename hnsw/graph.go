@@ -818,7 +818,7 @@ func (h *HNSW) Search(q []float32, k int, opts SearchOptions) []Result {
 		allow = &sc.allow
 	}
 	if allow != nil && opts.Walk != nil && opts.Walk.Share > 0 {
-		sc.walkShare, sc.walkBudget = opts.Walk.Share, opts.Walk.Budget
+		sc.walkShare, sc.walkBudget = opts.Walk.Share, opts.Walk.stopAt()
 	}
 	found := h.searchLayer(&qq, []Result{cur}, ef, 0, allow, true, sc)
 	sc.allow.reset()
@@ -1151,7 +1151,7 @@ type searcher struct {
 	kres  keyMax    // and results
 	walk  WalkStats // what the last filtered walk saw
 	// walkShare and walkBudget stop a filtered walk early
-	// (WalkStats.Budget); zero budget: never.
+	// (WalkStats.Budget and Floor); zero budget: never.
 	walkShare  float64
 	walkBudget int
 	out        []Result

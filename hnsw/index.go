@@ -49,26 +49,39 @@ type SearchOptions struct {
 // them only through the links of the others, may have missed the closest
 // of them (see Confident).
 type WalkStats struct {
-	// Share and Budget are set by the caller, to stop a walk that is
-	// plainly misled once going on can only waste time (the database
-	// sets Budget where the scan that will replace the walk is decided):
-	// when both are positive, the walk stops once it has taken at least
-	// Budget candidates while the allowed share among them is below
-	// StopShare times Share (the filter's share of the index), and sets
-	// Stopped. Its results are then incomplete.
+	// Share, Budget and Floor are set by the caller, to stop a walk that
+	// is plainly misled once going on can only waste time (the database
+	// sets Budget where the scan that will replace the walk is decided,
+	// and Floor where enough allowed candidates are expected that a
+	// filter ignoring where vectors lie is not stopped by chance): when
+	// Share and Budget are positive, the walk stops once it has taken at
+	// least Budget and Floor candidates while the allowed share among
+	// them is below StopShare times Share (the filter's share of the
+	// index), and sets Stopped. Its results are then incomplete.
 	//
-	// A set index (Multi) counts in vectors: given Share and Budget in
-	// sets, it sets Share to the share of its graph's vectors the filter
-	// allows (even with no Budget), gives each of its walks (one a query
-	// vector, and again for each widening) Budget in vectors, and sums
-	// their counts; Budget is left as given. A stopped walk stops the
+	// A set index (Multi) counts in vectors: given them in sets, it sets
+	// Share to the share of its graph's vectors the filter allows (even
+	// with no Budget), gives each of its walks (one a query vector, and
+	// again for each widening) Budget grown by the allowed sets' mean
+	// size and Floor by the ratio of the shares, and sums their counts;
+	// Budget and Floor are left as given. A stopped walk stops the
 	// search, which answers nothing.
 	Share  float64
 	Budget int
+	Floor  int
 	// Candidates, Accepted and Stopped are set by the walk.
 	Candidates int
 	Accepted   int
 	Stopped    bool
+}
+
+// stopAt is how many candidates a walk takes before it may stop early:
+// 0 (never) without a Share and a Budget.
+func (w WalkStats) stopAt() int {
+	if w.Share <= 0 || w.Budget <= 0 {
+		return 0
+	}
+	return max(w.Budget, w.Floor)
 }
 
 // Confident reports whether a filtered walk that saw w can be trusted

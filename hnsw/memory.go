@@ -38,7 +38,7 @@ func (m *Multi) MemoryBytes() int64 {
 	n := g.MemoryBytes()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	n += 4*int64(cap(m.owner)+cap(m.free)) + int64(len(m.keys))*(mapEntryBytes+int64(unsafe.Sizeof([]uint32(nil))))
+	n += 4*int64(cap(m.owner)+cap(m.free)) + int64(len(m.keys))*(mapEntryBytes+int64(unsafe.Sizeof([]uint32(nil)))) + m.sizes.bytes()
 	for _, ks := range m.keys {
 		n += 4 * int64(cap(ks))
 	}

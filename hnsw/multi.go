@@ -38,6 +38,7 @@ type Multi struct {
 	g     *HNSW
 	owner []uint32            // key -> owner ID, for keys handed out
 	keys  map[uint32][]uint32 // owner ID -> its keys, in set order
+	sizes setSizes            // owner ID -> how many keys
 	free  []uint32            // keys given back, for reuse
 	nodes int                 // keys held by live sets
 }
@@ -155,6 +156,7 @@ func (m *Multi) Add(id uint32, vec []float32) error {
 		m.owner[k] = id
 	}
 	m.keys[id] = keys
+	m.sizes.set(id, n)
 	m.nodes += n - len(old)
 	m.mu.Unlock()
 	m.release(g, old)
@@ -199,6 +201,7 @@ func (m *Multi) Delete(id uint32) bool {
 	old, ok := m.keys[id]
 	if ok {
 		delete(m.keys, id)
+		m.sizes.set(id, 0)
 		m.nodes -= len(old)
 		for _, k := range old {
 			m.owner[k] = noOwner
@@ -336,17 +339,6 @@ func (m *Multi) owners(allow *roaring.Bitmap) []uint32 {
 	return out
 }
 
-// keysOf is the keys of the sets of the IDs allow holds, and the number of
-// those sets (mu held shared).
-func (m *Multi) keysOf(allow *roaring.Bitmap) (*roaring.Bitmap, int) {
-	out, n := roaring.New(), 0
-	m.eachSet(allow, func(_ uint32, keys []uint32) {
-		out.AddMany(keys)
-		n++
-	})
-	return out, n
-}
-
 // candidates is the first stage of a graph search (mu held shared): the
 // owners of each query vector's nearest keys, distinct, in order; nil
 // when even a widened walk names fewer than min(k, allowed sets), and the
@@ -360,20 +352,28 @@ func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) (cands []
 	}
 	ef = max(ef, k)
 	sub, sets := SearchOptions{}, len(m.keys)
+	var allowedKeys int
 	if opts.Allow != nil {
 		// Counting the allowed sets that exist, so that a walk is not
 		// widened looking for sets that do not.
-		if sub.Allow, sets = m.keysOf(opts.Allow); sets == 0 {
+		if sets, allowedKeys = m.sizes.count(opts.Allow, len(m.keys)); sets == 0 {
 			return []uint32{}, false
+		}
+		// The walk tests the keys it meets by their owners (mu is held
+		// shared: owner does not change; a key still being added is
+		// owned by no set).
+		owner, has := m.owner, denseHas(opts.Allow)
+		sub.Filter = func(key uint32) bool {
+			return int(key) < len(owner) && owner[key] != noOwner && has(owner[key])
 		}
 	}
 	want := min(k, sets)
 	// ws is the caller's WalkStats in vectors; it sums the counts of every
 	// walk, widened rounds included, and goes back to the caller.
 	var ws, one WalkStats
-	walk := opts.Walk != nil && sub.Allow != nil
+	walk := opts.Walk != nil && opts.Allow != nil
 	if walk {
-		ws = m.inVectors(*opts.Walk, sub.Allow, sets)
+		ws = m.inVectors(*opts.Walk, allowedKeys, sets)
 		defer func() {
 			opts.Walk.Share, opts.Walk.Candidates, opts.Walk.Accepted, opts.Walk.Stopped = ws.Share, ws.Candidates, ws.Accepted, ws.Stopped
 		}()
@@ -384,7 +384,7 @@ func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) (cands []
 		out = out[:0]
 		for i := range nq {
 			if walk {
-				one = WalkStats{Share: ws.Share, Budget: ws.Budget}
+				one = WalkStats{Share: ws.Share, Budget: ws.Budget, Floor: ws.Floor}
 				sub.Walk = &one
 			}
 			for _, r := range g.Search(q[i*m.dim:(i+1)*m.dim], ef, sub) {
@@ -414,20 +414,19 @@ func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) (cands []
 	return nil, false
 }
 
-// inVectors is w, whose Share and Budget are given in sets (the share of
-// the sets a filter allows, and the candidates a walk may take), for the
-// walks of the graph of vectors, its counts zero: Share becomes the share
-// of the graph's live vectors that allowed (the allowed sets' keys)
-// holds, and Budget covers both of its parts in vectors: a number of
-// allowed sets (grown by their mean size) and a number of allowed
-// candidates expected by chance (grown as the share shrinks). mu held
-// shared.
-func (m *Multi) inVectors(w WalkStats, allowed *roaring.Bitmap, sets int) WalkStats {
-	keys := float64(allowed.GetCardinality())
-	out := WalkStats{Share: keys / float64(max(1, m.nodes))}
-	if w.Budget > 0 && w.Share > 0 && out.Share > 0 {
-		b := float64(w.Budget) * max(keys/float64(max(1, sets)), w.Share/out.Share)
-		out.Budget = int(min(b, 1<<30))
+// inVectors is w, whose Share, Budget and Floor are given in sets (the
+// share of the sets a filter allows; the candidates a walk may take, and
+// the least it takes), for the walks of the graph of vectors, its counts
+// zero: Share becomes the share of the graph's live vectors that the
+// allowed sets' keys (sets of them) are, Budget grows by the allowed
+// sets' mean size (it stands for a number of allowed sets to scan), and
+// Floor by the ratio of the shares (it stands for a number of allowed
+// candidates expected by chance). mu held shared.
+func (m *Multi) inVectors(w WalkStats, keys, sets int) WalkStats {
+	out := WalkStats{Share: float64(keys) / float64(max(1, m.nodes))}
+	if w.Share > 0 && out.Share > 0 {
+		out.Budget = int(min(float64(w.Budget)*float64(keys)/float64(max(1, sets)), 1<<30))
+		out.Floor = int(min(float64(w.Floor)*w.Share/out.Share, 1<<30))
 	}
 	return out
 }

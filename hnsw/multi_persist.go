@@ -131,6 +131,10 @@ func (m *Multi) Load(r io.Reader) error {
 	defer m.writers.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.g, m.owner, m.keys, m.free, m.nodes = g, owner, keys, free, nodes
+	var sizes setSizes
+	for id, ks := range keys {
+		sizes.set(id, len(ks))
+	}
+	m.g, m.owner, m.keys, m.sizes, m.free, m.nodes = g, owner, keys, sizes, free, nodes
 	return nil
 }

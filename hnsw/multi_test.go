@@ -540,14 +540,16 @@ func TestMultiWalkStats(t *testing.T) {
 	assert.Empty(t, got, "a stopped search answers nothing")
 	assert.GreaterOrEqual(t, w.Candidates, 20, "the budget in vectors: 5 sets of 4")
 
-	// Each walk's budget in vectors covers both of the caller's parts: a
-	// number of allowed sets, grown by their mean size, and a number of
-	// allowed candidates expected by chance, grown as the share shrinks.
+	// Each walk's budget in vectors: Budget (a number of allowed sets to
+	// scan) grown by their mean size, Floor (a number of allowed
+	// candidates expected by chance) by the ratio of the shares.
 	m.mu.RLock()
-	keys, n := m.keysOf(allowFar)
-	assert.Equal(t, WalkStats{Share: 0.8, Budget: 20}, m.inVectors(WalkStats{Share: 0.5, Budget: 5}, keys, n))
-	keys, n = m.keysOf(allowNear)
-	assert.Equal(t, WalkStats{Share: 0.2, Budget: 25}, m.inVectors(WalkStats{Share: 0.5, Budget: 10}, keys, n))
+	n, keys := m.sizes.count(allowFar, len(m.keys))
+	assert.Equal(t, []int{300, 1200}, []int{n, keys})
+	assert.Equal(t, WalkStats{Share: 0.8, Budget: 20, Floor: 25}, m.inVectors(WalkStats{Share: 0.5, Budget: 5, Floor: 40}, keys, n))
+	n, keys = m.sizes.count(allowNear, len(m.keys))
+	assert.Equal(t, []int{300, 300}, []int{n, keys})
+	assert.Equal(t, WalkStats{Share: 0.2, Budget: 10, Floor: 100}, m.inVectors(WalkStats{Share: 0.5, Budget: 10, Floor: 40}, keys, n))
 	m.mu.RUnlock()
 
 	// What the caller passes in is read, not kept: a WalkStats used again
@@ -562,9 +564,9 @@ func TestMultiWalkStats(t *testing.T) {
 }
 
 // A filter that ignores where vectors lie, keeping some of the small sets
-// among large ones, must not stop walks by chance: the budget's floor of
-// allowed candidates expected is counted in vectors, not in sets grown by
-// the allowed ones' size (with that, 76 walks in 1,000 stopped here).
+// among large ones, must not stop walks by chance: the floor of allowed
+// candidates expected is counted in vectors, not in sets grown by the
+// allowed ones' size (with that, 31 walks in 300 stopped here).
 func TestMultiWalkBudgetMixedSizes(t *testing.T) {
 	const dim, n, queries = 16, 4000, 300
 	r := rand.New(rand.NewPCG(3, 3))
@@ -593,10 +595,10 @@ func TestMultiWalkBudgetMixedSizes(t *testing.T) {
 	}
 	allowed := int(allow.GetCardinality())
 	share := float64(allowed) / n
-	budget := max(allowed/25, int(20/share)) // as the database sets it
+	budget, floor := max(1, allowed/25), int(20/share) // as the database sets them
 	stops, confident := 0, 0
 	for range queries {
-		w := WalkStats{Share: share, Budget: budget}
+		w := WalkStats{Share: share, Budget: budget, Floor: floor}
 		m.Search(vec(), 10, SearchOptions{Ef: 10, Allow: allow, Walk: &w})
 		if w.Stopped {
 			stops++
@@ -641,4 +643,64 @@ func TestMultiWalkStatsCountWidenedRounds(t *testing.T) {
 	m.mu.RUnlock()
 	require.Greater(t, rounds, 1, "the case must widen")
 	assert.Equal(t, sum, w.Candidates)
+}
+
+// keysOf is the keys of the sets of the IDs allow holds, and the number of
+// those sets (mu held shared): the allow-list a set search's walks would
+// take over the graph's vectors, for tests that walk it by hand.
+func (m *Multi) keysOf(allow *roaring.Bitmap) (*roaring.Bitmap, int) {
+	out, n := roaring.New(), 0
+	m.eachSet(allow, func(_ uint32, keys []uint32) {
+		out.AddMany(keys)
+		n++
+	})
+	return out, n
+}
+
+// A filter keeping a few large sets far from the queries among many small
+// ones near them misleads every walk, which must stop once it has cost
+// what the scan would: each part of the budget converted on its own
+// (Budget by the allowed sets' size, Floor by the ratio of the shares),
+// not both by the larger factor, which gave a budget past the graph's
+// size (16,000 candidates of 4,280 vectors) and no stop.
+func TestMultiWalkStopsOnBigFarSets(t *testing.T) {
+	const dim, n, queries = 8, 4000, 100
+	r := rand.New(rand.NewPCG(17, 17))
+	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 5})
+	near, far := make([]float32, dim), make([]float32, dim)
+	near[0], far[0] = 1, -1
+	around := func(c []float32) []float32 {
+		v := slices.Clone(c)
+		for d := range v {
+			v[d] += float32(r.NormFloat64() * 0.3)
+		}
+		return v
+	}
+	allow := roaring.New()
+	for id := range uint32(n) {
+		c, size := near, 1
+		if id%100 == 0 {
+			c, size = far, 8
+			allow.Add(id)
+		}
+		var vs [][]float32
+		for range size {
+			vs = append(vs, around(c))
+		}
+		require.NoError(t, m.Add(id, modality.Join(vs...)))
+	}
+	share := float64(allow.GetCardinality()) / n
+	budget, floor := max(1, int(allow.GetCardinality())/25), int(20/share) // as the database sets them
+	stops, candidates := 0, 0
+	for range queries {
+		w := WalkStats{Share: share, Budget: budget, Floor: floor}
+		m.Search(around(near), 10, SearchOptions{Ef: 10, Allow: allow, Walk: &w})
+		if w.Stopped {
+			stops++
+		}
+		candidates += w.Candidates
+	}
+	t.Logf("%d of %d walks stopped, %d candidates a search, of %d vectors", stops, queries, candidates/queries, m.Vectors())
+	assert.GreaterOrEqual(t, stops, queries*9/10, "misled walks stopped")
+	assert.Less(t, candidates/queries, m.Vectors()/4, "candidates a search")
 }
