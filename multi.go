@@ -87,11 +87,13 @@ func meanSet(idx hnsw.Index) float64 {
 // token vectors were scanned: 500,000 distances a probe vector.
 //
 // Sets keep a constant of their own: BenchmarkSetCutoffFit (25,000 sets
-// of 4, two runs) put the crossover between 10% and 20% of the sets
-// allowed at ef 16 and at 64, queried by one vector or four, where C is
-// 105-224 at ef 16 and 24-56 at ef 64 (a walk that names fewer than k
-// sets is widened, so ef 16 costs about what 64 does); 100 puts the
-// cutoff at 12.6% and 25% of such an index.
+// of 4, one query vector or four, ef 16 and 64) put C at the crossover
+// at 73-117 at ef 16 and 17-36 at ef 64 (a walk that names fewer than k
+// sets is widened, so ef 16 costs about what 64 does). 50 puts the cutoff
+// at 8.9% of such an index at ef 16 and 17.9% at 64 (the default): where
+// it errs, a scan at 20% allowed and ef 64 would have cost 2.3x the walk
+// with 100, and a walk at 10% and ef 16 costs up to 1.8x the scan with
+// 50.
 func setCutoff(ef, n int, s float64) int {
 	nv := float64(n) * s
 	if nv <= hnsw.SmallIndex*float64(ef) {
@@ -101,7 +103,7 @@ func setCutoff(ef, n int, s float64) int {
 }
 
 // setExactCost is the cost model's constant for set indexes.
-const setExactCost = 100
+const setExactCost = 50
 
 // lateSteps records the two stages of a set search, for ANALYZE.
 func lateSteps(steps *[]Step, mi *hnsw.Multi, st hnsw.MultiStats, kept int, exact bool) {
