@@ -480,17 +480,8 @@ func TestMultiReturnsKOnDenseSets(t *testing.T) {
 // search, which answers nothing (the database then scans).
 func TestMultiWalkStats(t *testing.T) {
 	const dim = 8
-	r := rand.New(rand.NewPCG(13, 13))
 	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 2})
-	near, far := make([]float32, dim), make([]float32, dim)
-	near[0], far[0] = 1, -1
-	around := func(c []float32) []float32 {
-		v := slices.Clone(c)
-		for d := range v {
-			v[d] += float32(r.NormFloat64() * 0.3)
-		}
-		return v
-	}
+	near, far, around := nearAndFar(dim, 13)
 	// Even IDs: sets of 1 vector near the query; odd: sets of 4, far.
 	allowFar, allowNear := roaring.New(), roaring.New()
 	for id := range uint32(600) {
@@ -665,17 +656,8 @@ func (m *Multi) keysOf(allow *roaring.Bitmap) (*roaring.Bitmap, int) {
 // size (16,000 candidates of 4,280 vectors) and no stop.
 func TestMultiWalkStopsOnBigFarSets(t *testing.T) {
 	const dim, n, queries = 8, 4000, 100
-	r := rand.New(rand.NewPCG(17, 17))
 	m := NewMulti(dim, modality.Cosine, modality.MaxSim, Config{Seed: 5})
-	near, far := make([]float32, dim), make([]float32, dim)
-	near[0], far[0] = 1, -1
-	around := func(c []float32) []float32 {
-		v := slices.Clone(c)
-		for d := range v {
-			v[d] += float32(r.NormFloat64() * 0.3)
-		}
-		return v
-	}
+	near, far, around := nearAndFar(dim, 17)
 	allow := roaring.New()
 	for id := range uint32(n) {
 		c, size := near, 1
@@ -703,4 +685,19 @@ func TestMultiWalkStopsOnBigFarSets(t *testing.T) {
 	t.Logf("%d of %d walks stopped, %d candidates a search, of %d vectors", stops, queries, candidates/queries, m.Vectors())
 	assert.GreaterOrEqual(t, stops, queries*9/10, "misled walks stopped")
 	assert.Less(t, candidates/queries, m.Vectors()/4, "candidates a search")
+}
+
+// nearAndFar is two opposite centres and a function drawing a vector
+// around either (seeded).
+func nearAndFar(dim int, seed uint64) (near, far []float32, around func([]float32) []float32) {
+	r := rand.New(rand.NewPCG(seed, seed))
+	near, far = make([]float32, dim), make([]float32, dim)
+	near[0], far[0] = 1, -1
+	return near, far, func(c []float32) []float32 {
+		v := slices.Clone(c)
+		for d := range v {
+			v[d] += float32(r.NormFloat64() * 0.3)
+		}
+		return v
+	}
 }
