@@ -105,11 +105,15 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 			if mode.sets {
 				m.Multi, put, trustedRecall = MaxSim, sets, 0.7
 			}
+			rewalkRecall := 0.95
 			if mode.pair {
 				// Two query vectors' late interaction at ef 10 finds
 				// 0.45 of the top 10 even under a filter that keeps
 				// every item: candidates are each vector's 10 nearest.
-				trustedRecall = 0.4
+				// Walked again 8x as wide, 0.983-1.000 in 30 runs, and
+				// 0.923 once, beside other tests (the graph is built in
+				// parallel, and differs between runs).
+				trustedRecall, rewalkRecall = 0.4, 0.85
 			}
 			require.NoError(t, db.DefineModality(m))
 			require.NoError(t, db.Put(ctx, put...))
@@ -185,7 +189,7 @@ func TestFilteredWalkRescansFarFilters(t *testing.T) {
 					case rewalk:
 						assert.GreaterOrEqual(t, rewalks, len(queries)*2/3, "walks again")
 						assert.GreaterOrEqual(t, planned, walk, "the planner's recall@10")
-						assert.GreaterOrEqual(t, planned, 0.95, "the planner's recall@10")
+						assert.GreaterOrEqual(t, planned, rewalkRecall, "the planner's recall@10")
 					case trusted:
 						// A few walks fall below hnsw.ConfidentShare by
 						// chance, and are done again.
