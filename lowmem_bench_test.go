@@ -274,3 +274,44 @@ func lowMemoryTruth(m Modality, d bench.Dataset) []map[string]bool {
 	}
 	return truth
 }
+
+// BenchmarkLowMemorySearch times, on synth100k (built once into a
+// temporary file, about a minute), an Open of the file read-only and a
+// search at ef 16 (k 10, no attributes), by default and with LowMemory,
+// for profiles of the two modes (where a low-memory search spends its
+// extra time) and for Open's speed:
+//
+//	go test -run '^$' -bench LowMemorySearch -benchtime 20000x -cpu 1 -cpuprofile cpu.out .
+func BenchmarkLowMemorySearch(b *testing.B) {
+	d := bench.Synthetic("synth100k", 100_000, 1000, 128, 1000, 1)
+	path := filepath.Join(b.TempDir(), "low.mmdb")
+	m := Modality{Name: "v", Dim: 128, Metric: d.Metric}
+	lowMemoryFile(b, path, m, d.Base)
+	for _, low := range []bool{false, true} {
+		name := map[bool]string{false: "default", true: "low"}[low]
+		b.Run("open/"+name, func(b *testing.B) {
+			for b.Loop() {
+				db, err := Open(path, &Options{ReadOnly: true, LowMemory: low})
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = db.Close()
+			}
+		})
+		b.Run("search/"+name, func(b *testing.B) {
+			db, err := Open(path, &Options{ReadOnly: true, LowMemory: low})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			i := 0
+			for b.Loop() {
+				q := d.Queries[i%len(d.Queries)]
+				i++
+				if _, err := db.Search(ctx, Query{Target: "v", NoAttrs: true, K: 10, Ef: 16, Probes: []Probe{{Modality: "v", Vector: q}}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -110,9 +110,7 @@ func (p *planned) again(vec []float32, depth int, opts hnsw.SearchOptions, why s
 		p.plan.Rewalks++
 	}
 	res := p.tidx.Search(vec, depth, opts)
-	if steps != nil {
-		*steps = append(*steps, Step{Name: why, Took: time.Since(start), Rows: len(res)})
-	}
+	addStep(steps, why, start, len(res))
 	return res
 }
 

@@ -78,19 +78,3 @@ func (a *allowed) has(id uint32) bool {
 	}
 	return in && (a.fn == nil || a.fn(id))
 }
-
-// denseHas returns a membership test for bm: a bit test in a dense copy
-// when allowed.set would make one (a set search's walk tests the owner of
-// every vector it meets, and a roaring bitmap answers with a binary
-// search where its IDs are sparse), else bm's own.
-func denseHas(bm *roaring.Bitmap) func(uint32) bool {
-	var a allowed
-	a.set(bm, nil)
-	if words := a.words; words != nil {
-		return func(id uint32) bool {
-			w := int(id >> 6)
-			return w < len(words) && words[w]&(1<<(id&63)) != 0
-		}
-	}
-	return bm.Contains
-}

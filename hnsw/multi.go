@@ -362,9 +362,11 @@ func (m *Multi) candidates(q []float32, nq, k int, opts SearchOptions) (cands []
 		// The walk tests the keys it meets by their owners (mu is held
 		// shared: owner does not change; a key still being added is
 		// owned by no set).
-		owner, has := m.owner, denseHas(opts.Allow)
+		var sets allowed // the graph's dense copy of an allow-list, when cheap
+		sets.set(opts.Allow, nil)
+		owner := m.owner
 		sub.Filter = func(key uint32) bool {
-			return int(key) < len(owner) && owner[key] != noOwner && has(owner[key])
+			return int(key) < len(owner) && owner[key] != noOwner && sets.has(owner[key])
 		}
 	}
 	want := min(k, sets)

@@ -187,30 +187,26 @@ func readBitmap(attr string, k, v []byte) (*roaring.Bitmap, error) {
 // containers from v, the file's mapped memory, so it is valid only while
 // the read transaction is open, and must only be read (given to
 // bitmaps.Union, whose result shares nothing with it). Decoding a small
-// posting this way takes less than half the time (BenchmarkViewBitmap:
-// 0.19 µs against 0.44, with the validation), which a range over
+// posting this way takes 0.6 of the time, checks included
+// (BenchmarkViewBitmap: 0.25 µs against 0.41), which a range over
 // hundreds of values pays for each.
-func viewBitmap(attr string, k, v []byte) (bm *roaring.Bitmap, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			bm, err = nil, fmt.Errorf("posting %s/%x: %w: roaring decoder panicked: %v", attr, k, ErrCorrupt, p)
-		}
-	}()
-	if err := checkRoaring(v); err != nil {
-		return nil, fmt.Errorf("posting %s/%x: %w: %v", attr, k, ErrCorrupt, err)
-	}
-	bm = roaring.New()
-	if _, err := bm.FromUnsafeBytes(v); err != nil {
-		return nil, fmt.Errorf("posting %s/%x: %w: %v", attr, k, ErrCorrupt, err)
+func viewBitmap(attr string, k, v []byte) (*roaring.Bitmap, error) {
+	bm, err := decodeBitmap(v, true)
+	if err != nil {
+		return nil, fmt.Errorf("posting %s/%x: %w", attr, k, err)
 	}
 	return bm, nil
 }
 
-// DecodeBitmap decodes a stored roaring bitmap and validates it
-// (checkRoaring, before decoding: what roaring's Validate checks, in
-// linear time). Any failure, including a panic in roaring's decoder, gives
-// an error wrapping ErrCorrupt.
-func DecodeBitmap(v []byte) (bm *roaring.Bitmap, err error) {
+// DecodeBitmap decodes a stored roaring bitmap and validates it. Any
+// failure, including a panic in roaring's decoder, gives an error wrapping
+// ErrCorrupt.
+func DecodeBitmap(v []byte) (*roaring.Bitmap, error) { return decodeBitmap(v, false) }
+
+// decodeBitmap checks v (checkRoaring, before decoding: what roaring's
+// Validate checks, in linear time) and decodes it, copying it out or, in
+// place, reading from it.
+func decodeBitmap(v []byte, inPlace bool) (bm *roaring.Bitmap, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			bm, err = nil, fmt.Errorf("%w: roaring decoder panicked: %v", ErrCorrupt, p)
@@ -220,7 +216,12 @@ func DecodeBitmap(v []byte) (bm *roaring.Bitmap, err error) {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	bm = roaring.New()
-	if err := bm.UnmarshalBinary(v); err != nil {
+	if inPlace {
+		_, err = bm.FromUnsafeBytes(v)
+	} else {
+		err = bm.UnmarshalBinary(v)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return bm, nil
