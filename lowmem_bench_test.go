@@ -13,6 +13,7 @@ import (
 	"github.com/mmdb-go/mmdb/hnsw"
 	"github.com/mmdb-go/mmdb/internal/bench"
 	"github.com/mmdb-go/mmdb/internal/storage"
+	bolt "go.etcd.io/bbolt"
 )
 
 // BenchmarkLowMemory compares Options.LowMemory with the default, both
@@ -251,6 +252,28 @@ func lowMemoryFile(b *testing.B, path string, m Modality, base [][]float32) {
 	}
 }
 
+// logVectorTree logs the page size and bbolt's statistics of the bucket
+// holding modality mod's vectors in the file at path.
+func logVectorTree(b *testing.B, path, mod string) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		bk := tx.Bucket([]byte("vec/" + mod))
+		if bk == nil {
+			return fmt.Errorf("no bucket vec/%s", mod)
+		}
+		s := bk.Stats()
+		b.Logf("vectors of %s: %d-byte pages, depth %d, %d branch pages, %d leaf pages, %.1f keys a leaf", mod, db.Info().PageSize, s.Depth, s.BranchPageN, s.LeafPageN, float64(s.KeyN)/float64(max(1, s.LeafPageN)))
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
 // lowMemoryTruth is each query's exact top 10, as item IDs.
 func lowMemoryTruth(m Modality, d bench.Dataset) []map[string]bool {
 	truth := make([]map[string]bool, len(d.Queries))
@@ -279,14 +302,16 @@ func lowMemoryTruth(m Modality, d bench.Dataset) []map[string]bool {
 // temporary file, about a minute), an Open of the file read-only and a
 // search at ef 16 (k 10, no attributes), by default and with LowMemory,
 // for profiles of the two modes (where a low-memory search spends its
-// extra time) and for Open's speed:
+// extra time) and for Open's speed. It logs the shape of the B+tree a
+// vector read back searches (bbolt's statistics of the vectors' bucket):
 //
-//	go test -run '^$' -bench LowMemorySearch -benchtime 20000x -cpu 1 -cpuprofile cpu.out .
+//	go test -run '^$' -bench LowMemorySearch -benchtime 20000x -cpu 1 -cpuprofile cpu.out -v .
 func BenchmarkLowMemorySearch(b *testing.B) {
 	d := bench.Synthetic("synth100k", 100_000, 1000, 128, 1000, 1)
 	path := filepath.Join(b.TempDir(), "low.mmdb")
 	m := Modality{Name: "v", Dim: 128, Metric: d.Metric}
 	lowMemoryFile(b, path, m, d.Base)
+	logVectorTree(b, path, m.Name)
 	for _, low := range []bool{false, true} {
 		name := map[bool]string{false: "default", true: "low"}[low]
 		b.Run("open/"+name, func(b *testing.B) {

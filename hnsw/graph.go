@@ -31,12 +31,14 @@ type Config struct {
 	// then re-score the nodes found on the float32 vectors: results carry
 	// exact distances in exact order, and links are chosen on exact
 	// distances. The copy costs about dim+12 bytes per node in memory (and
-	// in what Save writes; SaveLinks computes it again on load); on 100k x
-	// 128 it makes searches 1.2x and builds 1.4x faster at the same recall
-	// (BenchmarkWalk, BenchmarkBuildWalk). Without it a loaded 128-d graph
-	// holds about 140 bytes a vector less (703 instead of 843 when last
-	// measured, less than hnswlib's 785: BENCHMARKS.md), at 0.8-0.9x the
-	// speed; Source goes further, keeping the codes and not the vectors.
+	// in what Save writes; SaveLinks computes it again on load). Without
+	// it a graph holds less than hnswlib's memory (resident 720 bytes a
+	// vector at 128-d against 864 and hnswlib's 784; 2,260 at 512-d
+	// against 2,813 and 2,313), and searches vectors that outgrow the
+	// cache at 0.58-0.68x the speed (still 1.14-1.43x hnswlib's q/s at
+	// recall 0.95-0.99), level in cache; builds are 0.66-0.83x as fast
+	// (BENCHMARKS.md, "Twelfth round", on AMD Zen 4). Source goes further,
+	// keeping the codes and not the vectors.
 	Float32Walk bool
 	// Source, when set, holds the graph's float32 vectors instead of the
 	// graph (a low-memory mode): the graph keeps its byte codes and links,

@@ -37,7 +37,7 @@ func benchCmd() *cobra.Command {
 	c.CompletionOptions.DisableDefaultCmd = true
 	fs := c.Flags()
 	data := fs.String("data", "sift5k,synth100k,synth50k,clip50k", "datasets: sift5k (real SIFT, from --shared), synth100k (100k x 128, 1,000 clusters), synth50k (50k x 512, 500 clusters), clip50k (50k x 512 cosine drawn around the COCO image and caption embeddings of CLIP, with 500 held-out queries drawn alike, from --shared), clip50k-text (the 500 image embeddings and 49,500 drawn around them, queried with the 500 real captions: text to image, across the modality gap; not in the default list), synth1m (1M x 128, 10,000 clusters: minutes a build), or tiny (1k x 32)")
-	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure: hnsw, hnsw-f32 (hnsw walking on float32 vectors), coder, flat")
+	engines := fs.String("engines", "hnsw,coder,flat", "engines to measure: hnsw, hnsw-f32 (hnsw walking on float32 vectors), coder, flat; with --peers, hnsw (the default there) and hnsw-f32, each compared with the peers")
 	efs := fs.String("ef", denseEfs, "search beam widths (a dense grid from 10, so recall targets are interpolated, not read off the first point)")
 	threads := fs.String("threads", "1,"+strconv.Itoa(runtime.NumCPU()), "build thread counts")
 	shared := fs.String("shared", "../shared/data", "the shared data folder")
@@ -52,7 +52,7 @@ func benchCmd() *cobra.Command {
 	filterEfs := fs.String("filter-ef", "10,16,24,32,48,64,96,128,192,256,384,512", "search beam widths of the filtered sweeps")
 	filters := fs.String("filters", "1,10,50", "filtered sweeps: the percentages of vectors an allow-list keeps (every 100/p-th ID), against exact filtered search; \"\" for none")
 	c.RunE = func(c *cobra.Command, _ []string) error {
-		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON, *with, *filters, *filterEfs})
+		return runBench(c.Context(), c.OutOrStdout(), c.ErrOrStderr(), benchFlags{*data, *engines, *efs, *threads, *shared, *m, *efc, *quiet, *peers, *reps, *plotDir, *asJSON, *with, *filters, *filterEfs, fs.Changed("engines")})
 	}
 	return c
 }
@@ -83,6 +83,7 @@ type benchFlags struct {
 	json                                bool
 	with                                string
 	filters, filterEfs                  string
+	enginesSet                          bool // --engines was given
 }
 
 func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error {
@@ -95,7 +96,9 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, f benchFlags) error
 	var rounds []bench.Report
 	var harness, hnswlibVersion string
 	if f.peers {
-		cfg.Engines = []string{"hnsw"}
+		if !f.enginesSet {
+			cfg.Engines = []string{"hnsw"}
+		}
 		if err := bench.EnsurePeers(ctx, stderr); err != nil {
 			return err
 		}
@@ -173,6 +176,13 @@ func (f benchFlags) config(stderr io.Writer) (bench.Config, []string, error) {
 	cfg := bench.Config{Engines: strings.Split(f.engines, ","), Efs: efList, Threads: thList, M: f.m, EfC: f.efc, K: 10, Filters: steps, FilterEfs: filterEfList}
 	if !f.quiet {
 		cfg.Progress = stderr
+	}
+	if f.peers && f.enginesSet {
+		for _, e := range cfg.Engines {
+			if !slices.Contains(bench.MMDBEngines, e) {
+				return bench.Config{}, nil, fmt.Errorf("%w: with --peers, --engines takes %s, not %q", errUsage, strings.Join(bench.MMDBEngines, " and "), e)
+			}
+		}
 	}
 	var peerList []string
 	for _, p := range strings.Split(f.with, ",") {

@@ -39,6 +39,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"unknown flag", []string{"--nope"}, 2, "", "unknown flag: --nope"},
 		{"unknown dataset", []string{"--data", "nope"}, 2, "", `unknown dataset "nope"`},
 		{"unknown engine", []string{"--data", "tiny", "--engines", "nope", "--quiet"}, 1, "", `unknown engine "nope"`},
+		{"peers take mmdb's graphs only", []string{"--peers", "--engines", "hnsw,flat", "--data", "tiny"}, 2, "", `with --peers, --engines takes hnsw and hnsw-f32, not "flat"`},
 		{"unknown peer", []string{"--peers", "--with", "annoy", "--data", "tiny"}, 2, "", `unknown peer "annoy"`},
 		{"bad filter", []string{"--filters", "0", "--data", "tiny"}, 2, "", `filter "0" is not a percentage`},
 		// 100% would land in the unfiltered rows; 33% and 34% are both every third ID.
@@ -75,8 +76,8 @@ func TestBenchPeersSmoke(t *testing.T) {
 	code, out, errs := benchRun("--peers", "--data", "tiny", "--ef", "10,12,16,24,32,64", "--filters", "10", "--filter-ef", "10,16,32", "--reps", "2", "--threads", "1", "--quiet", "--plot", plots)
 	require.Equal(t, 0, code, errs)
 	for _, want := range []string{"| tiny | hnsw | 32 | 100% |", "| tiny | hnswlib | 32 | 100% |", "| tiny | faiss | 32 | 100% |", "mmdb/peer q/s per CPU-s",
-		"| tiny | hnswlib | 100% | 0.95 |", "| tiny | faiss | 100% | 0.99 |", "| tiny | hnswlib | 1 |", "flags ",
-		"| tiny | hnsw | 32 | 10% |", "| tiny | hnsw-scan | exact | 10% | 1.000 |", "| tiny | faiss | 32 | 10% |", "| tiny | faiss | 10% | 0.95 |", "faiss: FAISS 1.7.3"} {
+		"| tiny | hnsw | hnswlib | 100% | 0.95 |", "| tiny | hnsw | faiss | 100% | 0.99 |", "| tiny | hnsw | hnswlib | 1 |", "flags ",
+		"| tiny | hnsw | 32 | 10% |", "| tiny | hnsw-scan | exact | 10% | 1.000 |", "| tiny | faiss | 32 | 10% |", "| tiny | hnsw | faiss | 10% | 0.95 |", "faiss: FAISS 1.7.3"} {
 		assert.Contains(t, out, want)
 	}
 	assert.FileExists(t, filepath.Join(plots, "recall-qps-tiny.png"))
@@ -90,9 +91,10 @@ func TestBenchPeersSmoke(t *testing.T) {
 		assert.Contains(t, out, "hnswlib: hnswlib 0.8.0")
 	}
 
-	// --with picks the peers; --json gives per-round ratios, with no NaN
-	// to stop the encoder (the old report died at the end on one).
-	code, out, errs = benchRun("--peers", "--with", "hnswlib", "--data", "tiny", "--ef", "10,16,32", "--filters", "", "--reps", "2", "--threads", "1", "--quiet", "--json")
+	// --with picks the peers; --engines mmdb's graphs, each compared;
+	// --json gives per-round ratios, with no NaN to stop the encoder (the
+	// old report died at the end on one).
+	code, out, errs = benchRun("--peers", "--with", "hnswlib", "--engines", "hnsw,hnsw-f32", "--data", "tiny", "--ef", "10,16,32", "--filters", "", "--reps", "2", "--threads", "1", "--quiet", "--json")
 	require.Equal(t, 0, code, errs)
 	var got struct {
 		Machine struct {
@@ -100,11 +102,11 @@ func TestBenchPeersSmoke(t *testing.T) {
 		} `json:"machine"`
 		Rounds int `json:"rounds"`
 		Ratios []struct {
-			Dataset, Peer string
-			Recall        float64
-			QPSRatio      *float64   `json:"qps_ratio"`
-			Rounds        []*float64 `json:"rounds"`
-			Note          string     `json:"note"`
+			Dataset, Peer, Engine string
+			Recall                float64
+			QPSRatio              *float64   `json:"qps_ratio"`
+			Rounds                []*float64 `json:"rounds"`
+			Note                  string     `json:"note"`
 		} `json:"ratios"`
 		Rows []struct {
 			Engine string `json:"engine"`
@@ -112,14 +114,17 @@ func TestBenchPeersSmoke(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
 	assert.Equal(t, 2, got.Rounds)
-	require.Len(t, got.Ratios, 2) // hnswlib at 0.95 and 0.99
+	require.Len(t, got.Ratios, 4) // each engine against hnswlib at 0.95 and 0.99
+	engines := map[string]int{}
 	for _, r := range got.Ratios {
+		engines[r.Engine]++
 		assert.Equal(t, "hnswlib", r.Peer)
 		assert.Len(t, r.Rounds, 2)
 		if r.QPSRatio == nil {
 			assert.NotEmpty(t, r.Note, "a ratio missing without a reason")
 		}
 	}
+	assert.Equal(t, map[string]int{"hnsw": 2, "hnsw-f32": 2}, engines)
 	for _, r := range got.Rows {
 		assert.NotEqual(t, "faiss", r.Engine)
 	}

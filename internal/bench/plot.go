@@ -11,10 +11,11 @@ import (
 )
 
 var engineColours = map[string]color.RGBA{
-	"hnsw":    {R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
-	"hnswlib": {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
-	"faiss":   {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
-	"coder":   {R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+	"hnsw":     {R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	"hnsw-f32": {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	"hnswlib":  {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	"faiss":    {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	"coder":    {R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
 }
 
 // Plot draws recall@10 against single-thread queries/s (log scale), one
@@ -52,8 +53,11 @@ func Plot(rep Report, dataset, path string) error {
 		line.Color, points.Color = c, c
 		p.Add(line, points)
 		label := n
-		if n == "hnsw" {
+		switch n {
+		case "hnsw":
 			label = "mmdb"
+		case "hnsw-f32":
+			label = "mmdb, Float32Walk"
 		}
 		p.Legend.Add(label, line, points)
 	}

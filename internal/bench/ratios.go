@@ -12,15 +12,20 @@ import (
 // Targets are the recalls@10 at which q/s are compared.
 var Targets = []float64{0.95, 0.99}
 
-// mmdbEngine is the engine the side-by-side benchmark compares.
-const mmdbEngine = "hnsw"
+// MMDBEngines are the engines of mmdb the side-by-side benchmark can
+// compare with the peers: the default graph (walking on byte codes), and
+// the graph configured with hnsw.Config.Float32Walk (no codes: less
+// memory, slower out of cache).
+var MMDBEngines = []string{"hnsw", "hnsw-f32"}
 
 // Ratio is mmdb's q/s over a peer's at one recall, in each paired round
 // (both engines measured in the same round, one after the other) and the
 // median and range over the rounds.
 type Ratio struct {
 	Dataset string `json:"dataset"`
-	Peer    string `json:"peer"`
+	// Engine is the mmdb engine compared (one of MMDBEngines).
+	Engine string `json:"engine"`
+	Peer   string `json:"peer"`
 	// Allowed is the share of vectors a filter allowed (1: none).
 	Allowed float64 `json:"allowed"`
 	Recall  float64 `json:"recall"`
@@ -49,6 +54,7 @@ type Ratio struct {
 // more (what the threads buy).
 type BuildRatio struct {
 	Dataset string     `json:"dataset"`
+	Engine  string     `json:"engine"`
 	Peer    string     `json:"peer"`
 	Threads int        `json:"threads"`
 	Ratio   *float64   `json:"inserts_ratio"`
@@ -93,10 +99,11 @@ func curve(r Report, dataset, engine string, allowed float64) []Row {
 	return out
 }
 
-// mmdbAt is mmdb's q/s at a recall: along its graph sweep, or, filtered,
-// the exact scan's when that is faster (its recall is 1); and which.
-func mmdbAt(r Report, ds string, allowed, target float64) (float64, string, string) {
-	q, note := QPSAtRecall(curve(r, ds, mmdbEngine, allowed), target)
+// mmdbAt is mmdb's q/s at a recall: along engine's graph sweep, or,
+// filtered, the exact scan's when that is faster (its recall is 1); and
+// which.
+func mmdbAt(r Report, ds, engine string, allowed, target float64) (float64, string, string) {
+	q, note := QPSAtRecall(curve(r, ds, engine, allowed), target)
 	strategy := "graph"
 	if math.IsNaN(q) {
 		strategy = "-"
@@ -110,11 +117,11 @@ func mmdbAt(r Report, ds string, allowed, target float64) (float64, string, stri
 }
 
 // efFor is the ef a user would ask for to get target recall from mmdb's
-// graph with a filter keeping allowed: the smallest of round r's sweep
-// that reaches it, or hnsw.DefaultEfSearch when none does.
-func efFor(r Report, ds string, allowed, target float64) int {
+// graph (engine) with a filter keeping allowed: the smallest of round r's
+// sweep that reaches it, or hnsw.DefaultEfSearch when none does.
+func efFor(r Report, ds, engine string, allowed, target float64) int {
 	ef := 0
-	for _, x := range curve(r, ds, mmdbEngine, allowed) {
+	for _, x := range curve(r, ds, engine, allowed) {
 		if x.Recall >= target && (ef == 0 || x.Ef < ef) {
 			ef = x.Ef
 		}
@@ -150,27 +157,29 @@ func finite(x float64) *float64 {
 }
 
 // PairedRatios computes, from the reports of paired rounds (each round
-// holding mmdb's and the peers' runs), mmdb's q/s over each peer's at
-// every target recall, unfiltered and at every filter's allowed share, and
-// its insert rate over each peer's. sizes gives each dataset's vector
-// count, for the planner's choice on filtered searches.
+// holding mmdb's and the peers' runs), the q/s of each of mmdb's engines
+// that ran (MMDBEngines) over each peer's at every target recall,
+// unfiltered and at every filter's allowed share, and its insert rate over
+// each peer's. sizes gives each dataset's vector count, for the planner's
+// choice on filtered searches.
 func PairedRatios(rounds []Report, peers []string, sizes map[string]int) ([]Ratio, []BuildRatio) {
 	type key struct {
-		ds      string
-		allowed float64
+		ds, engine string
+		allowed    float64
 	}
 	var keys []key
-	var datasets []string
+	type dsEngine struct{ ds, engine string }
+	var datasets []dsEngine
 	for _, r := range rounds {
 		for _, x := range r.Rows {
-			if x.Engine != mmdbEngine {
+			if !slices.Contains(MMDBEngines, x.Engine) {
 				continue
 			}
-			if k := (key{x.Dataset, x.Allowed}); !slices.Contains(keys, k) {
+			if k := (key{x.Dataset, x.Engine, x.Allowed}); !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}
-			if !slices.Contains(datasets, x.Dataset) {
-				datasets = append(datasets, x.Dataset)
+			if d := (dsEngine{x.Dataset, x.Engine}); !slices.Contains(datasets, d) {
+				datasets = append(datasets, d)
 			}
 		}
 	}
@@ -178,17 +187,17 @@ func PairedRatios(rounds []Report, peers []string, sizes map[string]int) ([]Rati
 	for _, k := range keys {
 		for _, peer := range peers {
 			for _, target := range Targets {
-				q := Ratio{Dataset: k.ds, Peer: peer, Allowed: k.allowed, Recall: target}
+				q := Ratio{Dataset: k.ds, Engine: k.engine, Peer: peer, Allowed: k.allowed, Recall: target}
 				if k.allowed < 1 && len(rounds) > 0 {
 					n := sizes[k.ds]
 					q.Planner = "graph"
-					if float64(n)*k.allowed <= float64(hnsw.ExactCutoff(efFor(rounds[0], k.ds, k.allowed, target), n)) {
+					if float64(n)*k.allowed <= float64(hnsw.ExactCutoff(efFor(rounds[0], k.ds, k.engine, k.allowed, target), n)) {
 						q.Planner = "scan"
 					}
 				}
 				var notes []string
 				for _, r := range rounds {
-					m, strategy, mn := mmdbAt(r, k.ds, k.allowed, target)
+					m, strategy, mn := mmdbAt(r, k.ds, k.engine, k.allowed, target)
 					peerRows := curve(r, k.ds, peer, k.allowed)
 					p, pn := QPSAtRecall(peerRows, target)
 					if len(peerRows) == 0 && k.allowed < 1 {
@@ -211,27 +220,28 @@ func PairedRatios(rounds []Report, peers []string, sizes map[string]int) ([]Rati
 		}
 	}
 	var builds []BuildRatio
-	for _, ds := range datasets {
+	for _, d := range datasets {
 		for _, peer := range peers {
-			builds = append(builds, buildRatios(rounds, ds, peer)...)
+			builds = append(builds, buildRatios(rounds, d.ds, d.engine, peer)...)
 		}
 	}
 	return ratios, builds
 }
 
-// buildRatios compares insert rates per thread count, round by round.
-func buildRatios(rounds []Report, ds, peer string) []BuildRatio {
+// buildRatios compares engine's insert rates with peer's per thread
+// count, round by round.
+func buildRatios(rounds []Report, ds, engine, peer string) []BuildRatio {
 	var threads []int
 	for _, r := range rounds {
 		for _, b := range r.Builds {
-			if b.Dataset == ds && b.Engine == mmdbEngine && !slices.Contains(threads, b.Threads) {
+			if b.Dataset == ds && b.Engine == engine && !slices.Contains(threads, b.Threads) {
 				threads = append(threads, b.Threads)
 			}
 		}
 	}
 	var out []BuildRatio
 	for _, th := range threads {
-		br := BuildRatio{Dataset: ds, Peer: peer, Threads: th}
+		br := BuildRatio{Dataset: ds, Engine: engine, Peer: peer, Threads: th}
 		for _, r := range rounds {
 			var m, p float64 = math.NaN(), math.NaN()
 			for _, b := range r.Builds {
@@ -243,7 +253,7 @@ func buildRatios(rounds []Report, ds, peer string) []BuildRatio {
 					rate = b.InsertsPerCPUSec
 				}
 				switch b.Engine {
-				case mmdbEngine:
+				case engine:
 					m = rate
 				case peer:
 					p = rate
@@ -260,17 +270,17 @@ func buildRatios(rounds []Report, ds, peer string) []BuildRatio {
 // RatiosMarkdown renders the paired ratios as two tables.
 func RatiosMarkdown(ratios []Ratio, builds []BuildRatio) string {
 	var b strings.Builder
-	b.WriteString("| dataset | peer | allowed | recall@10 | mmdb/peer q/s per CPU-s: median | range | rounds | mmdb's faster strategy per round; the planner's | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| dataset | mmdb engine | peer | allowed | recall@10 | mmdb/peer q/s per CPU-s: median | range | rounds | mmdb's faster strategy per round; the planner's | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range ratios {
 		strategy := ""
 		if r.Planner != "" {
 			strategy = strings.Join(r.Strategies, " ") + "; " + r.Planner
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f%% | %.2f | %s | %s | %s | %s | %s |\n", r.Dataset, r.Peer, 100*r.Allowed, r.Recall, ratioText(r.QPSRatio), rangeText(r.Min, r.Max), roundsText(r.Rounds), strategy, r.Note)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f%% | %.2f | %s | %s | %s | %s | %s |\n", r.Dataset, r.Engine, r.Peer, 100*r.Allowed, r.Recall, ratioText(r.QPSRatio), rangeText(r.Min, r.Max), roundsText(r.Rounds), strategy, r.Note)
 	}
-	b.WriteString("\n| dataset | peer | build threads | mmdb/peer inserts (1 thread: per CPU-s; more: per wall s): median | range | rounds |\n| --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("\n| dataset | mmdb engine | peer | build threads | mmdb/peer inserts (1 thread: per CPU-s; more: per wall s): median | range | rounds |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range builds {
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s |\n", r.Dataset, r.Peer, r.Threads, ratioText(r.Ratio), rangeText(r.Min, r.Max), roundsText(r.Rounds))
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %s | %s | %s |\n", r.Dataset, r.Engine, r.Peer, r.Threads, ratioText(r.Ratio), rangeText(r.Min, r.Max), roundsText(r.Rounds))
 	}
 	return b.String()
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"runtime"
 	"testing"
@@ -104,7 +105,35 @@ func TestPairedRatios(t *testing.T) {
 	assert.Contains(t, string(b), `"qps_ratio":1.5`)
 
 	md := RatiosMarkdown(ratios, builds)
-	assert.Contains(t, md, "| d | hnswlib | 100% | 0.95 | 1.50 | 1.00-2.00 | 1.00 2.00 - |")
+	assert.Contains(t, md, "| d | hnsw | hnswlib | 100% | 0.95 | 1.50 | 1.00-2.00 | 1.00 2.00 - |")
+}
+
+// With both of mmdb's engines in the rounds, each is compared with the
+// peer on its own curve and its own builds, and says which it is.
+func TestPairedRatiosPerEngine(t *testing.T) {
+	var r Report
+	r.Rows = append(r.Rows, rows("hnsw", [3]float64{10, 0.90, 3000}, [3]float64{20, 1.0, 1500})...)
+	r.Rows = append(r.Rows, rows("hnsw-f32", [3]float64{10, 0.90, 2000}, [3]float64{20, 1.0, 1000})...)
+	r.Rows = append(r.Rows, rows("hnswlib", [3]float64{10, 0.90, 1000}, [3]float64{20, 1.0, 500})...)
+	r.Builds = []Build{
+		{Dataset: "d", Engine: "hnsw", Threads: 1, InsertsPerCPUSec: 300},
+		{Dataset: "d", Engine: "hnsw-f32", Threads: 1, InsertsPerCPUSec: 150},
+		{Dataset: "d", Engine: "hnswlib", Threads: 1, InsertsPerCPUSec: 100},
+	}
+	ratios, builds := PairedRatios([]Report{r, r}, []string{"hnswlib"}, map[string]int{"d": 1000})
+	require.Len(t, ratios, 4)
+	got := map[string]float64{}
+	for _, q := range ratios {
+		require.NotNil(t, q.QPSRatio, "%s at %.2f: %s", q.Engine, q.Recall, q.Note)
+		got[fmt.Sprintf("%s %.2f", q.Engine, q.Recall)] = *q.QPSRatio
+	}
+	assert.InDeltaMapValues(t, map[string]float64{"hnsw 0.95": 3, "hnsw 0.99": 3, "hnsw-f32 0.95": 2, "hnsw-f32 0.99": 2}, got, 1e-9)
+	require.Len(t, builds, 2)
+	assert.Equal(t, "hnsw", builds[0].Engine)
+	assert.InDelta(t, 3.0, *builds[0].Ratio, 1e-9)
+	assert.Equal(t, "hnsw-f32", builds[1].Engine)
+	assert.InDelta(t, 1.5, *builds[1].Ratio, 1e-9)
+	assert.Contains(t, RatiosMarkdown(ratios, builds), "| d | hnsw-f32 | hnswlib | 1 | 1.50 |")
 }
 
 // The JSON of a report never fails on a figure that was not measured.
