@@ -207,7 +207,7 @@ func (h *HNSW) relink(u uint32, seen []bool, indeg []uint32, sc *searcher) {
 			}
 		}
 		sortLinks(cands, u)
-		h.setLinks(u, l, h.selectNeighbours(nil, cands, h.capAt(l)))
+		h.setLinks(u, l, h.selectNeighbours(u, nil, cands, h.capAt(l)))
 	}
 	for l := len(neigh) - 1; l >= 0; l-- {
 		for _, n := range neigh[l] {
