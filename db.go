@@ -58,10 +58,11 @@ type Options struct {
 	// order; links are chosen on distances between codes. A loaded 128-d
 	// graph then holds about 300 bytes a vector instead of 810, at
 	// 0.61-0.77x the queries per second at ef 16-32 (the lower end at ef
-	// 16, where each vector read back, a search of the file's B+tree,
-	// costs as much as a tenth of the search) and recall within 0.004 of
-	// the default's where both walk the graph (BENCHMARKS.md, "Seventh
-	// round", "Eleventh round" and "Twelfth round"). Opening reads each vector once, to
+	// 16, where the ten or so vectors read back, each a search of the
+	// file's B+tree, cost about as much as a whole default search) and
+	// recall within 0.004 of the default's where both walk the graph
+	// (BENCHMARKS.md, "Seventh round", "Eleventh round" and "Twelfth
+	// round"). Opening reads each vector once, to
 	// compute its codes, without holding them all: a 128-d Open peaks near
 	// 370 bytes a vector (880 by default), a rebuild near 480. A search,
 	// Evaluate, Align or Calibrate whose vectors cannot be read back (the

@@ -35,12 +35,14 @@ type Config struct {
 	// it a graph holds less than hnswlib's memory (resident 720 bytes a
 	// vector at 128-d against 864 and hnswlib's 784; 2,260 at 512-d
 	// against 2,813 and 2,313). Its searches are level with the default's
-	// while the vectors fit the CPU's last-level cache, 0.58-0.68x as fast
-	// where the codes fit it and the vectors do not (100k x 128 or 50k x
-	// 512 on 32 MiB), and 0.87-0.96x where neither does (1M x 128): 1.14-
-	// 1.74x hnswlib's q/s at recall 0.95-0.99 throughout. Builds are
-	// 0.66-0.86x as fast (BENCHMARKS.md, "Twelfth round", on AMD Zen 4).
-	// Source goes further, keeping the codes and not the vectors.
+	// while the vectors fit in 4 MiB (where the default walks on float32
+	// too), 0.58-0.68x as fast where the codes fit the CPU's last-level
+	// cache and the vectors do not (100k x 128 or 50k x 512 on 32 MiB),
+	// and 0.90-0.93x where neither does (1M x 128), at equal recall; that
+	// is 1.14 to 1.74x hnswlib's q/s at recall 0.95-0.99 throughout. Builds
+	// are level in cache and 0.66-0.86x as fast out of it (BENCHMARKS.md,
+	// "Twelfth round", on AMD Zen 4). Source goes further, keeping the
+	// codes and not the vectors.
 	Float32Walk bool
 	// Source, when set, holds the graph's float32 vectors instead of the
 	// graph (a low-memory mode): the graph keeps its byte codes and links,

@@ -178,9 +178,12 @@ func (f benchFlags) config(stderr io.Writer) (bench.Config, []string, error) {
 		cfg.Progress = stderr
 	}
 	if f.peers && f.enginesSet {
-		for _, e := range cfg.Engines {
+		for i, e := range cfg.Engines {
 			if !slices.Contains(bench.MMDBEngines, e) {
 				return bench.Config{}, nil, fmt.Errorf("%w: with --peers, --engines takes %s, not %q", errUsage, strings.Join(bench.MMDBEngines, " and "), e)
+			}
+			if slices.Contains(cfg.Engines[:i], e) {
+				return bench.Config{}, nil, fmt.Errorf("%w: --engines names %s twice", errUsage, e)
 			}
 		}
 	}
@@ -276,17 +279,19 @@ func comparePeers(ctx context.Context, harness string, d bench.Dataset, cfg benc
 	}
 	runs := make([]bench.Report, reps)
 	for r := range reps {
-		// Alternate who goes first, so neither always runs on a warmer
-		// (or more throttled) machine.
-		order := append([]string{"mmdb"}, peers...)
+		// Alternate who goes first, so none always runs on a warmer (or
+		// more throttled) machine: each of mmdb's engines is one entry.
+		order := append(slices.Clone(cfg.Engines), peers...)
 		if r%2 == 1 {
 			slices.Reverse(order)
 		}
 		for _, engine := range order {
 			fmt.Fprintf(log, "%s: round %d/%d: %s\n", d.Name, r+1, reps, engine)
 			var rep bench.Report
-			if engine == "mmdb" {
-				rep, err = bench.Run(ctx, d, cfg)
+			if slices.Contains(bench.MMDBEngines, engine) {
+				one := cfg
+				one.Engines = []string{engine}
+				rep, err = bench.Run(ctx, d, one)
 			} else {
 				rep, err = bench.RunPeer(ctx, harness, engine, dir, d, cfg)
 			}

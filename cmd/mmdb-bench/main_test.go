@@ -40,6 +40,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"unknown dataset", []string{"--data", "nope"}, 2, "", `unknown dataset "nope"`},
 		{"unknown engine", []string{"--data", "tiny", "--engines", "nope", "--quiet"}, 1, "", `unknown engine "nope"`},
 		{"peers take mmdb's graphs only", []string{"--peers", "--engines", "hnsw,flat", "--data", "tiny"}, 2, "", `with --peers, --engines takes hnsw and hnsw-f32, not "flat"`},
+		{"an engine twice", []string{"--peers", "--engines", "hnsw,hnsw", "--data", "tiny"}, 2, "", "--engines names hnsw twice"},
 		{"unknown peer", []string{"--peers", "--with", "annoy", "--data", "tiny"}, 2, "", `unknown peer "annoy"`},
 		{"bad filter", []string{"--filters", "0", "--data", "tiny"}, 2, "", `filter "0" is not a percentage`},
 		// 100% would land in the unfiltered rows; 33% and 34% are both every third ID.

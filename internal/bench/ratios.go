@@ -100,15 +100,15 @@ func curve(r Report, dataset, engine string, allowed float64) []Row {
 }
 
 // mmdbAt is mmdb's q/s at a recall: along engine's graph sweep, or,
-// filtered, the exact scan's when that is faster (its recall is 1); and
-// which.
+// filtered, the exact scan's through the same index when that is faster
+// (its recall is 1); and which.
 func mmdbAt(r Report, ds, engine string, allowed, target float64) (float64, string, string) {
 	q, note := QPSAtRecall(curve(r, ds, engine, allowed), target)
 	strategy := "graph"
 	if math.IsNaN(q) {
 		strategy = "-"
 	}
-	for _, s := range curve(r, ds, ScanEngine, allowed) {
+	for _, s := range curve(r, ds, ScanEngineOf(engine), allowed) {
 		if s.Recall >= target && (math.IsNaN(q) || s.QPS > q) {
 			q, note, strategy = s.QPS, "", "scan"
 		}

@@ -236,3 +236,35 @@ func TestFilteredRecallWithFewerThanK(t *testing.T) {
 	assert.Equal(t, 1, bitmap, "the walk given a bitmap")
 	assert.Equal(t, 1, unfiltered)
 }
+
+// Filtered, each engine's figure is the faster of its own walk and its own
+// scan: Float32Walk's ratio never borrows the default index's scan.
+func TestPairedRatiosFilteredPerEngine(t *testing.T) {
+	const allowed = 0.1
+	var r Report
+	add := func(engine string, pts ...[3]float64) {
+		for _, x := range rows(engine, pts...) {
+			x.Allowed = allowed
+			r.Rows = append(r.Rows, x)
+		}
+	}
+	add("hnsw", [3]float64{10, 0.90, 1000}, [3]float64{20, 1.0, 600})
+	add("hnsw-f32", [3]float64{10, 0.90, 500}, [3]float64{20, 1.0, 300})
+	add("hnswlib", [3]float64{10, 0.90, 500}, [3]float64{20, 1.0, 300})
+	r.Rows = append(r.Rows,
+		Row{Dataset: "d", Engine: ScanEngineOf("hnsw"), Allowed: allowed, Recall: 1, QPS: 2000},
+		Row{Dataset: "d", Engine: ScanEngineOf("hnsw-f32"), Allowed: allowed, Recall: 1, QPS: 200},
+		Row{Dataset: "d", Engine: BitmapEngine, Allowed: allowed, Recall: 1, QPS: 9000})
+	ratios, _ := PairedRatios([]Report{r}, []string{"hnswlib"}, map[string]int{"d": 100_000})
+	got := map[string]string{}
+	for _, q := range ratios {
+		if q.Recall == 0.95 {
+			require.NotNil(t, q.QPSRatio, q.Engine)
+			got[q.Engine] = fmt.Sprintf("%.2f %v", *q.QPSRatio, q.Strategies)
+		}
+	}
+	// At 0.95: the default's scan (2000) beats its walk (800), over the
+	// peer's 400; Float32Walk's walk (400) beats its own scan (200).
+	assert.Equal(t, map[string]string{"hnsw": "5.00 [scan]", "hnsw-f32": "1.00 [graph]"}, got)
+	assert.Equal(t, "hnsw-f32-scan", ScanEngineOf("hnsw-f32"))
+}
