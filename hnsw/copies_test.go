@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -139,7 +140,7 @@ func TestCopiesKeepExits(t *testing.T) {
 // copies cost: the longest single Add (the periodic checks run inside
 // one), the re-links those checks made, the nodes no search reaches after
 // the build, and recall@10 at ef 64 over 300 queries, half of them near
-// the copies (ties count as hits). About 15 s an op:
+// the copies (ties count as hits). About 6 s an op:
 //
 //	go test -run '^$' -bench Copies -benchtime 1x ./hnsw
 func BenchmarkCopies(b *testing.B) {
@@ -241,6 +242,83 @@ func TestSelectNeighboursCapsCopies(t *testing.T) {
 			got := g.selectNeighbours(base, nil, tc.cands, tc.m)
 			assert.Len(t, got, tc.want)
 			assert.Equal(t, tc.copies, countCopies(got))
+		})
+	}
+}
+
+// An item re-added with its vector unchanged is a copy of its old node
+// while that one is live: the new node must take the old one's in-links
+// as any node would (it is at distance 0 from them), not be refused as a
+// copy by full lists. Refused, recall@10 fell from 0.73-0.74 to 0.71 at
+// ef 32 after 5,000 such updates of 10,000 64-d vectors (a review). Here
+// the re-added nodes kept 1,397 of 1,655 in-links (as before copies were
+// handled at all: the old node's place goes to the best candidate), and
+// 1,115 when refused.
+func TestSameVectorUpdateTakesInLinks(t *testing.T) {
+	const n, dim = 2000, 16
+	data, _ := copiesData(n, dim, 3)
+	for i := 0; i < n; i += 10 { // no copies here
+		data[i] = append([]float32(nil), data[i+1]...)
+		data[i][0] += 1
+	}
+	g := NewHNSW(dim, modality.L2, Config{M: 4, Seed: 1})
+	for i, v := range data {
+		require.NoError(t, g.Add(uint32(i), v))
+	}
+	inDegree := func(id uint32) int {
+		s, ok := g.slotOf.get(id)
+		require.True(t, ok)
+		d := 0
+		for x := range g.used {
+			if g.isDead(uint32(x)) {
+				continue
+			}
+			b := g.block(uint32(x), 0)
+			if slices.Contains(b[1:b[0]+1], s) {
+				d++
+			}
+		}
+		return d
+	}
+	before, after := 0, 0
+	for id := uint32(1); id < n; id += 7 {
+		before += inDegree(id)
+		require.NoError(t, g.Add(id, data[id]))
+		after += inDegree(id)
+	}
+	assert.GreaterOrEqual(t, float64(after), 0.8*float64(before), "in-links of re-added nodes: %d before, %d after", before, after)
+}
+
+// Deleting copies, or re-adding them unchanged, re-links the lists that
+// held them: run again, the heuristic cut a list of copies to half and
+// refilled it in hash order, and deleting 967 of 2,000 copies left 692 of
+// the rest unreachable (764 when they were re-added instead; a review).
+// A deleted copy now gives its place to one of its own copies, and a list
+// keeps the copies it has.
+func TestCopiesSurviveDeletes(t *testing.T) {
+	const n, dim = 20_000, 16
+	data, dup := copiesData(n, dim, 1)
+	for _, readd := range []bool{false, true} {
+		t.Run(map[bool]string{false: "deleted", true: "re-added"}[readd], func(t *testing.T) {
+			g := NewHNSW(dim, modality.L2, Config{Seed: 1})
+			for i, v := range data {
+				require.NoError(t, g.Add(uint32(i), v))
+			}
+			r := rand.New(rand.NewPCG(4, 4))
+			changed := 0
+			for i := 0; i < n; i += 10 {
+				if r.IntN(2) == 0 {
+					continue
+				}
+				if readd {
+					require.NoError(t, g.Add(uint32(i), dup))
+				} else {
+					require.True(t, g.Delete(uint32(i)))
+				}
+				changed++
+			}
+			require.Greater(t, changed, 900)
+			assert.LessOrEqual(t, len(g.Unreachable()), 20, "nodes cut off")
 		})
 	}
 }

@@ -502,7 +502,7 @@ func (h *HNSW) insert(slot, id uint32, vec []float32, level int) {
 		}
 	}
 	if len(neigh) > 0 {
-		h.hangCopy(slot, neigh[0])
+		h.hangCopy(slot, neigh[0], sc)
 	}
 	if level > int(ep>>32) {
 		h.entry.Store(uint64(level)<<32 | uint64(slot))
@@ -679,7 +679,7 @@ func (h *HNSW) searchHeaps(q *query, eps []Result, ef, l int, allow *allowed, sk
 // them could not leave, and recall@10 at ef 64 was 0.67 (BenchmarkCopies;
 // copies.go).
 func (h *HNSW) selectNeighbours(base uint32, out, cands []Result, m int) []Result {
-	if len(cands) <= m {
+	if len(out)+len(cands) <= m {
 		return append(out, cands...)
 	}
 	buf := h.getPairBuf()
@@ -765,10 +765,12 @@ func (h *HNSW) addLink(node, newSlot uint32, d float32, l int) {
 		atomic.StoreUint32(&b[0], uint32(n+1))
 		return
 	}
-	if h.copyOf(node, newSlot) {
-		// A full list keeps the copies it has: one taken for the new
-		// copy would lose what may be its only in-link. The new copy
-		// is hung elsewhere (hangCopy).
+	if h.copyOf(node, newSlot) && h.copiesIn(node, b[1:n+1]) >= h.capAt(l)/2 {
+		// A full list that holds its share of copies keeps them: one
+		// taken for the new copy would lose what may be its only
+		// in-link. The new copy is hung elsewhere (hangCopy). (With
+		// fewer, the new copy competes as any node: an item re-added
+		// with its vector unchanged takes the old node's place.)
 		return
 	}
 	buf := h.getPairBuf()
@@ -1099,6 +1101,10 @@ func (h *HNSW) replaceLink(n, d uint32, dn []uint32, l int) {
 	if !found {
 		return
 	}
+	if h.copiesIn(n, b[1:cnt+1]) > 0 {
+		h.replaceAmongCopies(n, d, dn, l, b, cands)
+		return
+	}
 	for _, s := range dn {
 		if s == n || s == d || h.isDead(s) || seen(s) {
 			continue
@@ -1215,6 +1221,8 @@ type searcher struct {
 	// garbage.
 	neigh [][]Result
 	ep    [1]Result
+	// hang is hangCopy's queue of copies to look through.
+	hang []uint32
 	// What a search of a graph with a Config.Source reads back: the
 	// slots, their IDs, their vectors and whether each was found.
 	srcSlots, srcIDs []uint32
