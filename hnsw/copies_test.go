@@ -63,6 +63,9 @@ func unitCopies(vs [][]float32) [][]float32 {
 // at most half of a list, a full list keeps the copies it has, and a new
 // copy is hung from a copy with room.
 func TestCopiesKeepExits(t *testing.T) {
+	if raceEnabled {
+		t.Skip("one goroutine building 20,000 nodes: nothing for the race detector (TestRepairIdenticalVectors has concurrent copies), and 20x slower under it")
+	}
 	const n, dim = 20_000, 16
 	data, dup := copiesData(n, dim, 1)
 	queries, _ := copiesData(200, dim, 2)
@@ -296,6 +299,9 @@ func TestSameVectorUpdateTakesInLinks(t *testing.T) {
 // A deleted copy now gives its place to one of its own copies, and a list
 // keeps the copies it has.
 func TestCopiesSurviveDeletes(t *testing.T) {
+	if raceEnabled {
+		t.Skip("one goroutine building 20,000 nodes: nothing for the race detector (TestRepairIdenticalVectors has concurrent copies), and 20x slower under it")
+	}
 	const n, dim = 20_000, 16
 	data, dup := copiesData(n, dim, 1)
 	for _, readd := range []bool{false, true} {
