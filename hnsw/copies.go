@@ -103,8 +103,9 @@ func (h *HNSW) copiesIn(base uint32, links []uint32) int {
 }
 
 // replaceAmongCopies is replaceLink for a list (b, node n's on layer l,
-// whose lock is held) that holds copies of n's vector, when d, one of its links, was
-// deleted; rest holds n's other links with their distances. The heuristic
+// whose lock is held) that holds copies of n's vector, when d, one of its
+// links, was deleted; rest holds n's other links with their distances.
+// The heuristic
 // run again over n's links and d's (dn) would keep half a list of copies
 // and refill it in hash order, dropping copies that may hold another
 // copy's only in-link: deleting a thousand of 2,000 copies left 692 of the

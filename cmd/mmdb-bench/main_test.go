@@ -46,6 +46,7 @@ func TestRunExitCodes(t *testing.T) {
 		// 100% would land in the unfiltered rows; 33% and 34% are both every third ID.
 		{"unfiltered filter", []string{"--filters", "100", "--data", "tiny"}, 2, "", `filter "100" is not a percentage in (0, 50]`},
 		{"same allow-list twice", []string{"--filters", "33,34", "--data", "tiny"}, 2, "", "the same allow-list twice (every 3-th ID)"},
+		{"Float32Walk scans through its own index", []string{"--data", "tiny", "--engines", "hnsw-f32", "--ef", "16", "--filter-ef", "16", "--filters", "10", "--threads", "1", "--quiet"}, 0, "| tiny | hnsw-f32-scan | exact | 10% | 1.000 |", ""},
 		{"filtered rows", []string{"--data", "tiny", "--engines", "hnsw", "--ef", "16", "--filter-ef", "16", "--filters", "10", "--threads", "1", "--quiet"}, 0, "| tiny | hnsw-scan | exact | 10% | 1.000 |", ""},
 		// The subcommand of old: a usage error that says what to do.
 		{"argument", []string{"bench", "--data", "tiny"}, 2, "", "flags only"},
